@@ -1,0 +1,116 @@
+"""Append-only audit log: every event carries the hash of the one before it.
+
+Events are written in the same transaction as the change they describe, so an
+issuance without its audit entry cannot commit (if the log cannot be written,
+issuance stops). `verify_chain` walks the log and finds any edited, deleted or
+inserted row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from ca.store.tables import audit_head, audit_log
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    actor: str
+    action: str  # certificate.intent, certificate.issued, certificate.revoked...
+    target: str  # "issuing-ca/3f2a..." or "request/12"
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def event_hash(prev_hash: str, seq: int, at: dt.datetime, event: AuditEvent) -> str:
+    body = json.dumps(
+        {
+            "seq": seq,
+            "at": at.astimezone(dt.timezone.utc).isoformat(),
+            "actor": event.actor,
+            "action": event.action,
+            "target": event.target,
+            "details": event.details,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def append_events(conn: Connection, events: Iterable[AuditEvent], at: dt.datetime) -> None:
+    """Chain and insert events; the head row lock serialises writers across processes."""
+    events = list(events)
+    if not events:
+        return
+    at = at.replace(microsecond=(at.microsecond // 1000) * 1000)  # survive every backend's precision
+    head = conn.execute(
+        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    ).first()
+    if head is None:
+        seq, prev = 0, GENESIS
+        conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
+    else:
+        seq, prev = head.seq, head.hash
+    rows = []
+    for event in events:
+        seq += 1
+        digest = event_hash(prev, seq, at, event)
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": event.actor,
+                "action": event.action,
+                "target": event.target,
+                "details": json.dumps(event.details, sort_keys=True, separators=(",", ":"), default=str),
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    conn.execute(insert(audit_log), rows)
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_chain(conn: Connection, batch: int = 5000) -> ChainReport:
+    """Recompute every hash; report gaps in sequence numbers and broken links."""
+    problems: list[str] = []
+    expected_seq, prev, count, last = 1, GENESIS, 0, 0
+    query = select(audit_log).order_by(audit_log.c.seq)
+    for row in conn.execution_options(yield_per=batch).execute(query):
+        count += 1
+        if row.seq != expected_seq:
+            problems.append(f"sequence gap: expected {expected_seq}, found {row.seq}")
+        if row.prev_hash != prev:
+            problems.append(f"event {row.seq}: prev_hash does not match event {row.seq - 1}")
+        event = AuditEvent(row.actor, row.action, row.target, json.loads(row.details))
+        digest = event_hash(row.prev_hash, row.seq, row.at, event)
+        if digest != row.hash:
+            problems.append(f"event {row.seq}: content does not match its hash (edited)")
+        expected_seq, prev, last = row.seq + 1, row.hash, row.seq
+        if len(problems) > 100:
+            break
+    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+    if head is not None and (head.seq != last or (count and head.hash != prev)):
+        problems.append(f"head says event {head.seq} is last, the log ends at {last} (rows deleted)")
+    return ChainReport(count, tuple(problems))

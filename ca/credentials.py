@@ -1,0 +1,197 @@
+"""Protocol credentials kept in the store: EST users, SCEP challenges, CMP secrets, ACME EAB keys.
+
+Each credential belongs to one protocol and authorizes only that protocol's
+flow (RELIABILITY §1.9). Every check fails closed: a storage error while
+checking or consuming a credential rejects the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from ca.audit import AuditEvent
+from ca.store.db import Database, Tx
+from ca.store.tables import credentials
+
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, salt_b64, digest_b64 = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b64), dklen=32, **_SCRYPT)
+    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+
+
+def challenge_key(challenge: str) -> str:
+    """Random challenges have full entropy: a plain SHA-256 is a safe lookup key."""
+    return hashlib.sha256(challenge.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Credential:
+    id: int
+    protocol: str
+    kind: str
+    key_id: str
+    profile: str | None
+    identities: tuple[str, ...]
+    one_time: bool
+    bound_to: str | None
+    secret: bytes | None
+
+
+def _to_credential(row: object) -> Credential:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return Credential(
+        id=mapping["id"],
+        protocol=mapping["protocol"],
+        kind=mapping["kind"],
+        key_id=mapping["key_id"],
+        profile=mapping["profile"],
+        identities=tuple(json.loads(mapping["identities"] or "[]")),
+        one_time=bool(mapping["one_time"]),
+        bound_to=mapping["bound_to"],
+        secret=mapping["secret"],
+    )
+
+
+class CredentialStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _now(self) -> dt.datetime:
+        return self.db.clock.now()
+
+    async def _create(self, values: dict[str, object], actor: str) -> int:
+        event = AuditEvent(actor, "credential.created", f"{values['protocol']}/{values['kind']}",
+                           {"key_id": values["key_id"] if values["kind"] != "challenge" else "(hashed)",
+                            "profile": values.get("profile")})
+
+        def w(tx: Tx) -> int:
+            result = tx.conn.execute(insert(credentials).values(**values).returning(credentials.c.id))
+            tx.audit(event)
+            return int(result.scalar_one())
+
+        return await self.db.write(w)
+
+    async def create_password(self, protocol: str, username: str, password: str, *, profile: str | None = None,
+                              identities: tuple[str, ...] = (), actor: str = "operator") -> int:
+        return await self._create({
+            "protocol": protocol, "kind": "password", "key_id": username,
+            "secret_hash": hash_password(password), "profile": profile,
+            "identities": json.dumps(list(identities)), "one_time": False, "created_at": self._now(),
+        }, actor)
+
+    async def verify_password(self, protocol: str, username: str, password: str) -> Credential | None:
+        def q(conn: Connection) -> tuple[object, str] | None:
+            row = conn.execute(select(credentials).where(
+                credentials.c.protocol == protocol, credentials.c.key_id == username,
+                credentials.c.kind == "password", credentials.c.revoked_at.is_(None))).first()
+            return (row, row.secret_hash) if row else None
+
+        found = await self.db.read(q)
+        if found is None:
+            check_password(password, hash_password("x"))  # same work whether or not the user exists
+            return None
+        row, stored = found
+        return _to_credential(row) if check_password(password, stored) else None
+
+    async def create_challenge(self, protocol: str, *, profile: str | None = None,
+                               identities: tuple[str, ...] = (), one_time: bool = True,
+                               ttl: dt.timedelta | None = dt.timedelta(hours=1),
+                               actor: str = "operator") -> str:
+        challenge = secrets.token_urlsafe(24)
+        await self._create({
+            "protocol": protocol, "kind": "challenge", "key_id": challenge_key(challenge),
+            "profile": profile, "identities": json.dumps(list(identities)), "one_time": one_time,
+            "expires_at": self._now() + ttl if ttl else None, "created_at": self._now(),
+        }, actor)
+        return challenge
+
+    async def consume_challenge(self, protocol: str, challenge: str) -> Credential | None:
+        """Accept a challenge at most once across all processes (SEC-02); None if not valid."""
+        key = challenge_key(challenge)
+        now = self._now()
+
+        def w(tx: Tx) -> Credential | None:
+            row = tx.conn.execute(select(credentials).where(
+                credentials.c.protocol == protocol, credentials.c.key_id == key,
+                credentials.c.kind == "challenge", credentials.c.revoked_at.is_(None))).first()
+            if row is None or (row.expires_at is not None and row.expires_at <= now):
+                return None
+            if row.one_time:
+                result = tx.conn.execute(update(credentials).where(
+                    credentials.c.id == row.id, credentials.c.used_at.is_(None)).values(used_at=now))
+                if result.rowcount != 1:
+                    return None
+                tx.audit(AuditEvent("system", "credential.used", f"{protocol}/challenge", {"id": row.id}))
+            return _to_credential(row)
+
+        return await self.db.write(w)
+
+    async def create_mac_key(self, protocol: str, *, key_id: str | None = None, profile: str | None = None,
+                             identities: tuple[str, ...] = (), actor: str = "operator",
+                             secret: bytes | None = None) -> tuple[str, bytes]:
+        key_id = key_id or secrets.token_urlsafe(16)
+        secret = secret or secrets.token_bytes(32)
+        await self._create({
+            "protocol": protocol, "kind": "mac-key", "key_id": key_id, "secret": secret,
+            "profile": profile, "identities": json.dumps(list(identities)), "one_time": False,
+            "created_at": self._now(),
+        }, actor)
+        return key_id, secret
+
+    async def get_mac_key(self, protocol: str, key_id: str) -> Credential | None:
+        def q(conn: Connection) -> Credential | None:
+            row = conn.execute(select(credentials).where(
+                credentials.c.protocol == protocol, credentials.c.key_id == key_id,
+                credentials.c.kind == "mac-key", credentials.c.revoked_at.is_(None))).first()
+            return _to_credential(row) if row else None
+
+        return await self.db.read(q)
+
+    async def bind(self, protocol: str, key_id: str, bound_to: str) -> bool:
+        """Bind a credential to one principal (an ACME account) once; False if already bound."""
+        def w(tx: Tx) -> bool:
+            result = tx.conn.execute(update(credentials).where(
+                credentials.c.protocol == protocol, credentials.c.key_id == key_id,
+                credentials.c.bound_to.is_(None), credentials.c.revoked_at.is_(None)).values(bound_to=bound_to))
+            if result.rowcount == 1:
+                tx.audit(AuditEvent(bound_to, "credential.bound", f"{protocol}/{key_id}"))
+                return True
+            return False
+
+        return await self.db.write(w)
+
+    async def revoke(self, protocol: str, key_id: str, actor: str = "operator") -> bool:
+        now = self._now()
+
+        def w(tx: Tx) -> bool:
+            result = tx.conn.execute(update(credentials).where(
+                credentials.c.protocol == protocol, credentials.c.key_id == key_id,
+                credentials.c.revoked_at.is_(None)).values(revoked_at=now))
+            if result.rowcount:
+                tx.audit(AuditEvent(actor, "credential.revoked", f"{protocol}/{key_id}"))
+            return bool(result.rowcount)
+
+        return await self.db.write(w)

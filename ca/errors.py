@@ -1,0 +1,89 @@
+"""Why the core refused something, in protocol-neutral words.
+
+Each protocol maps `FailureReason` to its own wire form (ACME problem type,
+EST status, SCEP failInfo, CMP PKIFailureInfo) in its ``errors.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class FailureReason(enum.Enum):
+    MALFORMED = "malformed"
+    BAD_CSR = "bad_csr"
+    BAD_ALGORITHM = "bad_algorithm"
+    BAD_PUBLIC_KEY = "bad_public_key"
+    BAD_SIGNATURE = "bad_signature"
+    BAD_TIME = "bad_time"
+    UNAUTHORIZED = "unauthorized"
+    REJECTED_BY_POLICY = "rejected_by_policy"
+    UNKNOWN_CERTIFICATE = "unknown_certificate"
+    ALREADY_REVOKED = "already_revoked"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class CAError(Exception):
+    """A refusal. ``peer_caused`` says whether the detail may be shown to the peer."""
+
+    reason: FailureReason = FailureReason.INTERNAL
+    peer_caused: bool = True
+
+    def __init__(self, detail: str, reason: FailureReason | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if reason is not None:
+            self.reason = reason
+
+    def public_detail(self) -> str:
+        """What the peer may read: our own faults are not described to outsiders."""
+        if self.peer_caused:
+            return self.detail
+        return "the CA cannot process this request now; try again later"
+
+
+class PolicyViolation(CAError):
+    """A profile rule refused the request; the detail names the profile and rule."""
+
+    reason = FailureReason.REJECTED_BY_POLICY
+
+
+class BadRequest(CAError):
+    reason = FailureReason.MALFORMED
+
+
+class NotAuthorized(CAError):
+    reason = FailureReason.UNAUTHORIZED
+
+
+class UnknownCertificate(CAError):
+    reason = FailureReason.UNKNOWN_CERTIFICATE
+
+
+class AlreadyRevoked(CAError):
+    reason = FailureReason.ALREADY_REVOKED
+
+
+class SignerUnavailable(CAError):
+    """The key backend (HSM, key file) cannot sign now. Retry later."""
+
+    reason = FailureReason.UNAVAILABLE
+    peer_caused = False
+
+
+class StoreUnavailable(CAError):
+    """The database cannot be reached or failed mid-transaction. Retry later."""
+
+    reason = FailureReason.UNAVAILABLE
+    peer_caused = False
+
+
+class InternalError(CAError):
+    reason = FailureReason.INTERNAL
+    peer_caused = False
+
+
+class ConfigError(Exception):
+    """A config or profile file is wrong; the message names the file and key."""

@@ -1,0 +1,1 @@
+"""Lifecycle profiles: what each kind of certificate may contain and who may ask for it."""

@@ -1,0 +1,196 @@
+"""Load profile TOML files into `Profile` values, refusing unknown keys and bad values."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+
+from ca.enrollment import AuthMethod
+from ca.errors import ConfigError
+from ca.keys import KEY_SPECS
+from ca.profiles.model import COMMON_NAME_MODES, NAME_TYPES, NameRule, Profile
+from ca.tomlread import Table
+
+PROTOCOLS = ("acme", "est", "scep", "cmp", "cli")
+KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+)
+EKU_NAMES: dict[str, ObjectIdentifier] = {
+    "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
+    "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
+    "codeSigning": ExtendedKeyUsageOID.CODE_SIGNING,
+    "emailProtection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    "timeStamping": ExtendedKeyUsageOID.TIME_STAMPING,
+    "OCSPSigning": ExtendedKeyUsageOID.OCSP_SIGNING,
+}
+SUBJECT_ATTRIBUTES = ("CN", "O", "OU", "C", "ST", "L", "serialNumber", "emailAddress")
+
+
+def _patterns(table: Table, key: str) -> tuple[re.Pattern[str], ...]:
+    out = []
+    for text in table.strings(key, []):
+        try:
+            out.append(re.compile(text))
+        except re.error as exc:
+            raise table.error(key, f"bad regular expression {text!r}: {exc}") from None
+    return tuple(out)
+
+
+def _networks(
+    table: Table, key: str
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    out = []
+    for text in table.strings(key, []):
+        try:
+            out.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise table.error(key, f"{text!r} is not an IP network") from None
+    return tuple(out)
+
+
+def _name_rule(table: Table, kind: str) -> NameRule:
+    if kind == "ip":
+        rule = NameRule(allow_networks=_networks(table, "allow"), deny_networks=_networks(table, "deny"))
+    else:
+        rule = NameRule(allow=_patterns(table, "allow"), deny=_patterns(table, "deny"))
+    table.finish()
+    return rule
+
+
+def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
+    top = Table(data, source)  # type: ignore[arg-type]
+    description = top.get("description", str, "")
+    issuer = top.get("issuer", str, "") or None
+    protocols = top.strings("protocols", list(PROTOCOLS))
+    for proto in protocols:
+        if proto not in PROTOCOLS:
+            raise top.error("protocols", f"unknown protocol {proto!r}")
+    methods = []
+    for text in top.strings("auth_methods", [m.value for m in AuthMethod]):
+        try:
+            methods.append(AuthMethod(text))
+        except ValueError:
+            raise top.error("auth_methods", f"unknown auth method {text!r}") from None
+    approval = top.choice("approval", ("auto", "manual"), "auto")
+    lint = top.choice("lint", ("none", "pkilint"), "none")
+    lint_profile = top.choice("lint_profile", ("pkix", "cabf-serverauth"), "pkix")
+    lint_ignore = top.strings("lint_ignore", [])
+
+    keys = top.table("keys")
+    key_types = keys.strings("allowed", ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"])
+    for spec in key_types:
+        if spec not in KEY_SPECS:
+            raise keys.error("allowed", f"unknown key type {spec!r}")
+    signature_hash = keys.get("signature_hash", str, "") or None
+    if signature_hash not in (None, "sha256", "sha384", "sha512"):
+        raise keys.error("signature_hash", f"{signature_hash!r} is not sha256, sha384 or sha512")
+    keys.finish()
+
+    validity = top.table("validity")
+    default_days = validity.get("default_days", int, 90)
+    max_days = validity.get("max_days", int, max(default_days, 90))
+    if not 1 <= default_days <= max_days:
+        raise validity.error("default_days", "must be between 1 and max_days")
+    cabf_max = validity.get("cabf_max_validity", bool, False)
+    backdate = validity.get("backdate_seconds", int, 0)
+    allow_requested = validity.get("allow_requested_validity", bool, True)
+    validity.finish()
+
+    names = top.table("names")
+    san_types = names.strings("san_types", ["dns"])
+    for kind in san_types:
+        if kind not in NAME_TYPES:
+            raise names.error("san_types", f"unknown SAN type {kind!r}")
+    rules = {kind: _name_rule(names.table(kind), kind) for kind in NAME_TYPES if names.has(kind)}
+    max_sans = names.get("max_sans", int, 100)
+    require_san = names.get("require_san", bool, True)
+    wildcards = names.get("allow_wildcards", bool, False)
+    common_name = names.choice("common_name", COMMON_NAME_MODES, "first-san")
+    subject_attrs = names.strings("subject_attributes", ["CN"])
+    for attr in subject_attrs:
+        if attr not in SUBJECT_ATTRIBUTES:
+            raise names.error("subject_attributes", f"unknown attribute {attr!r}")
+    names.finish()
+
+    ext = top.table("extensions")
+    key_usage = ext.strings("key_usage", ["digital_signature"])
+    for usage in key_usage:
+        if usage not in KEY_USAGES:
+            raise ext.error("key_usage", f"unknown key usage {usage!r}")
+    rsa_ke = ext.get("rsa_key_encipherment", bool, False)
+    ekus = []
+    for text in ext.strings("extended_key_usage", []):
+        if text not in EKU_NAMES:
+            raise ext.error("extended_key_usage", f"unknown EKU {text!r}")
+        ekus.append(EKU_NAMES[text])
+    policies = []
+    for text in ext.strings("policies", []):
+        try:
+            policies.append(ObjectIdentifier(text))
+        except ValueError:
+            raise ext.error("policies", f"{text!r} is not an OID") from None
+    ext.finish()
+
+    renewal = top.table("renewal")
+    window = renewal.get("window_days", int, max(1, default_days // 3))
+    renewal.finish()
+    top.finish()
+    return Profile(
+        name=name,
+        description=description,
+        issuer=issuer,
+        protocols=frozenset(protocols),
+        auth_methods=frozenset(methods),
+        approval=approval,
+        lint=lint,
+        lint_profile=lint_profile,
+        lint_ignore=frozenset(lint_ignore),
+        key_types=frozenset(key_types),
+        signature_hash=signature_hash,
+        default_days=default_days,
+        max_days=max_days,
+        cabf_max_validity=cabf_max,
+        backdate_seconds=backdate,
+        san_types=frozenset(san_types),
+        names=rules,
+        max_sans=max_sans,
+        require_san=require_san,
+        allow_wildcards=wildcards,
+        common_name=common_name,
+        subject_attributes=frozenset(subject_attrs),
+        key_usage=frozenset(key_usage),
+        rsa_key_encipherment=rsa_ke,
+        extended_key_usage=tuple(ekus),
+        policies=tuple(policies),
+        renewal_window_days=window,
+        allow_requested_validity=allow_requested,
+        source=source,
+    )
+
+
+def load_profile_file(path: Path) -> Profile:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_profile(data, path.stem, str(path))
+
+
+def load_profiles(directory: Path) -> dict[str, Profile]:
+    """Every *.toml in the directory, by file stem."""
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: profile directory does not exist")
+    profiles = {path.stem: load_profile_file(path) for path in sorted(directory.glob("*.toml"))}
+    if not profiles:
+        raise ConfigError(f"{directory}: no profile files (*.toml)")
+    return profiles

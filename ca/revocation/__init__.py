@@ -1,0 +1,1 @@
+"""Revocation: reasons, marking certificates revoked (CRL and OCSP build on this)."""

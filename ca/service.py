@@ -1,0 +1,414 @@
+"""`CertificateAuthority`: the only core API the protocols see.
+
+enroll -> profile policy -> issuer (intent, sign, result) -> store + audit.
+Pending approval, renewal lineage, server-side key generation and revocation
+all go through here, whichever protocol carried the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
+
+from ca.audit import AuditEvent
+from ca.authz import check_identifiers_proven
+from ca.clock import Clock
+from ca.credentials import CredentialStore
+from ca.enrollment import (
+    AuthMethod,
+    CertificateRef,
+    EnrollmentKind,
+    EnrollmentOutcome,
+    EnrollmentRequest,
+    Identifier,
+    InventoryFields,
+    Issued,
+    Pending,
+    Requester,
+)
+from ca.errors import AlreadyRevoked, CAError, FailureReason, NotAuthorized, PolicyViolation, UnknownCertificate
+from ca.issuer import Issuer, verify_bytes
+from ca.keys import generate_private_key
+from ca.profiles.model import Profile
+from ca.profiles.policy import CertificateTemplate, build_template
+from ca.revocation.reasons import parse_reason
+from ca.signers.base import Signer
+from ca.store.db import Database, Tx
+from ca.store.repositories import (
+    AuditRepository,
+    CertificateRecord,
+    CertificateRepository,
+    RequestRecord,
+    RequestRepository,
+)
+
+log = logging.getLogger("tetra.ca")
+
+IssuanceObserver = Callable[[str, str, float], None]  # protocol, profile, seconds
+RevocationObserver = Callable[[CertificateRecord], None]
+
+
+@dataclass(frozen=True)
+class RegistrationAuthority:
+    """An RA identity (SCEP envelopes are encrypted to it): a certificate and its key."""
+
+    name: str
+    certificate: x509.Certificate
+    signer: Signer
+
+
+class CertificateAuthority:
+    def __init__(
+        self,
+        db: Database,
+        issuers: dict[str, Issuer],
+        default_issuer: str,
+        profiles: dict[str, Profile],
+        roots: tuple[x509.Certificate, ...],
+        *,
+        ras: dict[str, RegistrationAuthority] | None = None,
+        pending_retry_after: int = 60,
+    ) -> None:
+        if default_issuer not in issuers:
+            raise CAError(f"default issuer {default_issuer!r} is not configured", FailureReason.INTERNAL)
+        self.db = db
+        self.issuers = issuers
+        self.default_issuer = default_issuer
+        self._profiles = dict(profiles)
+        self.roots = roots
+        self.ras = ras or {}
+        self.pending_retry_after = pending_retry_after
+        self.certificates = CertificateRepository(db)
+        self.requests = RequestRepository(db)
+        self.audit = AuditRepository(db)
+        self.credentials = CredentialStore(db)
+        self.issuance_observers: list[IssuanceObserver] = []
+        self.revocation_observers: list[RevocationObserver] = []
+
+    @property
+    def clock(self) -> Clock:
+        return self.db.clock
+
+    # -- profiles ---------------------------------------------------------------------
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        return self._profiles
+
+    def reload_profiles(self, profiles: dict[str, Profile]) -> None:
+        """Swap the whole set at once: an issuance in flight keeps the Profile it resolved (CORE-14)."""
+        for profile in profiles.values():
+            if profile.issuer and profile.issuer not in self.issuers:
+                raise CAError(f"profile {profile.name}: unknown issuer {profile.issuer!r}", FailureReason.INTERNAL)
+        self._profiles = dict(profiles)
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self._profiles[name]
+        except KeyError:
+            raise PolicyViolation(f"unknown profile {name!r}") from None
+
+    def issuer_for(self, profile: Profile) -> Issuer:
+        return self.issuers[profile.issuer or self.default_issuer]
+
+    # -- enrollment ---------------------------------------------------------------------
+    def decide(self, request: EnrollmentRequest) -> CertificateTemplate:
+        """Policy only: what would be issued, or the rule that refuses it (dry run)."""
+        profile = self.profile(request.profile_name)
+        check_identifiers_proven(request)
+        issuer = self.issuer_for(profile)
+        return build_template(
+            profile, request, issuer_name=issuer.name, issuer_not_after=issuer.not_after, now=self.clock.now()
+        )
+
+    async def enroll(self, request: EnrollmentRequest) -> EnrollmentOutcome:
+        template = self.decide(request)
+        replaces_id = await self._replaced_row(request)
+        if template.profile.approval == "manual" and request.requester.method is not AuthMethod.OPERATOR:
+            return await self._hold_for_approval(request, template)
+        return await self._issue(template, request, replaces_id=replaces_id)
+
+    async def enroll_with_server_key(self, request: EnrollmentRequest, key_spec: str) -> Issued:
+        """EST serverkeygen: the CA makes the key pair; the private key goes back with the certificate."""
+        key = generate_private_key(key_spec)
+        outcome = await self.enroll(replace(request, public_key=key.public_key()))
+        if not isinstance(outcome, Issued):
+            raise PolicyViolation(f"profile {request.profile_name}: server key generation needs automatic approval")
+        return replace(outcome, private_key=key)
+
+    async def _replaced_row(self, request: EnrollmentRequest) -> int | None:
+        if request.replaces is None:
+            return None
+        record = await self.certificates.by_serial(request.replaces.issuer, request.replaces.serial)
+        if record is None:
+            raise UnknownCertificate(f"certificate to replace ({request.replaces.serial:x}) is not ours")
+        return record.id
+
+    async def _issue(
+        self, template: CertificateTemplate, request: EnrollmentRequest, *, replaces_id: int | None,
+        request_id: int | None = None,
+    ) -> Issued:
+        issuer = self.issuers[template.issuer_name]
+        started = time.perf_counter()
+        certificate, row_id = await issuer.issue(
+            template,
+            protocol=request.protocol,
+            requester=request.requester.name,
+            replaces_id=replaces_id,
+            request_id=request_id,
+            inventory=request.inventory,
+        )
+        elapsed = time.perf_counter() - started
+        for observe in self.issuance_observers:
+            observe(request.protocol, template.profile.name, elapsed)
+        return Issued(certificate, issuer.chain, issuer.name, row_id)
+
+    # -- approval -----------------------------------------------------------------------
+    async def _hold_for_approval(self, request: EnrollmentRequest, template: CertificateTemplate) -> Pending:
+        if request.transaction_id:
+            existing = await self.requests.by_transaction(request.protocol, request.transaction_id)
+            if existing is not None and existing.status == "pending":
+                return Pending(existing.id, self.pending_retry_after)  # EST-11: no second request
+        values = {
+            "status": "pending",
+            "protocol": request.protocol,
+            "profile": template.profile.name,
+            "transaction_id": request.transaction_id,
+            "requester": request.requester.name[:255],
+            "request": json.dumps(_request_to_json(request)),
+            "public_key": request.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo),
+            "raw_request": request.raw_request,
+            "subject": template.subject.rfc4514_string(),
+            "sans": json.dumps([str(i) for i in template.subject_alt_names]),
+            "created_at": self.clock.now(),
+        }
+        event = AuditEvent(request.requester.name, "request.pending", f"profile/{template.profile.name}",
+                           {"protocol": request.protocol, "sans": values["sans"]})
+        request_id = await self.requests.create(values, event)
+        return Pending(request_id, self.pending_retry_after)
+
+    async def approve(self, request_id: int, operator: str) -> Issued:
+        record = await self._pending(request_id)
+        request = _request_from_record(record)
+        template = self.decide(request)  # the profile as it is now
+        replaces_id = await self._replaced_row(request)
+        event = AuditEvent(operator, "request.approved", f"request/{request_id}")
+        now = self.clock.now()
+        won = await self.db.write(lambda tx: RequestRepository.decide(
+            tx, request_id, {"status": "approved", "decided_at": now, "decided_by": operator}, event))
+        if not won:
+            raise CAError(f"request {request_id} was decided meanwhile", FailureReason.MALFORMED)
+        issued = await self._issue(template, request, replaces_id=replaces_id, request_id=request_id)
+
+        def link(tx: Tx) -> None:
+            from sqlalchemy import update
+
+            from ca.store.tables import enrollment_requests
+
+            tx.conn.execute(update(enrollment_requests).where(enrollment_requests.c.id == request_id)
+                            .values(certificate_id=issued.record_id))
+
+        await self.db.write(link)
+        return issued
+
+    async def reject(self, request_id: int, operator: str, note: str = "") -> None:
+        await self._pending(request_id)
+        event = AuditEvent(operator, "request.rejected", f"request/{request_id}", {"note": note})
+        now = self.clock.now()
+        won = await self.db.write(lambda tx: RequestRepository.decide(
+            tx, request_id,
+            {"status": "rejected", "decided_at": now, "decided_by": operator, "decision_note": note}, event))
+        if not won:
+            raise CAError(f"request {request_id} was decided meanwhile", FailureReason.MALFORMED)
+
+    async def _pending(self, request_id: int) -> RequestRecord:
+        record = await self.requests.get(request_id)
+        if record is None:
+            raise CAError(f"no enrollment request {request_id}", FailureReason.MALFORMED)
+        if record.status != "pending":
+            raise CAError(f"request {request_id} is already {record.status}", FailureReason.MALFORMED)
+        return record
+
+    async def poll(self, request_id: int) -> EnrollmentOutcome:
+        """What became of a pending request: still Pending, Issued, or refused (raised)."""
+        record = await self.requests.get(request_id)
+        if record is None:
+            raise CAError(f"no enrollment request {request_id}", FailureReason.MALFORMED)
+        if record.status == "pending":
+            return Pending(record.id, self.pending_retry_after)
+        if record.status == "rejected":
+            raise PolicyViolation(f"request {request_id} was rejected: {record.decision_note or 'by an operator'}")
+        if record.certificate_id is None:
+            return Pending(record.id, 5)  # approved, issuance under way
+        cert = await self.certificates.get(record.certificate_id)
+        if cert is None or cert.der is None:
+            return Pending(record.id, 5)
+        return Issued(x509.load_der_x509_certificate(cert.der), self.issuers[cert.issuer].chain, cert.issuer, cert.id)
+
+    # -- renewal ------------------------------------------------------------------------
+    async def authenticate_certificate(self, certificate: x509.Certificate) -> CertificateRecord:
+        """A certificate presented as proof (renewal, TLS client auth): ours, valid, not revoked."""
+        issuer = self._issuer_of(certificate)
+        now = self.clock.now()
+        if not (certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc):
+            raise NotAuthorized("the presented certificate is expired or not yet valid")
+        record = await self.certificates.by_serial(issuer.name, certificate.serial_number)
+        if record is None or record.der != certificate.public_bytes(Encoding.DER):
+            raise NotAuthorized("the presented certificate was not issued by this CA")
+        if record.status == "revoked":
+            raise NotAuthorized("the presented certificate is revoked")
+        if record.status != "issued":
+            raise NotAuthorized(f"the presented certificate is {record.status}")
+        return record
+
+    def renewal_requester(self, record: CertificateRecord, name: str | None = None) -> Requester:
+        """A requester proven by a certificate: it may ask again for exactly that certificate's names."""
+        idents = frozenset(Identifier.parse(s) for s in record.sans)
+        return Requester(name or f"cert:{record.issuer}/{record.serial_hex}", AuthMethod.CLIENT_CERTIFICATE, idents)
+
+    def _issuer_of(self, certificate: x509.Certificate) -> Issuer:
+        for issuer in self.issuers.values():
+            if certificate.issuer != issuer.certificate.subject:
+                continue
+            params = certificate.signature_hash_algorithm
+            if verify_bytes(issuer.certificate.public_key(), certificate.signature,
+                            certificate.tbs_certificate_bytes, params):
+                return issuer
+        raise NotAuthorized("the presented certificate was not issued by this CA")
+
+    # -- revocation -----------------------------------------------------------------------
+    async def revoke(
+        self,
+        issuer: str,
+        serial: int,
+        reason: str | int,
+        *,
+        requester: str,
+        revoked_at: dt.datetime | None = None,
+        invalidity_date: dt.datetime | None = None,
+    ) -> CertificateRecord:
+        reason_name = parse_reason(reason)
+        record = await self.certificates.by_serial(issuer, serial)
+        if record is None:
+            raise UnknownCertificate(f"no certificate with serial {serial:x} from issuer {issuer}")
+        if record.status == "revoked":
+            raise AlreadyRevoked(f"certificate {serial:x} is already revoked")
+        if record.status == "failed":
+            raise UnknownCertificate(f"certificate {serial:x} was never signed")
+        at = revoked_at or self.clock.now()
+        event = AuditEvent(requester, "certificate.revoked", f"{issuer}/{record.serial_hex}",
+                           {"reason": reason_name, "revoked_at": at.isoformat()})
+        if not await self.certificates.revoke(record.id, reason=reason_name, revoked_at=at,
+                                              invalidity_date=invalidity_date, event=event):
+            raise AlreadyRevoked(f"certificate {serial:x} is already revoked")
+        revoked = await self.certificates.get(record.id)
+        assert revoked is not None
+        for observe in self.revocation_observers:
+            observe(revoked)
+        return revoked
+
+    async def find_by_serial(self, serial: int, issuer: str | None = None) -> CertificateRecord:
+        if issuer:
+            record = await self.certificates.by_serial(issuer, serial)
+            matches = [record] if record else []
+        else:
+            matches = await self.certificates.by_serial_any_issuer(serial)
+        if not matches:
+            raise UnknownCertificate(f"no certificate with serial {serial:x}")
+        if len(matches) > 1:
+            raise CAError(f"serial {serial:x} exists under several issuers; name the issuer", FailureReason.MALFORMED)
+        return matches[0]
+
+    # -- chains -------------------------------------------------------------------------
+    def chain(self, issuer: str) -> tuple[x509.Certificate, ...]:
+        return self.issuers[issuer].chain
+
+    def intermediates(self) -> list[x509.Certificate]:
+        seen: dict[bytes, x509.Certificate] = {}
+        roots = {r.fingerprint(r.signature_hash_algorithm or _sha256()) for r in self.roots}
+        for issuer in self.issuers.values():
+            for cert in issuer.chain:
+                fp = cert.fingerprint(_sha256())
+                if cert.fingerprint(cert.signature_hash_algorithm or _sha256()) not in roots:
+                    seen.setdefault(fp, cert)
+        return list(seen.values())
+
+    async def close(self) -> None:
+        closed: set[int] = set()
+        for signer in [i.signer for i in self.issuers.values()] + [ra.signer for ra in self.ras.values()]:
+            if id(signer) not in closed:
+                closed.add(id(signer))
+                await signer.close()
+        await self.db.close()
+
+
+def _sha256() -> Any:
+    from cryptography.hazmat.primitives import hashes
+
+    return hashes.SHA256()
+
+
+def _request_to_json(request: EnrollmentRequest) -> dict[str, Any]:
+    return {
+        "protocol": request.protocol,
+        "profile": request.profile_name,
+        "subject": base64.b64encode(request.subject.public_bytes()).decode(),
+        "sans": [str(i) for i in request.subject_alt_names],
+        "requester": {
+            "name": request.requester.name,
+            "method": request.requester.method.value,
+            "proven": None if request.requester.proven_identifiers is None
+            else sorted(str(i) for i in request.requester.proven_identifiers),
+        },
+        "kind": request.kind.value,
+        "replaces": None if request.replaces is None
+        else {"issuer": request.replaces.issuer, "serial": format(request.replaces.serial, "x")},
+        "not_before": request.not_before.isoformat() if request.not_before else None,
+        "not_after": request.not_after.isoformat() if request.not_after else None,
+        "inventory": vars(request.inventory),
+        "transaction_id": request.transaction_id,
+    }
+
+
+def _request_from_record(record: RequestRecord) -> EnrollmentRequest:
+    data = record.request
+    req = data["requester"]
+    proven = None if req["proven"] is None else frozenset(Identifier.parse(s) for s in req["proven"])
+    rep = data["replaces"]
+    return EnrollmentRequest(
+        protocol=data["protocol"],
+        profile_name=data["profile"],
+        public_key=load_der_public_key(record.public_key),  # type: ignore[arg-type]
+        subject=x509.Name.from_rfc4514_string("") if not data["subject"]
+        else _name_from_der(base64.b64decode(data["subject"])),
+        subject_alt_names=tuple(Identifier.parse(s) for s in data["sans"]),
+        requester=Requester(req["name"], AuthMethod(req["method"]), proven),
+        kind=EnrollmentKind(data["kind"]),
+        raw_request=record.raw_request,
+        transaction_id=data["transaction_id"],
+        replaces=None if rep is None else CertificateRef(rep["issuer"], int(rep["serial"], 16)),
+        not_before=dt.datetime.fromisoformat(data["not_before"]) if data["not_before"] else None,
+        not_after=dt.datetime.fromisoformat(data["not_after"]) if data["not_after"] else None,
+        inventory=InventoryFields(**data["inventory"]),
+    )
+
+
+def _name_from_der(der: bytes) -> x509.Name:
+    """cryptography has no Name loader; wrap the Name in a throwaway CSR-free path via asn1crypto."""
+    from asn1crypto import x509 as asn1_x509
+
+    parsed = asn1_x509.Name.load(der)
+    attrs = []
+    for rdn in parsed.chosen:
+        for atv in rdn:
+            oid = x509.ObjectIdentifier(atv["type"].dotted)
+            attrs.append(x509.NameAttribute(oid, str(atv["value"].native)))
+    return x509.Name(attrs)

@@ -1,0 +1,1 @@
+"""Key backends behind one `Signer` interface."""

@@ -1,0 +1,1 @@
+"""The SQL store: typed tables, async repositories, migrations."""

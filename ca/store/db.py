@@ -1,0 +1,272 @@
+"""Database access: the only module that knows how SQL is executed.
+
+Repositories hand in plain synchronous functions of a SQLAlchemy `Connection`;
+this module runs them either through SQLAlchemy's asyncio extension (aiosqlite,
+asyncpg: mode "async") or on a pool of worker threads with synchronous drivers
+(pysqlite, psycopg: mode "thread"). Both are kept because the issuance benchmark
+decides between them (see bench/README.md); the default is the faster one.
+
+Writes that many concurrent requests make (issuance intent and result) go
+through a group committer: requests that arrive while a commit is in flight
+share the next transaction, so one durable commit serves many certificates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine, create_engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from ca.audit import AuditEvent, append_events
+from ca.clock import Clock, SystemClock
+from ca.errors import StoreUnavailable
+
+T = TypeVar("T")
+log = logging.getLogger("tetra.store")
+
+MODES = ("async", "thread")
+_DRIVERS = {
+    ("sqlite", "async"): "sqlite+aiosqlite",
+    ("sqlite", "thread"): "sqlite+pysqlite",
+    ("postgresql", "async"): "postgresql+asyncpg",
+    ("postgresql", "thread"): "postgresql+psycopg",
+}
+
+
+@dataclass
+class Tx:
+    """One write transaction: the connection plus the audit events to chain at commit."""
+
+    conn: Connection
+    events: list[AuditEvent] = field(default_factory=list)
+
+    def audit(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+
+def driver_url(url: str, mode: str) -> str:
+    """'postgresql://u@h/db' -> 'postgresql+asyncpg://u@h/db' for the chosen mode."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    try:
+        driver = _DRIVERS[(backend, mode)]
+    except KeyError:
+        raise StoreUnavailable(f"database URL {parsed.render_as_string(hide_password=True)}: "
+                               f"unsupported backend {backend!r} (sqlite or postgresql)") from None
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL with synchronous=FULL (durable commits), and BEGIN IMMEDIATE for writes so two
+    processes never deadlock upgrading read locks."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=15000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("tetra_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Database:
+    """Async facade over one engine. Every failure to reach or use the database becomes
+    StoreUnavailable, except integrity errors, which callers handle (serial collisions)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        mode: str = "async",
+        pool_size: int = 10,
+        timeout: float = 15.0,
+        max_batch: int = 64,
+        clock: Clock | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"database mode {mode!r} is not one of {MODES}")
+        self.url = url
+        self.mode = mode
+        self.timeout = timeout
+        self.clock = clock or SystemClock()
+        self.backend = make_url(url).get_backend_name()
+        full = driver_url(url, mode)
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if self.backend == "postgresql":
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            if mode == "async":
+                kwargs["connect_args"] = {"timeout": 5, "command_timeout": timeout}
+            else:
+                kwargs["connect_args"] = {
+                    "connect_timeout": 5,
+                    "options": f"-c statement_timeout={int(timeout * 1000)}",
+                }
+        else:
+            kwargs["connect_args"] = {"timeout": 15}
+            if make_url(url).database in (None, "", ":memory:"):
+                kwargs["poolclass"] = NullPool
+            else:
+                kwargs.update(pool_size=pool_size, max_overflow=0)
+                if mode == "thread":
+                    kwargs["connect_args"]["check_same_thread"] = False
+        self._async: AsyncEngine | None = None
+        self._sync: Engine | None = None
+        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
+        if mode == "async":
+            self._async = create_async_engine(full, **kwargs)
+            self.engine = self._async.sync_engine
+        else:
+            self._sync = create_engine(full, **kwargs)
+            self.engine = self._sync
+            self._threads = concurrent.futures.ThreadPoolExecutor(
+                max_workers=pool_size, thread_name_prefix="tetra-db"
+            )
+        if self.backend == "sqlite":
+            _sqlite_setup(self.engine)
+        self.committer = GroupCommitter(self, max_batch)
+
+    # -- running work -----------------------------------------------------------------
+    async def _run(self, fn: Callable[[Connection], T], write: bool) -> T:
+        def in_transaction(conn: Connection) -> T:
+            if write:
+                conn = conn.execution_options(tetra_write=True)
+            with conn.begin():
+                return fn(conn)
+
+        try:
+            if self._async is not None:
+                async with self._async.connect() as aconn:
+                    return await asyncio.wait_for(aconn.run_sync(in_transaction), self.timeout)
+
+            def in_thread() -> T:
+                assert self._sync is not None
+                with self._sync.connect() as conn:
+                    return in_transaction(conn)
+
+            loop = asyncio.get_running_loop()
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._threads, in_thread), self.timeout
+            )
+        except IntegrityError:
+            raise
+        except (DBAPIError, SQLAlchemyError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            log.warning("database error: %s", exc.__class__.__name__, exc_info=exc)
+            raise StoreUnavailable(f"database unavailable: {_short(exc)}") from exc
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await self._run(fn, write=False)
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """One transaction of its own; its audit events are chained before commit."""
+
+        def body(conn: Connection) -> T:
+            tx = Tx(conn)
+            result = fn(tx)
+            append_events(conn, tx.events, self.clock.now())
+            return result
+
+        return await self._run(body, write=True)
+
+    async def write_grouped(self, fn: Callable[[Tx], T]) -> T:
+        """Like write(), but may share a transaction (and its commit) with concurrent writers."""
+        return await self.committer.submit(fn)
+
+    async def ping(self) -> None:
+        await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
+
+    async def close(self) -> None:
+        if self._async is not None:
+            await self._async.dispose()
+        if self._sync is not None:
+            self._sync.dispose()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return str(exc.orig).strip().splitlines()[0][:200]
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+
+
+class GroupCommitter:
+    """Runs the writes queued while a commit is in flight as one transaction.
+
+    If the shared transaction fails (say one writer hit a unique constraint),
+    each writer is retried alone so one bad write never fails its neighbours.
+    """
+
+    def __init__(self, db: Database, max_batch: int) -> None:
+        self._db = db
+        self._max_batch = max(1, max_batch)
+        self._queue: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
+        self._draining = False
+
+    async def submit(self, fn: Callable[[Tx], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((fn, future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._commit(batch)
+        finally:
+            self._draining = False
+
+    async def _commit(self, batch: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]]) -> None:
+        if len(batch) == 1:
+            fn, future = batch[0]
+            await self._settle(fn, future)
+            return
+
+        def all_of(tx: Tx) -> list[Any]:
+            return [fn(tx) for fn, _ in batch]
+
+        try:
+            results = await self._db.write(all_of)
+        except StoreUnavailable as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except Exception:
+            for fn, future in batch:
+                await self._settle(fn, future)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _settle(self, fn: Callable[[Tx], Any], future: asyncio.Future[Any]) -> None:
+        try:
+            result = await self._db.write(fn)
+        except BaseException as exc:  # handed to the waiting writer
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)

@@ -1,0 +1,300 @@
+"""Async repositories over the core's tables. SQL lives here, nowhere else in the core."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.engine import Connection, Row
+
+from ca.audit import AuditEvent, ChainReport, verify_chain
+from ca.store.db import Database, Tx
+from ca.store.tables import certificates, counters, credentials, enrollment_requests
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    id: int
+    issuer: str
+    serial: int
+    status: str
+    subject: str
+    sans: tuple[str, ...]
+    not_before: dt.datetime
+    not_after: dt.datetime
+    key_algorithm: str
+    key_size: int
+    fingerprint: str | None
+    profile: str
+    protocol: str
+    requester: str
+    tbs: bytes
+    der: bytes | None
+    created_at: dt.datetime
+    issued_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+    invalidity_date: dt.datetime | None
+    replaces_id: int | None
+    request_id: int | None
+    owner: str | None
+    team: str | None
+    application: str | None
+    location: str | None
+
+    @property
+    def serial_hex(self) -> str:
+        return format(self.serial, "x")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> CertificateRecord:
+        values = dict(row._mapping)
+        values["serial"] = int(values["serial"], 16)
+        values["sans"] = tuple(json.loads(values["sans"]))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class CertificateFilter:
+    issuer: str | None = None
+    status: str | None = None
+    profile: str | None = None
+    protocol: str | None = None
+    expiring_before: dt.datetime | None = None
+    limit: int = 1000
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    id: int
+    status: str
+    protocol: str
+    profile: str
+    transaction_id: str | None
+    requester: str
+    request: dict[str, Any]
+    public_key: bytes
+    raw_request: bytes
+    subject: str
+    sans: tuple[str, ...]
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by: str | None
+    decision_note: str | None
+    certificate_id: int | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> RequestRecord:
+        values = dict(row._mapping)
+        values["request"] = json.loads(values["request"])
+        values["sans"] = tuple(json.loads(values["sans"]))
+        return cls(**values)
+
+
+def serial_text(serial: int) -> str:
+    return format(serial, "x")
+
+
+class CertificateRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # Writes used inside the issuer's grouped transactions -------------------------------
+    @staticmethod
+    def insert_intent(tx: Tx, values: dict[str, Any], event: AuditEvent) -> int:
+        result = tx.conn.execute(insert(certificates).values(**values).returning(certificates.c.id))
+        tx.audit(event)
+        return int(result.scalar_one())
+
+    @staticmethod
+    def record_result(tx: Tx, row_id: int, values: dict[str, Any], event: AuditEvent) -> None:
+        tx.conn.execute(update(certificates).where(certificates.c.id == row_id).values(**values))
+        tx.audit(event)
+
+    # Reads -------------------------------------------------------------------------------
+    async def get(self, row_id: int) -> CertificateRecord | None:
+        def q(conn: Connection) -> CertificateRecord | None:
+            row = conn.execute(select(certificates).where(certificates.c.id == row_id)).first()
+            return CertificateRecord.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def by_serial(self, issuer: str, serial: int) -> CertificateRecord | None:
+        def q(conn: Connection) -> CertificateRecord | None:
+            row = conn.execute(
+                select(certificates).where(
+                    certificates.c.issuer == issuer, certificates.c.serial == serial_text(serial)
+                )
+            ).first()
+            return CertificateRecord.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def by_serial_any_issuer(self, serial: int) -> list[CertificateRecord]:
+        def q(conn: Connection) -> list[CertificateRecord]:
+            rows = conn.execute(select(certificates).where(certificates.c.serial == serial_text(serial)))
+            return [CertificateRecord.from_row(r) for r in rows]
+
+        return await self.db.read(q)
+
+    async def by_fingerprint(self, fingerprint: str) -> CertificateRecord | None:
+        def q(conn: Connection) -> CertificateRecord | None:
+            row = conn.execute(select(certificates).where(certificates.c.fingerprint == fingerprint)).first()
+            return CertificateRecord.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def list(self, flt: CertificateFilter) -> list[CertificateRecord]:
+        def q(conn: Connection) -> list[CertificateRecord]:
+            query: Select[Any] = select(certificates).order_by(certificates.c.id)
+            if flt.issuer:
+                query = query.where(certificates.c.issuer == flt.issuer)
+            if flt.status:
+                query = query.where(certificates.c.status == flt.status)
+            if flt.profile:
+                query = query.where(certificates.c.profile == flt.profile)
+            if flt.protocol:
+                query = query.where(certificates.c.protocol == flt.protocol)
+            if flt.expiring_before:
+                query = query.where(certificates.c.not_after <= flt.expiring_before)
+            return [CertificateRecord.from_row(r) for r in conn.execute(query.limit(flt.limit))]
+
+        return await self.db.read(q)
+
+    async def count_by_status(self) -> dict[str, int]:
+        def q(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(select(certificates.c.status, func.count()).group_by(certificates.c.status))
+            return {status: int(n) for status, n in rows}
+
+        return await self.db.read(q)
+
+    async def revoke(
+        self,
+        row_id: int,
+        *,
+        reason: str,
+        revoked_at: dt.datetime,
+        invalidity_date: dt.datetime | None,
+        event: AuditEvent,
+    ) -> bool:
+        """Mark revoked unless it already is; False if someone else revoked it first."""
+
+        def w(tx: Tx) -> bool:
+            result = tx.conn.execute(
+                update(certificates)
+                .where(certificates.c.id == row_id, certificates.c.status.in_(("issued", "signing")))
+                .values(
+                    status="revoked",
+                    revoked_at=revoked_at,
+                    revocation_reason=reason,
+                    invalidity_date=invalidity_date,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            tx.audit(event)
+            return True
+
+        return await self.db.write(w)
+
+
+class RequestRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, values: dict[str, Any], event: AuditEvent) -> int:
+        def w(tx: Tx) -> int:
+            result = tx.conn.execute(
+                insert(enrollment_requests).values(**values).returning(enrollment_requests.c.id)
+            )
+            tx.audit(event)
+            return int(result.scalar_one())
+
+        return await self.db.write(w)
+
+    async def get(self, request_id: int) -> RequestRecord | None:
+        def q(conn: Connection) -> RequestRecord | None:
+            row = conn.execute(select(enrollment_requests).where(enrollment_requests.c.id == request_id)).first()
+            return RequestRecord.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def by_transaction(self, protocol: str, transaction_id: str) -> RequestRecord | None:
+        def q(conn: Connection) -> RequestRecord | None:
+            row = conn.execute(
+                select(enrollment_requests).where(
+                    enrollment_requests.c.protocol == protocol,
+                    enrollment_requests.c.transaction_id == transaction_id,
+                )
+            ).first()
+            return RequestRecord.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def list(self, status: str | None = None, limit: int = 1000) -> list[RequestRecord]:
+        def q(conn: Connection) -> list[RequestRecord]:
+            query = select(enrollment_requests).order_by(enrollment_requests.c.id)
+            if status:
+                query = query.where(enrollment_requests.c.status == status)
+            return [RequestRecord.from_row(r) for r in conn.execute(query.limit(limit))]
+
+        return await self.db.read(q)
+
+    @staticmethod
+    def decide(tx: Tx, request_id: int, values: dict[str, Any], event: AuditEvent) -> bool:
+        """Move a pending request on; False if it was no longer pending (decided elsewhere)."""
+        result = tx.conn.execute(
+            update(enrollment_requests)
+            .where(enrollment_requests.c.id == request_id, enrollment_requests.c.status == "pending")
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            return False
+        tx.audit(event)
+        return True
+
+
+class CounterRepository:
+    """Strictly increasing numbers shared by every process (CRL numbers)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def next_value(tx: Tx, name: str, at_least: int = 1) -> int:
+        row = tx.conn.execute(
+            select(counters.c.value).where(counters.c.name == name).with_for_update()
+        ).first()
+        if row is None:
+            value = at_least
+            tx.conn.execute(insert(counters).values(name=name, value=value))
+        else:
+            value = max(int(row.value) + 1, at_least)
+            tx.conn.execute(update(counters).where(counters.c.name == name).values(value=value))
+        return value
+
+
+class AuditRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def verify(self) -> ChainReport:
+        return await self.db.read(verify_chain)
+
+    async def append(self, event: AuditEvent) -> None:
+        await self.db.write(lambda tx: tx.audit(event))
+
+
+__all__ = [
+    "AuditRepository",
+    "CertificateFilter",
+    "CertificateRecord",
+    "CertificateRepository",
+    "CounterRepository",
+    "RequestRecord",
+    "RequestRepository",
+    "credentials",
+]

@@ -1,0 +1,206 @@
+"""SQLAlchemy 2 typed tables shared by the core and every protocol's state.
+
+Protocols add their own tables (ACME accounts, orders, nonces...) to the same
+`Base.metadata`, so one Alembic history migrates everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite has no 64-bit autoincrementing BIGINT; use INTEGER there.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite would otherwise drop the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CertificateRow(Base):
+    """One certificate, from the intent to sign (status 'signing') to revocation.
+
+    The row is written with the exact to-be-signed bytes before the key signs,
+    so a crash after signing never leaves a signature without a record.
+    """
+
+    __tablename__ = "certificates"
+    __table_args__ = (
+        UniqueConstraint("issuer", "serial", name="uq_certificates_issuer_serial"),
+        Index("ix_certificates_not_after", "not_after"),
+        Index("ix_certificates_status", "status"),
+        Index("ix_certificates_profile", "profile"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    issuer: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(42))  # lowercase hex, no leading zeros
+    status: Mapped[str] = mapped_column(String(16))  # signing | issued | failed | revoked
+    subject: Mapped[str] = mapped_column(Text)
+    sans: Mapped[str] = mapped_column(Text)  # JSON array of "type:value"
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    key_algorithm: Mapped[str] = mapped_column(String(16))
+    key_size: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)  # SHA-256 of DER
+    profile: Mapped[str] = mapped_column(String(64))
+    protocol: Mapped[str] = mapped_column(String(16))
+    requester: Mapped[str] = mapped_column(String(255))
+    tbs: Mapped[bytes] = mapped_column(LargeBinary)
+    der: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    issued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
+    invalidity_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    replaces_id: Mapped[int | None] = mapped_column(Id, ForeignKey("certificates.id"))
+    request_id: Mapped[int | None] = mapped_column(Id)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    team: Mapped[str | None] = mapped_column(String(255))
+    application: Mapped[str | None] = mapped_column(String(255))
+    location: Mapped[str | None] = mapped_column(String(255))
+
+
+class EnrollmentRequestRow(Base):
+    """A request waiting for an operator (pending), or decided (approved, rejected)."""
+
+    __tablename__ = "enrollment_requests"
+    __table_args__ = (
+        UniqueConstraint("protocol", "transaction_id", name="uq_requests_protocol_transaction"),
+        Index("ix_requests_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected
+    protocol: Mapped[str] = mapped_column(String(16))
+    profile: Mapped[str] = mapped_column(String(64))
+    transaction_id: Mapped[str | None] = mapped_column(String(255))
+    requester: Mapped[str] = mapped_column(String(255))
+    request: Mapped[str] = mapped_column(Text)  # JSON: the EnrollmentRequest, replayable
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # SubjectPublicKeyInfo DER
+    raw_request: Mapped[bytes] = mapped_column(LargeBinary)
+    subject: Mapped[str] = mapped_column(Text)
+    sans: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    certificate_id: Mapped[int | None] = mapped_column(Id, ForeignKey("certificates.id"))
+
+
+class AuditEventRow(Base):
+    """Append-only, sequence-numbered, hash-chained audit log."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The chain's head: one row, locked by each writer so sequence numbers never gap or fork."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Id)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class CredentialRow(Base):
+    """A protocol credential: EST user, SCEP challenge, CMP shared secret, ACME EAB key.
+
+    Passwords and challenges are kept as salted hashes; MAC keys (CMP, EAB) must
+    be usable by the server, so they are kept as given.
+    """
+
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("protocol", "key_id", name="uq_credentials_protocol_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    protocol: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))  # password | challenge | mac-key
+    key_id: Mapped[str] = mapped_column(String(255))
+    secret_hash: Mapped[str | None] = mapped_column(String(255))
+    secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    profile: Mapped[str | None] = mapped_column(String(64))
+    identities: Mapped[str] = mapped_column(Text, default="[]")  # JSON array of "type:value"
+    one_time: Mapped[bool] = mapped_column(Boolean, default=False)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    bound_to: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class CounterRow(Base):
+    """Monotonic counters shared by all processes (CRL numbers, per issuer)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class LeaseRow(Base):
+    """Who runs a periodic job now, when several processes share the database."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+certificates = CertificateRow.__table__
+enrollment_requests = EnrollmentRequestRow.__table__
+audit_log = AuditEventRow.__table__
+audit_head = AuditHeadRow.__table__
+credentials = CredentialRow.__table__
+counters = CounterRow.__table__
+leases = LeaseRow.__table__

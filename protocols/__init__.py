@@ -1,0 +1,1 @@
+"""Enrollment and status protocols: each a translator between its wire format and the CA core."""

@@ -1,0 +1,141 @@
+"""Handlers of the operator API. Errors are JSON {"error": reason, "detail": text}."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca.csr import enrollment_from_csr, parse_csr
+from ca.enrollment import AuthMethod, InventoryFields, Issued, Requester
+from ca.errors import CAError, FailureReason
+from ca.signers.software import read_secret
+from ca.tomlread import Table
+from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
+
+ROUTES = (
+    Route("POST", "/enroll", "enroll"),
+    Route("GET", "/requests/{id}", "poll"),
+    Route("POST", "/revoke", "revoke"),
+)
+
+_STATUS = {
+    FailureReason.MALFORMED: 400, FailureReason.BAD_CSR: 400, FailureReason.BAD_ALGORITHM: 400,
+    FailureReason.BAD_PUBLIC_KEY: 400, FailureReason.BAD_SIGNATURE: 400, FailureReason.BAD_TIME: 400,
+    FailureReason.UNAUTHORIZED: 403, FailureReason.REJECTED_BY_POLICY: 403,
+    FailureReason.UNKNOWN_CERTIFICATE: 404, FailureReason.ALREADY_REVOKED: 409,
+    FailureReason.RATE_LIMITED: 429, FailureReason.UNAVAILABLE: 503, FailureReason.INTERNAL: 500,
+}
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    token_env: str
+    token_file: str
+
+
+def parse_config(table: Table) -> ApiConfig:
+    cfg = ApiConfig(table.get("token_env", str, "TETRA_API_TOKEN"), table.get("token_file", str, ""))
+    table.finish()
+    return cfg
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> WireResponse:
+    return WireResponse(status, {"Content-Type": "application/json", **(headers or {})},
+                        json.dumps(body).encode())
+
+
+def render_error(exc: CAError) -> WireResponse:
+    headers = {"Retry-After": "30"} if exc.reason in (FailureReason.UNAVAILABLE, FailureReason.RATE_LIMITED) else {}
+    return _json(_STATUS[exc.reason], {"error": exc.reason.value, "detail": exc.public_detail()}, headers)
+
+
+class ApiHandlers:
+    def __init__(self, ctx: ProtocolContext, token: bytes | None) -> None:
+        self.ca = ctx.ca
+        self._token = token
+
+    @classmethod
+    def create(cls, ctx: ProtocolContext, cfg: ApiConfig) -> ApiHandlers:
+        try:
+            token: bytes | None = read_secret(cfg.token_env, cfg.token_file, "api token")
+        except Exception:
+            token = None  # no token configured: every call is refused
+        return cls(ctx, token)
+
+    def _operator(self, req: WireRequest) -> str:
+        auth = req.headers.get("Authorization", "")
+        given = auth.removeprefix("Bearer ").encode()
+        if self._token is None or not auth.startswith("Bearer ") or not hmac.compare_digest(given, self._token):
+            raise CAError("missing or wrong bearer token", FailureReason.UNAUTHORIZED)
+        return f"api:{req.remote}"
+
+    @staticmethod
+    def _body(req: WireRequest) -> dict[str, Any]:
+        try:
+            body = json.loads(req.body)
+        except (ValueError, UnicodeDecodeError):
+            raise CAError("body is not JSON", FailureReason.MALFORMED) from None
+        if not isinstance(body, dict):
+            raise CAError("body must be a JSON object", FailureReason.MALFORMED)
+        return body
+
+    async def enroll(self, req: WireRequest) -> WireResponse:
+        try:
+            operator = self._operator(req)
+            body = self._body(req)
+            csr_text, profile = body.get("csr"), body.get("profile")
+            if not isinstance(csr_text, str) or not isinstance(profile, str):
+                raise CAError("fields csr (PEM) and profile are required", FailureReason.MALFORMED)
+            inv = body.get("inventory") or {}
+            request = enrollment_from_csr(
+                parse_csr(csr_text.encode()), protocol="cli", profile_name=profile,
+                requester=Requester(operator, AuthMethod.OPERATOR),
+                inventory=InventoryFields(**{k: inv.get(k) for k in ("owner", "team", "application", "location")}),
+            )
+            outcome = await self.ca.enroll(request)
+        except CAError as exc:
+            return render_error(exc)
+        if isinstance(outcome, Issued):
+            return _json(201, _issued(outcome))
+        return _json(202, {"request_id": outcome.request_id}, {"Retry-After": str(outcome.retry_after)})
+
+    async def poll(self, req: WireRequest) -> WireResponse:
+        try:
+            self._operator(req)
+            if not req.match["id"].isdigit():
+                raise CAError("request id must be a number", FailureReason.MALFORMED)
+            outcome = await self.ca.poll(int(req.match["id"]))
+        except CAError as exc:
+            return render_error(exc)
+        if isinstance(outcome, Issued):
+            return _json(200, _issued(outcome))
+        return _json(202, {"request_id": outcome.request_id}, {"Retry-After": str(outcome.retry_after)})
+
+    async def revoke(self, req: WireRequest) -> WireResponse:
+        try:
+            operator = self._operator(req)
+            body = self._body(req)
+            serial_text = str(body.get("serial", ""))
+            try:
+                serial = int(serial_text.replace(":", ""), 16)
+            except ValueError:
+                raise CAError("serial must be hexadecimal", FailureReason.MALFORMED) from None
+            record = await self.ca.find_by_serial(serial, body.get("issuer"))
+            revoked = await self.ca.revoke(record.issuer, serial, body.get("reason", "unspecified"), requester=operator)
+        except CAError as exc:
+            return render_error(exc)
+        return _json(200, {"serial": revoked.serial_hex, "status": revoked.status,
+                           "reason": revoked.revocation_reason})
+
+
+def _issued(outcome: Issued) -> dict[str, Any]:
+    return {
+        "serial": format(outcome.certificate.serial_number, "x"),
+        "issuer": outcome.issuer,
+        "certificate": outcome.certificate.public_bytes(Encoding.PEM).decode(),
+        "chain": "".join(c.public_bytes(Encoding.PEM).decode() for c in outcome.chain),
+    }

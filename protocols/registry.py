@@ -1,0 +1,8 @@
+"""The single place a protocol is switched on: name -> ProtocolSpec."""
+
+from __future__ import annotations
+
+from protocols.api import SPEC as API
+from protocols.base import ProtocolSpec
+
+PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API,)}

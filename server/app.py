@@ -1,0 +1,207 @@
+"""build_app(config) -> web.Application, and serve(): both listeners, SIGHUP reload, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca.clock import Clock
+from ca.errors import CAError
+from ca.profiles.loader import load_profiles
+from ca.service import CertificateAuthority
+from ca.store.migrate import require_current
+from protocols.base import ProtocolSpec
+from protocols.registry import PROTOCOLS
+from server.config import ServerConfig, load_config
+from server.http import last_resort, to_aiohttp, to_wire
+from server.logs import setup_logging
+from server.metrics import Metrics
+from server.tls import server_context
+from server.wiring import build_ca
+
+log = logging.getLogger("tetra.server")
+
+CONFIG = web.AppKey("config", ServerConfig)
+CA = web.AppKey("ca", CertificateAuthority)
+METRICS = web.AppKey("metrics", Metrics)
+HANDLERS = web.AppKey("protocol_handlers", dict)
+
+
+class _Context:
+    """What each protocol factory receives."""
+
+    def __init__(self, ca: CertificateAuthority, config: ServerConfig) -> None:
+        self.ca = ca
+        self.http_url = config.http_url
+        self.https_url = config.https_url
+        self.config = config
+
+
+def _protocol_app(spec: ProtocolSpec) -> web.Application:
+    sub = web.Application(client_max_size=spec.max_body)
+
+    def make(route_handler: str) -> Any:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            handlers: dict[str, Any] = request.config_dict[HANDLERS]
+            metrics = request.config_dict[METRICS]
+            path = request.path[len(spec.prefix):] or "/"
+            wire = await to_wire(request, path)
+            response = await getattr(handlers[spec.name], route_handler)(wire)
+            metrics.requests.labels(spec.name, request.method, str(response.status)).inc()
+            return to_aiohttp(response)
+
+        return handle
+
+    for route in spec.routes:
+        sub.router.add_route(route.method, route.path, make(route.handler_name))
+    return sub
+
+
+async def roots_pem(request: web.Request) -> web.Response:
+    ca = request.app[CA]
+    body = b"".join(c.public_bytes(Encoding.PEM) for c in ca.roots)
+    return web.Response(body=body, content_type="application/pem-certificate-chain")
+
+
+async def intermediates_pem(request: web.Request) -> web.Response:
+    ca = request.app[CA]
+    body = b"".join(c.public_bytes(Encoding.PEM) for c in ca.intermediates())
+    return web.Response(body=body, content_type="application/pem-certificate-chain")
+
+
+async def issuer_der(request: web.Request) -> web.Response:
+    """caIssuers URL of every leaf: the issuing CA certificate in DER (RFC 5280 §4.2.2.1)."""
+    ca = request.app[CA]
+    issuer = ca.issuers.get(request.match_info["issuer"])
+    if issuer is None:
+        raise web.HTTPNotFound(text="unknown issuer\n")
+    return web.Response(body=issuer.certificate.public_bytes(Encoding.DER), content_type="application/pkix-cert")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers and every signer can sign now."""
+    ca = request.app[CA]
+    checks: dict[str, str] = {}
+    try:
+        await ca.db.ping()
+        checks["database"] = "ok"
+    except CAError as exc:
+        checks["database"] = exc.detail
+    signers = {id(i.signer): i.signer for i in ca.issuers.values()}
+    signers.update({id(r.signer): r.signer for r in ca.ras.values()})
+    for signer in signers.values():
+        try:
+            await asyncio.wait_for(signer.check(), 5)
+            checks[f"signer:{signer.name}"] = "ok"
+        except (CAError, asyncio.TimeoutError) as exc:
+            checks[f"signer:{signer.name}"] = getattr(exc, "detail", "timed out")
+    ok = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+def build_app(config: ServerConfig, *, clock: Clock | None = None) -> web.Application:
+    app = web.Application(middlewares=[last_resort], client_max_size=1024 * 1024)
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    app[HANDLERS] = {}
+
+    async def core(app: web.Application) -> AsyncIterator[None]:
+        ca = await build_ca(config, clock=clock)
+        try:
+            await require_current(ca.db)
+            ca.issuance_observers.append(app[METRICS].observe_issuance)
+            ca.revocation_observers.append(lambda rec: app[METRICS].revoked.labels(rec.issuer).inc())
+            app[CA] = ca
+            context = _Context(ca, config)
+            for name in config.protocols:
+                spec = PROTOCOLS[name]
+                app[HANDLERS][name] = spec.factory(context, config.protocol_settings.get(name))
+            yield
+        finally:
+            for handler in app[HANDLERS].values():
+                close = getattr(handler, "close", None)
+                if close is not None:
+                    await close()
+            await ca.close()
+
+    app.cleanup_ctx.append(core)
+    app.router.add_get("/roots.pem", roots_pem)
+    app.router.add_get("/intermediates.pem", intermediates_pem)
+    app.router.add_get("/ca/{issuer}.cer", issuer_der)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    for name in config.protocols:
+        spec = PROTOCOLS[name]
+        app.add_subapp(spec.prefix, _protocol_app(spec))
+    return app
+
+
+def endpoint_lines(config: ServerConfig) -> list[str]:
+    lines = []
+    for base in (config.http_url, config.https_url):
+        if not base:
+            continue
+        lines += [f"  {base}/roots.pem", f"  {base}/intermediates.pem", f"  {base}/healthz",
+                  f"  {base}/readyz", f"  {base}/metrics"]
+        for name in config.protocols:
+            lines.append(f"  {base}{PROTOCOLS[name].prefix}/  ({name})")
+    return lines
+
+
+async def run_server(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
+    app = build_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        sites = []
+        if config.http:
+            sites.append(web.TCPSite(runner, config.http.host, config.http.port, reuse_address=True))
+        if config.https:
+            ctx = server_context(config, app[CA])
+            sites.append(web.TCPSite(runner, config.https.host, config.https.port, ssl_context=ctx,
+                                     reuse_address=True))
+        for site in sites:
+            await site.start()
+
+        def reload() -> None:
+            try:
+                app[CA].reload_profiles(load_profiles(config.profiles_dir))
+                log.info("profiles reloaded from %s", config.profiles_dir)
+            except Exception as exc:  # keep serving with the old profiles
+                log.error("profile reload failed, keeping the old profiles: %s", exc)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        print("Tetra is serving:\n" + "\n".join(endpoint_lines(config)), flush=True)
+        log.info("serving (pid %s) at %.3f", __import__("os").getpid(), time.time())
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def serve(config: ServerConfig) -> None:
+    setup_logging(config.log_format, config.log_level)
+    asyncio.run(run_server(config))
+
+
+__all__ = ["build_app", "load_config", "serve", "run_server"]

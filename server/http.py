@@ -1,0 +1,68 @@
+"""aiohttp Request <-> WireRequest / WireResponse, and the last-resort error middleware."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from protocols.base import WireRequest, WireResponse
+
+log = logging.getLogger("tetra.http")
+
+
+def peer_certificate(request: web.Request) -> bytes | None:
+    transport = request.transport
+    if transport is None:
+        return None
+    sslobj = transport.get_extra_info("ssl_object")
+    if not isinstance(sslobj, ssl.SSLObject):
+        return None
+    return sslobj.getpeercert(binary_form=True)
+
+
+def tls_unique(request: web.Request) -> bytes | None:
+    transport = request.transport
+    sslobj = transport.get_extra_info("ssl_object") if transport else None
+    if not isinstance(sslobj, ssl.SSLObject):
+        return None
+    try:
+        return sslobj.get_channel_binding("tls-unique")
+    except (ValueError, ssl.SSLError):
+        return None
+
+
+async def to_wire(request: web.Request, path: str) -> WireRequest:
+    body = await request.read()  # bounded by the sub-app's client_max_size (413 beyond)
+    return WireRequest(
+        method=request.method,
+        path=path,
+        query=dict(request.query),
+        headers=CIMultiDictProxy(CIMultiDict(request.headers)),
+        body=body,
+        match=dict(request.match_info),
+        peer_certificate_der=peer_certificate(request),
+        tls_unique=tls_unique(request),
+        remote=request.remote or "",
+        scheme=request.scheme,
+        host=request.host,
+    )
+
+
+def to_aiohttp(response: WireResponse) -> web.Response:
+    return web.Response(status=response.status, headers=dict(response.headers), body=response.body)
+
+
+@web.middleware
+async def last_resort(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Only bugs reach here: log them in full, answer a plain 500 without details."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.Response(status=500, text="internal server error\n")

@@ -1,0 +1,28 @@
+"""The HTTPS listener's SSLContext: our certificate, TLS 1.2+, client certificates optional."""
+
+from __future__ import annotations
+
+import ssl
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca.errors import ConfigError
+from ca.service import CertificateAuthority
+from server.config import ServerConfig
+
+
+def server_context(config: ServerConfig, ca: CertificateAuthority) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # EST-12: no TLS 1.0/1.1
+    assert config.tls_certificate and config.tls_key
+    try:
+        ctx.load_cert_chain(str(config.tls_certificate), str(config.tls_key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"{config.tls_certificate}: cannot load TLS certificate/key: {exc}") from None
+    if config.client_certificates == "optional":
+        # EST and CMP authenticate by client certificate; the protocols check it against the store.
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        pem = "".join(c.public_bytes(Encoding.PEM).decode() for c in ca.roots)
+        pem += "".join(c.public_bytes(Encoding.PEM).decode() for c in ca.intermediates())
+        ctx.load_verify_locations(cadata=pem)
+    return ctx

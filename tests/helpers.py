@@ -1,0 +1,65 @@
+"""Builders shared by the tests: keys, CSRs, a counting signer proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
+
+from ca.keys import generate_private_key
+
+T = TypeVar("T")
+
+
+def make_csr(
+    names: list[str] | tuple[str, ...] = ("www.example.com",),
+    *,
+    key_spec: str = "ec-p256",
+    key: Any = None,
+    cn: str | None = None,
+    extra_extensions: list[tuple[x509.ExtensionType, bool]] = (),  # type: ignore[assignment]
+) -> tuple[x509.CertificateSigningRequest, Any]:
+    """A CSR for 'dns:...'/'ip:...'/'email:...' names (bare names are DNS)."""
+    from ca.enrollment import Identifier
+
+    key = key or generate_private_key(key_spec)
+    idents = [Identifier.parse(n) if ":" in n else Identifier("dns", n) for n in names]
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]) if cn else x509.Name([])
+    )
+    if idents:
+        builder = builder.add_extension(x509.SubjectAlternativeName([i.to_general_name() for i in idents]), False)
+    for ext, critical in extra_extensions:
+        builder = builder.add_extension(ext, critical)
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, algorithm), key
+
+
+class CountingSigner:
+    """Wraps a signer and counts how often its key is asked to sign ("nothing issued" checks)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.runs = 0
+
+    def public_key(self) -> Any:
+        return self.inner.public_key()
+
+    def private_key(self) -> Any:
+        return self.inner.private_key()
+
+    async def run(self, work: Callable[[], T]) -> T:
+        self.runs += 1
+        result: T = await self.inner.run(work)
+        return result
+
+    async def check(self) -> None:
+        await self.inner.check()
+
+    async def close(self) -> None:
+        await self.inner.close()
