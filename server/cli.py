@@ -134,7 +134,7 @@ def _new_key(args: argparse.Namespace, out_key: Path) -> Any:
 
         pin = read_secret(args.pin_env, args.pin_file, "PKCS#11 PIN")
         generate_token_key(args.module, args.pkcs11_uri, args.key_type, pin)
-        return asyncio.run(Pkcs11Signer.open("new-ca", args.module, args.pkcs11_uri, pin))
+        return Pkcs11Signer.open_blocking("new-ca", args.module, args.pkcs11_uri, pin)
     from ca.keys import generate_private_key
     from ca.signers.software import read_secret, save_encrypted_key
 

@@ -5,8 +5,18 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import importlib
+
 import ca.store.tables  # noqa: F401  (core tables)
 from ca.store.tables import Base
+
+# Protocol state lives on the same metadata; import what exists so autogenerate sees it.
+for _module in ("ca.revocation.tables", "protocols.acme.state", "protocols.est.state",
+                "protocols.scep.state", "protocols.cmp.state"):
+    try:
+        importlib.import_module(_module)
+    except ModuleNotFoundError:
+        pass
 
 config = context.config
 target_metadata = Base.metadata
