@@ -34,7 +34,7 @@ def event_hash(prev_hash: str, seq: int, at: dt.datetime, event: AuditEvent) -> 
     body = json.dumps(
         {
             "seq": seq,
-            "at": at.astimezone(dt.timezone.utc).isoformat(),
+            "at": at.astimezone(dt.UTC).isoformat(),
             "actor": event.actor,
             "action": event.action,
             "target": event.target,

@@ -83,9 +83,15 @@ class CredentialStore:
         return self.db.clock.now()
 
     async def _create(self, values: dict[str, object], actor: str) -> int:
-        event = AuditEvent(actor, "credential.created", f"{values['protocol']}/{values['kind']}",
-                           {"key_id": values["key_id"] if values["kind"] != "challenge" else "(hashed)",
-                            "profile": values.get("profile")})
+        event = AuditEvent(
+            actor,
+            "credential.created",
+            f"{values['protocol']}/{values['kind']}",
+            {
+                "key_id": values["key_id"] if values["kind"] != "challenge" else "(hashed)",
+                "profile": values.get("profile"),
+            },
+        )
 
         def w(tx: Tx) -> int:
             result = tx.conn.execute(insert(credentials).values(**values).returning(credentials.c.id))
@@ -94,19 +100,40 @@ class CredentialStore:
 
         return await self.db.write(w)
 
-    async def create_password(self, protocol: str, username: str, password: str, *, profile: str | None = None,
-                              identities: tuple[str, ...] = (), actor: str = "operator") -> int:
-        return await self._create({
-            "protocol": protocol, "kind": "password", "key_id": username,
-            "secret_hash": hash_password(password), "profile": profile,
-            "identities": json.dumps(list(identities)), "one_time": False, "created_at": self._now(),
-        }, actor)
+    async def create_password(
+        self,
+        protocol: str,
+        username: str,
+        password: str,
+        *,
+        profile: str | None = None,
+        identities: tuple[str, ...] = (),
+        actor: str = "operator",
+    ) -> int:
+        return await self._create(
+            {
+                "protocol": protocol,
+                "kind": "password",
+                "key_id": username,
+                "secret_hash": hash_password(password),
+                "profile": profile,
+                "identities": json.dumps(list(identities)),
+                "one_time": False,
+                "created_at": self._now(),
+            },
+            actor,
+        )
 
     async def verify_password(self, protocol: str, username: str, password: str) -> Credential | None:
         def q(conn: Connection) -> tuple[object, str] | None:
-            row = conn.execute(select(credentials).where(
-                credentials.c.protocol == protocol, credentials.c.key_id == username,
-                credentials.c.kind == "password", credentials.c.revoked_at.is_(None))).first()
+            row = conn.execute(
+                select(credentials).where(
+                    credentials.c.protocol == protocol,
+                    credentials.c.key_id == username,
+                    credentials.c.kind == "password",
+                    credentials.c.revoked_at.is_(None),
+                )
+            ).first()
             return (row, row.secret_hash) if row else None
 
         found = await self.db.read(q)
@@ -116,16 +143,30 @@ class CredentialStore:
         row, stored = found
         return _to_credential(row) if check_password(password, stored) else None
 
-    async def create_challenge(self, protocol: str, *, profile: str | None = None,
-                               identities: tuple[str, ...] = (), one_time: bool = True,
-                               ttl: dt.timedelta | None = dt.timedelta(hours=1),
-                               actor: str = "operator") -> str:
+    async def create_challenge(
+        self,
+        protocol: str,
+        *,
+        profile: str | None = None,
+        identities: tuple[str, ...] = (),
+        one_time: bool = True,
+        ttl: dt.timedelta | None = dt.timedelta(hours=1),
+        actor: str = "operator",
+    ) -> str:
         challenge = secrets.token_urlsafe(24)
-        await self._create({
-            "protocol": protocol, "kind": "challenge", "key_id": challenge_key(challenge),
-            "profile": profile, "identities": json.dumps(list(identities)), "one_time": one_time,
-            "expires_at": self._now() + ttl if ttl else None, "created_at": self._now(),
-        }, actor)
+        await self._create(
+            {
+                "protocol": protocol,
+                "kind": "challenge",
+                "key_id": challenge_key(challenge),
+                "profile": profile,
+                "identities": json.dumps(list(identities)),
+                "one_time": one_time,
+                "expires_at": self._now() + ttl if ttl else None,
+                "created_at": self._now(),
+            },
+            actor,
+        )
         return challenge
 
     async def consume_challenge(self, protocol: str, challenge: str) -> Credential | None:
@@ -134,14 +175,22 @@ class CredentialStore:
         now = self._now()
 
         def w(tx: Tx) -> Credential | None:
-            row = tx.conn.execute(select(credentials).where(
-                credentials.c.protocol == protocol, credentials.c.key_id == key,
-                credentials.c.kind == "challenge", credentials.c.revoked_at.is_(None))).first()
+            row = tx.conn.execute(
+                select(credentials).where(
+                    credentials.c.protocol == protocol,
+                    credentials.c.key_id == key,
+                    credentials.c.kind == "challenge",
+                    credentials.c.revoked_at.is_(None),
+                )
+            ).first()
             if row is None or (row.expires_at is not None and row.expires_at <= now):
                 return None
             if row.one_time:
-                result = tx.conn.execute(update(credentials).where(
-                    credentials.c.id == row.id, credentials.c.used_at.is_(None)).values(used_at=now))
+                result = tx.conn.execute(
+                    update(credentials)
+                    .where(credentials.c.id == row.id, credentials.c.used_at.is_(None))
+                    .values(used_at=now)
+                )
                 if result.rowcount != 1:
                     return None
                 tx.audit(AuditEvent("system", "credential.used", f"{protocol}/challenge", {"id": row.id}))
@@ -149,33 +198,61 @@ class CredentialStore:
 
         return await self.db.write(w)
 
-    async def create_mac_key(self, protocol: str, *, key_id: str | None = None, profile: str | None = None,
-                             identities: tuple[str, ...] = (), actor: str = "operator",
-                             secret: bytes | None = None) -> tuple[str, bytes]:
+    async def create_mac_key(
+        self,
+        protocol: str,
+        *,
+        key_id: str | None = None,
+        profile: str | None = None,
+        identities: tuple[str, ...] = (),
+        actor: str = "operator",
+        secret: bytes | None = None,
+    ) -> tuple[str, bytes]:
         key_id = key_id or secrets.token_urlsafe(16)
         secret = secret or secrets.token_bytes(32)
-        await self._create({
-            "protocol": protocol, "kind": "mac-key", "key_id": key_id, "secret": secret,
-            "profile": profile, "identities": json.dumps(list(identities)), "one_time": False,
-            "created_at": self._now(),
-        }, actor)
+        await self._create(
+            {
+                "protocol": protocol,
+                "kind": "mac-key",
+                "key_id": key_id,
+                "secret": secret,
+                "profile": profile,
+                "identities": json.dumps(list(identities)),
+                "one_time": False,
+                "created_at": self._now(),
+            },
+            actor,
+        )
         return key_id, secret
 
     async def get_mac_key(self, protocol: str, key_id: str) -> Credential | None:
         def q(conn: Connection) -> Credential | None:
-            row = conn.execute(select(credentials).where(
-                credentials.c.protocol == protocol, credentials.c.key_id == key_id,
-                credentials.c.kind == "mac-key", credentials.c.revoked_at.is_(None))).first()
+            row = conn.execute(
+                select(credentials).where(
+                    credentials.c.protocol == protocol,
+                    credentials.c.key_id == key_id,
+                    credentials.c.kind == "mac-key",
+                    credentials.c.revoked_at.is_(None),
+                )
+            ).first()
             return _to_credential(row) if row else None
 
         return await self.db.read(q)
 
     async def bind(self, protocol: str, key_id: str, bound_to: str) -> bool:
         """Bind a credential to one principal (an ACME account) once; False if already bound."""
+
         def w(tx: Tx) -> bool:
-            result = tx.conn.execute(update(credentials).where(
-                credentials.c.protocol == protocol, credentials.c.key_id == key_id,
-                credentials.c.bound_to.is_(None), credentials.c.revoked_at.is_(None)).values(bound_to=bound_to))
+            result = tx.conn.execute(
+                update(credentials)
+                .where(
+                    credentials.c.protocol == protocol,
+                    credentials.c.key_id == key_id,
+                    credentials.c.bound_to.is_(None),
+                    credentials.c.revoked_at.is_(None),
+                )
+                .values(bound_to=bound_to)
+            )
             if result.rowcount == 1:
                 tx.audit(AuditEvent(bound_to, "credential.bound", f"{protocol}/{key_id}"))
                 return True
@@ -187,9 +264,15 @@ class CredentialStore:
         now = self._now()
 
         def w(tx: Tx) -> bool:
-            result = tx.conn.execute(update(credentials).where(
-                credentials.c.protocol == protocol, credentials.c.key_id == key_id,
-                credentials.c.revoked_at.is_(None)).values(revoked_at=now))
+            result = tx.conn.execute(
+                update(credentials)
+                .where(
+                    credentials.c.protocol == protocol,
+                    credentials.c.key_id == key_id,
+                    credentials.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
             if result.rowcount:
                 tx.audit(AuditEvent(actor, "credential.revoked", f"{protocol}/{key_id}"))
             return bool(result.rowcount)

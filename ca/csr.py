@@ -26,9 +26,7 @@ MAX_SANS = 100
 def parse_csr(data: bytes) -> x509.CertificateSigningRequest:
     """PEM or DER, at most 64 KiB, with a signature that verifies."""
     if len(data) > MAX_CSR_BYTES:
-        raise CAError(
-            f"CSR is {len(data)} bytes, over the {MAX_CSR_BYTES}-byte limit", FailureReason.BAD_CSR
-        )
+        raise CAError(f"CSR is {len(data)} bytes, over the {MAX_CSR_BYTES}-byte limit", FailureReason.BAD_CSR)
     stripped = data.strip()
     try:
         if stripped.startswith(b"-----BEGIN"):
@@ -54,7 +52,7 @@ def csr_identifiers(csr: x509.CertificateSigningRequest) -> tuple[Identifier, ..
         return ()
     except ValueError as exc:
         raise CAError(f"CSR extensions cannot be parsed: {exc}", FailureReason.BAD_CSR) from None
-    names = list(ext.value)
+    names = list(ext.value)  # type: ignore[call-overload]
     if len(names) > MAX_SANS:
         raise CAError(
             f"CSR asks for {len(names)} subjectAltNames, over the limit of {MAX_SANS}",
@@ -87,7 +85,7 @@ def enrollment_from_csr(
     return EnrollmentRequest(
         protocol=protocol,
         profile_name=profile_name,
-        public_key=public_key,  # type: ignore[arg-type]
+        public_key=public_key,
         subject=csr.subject,
         subject_alt_names=csr_identifiers(csr),
         requester=requester,

@@ -69,7 +69,9 @@ def _base_builder(
         .public_key(public_key)
         .serial_number(_serial())
         .not_valid_before(now.replace(microsecond=0))
-        .not_valid_after(now.replace(microsecond=0) + dt.timedelta(days=profile.validity_days) - dt.timedelta(seconds=1))
+        .not_valid_after(
+            now.replace(microsecond=0) + dt.timedelta(days=profile.validity_days) - dt.timedelta(seconds=1)
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=profile.path_length), critical=True)
         .add_extension(_CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
@@ -84,7 +86,7 @@ def _base_builder(
 def create_root(
     profile: CAProfile, key: CertificateIssuerPrivateKeyTypes, now: dt.datetime | None = None
 ) -> x509.Certificate:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     public = key.public_key()
     builder = _base_builder(profile, public, profile.subject(), now)
     # pkilint wants AKI on roots too (equal to the SKI): it cannot always prove self-signature.
@@ -101,7 +103,7 @@ def create_intermediate(
     now: dt.datetime | None = None,
 ) -> x509.Certificate:
     """An issuing CA signed by its parent; never outlives the parent."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     builder = _base_builder(profile, public_key, parent_certificate.subject, now)
     if now + dt.timedelta(days=profile.validity_days) > parent_certificate.not_valid_after_utc:
         builder = builder.not_valid_after(parent_certificate.not_valid_after_utc)

@@ -43,7 +43,7 @@ from ca.audit import AuditEvent
 from ca.der import assemble_certificate, certificate_parts
 from ca.enrollment import InventoryFields
 from ca.errors import CAError, FailureReason, InternalError, PolicyViolation, SignerUnavailable
-from ca.keys import default_hash, describe_public_key, hash_by_name
+from ca.keys import SignatureHash, default_hash, describe_public_key, hash_by_name
 from ca.profiles.policy import CertificateTemplate
 from ca.signers.base import Signer
 from ca.store.db import Database, Tx
@@ -141,6 +141,13 @@ def throwaway_key(public: CertificateIssuerPublicKeyTypes) -> CertificateIssuerP
 Linter = Callable[[bytes, str], list[str]]
 
 
+def _intent_writer(values: dict[str, Any], event: AuditEvent) -> Callable[[Tx], int]:
+    def write(tx: Tx) -> int:
+        return CertificateRepository.insert_intent(tx, values, event)
+
+    return write
+
+
 class Issuer:
     """One issuing CA: its certificate, chain, signer and the URLs it stamps on leaves."""
 
@@ -184,16 +191,22 @@ class Issuer:
             exts.append((x509.CRLDistributionPoints([point]), False))
         access = []
         if self.urls.ocsp:
-            access.append(x509.AccessDescription(
-                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(self.urls.ocsp)))
+            access.append(
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(self.urls.ocsp)
+                )
+            )
         if self.urls.ca_issuers:
-            access.append(x509.AccessDescription(
-                AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(self.urls.ca_issuers)))
+            access.append(
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(self.urls.ca_issuers)
+                )
+            )
         if access:
             exts.append((x509.AuthorityInformationAccess(access), False))
         return exts
 
-    def hash_for(self, template: CertificateTemplate) -> hashes.HashAlgorithm | None:
+    def hash_for(self, template: CertificateTemplate) -> SignatureHash | None:
         if isinstance(self._public, ed25519.Ed25519PublicKey):
             return None
         if template.profile.signature_hash:
@@ -287,9 +300,7 @@ class Issuer:
                 },
             )
             try:
-                row_id = await self._db.write_grouped(
-                    lambda tx, v=values, e=event: CertificateRepository.insert_intent(tx, v, e)
-                )
+                row_id = await self._db.write_grouped(_intent_writer(values, event))
             except IntegrityError:
                 # CORE-02: a repeated serial; nothing was signed for it. Draw again.
                 log.error("serial collision on %s; drawing a new serial", self.name)
@@ -313,9 +324,7 @@ class Issuer:
             target=f"{self.name}/{serial_text(serial)}",
             details={"fingerprint": fingerprint, "profile": template.profile.name, "protocol": protocol},
         )
-        await self._db.write_grouped(
-            lambda tx: CertificateRepository.record_result(tx, row_id, done, issued_event)
-        )
+        await self._db.write_grouped(lambda tx: CertificateRepository.record_result(tx, row_id, done, issued_event))
         faults.checkpoint("F4")
         return certificate, row_id
 
@@ -372,4 +381,3 @@ class Issuer:
         except CAError:
             # The row stays 'signing': treated as possibly issued, so still revocable.
             log.error("could not mark %s/%x failed", self.name, serial)
-

@@ -17,10 +17,18 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 
 from ca.errors import CAError, FailureReason
 
+SignatureHash = hashes.SHA256 | hashes.SHA384 | hashes.SHA512
+
 KEY_SPECS = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519")
 
 _CURVES: dict[str, type[ec.EllipticCurve]] = {"p256": ec.SECP256R1, "p384": ec.SECP384R1}
-_CURVE_NAMES = {"secp256r1": "p256", "secp384r1": "p384", "secp521r1": "p521"}
+_CURVE_NAMES = {
+    "secp192r1": "p192",
+    "secp224r1": "p224",
+    "secp256r1": "p256",
+    "secp384r1": "p384",
+    "secp521r1": "p521",
+}
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ def generate_private_key(spec: str) -> CertificateIssuerPrivateKeyTypes:
     return ed25519.Ed25519PrivateKey.generate()
 
 
-def default_hash(key: CertificatePublicKeyTypes) -> hashes.HashAlgorithm | None:
+def default_hash(key: CertificatePublicKeyTypes) -> SignatureHash | None:
     """The signature hash that matches the issuer key's strength (None for EdDSA)."""
     if isinstance(key, ec.EllipticCurvePublicKey):
         return hashes.SHA384() if key.curve.key_size >= 384 else hashes.SHA256()
@@ -87,8 +95,8 @@ def default_hash(key: CertificatePublicKeyTypes) -> hashes.HashAlgorithm | None:
     return None
 
 
-def hash_by_name(name: str) -> hashes.HashAlgorithm:
-    table: dict[str, hashes.HashAlgorithm] = {
+def hash_by_name(name: str) -> SignatureHash:
+    table: dict[str, SignatureHash] = {
         "sha256": hashes.SHA256(),
         "sha384": hashes.SHA384(),
         "sha512": hashes.SHA512(),

@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pkilint import document, finding_filter, pkix  # type: ignore[import-untyped]
-from pkilint.cabf import cabf_crl, serverauth  # type: ignore[import-untyped]
-from pkilint.cabf.serverauth import serverauth_constants  # type: ignore[import-untyped]
-from pkilint.pkix import certificate, crl, extension, name, ocsp  # type: ignore[import-untyped]
+from pkilint import document, finding_filter, pkix
+from pkilint.cabf import cabf_crl, serverauth
+from pkilint.cabf.serverauth import serverauth_constants
+from pkilint.pkix import certificate, crl, extension, name, ocsp
 
 __all__ = [
     "CERTIFICATE_PROFILES",
@@ -111,9 +111,7 @@ def _cached(key: str, build: Callable[[], Any]) -> Any:
 def _build_pkix_certificate_validator() -> Any:
     # Same composition as pkilint's ``lint_pkix_cert`` entry point.
     return certificate.create_pkix_certificate_validator_container(
-        certificate.create_decoding_validators(
-            name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS
-        ),
+        certificate.create_decoding_validators(name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS),
         [
             certificate.create_issuer_validator_container([]),
             certificate.create_validity_validator_container(),
@@ -221,17 +219,13 @@ def _decode(document_cls: Any, der: bytes, label: str) -> tuple[Any, LintFinding
     except document.SubstrateDecodingFailedError as exc:
         detail = exc.message or str(exc)
         return None, LintFinding("FATAL", CODE_UNPARSABLE, label, f"not a DER {label}: {detail}")
-    except Exception as exc:  # noqa: BLE001 - hostile input may make pyasn1 raise anything
-        return None, LintFinding(
-            "FATAL", CODE_UNPARSABLE, label, f"not a DER {label}: {type(exc).__name__}: {exc}"
-        )
+    except Exception as exc:
+        return None, LintFinding("FATAL", CODE_UNPARSABLE, label, f"not a DER {label}: {type(exc).__name__}: {exc}")
     return doc, None
 
 
 def _crash(label: str, exc: Exception) -> LintFinding:
-    return LintFinding(
-        "FATAL", CODE_LINTER_CRASHED, label, f"pkilint raised {type(exc).__name__}: {exc}"
-    )
+    return LintFinding("FATAL", CODE_LINTER_CRASHED, label, f"pkilint raised {type(exc).__name__}: {exc}")
 
 
 def _resolve_cabf_type(option: str) -> Any:
@@ -239,9 +233,7 @@ def _resolve_cabf_type(option: str) -> Any:
         return serverauth_constants.CertificateType.from_option_str(option)
     except KeyError:
         choices = ", ".join(t.to_option_str for t in serverauth_constants.CertificateType)
-        raise ValueError(
-            f"unknown CA/B Forum certificate type {option!r}; one of {choices}"
-        ) from None
+        raise ValueError(f"unknown CA/B Forum certificate type {option!r}; one of {choices}") from None
 
 
 def lint_certificate(
@@ -277,7 +269,7 @@ def lint_certificate(
             if cert_type is None:
                 try:
                     cert_type = serverauth.determine_certificate_type(doc)
-                except Exception as exc:  # noqa: BLE001 - degrade to pkix, say so
+                except Exception as exc:
                     cert_type = None
                     extra.append(
                         LintFinding(
@@ -293,7 +285,7 @@ def lint_certificate(
             else:
                 validator, filters = _cabf_certificate_linter(cert_type)
                 results, _ = finding_filter.filter_results(filters, validator.validate(doc.root))
-    except Exception as exc:  # noqa: BLE001 - a linter bug must not escape the gate
+    except Exception as exc:
         return [_crash("certificate", exc)]
 
     findings = _collect(results, errors_only)
@@ -317,9 +309,7 @@ def lint_ocsp_responder_certificate(
     """
     if profile == "pkix":
         return lint_certificate(der, profile="pkix", errors_only=errors_only)
-    return lint_certificate(
-        der, profile=profile, errors_only=errors_only, cabf_type="OCSP-RESPONDER"
-    )
+    return lint_certificate(der, profile=profile, errors_only=errors_only, cabf_type="OCSP-RESPONDER")
 
 
 def lint_crl(der: bytes, *, profile: str = "pkix", errors_only: bool = True) -> list[LintFinding]:
@@ -331,7 +321,7 @@ def lint_crl(der: bytes, *, profile: str = "pkix", errors_only: bool = True) -> 
         return [fatal]
     try:
         results = _crl_validator(profile).validate(doc.root)
-    except Exception as exc:  # noqa: BLE001 - a linter bug must not escape the gate
+    except Exception as exc:
         return [_crash("crl", exc)]
     return _collect(results, errors_only)
 
@@ -343,6 +333,6 @@ def lint_ocsp_response(der: bytes, *, errors_only: bool = True) -> list[LintFind
         return [fatal]
     try:
         results = _ocsp_validator().validate(doc.root)
-    except Exception as exc:  # noqa: BLE001 - a linter bug must not escape the gate
+    except Exception as exc:
         return [_crash("ocsp-response", exc)]
     return _collect(results, errors_only)

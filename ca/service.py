@@ -153,7 +153,11 @@ class CertificateAuthority:
         return record.id
 
     async def _issue(
-        self, template: CertificateTemplate, request: EnrollmentRequest, *, replaces_id: int | None,
+        self,
+        template: CertificateTemplate,
+        request: EnrollmentRequest,
+        *,
+        replaces_id: int | None,
         request_id: int | None = None,
     ) -> Issued:
         issuer = self.issuers[template.issuer_name]
@@ -190,8 +194,12 @@ class CertificateAuthority:
             "sans": json.dumps([str(i) for i in template.subject_alt_names]),
             "created_at": self.clock.now(),
         }
-        event = AuditEvent(request.requester.name, "request.pending", f"profile/{template.profile.name}",
-                           {"protocol": request.protocol, "sans": values["sans"]})
+        event = AuditEvent(
+            request.requester.name,
+            "request.pending",
+            f"profile/{template.profile.name}",
+            {"protocol": request.protocol, "sans": values["sans"]},
+        )
         request_id = await self.requests.create(values, event)
         return Pending(request_id, self.pending_retry_after)
 
@@ -202,8 +210,11 @@ class CertificateAuthority:
         replaces_id = await self._replaced_row(request)
         event = AuditEvent(operator, "request.approved", f"request/{request_id}")
         now = self.clock.now()
-        won = await self.db.write(lambda tx: RequestRepository.decide(
-            tx, request_id, {"status": "approved", "decided_at": now, "decided_by": operator}, event))
+        won = await self.db.write(
+            lambda tx: RequestRepository.decide(
+                tx, request_id, {"status": "approved", "decided_at": now, "decided_by": operator}, event
+            )
+        )
         if not won:
             raise CAError(f"request {request_id} was decided meanwhile", FailureReason.MALFORMED)
         issued = await self._issue(template, request, replaces_id=replaces_id, request_id=request_id)
@@ -213,8 +224,11 @@ class CertificateAuthority:
 
             from ca.store.tables import enrollment_requests
 
-            tx.conn.execute(update(enrollment_requests).where(enrollment_requests.c.id == request_id)
-                            .values(certificate_id=issued.record_id))
+            tx.conn.execute(
+                update(enrollment_requests)
+                .where(enrollment_requests.c.id == request_id)
+                .values(certificate_id=issued.record_id)
+            )
 
         await self.db.write(link)
         return issued
@@ -223,9 +237,14 @@ class CertificateAuthority:
         await self._pending(request_id)
         event = AuditEvent(operator, "request.rejected", f"request/{request_id}", {"note": note})
         now = self.clock.now()
-        won = await self.db.write(lambda tx: RequestRepository.decide(
-            tx, request_id,
-            {"status": "rejected", "decided_at": now, "decided_by": operator, "decision_note": note}, event))
+        won = await self.db.write(
+            lambda tx: RequestRepository.decide(
+                tx,
+                request_id,
+                {"status": "rejected", "decided_at": now, "decided_by": operator, "decision_note": note},
+                event,
+            )
+        )
         if not won:
             raise CAError(f"request {request_id} was decided meanwhile", FailureReason.MALFORMED)
 
@@ -279,8 +298,9 @@ class CertificateAuthority:
             if certificate.issuer != issuer.certificate.subject:
                 continue
             params = certificate.signature_hash_algorithm
-            if verify_bytes(issuer.certificate.public_key(), certificate.signature,
-                            certificate.tbs_certificate_bytes, params):
+            if verify_bytes(
+                issuer.signer.public_key(), certificate.signature, certificate.tbs_certificate_bytes, params
+            ):
                 return issuer
         raise NotAuthorized("the presented certificate was not issued by this CA")
 
@@ -304,10 +324,15 @@ class CertificateAuthority:
         if record.status == "failed":
             raise UnknownCertificate(f"certificate {serial:x} was never signed")
         at = revoked_at or self.clock.now()
-        event = AuditEvent(requester, "certificate.revoked", f"{issuer}/{record.serial_hex}",
-                           {"reason": reason_name, "revoked_at": at.isoformat()})
-        if not await self.certificates.revoke(record.id, reason=reason_name, revoked_at=at,
-                                              invalidity_date=invalidity_date, event=event):
+        event = AuditEvent(
+            requester,
+            "certificate.revoked",
+            f"{issuer}/{record.serial_hex}",
+            {"reason": reason_name, "revoked_at": at.isoformat()},
+        )
+        if not await self.certificates.revoke(
+            record.id, reason=reason_name, revoked_at=at, invalidity_date=invalidity_date, event=event
+        ):
             raise AlreadyRevoked(f"certificate {serial:x} is already revoked")
         revoked = await self.certificates.get(record.id)
         assert revoked is not None
@@ -365,11 +390,13 @@ def _request_to_json(request: EnrollmentRequest) -> dict[str, Any]:
         "requester": {
             "name": request.requester.name,
             "method": request.requester.method.value,
-            "proven": None if request.requester.proven_identifiers is None
+            "proven": None
+            if request.requester.proven_identifiers is None
             else sorted(str(i) for i in request.requester.proven_identifiers),
         },
         "kind": request.kind.value,
-        "replaces": None if request.replaces is None
+        "replaces": None
+        if request.replaces is None
         else {"issuer": request.replaces.issuer, "serial": format(request.replaces.serial, "x")},
         "not_before": request.not_before.isoformat() if request.not_before else None,
         "not_after": request.not_after.isoformat() if request.not_after else None,
@@ -387,7 +414,8 @@ def _request_from_record(record: RequestRecord) -> EnrollmentRequest:
         protocol=data["protocol"],
         profile_name=data["profile"],
         public_key=load_der_public_key(record.public_key),  # type: ignore[arg-type]
-        subject=x509.Name.from_rfc4514_string("") if not data["subject"]
+        subject=x509.Name.from_rfc4514_string("")
+        if not data["subject"]
         else _name_from_der(base64.b64decode(data["subject"])),
         subject_alt_names=tuple(Identifier.parse(s) for s in data["sans"]),
         requester=Requester(req["name"], AuthMethod(req["method"]), proven),

@@ -51,7 +51,7 @@ def _protocol_app(spec: ProtocolSpec) -> web.Application:
         async def handle(request: web.Request) -> web.StreamResponse:
             handlers: dict[str, Any] = request.config_dict[HANDLERS]
             metrics = request.config_dict[METRICS]
-            path = request.path[len(spec.prefix):] or "/"
+            path = request.path[len(spec.prefix) :] or "/"
             wire = await to_wire(request, path)
             response = await getattr(handlers[spec.name], route_handler)(wire)
             metrics.requests.labels(spec.name, request.method, str(response.status)).inc()
@@ -104,7 +104,7 @@ async def readyz(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(signer.check(), 5)
             checks[f"signer:{signer.name}"] = "ok"
-        except (CAError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, CAError) as exc:
             checks[f"signer:{signer.name}"] = getattr(exc, "detail", "timed out")
     ok = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
@@ -158,8 +158,13 @@ def endpoint_lines(config: ServerConfig) -> list[str]:
     for base in (config.http_url, config.https_url):
         if not base:
             continue
-        lines += [f"  {base}/roots.pem", f"  {base}/intermediates.pem", f"  {base}/healthz",
-                  f"  {base}/readyz", f"  {base}/metrics"]
+        lines += [
+            f"  {base}/roots.pem",
+            f"  {base}/intermediates.pem",
+            f"  {base}/healthz",
+            f"  {base}/readyz",
+            f"  {base}/metrics",
+        ]
         for name in config.protocols:
             lines.append(f"  {base}{PROTOCOLS[name].prefix}/  ({name})")
     return lines
@@ -177,8 +182,7 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None) ->
             sites.append(web.TCPSite(runner, config.http.host, config.http.port, reuse_address=True))
         if config.https:
             ctx = server_context(config, app[CA])
-            sites.append(web.TCPSite(runner, config.https.host, config.https.port, ssl_context=ctx,
-                                     reuse_address=True))
+            sites.append(web.TCPSite(runner, config.https.host, config.https.port, ssl_context=ctx, reuse_address=True))
         for site in sites:
             await site.start()
 
@@ -204,4 +208,4 @@ def serve(config: ServerConfig) -> None:
     asyncio.run(run_server(config))
 
 
-__all__ = ["build_app", "load_config", "serve", "run_server"]
+__all__ = ["build_app", "load_config", "run_server", "serve"]

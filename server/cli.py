@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.errors import CAError, ConfigError
@@ -50,13 +50,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     from protocols.registry import PROTOCOLS
     from server.demo import init_demo
 
-    result = asyncio.run(init_demo(
-        Path(args.dir),
-        http=Listen.parse(args.http, "--http"),
-        https=Listen.parse(args.https, "--https"),
-        hostnames=args.hostname or ["localhost", "127.0.0.1"],
-        protocols=sorted(PROTOCOLS),
-    ))
+    result = asyncio.run(
+        init_demo(
+            Path(args.dir),
+            http=Listen.parse(args.http, "--http"),
+            https=Listen.parse(args.https, "--https"),
+            hostnames=args.hostname or ["localhost", "127.0.0.1"],
+            protocols=sorted(PROTOCOLS),
+        )
+    )
     print(f"Created a demo CA in {args.dir}")
     print(f"  config:                 {result.config}")
     print(f"  root SHA-256 fingerprint: {result.root_fingerprint}")
@@ -92,9 +94,11 @@ def cmd_ca_list(args: argparse.Namespace) -> int:
     for name, icfg in config.issuers.items():
         cert = load_certificates(icfg.certificate)[0]
         default = " (default)" if name == config.default_issuer else ""
-        print(f"issuer    {name}{default}  {cert.subject.rfc4514_string()}  "
-              f"signer {icfg.signer} ({config.signers[icfg.signer].backend})  "
-              f"until {cert.not_valid_after_utc:%Y-%m-%d}")
+        print(
+            f"issuer    {name}{default}  {cert.subject.rfc4514_string()}  "
+            f"signer {icfg.signer} ({config.signers[icfg.signer].backend})  "
+            f"until {cert.not_valid_after_utc:%Y-%m-%d}"
+        )
     return 0
 
 
@@ -178,8 +182,14 @@ def cmd_ca_init_intermediate(args: argparse.Namespace) -> int:
         raise CLIError(f"{cert_path} already exists")
     key = _new_key(args, key_path)
     public = key.public_key()
-    profile = CAProfile(args.common_name or args.name, args.organization, args.validity_days, args.path_length,
-                        tuple(args.permitted_dns or ()), tuple(args.excluded_dns or ()))
+    profile = CAProfile(
+        args.common_name or args.name,
+        args.organization,
+        args.validity_days,
+        args.path_length,
+        tuple(args.permitted_dns or ()),
+        tuple(args.excluded_dns or ()),
+    )
     cert = create_intermediate(profile, public, parent, parent_key)
     cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
     print(f"intermediate certificate: {cert_path}  sha256 {fingerprint_sha256(cert)}")
@@ -197,8 +207,11 @@ def _append_issuer(config_path: Path, args: argparse.Namespace, cert_path: Path,
         lines += [f'pin_env = "{args.pin_env}"'] if args.pin_env else [f'pin_file = "{args.pin_file}"']
     else:
         lines += ['backend = "software"', f'key_file = "{key_path.resolve()}"']
-        lines += ([f'passphrase_env = "{args.passphrase_env}"'] if args.passphrase_env
-                  else [f'passphrase_file = "{Path(args.passphrase_file).resolve()}"'])
+        lines += (
+            [f'passphrase_env = "{args.passphrase_env}"']
+            if args.passphrase_env
+            else [f'passphrase_file = "{Path(args.passphrase_file).resolve()}"']
+        )
     lines += [f"\n[issuers.{args.name}]", f'certificate = "{cert_path.resolve()}"', f'signer = "{args.name}"', ""]
     with config_path.open("a") as out:
         out.write("\n".join(lines))
@@ -233,7 +246,9 @@ def cmd_issue(args: argparse.Namespace) -> int:
     async def work(ca: Any) -> int:
         csr = parse_csr(data)
         request = enrollment_from_csr(
-            csr, protocol="cli", profile_name=args.profile,
+            csr,
+            protocol="cli",
+            profile_name=args.profile,
             requester=Requester(f"cli:{args.operator}", AuthMethod.OPERATOR),
             inventory=InventoryFields(args.owner, args.team, args.application, args.location),
         )
@@ -242,8 +257,10 @@ def cmd_issue(args: argparse.Namespace) -> int:
             print(f"profile {t.profile.name}: would issue from {t.issuer_name}")
             print(f"  subject:  {t.subject.rfc4514_string() or '(empty)'}")
             print(f"  SANs:     {', '.join(str(i) for i in t.subject_alt_names) or '(none)'}")
-            print(f"  validity: {t.not_before:%Y-%m-%d %H:%M:%S} .. {t.not_after:%Y-%m-%d %H:%M:%S} UTC "
-                  f"({t.validity_days:g} days)")
+            print(
+                f"  validity: {t.not_before:%Y-%m-%d %H:%M:%S} .. {t.not_after:%Y-%m-%d %H:%M:%S} UTC "
+                f"({t.validity_days:g} days)"
+            )
             print(f"  approval: {t.profile.approval}; lint: {t.profile.lint}")
             return 0
         outcome = await ca.enroll(request)
@@ -251,7 +268,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
             print(f"request {outcome.request_id} is pending approval")
             return 0
         pem = outcome.certificate.public_bytes(Encoding.PEM) + b"".join(
-            c.public_bytes(Encoding.PEM) for c in outcome.chain)
+            c.public_bytes(Encoding.PEM) for c in outcome.chain
+        )
         if args.out:
             Path(args.out).write_bytes(pem)
             print(f"issued serial {outcome.certificate.serial_number:x} -> {args.out}", file=sys.stderr)
@@ -276,8 +294,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     async def work(ca: Any) -> int:
         record = await ca.find_by_serial(serial, args.issuer)
         revoked = await ca.revoke(record.issuer, serial, args.reason, requester=f"cli:{args.operator}")
-        print(f"revoked {revoked.issuer}/{revoked.serial_hex} ({revoked.revocation_reason}) "
-              f"at {revoked.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+        print(
+            f"revoked {revoked.issuer}/{revoked.serial_hex} ({revoked.revocation_reason}) "
+            f"at {revoked.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
         return 0
 
     return asyncio.run(_with_ca(args, work))
@@ -290,24 +310,53 @@ def cmd_certs_list(args: argparse.Namespace) -> int:
         before = None
         if args.expiring is not None:
             before = ca.clock.now() + dt.timedelta(days=args.expiring)
-        records = await ca.certificates.list(CertificateFilter(
-            status=args.status, profile=args.profile, protocol=args.protocol,
-            expiring_before=before, limit=args.limit, issuer=args.issuer))
+        records = await ca.certificates.list(
+            CertificateFilter(
+                status=args.status,
+                profile=args.profile,
+                protocol=args.protocol,
+                expiring_before=before,
+                limit=args.limit,
+                issuer=args.issuer,
+            )
+        )
         if args.format == "json":
-            print(json.dumps([{
-                "id": r.id, "issuer": r.issuer, "serial": r.serial_hex, "status": r.status,
-                "subject": r.subject, "sans": list(r.sans), "not_before": r.not_before.isoformat(),
-                "not_after": r.not_after.isoformat(), "key": r.key_algorithm, "profile": r.profile,
-                "protocol": r.protocol, "requester": r.requester, "fingerprint": r.fingerprint,
-                "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
-                "revocation_reason": r.revocation_reason, "owner": r.owner, "team": r.team,
-                "application": r.application, "location": r.location,
-            } for r in records], indent=2))
+            print(
+                json.dumps(
+                    [
+                        {
+                            "id": r.id,
+                            "issuer": r.issuer,
+                            "serial": r.serial_hex,
+                            "status": r.status,
+                            "subject": r.subject,
+                            "sans": list(r.sans),
+                            "not_before": r.not_before.isoformat(),
+                            "not_after": r.not_after.isoformat(),
+                            "key": r.key_algorithm,
+                            "profile": r.profile,
+                            "protocol": r.protocol,
+                            "requester": r.requester,
+                            "fingerprint": r.fingerprint,
+                            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+                            "revocation_reason": r.revocation_reason,
+                            "owner": r.owner,
+                            "team": r.team,
+                            "application": r.application,
+                            "location": r.location,
+                        }
+                        for r in records
+                    ],
+                    indent=2,
+                )
+            )
             return 0
         print(f"{'serial':<34} {'status':<8} {'not after':<17} {'profile':<13} {'proto':<5} names")
         for r in records:
-            print(f"{r.serial_hex:<34} {r.status:<8} {r.not_after:%Y-%m-%d %H:%M} {r.profile:<13} "
-                  f"{r.protocol:<5} {','.join(r.sans) or r.subject}")
+            print(
+                f"{r.serial_hex:<34} {r.status:<8} {r.not_after:%Y-%m-%d %H:%M} {r.profile:<13} "
+                f"{r.protocol:<5} {','.join(r.sans) or r.subject}"
+            )
         return 0
 
     return asyncio.run(_with_ca(args, work))
@@ -439,6 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func is not cmd_serve:
+        # One-shot commands report through their own one-line errors; keep library chatter out.
+        logging.basicConfig(level=logging.ERROR, format="tetra: %(levelname)s: %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except (CLIError, ConfigError) as exc:

@@ -107,7 +107,7 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> Non
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        path = name[len(ENV_PREFIX):].split("__")
+        path = name[len(ENV_PREFIX) :].split("__")
         target = data
         for part in path[:-1]:
             key = next((k for k in target if _norm(k) == _norm(part)), part.lower())
@@ -130,13 +130,14 @@ def _path(base: Path, text: str) -> Path:
 def _sqlite_relative(url: str, base: Path) -> str:
     """sqlite:///tetra.db is relative to the config file, as other paths are."""
     prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith("sqlite:////") and url[len(prefix):] not in ("", ":memory:"):
-        return prefix + str(_path(base, url[len(prefix):]))
+    if url.startswith(prefix) and not url.startswith("sqlite:////") and url[len(prefix) :] not in ("", ":memory:"):
+        return prefix + str(_path(base, url[len(prefix) :]))
     return url
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None,
-                protocol_parsers: Mapping[str, Any] | None = None) -> ServerConfig:
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, protocol_parsers: Mapping[str, Any] | None = None
+) -> ServerConfig:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -203,7 +204,9 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
         if backend == "software":
             key_file = t.get("key_file", str)
             signers[name] = SignerConfig(
-                name, backend, key_file=_path(base, key_file),
+                name,
+                backend,
+                key_file=_path(base, key_file),
                 passphrase_env=t.get("passphrase_env", str, ""),
                 passphrase_file=str(_path(base, f)) if (f := t.get("passphrase_file", str, "")) else "",
             )
@@ -213,7 +216,10 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
             if t.has("pin"):
                 raise t.error("pin", "PINs are never written in the config; use pin_env or pin_file")
             signers[name] = SignerConfig(
-                name, backend, module=t.get("module", str), uri=t.get("uri", str),
+                name,
+                backend,
+                module=t.get("module", str),
+                uri=t.get("uri", str),
                 pin_env=t.get("pin_env", str, ""),
                 pin_file=str(_path(base, f)) if (f := t.get("pin_file", str, "")) else "",
                 timeout_seconds=t.get("timeout_seconds", float, 5.0),
@@ -228,7 +234,9 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
         if signer not in signers:
             raise t.error("signer", f"no signer named {signer!r}")
         issuers[name] = IssuerConfig(
-            name, _path(base, t.get("certificate", str)), signer,
+            name,
+            _path(base, t.get("certificate", str)),
+            signer,
             crl_url=t.get("crl_url", str, f"{http_url}/crl/{{issuer}}.crl" if http_url else ""),
             ocsp_url=t.get("ocsp_url", str, f"{http_url}/ocsp" if http_url else ""),
             ca_issuers_url=t.get("ca_issuers_url", str, f"{http_url}/ca/{{issuer}}.cer" if http_url else ""),
@@ -250,14 +258,29 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
         settings[name] = parser(top.table(name))
     top.finish()
     return ServerConfig(
-        source=path, http=http_l, https=https_l,
+        source=path,
+        http=http_l,
+        https=https_l,
         tls_certificate=_path(base, tls_cert) if tls_cert else None,
         tls_key=_path(base, tls_key) if tls_key else None,
-        client_certificates=client_certs, http_url=http_url, https_url=https_url,
-        protocols=tuple(protocols), log_format=log_format, log_level=log_level,
-        database_url=db_url, database_mode=db_mode, database_pool_size=pool,
-        database_timeout=timeout, database_max_batch=max_batch,
-        profiles_dir=profiles_dir, default_profile=default_profile,
-        roots=roots, intermediates=inters, default_issuer=default_issuer,
-        signers=signers, issuers=issuers, ras=ras, protocol_settings=settings,
+        client_certificates=client_certs,
+        http_url=http_url,
+        https_url=https_url,
+        protocols=tuple(protocols),
+        log_format=log_format,
+        log_level=log_level,
+        database_url=db_url,
+        database_mode=db_mode,
+        database_pool_size=pool,
+        database_timeout=timeout,
+        database_max_batch=max_batch,
+        profiles_dir=profiles_dir,
+        default_profile=default_profile,
+        roots=roots,
+        intermediates=inters,
+        default_issuer=default_issuer,
+        signers=signers,
+        issuers=issuers,
+        ras=ras,
+        protocol_settings=settings,
     )

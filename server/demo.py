@@ -98,8 +98,14 @@ signer = "ra"
 
 
 async def init_demo(
-    directory: Path, *, http: Listen, https: Listen, hostnames: list[str], protocols: list[str],
-    http_url: str = "", database_url: str = "",
+    directory: Path,
+    *,
+    http: Listen,
+    https: Listen,
+    hostnames: list[str],
+    protocols: list[str],
+    http_url: str = "",
+    database_url: str = "",
 ) -> InitResult:
     """http_url: the public base URL written into certificates (default: the HTTP listener)."""
     if (directory / "tetra.toml").exists():
@@ -108,13 +114,16 @@ async def init_demo(
     passphrase = secrets.token_urlsafe(32).encode()
     _write(directory / "secrets" / "passphrase", passphrase + b"\n", 0o600)
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     root_key = generate_private_key("ec-p256")
     root = create_root(CAProfile("Tetra Demo Root CA", "Tetra", validity_days=3650), root_key, now)
     issuing_key = generate_private_key("ec-p256")
     issuing = create_intermediate(
         CAProfile("Tetra Demo Issuing CA", "Tetra", validity_days=1825, path_length=0),
-        issuing_key.public_key(), root, root_key, now,
+        issuing_key.public_key(),
+        root,
+        root_key,
+        now,
     )
     save_encrypted_key(root_key, directory / "keys" / "root.key", passphrase)
     save_encrypted_key(issuing_key, directory / "keys" / "issuing-ca.key", passphrase)
@@ -130,8 +139,13 @@ async def init_demo(
     config_path = directory / "tetra.toml"
     _write(config_path, render_config(http, https, protocols, http_url).encode())
     tls_key = generate_private_key("ec-p256")
-    _write(directory / "tls" / "server.key", tls_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
+    _write(
+        directory / "tls" / "server.key",
+        tls_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        0o600,
+    )
     _write(directory / "tls" / "server.pem", b"")
 
     environ = {"TETRA_DATABASE__URL": database_url} if database_url else {}
@@ -143,15 +157,21 @@ async def init_demo(
         operator = Requester("tetra-init", AuthMethod.OPERATOR)
         names = tuple(Identifier("ip" if _is_ip(h) else "dns", h) for h in hostnames)
         tls_req = EnrollmentRequest("cli", "tetra-service-tls", tls_key.public_key(), x509.Name([]), names, operator)
-        tls_tpl = build_template(service_tls_profile(), tls_req, issuer_name=issuer.name,
-                                 issuer_not_after=issuer.not_after, now=now)
+        tls_tpl = build_template(
+            service_tls_profile(), tls_req, issuer_name=issuer.name, issuer_not_after=issuer.not_after, now=now
+        )
         tls_cert, _ = await issuer.issue(tls_tpl, protocol="cli", requester="tetra-init")
         _write(directory / "tls" / "server.pem", _pem(tls_cert) + b"".join(_pem(c) for c in issuer.chain))
-        ra_subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tetra"),
-                                x509.NameAttribute(NameOID.COMMON_NAME, "Tetra SCEP RA")])
+        ra_subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tetra"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "Tetra SCEP RA"),
+            ]
+        )
         ra_req = EnrollmentRequest("cli", "tetra-ra", ra_key.public_key(), ra_subject, (), operator)
-        ra_tpl = build_template(ra_profile(), ra_req, issuer_name=issuer.name,
-                                issuer_not_after=issuer.not_after, now=now)
+        ra_tpl = build_template(
+            ra_profile(), ra_req, issuer_name=issuer.name, issuer_not_after=issuer.not_after, now=now
+        )
         ra_cert, _ = await issuer.issue(ra_tpl, protocol="cli", requester="tetra-init")
         _write(directory / "ra" / "ra.pem", _pem(ra_cert))
     finally:
@@ -163,8 +183,10 @@ def _allow_internal_names(profile: Path) -> None:
     """The demo serves on loopback: its CRL/OCSP URLs and test names are internal, which the
     CA/B Forum lint rightly refuses for a public CA. Accept exactly that finding here."""
     text = profile.read_text()
-    note = ("# Added by `tetra init`: this demo CA lives on loopback, so internal names are expected.\n"
-            'lint_ignore = ["cabf.internal_domain_name", "cabf.internal_ip_address"]\n')
+    note = (
+        "# Added by `tetra init`: this demo CA lives on loopback, so internal names are expected.\n"
+        'lint_ignore = ["cabf.internal_domain_name", "cabf.internal_ip_address"]\n'
+    )
     profile.write_text(note + text)
 
 

@@ -57,7 +57,9 @@ def to_aiohttp(response: WireResponse) -> web.Response:
 
 
 @web.middleware
-async def last_resort(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def last_resort(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Only bugs reach here: log them in full, answer a plain 500 without details."""
     try:
         return await handler(request)

@@ -8,18 +8,25 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("tetra_http_requests_total", "HTTP requests",
-                                ["protocol", "method", "status"], registry=self.registry)
-        self.issued = Counter("tetra_certificates_issued_total", "Certificates issued",
-                              ["protocol", "profile"], registry=self.registry)
+        self.requests = Counter(
+            "tetra_http_requests_total", "HTTP requests", ["protocol", "method", "status"], registry=self.registry
+        )
+        self.issued = Counter(
+            "tetra_certificates_issued_total", "Certificates issued", ["protocol", "profile"], registry=self.registry
+        )
         self.issuance_seconds = Histogram(
-            "tetra_issuance_seconds", "Time from policy decision to stored certificate",
-            ["protocol", "profile"], registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-        self.errors = Counter("tetra_errors_total", "Requests refused or failed",
-                              ["protocol", "reason"], registry=self.registry)
-        self.revoked = Counter("tetra_certificates_revoked_total", "Certificates revoked",
-                               ["issuer"], registry=self.registry)
+            "tetra_issuance_seconds",
+            "Time from policy decision to stored certificate",
+            ["protocol", "profile"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.errors = Counter(
+            "tetra_errors_total", "Requests refused or failed", ["protocol", "reason"], registry=self.registry
+        )
+        self.revoked = Counter(
+            "tetra_certificates_revoked_total", "Certificates revoked", ["issuer"], registry=self.registry
+        )
 
     def observe_issuance(self, protocol: str, profile: str, seconds: float) -> None:
         self.issued.labels(protocol, profile).inc()

@@ -46,7 +46,9 @@ async def open_signer(cfg: SignerConfig) -> Signer:
     return await Pkcs11Signer.open(cfg.name, cfg.module, cfg.uri, pin, call_timeout=cfg.timeout_seconds)
 
 
-def build_chain(leaf_ca: x509.Certificate, pool: list[x509.Certificate], roots: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+def build_chain(
+    leaf_ca: x509.Certificate, pool: list[x509.Certificate], roots: list[x509.Certificate]
+) -> tuple[x509.Certificate, ...]:
     """The issuing CA and the intermediates above it, up to (not including) a root."""
     root_subjects = {r.subject for r in roots}
     chain = [leaf_ca]
@@ -69,11 +71,19 @@ def default_linter() -> Linter:
 
 
 def open_database(config: ServerConfig, clock: Clock | None = None) -> Database:
-    return Database(config.database_url, mode=config.database_mode, pool_size=config.database_pool_size,
-                    timeout=config.database_timeout, max_batch=config.database_max_batch, clock=clock)
+    return Database(
+        config.database_url,
+        mode=config.database_mode,
+        pool_size=config.database_pool_size,
+        timeout=config.database_timeout,
+        max_batch=config.database_max_batch,
+        clock=clock,
+    )
 
 
-async def build_ca(config: ServerConfig, *, clock: Clock | None = None, db: Database | None = None) -> CertificateAuthority:
+async def build_ca(
+    config: ServerConfig, *, clock: Clock | None = None, db: Database | None = None
+) -> CertificateAuthority:
     roots = [c for p in config.roots for c in load_certificates(p)]
     pool = [c for p in config.intermediates for c in load_certificates(p)]
     profiles = load_profiles(config.profiles_dir)

@@ -33,8 +33,16 @@ def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from server.demo import init_demo
 
     directory = tmp_path_factory.mktemp("template") / "ca"
-    asyncio.run(init_demo(directory, http=Listen("127.0.0.1", 8080), https=Listen("127.0.0.1", 8443),
-                          hostnames=["localhost", "127.0.0.1"], protocols=["api"], http_url=PUBLIC_URL))
+    asyncio.run(
+        init_demo(
+            directory,
+            http=Listen("127.0.0.1", 8080),
+            https=Listen("127.0.0.1", 8443),
+            hostnames=["localhost", "127.0.0.1"],
+            protocols=["api"],
+            http_url=PUBLIC_URL,
+        )
+    )
     return directory
 
 

@@ -29,14 +29,10 @@ __all__ = [
 
 def _fail_on_errors(kind: str, profile: str, findings: list[LintFinding]) -> None:
     if has_errors(findings):
-        raise AssertionError(
-            f"pkilint ({profile}) found errors in the {kind}:\n{format_findings(findings)}"
-        )
+        raise AssertionError(f"pkilint ({profile}) found errors in the {kind}:\n{format_findings(findings)}")
 
 
-def assert_certificate_lints_clean(
-    der: bytes, profile: str = "pkix", *, cabf_type: str | None = None
-) -> None:
+def assert_certificate_lints_clean(der: bytes, profile: str = "pkix", *, cabf_type: str | None = None) -> None:
     """Fail, listing every finding, if the certificate has any ERROR or FATAL finding."""
     findings = lint_certificate(der, profile=profile, errors_only=False, cabf_type=cabf_type)
     _fail_on_errors("certificate", profile, findings)
@@ -71,9 +67,5 @@ def assert_ocsp_lints_clean(der: bytes, *, responder_profile: str | None = "pkix
     if responder_profile is None:
         return
     for index, cert_der in enumerate(_embedded_certificates(der)):
-        cert_findings = lint_ocsp_responder_certificate(
-            cert_der, profile=responder_profile, errors_only=False
-        )
-        _fail_on_errors(
-            f"OCSP response's responder certificate #{index}", responder_profile, cert_findings
-        )
+        cert_findings = lint_ocsp_responder_certificate(cert_der, profile=responder_profile, errors_only=False)
+        _fail_on_errors(f"OCSP response's responder certificate #{index}", responder_profile, cert_findings)

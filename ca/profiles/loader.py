@@ -44,9 +44,7 @@ def _patterns(table: Table, key: str) -> tuple[re.Pattern[str], ...]:
     return tuple(out)
 
 
-def _networks(
-    table: Table, key: str
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _networks(table: Table, key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     out = []
     for text in table.strings(key, []):
         try:
@@ -66,7 +64,7 @@ def _name_rule(table: Table, kind: str) -> NameRule:
 
 
 def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
-    top = Table(data, source)  # type: ignore[arg-type]
+    top = Table(data, source)
     description = top.get("description", str, "")
     issuer = top.get("issuer", str, "") or None
     protocols = top.strings("protocols", list(PROTOCOLS))

@@ -25,9 +25,9 @@ from ca.profiles.model import Profile
 
 # CA/Browser Forum TLS BR 6.3.2: maximum validity by the date of issuance.
 CABF_MAX_DAYS: tuple[tuple[dt.datetime, int], ...] = (
-    (dt.datetime(2029, 3, 15, tzinfo=dt.timezone.utc), 47),
-    (dt.datetime(2027, 3, 15, tzinfo=dt.timezone.utc), 100),
-    (dt.datetime(2026, 3, 15, tzinfo=dt.timezone.utc), 200),
+    (dt.datetime(2029, 3, 15, tzinfo=dt.UTC), 47),
+    (dt.datetime(2027, 3, 15, tzinfo=dt.UTC), 100),
+    (dt.datetime(2026, 3, 15, tzinfo=dt.UTC), 200),
 )
 CABF_DEFAULT_MAX_DAYS = 398
 
@@ -96,12 +96,11 @@ def check_key(profile: Profile, key: CertificatePublicKeyTypes) -> None:
         raise _refuse(profile, exc.detail, FailureReason.BAD_PUBLIC_KEY) from None
     if desc.spec not in profile.key_types:
         allowed = ", ".join(sorted(profile.key_types))
-        raise _refuse(
-            profile, f"key type {desc.spec} not allowed (allowed: {allowed})", FailureReason.BAD_PUBLIC_KEY
-        )
+        raise _refuse(profile, f"key type {desc.spec} not allowed (allowed: {allowed})", FailureReason.BAD_PUBLIC_KEY)
     if isinstance(key, rsa.RSAPublicKey) and key.public_numbers().e != 65537:
         raise _refuse(
-            profile, f"RSA public exponent {key.public_numbers().e} not allowed (65537 only)",
+            profile,
+            f"RSA public exponent {key.public_numbers().e} not allowed (65537 only)",
             FailureReason.BAD_PUBLIC_KEY,
         )
 
@@ -252,8 +251,9 @@ def build_template(
     if request.protocol not in profile.protocols:
         raise _refuse(profile, f"protocol {request.protocol} not allowed")
     if request.requester.method not in profile.auth_methods:
-        raise _refuse(profile, f"authentication method {request.requester.method.value} not allowed",
-                      FailureReason.UNAUTHORIZED)
+        raise _refuse(
+            profile, f"authentication method {request.requester.method.value} not allowed", FailureReason.UNAUTHORIZED
+        )
     check_key(profile, request.public_key)
     check_requested_extensions(profile, request)
     names = check_names(profile, request.subject_alt_names)

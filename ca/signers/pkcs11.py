@@ -189,9 +189,7 @@ class _Module:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise SignerUnavailable(
-                f"{what}: token unavailable: no answer within {timeout:g}s"
-            ) from None
+            raise SignerUnavailable(f"{what}: token unavailable: no answer within {timeout:g}s") from None
 
     async def acall(self, fn: Callable[[], T], timeout: float, what: str) -> T:
         """Run fn on the token thread without blocking the event loop."""
@@ -203,9 +201,7 @@ class _Module:
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise SignerUnavailable(
-                f"{what}: token unavailable: no answer within {timeout:g}s"
-            ) from None
+            raise SignerUnavailable(f"{what}: token unavailable: no answer within {timeout:g}s") from None
 
     def login(self, token: Token, pin: str, force: bool = False) -> bool:
         """Token thread only: make sure the process is logged in to token.
@@ -316,11 +312,7 @@ def _resolve(module_path: str, uri: str) -> tuple[_Module, Pkcs11Uri]:
         raise ConfigError(f"{parsed}: type={parsed.type}; a signer needs type=private")
     if parsed.object is None and parsed.id is None:
         raise ConfigError(f"{parsed}: name the key with object= (its label) and/or id=")
-    if (
-        module_path
-        and parsed.module_path
-        and os.path.realpath(module_path) != os.path.realpath(parsed.module_path)
-    ):
+    if module_path and parsed.module_path and os.path.realpath(module_path) != os.path.realpath(parsed.module_path):
         raise ConfigError(f"{parsed}: module-path differs from the configured module {module_path}")
     return _module_for(module_path or parsed.module_path or ""), parsed
 
@@ -406,16 +398,12 @@ def _point(raw: bytes, size: int) -> bytes:
     raise _NotFound(f"unexpected CKA_EC_POINT encoding ({len(raw)} bytes)")
 
 
-def _public_from_token(
-    session: Session, key: PrivateKey
-) -> tuple[str, CertificateIssuerPublicKeyTypes]:
+def _public_from_token(session: Session, key: PrivateKey) -> tuple[str, CertificateIssuerPublicKeyTypes]:
     """The key's type and public half, from its public-key object or its certificate."""
     match = {Attribute.ID: key.id, Attribute.LABEL: key.label}
     publics = _find_objects(session, {**match, Attribute.CLASS: ObjectClass.PUBLIC_KEY})
     if len(publics) != 1:
-        publics = _find_objects(
-            session, {Attribute.ID: key.id, Attribute.CLASS: ObjectClass.PUBLIC_KEY}
-        )
+        publics = _find_objects(session, {Attribute.ID: key.id, Attribute.CLASS: ObjectClass.PUBLIC_KEY})
     key_type = key.key_type
     if key_type == KeyType.RSA:
         source: Object = publics[0] if len(publics) == 1 else key
@@ -454,9 +442,7 @@ class Pkcs11Signer:
     Every token call runs on the module's single thread; see the module docstring.
     """
 
-    def __init__(
-        self, name: str, module: _Module, uri: Pkcs11Uri, pin: str, call_timeout: float
-    ) -> None:
+    def __init__(self, name: str, module: _Module, uri: Pkcs11Uri, pin: str, call_timeout: float) -> None:
         """Private: use open() / open_blocking(), which also connect and self-test."""
         self.name = name
         self.uri = uri
@@ -477,9 +463,7 @@ class Pkcs11Signer:
     # -- opening ---------------------------------------------------------------
 
     @classmethod
-    def _prepare(
-        cls, name: str, module_path: str, uri: str, pin: bytes | str, call_timeout: float
-    ) -> Pkcs11Signer:
+    def _prepare(cls, name: str, module_path: str, uri: str, pin: bytes | str, call_timeout: float) -> Pkcs11Signer:
         if call_timeout <= 0:
             raise ConfigError(f"signer {name}: call_timeout must be positive")
         module, parsed = _resolve(module_path, uri)
@@ -527,9 +511,7 @@ class Pkcs11Signer:
         return self.uri.token or self.uri.serial or str(self.uri.slot_id or "?")
 
     def _unavailable(self, detail: str) -> SignerUnavailable:
-        return SignerUnavailable(
-            f"signer {self.name}: token {self._token_name()} unavailable: {detail}"
-        )
+        return SignerUnavailable(f"signer {self.name}: token {self._token_name()} unavailable: {detail}")
 
     def _open_on_thread(self) -> None:
         try:
@@ -652,9 +634,7 @@ class Pkcs11Signer:
 
     def _bad_signature(self) -> SignerUnavailable:
         log.error("signer %s: the token returned a signature that does not verify", self.name)
-        return self._unavailable(
-            "the token returned a signature that does not verify (hardware fault?); refused it"
-        )
+        return self._unavailable("the token returned a signature that does not verify (hardware fault?); refused it")
 
     # -- the Signer protocol ---------------------------------------------------
 
@@ -740,9 +720,7 @@ class Pkcs11Signer:
 # -- cryptography key objects --------------------------------------------------
 
 
-def _hash_for_token(
-    data: bytes, algorithm: Prehashed | hashes.HashAlgorithm
-) -> tuple[bytes, hashes.HashAlgorithm]:
+def _hash_for_token(data: bytes, algorithm: Prehashed | hashes.HashAlgorithm) -> tuple[bytes, hashes.HashAlgorithm]:
     """Hash in Python (the token only sees the digest); only SHA-2 256/384/512."""
     if isinstance(algorithm, Prehashed):
         algo = algorithm._algorithm  # cryptography keeps the hash only privately
@@ -755,9 +733,7 @@ def _hash_for_token(
         hasher.update(data)
         digest = hasher.finalize()
     if algo.name not in _HASH_OIDS:
-        raise UnsupportedAlgorithm(
-            f"hash {algo.name} is not supported for token keys; use sha256, sha384 or sha512"
-        )
+        raise UnsupportedAlgorithm(f"hash {algo.name} is not supported for token keys; use sha256, sha384 or sha512")
     return digest, algo
 
 
@@ -790,17 +766,13 @@ class TokenEllipticCurveKey(ec.EllipticCurvePrivateKey):
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise UnsupportedAlgorithm("token EC keys sign with ECDSA only")
         if signature_algorithm.deterministic_signing:
-            raise UnsupportedAlgorithm(
-                "deterministic ECDSA (RFC 6979) is not available from a PKCS#11 token"
-            )
+            raise UnsupportedAlgorithm("deterministic ECDSA (RFC 6979) is not available from a PKCS#11 token")
         digest, algo = _hash_for_token(bytes(data), signature_algorithm.algorithm)
         raw = self._signer._token_sign(digest, Mechanism.ECDSA)
         half = len(raw) // 2
         if not raw or len(raw) % 2:
             raise self._signer._bad_signature()
-        signature = encode_dss_signature(
-            int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
-        )
+        signature = encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
         try:
             self._public.verify(signature, digest, ec.ECDSA(Prehashed(algo)))
         except InvalidSignature:
@@ -970,9 +942,7 @@ def generate_token_key(
     module.call(work, timeout, f"keygen {parsed.object}")
 
 
-def _generate_on_thread(
-    module: _Module, uri: Pkcs11Uri, alg: str, param: int | str, pin: str, decrypt: bool
-) -> None:
+def _generate_on_thread(module: _Module, uri: Pkcs11Uri, alg: str, param: int | str, pin: str, decrypt: bool) -> None:
     label = uri.object
     assert label is not None
     try:
@@ -1000,15 +970,10 @@ def _generate_in_session(
     for object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
         if _find_objects(session, {Attribute.CLASS: object_class, Attribute.LABEL: label}):
             raise ConfigError(
-                f"keygen {label}: token {token.label} already has a key labelled {label!r}; "
-                "refusing to create another"
+                f"keygen {label}: token {token.label} already has a key labelled {label!r}; refusing to create another"
             )
-        if uri.id is not None and _find_objects(
-            session, {Attribute.CLASS: object_class, Attribute.ID: uri.id}
-        ):
-            raise ConfigError(
-                f"keygen {label}: token {token.label} already has a key with id {uri.id.hex()}"
-            )
+        if uri.id is not None and _find_objects(session, {Attribute.CLASS: object_class, Attribute.ID: uri.id}):
+            raise ConfigError(f"keygen {label}: token {token.label} already has a key with id {uri.id.hex()}")
     key_id = uri.id if uri.id is not None else os.urandom(16)
     capabilities = MechanismFlag.SIGN | MechanismFlag.VERIFY
     if decrypt:
@@ -1047,9 +1012,7 @@ def _generate_in_session(
         private_template=private_template,
     )
     # Trust but verify: a token that ignored the template must not hold a CA key.
-    attrs = private.get_attributes(
-        [Attribute.SENSITIVE, Attribute.EXTRACTABLE, Attribute.PRIVATE, Attribute.TOKEN]
-    )
+    attrs = private.get_attributes([Attribute.SENSITIVE, Attribute.EXTRACTABLE, Attribute.PRIVATE, Attribute.TOKEN])
     if not (
         attrs[Attribute.SENSITIVE]
         and not attrs[Attribute.EXTRACTABLE]
@@ -1059,6 +1022,5 @@ def _generate_in_session(
         private.destroy()
         public.destroy()
         raise SignerUnavailable(
-            f"keygen {label}: token {token.label} did not honour sensitive/non-extractable; "
-            "key destroyed"
+            f"keygen {label}: token {token.label} did not honour sensitive/non-extractable; key destroyed"
         )

@@ -84,9 +84,7 @@ def _percent_decode(raw: str, allowed: frozenset[str], name: str) -> bytes:
         if ch == "%":
             pair = raw[i + 1 : i + 3]
             if len(pair) != 2 or not all(c in _HEX for c in pair):
-                raise ValueError(
-                    f"pkcs11 URI: attribute {name!r} has a bad percent escape {raw[i : i + 3]!r}"
-                )
+                raise ValueError(f"pkcs11 URI: attribute {name!r} has a bad percent escape {raw[i : i + 3]!r}")
             out.append(int(pair, 16))
             i += 3
             continue
@@ -125,9 +123,7 @@ def _split_attrs(part: str, sep: str, where: str) -> list[tuple[str, str]]:
 
 
 def _vendor_name(name: str) -> bool:
-    return (
-        name.startswith("x-") and len(name) > 2 and all(c in _VENDOR_NAME_CHARS for c in name[2:])
-    )
+    return name.startswith("x-") and len(name) > 2 and all(c in _VENDOR_NAME_CHARS for c in name[2:])
 
 
 def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
@@ -185,9 +181,7 @@ def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
     if isinstance(version, str):
         major, dot, minor = version.partition(".")
         if not major.isdigit() or (dot and not minor.isdigit()):
-            raise ValueError(
-                f"pkcs11 URI: library-version must look like 2 or 2.40, got {version!r}"
-            )
+            raise ValueError(f"pkcs11 URI: library-version must look like 2 or 2.40, got {version!r}")
     if "module_name" in fields and "module_path" in fields:
         raise ValueError("pkcs11 URI: give module-name or module-path, not both")
 

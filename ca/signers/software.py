@@ -62,9 +62,7 @@ def load_encrypted_key(path: Path, passphrase: bytes) -> CertificateIssuerPrivat
         key = serialization.load_pem_private_key(data, password=passphrase or None)
     except (ValueError, TypeError):
         raise ConfigError(f"{path}: wrong passphrase or not a PKCS#8 private key") from None
-    if not isinstance(
-        key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)
-    ):
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
         raise ConfigError(f"{path}: unsupported key type {type(key).__name__}")
     return key
 

@@ -60,8 +60,10 @@ def driver_url(url: str, mode: str) -> str:
     try:
         driver = _DRIVERS[(backend, mode)]
     except KeyError:
-        raise StoreUnavailable(f"database URL {parsed.render_as_string(hide_password=True)}: "
-                               f"unsupported backend {backend!r} (sqlite or postgresql)") from None
+        raise StoreUnavailable(
+            f"database URL {parsed.render_as_string(hide_password=True)}: "
+            f"unsupported backend {backend!r} (sqlite or postgresql)"
+        ) from None
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
@@ -134,9 +136,7 @@ class Database:
         else:
             self._sync = create_engine(full, **kwargs)
             self.engine = self._sync
-            self._threads = concurrent.futures.ThreadPoolExecutor(
-                max_workers=pool_size, thread_name_prefix="tetra-db"
-            )
+            self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="tetra-db")
         if self.backend == "sqlite":
             _sqlite_setup(self.engine)
         self.committer = GroupCommitter(self, max_batch)
@@ -160,13 +160,12 @@ class Database:
                     return in_transaction(conn)
 
             loop = asyncio.get_running_loop()
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._threads, in_thread), self.timeout
-            )
+            return await asyncio.wait_for(loop.run_in_executor(self._threads, in_thread), self.timeout)
         except IntegrityError:
             raise
-        except (DBAPIError, SQLAlchemyError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
-            log.warning("database error: %s", exc.__class__.__name__, exc_info=exc)
+        except (TimeoutError, DBAPIError, SQLAlchemyError, OSError, ConnectionError) as exc:
+            log.warning("database error: %s", _short(exc))
+            log.debug("database error detail", exc_info=exc)
             raise StoreUnavailable(f"database unavailable: {_short(exc)}") from exc
 
     async def read(self, fn: Callable[[Connection], T]) -> T:

@@ -207,9 +207,7 @@ class RequestRepository:
 
     async def create(self, values: dict[str, Any], event: AuditEvent) -> int:
         def w(tx: Tx) -> int:
-            result = tx.conn.execute(
-                insert(enrollment_requests).values(**values).returning(enrollment_requests.c.id)
-            )
+            result = tx.conn.execute(insert(enrollment_requests).values(**values).returning(enrollment_requests.c.id))
             tx.audit(event)
             return int(result.scalar_one())
 
@@ -265,9 +263,7 @@ class CounterRepository:
 
     @staticmethod
     def next_value(tx: Tx, name: str, at_least: int = 1) -> int:
-        row = tx.conn.execute(
-            select(counters.c.value).where(counters.c.name == name).with_for_update()
-        ).first()
+        row = tx.conn.execute(select(counters.c.value).where(counters.c.name == name).with_for_update()).first()
         if row is None:
             value = at_least
             tx.conn.execute(insert(counters).values(name=name, value=value))

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -40,7 +41,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store")
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
@@ -48,8 +49,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         assert isinstance(value, dt.datetime)
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -197,10 +198,16 @@ class LeaseRow(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
-certificates = CertificateRow.__table__
-enrollment_requests = EnrollmentRequestRow.__table__
-audit_log = AuditEventRow.__table__
-audit_head = AuditHeadRow.__table__
-credentials = CredentialRow.__table__
-counters = CounterRow.__table__
-leases = LeaseRow.__table__
+def _table(row: type[Base]) -> Table:
+    table = row.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+certificates = _table(CertificateRow)
+enrollment_requests = _table(EnrollmentRequestRow)
+audit_log = _table(AuditEventRow)
+audit_head = _table(AuditHeadRow)
+credentials = _table(CredentialRow)
+counters = _table(CounterRow)
+leases = _table(LeaseRow)

@@ -96,13 +96,9 @@ def root() -> Issuer:
         .not_valid_before(NOT_BEFORE)
         .not_valid_after(NOT_BEFORE + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            _key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True), critical=True
-        )
+        .add_extension(_key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(ski, critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(key, hashes.SHA256())
     )
     return Issuer(key, cert)
@@ -131,11 +127,7 @@ def _leaf_builder(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.CRLDistributionPoints(
-                [
-                    x509.DistributionPoint(
-                        [x509.UniformResourceIdentifier(CRL_URL)], None, None, None
-                    )
-                ]
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(CRL_URL)], None, None, None)]
             ),
             critical=False,
         )
@@ -155,16 +147,12 @@ def _leaf_builder(
             critical=False,
         )
         .add_extension(
-            x509.CertificatePolicies(
-                [x509.PolicyInformation(x509.ObjectIdentifier("2.23.140.1.2.1"), None)]
-            ),
+            x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier("2.23.140.1.2.1"), None)]),
             critical=False,
         )
     )
     if with_san:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("example.com")]), critical=False
-        )
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("example.com")]), critical=False)
     return builder
 
 
@@ -266,9 +254,7 @@ def test_trailing_bytes_are_fatal(good_leaf: bytes) -> None:
     assert [f.severity for f in findings] == ["FATAL"]
 
 
-def test_undetermined_cabf_type_falls_back_to_pkix(
-    good_leaf: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_undetermined_cabf_type_falls_back_to_pkix(good_leaf: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     def cannot_tell(_doc: object) -> None:
         raise ValueError("no idea")
 
@@ -389,9 +375,7 @@ def test_delegated_responder_certificate_is_clean(responder: Issuer) -> None:
     assert lint_certificate(der, profile="cabf-serverauth") == []
 
 
-@pytest.mark.parametrize(
-    "responder_id", [ocsp.OCSPResponderEncoding.HASH, ocsp.OCSPResponderEncoding.NAME]
-)
+@pytest.mark.parametrize("responder_id", [ocsp.OCSPResponderEncoding.HASH, ocsp.OCSPResponderEncoding.NAME])
 def test_delegated_ocsp_response_is_clean(
     root: Issuer, responder: Issuer, good_leaf: bytes, responder_id: ocsp.OCSPResponderEncoding
 ) -> None:
@@ -437,7 +421,5 @@ def test_ocsp_response_with_negative_validity_fails(root: Issuer, good_leaf: byt
 
 
 def test_unsuccessful_ocsp_response_is_clean() -> None:
-    der = ocsp.OCSPResponseBuilder.build_unsuccessful(
-        ocsp.OCSPResponseStatus.UNAUTHORIZED
-    ).public_bytes(Encoding.DER)
+    der = ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(Encoding.DER)
     assert_ocsp_lints_clean(der)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+
 from alembic import context
 from sqlalchemy import create_engine, pool
-
-import importlib
 
 import ca.store.tables  # noqa: F401  (core tables)
 from ca.store.tables import Base
 
 # Protocol state lives on the same metadata; import what exists so autogenerate sees it.
-for _module in ("ca.revocation.tables", "protocols.acme.state", "protocols.est.state",
-                "protocols.scep.state", "protocols.cmp.state"):
+for _module in (
+    "ca.revocation.tables",
+    "protocols.acme.state",
+    "protocols.est.state",
+    "protocols.scep.state",
+    "protocols.cmp.state",
+):
     try:
         importlib.import_module(_module)
     except ModuleNotFoundError:
@@ -23,8 +28,12 @@ target_metadata = Base.metadata
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

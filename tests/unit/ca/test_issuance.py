@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 
 from ca.csr import enrollment_from_csr
-from ca.enrollment import AuthMethod, Issued, Pending, Requester
+from ca.enrollment import AuthMethod, Identifier, Issued, Pending, Requester
 from ca.errors import CAError, FailureReason
 from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter
@@ -20,8 +20,14 @@ from tests.pkilint_check import assert_certificate_lints_clean
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
 
 
-def _request(names: list[str], profile: str = "tls-server", key_spec: str = "ec-p256", cn: str | None = None,
-             requester: Requester = OPERATOR, protocol: str = "cli"):  # type: ignore[no-untyped-def]
+def _request(
+    names: list[str],
+    profile: str = "tls-server",
+    key_spec: str = "ec-p256",
+    cn: str | None = None,
+    requester: Requester = OPERATOR,
+    protocol: str = "cli",
+):  # type: ignore[no-untyped-def]
     csr, _ = make_csr(names, key_spec=key_spec, cn=cn)
     return enrollment_from_csr(csr, protocol=protocol, profile_name=profile, requester=requester)
 
@@ -36,8 +42,12 @@ async def test_issue_tls_server_lints_clean_and_is_recorded(ca: CertificateAutho
     assert_certificate_lints_clean(der, "cabf-serverauth")
     sans = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
     assert sans.get_values_for_type(x509.DNSName) == ["www.example.com", "example.com"]
-    for oid in (ExtensionOID.AUTHORITY_KEY_IDENTIFIER, ExtensionOID.SUBJECT_KEY_IDENTIFIER,
-                ExtensionOID.CRL_DISTRIBUTION_POINTS, ExtensionOID.AUTHORITY_INFORMATION_ACCESS):
+    for oid in (
+        ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+        ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+        ExtensionOID.CRL_DISTRIBUTION_POINTS,
+        ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
+    ):
         cert.extensions.get_extension_for_oid(oid)
     record = await ca.certificates.by_serial(outcome.issuer, cert.serial_number)
     assert record is not None and record.status == "issued" and record.der == der
@@ -86,8 +96,9 @@ async def test_serials_are_128_bit_random_positive_and_unique(ca: CertificateAut
 
 async def test_manual_approval_pending_then_approved(ca: CertificateAuthority) -> None:
     requester = Requester("est-user", AuthMethod.PASSWORD)
-    request = _request([], profile="code-signing", cn="Build Bot", key_spec="ec-p256", requester=requester,
-                       protocol="est")
+    request = _request(
+        [], profile="code-signing", cn="Build Bot", key_spec="ec-p256", requester=requester, protocol="est"
+    )
     pending = await ca.enroll(request)
     assert isinstance(pending, Pending)
     assert await ca.certificates.list(CertificateFilter(profile="code-signing")) == []
@@ -101,8 +112,9 @@ async def test_manual_approval_pending_then_approved(ca: CertificateAuthority) -
 
 
 async def test_rejected_request_stays_unissued(ca: CertificateAuthority) -> None:
-    request = _request([], profile="code-signing", cn="Evil", requester=Requester("u", AuthMethod.PASSWORD),
-                       protocol="est")
+    request = _request(
+        [], profile="code-signing", cn="Evil", requester=Requester("u", AuthMethod.PASSWORD), protocol="est"
+    )
     pending = await ca.enroll(request)
     assert isinstance(pending, Pending)
     await ca.reject(pending.request_id, operator="alice", note="not ours")
@@ -138,15 +150,23 @@ async def test_renewal_authenticated_by_certificate_keeps_lineage(ca: Certificat
 
     from ca.enrollment import CertificateRef, EnrollmentKind
 
-    renewal = replace(_request(["dev.example.com"], profile="device", cn="dev", requester=requester, protocol="est"),
-                      kind=EnrollmentKind.RENEW, replaces=CertificateRef(first.issuer, first.certificate.serial_number))
+    renewal = replace(
+        _request(["dev.example.com"], profile="device", cn="dev", requester=requester, protocol="est"),
+        kind=EnrollmentKind.RENEW,
+        replaces=CertificateRef(first.issuer, first.certificate.serial_number),
+    )
     second = await ca.enroll(renewal)
     assert isinstance(second, Issued)
     new_record = await ca.certificates.get(second.record_id)
     assert new_record is not None and new_record.replaces_id == record.id
     # The renewing certificate proves only its own names (SEC-01).
-    wider = replace(renewal, subject_alt_names=(*renewal.subject_alt_names,
-                                                 __import__("ca.enrollment").enrollment.Identifier("dns", "x.example.com")))
+    wider = replace(
+        renewal,
+        subject_alt_names=(
+            *renewal.subject_alt_names,
+            Identifier("dns", "x.example.com"),
+        ),
+    )
     with pytest.raises(CAError) as err:
         await ca.enroll(wider)
     assert err.value.reason is FailureReason.UNAUTHORIZED

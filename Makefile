@@ -1,0 +1,41 @@
+# Tetra CA: `make run` starts a demo CA on localhost; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TETRA := $(VENV)/bin/tetra
+# Debian packages the tests drive for real: SoftHSM2 (PKCS#11 token), lego and pebble (ACME),
+# scep (scepclient), openssl (ocsp, cmp, verify), curl (EST).
+DEB_PACKAGES := softhsm2 lego scep pebble openssl curl ca-certificates
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test bench lint typecheck debian-packages clean-var
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	@if [ ! -f var/tetra.toml ]; then $(TETRA) init --dir ./var; fi
+	$(TETRA) serve --config ./var/tetra.toml
+
+debian-packages:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEB_PACKAGES) >/dev/null
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check ca protocols server tests interop bench
+	$(VENV)/bin/mypy
+
+test: debian-packages $(VENV)/.installed lint
+	$(PY) -m pytest -p no:cacheprovider tests interop
+
+bench: debian-packages $(VENV)/.installed
+	$(PY) bench/bench_core.py
+	@for b in bench/bench_ocsp.py bench/bench_crl.py bench/bench_acme.py; do \
+		if [ -f $$b ]; then $(PY) $$b || exit 1; fi; done
+
+clean-var:
+	rm -rf var

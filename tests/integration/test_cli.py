@@ -1,0 +1,220 @@
+"""The `tetra` command as an operator runs it: real processes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from tests.helpers import make_csr
+
+
+def tetra(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        capture_output=True, text=True, env=full_env, timeout=120,
+        input=stdin.decode() if stdin else None,
+    )
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("tetra: error:")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _csr_file(tmp_path: Path, names: list[str], **kw: object) -> Path:
+    csr, _ = make_csr(names, **kw)  # type: ignore[arg-type]
+    path = tmp_path / "req.csr"
+    path.write_bytes(csr.public_bytes(Encoding.PEM))
+    return path
+
+
+def test_init_prints_fingerprint_and_refuses_twice(tmp_path: Path) -> None:
+    result = tetra("init", "--dir", str(tmp_path / "var"))
+    assert result.returncode == 0, result.stderr
+    assert "root SHA-256 fingerprint:" in result.stdout
+    for name in ("tetra.toml", "tetra.db", "ca/root.pem", "ca/issuing-ca.pem", "tls/server.pem", "ra/ra.pem"):
+        assert (tmp_path / "var" / name).exists(), name
+    key_pem = (tmp_path / "var" / "keys" / "issuing-ca.key").read_text()
+    assert "ENCRYPTED PRIVATE KEY" in key_pem
+    assert_clean_error(tetra("init", "--dir", str(tmp_path / "var")), "already")
+    shown = tetra("ca", "show", "--config", str(tmp_path / "var" / "tetra.toml"))
+    assert shown.returncode == 0 and "root sha256:" in shown.stdout
+    fp = result.stdout.split("fingerprint:")[1].split()[0]
+    assert fp in shown.stdout
+
+
+def test_issue_dry_run_issue_list_revoke_audit(ca_dir: Path, tmp_path: Path) -> None:
+    cfg = str(ca_dir / "tetra.toml")
+    csr = _csr_file(tmp_path, ["shop.example.com"])
+    dry = tetra("issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would issue" in dry.stdout and "dns:shop.example.com" in dry.stdout
+    listed = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--profile", "tls-server").stdout)
+    assert listed == []  # dry run signs and stores nothing
+
+    out = tmp_path / "cert.pem"
+    issued = tetra("issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--out", str(out),
+                   "--owner", "alice", "--team", "web")
+    assert issued.returncode == 0, issued.stderr
+    certs = x509.load_pem_x509_certificates(out.read_bytes())
+    assert len(certs) == 2  # leaf + issuing CA
+    serial = format(certs[0].serial_number, "x")
+
+    listed = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--profile", "tls-server").stdout)
+    assert [c["serial"] for c in listed] == [serial]
+    assert listed[0]["owner"] == "alice" and listed[0]["status"] == "issued"
+    expiring = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--expiring", "10").stdout)
+    assert serial not in [c["serial"] for c in expiring]
+    table = tetra("certs", "list", "--config", cfg, "--expiring", "100")
+    assert serial in table.stdout
+
+    revoked = tetra("revoke", serial, "--config", cfg, "--reason", "keyCompromise")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "keyCompromise" in revoked.stdout
+    assert_clean_error(tetra("revoke", serial, "--config", cfg, "--reason", "superseded"), "already revoked")
+    assert_clean_error(tetra("revoke", "zz", "--config", cfg), "not hexadecimal")
+    assert_clean_error(tetra("revoke", serial, "--config", cfg, "--reason", "certificateHold"), "certificateHold")
+    status = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--status", "revoked").stdout)
+    assert [c["serial"] for c in status] == [serial]
+
+    verified = tetra("audit", "verify", "--config", cfg)
+    assert verified.returncode == 0 and "intact" in verified.stdout
+
+
+def test_audit_verify_detects_tampering(ca_dir: Path, tmp_path: Path) -> None:
+    """CORE-13: editing or deleting an audit row is detected."""
+    cfg = str(ca_dir / "tetra.toml")
+    csr = _csr_file(tmp_path, ["audit.example.com"])
+    assert tetra("issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--out",
+                 str(tmp_path / "c.pem")).returncode == 0
+    db = sqlite3.connect(ca_dir / "tetra.db")
+    db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    db.commit()
+    result = tetra("audit", "verify", "--config", cfg)
+    assert result.returncode == 1 and "event 2: content does not match" in result.stderr
+    db.execute("UPDATE audit_log SET actor = 'tetra-init' WHERE seq = 2")
+    last = db.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
+    db.execute("DELETE FROM audit_log WHERE seq = ?", (last,))
+    db.commit()
+    result = tetra("audit", "verify", "--config", cfg)
+    assert result.returncode == 1 and "rows deleted" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [
+        (lambda d: (d / "secrets" / "passphrase").write_text("wrong\n"), ("issuing-ca.key", "wrong passphrase")),
+        (lambda d: (d / "tetra.toml").write_text((d / "tetra.toml").read_text().replace(
+            "[database]\n", "[database]\nbogus = 1\n")), ("database.bogus: unknown key",)),
+        (lambda d: (d / "tetra.toml").write_text((d / "tetra.toml").read_text().replace(
+            'mode = "async"', "mode = 5")), ("database.mode: expected string, got integer",)),
+        (lambda d: (d / "ca" / "issuing-ca.pem").write_text("garbage"), ("issuing-ca.pem", "not a PEM certificate")),
+    ],
+    ids=["wrong-passphrase", "unknown-key", "wrong-type", "bad-ca-file"],
+)
+def test_config_and_key_errors_are_one_line(ca_dir: Path, tmp_path: Path, mutate: object, fragments: tuple[str, ...]) -> None:
+    mutate(ca_dir)  # type: ignore[operator]
+    csr = _csr_file(tmp_path, ["x.example.com"])
+    assert_clean_error(tetra("issue", "--config", str(ca_dir / "tetra.toml"), "--csr", str(csr), "--profile",
+                             "tls-server"), *fragments)
+
+
+def test_unreachable_database_is_one_line(ca_dir: Path, tmp_path: Path) -> None:
+    csr = _csr_file(tmp_path, ["x.example.com"])
+    result = tetra("issue", "--config", str(ca_dir / "tetra.toml"), "--csr", str(csr), "--profile", "tls-server",
+                   env={"TETRA_DATABASE__URL": "postgresql://postgres@127.0.0.1:1/none",
+                        "TETRA_DATABASE__TIMEOUT_SECONDS": "5"})
+    assert_clean_error(result, "database unavailable")
+
+
+def test_bad_csrs_are_one_line(ca_dir: Path, tmp_path: Path) -> None:
+    cfg = str(ca_dir / "tetra.toml")
+    garbage = tmp_path / "garbage.csr"
+    garbage.write_bytes(b"this is not a CSR")
+    assert_clean_error(tetra("issue", "--config", cfg, "--csr", str(garbage), "--profile", "tls-server"),
+                       "not a PKCS#10 CSR")
+    assert_clean_error(tetra("issue", "--config", cfg, "--csr", str(tmp_path / "missing.csr"), "--profile", "tls-server"),
+                       "missing.csr")
+    ip_csr = _csr_file(tmp_path, ["ip:192.0.2.1", "a.example.com"])
+    assert_clean_error(tetra("issue", "--config", cfg, "--csr", str(ip_csr), "--profile", "email"),
+                       "profile email: SAN type ip not allowed")
+    listed = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--protocol", "cli").stdout)
+    assert all(c["profile"] in ("tetra-service-tls", "tetra-ra") for c in listed)  # nothing new stored
+
+
+def test_requests_approve_and_reject(ca_dir: Path, tmp_path: Path) -> None:
+    from ca.csr import enrollment_from_csr
+    from ca.enrollment import AuthMethod, Pending, Requester
+    from server.wiring import build_ca, read_config
+
+    async def make_pending() -> list[int]:
+        authority = await build_ca(read_config(ca_dir / "tetra.toml", environ={}))
+        try:
+            ids = []
+            for name in ("Signer A", "Signer B"):
+                csr, _ = make_csr([], cn=name)
+                req = enrollment_from_csr(csr, protocol="est", profile_name="code-signing",
+                                          requester=Requester("est:bob", AuthMethod.PASSWORD))
+                outcome = await authority.enroll(req)
+                assert isinstance(outcome, Pending)
+                ids.append(outcome.request_id)
+            return ids
+        finally:
+            await authority.close()
+
+    first, second = asyncio.run(make_pending())
+    cfg = str(ca_dir / "tetra.toml")
+    listing = tetra("requests", "list", "--config", cfg, "--status", "pending")
+    assert str(first) in listing.stdout and str(second) in listing.stdout
+    approved = tetra("requests", "approve", str(first), "--config", cfg)
+    assert approved.returncode == 0 and "issued serial" in approved.stdout
+    rejected = tetra("requests", "reject", str(second), "--config", cfg, "--note", "unknown signer")
+    assert rejected.returncode == 0
+    assert_clean_error(tetra("requests", "approve", str(second), "--config", cfg), "already rejected")
+    assert_clean_error(tetra("requests", "approve", "999", "--config", cfg), "no enrollment request 999")
+
+
+def test_init_intermediate_from_offline_root(tmp_path: Path, ca_dir: Path) -> None:
+    """A second issuing CA signed by a root whose key is not in the server's config."""
+    env = {"ROOT_PASS": "root-secret", "NEW_PASS": "issuer-secret"}
+    root = tetra("ca", "init-root", "--name", "offline-root", "--out-dir", str(tmp_path / "offline"),
+                 "--key-type", "ec-p384", "--passphrase-env", "ROOT_PASS", env=env)
+    assert root.returncode == 0, root.stderr
+    inter = tetra("ca", "init-intermediate", "--name", "second-ca", "--out-dir", str(tmp_path / "second"),
+                  "--parent-cert", str(tmp_path / "offline" / "offline-root.pem"),
+                  "--parent-key", str(tmp_path / "offline" / "offline-root.key"),
+                  "--parent-passphrase-env", "ROOT_PASS", "--passphrase-env", "NEW_PASS",
+                  "--key-type", "rsa-3072", "--permitted-dns", "example.com",
+                  "--add-to-config", str(ca_dir / "tetra.toml"), env=env)
+    assert inter.returncode == 0, inter.stderr
+    cert = x509.load_pem_x509_certificate((tmp_path / "second" / "second-ca.pem").read_bytes())
+    nc = cert.extensions.get_extension_for_class(x509.NameConstraints)
+    assert nc.critical and [n.value for n in nc.value.permitted_subtrees or []] == ["example.com"]
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
+    # The server config now lists it; the offline root must also be trusted there to build the chain.
+    cfg = ca_dir / "tetra.toml"
+    cfg.write_text(cfg.read_text().replace('roots = ["ca/root.pem"]',
+                                           f'roots = ["ca/root.pem", "{tmp_path / "offline" / "offline-root.pem"}"]'))
+    listed = tetra("ca", "list", "--config", str(cfg), env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "second-ca" in listed.stdout and "issuing-ca (default)" in listed.stdout
+    wrong = tetra("ca", "init-intermediate", "--name", "third", "--out-dir", str(tmp_path / "third"),
+                  "--parent-cert", str(tmp_path / "offline" / "offline-root.pem"),
+                  "--parent-key", str(tmp_path / "offline" / "offline-root.key"),
+                  "--parent-passphrase-env", "NEW_PASS", "--passphrase-env", "NEW_PASS", env=env)
+    assert_clean_error(wrong, "offline-root.key", "wrong passphrase")
