@@ -23,11 +23,19 @@ ROUTES = (
 )
 
 _STATUS = {
-    FailureReason.MALFORMED: 400, FailureReason.BAD_CSR: 400, FailureReason.BAD_ALGORITHM: 400,
-    FailureReason.BAD_PUBLIC_KEY: 400, FailureReason.BAD_SIGNATURE: 400, FailureReason.BAD_TIME: 400,
-    FailureReason.UNAUTHORIZED: 403, FailureReason.REJECTED_BY_POLICY: 403,
-    FailureReason.UNKNOWN_CERTIFICATE: 404, FailureReason.ALREADY_REVOKED: 409,
-    FailureReason.RATE_LIMITED: 429, FailureReason.UNAVAILABLE: 503, FailureReason.INTERNAL: 500,
+    FailureReason.MALFORMED: 400,
+    FailureReason.BAD_CSR: 400,
+    FailureReason.BAD_ALGORITHM: 400,
+    FailureReason.BAD_PUBLIC_KEY: 400,
+    FailureReason.BAD_SIGNATURE: 400,
+    FailureReason.BAD_TIME: 400,
+    FailureReason.UNAUTHORIZED: 403,
+    FailureReason.REJECTED_BY_POLICY: 403,
+    FailureReason.UNKNOWN_CERTIFICATE: 404,
+    FailureReason.ALREADY_REVOKED: 409,
+    FailureReason.RATE_LIMITED: 429,
+    FailureReason.UNAVAILABLE: 503,
+    FailureReason.INTERNAL: 500,
 }
 
 
@@ -44,8 +52,7 @@ def parse_config(table: Table) -> ApiConfig:
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> WireResponse:
-    return WireResponse(status, {"Content-Type": "application/json", **(headers or {})},
-                        json.dumps(body).encode())
+    return WireResponse(status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode())
 
 
 def render_error(exc: CAError) -> WireResponse:
@@ -92,7 +99,9 @@ class ApiHandlers:
                 raise CAError("fields csr (PEM) and profile are required", FailureReason.MALFORMED)
             inv = body.get("inventory") or {}
             request = enrollment_from_csr(
-                parse_csr(csr_text.encode()), protocol="cli", profile_name=profile,
+                parse_csr(csr_text.encode()),
+                protocol="cli",
+                profile_name=profile,
                 requester=Requester(operator, AuthMethod.OPERATOR),
                 inventory=InventoryFields(**{k: inv.get(k) for k in ("owner", "team", "application", "location")}),
             )
@@ -128,8 +137,7 @@ class ApiHandlers:
             revoked = await self.ca.revoke(record.issuer, serial, body.get("reason", "unspecified"), requester=operator)
         except CAError as exc:
             return render_error(exc)
-        return _json(200, {"serial": revoked.serial_hex, "status": revoked.status,
-                           "reason": revoked.revocation_reason})
+        return _json(200, {"serial": revoked.serial_hex, "status": revoked.status, "reason": revoked.revocation_reason})
 
 
 def _issued(outcome: Issued) -> dict[str, Any]:

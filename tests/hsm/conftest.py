@@ -41,9 +41,7 @@ def softhsm_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("softhsm")
     (root / "tokens").mkdir()
     conf = root / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
+    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
     previous = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(conf)
     try:
@@ -96,9 +94,7 @@ MakeSigner = Callable[..., Pkcs11Signer]
 
 
 @pytest.fixture
-async def make_hsm_signer(
-    softhsm_module: str, softhsm_token: str, softhsm_pin: str
-) -> AsyncIterator[MakeSigner]:
+async def make_hsm_signer(softhsm_module: str, softhsm_token: str, softhsm_pin: str) -> AsyncIterator[MakeSigner]:
     """make_hsm_signer(spec, *, decrypt=False, call_timeout=5.0) -> an open Pkcs11Signer.
 
     Generates a fresh key on the token for every call; signers are closed
@@ -110,9 +106,7 @@ async def make_hsm_signer(
         label = fresh_label(spec)
         uri = token_uri(softhsm_token, label)
         generate_token_key(softhsm_module, uri, spec, softhsm_pin, decrypt=decrypt)
-        signer = Pkcs11Signer.open_blocking(
-            label, softhsm_module, uri, softhsm_pin, call_timeout=call_timeout
-        )
+        signer = Pkcs11Signer.open_blocking(label, softhsm_module, uri, softhsm_pin, call_timeout=call_timeout)
         opened.append(signer)
         return signer
 

@@ -229,12 +229,7 @@ async def test_sign_certificate(make_hsm_signer: MakeSigner, spec: str) -> None:
 async def test_sign_crl(make_hsm_signer: MakeSigner, spec: str) -> None:
     signer = make_hsm_signer(spec)
     issuer = await ca_cert(signer)
-    revoked = (
-        x509.RevokedCertificateBuilder()
-        .serial_number(12345)
-        .revocation_date(NOW - dt.timedelta(hours=1))
-        .build()
-    )
+    revoked = x509.RevokedCertificateBuilder().serial_number(12345).revocation_date(NOW - dt.timedelta(hours=1)).build()
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.subject)
@@ -437,9 +432,7 @@ async def test_rsa_hash_choices(make_hsm_signer: MakeSigner) -> None:
     digest = hashes.Hash(hashes.SHA384())
     digest.update(b"prehashed")
     prehashed = digest.finalize()
-    signature = await asyncio.to_thread(
-        key.sign, prehashed, padding.PKCS1v15(), Prehashed(hashes.SHA384())
-    )
+    signature = await asyncio.to_thread(key.sign, prehashed, padding.PKCS1v15(), Prehashed(hashes.SHA384()))
     public.verify(signature, b"prehashed", padding.PKCS1v15(), hashes.SHA384())
     raw = await asyncio.to_thread(key.sign, b"raw block", padding.PKCS1v15(), NoDigestInfo())
     assert public.recover_data_from_signature(raw, padding.PKCS1v15(), None) == b"raw block"
@@ -593,9 +586,7 @@ async def test_st10_wrong_pin_is_a_clear_config_error(
         await good.close()
 
 
-async def test_open_errors_are_config_errors(
-    softhsm_module: str, softhsm_token: str, softhsm_pin: str
-) -> None:
+async def test_open_errors_are_config_errors(softhsm_module: str, softhsm_token: str, softhsm_pin: str) -> None:
     missing = token_uri(softhsm_token, fresh_label("absent"))
     with pytest.raises(ConfigError, match="no private key"):
         await Pkcs11Signer.open("ca", softhsm_module, missing, softhsm_pin)
@@ -618,17 +609,13 @@ async def test_open_errors_are_config_errors(
     await signer.close()
 
 
-async def test_generate_refuses_existing_label(
-    softhsm_module: str, softhsm_token: str, softhsm_pin: str
-) -> None:
+async def test_generate_refuses_existing_label(softhsm_module: str, softhsm_token: str, softhsm_pin: str) -> None:
     uri = token_uri(softhsm_token, fresh_label("dup"))
     generate_token_key(softhsm_module, uri, "ec-p256", softhsm_pin)
     with pytest.raises(ConfigError, match="already has a key labelled"):
         generate_token_key(softhsm_module, uri, "rsa-2048", softhsm_pin)
     with pytest.raises(ConfigError, match="unknown key type"):
-        generate_token_key(
-            softhsm_module, token_uri(softhsm_token, fresh_label("bad")), "dsa-1024", softhsm_pin
-        )
+        generate_token_key(softhsm_module, token_uri(softhsm_token, fresh_label("bad")), "dsa-1024", softhsm_pin)
     with pytest.raises(ConfigError, match="object="):
         generate_token_key(softhsm_module, "pkcs11:token=tetra-test", "ec-p256", softhsm_pin)
 
