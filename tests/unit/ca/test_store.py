@@ -1,0 +1,107 @@
+"""The store under both execution modes (asyncio drivers and worker threads) and both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import replace
+
+import pytest
+
+from ca import issuer as issuer_module
+from ca.csr import enrollment_from_csr
+from ca.enrollment import AuthMethod, Issued, Requester
+from ca.errors import CAError, FailureReason, SignerUnavailable
+from ca.service import CertificateAuthority
+from ca.store.repositories import CertificateFilter
+from server.config import ServerConfig
+from server.wiring import build_ca
+from tests.helpers import make_csr
+
+OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
+
+
+def _request(name: str = "www.example.com"):  # type: ignore[no-untyped-def]
+    csr, _ = make_csr([name])
+    return enrollment_from_csr(csr, protocol="cli", profile_name="tls-client", requester=OPERATOR)
+
+
+@pytest.fixture
+async def mode_ca(config: ServerConfig, db_mode: str):  # type: ignore[no-untyped-def]
+    authority = await build_ca(replace(config, database_mode=db_mode))
+    try:
+        yield authority
+    finally:
+        await authority.close()
+
+
+async def test_concurrent_issuance_shares_commits_and_loses_nothing(mode_ca: CertificateAuthority) -> None:
+    """64 concurrent issuances: all stored, distinct serials, audit chain contiguous (ST-15 within a process)."""
+    before = len(await mode_ca.certificates.list(CertificateFilter(limit=100_000)))
+    outcomes = await asyncio.gather(*(mode_ca.enroll(_request(f"h{i}.example.com")) for i in range(64)))
+    serials = {o.certificate.serial_number for o in outcomes if isinstance(o, Issued)}
+    assert len(serials) == 64
+    records = await mode_ca.certificates.list(CertificateFilter(limit=100_000))
+    assert len(records) == before + 64
+    assert all(r.status == "issued" and r.der for r in records)
+    report = await mode_ca.audit.verify()
+    assert report.ok, report.problems
+    assert report.events >= 128  # intent + issued per certificate
+
+
+async def test_serial_collision_draws_again(mode_ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CORE-02: a repeated serial is refused by the unique constraint; a new one is drawn, nothing signed twice."""
+    first = await mode_ca.enroll(_request("a.example.com"))
+    assert isinstance(first, Issued)
+    taken = first.certificate.serial_number
+    draws = iter([taken, taken, secrets.randbits(120) | 1 << 119])
+    monkeypatch.setattr(issuer_module, "new_serial", lambda: next(draws))
+    issuer = mode_ca.issuers[mode_ca.default_issuer]
+    attempts = issuer.signing_attempts
+    second = await mode_ca.enroll(_request("b.example.com"))
+    assert isinstance(second, Issued)
+    assert second.certificate.serial_number != taken
+    assert issuer.signing_attempts == attempts + 1  # the collided serials were never signed
+
+
+async def test_corrupted_signature_is_withheld(mode_ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CORE-11: a signer returning a bad signature releases nothing; the intent row is marked failed."""
+    real = issuer_module.sign_bytes
+
+    def corrupt(key, data, hash_alg):  # type: ignore[no-untyped-def]
+        signature = bytearray(real(key, data, hash_alg))
+        signature[-1] ^= 0x01
+        return bytes(signature)
+
+    monkeypatch.setattr(issuer_module, "sign_bytes", corrupt)
+    with pytest.raises(SignerUnavailable):
+        await mode_ca.enroll(_request("c.example.com"))
+    failed = await mode_ca.certificates.list(CertificateFilter(status="failed"))
+    assert len(failed) == 1 and failed[0].der is None and failed[0].tbs
+    assert (await mode_ca.audit.verify()).ok
+
+
+async def test_signer_exception_marks_intent_failed(mode_ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_a: object) -> bytes:
+        raise RuntimeError("device error")
+
+    monkeypatch.setattr(issuer_module, "sign_bytes", broken)
+    with pytest.raises(CAError) as err:
+        await mode_ca.enroll(_request("d.example.com"))
+    assert err.value.reason is FailureReason.UNAVAILABLE
+    assert "device error" not in err.value.public_detail()
+    assert [r.status for r in await mode_ca.certificates.list(CertificateFilter(status="failed"))] == ["failed"]
+
+
+async def test_database_unreachable_is_unavailable(ca_dir, config: ServerConfig) -> None:  # type: ignore[no-untyped-def]
+    """ST-04: a database that cannot be reached gives 'try later', nothing is signed."""
+    unreachable = replace(config, database_url="postgresql://postgres@127.0.0.1:1/none", database_timeout=5)
+    authority = await build_ca(unreachable)
+    issuer = authority.issuers[authority.default_issuer]
+    try:
+        with pytest.raises(CAError) as err:
+            await authority.enroll(_request("e.example.com"))
+        assert err.value.reason is FailureReason.UNAVAILABLE
+        assert issuer.signing_attempts == 0
+    finally:
+        await authority.close()
