@@ -50,7 +50,11 @@ def add_hsm_issuer(ca_dir: Path, module: str, uri: str, pin: str, spec: str) -> 
 
 @pytest.fixture(params=["ec-p256", "ec-p384", "rsa-2048"])
 async def hsm_ca(
-    request: pytest.FixtureRequest, ca_dir: Path, db_url: str, softhsm_module: str, softhsm_token: str,
+    request: pytest.FixtureRequest,
+    ca_dir: Path,
+    db_url: str,
+    softhsm_module: str,
+    softhsm_token: str,
     softhsm_pin: str,
 ) -> AsyncIterator[CertificateAuthority]:
     uri = token_uri(softhsm_token, fresh_label(request.param))

@@ -38,7 +38,9 @@ class ServerProcess:
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--config", str(config)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         self.base = f"http://127.0.0.1:{self.http_port}"
 

@@ -16,13 +16,18 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from tests.helpers import make_csr
 
 
-def tetra(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def tetra(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
     import os
 
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "server.cli", *args],
-        capture_output=True, text=True, env=full_env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
         input=stdin.decode() if stdin else None,
     )
 
@@ -68,8 +73,21 @@ def test_issue_dry_run_issue_list_revoke_audit(ca_dir: Path, tmp_path: Path) -> 
     assert listed == []  # dry run signs and stores nothing
 
     out = tmp_path / "cert.pem"
-    issued = tetra("issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--out", str(out),
-                   "--owner", "alice", "--team", "web")
+    issued = tetra(
+        "issue",
+        "--config",
+        cfg,
+        "--csr",
+        str(csr),
+        "--profile",
+        "tls-server",
+        "--out",
+        str(out),
+        "--owner",
+        "alice",
+        "--team",
+        "web",
+    )
     assert issued.returncode == 0, issued.stderr
     certs = x509.load_pem_x509_certificates(out.read_bytes())
     assert len(certs) == 2  # leaf + issuing CA
@@ -100,8 +118,12 @@ def test_audit_verify_detects_tampering(ca_dir: Path, tmp_path: Path) -> None:
     """CORE-13: editing or deleting an audit row is detected."""
     cfg = str(ca_dir / "tetra.toml")
     csr = _csr_file(tmp_path, ["audit.example.com"])
-    assert tetra("issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--out",
-                 str(tmp_path / "c.pem")).returncode == 0
+    assert (
+        tetra(
+            "issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--out", str(tmp_path / "c.pem")
+        ).returncode
+        == 0
+    )
     db = sqlite3.connect(ca_dir / "tetra.db")
     db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
     db.commit()
@@ -119,26 +141,44 @@ def test_audit_verify_detects_tampering(ca_dir: Path, tmp_path: Path) -> None:
     ("mutate", "fragments"),
     [
         (lambda d: (d / "secrets" / "passphrase").write_text("wrong\n"), ("issuing-ca.key", "wrong passphrase")),
-        (lambda d: (d / "tetra.toml").write_text((d / "tetra.toml").read_text().replace(
-            "[database]\n", "[database]\nbogus = 1\n")), ("database.bogus: unknown key",)),
-        (lambda d: (d / "tetra.toml").write_text((d / "tetra.toml").read_text().replace(
-            'mode = "async"', "mode = 5")), ("database.mode: expected string, got integer",)),
+        (
+            lambda d: (d / "tetra.toml").write_text(
+                (d / "tetra.toml").read_text().replace("[database]\n", "[database]\nbogus = 1\n")
+            ),
+            ("database.bogus: unknown key",),
+        ),
+        (
+            lambda d: (d / "tetra.toml").write_text(
+                (d / "tetra.toml").read_text().replace('mode = "async"', "mode = 5")
+            ),
+            ("database.mode: expected string, got integer",),
+        ),
         (lambda d: (d / "ca" / "issuing-ca.pem").write_text("garbage"), ("issuing-ca.pem", "not a PEM certificate")),
     ],
     ids=["wrong-passphrase", "unknown-key", "wrong-type", "bad-ca-file"],
 )
-def test_config_and_key_errors_are_one_line(ca_dir: Path, tmp_path: Path, mutate: object, fragments: tuple[str, ...]) -> None:
+def test_config_and_key_errors_are_one_line(
+    ca_dir: Path, tmp_path: Path, mutate: object, fragments: tuple[str, ...]
+) -> None:
     mutate(ca_dir)  # type: ignore[operator]
     csr = _csr_file(tmp_path, ["x.example.com"])
-    assert_clean_error(tetra("issue", "--config", str(ca_dir / "tetra.toml"), "--csr", str(csr), "--profile",
-                             "tls-server"), *fragments)
+    assert_clean_error(
+        tetra("issue", "--config", str(ca_dir / "tetra.toml"), "--csr", str(csr), "--profile", "tls-server"), *fragments
+    )
 
 
 def test_unreachable_database_is_one_line(ca_dir: Path, tmp_path: Path) -> None:
     csr = _csr_file(tmp_path, ["x.example.com"])
-    result = tetra("issue", "--config", str(ca_dir / "tetra.toml"), "--csr", str(csr), "--profile", "tls-server",
-                   env={"TETRA_DATABASE__URL": "postgresql://postgres@127.0.0.1:1/none",
-                        "TETRA_DATABASE__TIMEOUT_SECONDS": "5"})
+    result = tetra(
+        "issue",
+        "--config",
+        str(ca_dir / "tetra.toml"),
+        "--csr",
+        str(csr),
+        "--profile",
+        "tls-server",
+        env={"TETRA_DATABASE__URL": "postgresql://postgres@127.0.0.1:1/none", "TETRA_DATABASE__TIMEOUT_SECONDS": "5"},
+    )
     assert_clean_error(result, "database unavailable")
 
 
@@ -146,13 +186,18 @@ def test_bad_csrs_are_one_line(ca_dir: Path, tmp_path: Path) -> None:
     cfg = str(ca_dir / "tetra.toml")
     garbage = tmp_path / "garbage.csr"
     garbage.write_bytes(b"this is not a CSR")
-    assert_clean_error(tetra("issue", "--config", cfg, "--csr", str(garbage), "--profile", "tls-server"),
-                       "not a PKCS#10 CSR")
-    assert_clean_error(tetra("issue", "--config", cfg, "--csr", str(tmp_path / "missing.csr"), "--profile", "tls-server"),
-                       "missing.csr")
+    assert_clean_error(
+        tetra("issue", "--config", cfg, "--csr", str(garbage), "--profile", "tls-server"), "not a PKCS#10 CSR"
+    )
+    assert_clean_error(
+        tetra("issue", "--config", cfg, "--csr", str(tmp_path / "missing.csr"), "--profile", "tls-server"),
+        "missing.csr",
+    )
     ip_csr = _csr_file(tmp_path, ["ip:192.0.2.1", "a.example.com"])
-    assert_clean_error(tetra("issue", "--config", cfg, "--csr", str(ip_csr), "--profile", "email"),
-                       "profile email: SAN type ip not allowed")
+    assert_clean_error(
+        tetra("issue", "--config", cfg, "--csr", str(ip_csr), "--profile", "email"),
+        "profile email: SAN type ip not allowed",
+    )
     listed = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--protocol", "cli").stdout)
     assert all(c["profile"] in ("tetra-service-tls", "tetra-ra") for c in listed)  # nothing new stored
 
@@ -168,8 +213,12 @@ def test_requests_approve_and_reject(ca_dir: Path, tmp_path: Path) -> None:
             ids = []
             for name in ("Signer A", "Signer B"):
                 csr, _ = make_csr([], cn=name)
-                req = enrollment_from_csr(csr, protocol="est", profile_name="code-signing",
-                                          requester=Requester("est:bob", AuthMethod.PASSWORD))
+                req = enrollment_from_csr(
+                    csr,
+                    protocol="est",
+                    profile_name="code-signing",
+                    requester=Requester("est:bob", AuthMethod.PASSWORD),
+                )
                 outcome = await authority.enroll(req)
                 assert isinstance(outcome, Pending)
                 ids.append(outcome.request_id)
@@ -192,15 +241,43 @@ def test_requests_approve_and_reject(ca_dir: Path, tmp_path: Path) -> None:
 def test_init_intermediate_from_offline_root(tmp_path: Path, ca_dir: Path) -> None:
     """A second issuing CA signed by a root whose key is not in the server's config."""
     env = {"ROOT_PASS": "root-secret", "NEW_PASS": "issuer-secret"}
-    root = tetra("ca", "init-root", "--name", "offline-root", "--out-dir", str(tmp_path / "offline"),
-                 "--key-type", "ec-p384", "--passphrase-env", "ROOT_PASS", env=env)
+    root = tetra(
+        "ca",
+        "init-root",
+        "--name",
+        "offline-root",
+        "--out-dir",
+        str(tmp_path / "offline"),
+        "--key-type",
+        "ec-p384",
+        "--passphrase-env",
+        "ROOT_PASS",
+        env=env,
+    )
     assert root.returncode == 0, root.stderr
-    inter = tetra("ca", "init-intermediate", "--name", "second-ca", "--out-dir", str(tmp_path / "second"),
-                  "--parent-cert", str(tmp_path / "offline" / "offline-root.pem"),
-                  "--parent-key", str(tmp_path / "offline" / "offline-root.key"),
-                  "--parent-passphrase-env", "ROOT_PASS", "--passphrase-env", "NEW_PASS",
-                  "--key-type", "rsa-3072", "--permitted-dns", "example.com",
-                  "--add-to-config", str(ca_dir / "tetra.toml"), env=env)
+    inter = tetra(
+        "ca",
+        "init-intermediate",
+        "--name",
+        "second-ca",
+        "--out-dir",
+        str(tmp_path / "second"),
+        "--parent-cert",
+        str(tmp_path / "offline" / "offline-root.pem"),
+        "--parent-key",
+        str(tmp_path / "offline" / "offline-root.key"),
+        "--parent-passphrase-env",
+        "ROOT_PASS",
+        "--passphrase-env",
+        "NEW_PASS",
+        "--key-type",
+        "rsa-3072",
+        "--permitted-dns",
+        "example.com",
+        "--add-to-config",
+        str(ca_dir / "tetra.toml"),
+        env=env,
+    )
     assert inter.returncode == 0, inter.stderr
     cert = x509.load_pem_x509_certificate((tmp_path / "second" / "second-ca.pem").read_bytes())
     nc = cert.extensions.get_extension_for_class(x509.NameConstraints)
@@ -208,13 +285,29 @@ def test_init_intermediate_from_offline_root(tmp_path: Path, ca_dir: Path) -> No
     assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
     # The server config now lists it; the offline root must also be trusted there to build the chain.
     cfg = ca_dir / "tetra.toml"
-    cfg.write_text(cfg.read_text().replace('roots = ["ca/root.pem"]',
-                                           f'roots = ["ca/root.pem", "{tmp_path / "offline" / "offline-root.pem"}"]'))
+    cfg.write_text(
+        cfg.read_text().replace(
+            'roots = ["ca/root.pem"]', f'roots = ["ca/root.pem", "{tmp_path / "offline" / "offline-root.pem"}"]'
+        )
+    )
     listed = tetra("ca", "list", "--config", str(cfg), env=env)
     assert listed.returncode == 0, listed.stderr
     assert "second-ca" in listed.stdout and "issuing-ca (default)" in listed.stdout
-    wrong = tetra("ca", "init-intermediate", "--name", "third", "--out-dir", str(tmp_path / "third"),
-                  "--parent-cert", str(tmp_path / "offline" / "offline-root.pem"),
-                  "--parent-key", str(tmp_path / "offline" / "offline-root.key"),
-                  "--parent-passphrase-env", "NEW_PASS", "--passphrase-env", "NEW_PASS", env=env)
+    wrong = tetra(
+        "ca",
+        "init-intermediate",
+        "--name",
+        "third",
+        "--out-dir",
+        str(tmp_path / "third"),
+        "--parent-cert",
+        str(tmp_path / "offline" / "offline-root.pem"),
+        "--parent-key",
+        str(tmp_path / "offline" / "offline-root.key"),
+        "--parent-passphrase-env",
+        "NEW_PASS",
+        "--passphrase-env",
+        "NEW_PASS",
+        env=env,
+    )
     assert_clean_error(wrong, "offline-root.key", "wrong passphrase")

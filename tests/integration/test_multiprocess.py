@@ -69,8 +69,12 @@ async def _check_store(ca_dir: Path, db_url: str) -> dict[str, int]:
                 cert = x509.load_der_x509_certificate(rec.der)
                 issuer = authority.issuers[rec.issuer]
                 assert cert.tbs_certificate_bytes == rec.tbs
-                assert verify_bytes(issuer.signer.public_key(), cert.signature, cert.tbs_certificate_bytes,
-                                    cert.signature_hash_algorithm)  # type: ignore[arg-type]
+                assert verify_bytes(
+                    issuer.signer.public_key(),
+                    cert.signature,
+                    cert.tbs_certificate_bytes,
+                    cert.signature_hash_algorithm,
+                )  # type: ignore[arg-type]
         report = await authority.audit.verify()
         assert report.ok, report.problems
         return counts
@@ -90,10 +94,12 @@ def test_two_servers_share_one_postgresql(ca_dir: Path, postgres_url: str, tmp_p
             server.wait_ready()
 
         async def both() -> list[list[int]]:
-            return list(await asyncio.gather(
-                _burst(servers[0].base, _csr_bodies(60, "a"), 8),
-                _burst(servers[1].base, _csr_bodies(60, "b"), 8),
-            ))
+            return list(
+                await asyncio.gather(
+                    _burst(servers[0].base, _csr_bodies(60, "a"), 8),
+                    _burst(servers[1].base, _csr_bodies(60, "b"), 8),
+                )
+            )
 
         results = asyncio.run(both())
     finally:
@@ -106,7 +112,9 @@ def test_two_servers_share_one_postgresql(ca_dir: Path, postgres_url: str, tmp_p
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_kill_9_during_burst_then_restart(ca_dir: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+def test_kill_9_during_burst_then_restart(
+    ca_dir: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Kill -9 a serving process mid-burst; after restart the store is consistent and issuance resumes."""
     if backend == "sqlite":
         db_url = f"sqlite:///{ca_dir / 'tetra.db'}"
@@ -155,8 +163,13 @@ async def _count_issued(ca_dir: Path, db_url: str) -> int:
 
     db = Database(db_url, mode="async")
     try:
-        return int(await db.read(lambda c: c.execute(
-            select(func.count()).select_from(certificates).where(certificates.c.status == "issued")).scalar_one()))
+        return int(
+            await db.read(
+                lambda c: c.execute(
+                    select(func.count()).select_from(certificates).where(certificates.c.status == "issued")
+                ).scalar_one()
+            )
+        )
     finally:
         await db.close()
 

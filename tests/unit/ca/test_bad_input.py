@@ -121,7 +121,9 @@ async def test_too_many_sans(ca: CertificateAuthority, counting: CountingSigner)
     assert counting.runs == 0
 
 
-async def test_unknown_critical_extension_request_is_refused(ca: CertificateAuthority, counting: CountingSigner) -> None:
+async def test_unknown_critical_extension_request_is_refused(
+    ca: CertificateAuthority, counting: CountingSigner
+) -> None:
     """CORE-09: never copied blindly, never silently dropped when critical."""
     odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
     csr, _ = make_csr(["www.example.com"], extra_extensions=[(odd, True)])
@@ -145,7 +147,13 @@ async def test_csr_over_64_kib(ca: CertificateAuthority, counting: CountingSigne
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"", b"hello world", b"\x30\x82\xff\xff\x00", b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END", b"\x30" * 5000],
+    [
+        b"",
+        b"hello world",
+        b"\x30\x82\xff\xff\x00",
+        b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END",
+        b"\x30" * 5000,
+    ],
 )
 async def test_garbage_instead_of_a_csr(ca: CertificateAuthority, counting: CountingSigner, garbage: bytes) -> None:
     with pytest.raises(CAError) as err:

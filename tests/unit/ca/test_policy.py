@@ -17,7 +17,7 @@ from tests.helpers import make_csr
 
 PROFILES = load_profiles(Path(__file__).resolve().parents[3] / "conf" / "profiles")
 OPERATOR = Requester("op", AuthMethod.OPERATOR)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 FAR = dt.datetime(2040, 1, 1, tzinfo=UTC)
 
 

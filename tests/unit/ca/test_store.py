@@ -81,7 +81,9 @@ async def test_corrupted_signature_is_withheld(mode_ca: CertificateAuthority, mo
     assert (await mode_ca.audit.verify()).ok
 
 
-async def test_signer_exception_marks_intent_failed(mode_ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_signer_exception_marks_intent_failed(
+    mode_ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*_a: object) -> bytes:
         raise RuntimeError("device error")
 

@@ -58,8 +58,11 @@ def test_pin_inline_is_refused(ca_dir: Path) -> None:
 def test_env_overrides_nested_and_typed(ca_dir: Path) -> None:
     config = read_config(
         ca_dir / "tetra.toml",
-        environ={"TETRA_DATABASE__POOL_SIZE": "3", "TETRA_SERVER__HTTP": "127.0.0.1:9999",
-                 "TETRA_LOGGING__FORMAT": "json"},
+        environ={
+            "TETRA_DATABASE__POOL_SIZE": "3",
+            "TETRA_SERVER__HTTP": "127.0.0.1:9999",
+            "TETRA_LOGGING__FORMAT": "json",
+        },
     )
     assert config.database_pool_size == 3
     assert config.http is not None and config.http.port == 9999
