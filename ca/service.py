@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
 from ca.audit import AuditEvent
@@ -357,14 +358,15 @@ class CertificateAuthority:
         return self.issuers[issuer].chain
 
     def intermediates(self) -> list[x509.Certificate]:
-        seen: dict[bytes, x509.Certificate] = {}
-        roots = {r.fingerprint(r.signature_hash_algorithm or _sha256()) for r in self.roots}
+        """Every CA certificate below the roots, once each (for /intermediates.pem and TLS trust)."""
+        roots = {r.fingerprint(hashes.SHA256()) for r in self.roots}
+        found: dict[bytes, x509.Certificate] = {}
         for issuer in self.issuers.values():
             for cert in issuer.chain:
-                fp = cert.fingerprint(_sha256())
-                if cert.fingerprint(cert.signature_hash_algorithm or _sha256()) not in roots:
-                    seen.setdefault(fp, cert)
-        return list(seen.values())
+                fingerprint = cert.fingerprint(hashes.SHA256())
+                if fingerprint not in roots:
+                    found.setdefault(fingerprint, cert)
+        return list(found.values())
 
     async def close(self) -> None:
         closed: set[int] = set()
@@ -373,12 +375,6 @@ class CertificateAuthority:
                 closed.add(id(signer))
                 await signer.close()
         await self.db.close()
-
-
-def _sha256() -> Any:
-    from cryptography.hazmat.primitives import hashes
-
-    return hashes.SHA256()
 
 
 def _request_to_json(request: EnrollmentRequest) -> dict[str, Any]:

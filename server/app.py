@@ -52,7 +52,7 @@ def _protocol_app(spec: ProtocolSpec) -> web.Application:
             handlers: dict[str, Any] = request.config_dict[HANDLERS]
             metrics = request.config_dict[METRICS]
             path = request.path[len(spec.prefix) :] or "/"
-            wire = await to_wire(request, path)
+            wire = await to_wire(request, path, spec.max_body)
             response = await getattr(handlers[spec.name], route_handler)(wire)
             metrics.requests.labels(spec.name, request.method, str(response.status)).inc()
             return to_aiohttp(response)

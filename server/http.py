@@ -35,8 +35,22 @@ def tls_unique(request: web.Request) -> bytes | None:
         return None
 
 
-async def to_wire(request: web.Request, path: str) -> WireRequest:
-    body = await request.read()  # bounded by the sub-app's client_max_size (413 beyond)
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it passes the protocol's limit (chunked bodies included)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def to_wire(request: web.Request, path: str, max_body: int) -> WireRequest:
+    body = await read_bounded(request, max_body)
     return WireRequest(
         method=request.method,
         path=path,
