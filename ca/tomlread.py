@@ -29,6 +29,11 @@ class Table:
         self._prefix = prefix
         self._seen: set[str] = set()
 
+    @property
+    def source(self) -> str:
+        """The file this table came from (relative paths in it are relative to that file)."""
+        return self._source
+
     def where(self, key: str) -> str:
         return f"{self._source}: {self._prefix}{key}"
 

@@ -94,6 +94,10 @@ signer = "issuing-ca"
 [ra.scep]
 certificate = "ra/ra.pem"
 signer = "ra"
+
+# Operator API bearer token (TETRA_API_TOKEN in the environment wins over the file).
+[api]
+token_file = "secrets/api-token"
 """
 
 
@@ -113,6 +117,7 @@ async def init_demo(
     directory.mkdir(parents=True, exist_ok=True)
     passphrase = secrets.token_urlsafe(32).encode()
     _write(directory / "secrets" / "passphrase", passphrase + b"\n", 0o600)
+    _write(directory / "secrets" / "api-token", secrets.token_urlsafe(32).encode() + b"\n", 0o600)
 
     now = dt.datetime.now(dt.UTC)
     root_key = generate_private_key("ec-p256")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -46,7 +48,10 @@ class ApiConfig:
 
 
 def parse_config(table: Table) -> ApiConfig:
-    cfg = ApiConfig(table.get("token_env", str, "TETRA_API_TOKEN"), table.get("token_file", str, ""))
+    token_file = table.get("token_file", str, "")
+    if token_file and not Path(token_file).is_absolute():
+        token_file = str(Path(table.source).parent / token_file)
+    cfg = ApiConfig(table.get("token_env", str, "TETRA_API_TOKEN"), token_file)
     table.finish()
     return cfg
 
@@ -67,10 +72,11 @@ class ApiHandlers:
 
     @classmethod
     def create(cls, ctx: ProtocolContext, cfg: ApiConfig) -> ApiHandlers:
-        try:
-            token: bytes | None = read_secret(cfg.token_env, cfg.token_file, "api token")
-        except Exception:
-            token = None  # no token configured: every call is refused
+        token: bytes | None = None  # no token configured: every call is refused
+        if cfg.token_env and cfg.token_env in os.environ:
+            token = read_secret(cfg.token_env, "", "api token")
+        elif cfg.token_file:
+            token = read_secret("", cfg.token_file, "api token")
         return cls(ctx, token)
 
     def _operator(self, req: WireRequest) -> str:

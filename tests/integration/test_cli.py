@@ -54,6 +54,8 @@ def test_init_prints_fingerprint_and_refuses_twice(tmp_path: Path) -> None:
     assert "root SHA-256 fingerprint:" in result.stdout
     for name in ("tetra.toml", "tetra.db", "ca/root.pem", "ca/issuing-ca.pem", "tls/server.pem", "ra/ra.pem"):
         assert (tmp_path / "var" / name).exists(), name
+    for secret in ("passphrase", "api-token"):
+        assert (tmp_path / "var" / "secrets" / secret).stat().st_mode & 0o077 == 0  # owner-only
     key_pem = (tmp_path / "var" / "keys" / "issuing-ca.key").read_text()
     assert "ENCRYPTED PRIVATE KEY" in key_pem
     assert_clean_error(tetra("init", "--dir", str(tmp_path / "var")), "already")
