@@ -24,6 +24,8 @@ class Signer(Protocol):
     """A key you can sign with, whatever holds it."""
 
     name: str
+    # Optional attribute ``needs_signature_check`` (default True): False when the backend
+    # already verifies each signature itself, or cannot be faulted (in-process keys).
 
     def public_key(self) -> CertificateIssuerPublicKeyTypes:
         """The public half, read once and cached (no backend call)."""

@@ -80,6 +80,9 @@ class Pkcs11Signer:
     Every token call runs on the module's single thread; see the module docstring.
     """
 
+    # Every token signature is verified inside the key object's sign(); the issuer need not repeat it.
+    needs_signature_check = False
+
     def __init__(self, name: str, module: _Module, uri: Pkcs11Uri, pin: str, call_timeout: float) -> None:
         """Private: use open() / open_blocking(), which also connect and self-test."""
         self.name = name

@@ -16,7 +16,7 @@ from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter
 from server.config import ServerConfig
 from server.wiring import build_ca
-from tests.helpers import make_csr
+from tests.helpers import CountingSigner, make_csr
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
 
@@ -65,7 +65,8 @@ async def test_serial_collision_draws_again(mode_ca: CertificateAuthority, monke
 
 
 async def test_corrupted_signature_is_withheld(mode_ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> None:
-    """CORE-11: a signer returning a bad signature releases nothing; the intent row is marked failed."""
+    """CORE-11: a backend returning a bad signature releases nothing; the intent row is marked failed.
+    (The signer double does not verify its own signatures, so the issuer must.)"""
     real = issuer_module.sign_bytes
 
     def corrupt(key, data, hash_alg):  # type: ignore[no-untyped-def]
@@ -73,6 +74,8 @@ async def test_corrupted_signature_is_withheld(mode_ca: CertificateAuthority, mo
         signature[-1] ^= 0x01
         return bytes(signature)
 
+    issuer = mode_ca.issuers[mode_ca.default_issuer]
+    issuer.signer = CountingSigner(issuer.signer)  # type: ignore[assignment]
     monkeypatch.setattr(issuer_module, "sign_bytes", corrupt)
     with pytest.raises(SignerUnavailable):
         await mode_ca.enroll(_request("c.example.com"))
