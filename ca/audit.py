@@ -47,18 +47,22 @@ def event_hash(prev_hash: str, seq: int, at: dt.datetime, event: AuditEvent) -> 
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
+_HEAD_SELECT = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_HEAD_UPDATE = update(audit_head).where(audit_head.c.id == 1)
+_HEAD_INSERT = insert(audit_head)
+_LOG_INSERT = insert(audit_log)
+
+
 def append_events(conn: Connection, events: Iterable[AuditEvent], at: dt.datetime) -> None:
     """Chain and insert events; the head row lock serialises writers across processes."""
     events = list(events)
     if not events:
         return
     at = at.replace(microsecond=(at.microsecond // 1000) * 1000)  # survive every backend's precision
-    head = conn.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).first()
+    head = conn.execute(_HEAD_SELECT).first()
     if head is None:
         seq, prev = 0, GENESIS
-        conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
+        conn.execute(_HEAD_INSERT, {"id": 1, "seq": 0, "hash": GENESIS})
     else:
         seq, prev = head.seq, head.hash
     rows = []
@@ -78,8 +82,8 @@ def append_events(conn: Connection, events: Iterable[AuditEvent], at: dt.datetim
             }
         )
         prev = digest
-    conn.execute(insert(audit_log), rows)
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+    conn.execute(_LOG_INSERT, rows)
+    conn.execute(_HEAD_UPDATE, {"seq": seq, "hash": prev})
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from ca.keys import SignatureHash, default_hash, describe_public_key, hash_by_na
 from ca.placeholder_keys import placeholder_key
 from ca.profiles.policy import CertificateTemplate
 from ca.signers.base import Signer
-from ca.store.db import Database, Tx
+from ca.store.db import Database, Slot, Tx
 from ca.store.repositories import CertificateRepository, serial_text
 
 log = logging.getLogger("tetra.issuer")
@@ -144,8 +144,8 @@ Linter = Callable[[bytes, str], list[str]]
 PointerExtensions = Callable[[CertificateTemplate, int], list[tuple[x509.ExtensionType, bool]]]
 
 
-def _intent_writer(values: dict[str, Any], event: AuditEvent) -> Callable[[Tx], int]:
-    def write(tx: Tx) -> int:
+def _intent_writer(values: dict[str, Any], event: AuditEvent) -> Callable[[Tx], Slot[int]]:
+    def write(tx: Tx) -> Slot[int]:
         return CertificateRepository.insert_intent(tx, values, event)
 
     return write
@@ -224,33 +224,34 @@ class Issuer:
         return default_hash(self._public)
 
     def builder(self, template: CertificateTemplate, serial: int) -> x509.CertificateBuilder:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(template.subject)
-            .issuer_name(self.certificate.subject)
-            .public_key(template.public_key)
-            .serial_number(serial)
-            .not_valid_before(template.not_before)
-            .not_valid_after(template.not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(template.key_usage, critical=True)
-        )
+        """All extensions handed over at once (chained add_extension() copies the builder each time)."""
+        pairs: list[tuple[x509.ExtensionType, bool]] = [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (template.key_usage, True),
+        ]
         if template.extended_key_usage:
-            builder = builder.add_extension(x509.ExtendedKeyUsage(list(template.extended_key_usage)), False)
+            pairs.append((x509.ExtendedKeyUsage(list(template.extended_key_usage)), False))
         if template.subject_alt_names:
             sans = [ident.to_general_name() for ident in template.subject_alt_names]
             # RFC 5280 §4.2.1.6: critical when the subject is empty.
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=len(template.subject) == 0)
+            pairs.append((x509.SubjectAlternativeName(sans), len(template.subject) == 0))
         if template.profile.policies:
             policies = [x509.PolicyInformation(oid, None) for oid in template.profile.policies]
-            builder = builder.add_extension(x509.CertificatePolicies(policies), False)
-        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(template.public_key), False)
-        extensions = self._static_extensions
+            pairs.append((x509.CertificatePolicies(policies), False))
+        pairs.append((x509.SubjectKeyIdentifier.from_public_key(template.public_key), False))
         if self._pointers is not None:
-            extensions = [(self._aki, False), *self._pointers(template, serial)]
-        for ext, critical in extensions:
-            builder = builder.add_extension(ext, critical)
-        return builder
+            pairs += [(self._aki, False), *self._pointers(template, serial)]
+        else:
+            pairs += self._static_extensions
+        return x509.CertificateBuilder(
+            issuer_name=self.certificate.subject,
+            subject_name=template.subject,
+            public_key=template.public_key,
+            serial_number=serial,
+            not_valid_before=template.not_before,
+            not_valid_after=template.not_after,
+            extensions=[x509.Extension(ext.oid, critical, ext) for ext, critical in pairs],
+        )
 
     def lint_certificate(self, template: CertificateTemplate, serial: int) -> x509.Certificate:
         """The throwaway-key twin of the certificate: same TBS, harmless signature.
@@ -329,10 +330,11 @@ class Issuer:
         faults.checkpoint("F2")
         certificate = await self._sign_and_check(tbs, lint_cert, hash_alg, row_id, serial, requester)
         faults.checkpoint("F3")
-        fingerprint = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+        der = certificate.public_bytes(Encoding.DER)
+        fingerprint = hashlib.sha256(der).hexdigest()
         done = {
             "status": "issued",
-            "der": certificate.public_bytes(Encoding.DER),
+            "der": der,
             "fingerprint": fingerprint,
             "issued_at": self._db.clock.now(),
         }

@@ -179,7 +179,7 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
 
     db = top.table("database")
     db_url = _sqlite_relative(db.get("url", str, "sqlite:///tetra.db"), base)
-    db_mode = db.choice("mode", MODES, "async")
+    db_mode = db.choice("mode", MODES, "auto")
     pool = db.get("pool_size", int, 10)
     timeout = db.get("timeout_seconds", float, 15.0)
     max_batch = db.get("max_batch", int, 64)

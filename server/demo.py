@@ -64,7 +64,7 @@ level = "info"
 
 [database]
 url = "sqlite:///tetra.db"
-mode = "async"
+mode = "auto"
 
 [profiles]
 directory = "profiles"

@@ -18,22 +18,27 @@ import concurrent.futures
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import Executable, Insert
 
 from ca.audit import AuditEvent, append_events
 from ca.clock import Clock, SystemClock
 from ca.errors import StoreUnavailable
 
 T = TypeVar("T")
+U = TypeVar("U")
 log = logging.getLogger("tetra.store")
 
-MODES = ("async", "thread")
+MODES = ("auto", "async", "thread")
+# Measured by bench/bench_core.py: asyncpg beats psycopg-in-threads on PostgreSQL; pysqlite in
+# threads beats aiosqlite (which hops to its own thread for every call) on SQLite.
+_AUTO_MODE = {"postgresql": "async", "sqlite": "thread"}
 _DRIVERS = {
     ("sqlite", "async"): "sqlite+aiosqlite",
     ("sqlite", "thread"): "sqlite+pysqlite",
@@ -42,21 +47,72 @@ _DRIVERS = {
 }
 
 
+class Slot(Generic[T]):
+    """A value a batched statement produces at flush time (an inserted row's id)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: T | None = None
+
+    def get(self) -> T:
+        assert self.value is not None, "slot read before its batch was flushed"
+        return self.value
+
+
 @dataclass
 class Tx:
-    """One write transaction: the connection plus the audit events to chain at commit."""
+    """One write transaction: the connection, batched statements, and audit events to chain.
+
+    Writers that share a group commit add rows to the same batched statements,
+    so N certificates cost one multi-row INSERT and one executemany UPDATE, not N of each.
+    """
 
     conn: Connection
     events: list[AuditEvent] = field(default_factory=list)
+    _inserts: dict[int, tuple[Insert, list[dict[str, Any]], list[Slot[int]]]] = field(default_factory=dict)
+    _many: dict[int, tuple[Executable, list[dict[str, Any]]]] = field(default_factory=dict)
 
     def audit(self, event: AuditEvent) -> None:
         self.events.append(event)
+
+    def insert_returning_id(self, statement: Insert, params: dict[str, Any]) -> Slot[int]:
+        """Queue a row for `statement` (an INSERT ... RETURNING id, sort_by_parameter_order)."""
+        slot: Slot[int] = Slot()
+        entry = self._inserts.setdefault(id(statement), (statement, [], []))
+        entry[1].append(params)
+        entry[2].append(slot)
+        return slot
+
+    def execute_many(self, statement: Executable, params: dict[str, Any]) -> None:
+        """Queue one parameter set for `statement`; all sets run as one executemany."""
+        self._many.setdefault(id(statement), (statement, []))[1].append(params)
+
+    def flush(self) -> None:
+        for statement, rows, slots in self._inserts.values():
+            ids = self.conn.execute(statement, rows).scalars().all()
+            for slot, row_id in zip(slots, ids, strict=True):
+                slot.value = int(row_id)
+        for many_statement, many_rows in self._many.values():
+            self.conn.execute(many_statement, many_rows)
+        self._inserts.clear()
+        self._many.clear()
+
+
+def resolve(value: Any) -> Any:
+    """Replace flushed slots in a writer's result by their values."""
+    if isinstance(value, Slot):
+        return value.get()
+    if isinstance(value, list):
+        return [resolve(v) for v in value]
+    return value
 
 
 def driver_url(url: str, mode: str) -> str:
     """'postgresql://u@h/db' -> 'postgresql+asyncpg://u@h/db' for the chosen mode."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
+    mode = _AUTO_MODE.get(backend, "async") if mode == "auto" else mode
     try:
         driver = _DRIVERS[(backend, mode)]
     except KeyError:
@@ -95,7 +151,7 @@ class Database:
         self,
         url: str,
         *,
-        mode: str = "async",
+        mode: str = "auto",
         pool_size: int = 10,
         timeout: float = 15.0,
         max_batch: int = 64,
@@ -104,12 +160,15 @@ class Database:
         if mode not in MODES:
             raise ValueError(f"database mode {mode!r} is not one of {MODES}")
         self.url = url
+        self.backend = make_url(url).get_backend_name()
+        mode = _AUTO_MODE.get(self.backend, "async") if mode == "auto" else mode
         self.mode = mode
         self.timeout = timeout
         self.clock = clock or SystemClock()
-        self.backend = make_url(url).get_backend_name()
         full = driver_url(url, mode)
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # No pre-ping: it costs a round trip per transaction, and a dead connection
+        # already surfaces as StoreUnavailable from the first statement.
+        kwargs: dict[str, Any] = {"pool_pre_ping": False}
         if self.backend == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
             if mode == "async":
@@ -177,13 +236,20 @@ class Database:
         def body(conn: Connection) -> T:
             tx = Tx(conn)
             result = fn(tx)
+            tx.flush()
             append_events(conn, tx.events, self.clock.now())
-            return result
+            return resolve(result)  # type: ignore[no-any-return]
 
         return await self._run(body, write=True)
 
-    async def write_grouped(self, fn: Callable[[Tx], T]) -> T:
-        """Like write(), but may share a transaction (and its commit) with concurrent writers."""
+    @overload
+    async def write_grouped(self, fn: Callable[[Tx], Slot[U]]) -> U: ...
+    @overload
+    async def write_grouped(self, fn: Callable[[Tx], T]) -> T: ...
+
+    async def write_grouped(self, fn: Callable[[Tx], Any]) -> Any:
+        """Like write(), but may share a transaction (and its commit) with concurrent writers.
+        A writer that returns a Slot gets the slot's value (say, the id of the row it inserted)."""
         return await self.committer.submit(fn)
 
     async def ping(self) -> None:

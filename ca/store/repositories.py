@@ -7,12 +7,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from ca.audit import AuditEvent, ChainReport, verify_chain
-from ca.store.db import Database, Tx
-from ca.store.tables import certificates, counters, credentials, enrollment_requests
+from ca.store.db import Database, Slot, Tx
+from ca.store.tables import certificates, counters, enrollment_requests
 
 
 @dataclass(frozen=True)
@@ -98,20 +98,33 @@ def serial_text(serial: int) -> str:
     return format(serial, "x")
 
 
+# Built once: the issuance hot path only binds parameters (no per-call statement compilation).
+_INSERT_INTENT = insert(certificates).returning(certificates.c.id, sort_by_parameter_order=True)
+_RESULT_COLUMNS = ("status", "der", "fingerprint", "issued_at")
+_RECORD_RESULT = (
+    update(certificates)
+    .where(certificates.c.id == bindparam("row_id_"))
+    .values({name: bindparam(name) for name in _RESULT_COLUMNS})
+)
+
+
 class CertificateRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     # Writes used inside the issuer's grouped transactions -------------------------------
     @staticmethod
-    def insert_intent(tx: Tx, values: dict[str, Any], event: AuditEvent) -> int:
-        result = tx.conn.execute(insert(certificates).values(**values).returning(certificates.c.id))
+    def insert_intent(tx: Tx, values: dict[str, Any], event: AuditEvent) -> Slot[int]:
+        """Queue the intent row; its id is known once the shared transaction flushes."""
         tx.audit(event)
-        return int(result.scalar_one())
+        return tx.insert_returning_id(_INSERT_INTENT, values)
 
     @staticmethod
     def record_result(tx: Tx, row_id: int, values: dict[str, Any], event: AuditEvent) -> None:
-        tx.conn.execute(update(certificates).where(certificates.c.id == row_id).values(**values))
+        """status plus, for an issued certificate, der/fingerprint/issued_at (None otherwise)."""
+        params = {name: values.get(name) for name in _RESULT_COLUMNS}
+        params["row_id_"] = row_id
+        tx.execute_many(_RECORD_RESULT, params)
         tx.audit(event)
 
     # Reads -------------------------------------------------------------------------------
@@ -292,5 +305,4 @@ __all__ = [
     "CounterRepository",
     "RequestRecord",
     "RequestRepository",
-    "credentials",
 ]

@@ -151,7 +151,7 @@ def test_audit_verify_detects_tampering(ca_dir: Path, tmp_path: Path) -> None:
         ),
         (
             lambda d: (d / "tetra.toml").write_text(
-                (d / "tetra.toml").read_text().replace('mode = "async"', "mode = 5")
+                (d / "tetra.toml").read_text().replace('mode = "auto"', "mode = 5")
             ),
             ("database.mode: expected string, got integer",),
         ),
