@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from protocols.acme import SPEC as ACME
 from protocols.api import SPEC as API
 from protocols.base import ProtocolSpec
 
-PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API,)}
+PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME)}

@@ -376,6 +376,80 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return asyncio.run(_with_ca(args, work))
 
 
+# -- acme (ACME engineer's block) -----------------------------------------------------------
+def cmd_acme_eab_create(args: argparse.Namespace) -> int:
+    """An EAB key for `newAccount` (RFC 8555 §7.3.4): HS256, printed as cert-manager wants it."""
+    from protocols.acme.b64 import b64e
+
+    async def work(ca: Any) -> int:
+        if args.profile and args.profile not in ca.profiles:
+            raise CLIError(f"no profile named {args.profile!r}")
+        key_id, secret = await ca.credentials.create_mac_key(
+            "acme", key_id=args.key_id or None, profile=args.profile or None, actor=f"cli:{args.operator}")
+        print(f"key id:   {key_id}")
+        print(f"hmac key: {b64e(secret)}")
+        return 0
+
+    return asyncio.run(_with_ca(args, work))
+
+
+def cmd_acme_eab_revoke(args: argparse.Namespace) -> int:
+    async def work(ca: Any) -> int:
+        if not await ca.credentials.revoke("acme", args.key_id, actor=f"cli:{args.operator}"):
+            raise CLIError(f"no active EAB key {args.key_id!r}")
+        print(f"revoked EAB key {args.key_id}")
+        return 0
+
+    return asyncio.run(_with_ca(args, work))
+
+
+def cmd_acme_renew_now(args: argparse.Namespace) -> int:
+    """ARI lever (RFC 9773): make certificates of a serial, profile or issuing CA renew now."""
+    from protocols.acme.state import AcmeStore
+
+    async def work(ca: Any) -> int:
+        if args.serial:
+            record = await ca.find_by_serial(_parse_serial(args.serial))
+            scope, value = "serial", record.serial_hex
+        elif args.profile:
+            if args.profile not in ca.profiles:
+                raise CLIError(f"no profile named {args.profile!r}")
+            scope, value = "profile", args.profile
+        else:
+            if args.issuer not in ca.issuers:
+                raise CLIError(f"no issuer named {args.issuer!r}")
+            scope, value = "issuer", args.issuer
+        await AcmeStore(ca.db).add_renew_now(scope, value, f"cli:{args.operator}", ca.clock.now())
+        print(f"renewalInfo now suggests renewing at once for {scope} {value}")
+        return 0
+
+    return asyncio.run(_with_ca(args, work))
+
+
+def _acme_parser(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
+    acme = sub.add_parser("acme", help="ACME: external account keys, renewal information")
+    asub = acme.add_subparsers(dest="action", required=True)
+    eab = asub.add_parser("eab", help="external account binding keys").add_subparsers(dest="eab_action",
+                                                                                        required=True)
+    p = with_config(eab.add_parser("create", help="create an EAB key id and HMAC key"))
+    p.add_argument("--profile", default="", help="the only profile accounts bound by this key may use")
+    p.add_argument("--key-id", default="", help="choose the key id (default: random)")
+    p.add_argument("--operator", default=os.environ.get("USER", "operator"))
+    p.set_defaults(func=cmd_acme_eab_create)
+    p = with_config(eab.add_parser("revoke", help="revoke an EAB key"))
+    p.add_argument("key_id")
+    p.add_argument("--operator", default=os.environ.get("USER", "operator"))
+    p.set_defaults(func=cmd_acme_eab_revoke)
+    p = with_config(asub.add_parser("renew-now", help="ARI: ask clients to renew now"))
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--serial", help="one certificate (hexadecimal serial)")
+    group.add_argument("--profile", help="every certificate of a profile")
+    group.add_argument("--issuer", help="every certificate of an issuing CA (rotation)")
+    p.add_argument("--operator", default=os.environ.get("USER", "operator"))
+    p.set_defaults(func=cmd_acme_renew_now)
+# -- end of acme block ----------------------------------------------------------------------
+
+
 # -- parser -----------------------------------------------------------------------------
 def _key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key-type", choices=KEY_SPECS, default="ec-p256")
@@ -483,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(dest="action", required=True)
     with_config(audit.add_parser("verify", help="check the hash chain")).set_defaults(func=cmd_audit_verify)
+    _acme_parser(sub, with_config)  # ACME block
     return parser
 
 

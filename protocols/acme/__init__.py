@@ -1,0 +1,20 @@
+"""ACME (RFC 8555) with http-01, dns-01, tls-alpn-01 (RFC 8737), IP identifiers (RFC 8738),
+external account binding, renewal information (RFC 9773) and profiles.
+
+The server mounts it at /acme; `AcmeHandlers.create` builds it from the
+server's context and the parsed [acme] section.
+"""
+
+from protocols.acme.config import parse_config
+from protocols.acme.handlers import ROUTES, AcmeHandlers
+from protocols.base import ProtocolSpec
+
+SPEC = ProtocolSpec(
+    name="acme",
+    prefix="/acme",
+    routes=ROUTES,
+    factory=AcmeHandlers.create,
+    parse_config=parse_config,
+    listeners=("https", "http"),
+    max_body=64 * 1024,
+)

@@ -1,0 +1,157 @@
+"""Authorizations and challenges (RFC 8555 §7.5): reading, deactivating, pre-authorizing,
+and answering a challenge by running the validation authority."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Coroutine
+from dataclasses import replace
+from typing import Any
+
+from protocols.acme.auth import Signed
+from protocols.acme.codec import (
+    decode_authz_update,
+    decode_challenge_response,
+    decode_new_authz,
+    encode_authz,
+    encode_challenge,
+)
+from protocols.acme.context import AcmeContext, Reply
+from protocols.acme.errors import AcmeProblem, malformed, not_found, unauthorized
+from protocols.acme.jwk import key_authorization
+from protocols.acme.orders import check_identifiers, check_profile_for, new_authz_spec
+from protocols.acme.state import Account, Authz, Challenge
+from protocols.acme.va.errors import ValidationError
+
+log = logging.getLogger("tetra.acme.va")
+
+
+class Validations:
+    """Background validation tasks, kept referenced until done and cancelled on shutdown."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Challenge | None]] = set()
+
+    def start(self, coro: Coroutine[Any, Any, Challenge | None]) -> asyncio.Task[Challenge | None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _owned(authz: Authz | None, account: Account) -> Authz:
+    if authz is None:
+        raise not_found("no such authorization")
+    if authz.account_id != account.id:
+        raise unauthorized("this authorization belongs to another account")
+    return authz
+
+
+async def authz_resource(ctx: AcmeContext, signed: Signed, authz_id: int) -> Reply:
+    account = signed.require_account()
+    authz = _owned(await ctx.store.authz(authz_id), account)
+    if decode_authz_update(signed.payload):
+        await ctx.store.deactivate_authz(authz.id)
+        authz = _owned(await ctx.store.authz(authz_id), account)
+    now = ctx.clock.now()
+    retry = ctx.config.retry_after if authz.current_status(now) == "pending" else None
+    return Reply(200, encode_authz(authz, now, ctx.urls), location=ctx.urls.authz(authz.id), retry_after=retry)
+
+
+async def new_authz(ctx: AcmeContext, signed: Signed, directory: str | None) -> Reply:
+    """Pre-authorization (RFC 8555 §7.4.1), where the profile's [acme.profiles.NAME] allows it."""
+    account = signed.require_account()
+    name = ctx.directory_profile(directory)
+    if not ctx.config.profile_settings(name).pre_authorization:
+        raise AcmeProblem("unauthorized", f"profile {name} does not offer pre-authorization", 403)
+    profile = check_profile_for(ctx, account, name)
+    ident = decode_new_authz(signed.payload)
+    check_identifiers(profile, (ident,))
+    now = ctx.clock.now()
+    authz_id = await ctx.store.create_authz(
+        account.id, new_authz_spec(ident), now, now + dt.timedelta(seconds=ctx.config.authz_lifetime)
+    )
+    authz = await ctx.store.authz(authz_id)
+    assert authz is not None
+    return Reply(201, encode_authz(authz, now, ctx.urls), location=ctx.urls.authz(authz_id))
+
+
+async def challenge_resource(ctx: AcmeContext, signed: Signed, challenge_id: int, validations: Validations) -> Reply:
+    account = signed.require_account()
+    found = await ctx.store.challenge(challenge_id)
+    if found is None:
+        raise not_found("no such challenge")
+    challenge, authz = found
+    _owned(authz, account)
+    respond = decode_challenge_response(signed.payload)
+    now = ctx.clock.now()
+    if respond and challenge.status == "pending":
+        if authz.current_status(now) != "pending":
+            raise malformed(f"the authorization is {authz.current_status(now)}; it cannot be validated now")
+        outcome: Challenge | None = None
+        if await ctx.store.start_challenge(challenge.id, authz.id, now):
+            task = validations.start(_validate(ctx, challenge, authz, signed, account))
+            wait = ctx.config.validation.inline_wait
+            if wait > 0:
+                # Answer with the outcome when validation is quick; else the client polls (§7.5.1).
+                done, _ = await asyncio.wait([task], timeout=wait)
+                outcome = task.result() if done else replace(challenge, status="processing")
+        if outcome is None:
+            refreshed = await ctx.store.challenge(challenge.id)
+            assert refreshed is not None
+            challenge, authz = refreshed
+        else:
+            challenge = outcome
+    links = (f'<{ctx.urls.authz(authz.id)}>;rel="up"',)
+    retry = ctx.config.retry_after if challenge.status == "processing" else None
+    return Reply(200, encode_challenge(challenge, ctx.urls), links=links, retry_after=retry)
+
+
+async def _validate(
+    ctx: AcmeContext, challenge: Challenge, authz: Authz, signed: Signed, account: Account
+) -> Challenge | None:
+    """Run the validation and record it; the recorded challenge, or None if it could not be stored."""
+    key_auth = key_authorization(challenge.token, signed.jwk)
+    ok, error = True, None
+    try:
+        await ctx.va.validate(
+            challenge.type,
+            authz.identifier,
+            wildcard=authz.wildcard,
+            token=challenge.token,
+            key_authorization=key_auth,
+            account_uri=ctx.urls.account(account.id),
+        )
+    except ValidationError as exc:
+        ok, error = False, exc.problem(403 if exc.kind in ("unauthorized", "caa") else 400)
+    except Exception:  # a bug in validation must fail the challenge, never leave it processing
+        log.exception("validation of challenge %d crashed", challenge.id)
+        ok, error = (
+            False,
+            {
+                "type": "urn:ietf:params:acme:error:serverInternal",
+                "detail": "validation failed on the server",
+                "status": 500,
+            },
+        )
+    now = ctx.clock.now()
+    try:
+        await ctx.store.finish_challenge(
+            challenge,
+            authz,
+            ok=ok,
+            error=error,
+            now=now,
+            valid_until=now + dt.timedelta(seconds=max(ctx.config.authz_reuse, ctx.config.order_lifetime)),
+        )
+    except Exception:
+        log.exception("cannot record the result of challenge %d", challenge.id)
+        return None
+    return replace(challenge, status="valid" if ok else "invalid", validated_at=now if ok else None, error=error)

@@ -1,0 +1,159 @@
+"""The [acme] config section, read strictly (unknown keys are errors, as everywhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ca.tomlread import Table
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """[acme.validation]: where the validation authority looks. Tests point it at loopback."""
+
+    http_port: int = 80
+    tls_port: int = 443
+    resolver: tuple[str, int] | None = None  # None: the system resolver
+    timeout: float = 10.0
+    caa: bool = False
+    caa_recheck_seconds: int = 8 * 3600  # CA/B Forum BR 3.2.2.8: CAA at most 8 h before issuance
+    max_concurrent: int = 256
+    inline_wait: float = 2.0  # answer the challenge POST with the result if validation is this quick
+    max_redirects: int = 10
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """[acme.rate_limits]: token buckets per window; 0 switches a limit off (ACME-25)."""
+
+    window_seconds: int = 3600
+    orders_per_account: int = 10000
+    orders_per_identifier: int = 2000
+    accounts_per_ip: int = 300
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """[acme.profiles.NAME]: ACME-only switches for one profile."""
+
+    external_account_required: bool = False
+    pre_authorization: bool = False
+
+
+@dataclass(frozen=True)
+class AcmeConfig:
+    default_profile: str = ""  # "": the server's [profiles] default
+    terms_of_service: str = ""
+    website: str = ""
+    caa_identities: tuple[str, ...] = ()
+    external_account_required: bool = False
+    profiles: dict[str, ProfileSettings] = field(default_factory=dict)
+    nonce_lifetime: int = 3600
+    max_nonces: int = 1_000_000
+    nonce_pool: int = 64  # nonces inserted ahead of use, per process
+    order_lifetime: int = 7 * 86400
+    authz_lifetime: int = 7 * 86400  # a pending authorization
+    authz_reuse: int = 30 * 86400  # a valid authorization is reused for the same account this long
+    retry_after: int = 2  # Retry-After for orders/authorizations still in progress
+    stuck_after: int = 300  # ST-02: a processing order older than this fails with serverInternal
+    renewal_info_retry_after: int = 6 * 3600
+    alternate_chains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # issuer -> PEM files
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+
+    def profile_settings(self, name: str) -> ProfileSettings:
+        return self.profiles.get(name, ProfileSettings())
+
+    def eab_required(self, profile: str) -> bool:
+        return self.external_account_required or self.profile_settings(profile).external_account_required
+
+
+def _positive(table: Table, key: str, default: int) -> int:
+    value = table.get(key, int, default)
+    if value <= 0:
+        raise table.error(key, "must be positive")
+    return value
+
+
+def _resolver(table: Table) -> tuple[str, int] | None:
+    text = table.get("resolver", str, "")
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise table.error("resolver", f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def parse_config(table: Table) -> AcmeConfig:
+    d = AcmeConfig()
+    v_t = table.table("validation")
+    vd = ValidationConfig()
+    validation = ValidationConfig(
+        http_port=v_t.get("http_port", int, vd.http_port),
+        tls_port=v_t.get("tls_port", int, vd.tls_port),
+        resolver=_resolver(v_t),
+        timeout=v_t.get("timeout", float, vd.timeout),
+        caa=v_t.get("caa", bool, vd.caa),
+        caa_recheck_seconds=_positive(v_t, "caa_recheck_seconds", vd.caa_recheck_seconds),
+        max_concurrent=_positive(v_t, "max_concurrent", vd.max_concurrent),
+        inline_wait=v_t.get("inline_wait", float, vd.inline_wait),
+        max_redirects=v_t.get("max_redirects", int, vd.max_redirects),
+    )
+    for key in ("http_port", "tls_port"):
+        if not 0 < getattr(validation, key) < 65536:
+            raise v_t.error(key, "must be a TCP port")
+    if validation.timeout <= 0:
+        raise v_t.error("timeout", "must be positive")
+    v_t.finish()
+
+    r_t = table.table("rate_limits")
+    rd = RateLimits()
+    limits = RateLimits(
+        window_seconds=_positive(r_t, "window_seconds", rd.window_seconds),
+        orders_per_account=r_t.get("orders_per_account", int, rd.orders_per_account),
+        orders_per_identifier=r_t.get("orders_per_identifier", int, rd.orders_per_identifier),
+        accounts_per_ip=r_t.get("accounts_per_ip", int, rd.accounts_per_ip),
+    )
+    r_t.finish()
+
+    profiles: dict[str, ProfileSettings] = {}
+    for name, p_t in table.tables("profiles").items():
+        profiles[name] = ProfileSettings(
+            external_account_required=p_t.get("external_account_required", bool, False),
+            pre_authorization=p_t.get("pre_authorization", bool, False),
+        )
+        p_t.finish()
+
+    chains: dict[str, tuple[str, ...]] = {}
+    for issuer, c_t in table.tables("alternate_chains").items():
+        chains[issuer] = tuple(c_t.strings("files"))
+        c_t.finish()
+
+    cfg = AcmeConfig(
+        default_profile=table.get("default_profile", str, d.default_profile),
+        terms_of_service=table.get("terms_of_service", str, d.terms_of_service),
+        website=table.get("website", str, d.website),
+        caa_identities=tuple(table.strings("caa_identities", [])),
+        external_account_required=table.get("external_account_required", bool, False),
+        profiles=profiles,
+        nonce_lifetime=_positive(table, "nonce_lifetime", d.nonce_lifetime),
+        max_nonces=_positive(table, "max_nonces", d.max_nonces),
+        nonce_pool=_positive(table, "nonce_pool", d.nonce_pool),
+        order_lifetime=_positive(table, "order_lifetime", d.order_lifetime),
+        authz_lifetime=_positive(table, "authz_lifetime", d.authz_lifetime),
+        authz_reuse=table.get("authz_reuse", int, d.authz_reuse),
+        retry_after=_positive(table, "retry_after", d.retry_after),
+        stuck_after=_positive(table, "stuck_after", d.stuck_after),
+        renewal_info_retry_after=_positive(table, "renewal_info_retry_after", d.renewal_info_retry_after),
+        alternate_chains=chains,
+        validation=validation,
+        rate_limits=limits,
+    )
+    if cfg.authz_reuse < 0:
+        raise table.error("authz_reuse", "must not be negative")
+    # CA/B Forum BR 4.2.1: validation data may be reused for at most 398 days (less from 2026).
+    if cfg.authz_reuse > 398 * 86400:
+        raise table.error("authz_reuse", "must not exceed 398 days")
+    table.finish()
+    return cfg

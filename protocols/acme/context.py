@@ -1,0 +1,178 @@
+"""What every ACME handler shares: the core, the store, nonces, the validation authority, URLs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from ca.enrollment import AuthMethod
+from ca.errors import CAError, ConfigError
+from ca.profiles.model import Profile
+from ca.service import CertificateAuthority
+from protocols.acme.challenges import ValidationAuthority
+from protocols.acme.codec import Urls, dumps
+from protocols.acme.config import AcmeConfig
+from protocols.acme.errors import AcmeProblem, problem_from_ca_error, render_problem
+from protocols.acme.jwk import Jwk, parse_jwk
+from protocols.acme.nonces import NonceService
+from protocols.acme.ratelimit import RateLimiter
+from protocols.acme.state import Account, AcmeStore
+from protocols.base import WireResponse
+
+log = logging.getLogger("tetra.acme")
+JWK_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful answer before the nonce and index link are added."""
+
+    status: int
+    body: dict[str, Any] | bytes | None = None
+    location: str | None = None
+    links: tuple[str, ...] = ()
+    retry_after: int | None = None
+    content_type: str = "application/json"
+
+
+class AcmeContext:
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        config: AcmeConfig,
+        base_url: str,
+        default_profile: str,
+        config_dir: Path | None = None,
+    ) -> None:
+        self.ca = ca
+        self.config = config
+        self.clock = ca.clock
+        self.urls = Urls(base_url)
+        self.store = AcmeStore(ca.db)
+        self.nonces = NonceService(
+            self.store, self.clock, lifetime=config.nonce_lifetime, pool=config.nonce_pool, cap=config.max_nonces
+        )
+        self.va = ValidationAuthority(config.validation, config.caa_identities)
+        self.limiter = RateLimiter(self.clock, config.rate_limits.window_seconds)
+        self._jwks: OrderedDict[str, Jwk] = OrderedDict()
+        self._accounts: OrderedDict[int, Account] = OrderedDict()
+        self.default_profile = self._pick_default(default_profile)
+        self._alternates = self._load_alternates(config_dir or Path.cwd())
+
+    # -- profiles -------------------------------------------------------------------------
+    def acme_profiles(self) -> dict[str, Profile]:
+        """Profiles that get a directory: ACME among their protocols, ACME accounts accepted."""
+        return {
+            name: p
+            for name, p in self.ca.profiles.items()
+            if "acme" in p.protocols and AuthMethod.ACME_ACCOUNT in p.auth_methods
+        }
+
+    def _pick_default(self, server_default: str) -> str:
+        profiles = self.acme_profiles()
+        wanted = self.config.default_profile or server_default
+        if wanted in profiles:
+            return wanted
+        if self.config.default_profile:
+            raise ConfigError(f"acme.default_profile: profile {wanted!r} does not allow ACME")
+        if not profiles:
+            raise ConfigError("acme: no profile lists 'acme' among its protocols")
+        return sorted(profiles)[0]
+
+    def offered(self, directory: str | None) -> tuple[str, ...]:
+        """The profiles a directory offers (the ACME `profile` field picks among them)."""
+        profiles = self.acme_profiles()
+        if directory is None:
+            return tuple(sorted(profiles))
+        return (directory,) if directory in profiles else ()
+
+    def directory_profile(self, directory: str | None) -> str:
+        return directory or self.default_profile
+
+    # -- keys and chains ---------------------------------------------------------------------
+    def account_jwk(self, account: Account) -> Jwk:
+        jwk = self._jwks.get(account.jwk)
+        if jwk is None:
+            jwk = parse_jwk(json.loads(account.jwk))
+            self._jwks[account.jwk] = jwk
+            if len(self._jwks) > JWK_CACHE_SIZE:
+                self._jwks.popitem(last=False)
+        return jwk
+
+    def cached_account(self, account_id: int) -> Account | None:
+        """The last copy this process read: only used to pick the key to verify a JWS with."""
+        return self._accounts.get(account_id)
+
+    def remember_account(self, account: Account) -> None:
+        self._accounts[account.id] = account
+        self._accounts.move_to_end(account.id)
+        if len(self._accounts) > JWK_CACHE_SIZE:
+            self._accounts.popitem(last=False)
+
+    def _load_alternates(self, base: Path) -> dict[str, list[tuple[x509.Certificate, ...]]]:
+        out: dict[str, list[tuple[x509.Certificate, ...]]] = {}
+        for issuer, files in self.config.alternate_chains.items():
+            if issuer not in self.ca.issuers:
+                raise ConfigError(f"acme.alternate_chains: no issuer named {issuer!r}")
+            for name in files:
+                path = Path(name) if Path(name).is_absolute() else base / name
+                try:
+                    chain = tuple(x509.load_pem_x509_certificates(path.read_bytes()))
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(f"acme.alternate_chains.{issuer}: cannot read {path}: {exc}") from None
+                out.setdefault(issuer, []).append(chain)
+        return out
+
+    def chains(self, issuer: str) -> list[tuple[x509.Certificate, ...]]:
+        """The default chain first, then the alternates served through Link rel="alternate"."""
+        return [self.ca.chain(issuer), *self._alternates.get(issuer, [])]
+
+    # -- responses -----------------------------------------------------------------------
+    def index_link(self, directory: str | None = None) -> str:
+        return f'<{self.urls.directory(directory)}>;rel="index"'
+
+    async def fresh_nonce_headers(self) -> dict[str, str]:
+        """Replay-Nonce for a reply; empty if the store cannot make one (the reply still goes out)."""
+        try:
+            return {"Replay-Nonce": await self.nonces.new()}
+        except CAError as exc:
+            log.warning("cannot issue a nonce: %s", exc.detail)
+            return {}
+
+    async def reply(self, reply: Reply, *, nonce: bool = True) -> WireResponse:
+        headers: dict[str, str] = {"Cache-Control": "no-store"}
+        if nonce:
+            headers.update(await self.fresh_nonce_headers())
+        links = [self.index_link(), *reply.links]
+        headers["Link"] = ", ".join(links)
+        if reply.location:
+            headers["Location"] = reply.location
+        if reply.retry_after is not None:
+            headers["Retry-After"] = str(reply.retry_after)
+        body = b""
+        if isinstance(reply.body, dict):
+            body = dumps(reply.body)
+            headers["Content-Type"] = reply.content_type
+        elif isinstance(reply.body, bytes):
+            body = reply.body
+            headers["Content-Type"] = reply.content_type
+        return WireResponse(reply.status, headers, body)
+
+    async def problem(self, exc: AcmeProblem | CAError, *, nonce: bool = True) -> WireResponse:
+        problem = exc if isinstance(exc, AcmeProblem) else problem_from_ca_error(exc)
+        if isinstance(exc, CAError) and not exc.peer_caused:
+            log.warning("ACME request failed on our side: %s", exc.detail)
+        headers: Mapping[str, str] = {"Link": self.index_link()}
+        if nonce:
+            headers = {**headers, **(await self.fresh_nonce_headers())}
+        return render_problem(problem, headers)
+
+    async def close(self) -> None:
+        await self.nonces.close()

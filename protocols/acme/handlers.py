@@ -1,0 +1,216 @@
+"""The ACME routes: one method per endpoint, each turning every failure into a problem document."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from ca.errors import CAError
+from protocols.acme import accounts, authorizations, certificates, finalize, orders
+from protocols.acme.auth import authenticate
+from protocols.acme.config import AcmeConfig
+from protocols.acme.context import AcmeContext, Reply
+from protocols.acme.errors import AcmeProblem, not_found
+from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
+
+log = logging.getLogger("tetra.acme")
+
+ROUTES = (
+    Route("GET", "/directory", "directory"),
+    Route("HEAD", "/new-nonce", "new_nonce"),
+    Route("GET", "/new-nonce", "new_nonce"),
+    Route("POST", "/new-account", "new_account"),
+    Route("POST", "/new-order", "new_order"),
+    Route("POST", "/new-authz", "new_authz"),
+    Route("POST", "/revoke-cert", "revoke_cert"),
+    Route("POST", "/key-change", "key_change"),
+    Route("GET", "/renewal-info/{cert_id}", "renewal_info"),
+    Route("POST", "/acct/{id}", "account"),
+    Route("POST", "/acct/{id}/orders", "account_orders"),
+    Route("POST", "/order/{id}", "order"),
+    Route("POST", "/order/{id}/finalize", "finalize"),
+    Route("POST", "/authz/{id}", "authz"),
+    Route("POST", "/chall/{id}", "challenge"),
+    Route("POST", "/cert/{id}", "certificate"),
+    Route("POST", "/cert/{id}/{alt}", "certificate"),
+    # Per-profile directories (/acme/<profile>/directory) and their profile-bound endpoints.
+    Route("GET", "/{profile}/directory", "directory"),
+    Route("POST", "/{profile}/new-account", "new_account"),
+    Route("POST", "/{profile}/new-order", "new_order"),
+    Route("POST", "/{profile}/new-authz", "new_authz"),
+)
+
+Work = Callable[[], Awaitable[Reply]]
+
+
+def _int(req: WireRequest, key: str) -> int:
+    text = req.match.get(key, "")
+    if not text.isdigit() or len(text) > 18:
+        raise not_found()
+    return int(text)
+
+
+class AcmeHandlers:
+    def __init__(self, ctx: AcmeContext) -> None:
+        self.ctx = ctx
+        self.validations = authorizations.Validations()
+
+    @classmethod
+    def create(cls, context: ProtocolContext, config: AcmeConfig) -> AcmeHandlers:
+        base = (context.https_url or context.http_url).rstrip("/") + "/acme"
+        server_config = getattr(context, "config", None)
+        default = getattr(server_config, "default_profile", "")
+        source = getattr(server_config, "source", None)
+        return cls(AcmeContext(context.ca, config, base, default, Path(source).parent if source else None))
+
+    async def close(self) -> None:
+        await self.validations.close()
+        await self.ctx.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    async def _run(self, work: Work, *, nonce: bool = True) -> WireResponse:
+        try:
+            return await self.ctx.reply(await work(), nonce=nonce)
+        except (AcmeProblem, CAError) as exc:
+            return await self.ctx.problem(exc, nonce=nonce)
+
+    def _directory_name(self, req: WireRequest) -> str | None:
+        name = req.match.get("profile")
+        if name is not None and name not in self.ctx.acme_profiles():
+            raise not_found(f"no ACME directory for profile {name!r}")
+        return name
+
+    # -- endpoints ------------------------------------------------------------------------
+    async def directory(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            return Reply(200, self._directory_body(self._directory_name(req)))
+
+        return await self._run(work, nonce=False)
+
+    def _directory_body(self, name: str | None) -> dict[str, Any]:
+        ctx, urls, cfg = self.ctx, self.ctx.urls, self.ctx.config
+        profile = ctx.directory_profile(name)
+        body: dict[str, Any] = {
+            "newNonce": urls.new_nonce,
+            "newAccount": urls.per_directory(name, "new-account"),
+            "newOrder": urls.per_directory(name, "new-order"),
+            "revokeCert": urls.revoke_cert,
+            "keyChange": urls.key_change,
+            "renewalInfo": urls.renewal_info,
+        }
+        if cfg.profile_settings(profile).pre_authorization:
+            body["newAuthz"] = urls.per_directory(name, "new-authz")
+        meta: dict[str, Any] = {
+            "externalAccountRequired": cfg.eab_required(profile),
+            "caaIdentities": list(cfg.caa_identities),
+            "profiles": {p: ctx.ca.profiles[p].description or p for p in ctx.offered(name)},
+        }
+        if cfg.terms_of_service:
+            meta["termsOfService"] = cfg.terms_of_service
+        if cfg.website:
+            meta["website"] = cfg.website
+        body["meta"] = meta
+        return body
+
+    async def new_nonce(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            # RFC 8555 §7.2: 200 for HEAD, 204 for GET.
+            return Reply(200 if req.method == "HEAD" else 204)
+
+        return await self._run(work)
+
+    async def new_account(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            directory = self._directory_name(req)
+            signed = await authenticate(self.ctx, req, jwk="required")
+            return await accounts.new_account(self.ctx, signed, directory, self.ctx.urls.base + req.path, req.remote)
+
+        return await self._run(work)
+
+    async def account(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            signed = await authenticate(self.ctx, req)
+            return await accounts.account_resource(self.ctx, signed, _int(req, "id"))
+
+        return await self._run(work)
+
+    async def account_orders(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            signed = await authenticate(self.ctx, req)
+            return await accounts.account_orders(self.ctx, signed, _int(req, "id"))
+
+        return await self._run(work)
+
+    async def key_change(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            signed = await authenticate(self.ctx, req)
+            return await accounts.key_change(self.ctx, signed, self.ctx.urls.base + req.path)
+
+        return await self._run(work)
+
+    async def new_order(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            directory = self._directory_name(req)
+            signed = await authenticate(self.ctx, req)
+            return await orders.new_order(self.ctx, signed, directory)
+
+        return await self._run(work)
+
+    async def new_authz(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            directory = self._directory_name(req)
+            signed = await authenticate(self.ctx, req)
+            return await authorizations.new_authz(self.ctx, signed, directory)
+
+        return await self._run(work)
+
+    async def order(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            signed = await authenticate(self.ctx, req)
+            return await orders.order_resource(self.ctx, signed, _int(req, "id"))
+
+        return await self._run(work)
+
+    async def finalize(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            signed = await authenticate(self.ctx, req)
+            return await finalize.finalize(self.ctx, signed, _int(req, "id"))
+
+        return await self._run(work)
+
+    async def authz(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            signed = await authenticate(self.ctx, req)
+            return await authorizations.authz_resource(self.ctx, signed, _int(req, "id"))
+
+        return await self._run(work)
+
+    async def challenge(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            signed = await authenticate(self.ctx, req)
+            return await authorizations.challenge_resource(self.ctx, signed, _int(req, "id"), self.validations)
+
+        return await self._run(work)
+
+    async def certificate(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            signed = await authenticate(self.ctx, req)
+            alt = _int(req, "alt") if "alt" in req.match else 0
+            return await certificates.download(self.ctx, signed, _int(req, "id"), alt)
+
+        return await self._run(work)
+
+    async def revoke_cert(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            signed = await authenticate(self.ctx, req, jwk="allowed")
+            return await certificates.revoke_cert(self.ctx, signed)
+
+        return await self._run(work)
+
+    async def renewal_info(self, req: WireRequest) -> WireResponse:
+        async def work() -> Reply:
+            return await certificates.renewal_info(self.ctx, req.match.get("cert_id", ""))
+
+        return await self._run(work, nonce=False)

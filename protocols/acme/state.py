@@ -1,0 +1,747 @@
+"""ACME state in the shared database: accounts, orders, authorizations, challenges, nonces.
+
+The tables live on `ca.store.tables.Base` so one Alembic history (0003_acme)
+migrates them, and every server process sees the same state (ST-15). All SQL of
+this protocol is in this module; handlers see frozen records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ca.audit import AuditEvent
+from ca.enrollment import Identifier
+from ca.store.db import Database, Tx
+from ca.store.tables import Base, Id, UTCDateTime, certificates
+
+
+class AcmeAccountRow(Base):
+    __tablename__ = "acme_accounts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    thumbprint: Mapped[str] = mapped_column(String(64), unique=True)  # RFC 7638, one account per key
+    jwk: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # valid | deactivated | revoked
+    contact: Mapped[str] = mapped_column(Text, default="[]")
+    tos_agreed: Mapped[bool] = mapped_column(Boolean, default=False)
+    eab_key_id: Mapped[str | None] = mapped_column(String(255))
+    eab_profile: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    remote: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AcmeOrderRow(Base):
+    __tablename__ = "acme_orders"
+    __table_args__ = (
+        Index("ix_acme_orders_account", "account_id"),
+        Index("ix_acme_orders_replaces", "replaces_cert_id"),
+        Index("ix_acme_orders_certificate", "certificate_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(Id, ForeignKey("acme_accounts.id"))
+    profile: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | ready | processing | valid | invalid
+    identifiers: Mapped[str] = mapped_column(Text)  # JSON ["dns:a.example", "dns:*.example"]
+    authz_ids: Mapped[str] = mapped_column(Text)  # JSON [1, 2]
+    not_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    not_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    replaces: Mapped[str | None] = mapped_column(String(255))  # RFC 9773 certID as sent
+    replaces_cert_id: Mapped[int | None] = mapped_column(Id)
+    error: Mapped[str | None] = mapped_column(Text)  # problem document JSON
+    certificate_id: Mapped[int | None] = mapped_column(Id, ForeignKey("certificates.id"))
+    request_id: Mapped[int | None] = mapped_column(Id)  # manual approval: the core's pending request
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    processing_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    csr_key: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the finalize CSR's key (recovery)
+
+
+class AcmeAuthzRow(Base):
+    __tablename__ = "acme_authzs"
+    __table_args__ = (Index("ix_acme_authzs_reuse", "account_id", "identifier_value", "status"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(Id, ForeignKey("acme_accounts.id"))
+    identifier_type: Mapped[str] = mapped_column(String(8))
+    identifier_value: Mapped[str] = mapped_column(String(255))
+    wildcard: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))  # pending | valid | invalid | deactivated | revoked
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    validated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    method: Mapped[str | None] = mapped_column(String(16))  # the challenge type that validated it
+
+
+class AcmeChallengeRow(Base):
+    __tablename__ = "acme_challenges"
+    __table_args__ = (Index("ix_acme_challenges_authz", "authz_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    authz_id: Mapped[int] = mapped_column(Id, ForeignKey("acme_authzs.id"))
+    type: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | processing | valid | invalid
+    validated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AcmeNonceRow(Base):
+    """Issued, not yet used nonces; a row is deleted by the one request that redeems it."""
+
+    __tablename__ = "acme_nonces"
+    __table_args__ = (Index("ix_acme_nonces_expires", "expires_at"),)
+
+    value: Mapped[str] = mapped_column(String(43), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AcmeRenewNowRow(Base):
+    """An operator's (or rotation's) request that certificates renew now, for ARI (RFC 9773)."""
+
+    __tablename__ = "acme_renew_now"
+    __table_args__ = (Index("ix_acme_renew_now_scope", "scope", "value"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))  # serial | profile | issuer
+    value: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(255))
+
+
+accounts_t = cast(Table, AcmeAccountRow.__table__)
+orders_t = cast(Table, AcmeOrderRow.__table__)
+authzs_t = cast(Table, AcmeAuthzRow.__table__)
+challenges_t = cast(Table, AcmeChallengeRow.__table__)
+nonces_t = cast(Table, AcmeNonceRow.__table__)
+renew_now_t = cast(Table, AcmeRenewNowRow.__table__)
+
+
+# -- records ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Account:
+    id: int
+    thumbprint: str
+    jwk: str
+    status: str
+    contact: tuple[str, ...]
+    tos_agreed: bool
+    eab_key_id: str | None
+    eab_profile: str | None
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Account:
+        m = row._mapping
+        return cls(
+            m["id"],
+            m["thumbprint"],
+            m["jwk"],
+            m["status"],
+            tuple(json.loads(m["contact"] or "[]")),
+            bool(m["tos_agreed"]),
+            m["eab_key_id"],
+            m["eab_profile"],
+            m["created_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: int
+    authz_id: int
+    type: str
+    token: str
+    status: str
+    validated_at: dt.datetime | None
+    error: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Challenge:
+        m = row._mapping
+        return cls(
+            m["id"],
+            m["authz_id"],
+            m["type"],
+            m["token"],
+            m["status"],
+            m["validated_at"],
+            json.loads(m["error"]) if m["error"] else None,
+        )
+
+
+@dataclass(frozen=True)
+class Authz:
+    id: int
+    account_id: int
+    identifier: Identifier  # the base name: "*." is dropped for wildcards (RFC 8555 §7.1.4)
+    wildcard: bool
+    status: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    validated_at: dt.datetime | None
+    method: str | None
+    challenges: tuple[Challenge, ...]
+
+    def current_status(self, now: dt.datetime) -> str:
+        if self.status in ("pending", "valid") and self.expires_at <= now:
+            return "expired"
+        return self.status
+
+    @property
+    def proves(self) -> Identifier:
+        """The certificate name a valid authorization covers."""
+        if self.wildcard:
+            return Identifier(self.identifier.type, "*." + self.identifier.value)
+        return self.identifier
+
+    @classmethod
+    def from_row(cls, row: Row[Any], challenges: tuple[Challenge, ...]) -> Authz:
+        m = row._mapping
+        return cls(
+            m["id"],
+            m["account_id"],
+            Identifier(m["identifier_type"], m["identifier_value"]),
+            bool(m["wildcard"]),
+            m["status"],
+            m["created_at"],
+            m["expires_at"],
+            m["validated_at"],
+            m["method"],
+            challenges,
+        )
+
+
+@dataclass(frozen=True)
+class Order:
+    id: int
+    account_id: int
+    profile: str
+    status: str
+    identifiers: tuple[Identifier, ...]
+    authz_ids: tuple[int, ...]
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    replaces: str | None
+    replaces_cert_id: int | None
+    error: dict[str, Any] | None
+    certificate_id: int | None
+    request_id: int | None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    processing_at: dt.datetime | None
+    csr_key: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Order:
+        m = row._mapping
+        return cls(
+            m["id"],
+            m["account_id"],
+            m["profile"],
+            m["status"],
+            tuple(Identifier.parse(s) for s in json.loads(m["identifiers"])),
+            tuple(int(i) for i in json.loads(m["authz_ids"])),
+            m["not_before"],
+            m["not_after"],
+            m["replaces"],
+            m["replaces_cert_id"],
+            json.loads(m["error"]) if m["error"] else None,
+            m["certificate_id"],
+            m["request_id"],
+            m["created_at"],
+            m["expires_at"],
+            m["processing_at"],
+            m["csr_key"],
+        )
+
+
+@dataclass(frozen=True)
+class NewAuthz:
+    """What newOrder needs: one authorization per identifier, with its challenge types and tokens."""
+
+    identifier: Identifier
+    wildcard: bool
+    challenges: tuple[tuple[str, str], ...]  # (type, token)
+
+
+class AcmeStore:
+    """Async repository of ACME state; every method is one read or one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- accounts ---------------------------------------------------------------------
+    async def account(self, account_id: int) -> Account | None:
+        def q(conn: Connection) -> Account | None:
+            row = conn.execute(select(accounts_t).where(accounts_t.c.id == account_id)).first()
+            return Account.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def account_by_thumbprint(self, thumbprint: str) -> Account | None:
+        def q(conn: Connection) -> Account | None:
+            row = conn.execute(select(accounts_t).where(accounts_t.c.thumbprint == thumbprint)).first()
+            return Account.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def create_account(self, values: dict[str, Any]) -> tuple[Account, bool]:
+        """Insert, or return the account that already has this key (created=False)."""
+
+        def w(tx: Tx) -> Account:
+            new_id = tx.conn.execute(insert(accounts_t).values(**values).returning(accounts_t.c.id)).scalar_one()
+            tx.audit(
+                AuditEvent(
+                    f"acme:{new_id}",
+                    "acme.account.created",
+                    f"acme/account/{new_id}",
+                    {"thumbprint": values["thumbprint"], "eab": values.get("eab_key_id")},
+                )
+            )
+            row = tx.conn.execute(select(accounts_t).where(accounts_t.c.id == new_id)).one()
+            return Account.from_row(row)
+
+        try:
+            return await self.db.write(w), True
+        except IntegrityError:
+            existing = await self.account_by_thumbprint(str(values["thumbprint"]))
+            if existing is None:
+                raise
+            return existing, False
+
+    async def update_account(self, account_id: int, values: dict[str, Any], action: str) -> Account | None:
+        """Change contact/status/key; None if another account already has the new key."""
+
+        def w(tx: Tx) -> Account:
+            tx.conn.execute(update(accounts_t).where(accounts_t.c.id == account_id).values(**values))
+            detail = {k: v for k, v in values.items() if k != "jwk"}
+            tx.audit(AuditEvent(f"acme:{account_id}", action, f"acme/account/{account_id}", detail))
+            if values.get("status") == "deactivated":
+                # RFC 8555 §7.3.6: the account's pending authorizations end with it.
+                tx.conn.execute(
+                    update(authzs_t)
+                    .where(authzs_t.c.account_id == account_id, authzs_t.c.status == "pending")
+                    .values(status="deactivated")
+                )
+            return Account.from_row(tx.conn.execute(select(accounts_t).where(accounts_t.c.id == account_id)).one())
+
+        try:
+            return await self.db.write(w)
+        except IntegrityError:
+            return None
+
+    # -- orders and authorizations ---------------------------------------------------------------
+    async def create_order(
+        self,
+        *,
+        account_id: int,
+        profile: str,
+        identifiers: Sequence[Identifier],
+        new_authzs: Sequence[NewAuthz],
+        reuse_after: dt.datetime | None,
+        now: dt.datetime,
+        order_expires: dt.datetime,
+        authz_expires: dt.datetime,
+        not_before: dt.datetime | None,
+        not_after: dt.datetime | None,
+        replaces: str | None,
+        replaces_cert_id: int | None,
+    ) -> Order:
+        """One transaction: reuse the account's valid authorizations where allowed (ACME-24),
+        create the rest with their challenges, then the order."""
+
+        def w(tx: Tx) -> Order:
+            conn = tx.conn
+            authz_ids: list[int] = []
+            statuses: list[str] = []
+            for spec in new_authzs:
+                reused = None
+                if reuse_after is not None:
+                    reused = conn.execute(
+                        select(authzs_t.c.id)
+                        .where(
+                            authzs_t.c.account_id == account_id,
+                            authzs_t.c.identifier_value == spec.identifier.value,
+                            authzs_t.c.identifier_type == spec.identifier.type,
+                            authzs_t.c.wildcard == spec.wildcard,
+                            authzs_t.c.status == "valid",
+                            authzs_t.c.validated_at > reuse_after,
+                            authzs_t.c.expires_at > now,
+                        )
+                        .order_by(authzs_t.c.expires_at.desc())
+                        .limit(1)
+                    ).first()
+                if reused is not None:
+                    authz_ids.append(int(reused.id))
+                    statuses.append("valid")
+                    continue
+                authz_id = conn.execute(
+                    insert(authzs_t)
+                    .values(
+                        account_id=account_id,
+                        identifier_type=spec.identifier.type,
+                        identifier_value=spec.identifier.value,
+                        wildcard=spec.wildcard,
+                        status="pending",
+                        created_at=now,
+                        expires_at=authz_expires,
+                    )
+                    .returning(authzs_t.c.id)
+                ).scalar_one()
+                conn.execute(
+                    insert(challenges_t),
+                    [
+                        {"authz_id": authz_id, "type": kind, "token": token, "status": "pending"}
+                        for kind, token in spec.challenges
+                    ],
+                )
+                authz_ids.append(int(authz_id))
+                statuses.append("pending")
+            status = "ready" if statuses and all(s == "valid" for s in statuses) else "pending"
+            values = {
+                "account_id": account_id,
+                "profile": profile,
+                "status": status,
+                "identifiers": json.dumps([str(i) for i in identifiers]),
+                "authz_ids": json.dumps(authz_ids),
+                "not_before": not_before,
+                "not_after": not_after,
+                "replaces": replaces,
+                "replaces_cert_id": replaces_cert_id,
+                "created_at": now,
+                "expires_at": order_expires,
+            }
+            order_id = conn.execute(insert(orders_t).values(**values).returning(orders_t.c.id)).scalar_one()
+            return Order.from_row(conn.execute(select(orders_t).where(orders_t.c.id == order_id)).one())
+
+        return await self.db.write_grouped(w)
+
+    async def create_authz(self, account_id: int, spec: NewAuthz, now: dt.datetime, expires: dt.datetime) -> int:
+        """Pre-authorization (RFC 8555 §7.4.1): an authorization outside any order."""
+
+        def w(tx: Tx) -> int:
+            authz_id = tx.conn.execute(
+                insert(authzs_t)
+                .values(
+                    account_id=account_id,
+                    identifier_type=spec.identifier.type,
+                    identifier_value=spec.identifier.value,
+                    wildcard=spec.wildcard,
+                    status="pending",
+                    created_at=now,
+                    expires_at=expires,
+                )
+                .returning(authzs_t.c.id)
+            ).scalar_one()
+            tx.conn.execute(
+                insert(challenges_t),
+                [
+                    {"authz_id": authz_id, "type": kind, "token": token, "status": "pending"}
+                    for kind, token in spec.challenges
+                ],
+            )
+            return int(authz_id)
+
+        return await self.db.write_grouped(w)
+
+    async def order(self, order_id: int) -> Order | None:
+        def q(conn: Connection) -> Order | None:
+            row = conn.execute(select(orders_t).where(orders_t.c.id == order_id)).first()
+            return Order.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def order_with_authzs(self, order_id: int) -> tuple[Order, list[Authz]] | None:
+        def q(conn: Connection) -> tuple[Order, list[Authz]] | None:
+            row = conn.execute(select(orders_t).where(orders_t.c.id == order_id)).first()
+            if row is None:
+                return None
+            order = Order.from_row(row)
+            return order, _load_authzs(conn, order.authz_ids)
+
+        return await self.db.read(q)
+
+    async def authz(self, authz_id: int) -> Authz | None:
+        def q(conn: Connection) -> Authz | None:
+            found = _load_authzs(conn, [authz_id])
+            return found[0] if found else None
+
+        return await self.db.read(q)
+
+    async def challenge(self, challenge_id: int) -> tuple[Challenge, Authz] | None:
+        def q(conn: Connection) -> tuple[Challenge, Authz] | None:
+            row = conn.execute(select(challenges_t.c.authz_id).where(challenges_t.c.id == challenge_id)).first()
+            if row is None:
+                return None
+            authz = _load_authzs(conn, [int(row.authz_id)])[0]
+            chall = next(c for c in authz.challenges if c.id == challenge_id)
+            return chall, authz
+
+        return await self.db.read(q)
+
+    async def start_challenge(self, challenge_id: int, authz_id: int, now: dt.datetime) -> bool:
+        """pending -> processing, once, and only while its authorization is pending and unexpired."""
+
+        def w(tx: Tx) -> bool:
+            busy = tx.conn.execute(
+                select(func.count())
+                .select_from(challenges_t)
+                .where(challenges_t.c.authz_id == authz_id, challenges_t.c.status != "pending")
+            ).scalar_one()
+            if busy:
+                return False  # RFC 8555 §7.1.6: one challenge decides an authorization
+            live = tx.conn.execute(
+                select(authzs_t.c.id).where(
+                    authzs_t.c.id == authz_id, authzs_t.c.status == "pending", authzs_t.c.expires_at > now
+                )
+            ).first()
+            if live is None:
+                return False
+            result = tx.conn.execute(
+                update(challenges_t)
+                .where(challenges_t.c.id == challenge_id, challenges_t.c.status == "pending")
+                .values(status="processing")
+            )
+            return result.rowcount == 1
+
+        return await self.db.write_grouped(w)
+
+    async def finish_challenge(
+        self,
+        challenge: Challenge,
+        authz: Authz,
+        *,
+        ok: bool,
+        error: dict[str, Any] | None,
+        now: dt.datetime,
+        valid_until: dt.datetime,
+    ) -> None:
+        """Record the validation result and decide the authorization (RFC 8555 §7.1.6)."""
+
+        def w(tx: Tx) -> None:
+            tx.conn.execute(
+                update(challenges_t)
+                .where(challenges_t.c.id == challenge.id)
+                .values(
+                    status="valid" if ok else "invalid",
+                    validated_at=now if ok else None,
+                    error=json.dumps(error) if error else None,
+                )
+            )
+            authz_values: dict[str, Any] = {"status": "valid" if ok else "invalid"}
+            if ok:
+                authz_values.update(validated_at=now, method=challenge.type, expires_at=valid_until)
+            tx.conn.execute(
+                update(authzs_t).where(authzs_t.c.id == authz.id, authzs_t.c.status == "pending").values(**authz_values)
+            )
+            tx.audit(
+                AuditEvent(
+                    f"acme:{authz.account_id}",
+                    "acme.authz.valid" if ok else "acme.authz.invalid",
+                    f"acme/authz/{authz.id}",
+                    {
+                        "identifier": str(authz.proves),
+                        "method": challenge.type,
+                        **({"error": error.get("detail", "")} if error else {}),
+                    },
+                )
+            )
+
+        await self.db.write_grouped(w)
+
+    async def deactivate_authz(self, authz_id: int) -> None:
+        def w(tx: Tx) -> None:
+            tx.conn.execute(
+                update(authzs_t)
+                .where(authzs_t.c.id == authz_id, authzs_t.c.status.in_(("pending", "valid")))
+                .values(status="deactivated")
+            )
+
+        await self.db.write(w)
+
+    async def valid_identifiers(self, account_id: int, values: Iterable[str], now: dt.datetime) -> set[Identifier]:
+        """Names this account holds a valid, unexpired authorization for (revocation, ACME-12)."""
+        wanted = sorted(set(values))
+
+        def q(conn: Connection) -> set[Identifier]:
+            rows = conn.execute(
+                select(authzs_t).where(
+                    authzs_t.c.account_id == account_id,
+                    authzs_t.c.identifier_value.in_(wanted),
+                    authzs_t.c.status == "valid",
+                    authzs_t.c.expires_at > now,
+                )
+            )
+            return {Authz.from_row(r, ()).proves for r in rows}
+
+        return await self.db.read(q)
+
+    async def set_order(self, order_id: int, from_statuses: tuple[str, ...], values: dict[str, Any]) -> bool:
+        """Compare-and-set on the order's status: the only way an order moves (§7.1.6)."""
+
+        def w(tx: Tx) -> bool:
+            result = tx.conn.execute(
+                update(orders_t).where(orders_t.c.id == order_id, orders_t.c.status.in_(from_statuses)).values(**values)
+            )
+            return bool(result.rowcount == 1)
+
+        return await self.db.write_grouped(w)
+
+    async def orders_of(self, account_id: int, limit: int = 1000) -> list[int]:
+        def q(conn: Connection) -> list[int]:
+            rows = conn.execute(
+                select(orders_t.c.id)
+                .where(
+                    orders_t.c.account_id == account_id,
+                    orders_t.c.status.in_(("pending", "ready", "processing", "valid")),
+                )
+                .order_by(orders_t.c.id.desc())
+                .limit(limit)
+            )
+            return [int(r.id) for r in rows]
+
+        return await self.db.read(q)
+
+    async def order_for_certificate(self, certificate_id: int) -> Order | None:
+        def q(conn: Connection) -> Order | None:
+            row = conn.execute(select(orders_t).where(orders_t.c.certificate_id == certificate_id)).first()
+            return Order.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def replacement_exists(self, cert_id: int) -> bool:
+        """RFC 9773 §5: a certificate is replaced by at most one live order."""
+
+        def q(conn: Connection) -> bool:
+            row = conn.execute(
+                select(orders_t.c.id)
+                .where(orders_t.c.replaces_cert_id == cert_id, orders_t.c.status != "invalid")
+                .limit(1)
+            ).first()
+            return row is not None
+
+        return await self.db.read(q)
+
+    async def issued_since(self, requester: str, since: dt.datetime) -> list[tuple[int, tuple[str, ...], bytes]]:
+        """Certificates a requester got since a moment (finalize recovery after a crash, ST-01 F4)."""
+
+        def q(conn: Connection) -> list[tuple[int, tuple[str, ...], bytes]]:
+            rows = conn.execute(
+                select(certificates.c.id, certificates.c.sans, certificates.c.der)
+                .where(
+                    certificates.c.requester == requester,
+                    certificates.c.status == "issued",
+                    certificates.c.created_at >= since,
+                )
+                .limit(1000)
+            )
+            return [(int(r.id), tuple(json.loads(r.sans)), bytes(r.der)) for r in rows if r.der is not None]
+
+        return await self.db.read(q)
+
+    # -- nonces ---------------------------------------------------------------------------
+    async def add_nonces(self, values: Sequence[str], expires_at: dt.datetime) -> None:
+        def w(tx: Tx) -> None:
+            tx.conn.execute(insert(nonces_t), [{"value": v, "expires_at": expires_at} for v in values])
+
+        await self.db.write_grouped(w)
+
+    async def redeem_nonce(self, value: str, now: dt.datetime) -> bool:
+        """Delete the row; exactly one request anywhere can see rowcount 1 (SEC-02)."""
+
+        def w(tx: Tx) -> bool:
+            result = tx.conn.execute(delete(nonces_t).where(nonces_t.c.value == value, nonces_t.c.expires_at > now))
+            return bool(result.rowcount == 1)
+
+        return await self.db.write_grouped(w)
+
+    async def redeem_nonce_for(self, value: str, now: dt.datetime, account_id: int) -> tuple[bool, Account | None]:
+        """Redeem a nonce and read the signing account in the same (grouped) transaction: one
+        round trip per request, and the account's status is as fresh as the nonce check."""
+
+        def w(tx: Tx) -> tuple[bool, Account | None]:
+            result = tx.conn.execute(delete(nonces_t).where(nonces_t.c.value == value, nonces_t.c.expires_at > now))
+            row = tx.conn.execute(select(accounts_t).where(accounts_t.c.id == account_id)).first()
+            return bool(result.rowcount == 1), Account.from_row(row) if row else None
+
+        return await self.db.write_grouped(w)
+
+    async def sweep_nonces(self, now: dt.datetime, cap: int) -> int:
+        """Drop expired nonces, then the oldest beyond the cap (LOAD-04: bounded table)."""
+
+        def w(tx: Tx) -> int:
+            removed = tx.conn.execute(delete(nonces_t).where(nonces_t.c.expires_at <= now)).rowcount
+            count = tx.conn.execute(select(func.count()).select_from(nonces_t)).scalar_one()
+            if count > cap:
+                cutoff = tx.conn.execute(
+                    select(nonces_t.c.expires_at).order_by(nonces_t.c.expires_at).offset(count - cap).limit(1)
+                ).scalar_one()
+                removed += tx.conn.execute(delete(nonces_t).where(nonces_t.c.expires_at < cutoff)).rowcount
+            return int(removed)
+
+        return await self.db.write(w)
+
+    # -- renewal information ----------------------------------------------------------------
+    async def add_renew_now(self, scope: str, value: str, actor: str, now: dt.datetime) -> None:
+        def w(tx: Tx) -> None:
+            tx.conn.execute(insert(renew_now_t).values(scope=scope, value=value, created_at=now, actor=actor))
+            tx.audit(AuditEvent(actor, "acme.renew_now", f"{scope}/{value}"))
+
+        await self.db.write(w)
+
+    async def renew_now_since(self, serial_hex: str, profile: str, issuer: str, after: dt.datetime) -> bool:
+        def q(conn: Connection) -> bool:
+            row = conn.execute(
+                select(renew_now_t.c.id)
+                .where(
+                    renew_now_t.c.created_at >= after,
+                    or_(
+                        and_(renew_now_t.c.scope == "serial", renew_now_t.c.value == serial_hex),
+                        and_(renew_now_t.c.scope == "profile", renew_now_t.c.value == profile),
+                        and_(renew_now_t.c.scope == "issuer", renew_now_t.c.value == issuer),
+                    ),
+                )
+                .limit(1)
+            ).first()
+            return row is not None
+
+        return await self.db.read(q)
+
+
+def _load_authzs(conn: Connection, ids: Sequence[int]) -> list[Authz]:
+    if not ids:
+        return []
+    rows = {int(r.id): r for r in conn.execute(select(authzs_t).where(authzs_t.c.id.in_(list(ids))))}
+    challs: dict[int, list[Challenge]] = {}
+    for r in conn.execute(
+        select(challenges_t).where(challenges_t.c.authz_id.in_(list(ids))).order_by(challenges_t.c.id)
+    ):
+        challs.setdefault(int(r.authz_id), []).append(Challenge.from_row(r))
+    return [Authz.from_row(rows[i], tuple(challs.get(i, ()))) for i in ids if i in rows]
+
+
+__all__ = ["Account", "AcmeStore", "Authz", "Challenge", "NewAuthz", "Order"]

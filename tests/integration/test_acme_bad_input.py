@@ -1,0 +1,312 @@
+"""Bad input (RELIABILITY §2.3): each gets the right ACME error type and nothing is issued."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from ca.store.repositories import CertificateFilter
+from protocols.acme.b64 import b64e
+from protocols.acme.jwk import jwk_from_key
+from protocols.acme.jws import sign_jws
+from server.app import CA
+from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr
+
+pytest_plugins = ["tests.unit.protocols.acme.support"]
+
+
+async def nothing_issued(env: AcmeEnv) -> None:
+    ca = env.app[CA]
+    assert await ca.certificates.list(CertificateFilter(protocol="acme")) == []
+    assert all(i.signing_attempts == 0 for i in ca.issuers.values())
+
+
+async def registered(env: AcmeEnv) -> AcmeClient:
+    client = env.client()
+    resp = await client.register()
+    assert resp.status == 201, resp.body
+    return client
+
+
+def tamper(body: bytes, **changes: Any) -> bytes:
+    obj = json.loads(body)
+    obj.update(changes)
+    return json.dumps(obj).encode()
+
+
+async def test_signature_that_does_not_verify(acme_sqlite: AcmeEnv) -> None:
+    """ACME-06: a JWS whose signature does not verify is malformed; its nonce is not spent."""
+    client = await registered(acme_sqlite)
+    nonce = await client.fresh_nonce()
+    url = client.directory["newOrder"]
+    body = sign_jws(
+        client.key,
+        b'{"identifiers":[{"type":"dns","value":"a.example.com"}]}',
+        {"nonce": nonce, "url": url, "kid": client.kid},
+    )
+    other = sign_jws(
+        client.key,
+        b'{"identifiers":[{"type":"dns","value":"b.example.com"}]}',
+        {"nonce": nonce, "url": url, "kid": client.kid},
+    )
+    forged = tamper(body, payload=json.loads(other)["payload"])
+    resp = await client.raw_post(url, forged)
+    assert resp.status == 400 and resp.problem_type == "malformed"
+    assert "signature" in resp.json["detail"]
+    assert "Replay-Nonce" in resp.headers
+    resp = await client.raw_post(url, body)  # the untouched request still has an unspent nonce
+    assert resp.status == 201
+    await nothing_issued(acme_sqlite)
+
+
+async def test_replayed_nonce_gets_bad_nonce_and_a_fresh_one(acme_sqlite: AcmeEnv) -> None:
+    """ACME-04."""
+    client = await registered(acme_sqlite)
+    nonce = await client.fresh_nonce()
+    url = client.kid
+    assert url is not None
+    first = await client.post(url, None, nonce=nonce)
+    assert first.status == 200
+    again = await client.post(url, None, nonce=nonce)
+    assert again.status == 400 and again.problem_type == "badNonce"
+    assert again.headers["Replay-Nonce"] and again.headers["Replay-Nonce"] != nonce
+    for bad in ("", "short", "!" * 22):
+        resp = await client.post(url, None, nonce=bad)
+        assert resp.problem_type == "badNonce", bad
+    missing = sign_jws(client.key, None, {"url": url, "kid": client.kid})
+    resp = await client.raw_post(url, missing)
+    assert resp.problem_type == "badNonce"
+    await nothing_issued(acme_sqlite)
+
+
+async def test_url_that_differs_from_the_request(acme_sqlite: AcmeEnv) -> None:
+    """ACME-05."""
+    client = await registered(acme_sqlite)
+    body = sign_jws(
+        client.key,
+        b'{"identifiers":[{"type":"dns","value":"a.example.com"}]}',
+        {"nonce": await client.fresh_nonce(), "url": client.directory["revokeCert"], "kid": client.kid},
+    )
+    resp = await client.raw_post(client.directory["newOrder"], body)
+    assert resp.status == 400 and resp.problem_type == "malformed" and "url" in resp.json["detail"]
+    await nothing_issued(acme_sqlite)
+
+
+@pytest.mark.parametrize(
+    "kid",
+    [
+        "https://127.0.0.1:8443/acme/acct/999999",
+        "https://evil.example/acme/acct/1",
+        "https://127.0.0.1:8443/acme/acct/abc",
+    ],
+)
+async def test_unknown_kid(acme_sqlite: AcmeEnv, kid: str) -> None:
+    """ACME-03."""
+    client = await registered(acme_sqlite)
+    client.kid = kid
+    resp = await client.new_order(["a.example.com"])
+    assert resp.status == 400 and resp.problem_type == "accountDoesNotExist"
+    await nothing_issued(acme_sqlite)
+
+
+async def test_jwk_and_kid_together_and_on_the_wrong_endpoint(acme_sqlite: AcmeEnv) -> None:
+    """ACME-03."""
+    client = await registered(acme_sqlite)
+    resp = await client.post(
+        client.directory["newOrder"],
+        {"identifiers": [{"type": "dns", "value": "a.example.com"}]},
+        extra={"jwk": jwk_from_key(client.key.public_key())},
+    )
+    assert resp.status == 400 and resp.problem_type == "malformed" and "both" in resp.json["detail"]
+    resp = await client.post(
+        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "a.example.com"}]}, use_jwk=True
+    )
+    assert resp.problem_type == "malformed" and "kid" in resp.json["detail"]
+    resp = await client.post(client.directory["newAccount"], {}, extra={})  # kid on newAccount
+    assert resp.problem_type == "malformed"
+    await nothing_issued(acme_sqlite)
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256", "RS512", "PS256", "ES512"])
+async def test_refused_algorithms(acme_sqlite: AcmeEnv, alg: str) -> None:
+    """ACME-01: badSignatureAlgorithm, listing the accepted algorithms."""
+    client = await registered(acme_sqlite)
+    header = b64e(
+        json.dumps({"alg": alg, "nonce": await client.fresh_nonce(), "url": client.kid, "kid": client.kid}).encode()
+    )
+    body = json.dumps({"protected": header, "payload": "", "signature": b64e(b"x" * 32)}).encode()
+    resp = await client.raw_post(client.kid or "", body)
+    assert resp.status == 400 and resp.problem_type == "badSignatureAlgorithm"
+    assert resp.json["algorithms"] == ["ES256", "ES384", "RS256", "EdDSA"]
+
+
+async def test_weak_and_mismatched_account_keys(acme_sqlite: AcmeEnv) -> None:
+    """ACME-02: RSA-1024 -> badPublicKey; an ES384 header on a P-256 key -> malformed."""
+    client = acme_sqlite.client()
+    await client.load_directory()
+    client.key = rsa.generate_private_key(65537, 1024)
+    resp = await client.register()
+    assert resp.status == 400 and resp.problem_type == "badPublicKey"
+    client.key = ec.generate_private_key(ec.SECP256R1())
+    header = {
+        "nonce": await client.fresh_nonce(),
+        "url": client.directory["newAccount"],
+        "jwk": jwk_from_key(client.key.public_key()),
+    }
+    from protocols.acme.jws import sign_raw
+
+    protected = b64e(json.dumps({"alg": "ES384", **header}).encode())
+    payload = b64e(b"{}")
+    sig = sign_raw(client.key, f"{protected}.{payload}".encode(), "ES256")
+    resp = await client.raw_post(
+        client.directory["newAccount"],
+        json.dumps({"protected": protected, "payload": payload, "signature": b64e(sig)}).encode(),
+    )
+    assert resp.problem_type == "malformed"
+
+
+async def test_eddsa_and_rsa_accounts_work(acme_sqlite: AcmeEnv) -> None:
+    for key in (
+        ed25519.Ed25519PrivateKey.generate(),
+        rsa.generate_private_key(65537, 2048),
+        ec.generate_private_key(ec.SECP384R1()),
+    ):
+        client = acme_sqlite.client()
+        client.key = key  # type: ignore[assignment]
+        resp = await client.register()
+        assert resp.status == 201, resp.body
+        assert (await client.post(client.kid or "", None)).status == 200
+
+
+async def test_csr_names_differ_from_the_order(acme_sqlite: AcmeEnv) -> None:
+    """ACME-09."""
+    client = await registered(acme_sqlite)
+    order = (await client.new_order(["a.example.com"])).json
+    await client.authorize(order, acme_sqlite)
+    for names in (["b.example.com"], ["a.example.com", "b.example.com"]):
+        csr, _ = make_csr(names)
+        resp = await client.finalize(order, csr)
+        assert resp.status == 400 and resp.problem_type == "badCSR", resp.body
+    csr, _ = make_csr(["a.example.com"], key=client.key)
+    resp = await client.finalize(order, csr)
+    assert resp.problem_type == "badCSR" and "account key" in resp.json["detail"]
+    await nothing_issued(acme_sqlite)
+
+
+async def test_csr_key_the_profile_forbids(acme_sqlite: AcmeEnv) -> None:
+    client = await registered(acme_sqlite)
+    order = (await client.new_order(["a.example.com"])).json
+    await client.authorize(order, acme_sqlite)
+    csr, _ = make_csr(["a.example.com"], key=ed25519.Ed25519PrivateKey.generate())
+    resp = await client.finalize(order, csr)
+    assert resp.status == 400 and resp.problem_type in ("badPublicKey", "badCSR"), resp.body
+    assert "ed25519" in resp.json["detail"]
+    await nothing_issued(acme_sqlite)
+    csr, _ = make_csr(["a.example.com"])  # the order stayed ready for a good CSR
+    assert (await client.finalize(order, csr)).status == 200
+
+
+async def test_order_for_a_name_the_profile_denies(acme_sqlite: AcmeEnv) -> None:
+    client = await registered(acme_sqlite)
+    resp = await client.new_order(["ok.example.com", "host.example.invalid", "UPPER.example.com"])
+    assert resp.status == 400 and resp.problem_type == "rejectedIdentifier"
+    subs = {s["identifier"]["value"] for s in resp.json["subproblems"]}
+    assert subs == {"host.example.invalid", "UPPER.example.com"}
+    resp = await client.new_order([f"n{i}.example.com" for i in range(101)])
+    assert resp.problem_type == "rejectedIdentifier"
+    resp = await client.post(client.directory["newOrder"], {"identifiers": [{"type": "email", "value": "a@b.c"}]})
+    assert resp.problem_type == "unsupportedIdentifier"
+    await nothing_issued(acme_sqlite)
+
+
+async def test_finalize_before_ready(acme_sqlite: AcmeEnv) -> None:
+    """ACME-09: orderNotReady."""
+    client = await registered(acme_sqlite)
+    order = (await client.new_order(["a.example.com"])).json
+    csr, _ = make_csr(["a.example.com"])
+    resp = await client.finalize(order, csr)
+    assert resp.status == 403 and resp.problem_type == "orderNotReady"
+    await nothing_issued(acme_sqlite)
+
+
+async def test_finalize_twice_issues_once(acme_sqlite: AcmeEnv) -> None:
+    client = await registered(acme_sqlite)
+    order = (await client.new_order(["a.example.com"])).json
+    await client.authorize(order, acme_sqlite)
+    csr, _ = make_csr(["a.example.com"])
+    assert (await client.finalize(order, csr)).status == 200
+    again = await client.finalize(order, csr)
+    assert again.status == 403 and again.problem_type == "orderNotReady"
+    ca = acme_sqlite.app[CA]
+    assert len(await ca.certificates.list(CertificateFilter(protocol="acme"))) == 1
+
+
+async def test_body_over_the_size_limit(acme_sqlite: AcmeEnv) -> None:
+    client = await registered(acme_sqlite)
+    resp = await client.raw_post(client.directory["newOrder"], b"{" + b" " * (70 * 1024) + b"}")
+    assert resp.status == 413
+    await nothing_issued(acme_sqlite)
+
+
+async def test_wrong_content_type(acme_sqlite: AcmeEnv) -> None:
+    """ACME-07."""
+    client = await registered(acme_sqlite)
+    body = sign_jws(client.key, None, {"nonce": await client.fresh_nonce(), "url": client.kid, "kid": client.kid})
+    resp = await client.raw_post(client.kid or "", body, content_type="application/json")
+    assert resp.status == 415 and resp.problem_type == "malformed"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"protected": "a", "payload": "", "signature": "x"}',
+        b'{"protected": "e30=", "payload": "", "signature": ""}',
+        b'{"protected": "e30", "payload": "!!", "signature": ""}',
+        b'{"signatures": [], "payload": ""}',
+    ],
+)
+async def test_malformed_json_and_base64url(acme_sqlite: AcmeEnv, body: bytes) -> None:
+    """ACME-06: malformed JSON, padded or foreign base64url, general serialization."""
+    client = await registered(acme_sqlite)
+    resp = await client.raw_post(client.directory["newOrder"], body)
+    assert resp.status == 400 and resp.problem_type == "malformed", resp.body
+    assert "Replay-Nonce" in resp.headers
+    await nothing_issued(acme_sqlite)
+
+
+async def test_post_as_get_rules(acme_sqlite: AcmeEnv) -> None:
+    """ACME-08: a payload where POST-as-GET is due; GET where POST-as-GET is required."""
+    client = await registered(acme_sqlite)
+    resp = await client.new_order(["a.example.com"])
+    order_url = resp.headers["Location"]
+    resp = await client.post(order_url, {"status": "valid"})
+    assert resp.problem_type == "malformed"
+    get = await acme_sqlite.http.get(client.path(order_url))
+    assert get.status == 405
+
+
+async def test_revocation_rules(acme_sqlite: AcmeEnv) -> None:
+    """ACME-12: another account, bad reason code, the certificate's own key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    owner = await registered(acme_sqlite)
+    _, pem, cert_key = await owner.issue(acme_sqlite, ["r.example.com"])
+    der = x509.load_pem_x509_certificates(pem.encode())[0].public_bytes(Encoding.DER)
+    stranger = await registered(acme_sqlite)
+    resp = await stranger.post(stranger.directory["revokeCert"], {"certificate": b64e(der)})
+    assert resp.status == 403 and resp.problem_type == "unauthorized"
+    for reason in (2, 6, 7, 8, 10, 11):
+        resp = await owner.post(owner.directory["revokeCert"], {"certificate": b64e(der), "reason": reason})
+        assert resp.problem_type == "badRevocationReason", reason
+    by_key = acme_sqlite.client()
+    by_key.directory = owner.directory
+    resp = await by_key.post(
+        owner.directory["revokeCert"], {"certificate": b64e(der), "reason": 1}, key=cert_key, use_jwk=True
+    )
+    assert resp.status == 200, resp.body

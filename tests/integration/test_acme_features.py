@@ -1,0 +1,408 @@
+"""ACME features through the real app: dns-01, tls-alpn-01, IP identifiers, EAB, key change,
+deactivation, ARI, rate limits, CAA, authorization reuse, pre-authorization, profiles, chains."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from interop.acme_helpers import TlsAlpnResponder
+from protocols.acme.ari import cert_id_of
+from protocols.acme.b64 import b64e
+from protocols.acme.jwk import jwk_from_key
+from protocols.acme.jws import sign_jws
+from server.app import CA
+from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env
+
+pytest_plugins = ["tests.unit.protocols.acme.support"]
+
+LAB_PROFILE = """
+description = "Lab certificates (loopback names and addresses)"
+protocols = ["acme"]
+lint = "none"
+[validity]
+default_days = 30
+max_days = 90
+[names]
+san_types = ["dns", "ip"]
+allow_wildcards = true
+[renewal]
+window_days = 10
+"""
+
+
+@pytest.fixture
+def sqlite_url(ca_dir: Path) -> str:
+    return f"sqlite:///{ca_dir / 'tetra.db'}"
+
+
+async def env_with(
+    aiohttp_client: Any,
+    ca_dir: Path,
+    url: str,
+    loop: Any,
+    *,
+    extra: dict[str, str] | None = None,
+    toml: str = "",
+    lab: bool = False,
+) -> AcmeEnv:
+    if toml:
+        with (ca_dir / "tetra.toml").open("a") as out:
+            out.write("\n" + toml + "\n")
+    if lab:
+        (ca_dir / "profiles" / "lab.toml").write_text(LAB_PROFILE)
+    return await start_env(aiohttp_client, ca_dir, url, loop, extra)
+
+
+async def account(env: AcmeEnv, **fields: Any) -> AcmeClient:
+    client = env.client()
+    resp = await client.register(**fields)
+    assert resp.status == 201, resp.body
+    return client
+
+
+def leaf_of(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificates(pem.encode())[0]
+
+
+async def test_dns01_wildcard_and_base_name(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
+    env = await env_with(aiohttp_client, ca_dir, sqlite_url, loopback)
+    client = await account(env)
+    resp = await client.new_order(["*.w.example.com", "w.example.com"])
+    assert resp.status == 201
+    authzs = [(await client.post(u, None)).json for u in resp.json["authorizations"]]
+    wild = next(a for a in authzs if a.get("wildcard"))
+    assert wild["identifier"] == {"type": "dns", "value": "w.example.com"}
+    assert [c["type"] for c in wild["challenges"]] == ["dns-01"]  # RFC 8555 §7.1.4
+    _, pem, _ = await client.issue(env, ["*.w.example.com", "w.example.com"], kind="dns-01")
+    sans = leaf_of(pem).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == ["*.w.example.com", "w.example.com"]
+    assert ("_acme-challenge.w.example.com", "TXT") in env.dns.queries
+
+
+async def test_dns01_wrong_record_invalidates_order(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    env = await env_with(aiohttp_client, ca_dir, sqlite_url, loopback)
+    client = await account(env)
+    resp = await client.new_order(["bad.example.com"])
+    order_url, order = resp.headers["Location"], resp.json
+    authz = (await client.post(order["authorizations"][0], None)).json
+    chall = next(c for c in authz["challenges"] if c["type"] == "dns-01")
+    env.dns.txt["_acme-challenge.bad.example.com"] = ["wrong"]
+    await client.post(chall["url"], {})
+    done = await client.poll(order["authorizations"][0], ("valid", "invalid"))
+    assert done.json["status"] == "invalid"
+    failed = next(c for c in done.json["challenges"] if c["type"] == "dns-01")
+    assert failed["error"]["type"].endswith(":unauthorized")
+    order = (await client.post(order_url, None)).json
+    assert order["status"] == "invalid" and order["error"]["subproblems"][0]["identifier"]["value"] == "bad.example.com"
+
+
+@pytest.fixture
+def tls_responder() -> Iterator[TlsAlpnResponder]:
+    responder = TlsAlpnResponder().start()
+    yield responder
+    responder.stop()
+
+
+async def test_tls_alpn01_and_ip_identifier(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any, tls_responder: TlsAlpnResponder
+) -> None:
+    """RFC 8737 for a DNS name and RFC 8738 for an IP address; a non-critical extension fails."""
+    env = await env_with(
+        aiohttp_client,
+        ca_dir,
+        sqlite_url,
+        loopback,
+        lab=True,
+        extra={"TETRA_ACME__VALIDATION__TLS_PORT": str(tls_responder.port)},
+    )
+    client = await account(env)
+    resp = await client.new_order(["alpn.example.com", "127.0.0.1"], profile="lab")
+    assert resp.status == 201, resp.body
+    order, order_url = resp.json, resp.headers["Location"]
+    for authz_url in order["authorizations"]:
+        authz = (await client.post(authz_url, None)).json
+        value = authz["identifier"]["value"]
+        kinds = [c["type"] for c in authz["challenges"]]
+        if authz["identifier"]["type"] == "ip":
+            assert "dns-01" not in kinds  # RFC 8738 §7
+        chall = next(c for c in authz["challenges"] if c["type"] == "tls-alpn-01")
+        sni = "1.0.0.127.in-addr.arpa" if value == "127.0.0.1" else value
+        tls_responder.publish(value, client.key_authorization(chall["token"]), sni=sni)
+        await client.post(chall["url"], {})
+        assert (await client.poll(authz_url, ("valid", "invalid"))).json["status"] == "valid"
+    csr, _ = make_csr(["alpn.example.com", "127.0.0.1"])
+    assert (await client.finalize(order, csr)).status == 200
+    assert (await client.post(order_url, None)).json["status"] == "valid"
+
+    resp = await client.new_order(["noncrit.example.com"], profile="lab")
+    authz_url = resp.json["authorizations"][0]
+    chall = next(c for c in (await client.post(authz_url, None)).json["challenges"] if c["type"] == "tls-alpn-01")
+    tls_responder.publish("noncrit.example.com", client.key_authorization(chall["token"]), critical=False)
+    await client.post(chall["url"], {})
+    done = await client.poll(authz_url, ("valid", "invalid"))
+    assert done.json["status"] == "invalid"
+    failed = next(c for c in done.json["challenges"] if c["type"] == "tls-alpn-01")
+    assert "critical" in failed["error"]["detail"]
+
+
+async def test_http01_redirect_rules(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
+    """ACME-26: a redirect to another port is refused; to the same responder it is followed."""
+    env = await env_with(aiohttp_client, ca_dir, sqlite_url, loopback)
+    client = await account(env)
+    for name, target, expect in (
+        ("redir-ok.example.com", "/.well-known/acme-challenge/REAL", "valid"),
+        ("redir-bad.example.com", "http://redir-bad.example.com:8081/x", "invalid"),
+    ):
+        resp = await client.new_order([name])
+        authz_url = resp.json["authorizations"][0]
+        chall = next(c for c in (await client.post(authz_url, None)).json["challenges"] if c["type"] == "http-01")
+        env.http01.redirects[f"/.well-known/acme-challenge/{chall['token']}"] = target
+        env.http01.tokens["REAL"] = client.key_authorization(chall["token"])
+        await client.post(chall["url"], {})
+        done = await client.poll(authz_url, ("valid", "invalid"))
+        assert done.json["status"] == expect, done.json
+
+
+async def test_external_account_binding(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
+    env = await env_with(
+        aiohttp_client, ca_dir, sqlite_url, loopback, extra={"TETRA_ACME__EXTERNAL_ACCOUNT_REQUIRED": "true"}
+    )
+    client = env.client()
+    directory = await client.load_directory()
+    assert directory["meta"]["externalAccountRequired"] is True
+    resp = await client.register()
+    assert resp.status == 400 and resp.problem_type == "externalAccountRequired"
+    ca = env.app[CA]
+    kid, secret = await ca.credentials.create_mac_key("acme")
+
+    def binding(c: AcmeClient, key_id: str = kid, mac: bytes = secret) -> dict[str, str]:
+        from protocols.acme.jws import sign_mac
+
+        payload = b64e(b"")  # noqa: F841 - the payload is the account JWK below
+        import json
+
+        return sign_mac(
+            mac, json.dumps(jwk_from_key(c.key.public_key())).encode(), {"kid": key_id, "url": directory["newAccount"]}
+        )
+
+    resp = await client.register(externalAccountBinding=binding(client, mac=b"wrong" * 8))
+    assert resp.status == 403 and resp.problem_type == "unauthorized"
+    resp = await client.register(externalAccountBinding=binding(client))
+    assert resp.status == 201, resp.body
+    assert resp.json["externalAccountBinding"] == {"kid": kid}
+    await client.issue(env, ["eab.example.com"])
+    second = env.client()
+    second.directory = directory
+    resp = await second.register(externalAccountBinding=binding(second))
+    assert resp.status == 403 and "already bound" in resp.json["detail"]
+    await ca.credentials.revoke("acme", kid)
+    third = env.client()
+    third.directory = directory
+    resp = await third.register(externalAccountBinding=binding(third))
+    assert resp.status == 403
+
+
+async def test_key_change_and_deactivation(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
+    env = await env_with(aiohttp_client, ca_dir, sqlite_url, loopback)
+    client = await account(env)
+    new_key = ec.generate_private_key(ec.SECP384R1())
+    url = client.directory["keyChange"]
+    import json
+
+    inner = sign_jws(
+        new_key,
+        json.dumps({"account": client.kid, "oldKey": jwk_from_key(client.key.public_key())}).encode(),
+        {"url": url, "jwk": jwk_from_key(new_key.public_key())},
+    )
+    resp = await client.post(url, inner)
+    assert resp.status == 200, resp.body
+    old = client.key
+    client.key = new_key
+    assert (await client.post(client.kid or "", None)).status == 200
+    client.key = old
+    resp = await client.post(client.kid or "", None)
+    assert resp.problem_type == "malformed"  # signature by the old key no longer verifies
+    client.key = new_key
+    resp = await client.post(client.kid or "", {"status": "deactivated"})
+    assert resp.status == 200 and resp.json["status"] == "deactivated"
+    resp = await client.new_order(["x.example.com"])
+    assert resp.status == 403 and resp.problem_type == "unauthorized"
+
+
+async def test_renewal_information_and_replaces(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    """RFC 9773: the profile's window; "now" after renew-now or revocation; replaces once only."""
+    env = await env_with(aiohttp_client, ca_dir, sqlite_url, loopback)
+    client = await account(env)
+    _, pem, _ = await client.issue(env, ["ari.example.com"])
+    leaf = leaf_of(pem)
+    cert_id = str(cert_id_of(leaf))
+    resp = await env.http.get(f"/acme/renewal-info/{cert_id}")
+    assert resp.status == 200 and "Retry-After" in resp.headers
+    window = (await resp.json())["suggestedWindow"]
+    start = dt.datetime.fromisoformat(window["start"].replace("Z", "+00:00"))
+    assert leaf.not_valid_after_utc - start == dt.timedelta(days=30)  # tls-server: window_days = 30
+    from protocols.acme.state import AcmeStore
+
+    ca = env.app[CA]
+    await AcmeStore(ca.db).add_renew_now("profile", "tls-server", "test", ca.clock.now())
+    window = (await (await env.http.get(f"/acme/renewal-info/{cert_id}")).json())["suggestedWindow"]
+    assert dt.datetime.fromisoformat(window["end"].replace("Z", "+00:00")) <= ca.clock.now()
+    assert (await env.http.get("/acme/renewal-info/AAAA.AQ")).status == 404
+    assert (await env.http.get("/acme/renewal-info/not-base64!")).status == 400
+    resp = await client.new_order(["ari.example.com"], replaces=cert_id)
+    assert resp.status == 201 and resp.json["replaces"] == cert_id
+    resp = await client.new_order(["ari.example.com"], replaces=cert_id)
+    assert resp.status == 409 and resp.problem_type == "alreadyReplaced"
+    stranger = await account(env)
+    resp = await stranger.new_order(["ari.example.com"], replaces=cert_id)
+    assert resp.status == 403
+
+
+async def test_rate_limits(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
+    """ACME-25: per account and per identifier, 429 rateLimited with Retry-After."""
+    env = await env_with(
+        aiohttp_client,
+        ca_dir,
+        sqlite_url,
+        loopback,
+        extra={
+            "TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "2",
+            "TETRA_ACME__RATE_LIMITS__ORDERS_PER_IDENTIFIER": "3",
+        },
+    )
+    client = await account(env)
+    assert (await client.new_order(["a.example.com"])).status == 201
+    assert (await client.new_order(["b.example.com"])).status == 201
+    resp = await client.new_order(["c.example.com"])
+    assert resp.status == 429 and resp.problem_type == "rateLimited" and int(resp.headers["Retry-After"]) > 0
+    other = await account(env)
+    assert (await other.new_order(["a.example.com"])).status == 201
+    another = await account(env)
+    assert (await another.new_order(["a.example.com"])).status == 201
+    resp = await (await account(env)).new_order(["a.example.com"])
+    assert resp.status == 429
+
+
+async def test_caa(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
+    """ACME-23: issue for another CA refuses, ours allows, issuewild for wildcards, SERVFAIL refuses."""
+    env = await env_with(
+        aiohttp_client,
+        ca_dir,
+        sqlite_url,
+        loopback,
+        extra={"TETRA_ACME__VALIDATION__CAA": "true", "TETRA_ACME__CAA_IDENTITIES": '["tetra.example"]'},
+    )
+    env.dns.caa["other.example.com"] = [(0, "issue", "letsencrypt.org")]
+    env.dns.caa["ours.example.com"] = [(0, "issue", "tetra.example")]
+    env.dns.caa["crit.example.com"] = [(128, "tbs", "x"), (0, "issue", "tetra.example")]
+    env.dns.servfail.add("broken.example.com")
+    client = await account(env)
+    expected = {
+        "sub.ours.example.com": "valid",
+        "sub.other.example.com": "invalid",
+        "crit.example.com": "invalid",
+        "broken.example.com": "invalid",
+        "free.example.com": "valid",
+    }
+    for name, want in expected.items():
+        resp = await client.new_order([name])
+        authz_url = resp.json["authorizations"][0]
+        chall = next(c for c in (await client.post(authz_url, None)).json["challenges"] if c["type"] == "http-01")
+        env.http01.tokens[chall["token"]] = client.key_authorization(chall["token"])
+        await client.post(chall["url"], {})
+        done = await client.poll(authz_url, ("valid", "invalid"))
+        assert done.json["status"] == want, (name, done.json)
+        if want == "invalid" and name != "broken.example.com":
+            failed = next(c for c in done.json["challenges"] if c["type"] == "http-01")
+            assert failed["error"]["type"].endswith(":caa")
+
+
+async def test_authorization_reuse_stays_within_the_account(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    """ACME-24."""
+    env = await env_with(aiohttp_client, ca_dir, sqlite_url, loopback)
+    client = await account(env)
+    await client.issue(env, ["reuse.example.com"])
+    again = await client.new_order(["reuse.example.com"])
+    assert again.json["status"] == "ready"
+    other = await account(env)
+    assert (await other.new_order(["reuse.example.com"])).json["status"] == "pending"
+
+
+async def test_profiles_directories_and_validity(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    """Per-profile directories, the `profile` field, notBefore/notAfter and pre-authorization."""
+    env = await env_with(
+        aiohttp_client, ca_dir, sqlite_url, loopback, lab=True, toml="[acme.profiles.lab]\npre_authorization = true"
+    )
+    client = env.client()
+    lab_dir = await client.load_directory("https://127.0.0.1:8443/acme/lab/directory")
+    assert list(lab_dir["meta"]["profiles"]) == ["lab"] and "newAuthz" in lab_dir
+    assert (await env.http.get("/acme/nope/directory")).status == 404
+    assert (await env.http.get("/acme/email/directory")).status == 404  # email does not allow ACME
+    main = (await (await env.http.get("/acme/directory")).json())["meta"]["profiles"]
+    assert set(main) == {"lab", "tls-client", "tls-server"}
+    assert (await client.register()).status == 201
+    resp = await client.new_order(["v.example.com"], profile="tls-server")
+    assert resp.status == 400 and resp.problem_type == "invalidProfile"
+    resp = await client.post(lab_dir["newAuthz"], {"identifier": {"type": "dns", "value": "pre.example.com"}})
+    assert resp.status == 201 and resp.json["status"] == "pending"
+    chall = next(c for c in resp.json["challenges"] if c["type"] == "http-01")
+    env.http01.tokens[chall["token"]] = client.key_authorization(chall["token"])
+    await client.post(chall["url"], {})
+    await client.poll(resp.headers["Location"], ("valid",))
+    not_after = (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).replace(microsecond=0)
+    resp = await client.new_order(["pre.example.com"], notAfter=not_after.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert resp.status == 201 and resp.json["status"] == "ready"  # the pre-authorization is reused
+    csr, _ = make_csr(["pre.example.com"])
+    done = await client.finalize(resp.json, csr)
+    cert = (await client.post(done.json["certificate"], None)).body.decode()
+    assert leaf_of(cert).not_valid_after_utc == not_after
+    resp = await client.new_order(
+        ["pre.example.com"], notAfter=(not_after + dt.timedelta(days=200)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    assert resp.status == 400 and "90 days" in resp.json["detail"]
+
+
+async def test_alternate_chains(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
+    (ca_dir / "ca" / "alt.pem").write_bytes(
+        (ca_dir / "ca" / "issuing-ca.pem").read_bytes() + (ca_dir / "ca" / "root.pem").read_bytes()
+    )
+    env = await env_with(
+        aiohttp_client, ca_dir, sqlite_url, loopback, toml='[acme.alternate_chains.issuing-ca]\nfiles = ["ca/alt.pem"]'
+    )
+    client = await account(env)
+    order, pem, _ = await client.issue(env, ["alt.example.com"])
+    resp = await client.post(order["certificate"], None)
+    assert f'<{order["certificate"]}/1>;rel="alternate"' in resp.headers["Link"]
+    alt = await client.post(order["certificate"] + "/1", None)
+    assert len(x509.load_pem_x509_certificates(alt.body)) == 3 and len(x509.load_pem_x509_certificates(resp.body)) == 2
+    leaf = leaf_of(pem)
+    assert leaf.public_bytes(Encoding.PEM) in alt.body
+
+
+async def test_nonces_are_shared_between_processes(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    """ACME-21 / ST-15: a nonce from one server is accepted once by another, never twice."""
+    first = await env_with(aiohttp_client, ca_dir, sqlite_url, loopback)
+    second = await start_env(aiohttp_client, ca_dir, sqlite_url, loopback)
+    client = await account(first)
+    nonce = await client.fresh_nonce()
+    other = AcmeClient(second.http, key=client.key, kid=client.kid, directory=client.directory)
+    assert (await other.post(client.kid or "", None, nonce=nonce)).status == 200
+    assert (await client.post(client.kid or "", None, nonce=nonce)).problem_type == "badNonce"
