@@ -59,6 +59,14 @@ def test_init_prints_fingerprint_and_refuses_twice(tmp_path: Path) -> None:
     key_pem = (tmp_path / "var" / "keys" / "issuing-ca.key").read_text()
     assert "ENCRYPTED PRIVATE KEY" in key_pem
     assert_clean_error(tetra("init", "--dir", str(tmp_path / "var")), "already")
+    from ca.lint import lint_certificate
+
+    tls = x509.load_pem_x509_certificates((tmp_path / "var" / "tls" / "server.pem").read_bytes())[0]
+    codes = {f.code for f in lint_certificate(tls.public_bytes(Encoding.DER), profile="pkix")}
+    assert codes <= {"pkix.invalid_domain_name_syntax"}  # only "localhost" itself
+    for name in ("ra/ra.pem", "ca/root.pem", "ca/issuing-ca.pem"):
+        cert = x509.load_pem_x509_certificate((tmp_path / "var" / name).read_bytes())
+        assert lint_certificate(cert.public_bytes(Encoding.DER), profile="pkix") == [], name
     shown = tetra("ca", "show", "--config", str(tmp_path / "var" / "tetra.toml"))
     assert shown.returncode == 0 and "root sha256:" in shown.stdout
     fp = result.stdout.split("fingerprint:")[1].split()[0]
