@@ -47,6 +47,13 @@ def _pem(cert: x509.Certificate) -> bytes:
 def render_config(http: Listen, https: Listen, protocols: list[str], http_url: str = "") -> str:
     proto_list = ", ".join(f'"{p}"' for p in protocols)
     url_line = f'http_url = "{http_url}"\n' if http_url else ""
+    acme_block = (
+        "\n# A demo on one machine: validate http-01 and tls-alpn-01 on unprivileged loopback ports\n"
+        "# (certbot --http-01-port 5002, lego --http.port :5002 --tls.port :5001).\n"
+        "[acme.validation]\nhttp_port = 5002\ntls_port = 5001\n"
+        if "acme" in protocols
+        else ""
+    )
     return f"""# Tetra demo configuration written by `tetra init`. Every key is explained in
 # conf/tetra.example.toml; any key can be overridden by TETRA_<SECTION>__<KEY>.
 
@@ -98,7 +105,7 @@ signer = "ra"
 # Operator API bearer token (TETRA_API_TOKEN in the environment wins over the file).
 [api]
 token_file = "secrets/api-token"
-"""
+{acme_block}"""
 
 
 async def init_demo(
