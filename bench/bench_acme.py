@@ -45,9 +45,20 @@ REQUEST_TIMEOUT = 30.0
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its reaped children, from /proc (seconds)."""
+    """utime + stime of a process, its reaped children and its live children (the workers of
+    `tetra serve --workers N`), from /proc (seconds)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / TICKS
+    total = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / TICKS
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            total += cpu_seconds(int(child))
+        except (OSError, ValueError):
+            pass  # exited meanwhile; its time lands in the parent's reaped-children counters
+    return total
 
 
 @dataclass
@@ -199,8 +210,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def fresh_postgres(admin_url: str) -> str:
+    """A new, empty PostgreSQL database for one run (the admin URL names the server)."""
+    name = f"tetra_bench_{os.getpid()}_{int(time.time() * 1000)}"
+    subprocess.run(["psql", admin_url, "-qc", f'CREATE DATABASE "{name}"'], check=True, capture_output=True)
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def start_tetra(
-    work: Path, http01_port: int, dns_address: str, profile: str, db_mode: str
+    work: Path,
+    http01_port: int,
+    dns_address: str,
+    profile: str,
+    db_mode: str,
+    workers: int = 1,
+    database_url: str = "",
 ) -> tuple[subprocess.Popen[bytes], str]:
     https = free_port()
     directory = work / f"tetra-{https}"
@@ -226,9 +250,20 @@ def start_tetra(
         "TETRA_DATABASE__MODE": db_mode,
         "TETRA_LOGGING__LEVEL": "warning",
     }
+    if database_url:
+        env["TETRA_DATABASE__URL"] = json.dumps(database_url)
+        subprocess.run(
+            [tetra, "db", "upgrade", "--config", str(directory / "tetra.toml")],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     log = (work / "tetra.log").open("ab")
     proc = subprocess.Popen(
-        [tetra, "serve", "--config", str(directory / "tetra.toml")], env=env, stdout=log, stderr=subprocess.STDOUT
+        [tetra, "serve", "--config", str(directory / "tetra.toml"), "--workers", str(workers)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     wait_http(f"https://127.0.0.1:{https}/healthz", proc)
     return proc, f"https://127.0.0.1:{https}/acme/directory"
@@ -322,8 +357,12 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         for concurrency in args.concurrency:
             for server in servers:
+                database_url = ""
                 if server == "tetra":
-                    proc, url = start_tetra(work, http01_port, dns_address, args.profile, args.db_mode)
+                    database_url = fresh_postgres(args.pg_admin) if args.database == "postgres" else ""
+                    proc, url = start_tetra(
+                        work, http01_port, dns_address, args.profile, args.db_mode, args.workers, database_url
+                    )
                 else:
                     proc, url = start_pebble(work, http01_port)
                 try:
@@ -336,12 +375,19 @@ async def main_async(args: argparse.Namespace) -> None:
                         print(f"    first error: {result.first_error}", file=sys.stderr)
                 finally:
                     stop(proc)
+                    if server == "tetra" and database_url:
+                        name = database_url.rsplit("/", 1)[1]
+                        subprocess.run(
+                            ["psql", args.pg_admin, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+                            capture_output=True,
+                        )
     finally:
         await responder.cleanup()
         stop(dns_proc)
         shutil.rmtree(work, ignore_errors=True)
     print(
-        f"\nACME issuance, {args.seconds:g} s per run, Tetra profile {args.profile} with real http-01; "
+        f"\nACME issuance, {args.seconds:g} s per run, Tetra profile {args.profile} with real http-01, "
+        f"{args.workers} server process(es), {args.database} in database mode {args.db_mode}; "
         "Pebble with PEBBLE_VA_NOSLEEP=1 PEBBLE_VA_ALWAYS_VALID=1\n"
     )
     print(
@@ -428,6 +474,18 @@ def main() -> None:
     parser.add_argument("--profile", default="tls-server", help="tls-server (pkilint before signing) or bench-nolint")
     parser.add_argument("--skip-pebble", action="store_true")
     parser.add_argument("--db-mode", choices=["async", "thread"], default="thread", help="Tetra's database mode")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite", help="Tetra's database")
+    parser.add_argument(
+        "--pg-admin",
+        default=os.environ.get("TETRA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL server for --database postgres (a fresh database is created per run)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Tetra server processes (tetra serve --workers); more than 1 only pays with idle cores",
+    )
     parser.add_argument("--pool", type=int, default=8000, help="distinct pre-built CSRs (names)")
     args = parser.parse_args()
     if args.jws:

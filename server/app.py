@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -125,6 +127,11 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None) -> web.Applic
         ca = await build_ca(config, clock=clock)
         try:
             await require_current(ca.db)
+            if any(p.lint == "pkilint" for p in ca.profiles.values()):
+                # Build pkilint's validators before serving, so the first issuance does not pay ~0.3 s.
+                from ca.lint import warm_up
+
+                await asyncio.get_running_loop().run_in_executor(None, warm_up)
             ca.issuance_observers.append(app[METRICS].observe_issuance)
             ca.revocation_observers.append(lambda rec: app[METRICS].revoked.labels(rec.issuer).inc())
             app[CA] = ca
@@ -176,13 +183,23 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None) ->
     await runner.setup()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    shared = config.workers > 1  # sibling processes bind the same ports (SO_REUSEPORT)
     try:
         sites = []
         if config.http:
-            sites.append(web.TCPSite(runner, config.http.host, config.http.port, reuse_address=True))
+            sites.append(web.TCPSite(runner, config.http.host, config.http.port, reuse_address=True, reuse_port=shared))
         if config.https:
             ctx = server_context(config, app[CA])
-            sites.append(web.TCPSite(runner, config.https.host, config.https.port, ssl_context=ctx, reuse_address=True))
+            sites.append(
+                web.TCPSite(
+                    runner,
+                    config.https.host,
+                    config.https.port,
+                    ssl_context=ctx,
+                    reuse_address=True,
+                    reuse_port=shared,
+                )
+            )
         for site in sites:
             await site.start()
 
@@ -197,7 +214,7 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None) ->
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         print("Tetra is serving:\n" + "\n".join(endpoint_lines(config)), flush=True)
-        log.info("serving (pid %s) at %.3f", __import__("os").getpid(), time.time())
+        log.info("serving (pid %s) at %.3f", os.getpid(), time.time())
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -205,7 +222,56 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None) ->
 
 def serve(config: ServerConfig) -> None:
     setup_logging(config.log_format, config.log_level)
-    asyncio.run(run_server(config))
+    if config.workers <= 1:
+        asyncio.run(run_server(config))
+        return
+    _supervise(config)
+
+
+def _supervise(config: ServerConfig) -> None:
+    """Fork `workers` processes that each run the whole app on the same ports (SO_REUSEPORT;
+    the kernel spreads connections). All shared state (nonces, orders, audit chain) is in the
+    database, so any process can answer any request. The parent only relays signals and
+    stops everything when one worker dies."""
+    children: list[int] = []
+    for _ in range(config.workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 0
+            try:
+                asyncio.run(run_server(config))
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children.append(pid)
+    log.info("supervising %d workers: %s", len(children), children)
+
+    def relay(signum: int, _frame: Any) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, relay)
+    status = 0
+    alive = set(children)
+    while alive:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        alive.discard(pid)
+        if code != 0:
+            status = 1
+        if alive:  # one worker ended: stop the others so a supervisor can restart the whole server
+            for child in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGTERM)
+    if status:
+        raise SystemExit(status)
 
 
 __all__ = ["build_app", "load_config", "run_server", "serve"]

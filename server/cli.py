@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -69,7 +70,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import serve
 
-    serve(read_config(args.config))
+    config = read_config(args.config)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise CLIError("--workers must be at least 1")
+        config = dataclasses.replace(config, workers=args.workers)
+    serve(config)
     return 0
 
 
@@ -476,7 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostname", action="append", help="name for the TLS certificate (repeatable)")
     p.set_defaults(func=cmd_init)
 
-    with_config(sub.add_parser("serve", help="run the server")).set_defaults(func=cmd_serve)
+    p = with_config(sub.add_parser("serve", help="run the server"))
+    p.add_argument(
+        "--workers", type=int, default=None, help="server processes sharing the ports (overrides [server] workers)"
+    )
+    p.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     with_config(db.add_parser("upgrade", help="apply schema migrations")).set_defaults(func=cmd_db_upgrade)

@@ -96,6 +96,7 @@ class ServerConfig:
     issuers: dict[str, IssuerConfig]
     ras: dict[str, RAConfig]
     protocol_settings: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1  # server processes sharing the listeners (SO_REUSEPORT) and the database
 
 
 def _norm(key: str) -> str:
@@ -167,6 +168,9 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
     http_url = server.get("http_url", str, f"http://{http_l}" if http_l else "").rstrip("/")
     https_url = server.get("https_url", str, f"https://{https_l}" if https_l else "").rstrip("/")
     protocols = server.strings("protocols", [])
+    workers = server.get("workers", int, 1)
+    if workers < 1:
+        raise server.error("workers", "workers must be at least 1")
     for name in protocols:
         if name not in protocol_parsers:
             raise server.error("protocols", f"unknown protocol {name!r} (known: {', '.join(protocol_parsers)})")
@@ -283,4 +287,5 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
         issuers=issuers,
         ras=ras,
         protocol_settings=settings,
+        workers=workers,
     )

@@ -8,7 +8,11 @@ redemption and the account read share one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from protocols.acme.context import AcmeContext
 from protocols.acme.errors import AcmeProblem, malformed
@@ -20,11 +24,15 @@ from protocols.base import WireRequest
 JOSE_JSON = "application/jose+json"
 
 
+NOT_LOADED: Any = object()  # Signed.loaded when authenticate() was given no loader
+
+
 @dataclass(frozen=True)
 class Signed:
     msg: JwsMessage
     jwk: Jwk
     account: Account | None  # None when signed with an embedded jwk
+    loaded: Any = NOT_LOADED  # what authenticate(load=...) read in the nonce's transaction
 
     @property
     def payload(self) -> bytes:
@@ -47,8 +55,16 @@ def account_id_from_kid(ctx: AcmeContext, kid: str) -> int:
     return int(kid[len(prefix) :])
 
 
-async def authenticate(ctx: AcmeContext, req: WireRequest, *, jwk: str = "forbidden") -> Signed:
-    """``jwk``: "forbidden" (kid only), "allowed" (revokeCert) or "required" (newAccount)."""
+async def authenticate(
+    ctx: AcmeContext,
+    req: WireRequest,
+    *,
+    jwk: str = "forbidden",
+    load: Callable[[Connection, Account], Any] | None = None,
+) -> Signed:
+    """``jwk``: "forbidden" (kid only), "allowed" (revokeCert) or "required" (newAccount).
+    ``load`` (kid-signed requests) reads the requested resource in the transaction that spends
+    the nonce; its result is ``Signed.loaded`` (None if the nonce or account was refused)."""
     content_type = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type != JOSE_JSON:
         raise AcmeProblem("malformed", f"Content-Type must be {JOSE_JSON}", 415)
@@ -75,7 +91,9 @@ async def authenticate(ctx: AcmeContext, req: WireRequest, *, jwk: str = "forbid
     verify(msg, ctx.account_jwk(known))
     # The nonce is spent and the account re-read in one transaction; the cached copy above only
     # picked the key to verify with.
-    redeemed, account = await ctx.store.redeem_nonce_for(msg.nonce, ctx.clock.now(), account_id)
+    redeemed, account, loaded = await ctx.store.redeem_nonce_for(msg.nonce, ctx.clock.now(), account_id, load)
+    if load is None:
+        loaded = NOT_LOADED
     if not redeemed:
         raise bad_nonce()
     if account is None:
@@ -86,7 +104,7 @@ async def authenticate(ctx: AcmeContext, req: WireRequest, *, jwk: str = "forbid
         verify(msg, key)  # the key changed meanwhile (key rollover in another process)
     if account.status != "valid":
         raise AcmeProblem("unauthorized", f"account is {account.status}", 403)
-    return Signed(msg, key, account)
+    return Signed(msg, key, account, loaded)
 
 
 def bad_nonce() -> AcmeProblem:

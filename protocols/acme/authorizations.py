@@ -10,7 +10,7 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
-from protocols.acme.auth import Signed
+from protocols.acme.auth import NOT_LOADED, Signed
 from protocols.acme.codec import (
     decode_authz_update,
     decode_challenge_response,
@@ -56,7 +56,8 @@ def _owned(authz: Authz | None, account: Account) -> Authz:
 
 async def authz_resource(ctx: AcmeContext, signed: Signed, authz_id: int) -> Reply:
     account = signed.require_account()
-    authz = _owned(await ctx.store.authz(authz_id), account)
+    found = await ctx.store.authz(authz_id) if signed.loaded is NOT_LOADED else signed.loaded
+    authz = _owned(found, account)
     if decode_authz_update(signed.payload):
         await ctx.store.deactivate_authz(authz.id)
         authz = _owned(await ctx.store.authz(authz_id), account)
@@ -85,7 +86,7 @@ async def new_authz(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
 
 async def challenge_resource(ctx: AcmeContext, signed: Signed, challenge_id: int, validations: Validations) -> Reply:
     account = signed.require_account()
-    found = await ctx.store.challenge(challenge_id)
+    found = await ctx.store.challenge(challenge_id) if signed.loaded is NOT_LOADED else signed.loaded
     if found is None:
         raise not_found("no such challenge")
     challenge, authz = found

@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ca.errors import CAError
 from ca.store.repositories import CertificateRecord
 from protocols.acme import ari
-from protocols.acme.auth import Signed
+from protocols.acme.auth import NOT_LOADED, Signed
 from protocols.acme.codec import decode_revoke, rfc3339
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, malformed, not_found, problem_from_ca_error, unauthorized
@@ -23,12 +23,16 @@ async def download(ctx: AcmeContext, signed: Signed, cert_id: int, alternate: in
     if signed.payload:
         raise malformed("a certificate is downloaded with POST-as-GET (empty payload)")
     account = signed.require_account()
-    order = await ctx.store.order_for_certificate(cert_id)
+    if signed.loaded is NOT_LOADED:
+        order = await ctx.store.order_for_certificate(cert_id)
+        row = None
+    else:
+        order, row = signed.loaded
     if order is None:
         raise not_found("no such certificate")
     if order.account_id != account.id:
         raise unauthorized("this certificate belongs to another account")
-    record = await ctx.ca.certificates.get(cert_id)
+    record = CertificateRecord.from_row(row) if row is not None else await ctx.ca.certificates.get(cert_id)
     if record is None or record.der is None:
         raise not_found("no such certificate")
     chains = ctx.chains(record.issuer)

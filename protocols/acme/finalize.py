@@ -52,8 +52,22 @@ async def _recheck_caa(ctx: AcmeContext, authzs: list[Authz], account_uri: str, 
 
 async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
     account = signed.require_account()
-    order, authzs = await owned_order(ctx, account, order_id)
-    order = await current_status(ctx, order, authzs)
+    order, authzs = await owned_order(ctx, account, order_id, signed.loaded)
+    now = ctx.clock.now()
+    from_statuses: tuple[str, ...] = ("ready",)
+    if (
+        order.status == "pending"
+        and order.expires_at > now
+        and authzs
+        and len(authzs) == len(order.authz_ids)
+        and all(a.current_status(now) == "valid" for a in authzs)
+    ):
+        # Ready in all but the stored status: go straight to processing below (one write, not two);
+        # the compare-and-set accepts either status, so a concurrent pending -> ready is harmless.
+        order = replace(order, status="ready")
+        from_statuses = ("pending", "ready")
+    else:
+        order = await current_status(ctx, order, authzs)
     if order.status != "ready":
         raise order_not_ready(order, ctx.config.retry_after if order.status == "processing" else None)
     request = decode_finalize(signed.payload)
@@ -95,7 +109,7 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
     except CAError as exc:
         raise problem_from_ca_error(exc, during_finalize=True) from None
     marked = await ctx.store.set_order(
-        order.id, ("ready",), {"status": "processing", "processing_at": now, "csr_key": spki_sha256(spki)}
+        order.id, from_statuses, {"status": "processing", "processing_at": now, "csr_key": spki_sha256(spki)}
     )
     if not marked:
         latest = await ctx.store.order(order.id)

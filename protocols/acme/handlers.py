@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ca.errors import CAError
-from protocols.acme import accounts, authorizations, certificates, finalize, orders
+from protocols.acme import accounts, authorizations, certificates, finalize, orders, state
 from protocols.acme.auth import authenticate
 from protocols.acme.config import AcmeConfig
 from protocols.acme.context import AcmeContext, Reply
@@ -50,6 +50,11 @@ def _int(req: WireRequest, key: str) -> int:
     if not text.isdigit() or len(text) > 18:
         raise not_found()
     return int(text)
+
+
+def _maybe_int(req: WireRequest, key: str) -> int | None:
+    text = req.match.get(key, "")
+    return int(text) if text.isdigit() and len(text) <= 18 else None
 
 
 class AcmeHandlers:
@@ -119,7 +124,12 @@ class AcmeHandlers:
             # RFC 8555 §7.2: 200 for HEAD, 204 for GET.
             return Reply(200 if req.method == "HEAD" else 204)
 
-        return await self._run(work)
+        response = await self._run(work)
+        if req.method == "HEAD" and response.status == 200:
+            # Without a length the client cannot tell where this bodiless 200 ends and may drop
+            # the keep-alive connection (a new TLS handshake per HEAD: ~4 ms instead of ~0.5 ms).
+            response = WireResponse(response.status, {**response.headers, "Content-Length": "0"}, b"")
+        return response
 
     async def new_account(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
@@ -168,35 +178,44 @@ class AcmeHandlers:
 
     async def order(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
-            signed = await authenticate(self.ctx, req)
+            ident = _maybe_int(req, "id")
+            signed = await authenticate(
+                self.ctx, req, load=None if ident is None else state.load_order_with_authzs(ident)
+            )
             return await orders.order_resource(self.ctx, signed, _int(req, "id"))
 
         return await self._run(work)
 
     async def finalize(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
-            signed = await authenticate(self.ctx, req)
+            ident = _maybe_int(req, "id")
+            signed = await authenticate(
+                self.ctx, req, load=None if ident is None else state.load_order_with_authzs(ident)
+            )
             return await finalize.finalize(self.ctx, signed, _int(req, "id"))
 
         return await self._run(work)
 
     async def authz(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
-            signed = await authenticate(self.ctx, req)
+            ident = _maybe_int(req, "id")
+            signed = await authenticate(self.ctx, req, load=None if ident is None else state.load_authz(ident))
             return await authorizations.authz_resource(self.ctx, signed, _int(req, "id"))
 
         return await self._run(work)
 
     async def challenge(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
-            signed = await authenticate(self.ctx, req)
+            ident = _maybe_int(req, "id")
+            signed = await authenticate(self.ctx, req, load=None if ident is None else state.load_challenge(ident))
             return await authorizations.challenge_resource(self.ctx, signed, _int(req, "id"), self.validations)
 
         return await self._run(work)
 
     async def certificate(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
-            signed = await authenticate(self.ctx, req)
+            ident = _maybe_int(req, "id")
+            signed = await authenticate(self.ctx, req, load=None if ident is None else state.load_certificate(ident))
             alt = _int(req, "alt") if "alt" in req.match else 0
             return await certificates.download(self.ctx, signed, _int(req, "id"), alt)
 

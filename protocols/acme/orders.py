@@ -20,7 +20,7 @@ from ca.errors import CAError
 from ca.profiles.model import Profile
 from ca.profiles.policy import cabf_max_days, check_names
 from protocols.acme.ari import parse_cert_id
-from protocols.acme.auth import Signed
+from protocols.acme.auth import NOT_LOADED, Signed
 from protocols.acme.challenges import challenge_types, new_token
 from protocols.acme.codec import decode_new_order, encode_order
 from protocols.acme.context import AcmeContext, Reply
@@ -156,8 +156,10 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
     return Reply(201, encode_order(order, order.status, ctx.urls), location=ctx.urls.order(order.id))
 
 
-async def owned_order(ctx: AcmeContext, account: Account, order_id: int) -> tuple[Order, list[Authz]]:
-    found = await ctx.store.order_with_authzs(order_id)
+async def owned_order(
+    ctx: AcmeContext, account: Account, order_id: int, preloaded: Any = NOT_LOADED
+) -> tuple[Order, list[Authz]]:
+    found = await ctx.store.order_with_authzs(order_id) if preloaded is NOT_LOADED else preloaded
     if found is None:
         raise not_found("no such order")
     if found[0].account_id != account.id:
@@ -284,7 +286,7 @@ def _with(order: Order, **changes: Any) -> Order:
 async def order_resource(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
     if signed.payload:
         raise malformed("an order is read with POST-as-GET (empty payload)")
-    order, authzs = await owned_order(ctx, signed.require_account(), order_id)
+    order, authzs = await owned_order(ctx, signed.require_account(), order_id, signed.loaded)
     order = await current_status(ctx, order, authzs)
     retry = ctx.config.retry_after if order.status in ("pending", "processing") else None
     return Reply(200, encode_order(order, order.status, ctx.urls), location=ctx.urls.order(order.id), retry_after=retry)

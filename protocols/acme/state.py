@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Boolean,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -138,6 +139,75 @@ authzs_t = cast(Table, AcmeAuthzRow.__table__)
 challenges_t = cast(Table, AcmeChallengeRow.__table__)
 nonces_t = cast(Table, AcmeNonceRow.__table__)
 renew_now_t = cast(Table, AcmeRenewNowRow.__table__)
+
+L = TypeVar("L")
+
+# Statements every request runs, built once: building a statement and its cache key per call
+# costs more than SQLite takes to run it.
+_REDEEM_NONCE = delete(nonces_t).where(
+    nonces_t.c.value == bindparam("nonce_value"), nonces_t.c.expires_at > bindparam("nonce_now")
+)
+_ACCOUNT_BY_ID = select(accounts_t).where(accounts_t.c.id == bindparam("account_id"))
+_ORDER_BY_ID = select(orders_t).where(orders_t.c.id == bindparam("order_id"))
+_ORDER_BY_CERT = select(orders_t).where(orders_t.c.certificate_id == bindparam("certificate_id"))
+_AUTHZS_BY_IDS = select(authzs_t).where(authzs_t.c.id.in_(bindparam("ids", expanding=True)))
+_CHALLS_BY_AUTHZ_IDS = (
+    select(challenges_t)
+    .where(challenges_t.c.authz_id.in_(bindparam("ids", expanding=True)))
+    .order_by(challenges_t.c.id)
+)
+_CHALL_AUTHZ_ID = select(challenges_t.c.authz_id).where(challenges_t.c.id == bindparam("challenge_id"))
+_CERT_BY_ID = select(certificates).where(certificates.c.id == bindparam("certificate_id"))
+_CHALLS_BUSY = (
+    select(func.count())
+    .select_from(challenges_t)
+    .where(challenges_t.c.authz_id == bindparam("authz_id"), challenges_t.c.status != "pending")
+)
+_AUTHZ_LIVE = select(authzs_t.c.id).where(
+    authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending", authzs_t.c.expires_at > bindparam("now")
+)
+_START_CHALLENGE = (
+    update(challenges_t)
+    .where(challenges_t.c.id == bindparam("challenge_id"), challenges_t.c.status == "pending")
+    .values(status="processing")
+)
+_FINISH_CHALLENGE = (
+    update(challenges_t)
+    .where(challenges_t.c.id == bindparam("challenge_id"))
+    .values(status=bindparam("v_status"), validated_at=bindparam("v_validated_at"), error=bindparam("v_error"))
+)
+_AUTHZ_VALID = (
+    update(authzs_t)
+    .where(authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending")
+    .values(
+        status="valid",
+        validated_at=bindparam("v_validated_at"),
+        method=bindparam("v_method"),
+        expires_at=bindparam("v_expires_at"),
+    )
+)
+_AUTHZ_INVALID = (
+    update(authzs_t)
+    .where(authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending")
+    .values(status="invalid")
+)
+_SET_ORDER: dict[tuple[str, ...], Any] = {}
+
+
+def _set_order_statement(columns: tuple[str, ...]) -> Any:
+    """The order compare-and-set for one set of changed columns, built once per set."""
+    statement = _SET_ORDER.get(columns)
+    if statement is None:
+        statement = (
+            update(orders_t)
+            .where(
+                orders_t.c.id == bindparam("order_id"),
+                orders_t.c.status.in_(bindparam("from_statuses", expanding=True)),
+            )
+            .values({c: bindparam(f"v_{c}") for c in columns})
+        )
+        _SET_ORDER[columns] = statement
+    return statement
 
 
 # -- records ------------------------------------------------------------------------------
@@ -493,40 +563,18 @@ class AcmeStore:
         return await self.db.read(q)
 
     async def challenge(self, challenge_id: int) -> tuple[Challenge, Authz] | None:
-        def q(conn: Connection) -> tuple[Challenge, Authz] | None:
-            row = conn.execute(select(challenges_t.c.authz_id).where(challenges_t.c.id == challenge_id)).first()
-            if row is None:
-                return None
-            authz = _load_authzs(conn, [int(row.authz_id)])[0]
-            chall = next(c for c in authz.challenges if c.id == challenge_id)
-            return chall, authz
-
-        return await self.db.read(q)
+        return await self.db.read(lambda conn: _challenge(conn, challenge_id))
 
     async def start_challenge(self, challenge_id: int, authz_id: int, now: dt.datetime) -> bool:
         """pending -> processing, once, and only while its authorization is pending and unexpired."""
 
         def w(tx: Tx) -> bool:
-            busy = tx.conn.execute(
-                select(func.count())
-                .select_from(challenges_t)
-                .where(challenges_t.c.authz_id == authz_id, challenges_t.c.status != "pending")
-            ).scalar_one()
-            if busy:
+            params = {"authz_id": authz_id, "challenge_id": challenge_id, "now": now}
+            if tx.conn.execute(_CHALLS_BUSY, params).scalar_one():
                 return False  # RFC 8555 §7.1.6: one challenge decides an authorization
-            live = tx.conn.execute(
-                select(authzs_t.c.id).where(
-                    authzs_t.c.id == authz_id, authzs_t.c.status == "pending", authzs_t.c.expires_at > now
-                )
-            ).first()
-            if live is None:
+            if tx.conn.execute(_AUTHZ_LIVE, params).first() is None:
                 return False
-            result = tx.conn.execute(
-                update(challenges_t)
-                .where(challenges_t.c.id == challenge_id, challenges_t.c.status == "pending")
-                .values(status="processing")
-            )
-            return result.rowcount == 1
+            return tx.conn.execute(_START_CHALLENGE, params).rowcount == 1
 
         return await self.db.write_grouped(w)
 
@@ -544,20 +592,26 @@ class AcmeStore:
 
         def w(tx: Tx) -> None:
             tx.conn.execute(
-                update(challenges_t)
-                .where(challenges_t.c.id == challenge.id)
-                .values(
-                    status="valid" if ok else "invalid",
-                    validated_at=now if ok else None,
-                    error=json.dumps(error) if error else None,
-                )
+                _FINISH_CHALLENGE,
+                {
+                    "challenge_id": challenge.id,
+                    "v_status": "valid" if ok else "invalid",
+                    "v_validated_at": now if ok else None,
+                    "v_error": json.dumps(error) if error else None,
+                },
             )
-            authz_values: dict[str, Any] = {"status": "valid" if ok else "invalid"}
             if ok:
-                authz_values.update(validated_at=now, method=challenge.type, expires_at=valid_until)
-            tx.conn.execute(
-                update(authzs_t).where(authzs_t.c.id == authz.id, authzs_t.c.status == "pending").values(**authz_values)
-            )
+                tx.conn.execute(
+                    _AUTHZ_VALID,
+                    {
+                        "authz_id": authz.id,
+                        "v_validated_at": now,
+                        "v_method": challenge.type,
+                        "v_expires_at": valid_until,
+                    },
+                )
+            else:
+                tx.conn.execute(_AUTHZ_INVALID, {"authz_id": authz.id})
             tx.audit(
                 AuditEvent(
                     f"acme:{authz.account_id}",
@@ -603,11 +657,15 @@ class AcmeStore:
     async def set_order(self, order_id: int, from_statuses: tuple[str, ...], values: dict[str, Any]) -> bool:
         """Compare-and-set on the order's status: the only way an order moves (§7.1.6)."""
 
+        statement = _set_order_statement(tuple(sorted(values)))
+        params = {
+            **{f"v_{k}": v for k, v in values.items()},
+            "order_id": order_id,
+            "from_statuses": list(from_statuses),
+        }
+
         def w(tx: Tx) -> bool:
-            result = tx.conn.execute(
-                update(orders_t).where(orders_t.c.id == order_id, orders_t.c.status.in_(from_statuses)).values(**values)
-            )
-            return bool(result.rowcount == 1)
+            return bool(tx.conn.execute(statement, params).rowcount == 1)
 
         return await self.db.write_grouped(w)
 
@@ -679,14 +737,26 @@ class AcmeStore:
 
         return await self.db.write_grouped(w)
 
-    async def redeem_nonce_for(self, value: str, now: dt.datetime, account_id: int) -> tuple[bool, Account | None]:
+    async def redeem_nonce_for(
+        self,
+        value: str,
+        now: dt.datetime,
+        account_id: int,
+        load: Callable[[Connection, Account], L] | None = None,
+    ) -> tuple[bool, Account | None, L | None]:
         """Redeem a nonce and read the signing account in the same (grouped) transaction: one
-        round trip per request, and the account's status is as fresh as the nonce check."""
+        round trip per request, and the account's status is as fresh as the nonce check.
+        `load`, if given, reads what the request is about in that same transaction (only when the
+        nonce was good and the account exists), so a POST-as-GET costs one database round trip."""
 
-        def w(tx: Tx) -> tuple[bool, Account | None]:
-            result = tx.conn.execute(delete(nonces_t).where(nonces_t.c.value == value, nonces_t.c.expires_at > now))
-            row = tx.conn.execute(select(accounts_t).where(accounts_t.c.id == account_id)).first()
-            return bool(result.rowcount == 1), Account.from_row(row) if row else None
+        def w(tx: Tx) -> tuple[bool, Account | None, L | None]:
+            conn = tx.conn
+            result = conn.execute(_REDEEM_NONCE, {"nonce_value": value, "nonce_now": now})
+            redeemed = bool(result.rowcount == 1)
+            row = conn.execute(_ACCOUNT_BY_ID, {"account_id": account_id}).first()
+            account = Account.from_row(row) if row else None
+            loaded = load(conn, account) if (load is not None and redeemed and account is not None) else None
+            return redeemed, account, loaded
 
         return await self.db.write_grouped(w)
 
@@ -735,13 +805,61 @@ class AcmeStore:
 def _load_authzs(conn: Connection, ids: Sequence[int]) -> list[Authz]:
     if not ids:
         return []
-    rows = {int(r.id): r for r in conn.execute(select(authzs_t).where(authzs_t.c.id.in_(list(ids))))}
+    params = {"ids": list(ids)}
+    rows = {int(r.id): r for r in conn.execute(_AUTHZS_BY_IDS, params)}
     challs: dict[int, list[Challenge]] = {}
-    for r in conn.execute(
-        select(challenges_t).where(challenges_t.c.authz_id.in_(list(ids))).order_by(challenges_t.c.id)
-    ):
+    for r in conn.execute(_CHALLS_BY_AUTHZ_IDS, params):
         challs.setdefault(int(r.authz_id), []).append(Challenge.from_row(r))
     return [Authz.from_row(rows[i], tuple(challs.get(i, ()))) for i in ids if i in rows]
+
+
+# -- loaders: reads that run inside the nonce-redeeming transaction (AcmeStore.redeem_nonce_for) --
+def load_authz(authz_id: int) -> Callable[[Connection, Account], Authz | None]:
+    def q(conn: Connection, _account: Account) -> Authz | None:
+        found = _load_authzs(conn, [authz_id])
+        return found[0] if found else None
+
+    return q
+
+
+def load_order_with_authzs(order_id: int) -> Callable[[Connection, Account], tuple[Order, list[Authz]] | None]:
+    def q(conn: Connection, _account: Account) -> tuple[Order, list[Authz]] | None:
+        row = conn.execute(_ORDER_BY_ID, {"order_id": order_id}).first()
+        if row is None:
+            return None
+        order = Order.from_row(row)
+        return order, _load_authzs(conn, order.authz_ids)
+
+    return q
+
+
+def load_challenge(challenge_id: int) -> Callable[[Connection, Account], tuple[Challenge, Authz] | None]:
+    def q(conn: Connection, _account: Account) -> tuple[Challenge, Authz] | None:
+        return _challenge(conn, challenge_id)
+
+    return q
+
+
+def load_certificate(certificate_id: int) -> Callable[[Connection, Account], tuple[Order | None, Row[Any] | None]]:
+    """The order that made a certificate, and the certificate row if the order is this account's."""
+
+    def q(conn: Connection, account: Account) -> tuple[Order | None, Row[Any] | None]:
+        row = conn.execute(_ORDER_BY_CERT, {"certificate_id": certificate_id}).first()
+        order = Order.from_row(row) if row else None
+        if order is None or order.account_id != account.id:
+            return order, None
+        return order, conn.execute(_CERT_BY_ID, {"certificate_id": certificate_id}).first()
+
+    return q
+
+
+def _challenge(conn: Connection, challenge_id: int) -> tuple[Challenge, Authz] | None:
+    row = conn.execute(_CHALL_AUTHZ_ID, {"challenge_id": challenge_id}).first()
+    if row is None:
+        return None
+    authz = _load_authzs(conn, [int(row.authz_id)])[0]
+    chall = next(c for c in authz.challenges if c.id == challenge_id)
+    return chall, authz
 
 
 __all__ = ["Account", "AcmeStore", "Authz", "Challenge", "NewAuthz", "Order"]

@@ -103,3 +103,11 @@ def test_profile_errors_name_the_key(data: dict[str, object], message: str) -> N
     with pytest.raises(ConfigError) as err:
         parse_profile(data, "p", "p.toml")
     assert message in str(err.value)
+
+
+def test_workers_default_one_and_validated(ca_dir: Path) -> None:
+    assert read_config(ca_dir / "tetra.toml", environ={}).workers == 1
+    assert read_config(ca_dir / "tetra.toml", environ={"TETRA_SERVER__WORKERS": "2"}).workers == 2
+    with pytest.raises(ConfigError) as err:
+        read_config(ca_dir / "tetra.toml", environ={"TETRA_SERVER__WORKERS": "0"})
+    assert "server.workers" in str(err.value)

@@ -68,6 +68,7 @@ class AcmeClient:
     async def fresh_nonce(self) -> str:
         resp = await self.http.head("/acme/new-nonce")
         assert resp.status == 200
+        assert resp.headers.get("Content-Length") == "0"  # else clients drop the keep-alive connection
         return resp.headers["Replay-Nonce"]
 
     async def raw_post(
