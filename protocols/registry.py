@@ -5,5 +5,7 @@ from __future__ import annotations
 from protocols.acme import SPEC as ACME
 from protocols.api import SPEC as API
 from protocols.base import ProtocolSpec
+from protocols.crl import SPEC as CRL
+from protocols.ocsp import SPEC as OCSP
 
-PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME)}
+PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME, OCSP, CRL)}

@@ -148,6 +148,18 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None) -> web.Applic
             await ca.close()
 
     app.cleanup_ctx.append(core)
+
+    # Revocation jobs (OCSP feed and pre-signing, CRL publication, leader lease): server/jobs.py.
+    async def revocation_jobs(app: web.Application) -> AsyncIterator[None]:
+        from server.jobs import start_jobs
+
+        jobs = await start_jobs(app[CA], config.protocol_settings, app[HANDLERS])
+        try:
+            yield
+        finally:
+            await jobs.stop()
+
+    app.cleanup_ctx.append(revocation_jobs)
     app.router.add_get("/roots.pem", roots_pem)
     app.router.add_get("/intermediates.pem", intermediates_pem)
     app.router.add_get("/ca/{issuer}.cer", issuer_der)

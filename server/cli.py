@@ -456,6 +456,65 @@ def _acme_parser(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
 # -- end of acme block ----------------------------------------------------------------------
 
 
+# -- crl / ocsp (revocation publishing block) ---------------------------------------------
+def cmd_crl_generate(args: argparse.Namespace) -> int:
+    """Generate and publish CRLs now (complete, partitions, deltas), whatever the schedule."""
+    from ca.revocation.crl import CrlService
+    from ca.revocation.settings import CrlSettings
+
+    settings = read_config(args.config).protocol_settings.get("crl") or CrlSettings()
+
+    async def work(ca: Any) -> int:
+        if args.ca and args.ca not in ca.issuers:
+            raise CLIError(f"no issuer named {args.ca!r} (have: {', '.join(ca.issuers)})")
+        service = CrlService(ca, settings)
+        await service.start()
+        for name in [args.ca] if args.ca else list(ca.issuers):
+            published = await (service.generate_deltas(name) if args.delta else service.generate(name))
+            for rec in published:
+                print(f"{name}: {rec.kind} CRL {rec.scope} number {rec.number}, {rec.entries} entries, "
+                      f"next update {rec.next_update:%Y-%m-%d %H:%M:%S} UTC")
+        return 0
+
+    return asyncio.run(_with_ca(args, work))
+
+
+def cmd_ocsp_refresh(args: argparse.Namespace) -> int:
+    """Sign what a running server would: missing, stale and aging pre-signed OCSP responses."""
+    from ca.revocation.ocsp import OcspService
+    from ca.revocation.pointers import install_pointers
+    from ca.revocation.settings import CrlSettings, OcspSettings
+
+    config = read_config(args.config)
+    settings = config.protocol_settings.get("ocsp") or OcspSettings()
+
+    async def work(ca: Any) -> int:
+        await install_pointers(ca, config.protocol_settings.get("crl") or CrlSettings())
+        service = OcspService(ca, settings)
+        try:
+            await service.start(preload=False)
+            repaired = await service.reconcile(limit=1_000_000)
+            refreshed = await service.refresh_due()
+        finally:
+            await service.close()
+        print(f"OCSP: signed {repaired} missing or stale responses, refreshed {refreshed}")
+        return 0
+
+    return asyncio.run(_with_ca(args, work))
+
+
+def _revocation_parser(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
+    crl = sub.add_parser("crl", help="certificate revocation lists").add_subparsers(dest="action", required=True)
+    p = with_config(crl.add_parser("generate", help="generate and publish CRLs now"))
+    p.add_argument("--ca", default=None, help="issuing CA name (default: every issuer)")
+    p.add_argument("--delta", action="store_true", help="delta CRLs only, on top of the published ones")
+    p.set_defaults(func=cmd_crl_generate)
+    ocsp = sub.add_parser("ocsp", help="OCSP responses").add_subparsers(dest="action", required=True)
+    p = with_config(ocsp.add_parser("refresh", help="sign missing and aging pre-signed responses now"))
+    p.set_defaults(func=cmd_ocsp_refresh)
+# -- end of revocation publishing block ------------------------------------------------------
+
+
 # -- parser -----------------------------------------------------------------------------
 def _key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key-type", choices=KEY_SPECS, default="ec-p256")
@@ -568,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="audit log").add_subparsers(dest="action", required=True)
     with_config(audit.add_parser("verify", help="check the hash chain")).set_defaults(func=cmd_audit_verify)
     _acme_parser(sub, with_config)  # ACME block
+    _revocation_parser(sub, with_config)  # CRL / OCSP block
     return parser
 
 

@@ -1,0 +1,20 @@
+"""OCSP responder (RFC 6960, RFC 9919 profile, RFC 8954 nonces) at /ocsp, on both listeners.
+
+The handlers only translate; `ca.revocation.ocsp.OcspService` looks statuses up and
+signs. The server's jobs start the service (responder certificates, cache warm-up)
+and feed it revocations from every process.
+"""
+
+from ca.revocation.settings import parse_ocsp
+from protocols.base import ProtocolSpec
+from protocols.ocsp.handlers import ROUTES, OcspHandlers
+
+SPEC = ProtocolSpec(
+    name="ocsp",
+    prefix="/ocsp",
+    routes=ROUTES,
+    factory=OcspHandlers.create,
+    parse_config=parse_ocsp,
+    listeners=("http", "https"),
+    max_body=256 * 1024,  # beyond the request cap: a 1,000-CertID request is refused in OCSP terms
+)
