@@ -39,7 +39,7 @@ from ca.revocation.model import (
 from ca.revocation.ocsp_cache import AnswerCache, CachedAnswer
 from ca.revocation.ocsp_store import CertRow, StoredResponse
 from ca.revocation.ratelimit import TokenBucket
-from ca.revocation.responder import Responders
+from ca.revocation.responder import RESPONDER_PROFILE, Responders
 from ca.revocation.settings import OcspSettings
 from ca.revocation.signing import sign_all
 from ca.service import CertificateAuthority
@@ -237,7 +237,9 @@ class OcspService:
 
     # -- pre-signing ------------------------------------------------------------------------
     async def presign_certificates(self, rows: list[CertRow]) -> int:
-        return await self.presign([(row, alg) for row in rows for alg in self.settings.presign_hashes])
+        """Pre-sign every configured CertID hash; responder certificates (ocsp-nocheck) are skipped."""
+        wanted = [row for row in rows if row.profile != RESPONDER_PROFILE]
+        return await self.presign([(row, alg) for row in wanted for alg in self.settings.presign_hashes])
 
     async def presign(self, items: list[tuple[CertRow, str]], *, cache_new: bool = True) -> int:
         """Sign and store one response per (certificate, CertID hash); returns how many were stored."""

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ca.revocation.model import CertStatus, status_of_row
+from ca.revocation.responder import RESPONDER_PROFILE
 from ca.revocation.tables import ocsp_responses
 from ca.store.db import Tx
 from ca.store.tables import certificates
@@ -39,6 +40,7 @@ class CertRow:
     reason: str | None
     created_at: dt.datetime
     not_after: dt.datetime
+    profile: str = ""
 
     def ocsp_status(self, now: dt.datetime, signing_grace: dt.timedelta) -> CertStatus:
         return status_of_row(
@@ -73,6 +75,7 @@ _CERT_COLUMNS = (
     certificates.c.revocation_reason,
     certificates.c.created_at,
     certificates.c.not_after,
+    certificates.c.profile,
 )
 _RESPONSE_COLUMNS = (
     ocsp_responses.c.issuer,
@@ -90,7 +93,14 @@ _RESPONSE_COLUMNS = (
 
 def _cert_row(row: Any) -> CertRow:
     return CertRow(
-        row.issuer, row.serial, row.status, row.revoked_at, row.revocation_reason, row.created_at, row.not_after
+        row.issuer,
+        row.serial,
+        row.status,
+        row.revoked_at,
+        row.revocation_reason,
+        row.created_at,
+        row.not_after,
+        row.profile,
     )
 
 
@@ -181,7 +191,8 @@ def due_for_refresh(
 def missing_responses(
     conn: Connection, hash_alg: str, now: dt.datetime, signed_before: dt.datetime, limit: int
 ) -> list[CertRow]:
-    """Certificates (issued, revoked, or 'signing' past the grace) without a stored response."""
+    """Certificates (issued, revoked, or 'signing' past the grace) without a stored response;
+    not the delegated responders' own certificates, which carry ocsp-nocheck."""
     join = certificates.outerjoin(
         ocsp_responses,
         and_(
@@ -197,6 +208,7 @@ def missing_responses(
             ocsp_responses.c.id.is_(None),
             certificates.c.not_after > now,
             certificates.c.status.in_(("issued", "revoked", "signing")),
+            certificates.c.profile != RESPONDER_PROFILE,  # id-pkix-ocsp-nocheck: nobody asks
             (certificates.c.status != "signing") | (certificates.c.created_at <= signed_before),
         )
         .limit(limit)

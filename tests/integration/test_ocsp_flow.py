@@ -201,3 +201,27 @@ async def test_bad_inputs_get_ocsp_errors(aiohttp_client: Client, revocation_con
     ca = client.app[CA]
     assert ca.issuers["issuing-ca"].signing_attempts >= 1  # the server still works afterwards
     assert check_ocsp(await _post(client, good), issuer).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+def test_cli_ocsp_refresh_and_crl_generate(
+    ca_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`tetra ocsp refresh` signs what no server pre-signed (here a certificate issued by the
+    CLI); a second run has nothing left to do. `tetra crl generate --ca` publishes a CRL."""
+    from server.cli import main
+
+    monkeypatch.setenv("TETRA_DATABASE__URL", db_url)
+    config = str(ca_dir / "tetra.toml")
+    csr, _ = make_csr(["cli.example.com"])
+    (tmp_path / "cli.csr").write_bytes(csr.public_bytes(Encoding.PEM))
+    issue = ["issue", "--csr", str(tmp_path / "cli.csr"), "--profile", "tls-server", "--out", str(tmp_path / "c.pem")]
+    assert main([*issue, "--config", config]) == 0
+    assert main(["ocsp", "refresh", "--config", config]) == 0
+    first = capsys.readouterr().out
+    signed = int(first.split("OCSP: signed ")[1].split()[0])
+    assert signed >= 2  # the new certificate's SHA-1 and SHA-256 responses (and older ones)
+    assert main(["ocsp", "refresh", "--config", config]) == 0
+    assert capsys.readouterr().out.startswith("OCSP: signed 0 missing")
+    assert main(["crl", "generate", "--ca", "issuing-ca", "--config", config]) == 0
+    assert "issuing-ca: complete CRL full number" in capsys.readouterr().out
+    assert main(["crl", "generate", "--ca", "nope", "--config", config]) == 2
