@@ -34,6 +34,8 @@ def read_config(path: str) -> ServerConfig:
 
 
 async def _with_ca(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+    from ca.revocation.pointers import install_pointers
+    from ca.revocation.settings import CrlSettings
     from ca.store.migrate import require_current
     from server.wiring import build_ca
 
@@ -41,6 +43,9 @@ async def _with_ca(args: argparse.Namespace, work: Callable[[Any], Awaitable[int
     ca = await build_ca(config)
     try:
         await require_current(ca.db)
+        # What a certificate issued here points at (CRL partition, delta CRL) must match what
+        # the server would have put there.
+        await install_pointers(ca, config.protocol_settings.get("crl") or CrlSettings())
         return await work(ca)
     finally:
         await ca.close()
@@ -482,14 +487,12 @@ def cmd_crl_generate(args: argparse.Namespace) -> int:
 def cmd_ocsp_refresh(args: argparse.Namespace) -> int:
     """Sign what a running server would: missing, stale and aging pre-signed OCSP responses."""
     from ca.revocation.ocsp import OcspService
-    from ca.revocation.pointers import install_pointers
-    from ca.revocation.settings import CrlSettings, OcspSettings
+    from ca.revocation.settings import OcspSettings
 
     config = read_config(args.config)
     settings = config.protocol_settings.get("ocsp") or OcspSettings()
 
     async def work(ca: Any) -> int:
-        await install_pointers(ca, config.protocol_settings.get("crl") or CrlSettings())
         service = OcspService(ca, settings)
         try:
             await service.start(preload=False)

@@ -321,3 +321,20 @@ def test_init_intermediate_from_offline_root(tmp_path: Path, ca_dir: Path) -> No
         env=env,
     )
     assert_clean_error(wrong, "offline-root.key", "wrong passphrase")
+
+
+def test_cli_issued_certificate_points_at_its_crl_partition_and_delta(ca_dir: Path, tmp_path: Path) -> None:
+    """CRL-06 from the CLI: `tetra issue` bakes the same partition CRL DP and Freshest CRL into a
+    certificate as the server would, so its revocation is listed where the certificate says."""
+    env = {"TETRA_CRL__PARTITIONS": "4", "TETRA_CRL__DELTA": "true"}
+    cfg = str(ca_dir / "tetra.toml")
+    out = tmp_path / "cert.pem"
+    csr = _csr_file(tmp_path, ["part.example.com"])
+    issued = tetra("issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--out", str(out), env=env)
+    assert issued.returncode == 0, issued.stderr
+    cert = x509.load_pem_x509_certificates(out.read_bytes())[0]
+    part = cert.serial_number % 4
+    cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    freshest = cert.extensions.get_extension_for_class(x509.FreshestCRL).value
+    assert str(cdp[0].full_name[0].value).endswith(f"/{part}.crl")
+    assert str(freshest[0].full_name[0].value).endswith(f"/{part}-delta.crl")
