@@ -24,7 +24,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
-from sqlalchemy.exc import IntegrityError
 
 from ca.errors import CAError, InternalError, SignerUnavailable
 from ca.issuer import Issuer, sign_bytes, throwaway_key, verify_bytes
@@ -179,15 +178,7 @@ class CrlService:
                 for scope, entries in scoped
             ]
 
-        for attempt in range(3):
-            try:
-                reserved = await self.ca.db.write(reserve_all)
-                break
-            except IntegrityError:
-                # Two processes creating the issuer's counter row at the same moment: the
-                # loser retries and then finds the row (CounterRepository.next_value).
-                if attempt == 2:
-                    raise
+        reserved = await self.ca.db.write(reserve_all)
         published = []
         try:
             for (scope, entries), (row_id, number) in zip(scoped, reserved, strict=True):

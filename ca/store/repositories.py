@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy import Select, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from ca.audit import AuditEvent, ChainReport, verify_chain
@@ -276,14 +277,13 @@ class CounterRepository:
 
     @staticmethod
     def next_value(tx: Tx, name: str, at_least: int = 1) -> int:
-        row = tx.conn.execute(select(counters.c.value).where(counters.c.name == name).with_for_update()).first()
-        if row is None:
-            value = at_least
-            tx.conn.execute(insert(counters).values(name=name, value=value))
-        else:
-            value = max(int(row.value) + 1, at_least)
-            tx.conn.execute(update(counters).where(counters.c.name == name).values(value=value))
-        return value
+        """One upsert, so two processes creating the same counter at once cannot collide: the
+        second waits on the first's row lock and then takes the next number."""
+        dialect_insert = postgresql.insert if tx.conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = dialect_insert(counters).values(name=name, value=at_least)
+        bumped = case((counters.c.value + 1 >= at_least, counters.c.value + 1), else_=at_least)
+        stmt = stmt.on_conflict_do_update(index_elements=[counters.c.name], set_={"value": bumped})
+        return int(tx.conn.execute(stmt.returning(counters.c.value)).scalar_one())
 
 
 class AuditRepository:

@@ -110,3 +110,27 @@ async def test_database_unreachable_is_unavailable(ca_dir, config: ServerConfig)
         assert issuer.signing_attempts == 0
     finally:
         await authority.close()
+
+
+async def test_counter_created_by_two_processes_at_once_never_repeats(config: ServerConfig) -> None:
+    """CRL-02: CRL numbers come from a shared counter; two stores (two processes' connection
+    pools) creating and bumping the same counters at the same moment get distinct, increasing
+    numbers and no integrity error."""
+    from ca.store.repositories import CounterRepository
+    from server.wiring import open_database
+
+    first, second = open_database(config), open_database(config)
+    try:
+        names = [f"race-{secrets.token_hex(4)}" for _ in range(10)]
+
+        async def take(db, name: str) -> int:  # type: ignore[no-untyped-def]
+            return int(await db.write(lambda tx: CounterRepository.next_value(tx, name, at_least=5)))
+
+        for name in names:
+            values = await asyncio.gather(*(take(db, name) for db in (first, second) for _ in range(3)))
+            assert sorted(values) == [5, 6, 7, 8, 9, 10], values
+        floor = await first.write(lambda tx: CounterRepository.next_value(tx, names[0], at_least=100))
+        assert floor == 100  # a higher floor (time-based CRL numbers) wins over +1
+    finally:
+        await first.close()
+        await second.close()
