@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from ca.enrollment import EnrollmentKind
@@ -252,6 +252,9 @@ class Responders:
 
         def record(tx: Tx) -> None:
             tx.conn.execute(insert(ocsp_responders).values(**values))
+            # Rows only serve reuse by other processes; an expired certificate is never reused.
+            expired = (ocsp_responders.c.issuer == issuer.name) & (ocsp_responders.c.not_after < now)
+            tx.conn.execute(delete(ocsp_responders).where(expired))
 
         await self.ca.db.write(record)
         log.info(

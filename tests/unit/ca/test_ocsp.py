@@ -392,3 +392,57 @@ async def test_preload_warms_the_cache(ca: CertificateAuthority, service: OcspSe
         assert fresh.cache.get((ISSUER, issued.certificate.serial_number, "sha1")) is not None
     finally:
         await fresh.close()
+
+
+async def test_responder_key_from_a_file_is_shared_rotated_and_pruned(
+    config: ServerConfig, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OCSP-11 with `[ocsp.responder_key] source = "file"`: the certificate certifies the file's
+    key (encrypted PKCS#8, passphrase from the environment), a second process reuses it instead of
+    issuing another, rotation issues a new one, and rows of expired responder certificates are
+    pruned when a new one is recorded."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ca.revocation.settings import ResponderKeySettings
+    from ca.revocation.tables import ocsp_responders
+    from ca.signers.software import save_encrypted_key
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "responder.key"
+    save_encrypted_key(key, path, b"s3cret")
+    env = f"TETRA_TEST_RESPONDER_PASS_{secrets.token_hex(4)}"
+    monkeypatch.setenv(env, "s3cret")
+    key_settings = ResponderKeySettings(source="file", file=str(path), passphrase_env=env)
+    clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    ca = await build_ca(config, clock=clock)
+    first = await _service(ca, key=key_settings)
+    second = await _service(ca, key=key_settings)
+    try:
+        issued = await issue(ca)
+        await first.poll_feed()
+        answer = await first.respond(query(issued.certificate, issued.chain[0], nonce=b"f" * 16))
+        assert check_ocsp(answer.der, issued.chain[0]).certificate_status == ocsp.OCSPCertStatus.GOOD
+        mine = (await first.responders.identity(ISSUER)).certificate
+        assert mine is not None and mine.public_key() == key.public_key()
+        theirs = (await second.responders.identity(ISSUER)).certificate
+        assert theirs is not None and theirs.serial_number == mine.serial_number
+
+        async def stored_serials() -> list[int]:
+            rows = await ca.db.read(lambda conn: conn.execute(select(ocsp_responders.c.der)).all())
+            return [x509.load_der_x509_certificate(bytes(r.der)).serial_number for r in rows]
+
+        clock.advance(dt.timedelta(days=23))  # within rotate_before of the end: rotate
+        assert await first.responders.rotate_due() == [ISSUER]
+        rotated = (await first.responders.identity(ISSUER)).certificate
+        assert rotated is not None and rotated.serial_number != mine.serial_number
+        assert sorted(await stored_serials()) == sorted([mine.serial_number, rotated.serial_number])
+        clock.advance(dt.timedelta(days=30))  # the first certificate has expired; rotate again
+        assert await first.responders.rotate_due() == [ISSUER]
+        latest = (await first.responders.identity(ISSUER)).certificate
+        assert latest is not None
+        assert mine.serial_number not in await stored_serials()
+        assert latest.serial_number in await stored_serials()
+    finally:
+        await first.close()
+        await second.close()
+        await ca.close()
