@@ -162,12 +162,6 @@ class Http01Responder:
         self.server.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class TlsAlpnResponder:
     """A TLS server answering ALPN "acme-tls/1" with a per-name challenge certificate (RFC 8737 §3)."""
 

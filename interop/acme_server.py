@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import subprocess
 import sys
-import time
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from interop.acme_helpers import LoopbackDns, free_port
+from interop.acme_helpers import LoopbackDns
+from tests.tetra_process import TetraProcess, free_port, init_ca
 
 BIN = Path(sys.executable).parent
 INTERNAL_NAME_FINDINGS = {"cabf.internal_domain_name", "cabf.internal_ip_address"}
@@ -24,14 +21,13 @@ def tool(name: str) -> str:
     return str(local) if local.exists() else name
 
 
-@dataclass
-class TetraServer:
-    directory: Path
-    https_port: int
-    http_port: int
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-    log: Path = field(default_factory=Path)
+class TetraServer(TetraProcess):
+    """`tetra serve` from a fresh `tetra init`, ACME on, validation pointed at loopback."""
+
+    def __init__(self, directory: Path, https_port: int, env: dict[str, str], log: Path) -> None:
+        self.directory = directory
+        self.https_port = https_port
+        super().__init__(directory / "tetra.toml", env, log)
 
     @property
     def acme_directory(self) -> str:
@@ -41,33 +37,9 @@ class TetraServer:
     def root(self) -> Path:
         return self.directory / "ca" / "root.pem"
 
-    @property
-    def config(self) -> Path:
-        return self.directory / "tetra.toml"
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [tool("tetra"), *args, "--config", str(self.config)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"tetra {' '.join(args)} failed: {result.stderr}")
-        return result.stdout
-
     def certificates(self) -> list[dict[str, object]]:
         rows: list[dict[str, object]] = json.loads(self.cli("certs", "list", "--format", "json", "--protocol", "acme"))
         return rows
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 def protocols() -> list[str]:
@@ -81,46 +53,18 @@ def start_tetra(
 ) -> TetraServer:
     https_port, http_port = free_port(), free_port()
     directory = workdir / "tetra"
-    subprocess.run(
-        [
-            tool("tetra"),
-            "init",
-            "--dir",
-            str(directory),
-            "--http",
-            f"127.0.0.1:{http_port}",
-            "--https",
-            f"127.0.0.1:{https_port}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    init_ca(directory, http_port, https_port)
     env = {
-        **os.environ,
         "TETRA_SERVER__PROTOCOLS": json.dumps(protocols()),
         "TETRA_ACME__VALIDATION__HTTP_PORT": str(http01_port),
         "TETRA_ACME__VALIDATION__TLS_PORT": str(tls_port),
         "TETRA_ACME__VALIDATION__RESOLVER": dns_server.address,
         **(extra_env or {}),
     }
-    server = TetraServer(directory, https_port, http_port, env, log=workdir / "tetra.log")
-    out = server.log.open("wb")
-    server.proc = subprocess.Popen(
-        [tool("tetra"), "serve", "--config", str(server.config)], env=env, stdout=out, stderr=subprocess.STDOUT
-    )
+    server = TetraServer(directory, https_port, env, workdir / "tetra.log")
     context = ssl.create_default_context(cafile=str(server.root))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise AssertionError(f"tetra serve exited: {server.log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"https://127.0.0.1:{https_port}/healthz", context=context, timeout=2):
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.stop()
-    raise AssertionError("tetra serve did not become healthy in 30 s")
+    server.wait_ready(f"https://127.0.0.1:{https_port}/healthz", timeout=30, context=context)
+    return server
 
 
 def check_certificate(server: TetraServer, cert_pem: Path, chain_pem: Path, names: list[str]) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from interop.acme_helpers import LoopbackDns, free_port
+from interop.acme_helpers import LoopbackDns
 from interop.acme_server import TetraServer, check_certificate, start_tetra, status_of, tool
+from tests.tetra_process import free_port
 
 HOOK = Path(__file__).with_name("dns_hook.py")
 

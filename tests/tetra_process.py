@@ -1,0 +1,106 @@
+"""`tetra init` and `tetra serve` as real child processes on free loopback ports: the one way the
+integration, multi-process and interop tests start a server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tetra_command() -> list[str]:
+    """The CLI of the interpreter running the tests (so PYTHONPATH and the venv carry over)."""
+    return [sys.executable, "-m", "server.cli"]
+
+
+def init_ca(directory: Path, http_port: int, https_port: int) -> None:
+    """A fresh demo CA (`tetra init`) whose listeners are the given loopback ports."""
+    subprocess.run(
+        [
+            *tetra_command(),
+            "init",
+            "--dir",
+            str(directory),
+            "--http",
+            f"127.0.0.1:{http_port}",
+            "--https",
+            f"127.0.0.1:{https_port}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+class TetraProcess:
+    """One `tetra serve --config CONFIG` with extra environment, its output kept in a log file."""
+
+    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
+        self.config = config
+        self.env = {**os.environ, **env}
+        self.log_path = log
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [*tetra_command(), "serve", "--config", str(config)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def wait_ready(self, url: str, timeout: float = 60, context: ssl.SSLContext | None = None) -> None:
+        """Until `url` answers 200; fails at once, with the log, if the server exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tetra serve exited: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"tetra serve not ready in {timeout:.0f} s: {self.log_tail()}")
+
+    def cli(self, *args: str, timeout: float = 120) -> str:
+        """Another `tetra` command on the same config and environment; its stdout."""
+        result = subprocess.run(
+            [*tetra_command(), *args, "--config", str(self.config)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"tetra {' '.join(args)} failed: {result.stderr}")
+        return result.stdout
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
