@@ -177,7 +177,10 @@ class RevocationJobs:
     def _spawn(self, issuer: str, kind: str) -> None:
         task = asyncio.create_task(self._regenerate(issuer, kind), name=f"crl-{issuer}")
         self._running[issuer] = task
-        task.add_done_callback(lambda _t, i=issuer: self._running.pop(i, None))
+        task.add_done_callback(partial(self._finished, issuer))
+
+    def _finished(self, issuer: str, _task: asyncio.Task[None]) -> None:
+        self._running.pop(issuer, None)
 
     async def _regenerate(self, issuer: str, kind: str) -> None:
         assert self.crl is not None
