@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
@@ -19,53 +18,24 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.utils import Buffer
 
+from ca.opaque_keys import OpaqueECKey, OpaqueKey, OpaqueRSAKey
+
 _ECDSA_PLACEHOLDER = bytes.fromhex("3006020101020101")  # ECDSA-Sig-Value { r 1, s 1 }
 
 
-def _no_export() -> TypeError:
-    return TypeError("placeholder keys have no private material")
+class PlaceholderECKey(OpaqueECKey, ec.EllipticCurvePrivateKey):
+    refusal = "placeholder keys have no private material"
 
-
-class PlaceholderECKey(ec.EllipticCurvePrivateKey):
     def __init__(self, public: ec.EllipticCurvePublicKey) -> None:
         self._public = public
 
     def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         return _ECDSA_PLACEHOLDER
 
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self._public
 
-    @property
-    def curve(self) -> ec.EllipticCurve:
-        return self._public.curve
+class PlaceholderRSAKey(OpaqueRSAKey, rsa.RSAPrivateKey):
+    refusal = "placeholder keys have no private material"
 
-    @property
-    def key_size(self) -> int:
-        return self._public.curve.key_size
-
-    def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
-        raise _no_export()
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        raise _no_export()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise _no_export()
-
-    def __copy__(self) -> PlaceholderECKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[Any, Any]) -> PlaceholderECKey:
-        return self
-
-
-class PlaceholderRSAKey(rsa.RSAPrivateKey):
     def __init__(self, public: rsa.RSAPublicKey) -> None:
         self._public = public
 
@@ -73,59 +43,17 @@ class PlaceholderRSAKey(rsa.RSAPrivateKey):
         return bytes((self._public.key_size + 7) // 8)
 
     def decrypt(self, ciphertext: bytes, padding: Any) -> bytes:
-        raise _no_export()
-
-    def public_key(self) -> rsa.RSAPublicKey:
-        return self._public
-
-    @property
-    def key_size(self) -> int:
-        return self._public.key_size
-
-    def private_numbers(self) -> rsa.RSAPrivateNumbers:
-        raise _no_export()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise _no_export()
-
-    def __copy__(self) -> PlaceholderRSAKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[Any, Any]) -> PlaceholderRSAKey:
-        return self
+        self._refuse()
 
 
-class PlaceholderEd25519Key(ed25519.Ed25519PrivateKey):
+class PlaceholderEd25519Key(OpaqueKey, ed25519.Ed25519PrivateKey):
+    refusal = "placeholder keys have no private material"
+
     def __init__(self, public: ed25519.Ed25519PublicKey) -> None:
         self._public = public
 
     def sign(self, data: Buffer) -> bytes:
         return bytes(64)
-
-    def public_key(self) -> ed25519.Ed25519PublicKey:
-        return self._public
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise _no_export()
-
-    def private_bytes_raw(self) -> bytes:
-        raise _no_export()
-
-    def __copy__(self) -> PlaceholderEd25519Key:
-        return self
-
-    def __deepcopy__(self, memo: dict[Any, Any]) -> PlaceholderEd25519Key:
-        return self
 
 
 def placeholder_key(public: CertificateIssuerPublicKeyTypes) -> CertificateIssuerPrivateKeyTypes:

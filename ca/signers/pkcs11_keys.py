@@ -7,10 +7,10 @@ out (a fault-induced bad signature must never reach a certificate).
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding, PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from cryptography.utils import Buffer
 from pkcs11.mechanisms import Mechanism
+
+from ca.opaque_keys import OpaqueECKey, OpaqueKey, OpaqueRSAKey
 
 if TYPE_CHECKING:
     from ca.signers.pkcs11 import Pkcs11Signer
@@ -65,12 +67,13 @@ def _digest_info(algorithm: hashes.HashAlgorithm, digest: bytes) -> bytes:
     return _der(0x30, algorithm_id + _der(0x04, digest))
 
 
-def _not_extractable() -> TypeError:
-    return TypeError("the private key lives in a PKCS#11 token and cannot be exported")
+_TOKEN_REFUSAL = "the private key lives in a PKCS#11 token and cannot be exported"
 
 
-class TokenEllipticCurveKey(ec.EllipticCurvePrivateKey):
+class TokenEllipticCurveKey(OpaqueECKey, ec.EllipticCurvePrivateKey):
     """ECDSA through CKM_ECDSA: the digest goes in, r||s comes out and is DER-encoded here."""
+
+    refusal = _TOKEN_REFUSAL
 
     def __init__(self, signer: Pkcs11Signer, public: ec.EllipticCurvePublicKey) -> None:
         self._signer = signer
@@ -93,40 +96,12 @@ class TokenEllipticCurveKey(ec.EllipticCurvePrivateKey):
             raise self._signer._bad_signature() from None
         return signature
 
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self._public
-
-    @property
-    def curve(self) -> ec.EllipticCurve:
-        return self._public.curve
-
-    @property
-    def key_size(self) -> int:
-        return self._public.curve.key_size
-
-    def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
-        raise NotImplementedError("ECDH is not offered for CA keys in a PKCS#11 token")
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        raise _not_extractable()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise _not_extractable()
-
-    def __copy__(self) -> TokenEllipticCurveKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[Any, Any]) -> TokenEllipticCurveKey:
-        return self
 
 
-class TokenRSAKey(rsa.RSAPrivateKey):
+class TokenRSAKey(OpaqueRSAKey, rsa.RSAPrivateKey):
     """PKCS#1 v1.5 through CKM_RSA_PKCS over a DigestInfo built here."""
+
+    refusal = _TOKEN_REFUSAL
 
     def __init__(self, signer: Pkcs11Signer, public: rsa.RSAPublicKey) -> None:
         self._signer = signer
@@ -163,33 +138,12 @@ class TokenRSAKey(rsa.RSAPrivateKey):
             raise UnsupportedAlgorithm("token RSA keys decrypt PKCS#1 v1.5 only")
         return self._signer.decrypt(bytes(ciphertext))
 
-    def public_key(self) -> rsa.RSAPublicKey:
-        return self._public
-
-    @property
-    def key_size(self) -> int:
-        return self._public.key_size
-
-    def private_numbers(self) -> rsa.RSAPrivateNumbers:
-        raise _not_extractable()
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise _not_extractable()
-
-    def __copy__(self) -> TokenRSAKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[Any, Any]) -> TokenRSAKey:
-        return self
 
 
-class TokenEd25519Key(ed25519.Ed25519PrivateKey):
+class TokenEd25519Key(OpaqueKey, ed25519.Ed25519PrivateKey):
     """Ed25519 through CKM_EDDSA: the whole message goes to the token (no prehash)."""
+
+    refusal = _TOKEN_REFUSAL
 
     def __init__(self, signer: Pkcs11Signer, public: ed25519.Ed25519PublicKey) -> None:
         self._signer = signer
@@ -204,22 +158,3 @@ class TokenEd25519Key(ed25519.Ed25519PrivateKey):
             raise self._signer._bad_signature() from None
         return signature
 
-    def public_key(self) -> ed25519.Ed25519PublicKey:
-        return self._public
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise _not_extractable()
-
-    def private_bytes_raw(self) -> bytes:
-        raise _not_extractable()
-
-    def __copy__(self) -> TokenEd25519Key:
-        return self
-
-    def __deepcopy__(self, memo: dict[Any, Any]) -> TokenEd25519Key:
-        return self
