@@ -1,5 +1,6 @@
-"""A real `tetra serve` with OCSP and CRL on free loopback ports, from a fresh `tetra init`,
-for the openssl interop tests. Under CI (env CI set) a missing tool fails instead of skipping."""
+"""Shared fixtures: a loopback DNS server, a real `tetra serve` with ACME (certbot, lego), and one
+with OCSP and CRL (openssl), each from a fresh `tetra init` on free loopback ports.
+Under CI (env CI set) a missing tool fails instead of skipping."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from interop.acme_helpers import LoopbackDns
+from interop.acme_server import TetraServer, start_tetra
 from tests.tetra_process import TetraProcess, free_port, init_ca
 
 BIN = Path(sys.executable).parent
@@ -65,6 +68,20 @@ class RevocationServer(TetraProcess):
         with urllib.request.urlopen(request, timeout=30) as resp:
             issued = json.loads(resp.read())
         return (issued["certificate"] + issued["chain"]).encode()
+
+
+@pytest.fixture
+def dns_server(tmp_path: Path) -> Iterator[LoopbackDns]:
+    server = LoopbackDns(txt_file=tmp_path / "txt.json").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tetra(tmp_path: Path, dns_server: LoopbackDns) -> Iterator[TetraServer]:
+    server = start_tetra(tmp_path, dns_server, http01_port=free_port(), tls_port=free_port())
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

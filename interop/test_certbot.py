@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 
 from interop.acme_helpers import LoopbackDns
@@ -17,20 +15,6 @@ from interop.acme_server import TetraServer, check_certificate, start_tetra, sta
 from tests.tetra_process import free_port
 
 HOOK = Path(__file__).with_name("dns_hook.py")
-
-
-@pytest.fixture
-def dns_server(tmp_path: Path) -> Iterator[LoopbackDns]:
-    server = LoopbackDns(txt_file=tmp_path / "txt.json").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def tetra(tmp_path: Path, dns_server: LoopbackDns) -> Iterator[TetraServer]:
-    server = start_tetra(tmp_path, dns_server, http01_port=free_port(), tls_port=free_port())
-    yield server
-    server.stop()
 
 
 def certbot(server: TetraServer, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
