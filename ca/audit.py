@@ -14,7 +14,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Executable, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ca.store.tables import audit_head, audit_log
@@ -49,7 +50,13 @@ def event_hash(prev_hash: str, seq: int, at: dt.datetime, event: AuditEvent) -> 
 
 _HEAD_SELECT = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
 _HEAD_UPDATE = update(audit_head).where(audit_head.c.id == 1)
-_HEAD_INSERT = insert(audit_head)
+
+
+def _genesis_insert(dialect: str) -> Executable:
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return dialect_insert(audit_head).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["id"])
+
+
 _LOG_INSERT = insert(audit_log)
 
 
@@ -61,10 +68,11 @@ def append_events(conn: Connection, events: Iterable[AuditEvent], at: dt.datetim
     at = at.replace(microsecond=(at.microsecond // 1000) * 1000)  # survive every backend's precision
     head = conn.execute(_HEAD_SELECT).first()
     if head is None:
-        seq, prev = 0, GENESIS
-        conn.execute(_HEAD_INSERT, {"id": 1, "seq": 0, "hash": GENESIS})
-    else:
-        seq, prev = head.seq, head.hash
+        # The first event ever: create the head, unless a concurrent first writer already did
+        # (then wait for its commit and lock its row rather than fail on the duplicate key).
+        conn.execute(_genesis_insert(conn.dialect.name))
+        head = conn.execute(_HEAD_SELECT).one()
+    seq, prev = head.seq, head.hash
     rows = []
     for event in events:
         seq += 1

@@ -134,3 +134,26 @@ async def test_counter_created_by_two_processes_at_once_never_repeats(config: Se
     finally:
         await first.close()
         await second.close()
+
+
+async def test_first_audit_events_from_two_processes_at_once(config: ServerConfig) -> None:
+    """ST-15 / audit chain: on a fresh database, two processes (two connection pools) writing
+    their first events at the same moment both succeed and leave one intact chain; the second
+    waits for the first's head row instead of failing on a duplicate key."""
+    from ca.audit import AuditEvent, verify_chain
+    from server.wiring import open_database
+
+    first, second = open_database(config), open_database(config)
+    try:
+        before = (await first.read(verify_chain)).events
+
+        async def write(db, n: int) -> None:  # type: ignore[no-untyped-def]
+            await db.write(lambda tx: tx.audit(AuditEvent("test", "race", f"e{n}", {})))
+
+        await asyncio.gather(*(write(db, n) for n in range(6) for db in (first, second)))
+        report = await first.read(verify_chain)
+        assert report.ok, report.problems
+        assert report.events == before + 12
+    finally:
+        await first.close()
+        await second.close()
