@@ -24,12 +24,14 @@ class ValidationConfig:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """[acme.rate_limits]: token buckets per window; 0 switches a limit off (ACME-25)."""
+    """[acme.rate_limits]: token buckets kept in the store, shared by every process (ACME-25);
+    0 switches a limit off."""
 
-    window_seconds: int = 3600
+    window_seconds: int = 3600  # for orders_per_account and accounts_per_ip
     orders_per_account: int = 10000
-    orders_per_identifier: int = 2000
-    accounts_per_ip: int = 300
+    orders_per_identifier: int = 20000  # per registered domain (or IP address), certificates-per-week style
+    identifier_window_seconds: int = 7 * 86400
+    accounts_per_ip: int = 300  # per IPv4 address or IPv6 /64
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,12 @@ def parse_config(table: Table) -> AcmeConfig:
         window_seconds=_positive(r_t, "window_seconds", rd.window_seconds),
         orders_per_account=r_t.get("orders_per_account", int, rd.orders_per_account),
         orders_per_identifier=r_t.get("orders_per_identifier", int, rd.orders_per_identifier),
+        identifier_window_seconds=_positive(r_t, "identifier_window_seconds", rd.identifier_window_seconds),
         accounts_per_ip=r_t.get("accounts_per_ip", int, rd.accounts_per_ip),
     )
+    for key in ("orders_per_account", "orders_per_identifier", "accounts_per_ip"):
+        if getattr(limits, key) < 0:
+            raise r_t.error(key, "must not be negative (0 switches the limit off)")
     r_t.finish()
 
     profiles: dict[str, ProfileSettings] = {}

@@ -60,7 +60,7 @@ class AcmeContext:
             self.store, self.clock, lifetime=config.nonce_lifetime, pool=config.nonce_pool, cap=config.max_nonces
         )
         self.va = ValidationAuthority(config.validation, config.caa_identities)
-        self.limiter = RateLimiter(self.clock, config.rate_limits.window_seconds)
+        self.limiter = RateLimiter(config.rate_limits, self.clock, ca.db)
         self._jwks: OrderedDict[str, Jwk] = OrderedDict()
         self._accounts: OrderedDict[int, Account] = OrderedDict()
         self.default_profile = self._pick_default(default_profile)
@@ -176,3 +176,4 @@ class AcmeContext:
 
     async def close(self) -> None:
         await self.nonces.close()
+        await self.limiter.close()

@@ -131,10 +131,7 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
     check_identifiers(profile, request.identifiers)
     now = ctx.clock.now()
     check_validity(profile, request.not_before, request.not_after, now)
-    limits = ctx.config.rate_limits
-    ctx.limiter.take(f"acct:{account.id}", limits.orders_per_account, "new orders for this account")
-    for ident in request.identifiers:
-        ctx.limiter.take(f"id:{ident.base.value}", limits.orders_per_identifier, f"new orders for {ident.base.value}")
+    charges = ctx.limiter.new_order(account.id, (i.base for i in request.identifiers))
     replaces_id = await _replaced(ctx, account, request.replaces) if request.replaces else None
     cfg = ctx.config
     order = await ctx.store.create_order(
@@ -152,6 +149,7 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
         not_after=request.not_after,
         replaces=request.replaces,
         replaces_cert_id=replaces_id,
+        charges=charges,
     )
     return Reply(201, encode_order(order, order.status, ctx.urls), location=ctx.urls.order(order.id))
 

@@ -270,29 +270,45 @@ async def test_renewal_information_and_replaces(
     assert resp.status == 403
 
 
-async def test_rate_limits(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
-    """ACME-25: per account and per identifier, 429 rateLimited with Retry-After."""
-    env = await env_with(
-        aiohttp_client,
-        ca_dir,
-        sqlite_url,
-        loopback,
-        extra={
-            "TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "2",
-            "TETRA_ACME__RATE_LIMITS__ORDERS_PER_IDENTIFIER": "3",
-        },
-    )
+async def test_rate_limits(aiohttp_client: Any, ca_dir: Path, db_url: str, loopback: Any) -> None:
+    """ACME-25: per account, per registered domain and per client address; 429 rateLimited with
+    Retry-After and a nonce; nothing created when refused; the limits survive a restart."""
+    limits = {
+        "TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "2",
+        "TETRA_ACME__RATE_LIMITS__ORDERS_PER_IDENTIFIER": "3",
+        "TETRA_ACME__RATE_LIMITS__ACCOUNTS_PER_IP": "5",
+    }
+    env = await env_with(aiohttp_client, ca_dir, db_url, loopback, extra=limits)
     client = await account(env)
-    assert (await client.new_order(["a.example.com"])).status == 201
-    assert (await client.new_order(["b.example.com"])).status == 201
-    resp = await client.new_order(["c.example.com"])
-    assert resp.status == 429 and resp.problem_type == "rateLimited" and int(resp.headers["Retry-After"]) > 0
-    other = await account(env)
-    assert (await other.new_order(["a.example.com"])).status == 201
-    another = await account(env)
-    assert (await another.new_order(["a.example.com"])).status == 201
-    resp = await (await account(env)).new_order(["a.example.com"])
-    assert resp.status == 429
+    assert (await client.new_order(["a.one.example"])).status == 201
+    assert (await client.new_order(["b.two.example"])).status == 201
+    resp = await client.new_order(["c.three.example"])
+    assert resp.status == 429 and resp.problem_type == "rateLimited", resp.body
+    assert 0 < int(resp.headers["Retry-After"]) <= 1800 and "Replay-Nonce" in resp.headers
+    assert "this account" in resp.json["detail"]
+    assert len((await client.post(f"{client.kid}/orders", None)).json["orders"]) == 2
+    # Three orders under shared.example from three accounts, in any spelling of the name.
+    for name in ("shared.example", "www.shared.example", "x.y.shared.example"):
+        assert (await (await account(env)).new_order([name])).status == 201
+    resp = await client.new_order(["other.shared.example"])
+    assert resp.status == 429  # this account is out of orders as well as the domain
+    fresh = env.client()
+    assert (await fresh.register()).status == 201  # the fifth account from this address
+    resp = await fresh.new_order(["mail.shared.example", "mail.unrelated.example"])
+    assert resp.status == 429 and "shared.example" in resp.json["detail"]
+    # The refused order spent nothing: unrelated.example still has all three.
+    for _ in range(2):
+        assert (await fresh.new_order(["mail.unrelated.example"])).status == 201
+    resp = await env.client().register()
+    assert resp.status == 429 and resp.problem_type == "rateLimited" and "Retry-After" in resp.headers
+
+    # A restart (a new app on the same database) remembers every bucket.
+    again = await start_env(aiohttp_client, ca_dir, db_url, loopback, limits)
+    client.http = fresh.http = again.http
+    client.nonce = fresh.nonce = None
+    assert (await client.new_order(["d.four.example"])).status == 429
+    assert (await fresh.new_order(["again.shared.example"])).status == 429
+    assert (await again.client().register()).status == 429
 
 
 async def test_caa(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
