@@ -55,7 +55,7 @@ class AcmeConfig:
     nonce_pool: int = 64  # nonces inserted ahead of use, per process
     order_lifetime: int = 7 * 86400
     authz_lifetime: int = 7 * 86400  # a pending authorization
-    authz_reuse: int = 30 * 86400  # a valid authorization is reused for the same account this long
+    authz_reuse: int = 30 * 86400  # same-account reuse of a valid authorization; capped by the BR (reuse.py)
     retry_after: int = 2  # Retry-After for orders/authorizations still in progress
     stuck_after: int = 300  # ST-02: a processing order older than this fails with serverInternal
     renewal_info_retry_after: int = 6 * 3600
@@ -158,7 +158,7 @@ def parse_config(table: Table) -> AcmeConfig:
     )
     if cfg.authz_reuse < 0:
         raise table.error("authz_reuse", "must not be negative")
-    # CA/B Forum BR 4.2.1: validation data may be reused for at most 398 days (less from 2026).
+    # CA/B Forum BR 4.2.1: at most 398 days ever; reuse.py applies the shorter periods by date.
     if cfg.authz_reuse > 398 * 86400:
         raise table.error("authz_reuse", "must not exceed 398 days")
     table.finish()

@@ -26,6 +26,7 @@ from protocols.acme.codec import decode_new_order, encode_order
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, Subproblem, malformed, not_found, unauthorized
 from protocols.acme.messages import OrderIdentifier
+from protocols.acme.reuse import reuse_period
 from protocols.acme.state import Account, Authz, NewAuthz, Order
 
 log = logging.getLogger("tetra.acme.orders")
@@ -139,7 +140,7 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
         profile=name,
         identifiers=[i.identifier for i in request.identifiers],
         new_authzs=[new_authz_spec(i) for i in request.identifiers],
-        reuse_after=now - dt.timedelta(seconds=cfg.authz_reuse) if cfg.authz_reuse else None,
+        reuse_after=now - reuse_period(cfg.authz_reuse, now) if cfg.authz_reuse else None,
         now=now,
         order_expires=now + dt.timedelta(seconds=cfg.order_lifetime),
         authz_expires=min(

@@ -38,6 +38,7 @@ from ca.enrollment import Identifier
 from ca.store.db import Database, Tx
 from ca.store.tables import Base, Id, UTCDateTime, certificates
 from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
+from protocols.acme.reuse import br_usable_until
 
 
 class AcmeAccountRow(Base):
@@ -279,6 +280,9 @@ class Authz:
 
     def current_status(self, now: dt.datetime) -> str:
         if self.status in ("pending", "valid") and self.expires_at <= now:
+            return "expired"
+        # Also for rows stored before the BR period shortened (ACME-24).
+        if self.status == "valid" and self.validated_at is not None and now >= br_usable_until(self.validated_at):
             return "expired"
         return self.status
 

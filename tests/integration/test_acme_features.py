@@ -358,6 +358,78 @@ async def test_authorization_reuse_stays_within_the_account(
     assert (await other.new_order(["reuse.example.com"])).json["status"] == "pending"
 
 
+async def test_authorization_reuse_follows_the_br_periods_by_date(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    """ACME-24 with a frozen clock: with authz_reuse at its 398-day maximum, a valid authorization
+    serves new orders of the same account only while the BR period in force allows (398/200/100/10
+    days, shortening at 2026-03-15, 2027-03-15, 2029-03-15); another account never reuses it."""
+    from ca.clock import FrozenClock
+
+    clock = FrozenClock(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC))
+    env = await start_env(
+        aiohttp_client, ca_dir, sqlite_url, loopback, {"TETRA_ACME__AUTHZ_REUSE": str(398 * 86400)}, clock=clock
+    )
+    owner, stranger = await account(env), await account(env)
+
+    def jump_to(text: str) -> None:
+        target = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+        clock.advance(target - clock.now())
+
+    async def validate(name: str) -> None:
+        resp = await owner.new_order([name])
+        assert resp.status == 201 and resp.json["status"] == "pending"
+        await owner.authorize(resp.json, env)
+
+    async def reused(name: str) -> bool:
+        resp = await owner.new_order([name])
+        assert resp.status == 201, resp.body
+        assert (await stranger.new_order([name])).json["status"] == "pending"  # never across accounts
+        return bool(resp.json["status"] == "ready")
+
+    # Validated under 398 days; from 2026-03-15 issuance allows 200, so it lasts until 2026-09-17.
+    await validate("a.reuse.example")
+    jump_to("2026-03-10T12:00")
+    assert await reused("a.reuse.example")
+    jump_to("2026-09-16T12:00")
+    assert await reused("a.reuse.example")
+    jump_to("2026-09-17T12:00")
+    assert not await reused("a.reuse.example")
+    # 200 days when validated, 100 from 2027-03-15: usable until 2027-04-11 12:00.
+    jump_to("2027-01-01T12:00")
+    await validate("b.reuse.example")
+    jump_to("2027-04-11T11:00")
+    assert await reused("b.reuse.example")
+    jump_to("2027-04-11T13:00")
+    assert not await reused("b.reuse.example")
+    # 10 days from 2029-03-15.
+    jump_to("2029-03-20T12:00")
+    await validate("c.reuse.example")
+    jump_to("2029-03-30T11:00")
+    assert await reused("c.reuse.example")
+    jump_to("2029-03-30T13:00")
+    assert not await reused("c.reuse.example")
+
+
+async def test_configured_reuse_shorter_than_the_br(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    """ACME-24: authz_reuse below the BR period wins (30 days in 2026, where the BR allow 200)."""
+    from ca.clock import FrozenClock
+
+    clock = FrozenClock(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    env = await start_env(
+        aiohttp_client, ca_dir, sqlite_url, loopback, {"TETRA_ACME__AUTHZ_REUSE": str(30 * 86400)}, clock=clock
+    )
+    client = await account(env)
+    resp = await client.new_order(["short.reuse.example"])
+    await client.authorize(resp.json, env)
+    clock.advance(dt.timedelta(days=29))
+    assert (await client.new_order(["short.reuse.example"])).json["status"] == "ready"
+    clock.advance(dt.timedelta(days=2))
+    assert (await client.new_order(["short.reuse.example"])).json["status"] == "pending"
+
+
 async def test_profiles_directories_and_validity(
     aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
 ) -> None:
