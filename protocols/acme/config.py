@@ -35,6 +35,18 @@ class RateLimits:
 
 
 @dataclass(frozen=True)
+class ChaosConfig:
+    """[acme.chaos]: Pebble-style misbehaviour for testing clients (ACME-27); off by default."""
+
+    reject_nonce_fraction: float = 0.0  # of nonces handed out, refused later with badNonce
+    validation_delay_max_ms: int = 0  # each validation first waits 0..this many ms
+
+    @property
+    def enabled(self) -> bool:
+        return self.reject_nonce_fraction > 0 or self.validation_delay_max_ms > 0
+
+
+@dataclass(frozen=True)
 class ProfileSettings:
     """[acme.profiles.NAME]: ACME-only switches for one profile."""
 
@@ -62,6 +74,7 @@ class AcmeConfig:
     alternate_chains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # issuer -> PEM files
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    chaos: ChaosConfig = field(default_factory=ChaosConfig)
 
     def profile_settings(self, name: str) -> ProfileSettings:
         return self.profiles.get(name, ProfileSettings())
@@ -123,6 +136,17 @@ def parse_config(table: Table) -> AcmeConfig:
             raise r_t.error(key, "must not be negative (0 switches the limit off)")
     r_t.finish()
 
+    c_t = table.table("chaos")
+    chaos = ChaosConfig(
+        reject_nonce_fraction=c_t.get("reject_nonce_fraction", float, 0.0),
+        validation_delay_max_ms=c_t.get("validation_delay_max_ms", int, 0),
+    )
+    if not 0 <= chaos.reject_nonce_fraction <= 0.3:
+        raise c_t.error("reject_nonce_fraction", "must be between 0 and 0.3")
+    if not 0 <= chaos.validation_delay_max_ms <= 60_000:
+        raise c_t.error("validation_delay_max_ms", "must be between 0 and 60000")
+    c_t.finish()
+
     profiles: dict[str, ProfileSettings] = {}
     for name, p_t in table.tables("profiles").items():
         profiles[name] = ProfileSettings(
@@ -155,6 +179,7 @@ def parse_config(table: Table) -> AcmeConfig:
         alternate_chains=chains,
         validation=validation,
         rate_limits=limits,
+        chaos=chaos,
     )
     if cfg.authz_reuse < 0:
         raise table.error("authz_reuse", "must not be negative")

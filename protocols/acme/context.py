@@ -17,6 +17,7 @@ from ca.errors import CAError, ConfigError
 from ca.profiles.model import Profile
 from ca.service import CertificateAuthority
 from protocols.acme.challenges import ValidationAuthority
+from protocols.acme.chaos import announce
 from protocols.acme.codec import Urls, dumps
 from protocols.acme.config import AcmeConfig
 from protocols.acme.errors import AcmeProblem, problem_from_ca_error, render_problem
@@ -56,10 +57,16 @@ class AcmeContext:
         self.clock = ca.clock
         self.urls = Urls(base_url)
         self.store = AcmeStore(ca.db)
+        announce(config.chaos)
         self.nonces = NonceService(
-            self.store, self.clock, lifetime=config.nonce_lifetime, pool=config.nonce_pool, cap=config.max_nonces
+            self.store,
+            self.clock,
+            lifetime=config.nonce_lifetime,
+            pool=config.nonce_pool,
+            cap=config.max_nonces,
+            chaos_reject=config.chaos.reject_nonce_fraction,
         )
-        self.va = ValidationAuthority(config.validation, config.caa_identities)
+        self.va = ValidationAuthority(config.validation, config.caa_identities, config.chaos)
         self.limiter = RateLimiter(config.rate_limits, self.clock, ca.db)
         self._jwks: OrderedDict[str, Jwk] = OrderedDict()
         self._accounts: OrderedDict[int, Account] = OrderedDict()
