@@ -4,6 +4,7 @@ the [acme.chaos] keys, and the loud start-up warning."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +27,7 @@ def test_refused_fraction_and_never_two_close_together(fraction: float) -> None:
     draws = [chaos.refuse_next() for _ in range(60_000)]
     assert abs(sum(draws) / len(draws) - fraction) < 0.01
     refused_at = [i for i, refused in enumerate(draws) if refused]
-    assert min(b - a for a, b in zip(refused_at, refused_at[1:], strict=False)) >= 3
+    assert min(b - a for a, b in itertools.pairwise(refused_at)) >= 3
 
 
 def test_off_by_default() -> None:
@@ -49,7 +50,7 @@ async def test_refused_nonces_fail_to_redeem_and_honest_ones_work(store: AcmeSto
     outcomes = [await nonces.redeem(await nonces.new()) for _ in range(90)]
     refused = [i for i, ok in enumerate(outcomes) if not ok]
     assert 10 <= len(refused) <= 50
-    assert all(b - a >= 3 for a, b in zip(refused, refused[1:], strict=False))
+    assert all(b - a >= 3 for a, b in itertools.pairwise(refused))
     honest = NonceService(store, clock, lifetime=3600, pool=16, cap=10_000)
     assert all([await honest.redeem(await honest.new()) for _ in range(40)])
     await nonces.close()
