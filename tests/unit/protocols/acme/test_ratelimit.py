@@ -26,8 +26,9 @@ LIMITS = RateLimits(
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
+async def db(db_url: str, db_mode: str) -> AsyncIterator[Database]:
+    """Both drivers per backend: the upsert's multi-row RETURNING must work on each."""
+    database = Database(db_url, mode=db_mode)
     try:
         yield database
     finally:
