@@ -225,6 +225,7 @@ def start_tetra(
     db_mode: str,
     workers: int = 1,
     database_url: str = "",
+    rate_limits: bool = False,
 ) -> tuple[subprocess.Popen[bytes], str]:
     https = free_port()
     directory = work / f"tetra-{https}"
@@ -242,9 +243,10 @@ def start_tetra(
         "TETRA_SERVER__PROTOCOLS": '["acme"]',
         "TETRA_ACME__VALIDATION__HTTP_PORT": str(http01_port),
         "TETRA_ACME__VALIDATION__RESOLVER": dns_address,
-        "TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "0",
-        "TETRA_ACME__RATE_LIMITS__ORDERS_PER_IDENTIFIER": "0",
-        "TETRA_ACME__RATE_LIMITS__ACCOUNTS_PER_IP": "0",
+        # --rate-limits: every limit checked but far above what a run reaches (measures their cost).
+        "TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "1000000000" if rate_limits else "0",
+        "TETRA_ACME__RATE_LIMITS__ORDERS_PER_IDENTIFIER": "1000000000" if rate_limits else "0",
+        "TETRA_ACME__RATE_LIMITS__ACCOUNTS_PER_IP": "1000000000" if rate_limits else "0",
         "TETRA_ACME__DEFAULT_PROFILE": profile,
         "TETRA_ACME__AUTHZ_REUSE": "0",
         "TETRA_DATABASE__MODE": db_mode,
@@ -361,7 +363,14 @@ async def main_async(args: argparse.Namespace) -> None:
                 if server == "tetra":
                     database_url = fresh_postgres(args.pg_admin) if args.database == "postgres" else ""
                     proc, url = start_tetra(
-                        work, http01_port, dns_address, args.profile, args.db_mode, args.workers, database_url
+                        work,
+                        http01_port,
+                        dns_address,
+                        args.profile,
+                        args.db_mode,
+                        args.workers,
+                        database_url,
+                        args.rate_limits,
                     )
                 else:
                     proc, url = start_pebble(work, http01_port)
@@ -487,6 +496,7 @@ def main() -> None:
         help="Tetra server processes (tetra serve --workers); more than 1 only pays with idle cores",
     )
     parser.add_argument("--pool", type=int, default=8000, help="distinct pre-built CSRs (names)")
+    parser.add_argument("--rate-limits", action="store_true", help="keep ACME rate limits on (set very high)")
     args = parser.parse_args()
     if args.jws:
         jws_speed()

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -198,6 +199,21 @@ class LeaseRow(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class RateLimitRow(Base):
+    """One rate-limit bucket shared by all processes (ACME-25), kept as GCRA: `tat` is the
+    theoretical arrival time, the moment the bucket would be full again. A row whose `tat` has
+    passed means the same as no row, so the sweeper may delete it."""
+
+    __tablename__ = "rate_limits"
+    __table_args__ = (Index("ix_rate_limits_tat", "tat"),)
+
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)  # "acme:account:12", "acme:domain:example.com"
+    tat: Mapped[float] = mapped_column(Double)  # epoch seconds
+    step_seconds: Mapped[float] = mapped_column(Double)  # seconds one request adds: window / limit
+    window_seconds: Mapped[float] = mapped_column(Double)  # seconds the bucket spans (limit x step)
+    updated_at: Mapped[float] = mapped_column(Double)  # epoch seconds of the last request counted or refused
+
+
 def _table(row: type[Base]) -> Table:
     table = row.__table__
     assert isinstance(table, Table)
@@ -211,3 +227,4 @@ audit_head = _table(AuditHeadRow)
 credentials = _table(CredentialRow)
 counters = _table(CounterRow)
 leases = _table(LeaseRow)
+rate_limits = _table(RateLimitRow)

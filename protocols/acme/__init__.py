@@ -7,12 +7,13 @@ server's context and the parsed [acme] section.
 
 from protocols.acme.config import parse_config
 from protocols.acme.handlers import ROUTES, AcmeHandlers
+from protocols.acme.methods import post_only_fallbacks
 from protocols.base import ProtocolSpec
 
 SPEC = ProtocolSpec(
     name="acme",
     prefix="/acme",
-    routes=ROUTES,
+    routes=ROUTES + post_only_fallbacks(ROUTES),
     factory=AcmeHandlers.create,
     parse_config=parse_config,
     listeners=("https", "http"),

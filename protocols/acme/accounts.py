@@ -36,7 +36,6 @@ async def new_account(ctx: AcmeContext, signed: Signed, directory: str | None, u
         )
     profile = ctx.directory_profile(directory)
     eab_key, eab_profile = await _external_binding(ctx, signed, request, profile, url)
-    ctx.limiter.take(f"ip:{remote}", ctx.config.rate_limits.accounts_per_ip, "new accounts from this address")
     account, created = await ctx.store.create_account(
         {
             "thumbprint": signed.jwk.thumbprint,
@@ -48,7 +47,8 @@ async def new_account(ctx: AcmeContext, signed: Signed, directory: str | None, u
             "eab_profile": eab_profile,
             "created_at": ctx.clock.now(),
             "remote": remote[:64],
-        }
+        },
+        ctx.limiter.new_account(remote),
     )
     return Reply(201 if created else 200, encode_account(account, ctx.urls), location=ctx.urls.account(account.id))
 

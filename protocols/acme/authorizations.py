@@ -22,6 +22,7 @@ from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, malformed, not_found, unauthorized
 from protocols.acme.jwk import key_authorization
 from protocols.acme.orders import check_identifiers, check_profile_for, new_authz_spec
+from protocols.acme.reuse import br_usable_until
 from protocols.acme.state import Account, Authz, Challenge
 from protocols.acme.va.errors import ValidationError
 
@@ -115,6 +116,13 @@ async def challenge_resource(ctx: AcmeContext, signed: Signed, challenge_id: int
     return Reply(200, encode_challenge(challenge, ctx.urls), links=links, retry_after=retry)
 
 
+def valid_authz_expiry(ctx: AcmeContext, validated_at: dt.datetime) -> dt.datetime:
+    """A valid authorization lasts for its order and for reuse (ACME-24), but never past the
+    moment the CA/B Forum BR stop accepting its validation for issuance."""
+    wanted = validated_at + dt.timedelta(seconds=max(ctx.config.authz_reuse, ctx.config.order_lifetime))
+    return min(wanted, br_usable_until(validated_at))
+
+
 async def _validate(
     ctx: AcmeContext, challenge: Challenge, authz: Authz, signed: Signed, account: Account
 ) -> Challenge | None:
@@ -150,7 +158,7 @@ async def _validate(
             ok=ok,
             error=error,
             now=now,
-            valid_until=now + dt.timedelta(seconds=max(ctx.config.authz_reuse, ctx.config.order_lifetime)),
+            valid_until=valid_authz_expiry(ctx, now),
         )
     except Exception:
         log.exception("cannot record the result of challenge %d", challenge.id)

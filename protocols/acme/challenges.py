@@ -12,7 +12,8 @@ import hashlib
 import secrets
 
 from ca.enrollment import Identifier
-from protocols.acme.config import ValidationConfig
+from protocols.acme.chaos import delay_validation
+from protocols.acme.config import ChaosConfig, ValidationConfig
 from protocols.acme.va.caa import check_caa
 from protocols.acme.va.errors import ValidationError
 from protocols.acme.va.http01 import validate_http01
@@ -43,8 +44,11 @@ def dns01_value(key_authorization: str) -> str:
 
 
 class ValidationAuthority:
-    def __init__(self, config: ValidationConfig, caa_identities: tuple[str, ...]) -> None:
+    def __init__(
+        self, config: ValidationConfig, caa_identities: tuple[str, ...], chaos: ChaosConfig = ChaosConfig()
+    ) -> None:
         self.config = config
+        self.chaos = chaos
         self.caa_identities = caa_identities
         self.resolver = Resolver(config.resolver, config.timeout)
         self._slots = asyncio.Semaphore(config.max_concurrent)
@@ -54,6 +58,7 @@ class ValidationAuthority:
     ) -> None:
         """Raise ValidationError unless the challenge is met (and CAA allows us, when checked)."""
         cfg = self.config
+        await delay_validation(self.chaos)  # chaos mode only (ACME-27)
         async with self._slots:
             try:
                 await asyncio.wait_for(self._check(kind, ident, wildcard, token, key_authorization), 3 * cfg.timeout)

@@ -24,12 +24,26 @@ class ValidationConfig:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """[acme.rate_limits]: token buckets per window; 0 switches a limit off (ACME-25)."""
+    """[acme.rate_limits]: token buckets kept in the store, shared by every process (ACME-25);
+    0 switches a limit off."""
 
-    window_seconds: int = 3600
+    window_seconds: int = 3600  # for orders_per_account and accounts_per_ip
     orders_per_account: int = 10000
-    orders_per_identifier: int = 2000
-    accounts_per_ip: int = 300
+    orders_per_identifier: int = 20000  # per registered domain (or IP address), certificates-per-week style
+    identifier_window_seconds: int = 7 * 86400
+    accounts_per_ip: int = 300  # per IPv4 address or IPv6 /64
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """[acme.chaos]: Pebble-style misbehaviour for testing clients (ACME-27); off by default."""
+
+    reject_nonce_fraction: float = 0.0  # of nonces handed out, refused later with badNonce
+    validation_delay_max_ms: int = 0  # each validation first waits 0..this many ms
+
+    @property
+    def enabled(self) -> bool:
+        return self.reject_nonce_fraction > 0 or self.validation_delay_max_ms > 0
 
 
 @dataclass(frozen=True)
@@ -53,13 +67,14 @@ class AcmeConfig:
     nonce_pool: int = 64  # nonces inserted ahead of use, per process
     order_lifetime: int = 7 * 86400
     authz_lifetime: int = 7 * 86400  # a pending authorization
-    authz_reuse: int = 30 * 86400  # a valid authorization is reused for the same account this long
+    authz_reuse: int = 30 * 86400  # same-account reuse of a valid authorization; capped by the BR (reuse.py)
     retry_after: int = 2  # Retry-After for orders/authorizations still in progress
     stuck_after: int = 300  # ST-02: a processing order older than this fails with serverInternal
     renewal_info_retry_after: int = 6 * 3600
     alternate_chains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # issuer -> PEM files
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    chaos: ChaosConfig = field(default_factory=ChaosConfig)
 
     def profile_settings(self, name: str) -> ProfileSettings:
         return self.profiles.get(name, ProfileSettings())
@@ -113,9 +128,24 @@ def parse_config(table: Table) -> AcmeConfig:
         window_seconds=_positive(r_t, "window_seconds", rd.window_seconds),
         orders_per_account=r_t.get("orders_per_account", int, rd.orders_per_account),
         orders_per_identifier=r_t.get("orders_per_identifier", int, rd.orders_per_identifier),
+        identifier_window_seconds=_positive(r_t, "identifier_window_seconds", rd.identifier_window_seconds),
         accounts_per_ip=r_t.get("accounts_per_ip", int, rd.accounts_per_ip),
     )
+    for key in ("orders_per_account", "orders_per_identifier", "accounts_per_ip"):
+        if getattr(limits, key) < 0:
+            raise r_t.error(key, "must not be negative (0 switches the limit off)")
     r_t.finish()
+
+    c_t = table.table("chaos")
+    chaos = ChaosConfig(
+        reject_nonce_fraction=c_t.get("reject_nonce_fraction", float, 0.0),
+        validation_delay_max_ms=c_t.get("validation_delay_max_ms", int, 0),
+    )
+    if not 0 <= chaos.reject_nonce_fraction <= 0.3:
+        raise c_t.error("reject_nonce_fraction", "must be between 0 and 0.3")
+    if not 0 <= chaos.validation_delay_max_ms <= 60_000:
+        raise c_t.error("validation_delay_max_ms", "must be between 0 and 60000")
+    c_t.finish()
 
     profiles: dict[str, ProfileSettings] = {}
     for name, p_t in table.tables("profiles").items():
@@ -149,10 +179,11 @@ def parse_config(table: Table) -> AcmeConfig:
         alternate_chains=chains,
         validation=validation,
         rate_limits=limits,
+        chaos=chaos,
     )
     if cfg.authz_reuse < 0:
         raise table.error("authz_reuse", "must not be negative")
-    # CA/B Forum BR 4.2.1: validation data may be reused for at most 398 days (less from 2026).
+    # CA/B Forum BR 4.2.1: at most 398 days ever; reuse.py applies the shorter periods by date.
     if cfg.authz_reuse > 398 * 86400:
         raise table.error("authz_reuse", "must not exceed 398 days")
     table.finish()

@@ -17,6 +17,7 @@ from ca.errors import CAError, ConfigError
 from ca.profiles.model import Profile
 from ca.service import CertificateAuthority
 from protocols.acme.challenges import ValidationAuthority
+from protocols.acme.chaos import announce
 from protocols.acme.codec import Urls, dumps
 from protocols.acme.config import AcmeConfig
 from protocols.acme.errors import AcmeProblem, problem_from_ca_error, render_problem
@@ -56,11 +57,17 @@ class AcmeContext:
         self.clock = ca.clock
         self.urls = Urls(base_url)
         self.store = AcmeStore(ca.db)
+        announce(config.chaos)
         self.nonces = NonceService(
-            self.store, self.clock, lifetime=config.nonce_lifetime, pool=config.nonce_pool, cap=config.max_nonces
+            self.store,
+            self.clock,
+            lifetime=config.nonce_lifetime,
+            pool=config.nonce_pool,
+            cap=config.max_nonces,
+            chaos_reject=config.chaos.reject_nonce_fraction,
         )
-        self.va = ValidationAuthority(config.validation, config.caa_identities)
-        self.limiter = RateLimiter(self.clock, config.rate_limits.window_seconds)
+        self.va = ValidationAuthority(config.validation, config.caa_identities, config.chaos)
+        self.limiter = RateLimiter(config.rate_limits, self.clock, ca.db)
         self._jwks: OrderedDict[str, Jwk] = OrderedDict()
         self._accounts: OrderedDict[int, Account] = OrderedDict()
         self.default_profile = self._pick_default(default_profile)
@@ -176,3 +183,4 @@ class AcmeContext:
 
     async def close(self) -> None:
         await self.nonces.close()
+        await self.limiter.close()

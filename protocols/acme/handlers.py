@@ -13,6 +13,7 @@ from protocols.acme.auth import authenticate
 from protocols.acme.config import AcmeConfig
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, not_found
+from protocols.acme.methods import post_required
 from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
 
 log = logging.getLogger("tetra.acme")
@@ -233,3 +234,7 @@ class AcmeHandlers:
             return await certificates.renewal_info(self.ctx, req.match.get("cert_id", ""))
 
         return await self._run(work, nonce=False)
+
+    async def post_required(self, req: WireRequest) -> WireResponse:
+        """GET (or any method but POST) on a POST-as-GET resource: 405 problem (ACME-08)."""
+        return await self.ctx.problem(post_required(req.method))

@@ -16,6 +16,7 @@ import secrets
 from collections import deque
 
 from ca.clock import Clock
+from protocols.acme.chaos import NonceChaos
 from protocols.acme.state import AcmeStore
 
 log = logging.getLogger("tetra.acme.nonces")
@@ -31,8 +32,11 @@ def well_formed(nonce: str) -> bool:
 
 
 class NonceService:
-    def __init__(self, store: AcmeStore, clock: Clock, *, lifetime: int, pool: int, cap: int) -> None:
+    def __init__(
+        self, store: AcmeStore, clock: Clock, *, lifetime: int, pool: int, cap: int, chaos_reject: float = 0.0
+    ) -> None:
         self._store = store
+        self._chaos = NonceChaos(chaos_reject)
         self._clock = clock
         self._lifetime = dt.timedelta(seconds=lifetime)
         self._pool_size = pool
@@ -54,6 +58,10 @@ class NonceService:
         self._issued += 1
         if self._issued % SWEEP_EVERY == 0:
             asyncio.get_running_loop().create_task(self._sweep())
+        if self._chaos.refuse_next():
+            # Chaos mode (ACME-27): a well-formed nonce that was never stored, so the request that
+            # carries it gets badNonce (with a fresh nonce) instead of being served.
+            return secrets.token_urlsafe(NONCE_BYTES)
         return self._pool.popleft()[0]
 
     async def redeem(self, nonce: str) -> bool:

@@ -26,6 +26,7 @@ from protocols.acme.codec import decode_new_order, encode_order
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, Subproblem, malformed, not_found, unauthorized
 from protocols.acme.messages import OrderIdentifier
+from protocols.acme.reuse import reuse_period
 from protocols.acme.state import Account, Authz, NewAuthz, Order
 
 log = logging.getLogger("tetra.acme.orders")
@@ -131,10 +132,7 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
     check_identifiers(profile, request.identifiers)
     now = ctx.clock.now()
     check_validity(profile, request.not_before, request.not_after, now)
-    limits = ctx.config.rate_limits
-    ctx.limiter.take(f"acct:{account.id}", limits.orders_per_account, "new orders for this account")
-    for ident in request.identifiers:
-        ctx.limiter.take(f"id:{ident.base.value}", limits.orders_per_identifier, f"new orders for {ident.base.value}")
+    charges = ctx.limiter.new_order(account.id, (i.base for i in request.identifiers))
     replaces_id = await _replaced(ctx, account, request.replaces) if request.replaces else None
     cfg = ctx.config
     order = await ctx.store.create_order(
@@ -142,7 +140,7 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
         profile=name,
         identifiers=[i.identifier for i in request.identifiers],
         new_authzs=[new_authz_spec(i) for i in request.identifiers],
-        reuse_after=now - dt.timedelta(seconds=cfg.authz_reuse) if cfg.authz_reuse else None,
+        reuse_after=now - reuse_period(cfg.authz_reuse, now) if cfg.authz_reuse else None,
         now=now,
         order_expires=now + dt.timedelta(seconds=cfg.order_lifetime),
         authz_expires=min(
@@ -152,6 +150,7 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
         not_after=request.not_after,
         replaces=request.replaces,
         replaces_cert_id=replaces_id,
+        charges=charges,
     )
     return Reply(201, encode_order(order, order.status, ctx.urls), location=ctx.urls.order(order.id))
 

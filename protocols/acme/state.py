@@ -37,6 +37,8 @@ from ca.audit import AuditEvent
 from ca.enrollment import Identifier
 from ca.store.db import Database, Tx
 from ca.store.tables import Base, Id, UTCDateTime, certificates
+from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
+from protocols.acme.reuse import br_usable_until
 
 
 class AcmeAccountRow(Base):
@@ -279,6 +281,9 @@ class Authz:
     def current_status(self, now: dt.datetime) -> str:
         if self.status in ("pending", "valid") and self.expires_at <= now:
             return "expired"
+        # Also for rows stored before the BR period shortened (ACME-24).
+        if self.status == "valid" and self.validated_at is not None and now >= br_usable_until(self.validated_at):
+            return "expired"
         return self.status
 
     @property
@@ -379,10 +384,14 @@ class AcmeStore:
 
         return await self.db.read(q)
 
-    async def create_account(self, values: dict[str, Any]) -> tuple[Account, bool]:
-        """Insert, or return the account that already has this key (created=False)."""
+    async def create_account(self, values: dict[str, Any], charges: Charges = NO_CHARGES) -> tuple[Account, bool]:
+        """Insert, or return the account that already has this key (created=False); the rate-limit
+        `charges` are spent in the same transaction (ACME-25)."""
 
-        def w(tx: Tx) -> Account:
+        def w(tx: Tx) -> Account | Refusal:
+            refusal = charges.spend(tx.conn)
+            if refusal is not None:
+                return refusal
             new_id = tx.conn.execute(insert(accounts_t).values(**values).returning(accounts_t.c.id)).scalar_one()
             tx.audit(
                 AuditEvent(
@@ -396,12 +405,15 @@ class AcmeStore:
             return Account.from_row(row)
 
         try:
-            return await self.db.write(w), True
+            created = await self.db.write(w)
         except IntegrityError:
             existing = await self.account_by_thumbprint(str(values["thumbprint"]))
             if existing is None:
                 raise
             return existing, False
+        if isinstance(created, Refusal):
+            raise created.problem()
+        return created, True
 
     async def update_account(self, account_id: int, values: dict[str, Any], action: str) -> Account | None:
         """Change contact/status/key; None if another account already has the new key."""
@@ -440,12 +452,16 @@ class AcmeStore:
         not_after: dt.datetime | None,
         replaces: str | None,
         replaces_cert_id: int | None,
+        charges: Charges = NO_CHARGES,
     ) -> Order:
-        """One transaction: reuse the account's valid authorizations where allowed (ACME-24),
-        create the rest with their challenges, then the order."""
+        """One transaction: spend the rate-limit charges (ACME-25), reuse the account's valid
+        authorizations where allowed (ACME-24), create the rest with their challenges, then the order."""
 
-        def w(tx: Tx) -> Order:
+        def w(tx: Tx) -> Order | Refusal:
             conn = tx.conn
+            refusal = charges.spend(conn)
+            if refusal is not None:
+                return refusal  # not raised: that would roll back the writers sharing this commit
             authz_ids: list[int] = []
             statuses: list[str] = []
             for spec in new_authzs:
@@ -508,7 +524,10 @@ class AcmeStore:
             order_id = conn.execute(insert(orders_t).values(**values).returning(orders_t.c.id)).scalar_one()
             return Order.from_row(conn.execute(select(orders_t).where(orders_t.c.id == order_id)).one())
 
-        return await self.db.write_grouped(w)
+        created = await self.db.write_grouped(w)
+        if isinstance(created, Refusal):
+            raise created.problem()
+        return created
 
     async def create_authz(self, account_id: int, spec: NewAuthz, now: dt.datetime, expires: dt.datetime) -> int:
         """Pre-authorization (RFC 8555 §7.4.1): an authorization outside any order."""

@@ -290,6 +290,53 @@ async def test_post_as_get_rules(acme_sqlite: AcmeEnv) -> None:
     assert get.status == 405
 
 
+async def test_non_post_methods_on_post_as_get_resources(acme_sqlite: AcmeEnv) -> None:
+    """ACME-08: GET/PUT/DELETE/HEAD on every POST-only resource: 405, Allow: POST, a malformed
+    problem document and a fresh nonce; directory, newNonce and renewalInfo stay GET-able."""
+    client = await registered(acme_sqlite)
+    order = await client.new_order(["get.example.com"])
+    order_url = order.headers["Location"]
+    authz_url = order.json["authorizations"][0]
+    chall_url = (await client.post(authz_url, None)).json["challenges"][0]["url"]
+    urls = [
+        client.kid or "",
+        (client.kid or "") + "/orders",
+        order_url,
+        order.json["finalize"],
+        authz_url,
+        chall_url,
+        client.directory["newAccount"],
+        client.directory["newOrder"],
+        client.directory["revokeCert"],
+        client.directory["keyChange"],
+        client.directory["newAccount"].replace("/new-account", "/cert/1"),
+        client.directory["newAccount"].replace("/new-account", "/tls-server/new-order"),
+    ]
+    http = acme_sqlite.http
+    for url in urls:
+        for method in ("GET", "PUT", "DELETE"):
+            resp = await http.request(method, client.path(url))
+            assert resp.status == 405, (method, url, resp.status)
+            assert resp.headers["Allow"] == "POST"
+            assert resp.headers["Content-Type"] == "application/problem+json"
+            assert len(resp.headers["Replay-Nonce"]) == 22
+            problem = await resp.json()
+            assert problem["type"] == "urn:ietf:params:acme:error:malformed"
+            assert problem["status"] == 405 and "POST-as-GET" in problem["detail"]
+        head = await http.head(client.path(url))
+        assert head.status == 405 and head.headers["Allow"] == "POST"
+    # The nonce a 405 hands out is good for the next request.
+    nonce = (await http.get(client.path(order_url))).headers["Replay-Nonce"]
+    assert (await client.post(order_url, None, nonce=nonce)).status == 200
+    # POST still reaches the resource; GET-able endpoints are unchanged.
+    assert (await client.post(authz_url, None)).status == 200
+    assert (await http.get("/acme/directory")).status == 200
+    assert (await http.get("/acme/new-nonce")).status == 204
+    assert (await http.head("/acme/new-nonce")).status == 200
+    assert (await http.get("/acme/renewal-info/AAAA.AQ")).status == 404
+    await nothing_issued(acme_sqlite)
+
+
 async def test_revocation_rules(acme_sqlite: AcmeEnv) -> None:
     """ACME-12: another account, bad reason code, the certificate's own key."""
     from cryptography import x509

@@ -270,29 +270,45 @@ async def test_renewal_information_and_replaces(
     assert resp.status == 403
 
 
-async def test_rate_limits(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
-    """ACME-25: per account and per identifier, 429 rateLimited with Retry-After."""
-    env = await env_with(
-        aiohttp_client,
-        ca_dir,
-        sqlite_url,
-        loopback,
-        extra={
-            "TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "2",
-            "TETRA_ACME__RATE_LIMITS__ORDERS_PER_IDENTIFIER": "3",
-        },
-    )
+async def test_rate_limits(aiohttp_client: Any, ca_dir: Path, db_url: str, loopback: Any) -> None:
+    """ACME-25: per account, per registered domain and per client address; 429 rateLimited with
+    Retry-After and a nonce; nothing created when refused; the limits survive a restart."""
+    limits = {
+        "TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "2",
+        "TETRA_ACME__RATE_LIMITS__ORDERS_PER_IDENTIFIER": "3",
+        "TETRA_ACME__RATE_LIMITS__ACCOUNTS_PER_IP": "5",
+    }
+    env = await env_with(aiohttp_client, ca_dir, db_url, loopback, extra=limits)
     client = await account(env)
-    assert (await client.new_order(["a.example.com"])).status == 201
-    assert (await client.new_order(["b.example.com"])).status == 201
-    resp = await client.new_order(["c.example.com"])
-    assert resp.status == 429 and resp.problem_type == "rateLimited" and int(resp.headers["Retry-After"]) > 0
-    other = await account(env)
-    assert (await other.new_order(["a.example.com"])).status == 201
-    another = await account(env)
-    assert (await another.new_order(["a.example.com"])).status == 201
-    resp = await (await account(env)).new_order(["a.example.com"])
-    assert resp.status == 429
+    assert (await client.new_order(["a.one.example"])).status == 201
+    assert (await client.new_order(["b.two.example"])).status == 201
+    resp = await client.new_order(["c.three.example"])
+    assert resp.status == 429 and resp.problem_type == "rateLimited", resp.body
+    assert 0 < int(resp.headers["Retry-After"]) <= 1800 and "Replay-Nonce" in resp.headers
+    assert "this account" in resp.json["detail"]
+    assert len((await client.post(f"{client.kid}/orders", None)).json["orders"]) == 2
+    # Three orders under shared.example from three accounts, in any spelling of the name.
+    for name in ("shared.example", "www.shared.example", "x.y.shared.example"):
+        assert (await (await account(env)).new_order([name])).status == 201
+    resp = await client.new_order(["other.shared.example"])
+    assert resp.status == 429  # this account is out of orders as well as the domain
+    fresh = env.client()
+    assert (await fresh.register()).status == 201  # the fifth account from this address
+    resp = await fresh.new_order(["mail.shared.example", "mail.unrelated.example"])
+    assert resp.status == 429 and "shared.example" in resp.json["detail"]
+    # The refused order spent nothing: unrelated.example still has all three.
+    for _ in range(2):
+        assert (await fresh.new_order(["mail.unrelated.example"])).status == 201
+    resp = await env.client().register()
+    assert resp.status == 429 and resp.problem_type == "rateLimited" and "Retry-After" in resp.headers
+
+    # A restart (a new app on the same database) remembers every bucket.
+    again = await start_env(aiohttp_client, ca_dir, db_url, loopback, limits)
+    client.http = fresh.http = again.http
+    client.nonce = fresh.nonce = None
+    assert (await client.new_order(["d.four.example"])).status == 429
+    assert (await fresh.new_order(["again.shared.example"])).status == 429
+    assert (await again.client().register()).status == 429
 
 
 async def test_caa(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
@@ -340,6 +356,78 @@ async def test_authorization_reuse_stays_within_the_account(
     assert again.json["status"] == "ready"
     other = await account(env)
     assert (await other.new_order(["reuse.example.com"])).json["status"] == "pending"
+
+
+async def test_authorization_reuse_follows_the_br_periods_by_date(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    """ACME-24 with a frozen clock: with authz_reuse at its 398-day maximum, a valid authorization
+    serves new orders of the same account only while the BR period in force allows (398/200/100/10
+    days, shortening at 2026-03-15, 2027-03-15, 2029-03-15); another account never reuses it."""
+    from ca.clock import FrozenClock
+
+    clock = FrozenClock(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC))
+    env = await start_env(
+        aiohttp_client, ca_dir, sqlite_url, loopback, {"TETRA_ACME__AUTHZ_REUSE": str(398 * 86400)}, clock=clock
+    )
+    owner, stranger = await account(env), await account(env)
+
+    def jump_to(text: str) -> None:
+        target = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+        clock.advance(target - clock.now())
+
+    async def validate(name: str) -> None:
+        resp = await owner.new_order([name])
+        assert resp.status == 201 and resp.json["status"] == "pending"
+        await owner.authorize(resp.json, env)
+
+    async def reused(name: str) -> bool:
+        resp = await owner.new_order([name])
+        assert resp.status == 201, resp.body
+        assert (await stranger.new_order([name])).json["status"] == "pending"  # never across accounts
+        return bool(resp.json["status"] == "ready")
+
+    # Validated under 398 days; from 2026-03-15 issuance allows 200, so it lasts until 2026-09-17.
+    await validate("a.reuse.example")
+    jump_to("2026-03-10T12:00")
+    assert await reused("a.reuse.example")
+    jump_to("2026-09-16T12:00")
+    assert await reused("a.reuse.example")
+    jump_to("2026-09-17T12:00")
+    assert not await reused("a.reuse.example")
+    # 200 days when validated, 100 from 2027-03-15: usable until 2027-04-11 12:00.
+    jump_to("2027-01-01T12:00")
+    await validate("b.reuse.example")
+    jump_to("2027-04-11T11:00")
+    assert await reused("b.reuse.example")
+    jump_to("2027-04-11T13:00")
+    assert not await reused("b.reuse.example")
+    # 10 days from 2029-03-15.
+    jump_to("2029-03-20T12:00")
+    await validate("c.reuse.example")
+    jump_to("2029-03-30T11:00")
+    assert await reused("c.reuse.example")
+    jump_to("2029-03-30T13:00")
+    assert not await reused("c.reuse.example")
+
+
+async def test_configured_reuse_shorter_than_the_br(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    """ACME-24: authz_reuse below the BR period wins (30 days in 2026, where the BR allow 200)."""
+    from ca.clock import FrozenClock
+
+    clock = FrozenClock(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    env = await start_env(
+        aiohttp_client, ca_dir, sqlite_url, loopback, {"TETRA_ACME__AUTHZ_REUSE": str(30 * 86400)}, clock=clock
+    )
+    client = await account(env)
+    resp = await client.new_order(["short.reuse.example"])
+    await client.authorize(resp.json, env)
+    clock.advance(dt.timedelta(days=29))
+    assert (await client.new_order(["short.reuse.example"])).json["status"] == "ready"
+    clock.advance(dt.timedelta(days=2))
+    assert (await client.new_order(["short.reuse.example"])).json["status"] == "pending"
 
 
 async def test_profiles_directories_and_validity(
