@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
@@ -240,7 +241,17 @@ class Database:
             append_events(conn, tx.events, self.clock.now())
             return resolve(result)  # type: ignore[no-any-return]
 
-        return await self._run(body, write=True)
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return await self._run(body, write=True)
+            except StoreUnavailable as exc:
+                # PostgreSQL broke a deadlock (or a serialization conflict) by aborting us: the
+                # transaction did nothing, so running it again is safe and almost always works.
+                if attempt == CONFLICT_ATTEMPTS or not _is_conflict(exc.__cause__):
+                    raise
+                log.info("database conflict (%s), attempt %d: retrying", _short(exc), attempt)
+                await asyncio.sleep(random.uniform(0, 0.02 * attempt))
+        raise AssertionError("unreachable")
 
     @overload
     async def write_grouped(self, fn: Callable[[Tx], Slot[U]]) -> U: ...
@@ -262,6 +273,15 @@ class Database:
             self._sync.dispose()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+CONFLICT_ATTEMPTS = 4
+_CONFLICT_STATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+
+
+def _is_conflict(exc: BaseException | None) -> bool:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in _CONFLICT_STATES or getattr(orig, "pgcode", None) in _CONFLICT_STATES
 
 
 def _short(exc: BaseException) -> str:

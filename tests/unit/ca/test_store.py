@@ -157,3 +157,42 @@ async def test_first_audit_events_from_two_processes_at_once(config: ServerConfi
     finally:
         await first.close()
         await second.close()
+
+
+async def test_deadlock_between_two_processes_is_retried(postgres_url: str) -> None:
+    """A write transaction that PostgreSQL aborts to break a deadlock (two processes locking the
+    same rows in opposite orders, as grouped commits of unrelated requests can) is run again
+    instead of failing the request; both writes land exactly once."""
+    import threading
+
+    from ca.store.db import Database
+    from ca.store.migrate import upgrade
+    from ca.store.repositories import CounterRepository
+
+    upgrade(postgres_url)  # (SQLite has one writer at a time: no deadlocks to break)
+    first = Database(postgres_url, mode="thread")
+    second = Database(postgres_url, mode="thread")
+    a, b = f"dl-a-{secrets.token_hex(3)}", f"dl-b-{secrets.token_hex(3)}"
+    both_hold_one = threading.Barrier(2, timeout=5)
+    try:
+        await first.write(lambda tx: (CounterRepository.next_value(tx, a), CounterRepository.next_value(tx, b)))
+
+        def locker(x: str, y: str):  # type: ignore[no-untyped-def]
+            attempts = []
+
+            def fn(tx):  # type: ignore[no-untyped-def]
+                attempts.append(1)
+                CounterRepository.next_value(tx, x)
+                if len(attempts) == 1:
+                    both_hold_one.wait()  # each holds its first row before asking for the other's
+                return CounterRepository.next_value(tx, y)
+
+            return fn
+
+        results = await asyncio.gather(first.write(locker(a, b)), second.write(locker(b, a)))
+        assert sorted(results) == [2, 3], results  # the victim ran again after the winner
+        final = await first.write(lambda tx: (CounterRepository.next_value(tx, a), CounterRepository.next_value(tx, b)))
+        assert final == (4, 4)  # each counter was bumped exactly once by each writer
+    finally:
+        await first.close()
+        await second.close()
