@@ -232,7 +232,8 @@ class Database:
         return await self._run(fn, write=False)
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
-        """One transaction of its own; its audit events are chained before commit."""
+        """One transaction of its own; its audit events are chained before commit. `fn` may run
+        more than once (after a deadlock abort), so it must act only through the transaction."""
 
         def body(conn: Connection) -> T:
             tx = Tx(conn)
