@@ -191,6 +191,11 @@ _AUTHZ_INVALID = (
     .where(authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending")
     .values(status="invalid")
 )
+_ORDER_ISSUED = (
+    update(orders_t)
+    .where(orders_t.c.id == bindparam("order_id"), orders_t.c.status == "processing")
+    .values(status="valid", certificate_id=bindparam("v_certificate_id"))
+)
 _SET_ORDER: dict[tuple[str, ...], Any] = {}
 
 
@@ -668,6 +673,17 @@ class AcmeStore:
             return bool(tx.conn.execute(statement, params).rowcount == 1)
 
         return await self.db.write_grouped(w)
+
+    @staticmethod
+    def order_issued(order_id: int) -> Callable[[Tx, int], None]:
+        """processing -> valid with the certificate, as a write inside the core's result
+        transaction (ca.issuer.in_result_transaction): no commit of its own. If the order has
+        left processing meanwhile (ST-02 recovery found the certificate first), it is left alone."""
+
+        def write(tx: Tx, certificate_id: int) -> None:
+            tx.execute_many(_ORDER_ISSUED, {"order_id": order_id, "v_certificate_id": certificate_id})
+
+        return write
 
     async def orders_of(self, account_id: int, limit: int = 1000) -> list[int]:
         def q(conn: Connection) -> list[int]:
