@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
@@ -141,6 +141,7 @@ nonces_t = cast(Table, AcmeNonceRow.__table__)
 renew_now_t = cast(Table, AcmeRenewNowRow.__table__)
 
 L = TypeVar("L")
+Loader = Callable[[Connection, "Account"], Any]  # a read inside the nonce's transaction (redeem_nonce_for)
 
 # Statements every request runs, built once: building a statement and its cache key per call
 # costs more than SQLite takes to run it.
@@ -570,19 +571,6 @@ class AcmeStore:
     async def challenge(self, challenge_id: int) -> tuple[Challenge, Authz] | None:
         return await self.db.read(lambda conn: _challenge(conn, challenge_id))
 
-    async def start_challenge(self, challenge_id: int, authz_id: int, now: dt.datetime) -> bool:
-        """pending -> processing, once, and only while its authorization is pending and unexpired."""
-
-        def w(tx: Tx) -> bool:
-            params = {"authz_id": authz_id, "challenge_id": challenge_id, "now": now}
-            if tx.conn.execute(_CHALLS_BUSY, params).scalar_one():
-                return False  # RFC 8555 §7.1.6: one challenge decides an authorization
-            if tx.conn.execute(_AUTHZ_LIVE, params).first() is None:
-                return False
-            return tx.conn.execute(_START_CHALLENGE, params).rowcount == 1
-
-        return await self.db.write_grouped(w)
-
     async def finish_challenge(
         self,
         challenge: Challenge,
@@ -849,11 +837,40 @@ def load_order_with_authzs(order_id: int) -> Callable[[Connection, Account], tup
     return q
 
 
-def load_challenge(challenge_id: int) -> Callable[[Connection, Account], tuple[Challenge, Authz] | None]:
-    def q(conn: Connection, _account: Account) -> tuple[Challenge, Authz] | None:
-        return _challenge(conn, challenge_id)
+def load_challenge(
+    challenge_id: int, start_at: dt.datetime | None = None
+) -> Callable[[Connection, Account], tuple[Challenge, Authz, bool] | None]:
+    """The challenge and its authorization. With ``start_at`` (a challenge response, RFC 8555
+    §7.5.1) it also moves pending -> processing, in the same transaction, when the signing
+    account owns it and the authorization is pending and unexpired: the nonce, the read and the
+    start share one commit. The flag says whether this request started it."""
+
+    def q(conn: Connection, account: Account) -> tuple[Challenge, Authz, bool] | None:
+        found = _challenge(conn, challenge_id)
+        if found is None:
+            return None
+        challenge, authz = found
+        if (
+            start_at is None
+            or challenge.status != "pending"
+            or authz.account_id != account.id
+            or authz.current_status(start_at) != "pending"
+            or not _start_challenge(conn, challenge.id, authz.id, start_at)
+        ):
+            return challenge, authz, False
+        return replace(challenge, status="processing"), authz, True
 
     return q
+
+
+def _start_challenge(conn: Connection, challenge_id: int, authz_id: int, now: dt.datetime) -> bool:
+    """pending -> processing, once, and only while its authorization is pending and unexpired."""
+    params = {"authz_id": authz_id, "challenge_id": challenge_id, "now": now}
+    if conn.execute(_CHALLS_BUSY, params).scalar_one():
+        return False  # RFC 8555 §7.1.6: one challenge decides an authorization
+    if conn.execute(_AUTHZ_LIVE, params).first() is None:
+        return False
+    return bool(conn.execute(_START_CHALLENGE, params).rowcount == 1)
 
 
 def load_certificate(certificate_id: int) -> Callable[[Connection, Account], tuple[Order | None, Row[Any] | None]]:
