@@ -198,6 +198,56 @@ _ORDER_ISSUED = (
     .values(status="valid", certificate_id=bindparam("v_certificate_id"))
 )
 _SET_ORDER: dict[tuple[str, ...], Any] = {}
+_ORDER_COLUMNS = (
+    "account_id",
+    "profile",
+    "status",
+    "identifiers",
+    "authz_ids",
+    "not_before",
+    "not_after",
+    "replaces",
+    "replaces_cert_id",
+    "created_at",
+    "expires_at",
+)
+_INSERT_ORDER = insert(orders_t).values({c: bindparam(c) for c in _ORDER_COLUMNS}).returning(orders_t.c.id)
+_INSERT_AUTHZ = (
+    insert(authzs_t)
+    .values(
+        account_id=bindparam("account_id"),
+        identifier_type=bindparam("identifier_type"),
+        identifier_value=bindparam("identifier_value"),
+        wildcard=bindparam("wildcard"),
+        status="pending",
+        created_at=bindparam("created_at"),
+        expires_at=bindparam("expires_at"),
+    )
+    .returning(authzs_t.c.id)
+)
+_INSERT_CHALLENGE = insert(challenges_t).values(
+    authz_id=bindparam("authz_id"), type=bindparam("type"), token=bindparam("token"), status="pending"
+)
+
+
+def _insert_authz(conn: Connection, account_id: int, spec: NewAuthz, now: dt.datetime, expires: dt.datetime) -> int:
+    """A pending authorization with its challenges; its id."""
+    authz_id = conn.execute(
+        _INSERT_AUTHZ,
+        {
+            "account_id": account_id,
+            "identifier_type": spec.identifier.type,
+            "identifier_value": spec.identifier.value,
+            "wildcard": spec.wildcard,
+            "created_at": now,
+            "expires_at": expires,
+        },
+    ).scalar_one()
+    conn.execute(
+        _INSERT_CHALLENGE,
+        [{"authz_id": authz_id, "type": kind, "token": token} for kind, token in spec.challenges],
+    )
+    return int(authz_id)
 
 
 def _set_order_statement(columns: tuple[str, ...]) -> Any:
@@ -475,27 +525,8 @@ class AcmeStore:
                     authz_ids.append(int(reused.id))
                     statuses.append("valid")
                     continue
-                authz_id = conn.execute(
-                    insert(authzs_t)
-                    .values(
-                        account_id=account_id,
-                        identifier_type=spec.identifier.type,
-                        identifier_value=spec.identifier.value,
-                        wildcard=spec.wildcard,
-                        status="pending",
-                        created_at=now,
-                        expires_at=authz_expires,
-                    )
-                    .returning(authzs_t.c.id)
-                ).scalar_one()
-                conn.execute(
-                    insert(challenges_t),
-                    [
-                        {"authz_id": authz_id, "type": kind, "token": token, "status": "pending"}
-                        for kind, token in spec.challenges
-                    ],
-                )
-                authz_ids.append(int(authz_id))
+                authz_id = _insert_authz(conn, account_id, spec, now, authz_expires)
+                authz_ids.append(authz_id)
                 statuses.append("pending")
             status = "ready" if statuses and all(s == "valid" for s in statuses) else "pending"
             values = {
@@ -511,8 +542,25 @@ class AcmeStore:
                 "created_at": now,
                 "expires_at": order_expires,
             }
-            order_id = conn.execute(insert(orders_t).values(**values).returning(orders_t.c.id)).scalar_one()
-            return Order.from_row(conn.execute(select(orders_t).where(orders_t.c.id == order_id)).one())
+            order_id = conn.execute(_INSERT_ORDER, values).scalar_one()
+            return Order(
+                int(order_id),
+                account_id,
+                profile,
+                status,
+                tuple(identifiers),
+                tuple(authz_ids),
+                not_before,
+                not_after,
+                replaces,
+                replaces_cert_id,
+                None,
+                None,
+                None,
+                now,
+                order_expires,
+                None,
+            )
 
         return await self.db.write_grouped(w)
 
@@ -520,27 +568,7 @@ class AcmeStore:
         """Pre-authorization (RFC 8555 §7.4.1): an authorization outside any order."""
 
         def w(tx: Tx) -> int:
-            authz_id = tx.conn.execute(
-                insert(authzs_t)
-                .values(
-                    account_id=account_id,
-                    identifier_type=spec.identifier.type,
-                    identifier_value=spec.identifier.value,
-                    wildcard=spec.wildcard,
-                    status="pending",
-                    created_at=now,
-                    expires_at=expires,
-                )
-                .returning(authzs_t.c.id)
-            ).scalar_one()
-            tx.conn.execute(
-                insert(challenges_t),
-                [
-                    {"authz_id": authz_id, "type": kind, "token": token, "status": "pending"}
-                    for kind, token in spec.challenges
-                ],
-            )
-            return int(authz_id)
+            return _insert_authz(tx.conn, account_id, spec, now, expires)
 
         return await self.db.write_grouped(w)
 
