@@ -151,13 +151,23 @@ _REDEEM_NONCE = delete(nonces_t).where(
 _ACCOUNT_BY_ID = select(accounts_t).where(accounts_t.c.id == bindparam("account_id"))
 _ORDER_BY_ID = select(orders_t).where(orders_t.c.id == bindparam("order_id"))
 _ORDER_BY_CERT = select(orders_t).where(orders_t.c.certificate_id == bindparam("certificate_id"))
-_AUTHZS_BY_IDS = select(authzs_t).where(authzs_t.c.id.in_(bindparam("ids", expanding=True)))
-_CHALLS_BY_AUTHZ_IDS = (
-    select(challenges_t)
-    .where(challenges_t.c.authz_id.in_(bindparam("ids", expanding=True)))
+# An authorization with its challenges in one statement (one row per challenge, challenge
+# columns prefixed "c_"); the challenge's own id picks its authorization for a challenge read.
+_CHALLENGE_COLUMNS = [c.label(f"c_{c.name}") for c in challenges_t.c]
+_AUTHZS_WITH_CHALLS = (
+    select(authzs_t, *_CHALLENGE_COLUMNS)
+    .outerjoin(challenges_t, challenges_t.c.authz_id == authzs_t.c.id)
+    .where(authzs_t.c.id.in_(bindparam("ids", expanding=True)))
     .order_by(challenges_t.c.id)
 )
-_CHALL_AUTHZ_ID = select(challenges_t.c.authz_id).where(challenges_t.c.id == bindparam("challenge_id"))
+_picked = challenges_t.alias("picked")
+_AUTHZ_WITH_CHALLS_BY_CHALLENGE = (
+    select(authzs_t, *_CHALLENGE_COLUMNS)
+    .join(_picked, _picked.c.authz_id == authzs_t.c.id)
+    .outerjoin(challenges_t, challenges_t.c.authz_id == authzs_t.c.id)
+    .where(_picked.c.id == bindparam("challenge_id"))
+    .order_by(challenges_t.c.id)
+)
 _CERT_BY_ID = select(certificates).where(certificates.c.id == bindparam("certificate_id"))
 _CHALLS_BUSY = (
     select(func.count())
@@ -837,12 +847,32 @@ class AcmeStore:
 def _load_authzs(conn: Connection, ids: Sequence[int]) -> list[Authz]:
     if not ids:
         return []
-    params = {"ids": list(ids)}
-    rows = {int(r.id): r for r in conn.execute(_AUTHZS_BY_IDS, params)}
+    return _authzs_from_rows(conn.execute(_AUTHZS_WITH_CHALLS, {"ids": list(ids)}), ids)
+
+
+def _authzs_from_rows(rows: Iterable[Row[Any]], order: Sequence[int] | None = None) -> list[Authz]:
+    """Authorizations from joined authorization+challenge rows, in ``order`` (ids) if given."""
+    heads: dict[int, Row[Any]] = {}
     challs: dict[int, list[Challenge]] = {}
-    for r in conn.execute(_CHALLS_BY_AUTHZ_IDS, params):
-        challs.setdefault(int(r.authz_id), []).append(Challenge.from_row(r))
-    return [Authz.from_row(rows[i], tuple(challs.get(i, ()))) for i in ids if i in rows]
+    for r in rows:
+        m = r._mapping
+        authz_id = int(m["id"])
+        heads.setdefault(authz_id, r)
+        found = challs.setdefault(authz_id, [])
+        if m["c_id"] is not None:
+            found.append(
+                Challenge(
+                    m["c_id"],
+                    m["c_authz_id"],
+                    m["c_type"],
+                    m["c_token"],
+                    m["c_status"],
+                    m["c_validated_at"],
+                    json.loads(m["c_error"]) if m["c_error"] else None,
+                )
+            )
+    ids = order if order is not None else list(heads)
+    return [Authz.from_row(heads[i], tuple(challs[i])) for i in ids if i in heads]
 
 
 # -- loaders: reads that run inside the nonce-redeeming transaction (AcmeStore.redeem_nonce_for) --
@@ -915,10 +945,10 @@ def load_certificate(certificate_id: int) -> Callable[[Connection, Account], tup
 
 
 def _challenge(conn: Connection, challenge_id: int) -> tuple[Challenge, Authz] | None:
-    row = conn.execute(_CHALL_AUTHZ_ID, {"challenge_id": challenge_id}).first()
-    if row is None:
+    found = _authzs_from_rows(conn.execute(_AUTHZ_WITH_CHALLS_BY_CHALLENGE, {"challenge_id": challenge_id}))
+    if not found:
         return None
-    authz = _load_authzs(conn, [int(row.authz_id)])[0]
+    authz = found[0]
     chall = next(c for c in authz.challenges if c.id == challenge_id)
     return chall, authz
 
