@@ -374,7 +374,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 if server == "tetra":
                     database_url = fresh_postgres(args.pg_admin) if args.database == "postgres" else ""
                     proc, url = with_retries(
-                        lambda url=database_url: start_tetra(  # type: ignore[misc]
+                        lambda url=database_url: start_tetra(
                             work, http01_port, dns_address, args.profile, args.db_mode, args.workers, url
                         )
                     )
