@@ -22,7 +22,9 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +142,28 @@ def throwaway_key(public: CertificateIssuerPublicKeyTypes) -> CertificateIssuerP
 
 
 Linter = Callable[[bytes, str], list[str]]
+ResultWrite = Callable[[Tx, int], None]  # (the result transaction, the certificate's row id)
+_result_writes: ContextVar[tuple[ResultWrite, ...]] = ContextVar("tetra_issuance_result_writes", default=())
+
+
+@contextmanager
+def in_result_transaction(write: ResultWrite) -> Iterator[None]:
+    """Run ``write`` inside the transaction that records an issued certificate, for issuances the
+    current task starts within this block (the core's enroll() API stays protocol-neutral).
+
+    A protocol uses it for the state change that says "issued" (ACME: the order's move to
+    valid with its certificate id), so that change commits with the certificate row and its
+    audit event, atomically and without a commit of its own. It does not run for a refusal,
+    a failed signature or a pending approval. It must not raise for a condition it can
+    tolerate: an exception there fails the result commit, and the row stays 'signing'.
+    """
+    token = _result_writes.set((*_result_writes.get(), write))
+    try:
+        yield
+    finally:
+        _result_writes.reset(token)
+
+
 # Extensions that point to revocation status and the issuer (all but the AKI), per certificate.
 PointerExtensions = Callable[[CertificateTemplate, int], list[tuple[x509.ExtensionType, bool]]]
 
@@ -344,7 +368,14 @@ class Issuer:
             target=f"{self.name}/{serial_text(serial)}",
             details={"fingerprint": fingerprint, "profile": template.profile.name, "protocol": protocol},
         )
-        await self._db.write_grouped(lambda tx: CertificateRepository.record_result(tx, row_id, done, issued_event))
+        extra_writes = _result_writes.get()
+
+        def record(tx: Tx) -> None:
+            CertificateRepository.record_result(tx, row_id, done, issued_event)
+            for write in extra_writes:
+                write(tx, row_id)
+
+        await self._db.write_grouped(record)
         faults.checkpoint("F4")
         return certificate, row_id
 

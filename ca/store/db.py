@@ -210,17 +210,19 @@ class Database:
                 return fn(conn)
 
         try:
+            # asyncio.timeout rather than wait_for: the same cancellation on expiry without a
+            # wrapping task per transaction (this runs several times per request).
             if self._async is not None:
-                async with self._async.connect() as aconn:
-                    return await asyncio.wait_for(aconn.run_sync(in_transaction), self.timeout)
+                async with asyncio.timeout(self.timeout), self._async.connect() as aconn:
+                    return await aconn.run_sync(in_transaction)
 
             def in_thread() -> T:
                 assert self._sync is not None
                 with self._sync.connect() as conn:
                     return in_transaction(conn)
 
-            loop = asyncio.get_running_loop()
-            return await asyncio.wait_for(loop.run_in_executor(self._threads, in_thread), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.get_running_loop().run_in_executor(self._threads, in_thread)
         except IntegrityError:
             raise
         except (TimeoutError, DBAPIError, SQLAlchemyError, OSError, ConnectionError) as exc:

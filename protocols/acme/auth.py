@@ -61,10 +61,13 @@ async def authenticate(
     *,
     jwk: str = "forbidden",
     load: Callable[[Connection, Account], Any] | None = None,
+    load_for: Callable[[bytes], Callable[[Connection, Account], Any]] | None = None,
 ) -> Signed:
     """``jwk``: "forbidden" (kid only), "allowed" (revokeCert) or "required" (newAccount).
     ``load`` (kid-signed requests) reads the requested resource in the transaction that spends
-    the nonce; its result is ``Signed.loaded`` (None if the nonce or account was refused)."""
+    the nonce; its result is ``Signed.loaded`` (None if the nonce or account was refused).
+    ``load_for`` picks that loader from the payload once the signature verified (a challenge
+    response starts the challenge in that transaction, a read does not)."""
     content_type = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type != JOSE_JSON:
         raise AcmeProblem("malformed", f"Content-Type must be {JOSE_JSON}", 415)
@@ -89,6 +92,8 @@ async def authenticate(
     if known is None:
         raise account_does_not_exist("no account at this 'kid'")
     verify(msg, ctx.account_jwk(known))
+    if load_for is not None:
+        load = load_for(msg.payload)
     # The nonce is spent and the account re-read in one transaction; the cached copy above only
     # picked the key to verify with.
     redeemed, account, loaded = await ctx.store.redeem_nonce_for(msg.nonce, ctx.clock.now(), account_id, load)

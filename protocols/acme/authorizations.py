@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +23,7 @@ from protocols.acme.errors import AcmeProblem, malformed, not_found, unauthorize
 from protocols.acme.jwk import key_authorization
 from protocols.acme.orders import check_identifiers, check_profile_for, new_authz_spec
 from protocols.acme.reuse import br_usable_until
-from protocols.acme.state import Account, Authz, Challenge
+from protocols.acme.state import Account, Authz, Challenge, Loader, load_challenge
 from protocols.acme.va.errors import ValidationError
 
 log = logging.getLogger("tetra.acme.va")
@@ -85,32 +85,46 @@ async def new_authz(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
     return Reply(201, encode_authz(authz, now, ctx.urls), location=ctx.urls.authz(authz_id))
 
 
+def challenge_loader(challenge_id: int, now: dt.datetime) -> Callable[[bytes], Loader]:
+    """For authenticate(load_for=...): a challenge response ('{}') starts the challenge in the
+    nonce's transaction; a read (or a malformed payload, refused later) only reads it."""
+
+    def choose(payload: bytes) -> Loader:
+        try:
+            respond = decode_challenge_response(payload)
+        except AcmeProblem:
+            respond = False
+        return load_challenge(challenge_id, start_at=now if respond else None)
+
+    return choose
+
+
 async def challenge_resource(ctx: AcmeContext, signed: Signed, challenge_id: int, validations: Validations) -> Reply:
+    """Read a challenge, or answer a response: the handler authenticates with
+    ``challenge_loader``, so a response was already started (or not) in the nonce's transaction."""
     account = signed.require_account()
-    found = await ctx.store.challenge(challenge_id) if signed.loaded is NOT_LOADED else signed.loaded
-    if found is None:
+    if signed.loaded is NOT_LOADED or signed.loaded is None:
         raise not_found("no such challenge")
-    challenge, authz = found
+    challenge, authz, started = signed.loaded
     _owned(authz, account)
     respond = decode_challenge_response(signed.payload)
     now = ctx.clock.now()
-    if respond and challenge.status == "pending":
+    if respond and challenge.status == "pending" and not started:
         if authz.current_status(now) != "pending":
             raise malformed(f"the authorization is {authz.current_status(now)}; it cannot be validated now")
-        outcome: Challenge | None = None
-        if await ctx.store.start_challenge(challenge.id, authz.id, now):
-            task = validations.start(_validate(ctx, challenge, authz, signed, account))
-            wait = ctx.config.validation.inline_wait
-            if wait > 0:
-                # Answer with the outcome when validation is quick; else the client polls (§7.5.1).
-                done, _ = await asyncio.wait([task], timeout=wait)
-                outcome = task.result() if done else replace(challenge, status="processing")
-        if outcome is None:
-            refreshed = await ctx.store.challenge(challenge.id)
-            assert refreshed is not None
-            challenge, authz = refreshed
-        else:
-            challenge = outcome
+    if respond and started:
+        task = validations.start(_validate(ctx, challenge, authz, signed, account))
+        wait = ctx.config.validation.inline_wait
+        if wait > 0:
+            # Answer with the outcome when validation is quick; else the client polls (§7.5.1).
+            done, _ = await asyncio.wait([task], timeout=wait)
+            outcome = task.result() if done else None
+            if outcome is not None:
+                challenge = outcome
+            elif done:  # the result could not be stored: show what the store holds
+                refreshed = await ctx.store.challenge(challenge.id)
+                assert refreshed is not None
+                challenge, authz = refreshed
     links = (f'<{ctx.urls.authz(authz.id)}>;rel="up"',)
     retry = ctx.config.retry_after if challenge.status == "processing" else None
     return Reply(200, encode_challenge(challenge, ctx.urls), links=links, retry_after=retry)

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ca.csr import csr_identifiers, enrollment_from_csr, parse_csr
 from ca.enrollment import AuthMethod, CertificateRef, EnrollmentKind, Identifier, Issued, Requester
 from ca.errors import CAError, FailureReason
+from ca.issuer import in_result_transaction
 from protocols.acme.auth import Signed
 from protocols.acme.codec import decode_finalize, encode_order
 from protocols.acme.context import AcmeContext, Reply
@@ -116,7 +117,9 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
         raise order_not_ready(latest or order)
     order = replace(order, status="processing", processing_at=now, csr_key=spki_sha256(spki))
     try:
-        outcome = await ctx.ca.enroll(enrollment)
+        # The order's move to valid commits with the certificate row (one commit, not two).
+        with in_result_transaction(ctx.store.order_issued(order.id)):
+            outcome = await ctx.ca.enroll(enrollment)
     except CAError as exc:
         problem = problem_from_ca_error(exc, during_finalize=True)
         if exc.reason is FailureReason.UNAVAILABLE:
@@ -126,7 +129,6 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
             await fail_order(ctx, order, problem.to_json())
         raise problem from None
     if isinstance(outcome, Issued):
-        await ctx.store.set_order(order.id, ("processing",), {"status": "valid", "certificate_id": outcome.record_id})
         order = replace(order, status="valid", certificate_id=outcome.record_id)
         return Reply(200, encode_order(order, "valid", ctx.urls), location=ctx.urls.order(order.id))
     await ctx.store.set_order(order.id, ("processing",), {"request_id": outcome.request_id})

@@ -208,7 +208,11 @@ class AcmeHandlers:
     async def challenge(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             ident = _maybe_int(req, "id")
-            signed = await authenticate(self.ctx, req, load=None if ident is None else state.load_challenge(ident))
+            signed = await authenticate(
+                self.ctx,
+                req,
+                load_for=None if ident is None else authorizations.challenge_loader(ident, self.ctx.clock.now()),
+            )
             return await authorizations.challenge_resource(self.ctx, signed, _int(req, "id"), self.validations)
 
         return await self._run(work)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
@@ -143,6 +143,7 @@ nonces_t = cast(Table, AcmeNonceRow.__table__)
 renew_now_t = cast(Table, AcmeRenewNowRow.__table__)
 
 L = TypeVar("L")
+Loader = Callable[[Connection, "Account"], Any]  # a read inside the nonce's transaction (redeem_nonce_for)
 
 # Statements every request runs, built once: building a statement and its cache key per call
 # costs more than SQLite takes to run it.
@@ -152,13 +153,23 @@ _REDEEM_NONCE = delete(nonces_t).where(
 _ACCOUNT_BY_ID = select(accounts_t).where(accounts_t.c.id == bindparam("account_id"))
 _ORDER_BY_ID = select(orders_t).where(orders_t.c.id == bindparam("order_id"))
 _ORDER_BY_CERT = select(orders_t).where(orders_t.c.certificate_id == bindparam("certificate_id"))
-_AUTHZS_BY_IDS = select(authzs_t).where(authzs_t.c.id.in_(bindparam("ids", expanding=True)))
-_CHALLS_BY_AUTHZ_IDS = (
-    select(challenges_t)
-    .where(challenges_t.c.authz_id.in_(bindparam("ids", expanding=True)))
+# An authorization with its challenges in one statement (one row per challenge, challenge
+# columns prefixed "c_"); the challenge's own id picks its authorization for a challenge read.
+_CHALLENGE_COLUMNS = [c.label(f"c_{c.name}") for c in challenges_t.c]
+_AUTHZS_WITH_CHALLS = (
+    select(authzs_t, *_CHALLENGE_COLUMNS)
+    .outerjoin(challenges_t, challenges_t.c.authz_id == authzs_t.c.id)
+    .where(authzs_t.c.id.in_(bindparam("ids", expanding=True)))
     .order_by(challenges_t.c.id)
 )
-_CHALL_AUTHZ_ID = select(challenges_t.c.authz_id).where(challenges_t.c.id == bindparam("challenge_id"))
+_picked = challenges_t.alias("picked")
+_AUTHZ_WITH_CHALLS_BY_CHALLENGE = (
+    select(authzs_t, *_CHALLENGE_COLUMNS)
+    .join(_picked, _picked.c.authz_id == authzs_t.c.id)
+    .outerjoin(challenges_t, challenges_t.c.authz_id == authzs_t.c.id)
+    .where(_picked.c.id == bindparam("challenge_id"))
+    .order_by(challenges_t.c.id)
+)
 _CERT_BY_ID = select(certificates).where(certificates.c.id == bindparam("certificate_id"))
 _CHALLS_BUSY = (
     select(func.count())
@@ -193,7 +204,62 @@ _AUTHZ_INVALID = (
     .where(authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending")
     .values(status="invalid")
 )
+_ORDER_ISSUED = (
+    update(orders_t)
+    .where(orders_t.c.id == bindparam("order_id"), orders_t.c.status == "processing")
+    .values(status="valid", certificate_id=bindparam("v_certificate_id"))
+)
 _SET_ORDER: dict[tuple[str, ...], Any] = {}
+_ORDER_COLUMNS = (
+    "account_id",
+    "profile",
+    "status",
+    "identifiers",
+    "authz_ids",
+    "not_before",
+    "not_after",
+    "replaces",
+    "replaces_cert_id",
+    "created_at",
+    "expires_at",
+)
+_INSERT_ORDER = insert(orders_t).values({c: bindparam(c) for c in _ORDER_COLUMNS}).returning(orders_t.c.id)
+_INSERT_AUTHZ = (
+    insert(authzs_t)
+    .values(
+        account_id=bindparam("account_id"),
+        identifier_type=bindparam("identifier_type"),
+        identifier_value=bindparam("identifier_value"),
+        wildcard=bindparam("wildcard"),
+        status="pending",
+        created_at=bindparam("created_at"),
+        expires_at=bindparam("expires_at"),
+    )
+    .returning(authzs_t.c.id)
+)
+_INSERT_CHALLENGE = insert(challenges_t).values(
+    authz_id=bindparam("authz_id"), type=bindparam("type"), token=bindparam("token"), status="pending"
+)
+
+
+def _insert_authz(conn: Connection, account_id: int, spec: NewAuthz, now: dt.datetime, expires: dt.datetime) -> int:
+    """A pending authorization with its challenges; its id."""
+    authz_id = conn.execute(
+        _INSERT_AUTHZ,
+        {
+            "account_id": account_id,
+            "identifier_type": spec.identifier.type,
+            "identifier_value": spec.identifier.value,
+            "wildcard": spec.wildcard,
+            "created_at": now,
+            "expires_at": expires,
+        },
+    ).scalar_one()
+    conn.execute(
+        _INSERT_CHALLENGE,
+        [{"authz_id": authz_id, "type": kind, "token": token} for kind, token in spec.challenges],
+    )
+    return int(authz_id)
 
 
 def _set_order_statement(columns: tuple[str, ...]) -> Any:
@@ -485,27 +551,8 @@ class AcmeStore:
                     authz_ids.append(int(reused.id))
                     statuses.append("valid")
                     continue
-                authz_id = conn.execute(
-                    insert(authzs_t)
-                    .values(
-                        account_id=account_id,
-                        identifier_type=spec.identifier.type,
-                        identifier_value=spec.identifier.value,
-                        wildcard=spec.wildcard,
-                        status="pending",
-                        created_at=now,
-                        expires_at=authz_expires,
-                    )
-                    .returning(authzs_t.c.id)
-                ).scalar_one()
-                conn.execute(
-                    insert(challenges_t),
-                    [
-                        {"authz_id": authz_id, "type": kind, "token": token, "status": "pending"}
-                        for kind, token in spec.challenges
-                    ],
-                )
-                authz_ids.append(int(authz_id))
+                authz_id = _insert_authz(conn, account_id, spec, now, authz_expires)
+                authz_ids.append(authz_id)
                 statuses.append("pending")
             status = "ready" if statuses and all(s == "valid" for s in statuses) else "pending"
             values = {
@@ -521,8 +568,25 @@ class AcmeStore:
                 "created_at": now,
                 "expires_at": order_expires,
             }
-            order_id = conn.execute(insert(orders_t).values(**values).returning(orders_t.c.id)).scalar_one()
-            return Order.from_row(conn.execute(select(orders_t).where(orders_t.c.id == order_id)).one())
+            order_id = conn.execute(_INSERT_ORDER, values).scalar_one()
+            return Order(
+                int(order_id),
+                account_id,
+                profile,
+                status,
+                tuple(identifiers),
+                tuple(authz_ids),
+                not_before,
+                not_after,
+                replaces,
+                replaces_cert_id,
+                None,
+                None,
+                None,
+                now,
+                order_expires,
+                None,
+            )
 
         created = await self.db.write_grouped(w)
         if isinstance(created, Refusal):
@@ -533,27 +597,7 @@ class AcmeStore:
         """Pre-authorization (RFC 8555 §7.4.1): an authorization outside any order."""
 
         def w(tx: Tx) -> int:
-            authz_id = tx.conn.execute(
-                insert(authzs_t)
-                .values(
-                    account_id=account_id,
-                    identifier_type=spec.identifier.type,
-                    identifier_value=spec.identifier.value,
-                    wildcard=spec.wildcard,
-                    status="pending",
-                    created_at=now,
-                    expires_at=expires,
-                )
-                .returning(authzs_t.c.id)
-            ).scalar_one()
-            tx.conn.execute(
-                insert(challenges_t),
-                [
-                    {"authz_id": authz_id, "type": kind, "token": token, "status": "pending"}
-                    for kind, token in spec.challenges
-                ],
-            )
-            return int(authz_id)
+            return _insert_authz(tx.conn, account_id, spec, now, expires)
 
         return await self.db.write_grouped(w)
 
@@ -583,19 +627,6 @@ class AcmeStore:
 
     async def challenge(self, challenge_id: int) -> tuple[Challenge, Authz] | None:
         return await self.db.read(lambda conn: _challenge(conn, challenge_id))
-
-    async def start_challenge(self, challenge_id: int, authz_id: int, now: dt.datetime) -> bool:
-        """pending -> processing, once, and only while its authorization is pending and unexpired."""
-
-        def w(tx: Tx) -> bool:
-            params = {"authz_id": authz_id, "challenge_id": challenge_id, "now": now}
-            if tx.conn.execute(_CHALLS_BUSY, params).scalar_one():
-                return False  # RFC 8555 §7.1.6: one challenge decides an authorization
-            if tx.conn.execute(_AUTHZ_LIVE, params).first() is None:
-                return False
-            return tx.conn.execute(_START_CHALLENGE, params).rowcount == 1
-
-        return await self.db.write_grouped(w)
 
     async def finish_challenge(
         self,
@@ -687,6 +718,17 @@ class AcmeStore:
             return bool(tx.conn.execute(statement, params).rowcount == 1)
 
         return await self.db.write_grouped(w)
+
+    @staticmethod
+    def order_issued(order_id: int) -> Callable[[Tx, int], None]:
+        """processing -> valid with the certificate, as a write inside the core's result
+        transaction (ca.issuer.in_result_transaction): no commit of its own. If the order has
+        left processing meanwhile (ST-02 recovery found the certificate first), it is left alone."""
+
+        def write(tx: Tx, certificate_id: int) -> None:
+            tx.execute_many(_ORDER_ISSUED, {"order_id": order_id, "v_certificate_id": certificate_id})
+
+        return write
 
     async def orders_of(self, account_id: int, limit: int = 1000) -> list[int]:
         def q(conn: Connection) -> list[int]:
@@ -824,12 +866,32 @@ class AcmeStore:
 def _load_authzs(conn: Connection, ids: Sequence[int]) -> list[Authz]:
     if not ids:
         return []
-    params = {"ids": list(ids)}
-    rows = {int(r.id): r for r in conn.execute(_AUTHZS_BY_IDS, params)}
+    return _authzs_from_rows(conn.execute(_AUTHZS_WITH_CHALLS, {"ids": list(ids)}), ids)
+
+
+def _authzs_from_rows(rows: Iterable[Row[Any]], order: Sequence[int] | None = None) -> list[Authz]:
+    """Authorizations from joined authorization+challenge rows, in ``order`` (ids) if given."""
+    heads: dict[int, Row[Any]] = {}
     challs: dict[int, list[Challenge]] = {}
-    for r in conn.execute(_CHALLS_BY_AUTHZ_IDS, params):
-        challs.setdefault(int(r.authz_id), []).append(Challenge.from_row(r))
-    return [Authz.from_row(rows[i], tuple(challs.get(i, ()))) for i in ids if i in rows]
+    for r in rows:
+        m = r._mapping
+        authz_id = int(m["id"])
+        heads.setdefault(authz_id, r)
+        found = challs.setdefault(authz_id, [])
+        if m["c_id"] is not None:
+            found.append(
+                Challenge(
+                    m["c_id"],
+                    m["c_authz_id"],
+                    m["c_type"],
+                    m["c_token"],
+                    m["c_status"],
+                    m["c_validated_at"],
+                    json.loads(m["c_error"]) if m["c_error"] else None,
+                )
+            )
+    ids = order if order is not None else list(heads)
+    return [Authz.from_row(heads[i], tuple(challs[i])) for i in ids if i in heads]
 
 
 # -- loaders: reads that run inside the nonce-redeeming transaction (AcmeStore.redeem_nonce_for) --
@@ -852,11 +914,40 @@ def load_order_with_authzs(order_id: int) -> Callable[[Connection, Account], tup
     return q
 
 
-def load_challenge(challenge_id: int) -> Callable[[Connection, Account], tuple[Challenge, Authz] | None]:
-    def q(conn: Connection, _account: Account) -> tuple[Challenge, Authz] | None:
-        return _challenge(conn, challenge_id)
+def load_challenge(
+    challenge_id: int, start_at: dt.datetime | None = None
+) -> Callable[[Connection, Account], tuple[Challenge, Authz, bool] | None]:
+    """The challenge and its authorization. With ``start_at`` (a challenge response, RFC 8555
+    §7.5.1) it also moves pending -> processing, in the same transaction, when the signing
+    account owns it and the authorization is pending and unexpired: the nonce, the read and the
+    start share one commit. The flag says whether this request started it."""
+
+    def q(conn: Connection, account: Account) -> tuple[Challenge, Authz, bool] | None:
+        found = _challenge(conn, challenge_id)
+        if found is None:
+            return None
+        challenge, authz = found
+        if (
+            start_at is None
+            or challenge.status != "pending"
+            or authz.account_id != account.id
+            or authz.current_status(start_at) != "pending"
+            or not _start_challenge(conn, challenge.id, authz.id, start_at)
+        ):
+            return challenge, authz, False
+        return replace(challenge, status="processing"), authz, True
 
     return q
+
+
+def _start_challenge(conn: Connection, challenge_id: int, authz_id: int, now: dt.datetime) -> bool:
+    """pending -> processing, once, and only while its authorization is pending and unexpired."""
+    params = {"authz_id": authz_id, "challenge_id": challenge_id, "now": now}
+    if conn.execute(_CHALLS_BUSY, params).scalar_one():
+        return False  # RFC 8555 §7.1.6: one challenge decides an authorization
+    if conn.execute(_AUTHZ_LIVE, params).first() is None:
+        return False
+    return bool(conn.execute(_START_CHALLENGE, params).rowcount == 1)
 
 
 def load_certificate(certificate_id: int) -> Callable[[Connection, Account], tuple[Order | None, Row[Any] | None]]:
@@ -873,10 +964,10 @@ def load_certificate(certificate_id: int) -> Callable[[Connection, Account], tup
 
 
 def _challenge(conn: Connection, challenge_id: int) -> tuple[Challenge, Authz] | None:
-    row = conn.execute(_CHALL_AUTHZ_ID, {"challenge_id": challenge_id}).first()
-    if row is None:
+    found = _authzs_from_rows(conn.execute(_AUTHZ_WITH_CHALLS_BY_CHALLENGE, {"challenge_id": challenge_id}))
+    if not found:
         return None
-    authz = _load_authzs(conn, [int(row.authz_id)])[0]
+    authz = found[0]
     chall = next(c for c in authz.challenges if c.id == challenge_id)
     return chall, authz
 

@@ -357,3 +357,35 @@ async def test_revocation_rules(acme_sqlite: AcmeEnv) -> None:
         owner.directory["revokeCert"], {"certificate": b64e(der), "reason": 1}, key=cert_key, use_jwk=True
     )
     assert resp.status == 200, resp.body
+
+
+async def test_challenge_start_rules_in_the_nonce_transaction(acme_sqlite: AcmeEnv) -> None:
+    """ACME-08/ACME-09 (RFC 8555 §7.5.1, §7.1.6): a challenge read never starts it; another
+    account's response is refused and starts nothing; a malformed response spends the nonce and
+    starts nothing; once one challenge decided, another challenge of the same authorization
+    cannot be started."""
+    owner = await registered(acme_sqlite)
+    stranger = await registered(acme_sqlite)
+    order = (await owner.new_order(["chal.example.com"])).json
+    authz_url = order["authorizations"][0]
+    challenges = {c["type"]: c for c in (await owner.post(authz_url, None)).json["challenges"]}
+    http01, dns01 = challenges["http-01"], challenges["dns-01"]
+
+    read = await owner.post(http01["url"], None)
+    assert read.status == 200 and read.json["status"] == "pending"
+    refused = await stranger.post(http01["url"], {})
+    assert refused.status == 403 and refused.problem_type == "unauthorized"
+    bad = await owner.post(http01["url"], [])
+    assert bad.status == 400 and bad.problem_type == "malformed"
+    assert "Replay-Nonce" in bad.headers
+    assert (await owner.post(http01["url"], None)).json["status"] == "pending"
+
+    acme_sqlite.http01.tokens[http01["token"]] = owner.key_authorization(http01["token"])
+    started = await owner.post(http01["url"], {})
+    assert started.status == 200 and started.json["status"] in ("processing", "valid")
+    done = await owner.poll(authz_url, ("valid", "invalid"))
+    assert done.json["status"] == "valid"
+    late = await owner.post(dns01["url"], {})
+    assert late.status == 400 and late.problem_type == "malformed"  # the authorization is valid
+    again = await owner.post(http01["url"], {})
+    assert again.status == 200 and again.json["status"] == "valid"

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -423,3 +424,131 @@ def test_ocsp_response_with_negative_validity_fails(root: Issuer, good_leaf: byt
 def test_unsuccessful_ocsp_response_is_clean() -> None:
     der = ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(Encoding.DER)
     assert_ocsp_lints_clean(der)
+
+
+# --- indexed traversal (the lint gate's speed-up must not change a single finding) -------------
+
+
+def _finding_tuples(results: Sequence[object]) -> list[tuple[str, str, str, str | None]]:
+    """Every finding of a pkilint run, in order: validator, node path, code, message."""
+    out = []
+    for result in results:
+        for description in result.finding_descriptions:  # type: ignore[attr-defined]
+            out.append(
+                (
+                    result.validator.name,  # type: ignore[attr-defined]
+                    str(result.node.path),  # type: ignore[attr-defined]
+                    str(description.finding.code),
+                    description.message,
+                )
+            )
+    return out
+
+
+def _stock_and_indexed(validator_factory: object, document_cls: object, der: bytes) -> tuple[list, list]:  # type: ignore[type-arg]
+    """The same validator composition twice: as pkilint builds it, and with Tetra's indexed traversal."""
+    results = []
+    for indexed in (False, True):
+        validator = validator_factory()  # type: ignore[operator]
+        if indexed:
+            lint._index_traversal(validator)
+        doc = document_cls("x", der, "x")  # type: ignore[operator]
+        doc.decode()
+        results.append(_finding_tuples(validator.validate(doc.root)))
+    return results[0], results[1]
+
+
+def _bad_leaves(root: Issuer) -> list[bytes]:
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    eku = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION)
+    return [
+        _leaf(root, days=400),
+        _leaf(root, with_san=False),
+        _leaf(root, eku=eku),
+        _der(_leaf_builder(root, small.public_key()).sign(root.key, hashes.SHA256())),
+    ]
+
+
+@pytest.mark.parametrize("cabf_type", ["DV-FINAL-CERTIFICATE", "OV-FINAL-CERTIFICATE", "OCSP-RESPONDER", None])
+def test_indexed_traversal_matches_pkilint(root: Issuer, good_leaf: bytes, cabf_type: str | None) -> None:
+    """CORE-03 (lint gate): the indexed traversal yields pkilint's findings exactly, order included,
+    for clean and for faulty certificates, BR types and RFC 5280 alike."""
+    from pkilint.cabf import serverauth
+    from pkilint.cabf.serverauth import serverauth_constants
+    from pkilint.pkix import certificate, extension, name
+
+    def factory() -> object:
+        if cabf_type is None:
+            return certificate.create_pkix_certificate_validator_container(
+                certificate.create_decoding_validators(name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS),
+                [
+                    certificate.create_issuer_validator_container([]),
+                    certificate.create_validity_validator_container(),
+                    certificate.create_subject_validator_container([]),
+                    certificate.create_extensions_validator_container([]),
+                    certificate.create_spki_validator_container([]),
+                ],
+            )
+        kind = serverauth_constants.CertificateType.from_option_str(cabf_type)
+        return certificate.create_pkix_certificate_validator_container(
+            serverauth.create_decoding_validators(), serverauth.create_validators(kind)
+        )
+
+    compared = 0
+    for der in [good_leaf, root.cert.public_bytes(Encoding.DER), *_bad_leaves(root)]:
+        stock, indexed = _stock_and_indexed(factory, certificate.RFC5280Certificate, der)
+        assert indexed == stock
+        compared += len(stock)
+    assert compared >= 5  # the certificates above do produce findings to compare
+
+
+def test_indexed_crl_traversal_matches_pkilint(root: Issuer) -> None:
+    from pkilint import pkix
+    from pkilint.pkix import crl, extension, name
+
+    def factory() -> object:
+        return crl.create_pkix_crl_validator_container(
+            [
+                pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
+                pkix.create_extension_decoder(extension.EXTENSION_MAPPINGS),
+            ],
+            [
+                crl.create_issuer_validator_container([]),
+                crl.create_validity_validator_container([]),
+                crl.create_extensions_validator_container([]),
+            ],
+        )
+
+    for der in (_crl(root, reason=x509.ReasonFlags.key_compromise), _crl(root, with_aki=False)):
+        stock, indexed = _stock_and_indexed(factory, crl.RFC5280CertificateList, der)
+        assert indexed == stock
+
+
+def test_cached_validators_use_the_indexed_traversal_and_still_refuse(root: Issuer) -> None:
+    """CORE-03: the gate's cached validators are indexed, and a bad certificate is still refused by them."""
+    lint.warm_up()
+    validator, _ = lint._cabf_certificate_linter(lint._resolve_cabf_type("DV-FINAL-CERTIFICATE"))
+    assert "_validate_rec" in vars(validator)
+    for der in _bad_leaves(root):
+        assert lint.has_errors(lint_certificate(der, profile="cabf-serverauth", cabf_type="DV-FINAL-CERTIFICATE"))
+
+
+def test_unverifiable_match_override_is_never_filtered() -> None:
+    """A validator whose match() may accept what NodeVisitor.match refuses is offered every node."""
+    from pkilint import validation as pkilint_validation
+
+    class Lenient(pkilint_validation.Validator):
+        def match(self, node: Any) -> bool:
+            return True
+
+    class Gated(pkilint_validation.Validator):
+        def match(self, node: Any) -> bool:
+            if not super().match(node):
+                return False
+            return True
+
+    lenient = Lenient(path="certificate.tbsCertificate.serialNumber")
+    gated = Gated(path="certificate.tbsCertificate.serialNumber")
+    assert lint._may_match(lenient, object, "certificate.tbsCertificate.version")
+    assert not lint._may_match(gated, object, "certificate.tbsCertificate.version")
+    assert lint._may_match(gated, object, "certificate.tbsCertificate.serialNumber")

@@ -194,3 +194,32 @@ async def test_inventory_fields_and_json_listing(ca: CertificateAuthority) -> No
     assert record is not None
     assert (record.owner, record.team, record.application, record.location) == ("alice", "web", "shop", "eu-west")
     assert json.loads(json.dumps(list(record.sans))) == ["dns:inv.example.com"]
+
+
+async def test_result_transaction_write_commits_with_the_issued_row(ca: CertificateAuthority) -> None:
+    """ST-01 F4 / ACME order state: a protocol's "issued" write runs in the certificate's result
+    transaction, with its row id, once; issuances outside the block and pending approvals skip it."""
+    from sqlalchemy import update
+
+    from ca.issuer import in_result_transaction
+    from ca.store.db import Tx
+    from ca.store.tables import certificates
+
+    seen: list[int] = []
+
+    def mark(tx: Tx, row_id: int) -> None:
+        seen.append(row_id)
+        tx.conn.execute(update(certificates).where(certificates.c.id == row_id).values(owner="marked in result tx"))
+
+    with in_result_transaction(mark):
+        outcome = await ca.enroll(_request(["hooked.example.com"]))
+        requester = Requester("est-user", AuthMethod.PASSWORD)
+        pending = await ca.enroll(_request([], profile="code-signing", cn="Bot", requester=requester, protocol="est"))
+    assert isinstance(outcome, Issued) and isinstance(pending, Pending)
+    assert seen == [outcome.record_id]
+    record = await ca.certificates.get(outcome.record_id)
+    assert record is not None and record.status == "issued" and record.owner == "marked in result tx"
+    later = await ca.enroll(_request(["plain.example.com"]))
+    assert isinstance(later, Issued) and seen == [outcome.record_id]
+    report = await ca.audit.verify()
+    assert report.ok, report.problems
