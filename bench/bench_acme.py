@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from interop.acme_helpers import free_port  # noqa: E402
+from tests.tetra_process import free_port  # noqa: E402
 from protocols.acme.b64 import b64e  # noqa: E402
 from protocols.acme.jwk import jwk_from_key, parse_jwk  # noqa: E402
 from protocols.acme.jws import sign_jws  # noqa: E402
