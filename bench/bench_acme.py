@@ -35,10 +35,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.tetra_process import free_port  # noqa: E402
 from protocols.acme.b64 import b64e  # noqa: E402
 from protocols.acme.jwk import jwk_from_key, parse_jwk  # noqa: E402
 from protocols.acme.jws import sign_jws  # noqa: E402
+from tests.tetra_process import free_port  # noqa: E402
 from tests.unit.protocols.acme.support import make_csr  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -21,7 +21,9 @@ from __future__ import annotations
 import inspect
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -150,8 +152,25 @@ def _may_match(v: Any, pdu_type: type, path: str) -> bool:
     return v._pdu_class is None or issubclass(pdu_type, v._pdu_class)
 
 
+_indexed: ContextVar[bool] = ContextVar("tetra_lint_indexed", default=True)
+
+
+@contextmanager
+def reference_traversal() -> Iterator[None]:
+    """Lint with pkilint's own traversal inside this block (validators built and cached apart):
+    the tests' independent check of what the indexed traversal lets through."""
+    token = _indexed.set(False)
+    try:
+        yield
+    finally:
+        _indexed.reset(token)
+
+
 def _index_traversal(container: Any) -> Any:
-    """Give ``container`` (and every container inside it) the indexed traversal; returns it."""
+    """Give ``container`` (and every container inside it) the indexed traversal; returns it.
+    Inside reference_traversal() the container keeps pkilint's own."""
+    if not _indexed.get():
+        return container
     validators = list(container.validators)
     index: dict[tuple[type, str], list[Any]] = {}
 
@@ -188,6 +207,8 @@ _cache: dict[str, Any] = {}
 
 def _cached(key: str, build: Callable[[], Any]) -> Any:
     """Return the object cached under ``key``, building it once (double-checked)."""
+    if not _indexed.get():
+        key = f"reference:{key}"
     found = _cache.get(key)
     if found is None:
         with _build_lock:

@@ -1,7 +1,9 @@
 """Assertions that an artifact a test produced passes pkilint with no errors.
 
 Every certificate, CRL and OCSP response made in any test goes through one of these, so
-the failure message lists every finding (warnings too, for context) in one place.
+the failure message lists every finding (warnings too, for context) in one place. They use
+pkilint's own traversal (`reference_traversal`), not the indexed one the issuance gate runs,
+so the check does not share the code it checks.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ca.lint import (
     lint_crl,
     lint_ocsp_responder_certificate,
     lint_ocsp_response,
+    reference_traversal,
 )
 
 __all__ = [
@@ -34,13 +37,16 @@ def _fail_on_errors(kind: str, profile: str, findings: list[LintFinding]) -> Non
 
 def assert_certificate_lints_clean(der: bytes, profile: str = "pkix", *, cabf_type: str | None = None) -> None:
     """Fail, listing every finding, if the certificate has any ERROR or FATAL finding."""
-    findings = lint_certificate(der, profile=profile, errors_only=False, cabf_type=cabf_type)
+    with reference_traversal():
+        findings = lint_certificate(der, profile=profile, errors_only=False, cabf_type=cabf_type)
     _fail_on_errors("certificate", profile, findings)
 
 
 def assert_crl_lints_clean(der: bytes, profile: str = "pkix") -> None:
     """Fail, listing every finding, if the CRL has any ERROR or FATAL finding."""
-    _fail_on_errors("CRL", profile, lint_crl(der, profile=profile, errors_only=False))
+    with reference_traversal():
+        findings = lint_crl(der, profile=profile, errors_only=False)
+    _fail_on_errors("CRL", profile, findings)
 
 
 def _embedded_certificates(der: bytes) -> list[bytes]:
@@ -62,10 +68,12 @@ def assert_ocsp_lints_clean(der: bytes, *, responder_profile: str | None = "pkix
     inside ``certs``; so each one is linted as a delegated responder certificate under
     ``responder_profile`` (``None`` skips that).
     """
-    findings = lint_ocsp_response(der, errors_only=False)
+    with reference_traversal():
+        findings = lint_ocsp_response(der, errors_only=False)
     _fail_on_errors("OCSP response", "pkix", findings)
     if responder_profile is None:
         return
     for index, cert_der in enumerate(_embedded_certificates(der)):
-        cert_findings = lint_ocsp_responder_certificate(cert_der, profile=responder_profile, errors_only=False)
+        with reference_traversal():
+            cert_findings = lint_ocsp_responder_certificate(cert_der, profile=responder_profile, errors_only=False)
         _fail_on_errors(f"OCSP response's responder certificate #{index}", responder_profile, cert_findings)

@@ -552,3 +552,16 @@ def test_unverifiable_match_override_is_never_filtered() -> None:
     assert lint._may_match(lenient, object, "certificate.tbsCertificate.version")
     assert not lint._may_match(gated, object, "certificate.tbsCertificate.version")
     assert lint._may_match(gated, object, "certificate.tbsCertificate.serialNumber")
+
+
+def test_reference_traversal_is_pkilints_own(good_leaf: bytes) -> None:
+    """The tests' lint checks run pkilint's stock traversal; the gate keeps the indexed one."""
+    from ca.lint import _pkix_certificate_validator, reference_traversal
+
+    indexed = _pkix_certificate_validator()
+    with reference_traversal():
+        stock = _pkix_certificate_validator()
+        assert lint_certificate(good_leaf, profile="pkix") == []
+    assert stock is not indexed
+    assert "_validate_rec" in vars(indexed) and "_validate_rec" not in vars(stock)
+    assert _pkix_certificate_validator() is indexed
