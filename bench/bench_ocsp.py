@@ -14,8 +14,10 @@ use a delegated responder certificate with the key type under test.
 Modes: post (RFC 6960 POST), get (RFC 6960 A.1 GET, base64 in the path), nonce (POST with
 a 16-octet nonce: Tetra signs each one fresh, with its rate limit off). Each request names
 a random known serial (SHA-1 CertID); a sample of answers is parsed and checked (status
-good, nonce echoed). Tetra runs as one `tetra serve` process (one core); the load
-generator is one process on the other core.
+good, nonce echoed). The load generator is wrk (bench/loadgen.py: a Lua script
+cycles the pre-built requests, the same for both servers); before each cell a sample of 50
+answers is checked by a small Python client. Tetra runs `--workers` `tetra serve` processes
+(default 1); openssl is one process. On a 2-core machine the generator shares the cores.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -48,7 +51,7 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.x509 import ocsp  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
-from loadgen import LoadResult, get_request, post_request, run_load  # noqa: E402
+from loadgen import LoadResult, check_sample, get_request, post_request, run_wrk  # noqa: E402
 
 from ca.keys import default_hash, generate_private_key  # noqa: E402
 from ca.revocation import asn1  # noqa: E402
@@ -325,7 +328,7 @@ def build_requests(
     return out, nonces
 
 
-def checker(nonces: list[bytes | None]) -> object:
+def checker(nonces: list[bytes | None]) -> Callable[[int, bytes], bool]:
     def check(index: int, body: bytes) -> bool:
         try:
             response = ocsp.load_der_ocsp_response(body)
@@ -376,9 +379,10 @@ async def main(args: argparse.Namespace) -> int:
         environment(),
         "",
         f"{args.certs:,} certificates; requests for random known serials (SHA-1 CertID); one load generator "
-        f"(raw asyncio, keep-alive where the server allows); {args.seconds:g} s per cell after "
-        f"{args.warmup:g} s warm-up. Tetra: {args.workers} `tetra serve` worker process(es); openssl: one "
-        "process (it closes every connection, so its clients reconnect per request).",
+        f"(wrk, threads = min(concurrency, CPUs), keep-alive where the server allows; 50 answers per cell "
+        f"parsed and checked); {args.seconds:g} s per cell after {args.warmup:g} s warm-up. "
+        f"Tetra: {args.workers} `tetra serve` worker process(es); openssl: one process "
+        "(it closes every connection, so its clients reconnect per request).",
         "",
     ]
     for key_type in args.keys.split(","):
@@ -403,23 +407,22 @@ async def main(args: argparse.Namespace) -> int:
                         requests, nonces = build_requests(fx, server, mode, args.requests)
                         for concurrency in [int(c) for c in args.concurrency.split(",")]:
                             print(f"[{key_type}] {server.label} {mode} c={concurrency}", file=sys.stderr)
-                            load = run_load(
-                                "127.0.0.1",
-                                server.port,
-                                requests,
-                                concurrency=concurrency,
-                                seconds=args.seconds,
-                                warmup=args.warmup,
-                                check=checker(nonces),
-                            )  # type: ignore[arg-type]
+                            sample = await check_sample("127.0.0.1", server.port, requests, checker(nonces))
                             try:
-                                result = await asyncio.wait_for(load, args.seconds + args.warmup + 60)
-                            except TimeoutError:
-                                print(
-                                    f"[{key_type}] {server.label} {mode} c={concurrency}: no answer, skipped",
-                                    file=sys.stderr,
+                                result = await asyncio.to_thread(
+                                    run_wrk,
+                                    "127.0.0.1",
+                                    server.port,
+                                    requests,
+                                    concurrency=concurrency,
+                                    seconds=args.seconds,
+                                    warmup=args.warmup,
                                 )
+                            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                                print(f"[{key_type}] {server.label} {mode} c={concurrency}: {exc}", file=sys.stderr)
                                 continue
+                            result.errors += sample.errors
+                            result.bodies_checked = sample.bodies_checked
                             rows.append((server.label, mode, concurrency, result))
             finally:
                 for server in servers:

@@ -1,0 +1,36 @@
+-- wrk script for bench/loadgen.py: cycles pre-built raw HTTP requests read from a file
+-- ("<length>\n<bytes>" each) and prints a one-line JSON summary at the end.
+-- Each wrk thread starts at a different place in the list.
+
+local requests = {}
+local position = 0
+local next_thread = 0
+
+function setup(thread)
+  thread:set("thread_index", next_thread)
+  next_thread = next_thread + 1
+end
+
+function init(args)
+  local file = assert(io.open(args[1], "rb"))
+  while true do
+    local line = file:read("*l")
+    if not line then break end
+    requests[#requests + 1] = file:read(tonumber(line))
+  end
+  file:close()
+  position = ((thread_index or 0) * 7919) % #requests
+end
+
+function request()
+  position = position % #requests + 1
+  return requests[position]
+end
+
+function done(summary, latency, _)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "errors": %d, "p50_us": %d, "p99_us": %d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
