@@ -243,43 +243,50 @@ class OpenSSL:
                 text = format(serial, "X")
                 index.write(f"V\t{expiry}\t\t{'0' * (len(text) % 2)}{text}\tunknown\t/CN=bench\n")
         (workdir / "index.txt.attr").write_text("unique_subject = no\n")  # every row says /CN=bench
+        self._command = [
+            "openssl",
+            "ocsp",
+            "-index",
+            str(workdir / "index.txt"),
+            "-CA",
+            str(fx.issuer_pem),
+            "-rsigner",
+            str(workdir / "rsigner.pem"),
+            "-rkey",
+            str(workdir / "rkey.pem"),
+            "-port",
+            str(self.port),
+            "-ndays",
+            "7",
+        ]
         self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                "openssl",
-                "ocsp",
-                "-index",
-                str(workdir / "index.txt"),
-                "-CA",
-                str(fx.issuer_pem),
-                "-rsigner",
-                str(workdir / "rsigner.pem"),
-                "-rkey",
-                str(workdir / "rkey.pem"),
-                "-port",
-                str(self.port),
-                "-ndays",
-                "7",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        self._log_path = log
+        self._probe = post_request("/", request_der(fx, fx.serials[0])).replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1)
         self.post_path, self.get_prefix = "/", "/"
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self._command, stdout=self._log, stderr=subprocess.STDOUT)
         # Ready when it answers a real request: a bare connect-and-close makes the OpenSSL 3.0
         # responder spin at 100% CPU without ever accepting again.
-        probe = post_request("/", request_der(fx, fx.serials[0])).replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1)
         deadline = time.monotonic() + 120  # it reads the whole index first
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"openssl ocsp exited: {log.read_text()[-2000:]}")
+                raise SystemExit(f"openssl ocsp exited: {self._log_path.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
-                    sock.sendall(probe)
+                    sock.sendall(self._probe)
                     if sock.recv(16).startswith(b"HTTP/"):
                         return
             except OSError:
-                time.sleep(0.5)
+                time.sleep(0.2)
         raise SystemExit("openssl ocsp did not answer in 120 s")
+
+    def restart(self) -> None:
+        """Before each wrk run: wrk ends by closing connections it opened but did not use yet,
+        which wedges this responder (the bug above); a fresh process does not carry that over."""
+        stop(self.proc)
+        self.start()
 
     def stop(self) -> None:
         stop(self.proc)
@@ -382,7 +389,8 @@ async def main(args: argparse.Namespace) -> int:
         f"(wrk, threads = min(concurrency, CPUs), keep-alive where the server allows; 50 answers per cell "
         f"parsed and checked); {args.seconds:g} s per cell after {args.warmup:g} s warm-up. "
         f"Tetra: {args.workers} `tetra serve` worker process(es); openssl: one process "
-        "(it closes every connection, so its clients reconnect per request).",
+        "(it closes every connection, so its clients reconnect per request; restarted before each wrk run, "
+        "which otherwise wedges it).",
         "",
     ]
     for key_type in args.keys.split(","):
@@ -407,8 +415,13 @@ async def main(args: argparse.Namespace) -> int:
                         requests, nonces = build_requests(fx, server, mode, args.requests)
                         for concurrency in [int(c) for c in args.concurrency.split(",")]:
                             print(f"[{key_type}] {server.label} {mode} c={concurrency}", file=sys.stderr)
-                            sample = await check_sample("127.0.0.1", server.port, requests, checker(nonces))
+                            restart = server.restart if isinstance(server, OpenSSL) else None
                             try:
+                                if restart is not None:
+                                    restart()
+                                sample = await asyncio.wait_for(
+                                    check_sample("127.0.0.1", server.port, requests, checker(nonces)), 60
+                                )
                                 result = await asyncio.to_thread(
                                     run_wrk,
                                     "127.0.0.1",
@@ -417,8 +430,9 @@ async def main(args: argparse.Namespace) -> int:
                                     concurrency=concurrency,
                                     seconds=args.seconds,
                                     warmup=args.warmup,
+                                    between_runs=restart,
                                 )
-                            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                            except (RuntimeError, subprocess.TimeoutExpired, TimeoutError) as exc:
                                 print(f"[{key_type}] {server.label} {mode} c={concurrency}: {exc}", file=sys.stderr)
                                 continue
                             result.errors += sample.errors

@@ -83,7 +83,14 @@ def _wrk(url: str, requests_file: Path, concurrency: int, seconds: int) -> dict[
 
 
 def run_wrk(
-    host: str, port: int, requests: list[bytes], *, concurrency: int, seconds: float, warmup: float = 1.0
+    host: str,
+    port: int,
+    requests: list[bytes],
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float = 1.0,
+    between_runs: Callable[[], None] | None = None,
 ) -> LoadResult:
     """Cycle `requests` from `concurrency` connections: a warm-up run (discarded), then the measured one."""
     if shutil.which("wrk") is None:
@@ -94,6 +101,8 @@ def run_wrk(
         write_requests(requests_file, requests)
         if warmup > 0:
             _wrk(url, requests_file, concurrency, max(1, math.ceil(warmup)))
+            if between_runs is not None:
+                between_runs()
         summary = _wrk(url, requests_file, concurrency, max(1, math.ceil(seconds)))
     result = LoadResult(
         requests=int(summary["requests"]),
