@@ -111,17 +111,34 @@ class OcspService:
         await self.responders.close()
 
     # -- answering ------------------------------------------------------------------------
-    async def respond(self, query: StatusQuery) -> OcspAnswer:
+    def _issuer_of(self, query: StatusQuery) -> str | None:
+        """The one CA we answer for that every CertID names, or None (unauthorized)."""
         names = set()
         for cid in query.cert_ids:
             name = self._index.get((cid.hash_alg, cid.issuer_name_hash, cid.issuer_key_hash))
             if name is None:
-                return ERRORS[ResponseStatus.UNAUTHORIZED]  # RFC 6960 §2.3: not a CA we answer for
+                return None  # RFC 6960 §2.3: not a CA we answer for
             names.add(name)
-        if len(names) > 1:
-            # A delegated responder is certified by one CA only (RFC 6960 §4.2.2.2).
+        # A delegated responder is certified by one CA only (RFC 6960 §4.2.2.2).
+        return names.pop() if len(names) == 1 else None
+
+    def answer_now(self, query: StatusQuery) -> OcspAnswer | None:
+        """The answer when it needs no I/O and no signature: a refusal or a cached pre-signed
+        response. None sends the query to `respond`. The plain-HTTP fast path lives on this."""
+        issuer = self._issuer_of(query)
+        if issuer is None:
             return ERRORS[ResponseStatus.UNAUTHORIZED]
-        issuer = names.pop()
+        if query.nonce is None and len(query.cert_ids) == 1:
+            cid = query.cert_ids[0]
+            entry = self.cache.get((issuer, cid.serial, cid.hash_alg))
+            if entry is not None:
+                return entry.answer
+        return None
+
+    async def respond(self, query: StatusQuery) -> OcspAnswer:
+        issuer = self._issuer_of(query)
+        if issuer is None:
+            return ERRORS[ResponseStatus.UNAUTHORIZED]
         try:
             if query.nonce is None and len(query.cert_ids) == 1:
                 cached = await self._presigned(issuer, query.cert_ids[0])
