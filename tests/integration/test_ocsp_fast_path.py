@@ -26,7 +26,7 @@ from server import plain_http
 from server.app import run_server
 from server.wiring import read_config
 from tests.helpers import make_csr
-from tests.integration.serverproc import API_TOKEN, free_port
+from tests.integration.serverproc import API_TOKEN, ServerProcess, free_port
 from tests.revocation_support import check_ocsp, multi_request_der, request_der
 
 MALFORMED = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
@@ -341,3 +341,21 @@ async def test_slow_clients_block_nobody_and_time_out(served: Served, monkeypatc
     assert time.monotonic() - started < 5
     assert await asyncio.wait_for(slow_reader.read(), 5) == b""  # closed by the sweeper
     slow_writer.close()
+
+
+async def test_tetra_serve_on_uvloop(ca_dir: Path, tmp_path: Path) -> None:
+    """`tetra serve` runs the listener on uvloop (whose transports differ from asyncio's): OCSP
+    answered on the fast path, the hand-off to aiohttp, HTTP/1.0, in a real server process."""
+    protocols = {"TETRA_SERVER__PROTOCOLS": '["api","ocsp"]'}
+    server = ServerProcess(ca_dir / "tetra.toml", f"sqlite:///{ca_dir / 'tetra.db'}", tmp_path / "serve.log", protocols)
+    try:
+        await asyncio.to_thread(server.wait_ready)
+        garbage = post(b"\x00garbage")
+        replies = await exchange(server.http_port, garbage + get("/healthz") + garbage, replies=3)
+        assert [r.status for r in replies] == [200, 200, 200]
+        assert ocsp.load_der_ocsp_response(replies[0].body).response_status == MALFORMED
+        assert [r.header("Server") is None for r in replies] == [True, False, False]
+        [old] = await exchange(server.http_port, get("/ocsp/%%%", "1.0"))
+        assert old.version == "HTTP/1.0" and ocsp.load_der_ocsp_response(old.body).response_status == MALFORMED
+    finally:
+        server.stop()
