@@ -1,13 +1,15 @@
-"""Where a nonce request's time goes: parse -> status -> build -> sign -> encode, in µs per
-request, for each responder key type, in one process without HTTP (bench_ocsp measures HTTP).
+"""Where an OCSP answer's time goes, in µs per request, in one process without sockets
+(bench_ocsp measures over HTTP): for nonce requests parse -> build -> sign -> encode; for
+pre-signed POST and GET the handler plus the fast listener's rendering.
 
-    python bench/ocsp_nonce_profile.py [--keys ec-p256,rsa-2048] [--requests 2000] [--cprofile]
+    python bench/ocsp_profile.py [--keys ec-p256,rsa-2048] [--requests 2000] [--cprofile]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import cProfile
 import datetime as dt
 import pstats
@@ -16,11 +18,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ocsp import make_fixture, request_der
+from bench_ocsp import Fixture, make_fixture, request_der
 
 from ca.issuer import sign_bytes
 from ca.revocation import ocsp_der
@@ -28,8 +31,10 @@ from ca.revocation.ocsp import OcspService
 from ca.revocation.ocsp_store import CertRow
 from ca.revocation.pointers import install_pointers
 from ca.revocation.settings import CrlSettings, OcspSettings, ResponderKeySettings
+from protocols.base import WireResponse
 from protocols.ocsp import codec
 from protocols.ocsp.handlers import OcspHandlers
+from server.plain_http import render
 from server.wiring import build_ca, read_config
 
 
@@ -39,7 +44,7 @@ def per_request(seconds: float, count: int) -> str:
 
 async def profile(key_type: str, count: int, use_cprofile: bool) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="ocsp-profile-") as tmp:
-        fx = await make_fixture(Path(tmp), 200)
+        fx = await make_fixture(Path(tmp), count)
         ca = await build_ca(read_config(fx.directory / "tetra.toml"))
         settings = OcspSettings(
             key=ResponderKeySettings(key_type=key_type), presign_hashes=("sha1",), preload=False, fresh_rate=0
@@ -91,6 +96,7 @@ async def profile(key_type: str, count: int, use_cprofile: bool) -> list[str]:
             for tbs, signature in zip(tbs_list, signatures, strict=True):
                 ocsp_der.ocsp_response(tbs, identity.algorithm, signature, identity.certs)
             lines.append(f"encode OCSPResponse:              {per_request(time.perf_counter() - started, count)}")
+            lines += presigned(handlers, fx, count)
             lines.append("")
             if profiler:
                 stats = pstats.Stats(profiler)
@@ -103,6 +109,30 @@ async def profile(key_type: str, count: int, use_cprofile: bool) -> list[str]:
         finally:
             await service.close()
             await ca.close()
+
+
+def presigned(handlers: OcspHandlers, fx: Fixture, count: int) -> list[str]:
+    """Cached answers as the plain-HTTP listener makes them: handler, then bytes on the wire."""
+    ders = [request_der(fx, fx.serials[i % len(fx.serials)]) for i in range(count)]
+    paths = ["/" + quote(base64.b64encode(der).decode(), safe="") for der in ders]
+    lines = []
+    date = b"Thu, 26 Nov 2026 13:00:00 GMT"
+    for label, requests in (("POST", ders), ("GET", paths)):
+        get = label == "GET"
+        for request in requests[:100]:
+            assert isinstance(handlers.answer_now(request, get=get, if_none_match=None), WireResponse)
+        started = time.perf_counter()
+        for request in requests:
+            response = handlers.answer_now(request, get=get, if_none_match=None)
+        handled = time.perf_counter() - started
+        assert isinstance(response, WireResponse)
+        started = time.perf_counter()
+        for _ in requests:
+            render(response, "1.1", True, date)
+        rendered = time.perf_counter() - started
+        lines.append(f"pre-signed {label:4} handler.answer_now:  {per_request(handled, count)}")
+        lines.append(f"pre-signed {label:4} plain_http.render:   {per_request(rendered, count)}")
+    return lines
 
 
 class _Collect:
