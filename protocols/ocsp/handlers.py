@@ -27,6 +27,7 @@ class OcspHandlers:
         self.service = service
         self.settings = service.settings
         self._decoded: dict[bytes, StatusQuery] = {}
+        self._paths: dict[str, StatusQuery] = {}
 
     def _decode(self, der: bytes) -> StatusQuery:
         """Decoding is a pure function of the bytes, and stapling servers and browsers ask the
@@ -40,6 +41,18 @@ class OcspHandlers:
                 if len(self._decoded) >= DECODED_MEMORY:
                     self._decoded.clear()
                 self._decoded[der] = query
+        return query
+
+    def _decode_path(self, path: str) -> StatusQuery:
+        """A GET path, decoded; nonce-less ones remembered like `_decode` (stapling servers
+        repeat the same URL)."""
+        query = self._paths.get(path)
+        if query is None:
+            query = self._decode(codec.decode_get_path(path, max_bytes=self.settings.max_request_bytes))
+            if query.nonce is None:
+                if len(self._paths) >= DECODED_MEMORY:
+                    self._paths.clear()
+                self._paths[path] = query
         return query
 
     @classmethod
@@ -63,9 +76,7 @@ class OcspHandlers:
         """The answer if it needs no I/O (a refusal or a cached pre-signed response), else the
         decoded query for `answer_later`. Both listeners go through here, so they answer alike."""
         try:
-            if isinstance(request, str):
-                request = codec.decode_get_path(request, max_bytes=self.settings.max_request_bytes)
-            query = self._decode(request)
+            query = self._decode_path(request) if isinstance(request, str) else self._decode(request)
         except OcspError as exc:
             return render_error(exc)
         answer = self.service.answer_now(query)
