@@ -4,7 +4,8 @@ OCSP is the one endpoint hit at relying-party scale, and most of its answers are
 signed and cached in memory; aiohttp's routing and request objects cost more than the
 answer itself. So each connection starts here: complete requests for POST /ocsp and
 GET /ocsp/<base64> are framed with llhttp (httptools) and answered through the same
-`OcspHandlers` the aiohttp route uses (cache hits inline, the rest in a task). The first
+`OcspHandlers` the aiohttp route uses: cached answers and nonces the process can sign at
+once are written inline, the rest (store look-ups, signing devices) from a task. The first
 request this path does not take (another route or method, chunked bodies, Expect, oversize
 bodies or heads, anything llhttp refuses) hands the connection, from that request's first
 byte, to aiohttp's own protocol for the rest of its life: every other route, limit and
@@ -24,7 +25,7 @@ import email.utils
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote
@@ -307,7 +308,7 @@ class OcspConnection(asyncio.Protocol):
         later = ocsp.answer_later(now, get=get, if_none_match=head.if_none_match)
         self._pending = asyncio.ensure_future(self._finish(later, method, version, keep_alive))
 
-    async def _finish(self, answer: Any, method: str, version: str, keep_alive: bool) -> None:
+    async def _finish(self, answer: Awaitable[WireResponse], method: str, version: str, keep_alive: bool) -> None:
         try:
             response = await answer
         except asyncio.CancelledError:
