@@ -201,7 +201,11 @@ class Tetra:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_http(f"http://127.0.0.1:{self.port}/healthz", self.proc, log)
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/healthz", self.proc, log)
+        except BaseException:
+            self.stop()  # never leave a server behind when it did not come up
+            raise
         self.post_path, self.get_prefix = "/ocsp", "/ocsp/"
 
     def stop(self) -> None:
