@@ -14,8 +14,10 @@ use a delegated responder certificate with the key type under test.
 Modes: post (RFC 6960 POST), get (RFC 6960 A.1 GET, base64 in the path), nonce (POST with
 a 16-octet nonce: Tetra signs each one fresh, with its rate limit off). Each request names
 a random known serial (SHA-1 CertID); a sample of answers is parsed and checked (status
-good, nonce echoed). Tetra runs as one `tetra serve` process (one core); the load
-generator is one process on the other core.
+good, nonce echoed). The load generator is wrk (bench/loadgen.py: a Lua script
+cycles the pre-built requests, the same for both servers); before each cell a sample of 50
+answers is checked by a small Python client. Tetra runs `--workers` `tetra serve` processes
+(default 1); openssl is one process. On a 2-core machine the generator shares the cores.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -48,7 +51,7 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.x509 import ocsp  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
-from loadgen import LoadResult, get_request, post_request, run_load  # noqa: E402
+from loadgen import LoadResult, check_sample, get_request, post_request, run_wrk  # noqa: E402
 
 from ca.keys import default_hash, generate_private_key  # noqa: E402
 from ca.revocation import asn1  # noqa: E402
@@ -198,7 +201,11 @@ class Tetra:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_http(f"http://127.0.0.1:{self.port}/healthz", self.proc, log)
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/healthz", self.proc, log)
+        except BaseException:
+            self.stop()  # never leave a server behind when it did not come up
+            raise
         self.post_path, self.get_prefix = "/ocsp", "/ocsp/"
 
     def stop(self) -> None:
@@ -240,43 +247,50 @@ class OpenSSL:
                 text = format(serial, "X")
                 index.write(f"V\t{expiry}\t\t{'0' * (len(text) % 2)}{text}\tunknown\t/CN=bench\n")
         (workdir / "index.txt.attr").write_text("unique_subject = no\n")  # every row says /CN=bench
+        self._command = [
+            "openssl",
+            "ocsp",
+            "-index",
+            str(workdir / "index.txt"),
+            "-CA",
+            str(fx.issuer_pem),
+            "-rsigner",
+            str(workdir / "rsigner.pem"),
+            "-rkey",
+            str(workdir / "rkey.pem"),
+            "-port",
+            str(self.port),
+            "-ndays",
+            "7",
+        ]
         self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                "openssl",
-                "ocsp",
-                "-index",
-                str(workdir / "index.txt"),
-                "-CA",
-                str(fx.issuer_pem),
-                "-rsigner",
-                str(workdir / "rsigner.pem"),
-                "-rkey",
-                str(workdir / "rkey.pem"),
-                "-port",
-                str(self.port),
-                "-ndays",
-                "7",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        self._log_path = log
+        self._probe = post_request("/", request_der(fx, fx.serials[0])).replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1)
         self.post_path, self.get_prefix = "/", "/"
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self._command, stdout=self._log, stderr=subprocess.STDOUT)
         # Ready when it answers a real request: a bare connect-and-close makes the OpenSSL 3.0
         # responder spin at 100% CPU without ever accepting again.
-        probe = post_request("/", request_der(fx, fx.serials[0])).replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1)
         deadline = time.monotonic() + 120  # it reads the whole index first
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"openssl ocsp exited: {log.read_text()[-2000:]}")
+                raise SystemExit(f"openssl ocsp exited: {self._log_path.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
-                    sock.sendall(probe)
+                    sock.sendall(self._probe)
                     if sock.recv(16).startswith(b"HTTP/"):
                         return
             except OSError:
-                time.sleep(0.5)
+                time.sleep(0.2)
         raise SystemExit("openssl ocsp did not answer in 120 s")
+
+    def restart(self) -> None:
+        """Before each wrk run: wrk ends by closing connections it opened but did not use yet,
+        which wedges this responder (the bug above); a fresh process does not carry that over."""
+        stop(self.proc)
+        self.start()
 
     def stop(self) -> None:
         stop(self.proc)
@@ -325,7 +339,7 @@ def build_requests(
     return out, nonces
 
 
-def checker(nonces: list[bytes | None]) -> object:
+def checker(nonces: list[bytes | None]) -> Callable[[int, bytes], bool]:
     def check(index: int, body: bytes) -> bool:
         try:
             response = ocsp.load_der_ocsp_response(body)
@@ -376,9 +390,11 @@ async def main(args: argparse.Namespace) -> int:
         environment(),
         "",
         f"{args.certs:,} certificates; requests for random known serials (SHA-1 CertID); one load generator "
-        f"(raw asyncio, keep-alive where the server allows); {args.seconds:g} s per cell after "
-        f"{args.warmup:g} s warm-up. Tetra: {args.workers} `tetra serve` worker process(es); openssl: one "
-        "process (it closes every connection, so its clients reconnect per request).",
+        f"(wrk, threads = min(concurrency, CPUs), keep-alive where the server allows; 50 answers per cell "
+        f"parsed and checked); {args.seconds:g} s per cell after {args.warmup:g} s warm-up. "
+        f"Tetra: {args.workers} `tetra serve` worker process(es); openssl: one process "
+        "(it closes every connection, so its clients reconnect per request; restarted before each wrk run, "
+        "which otherwise wedges it).",
         "",
     ]
     for key_type in args.keys.split(","):
@@ -403,23 +419,28 @@ async def main(args: argparse.Namespace) -> int:
                         requests, nonces = build_requests(fx, server, mode, args.requests)
                         for concurrency in [int(c) for c in args.concurrency.split(",")]:
                             print(f"[{key_type}] {server.label} {mode} c={concurrency}", file=sys.stderr)
-                            load = run_load(
-                                "127.0.0.1",
-                                server.port,
-                                requests,
-                                concurrency=concurrency,
-                                seconds=args.seconds,
-                                warmup=args.warmup,
-                                check=checker(nonces),
-                            )  # type: ignore[arg-type]
+                            restart = server.restart if isinstance(server, OpenSSL) else None
                             try:
-                                result = await asyncio.wait_for(load, args.seconds + args.warmup + 60)
-                            except TimeoutError:
-                                print(
-                                    f"[{key_type}] {server.label} {mode} c={concurrency}: no answer, skipped",
-                                    file=sys.stderr,
+                                if restart is not None:
+                                    restart()
+                                sample = await asyncio.wait_for(
+                                    check_sample("127.0.0.1", server.port, requests, checker(nonces)), 60
                                 )
+                                result = await asyncio.to_thread(
+                                    run_wrk,
+                                    "127.0.0.1",
+                                    server.port,
+                                    requests,
+                                    concurrency=concurrency,
+                                    seconds=args.seconds,
+                                    warmup=args.warmup,
+                                    between_runs=restart,
+                                )
+                            except (RuntimeError, subprocess.TimeoutExpired, TimeoutError) as exc:
+                                print(f"[{key_type}] {server.label} {mode} c={concurrency}: {exc}", file=sys.stderr)
                                 continue
+                            result.errors += sample.errors
+                            result.bodies_checked = sample.bodies_checked
                             rows.append((server.label, mode, concurrency, result))
             finally:
                 for server in servers:

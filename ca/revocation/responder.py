@@ -213,6 +213,13 @@ class Responders:
                 self._current[issuer_name] = current
             return current
 
+    def current(self, issuer_name: str) -> ResponderIdentity | None:
+        """The identity `identity()` would return without waiting, or None when it must make one."""
+        current = self._current.get(issuer_name)
+        if current is None or self._due(current):
+            return None
+        return current
+
     def _due(self, identity: ResponderIdentity) -> bool:
         if identity.certificate is None:
             return False

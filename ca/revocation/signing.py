@@ -21,6 +21,7 @@ from ca.issuer import sign_bytes, throwaway_key, verify_bytes
 from ca.keys import default_hash
 from ca.revocation.asn1 import children, header
 from ca.signers.base import Signer
+from ca.signers.software import SoftwareSigner
 
 
 def _key_tag(public: CertificateIssuerPublicKeyTypes) -> str:
@@ -52,6 +53,12 @@ def algorithm_identifier(public: CertificateIssuerPublicKeyTypes, hash_alg: hash
 
 def signature_hash(public: CertificateIssuerPublicKeyTypes) -> hashes.HashAlgorithm | None:
     return default_hash(public)
+
+
+def signs_in_process(signer: Signer) -> bool:
+    """A key in this process's memory that needs no verify-after-sign: safe to sign with
+    inline on the event loop (no device to wait for)."""
+    return isinstance(signer, SoftwareSigner) and not must_verify(signer)
 
 
 def must_verify(signer: Signer) -> bool:

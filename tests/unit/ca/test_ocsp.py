@@ -446,3 +446,58 @@ async def test_responder_key_from_a_file_is_shared_rotated_and_pruned(
         await first.close()
         await second.close()
         await ca.close()
+
+
+async def test_nonce_is_signed_inline_only_when_nothing_needs_waiting(ca: CertificateAuthority) -> None:
+    """OCSP-08, OCSP-14: `answer_now` (the plain-HTTP fast path) signs a nonce request on the
+    spot when the status is cached and the responder key is in this process, echoing the nonce;
+    an uncached status, a signer outside the process or an empty signing budget leave it to
+    `respond` (None), which still answers, falling back to the pre-signed answer when over budget."""
+    service = await _service(ca, fresh_rate=0.001, fresh_burst=1)
+    try:
+        issued = await issue(ca)
+        await service.poll_feed()
+        issuer_cert = issued.chain[0]
+        before = service.fresh_signatures
+        answer = service.answer_now(query(issued.certificate, issuer_cert, nonce=b"n" * 16))
+        assert answer is not None and service.fresh_signatures == before + 1
+        response = check_ocsp(answer.der, issuer_cert)
+        assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"n" * 16
+        assert service.answer_now(query(issued.certificate, issuer_cert, nonce=b"m" * 16)) is None  # no token left
+        over_budget = await service.respond(query(issued.certificate, issuer_cert, nonce=b"m" * 16))
+        assert len(check_ocsp(over_budget.der, issuer_cert).extensions) == 0  # the pre-signed answer
+        service._bucket = type(service._bucket)(0, 1)  # unlimited from here on
+        uncached = dataclasses.replace(query(issued.certificate, issuer_cert).cert_ids[0], serial=12345)
+        assert service.answer_now(StatusQuery((uncached,), b"\x04\x02hi")) is None
+        identity = await service.responders.identity(ISSUER)
+        service.responders._current[ISSUER] = dataclasses.replace(identity, signer=_NotInProcess(identity.signer))
+        assert service.answer_now(query(issued.certificate, issuer_cert, nonce=b"o" * 16)) is None
+        fresh = await service.respond(query(issued.certificate, issuer_cert, nonce=b"o" * 16))
+        assert check_ocsp(fresh.der, issuer_cert).extensions.get_extension_for_class(x509.OCSPNonce)
+    finally:
+        await service.close()
+
+
+class _NotInProcess:
+    """Wraps a signer so it looks like a device (an HSM): signatures go through `run`."""
+
+    name = "device"
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def public_key(self) -> Any:
+        return self._inner.public_key()
+
+    def private_key(self) -> Any:
+        return self._inner.private_key()
+
+    async def run(self, work: Any) -> Any:
+        return work()
+
+    async def check(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
