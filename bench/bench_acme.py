@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from protocols.acme.b64 import b64e  # noqa: E402
 from protocols.acme.jwk import jwk_from_key, parse_jwk  # noqa: E402
-from protocols.acme.jws import sign_jws  # noqa: E402
+from protocols.acme.jws import SigningKey, sign_jws  # noqa: E402
 from tests.tetra_process import free_port  # noqa: E402
 from tests.unit.protocols.acme.support import make_csr  # noqa: E402
 
@@ -133,7 +134,7 @@ class Client:
             status, headers, data = await self.post(url, None)
             if status != 200:
                 raise RuntimeError(f"poll {url}: HTTP {status} {data[:200]!r}")
-            obj = json.loads(data)
+            obj: dict[str, Any] = json.loads(data)
             if obj["status"] in done:
                 return obj
             await asyncio.sleep(float(headers.get("Retry-After", "0") or 0) and 0.02)
@@ -376,14 +377,15 @@ async def main_async(args: argparse.Namespace) -> None:
                 if server == "tetra":
                     database_url = fresh_postgres(args.pg_admin) if args.database == "postgres" else ""
                     proc, url = with_retries(
-                        lambda url=database_url: start_tetra(
+                        partial(
+                            start_tetra,
                             work,
                             http01_port,
                             dns_address,
                             args.profile,
                             args.db_mode,
                             args.workers,
-                            url,
+                            database_url,
                             args.rate_limits,
                         )
                     )
@@ -484,7 +486,7 @@ def jws_speed(rounds: int = 2000) -> None:
 
     from protocols.acme.jws import parse_jws, verify
 
-    keys = {
+    keys: dict[str, SigningKey] = {
         "ES256": ec.generate_private_key(ec.SECP256R1()),
         "ES384": ec.generate_private_key(ec.SECP384R1()),
         "RS256 (2048)": rsa.generate_private_key(65537, 2048),
@@ -496,7 +498,7 @@ def jws_speed(rounds: int = 2000) -> None:
         jwk = parse_jwk(jwk_from_key(key.public_key()))
         body = sign_jws(
             key,
-            b'{"identifiers":[{"type":"dns","value":"a.example.com"}]}',  # type: ignore[arg-type]
+            b'{"identifiers":[{"type":"dns","value":"a.example.com"}]}',
             {"nonce": "A" * 22, "url": "https://x/acme/new-order", "kid": "https://x/acme/acct/1"},
         )
         started = time.perf_counter()

@@ -81,7 +81,7 @@ class Row:
 
     @property
     def label(self) -> str:
-        return BACKENDS[self.backend][0] + (" + pkilint" if self.lint else "")
+        return str(BACKENDS[self.backend][0]) + (" + pkilint" if self.lint else "")
 
 
 # -- driving the core ------------------------------------------------------------------------
@@ -154,7 +154,7 @@ async def durability(ca: CertificateAuthority) -> tuple[str, list[str]]:
     if ca.db.backend == "sqlite":
         journal = await ca.db.read(lambda c: c.exec_driver_sql("PRAGMA journal_mode").scalar())
         sync = await ca.db.read(lambda c: c.exec_driver_sql("PRAGMA synchronous").scalar())
-        if str(journal).lower() != "wal" or int(sync) < 2:
+        if str(journal).lower() != "wal" or int(sync or 0) < 2:
             problems.append(f"SQLite not durable: journal_mode={journal} synchronous={sync}")
         return f"journal_mode={journal}, synchronous={sync} (2 = FULL)", problems
     sc = await ca.db.read(lambda c: c.exec_driver_sql("SHOW synchronous_commit").scalar())

@@ -31,7 +31,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -77,9 +79,7 @@ def entries(count: int, now: dt.datetime) -> list[tuple[int, dt.datetime, str | 
 
 
 async def insert_revoked(directory: Path, rows: list[tuple[int, dt.datetime, str | None]], now: dt.datetime) -> None:
-    from sqlalchemy import insert
 
-    from ca.store.tables import certificates
     from server.wiring import build_ca, read_config
 
     ca = await build_ca(read_config(directory / "tetra.toml"))
@@ -108,7 +108,7 @@ async def insert_revoked(directory: Path, rows: list[tuple[int, dt.datetime, str
         ]
         for start in range(0, len(values), 20_000):
             chunk = values[start : start + 20_000]
-            await ca.db.write(lambda tx, c=chunk: tx.conn.execute(insert(certificates), c))
+            await ca.db.write(partial(insert_chunk, chunk=chunk))
     finally:
         await ca.close()
 
@@ -343,3 +343,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main(parse_args())))
+
+
+def insert_chunk(tx: Any, chunk: list[dict[str, Any]]) -> None:
+    from sqlalchemy import insert
+
+    from ca.store.tables import certificates
+
+    tx.conn.execute(insert(certificates), chunk)

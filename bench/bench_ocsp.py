@@ -40,7 +40,9 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,10 +88,8 @@ def request_der(fx: Fixture, serial: int, nonce: bytes | None = None) -> bytes:
 
 
 async def make_fixture(workdir: Path, count: int) -> Fixture:
-    from sqlalchemy import insert
 
     from ca.revocation.asn1 import certificate_subject, public_key_bits
-    from ca.store.tables import certificates
     from server.config import Listen
     from server.demo import init_demo
     from server.wiring import build_ca, read_config
@@ -129,7 +129,7 @@ async def make_fixture(workdir: Path, count: int) -> Fixture:
         ]
         for start in range(0, len(rows), 10_000):
             chunk = rows[start : start + 10_000]
-            await ca.db.write(lambda tx, c=chunk: tx.conn.execute(insert(certificates), c))
+            await ca.db.write(partial(insert_chunk, chunk=chunk))
         issuer = ca.issuers["issuing-ca"].certificate
         return Fixture(
             directory,
@@ -499,3 +499,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main(parse_args())))
+
+
+def insert_chunk(tx: Any, chunk: list[dict[str, Any]]) -> None:
+    from sqlalchemy import insert
+
+    from ca.store.tables import certificates
+
+    tx.conn.execute(insert(certificates), chunk)

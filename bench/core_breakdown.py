@@ -41,19 +41,23 @@ def install() -> None:
     import ca.service as service
     import ca.store.db as db
 
-    service.CertificateAuthority.decide = _timed(
-        "policy: decide + build_template",  # type: ignore[method-assign]
+    service.CertificateAuthority.decide = _timed(  # type: ignore[method-assign]
+        "policy: decide + build_template",
         service.CertificateAuthority.decide,
     )
-    issuer.Issuer.lint_certificate = _timed(
-        "crypto: TBS twin: builder + placeholder/throwaway sign",  # type: ignore[method-assign]
+    issuer.Issuer.lint_certificate = _timed(  # type: ignore[method-assign]
+        "crypto: TBS twin: builder + placeholder/throwaway sign",
         issuer.Issuer.lint_certificate,
     )
     issuer.sign_bytes = _timed("crypto: real signature", issuer.sign_bytes)
     issuer.verify_bytes = _timed("crypto: verify (CORE-11)", issuer.verify_bytes)
-    issuer.assemble_certificate = _timed("crypto: assemble + parse signed cert", issuer.assemble_certificate)
+    issuer.assemble_certificate = _timed(  # type: ignore[attr-defined]
+        "crypto: assemble + parse signed cert", issuer.assemble_certificate  # type: ignore[attr-defined]
+    )
     audit.event_hash = _timed("audit: event hash", audit.event_hash)
-    db.append_events = _timed("audit: append_events (incl. its SQL)", db.append_events)
+    db.append_events = _timed(  # type: ignore[attr-defined]
+        "audit: append_events (incl. its SQL)", db.append_events  # type: ignore[attr-defined]
+    )
 
 
 def _pg_cpu() -> float:
@@ -90,12 +94,12 @@ class Window:
         }
 
     def open(self) -> None:
-        self.timers0 = {k: (v[0], v[1]) for k, v in TIMERS.items()}
+        self.timers0 = {k: (v[0], int(v[1])) for k, v in TIMERS.items()}
         self.start = self._clocks()
 
     def close(self) -> None:
         self.stop_ = self._clocks()
-        self.timers1 = {k: (v[0], v[1]) for k, v in TIMERS.items()}
+        self.timers1 = {k: (v[0], int(v[1])) for k, v in TIMERS.items()}
 
     def report(self, certificates: int) -> str:
         if not self.stop_ or not certificates:

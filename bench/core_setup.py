@@ -18,7 +18,10 @@ from urllib.parse import quote
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+)
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from ca.csr import enrollment_from_csr
@@ -81,13 +84,15 @@ def _write_bench_profile(directory: Path) -> None:
     )
 
 
-def _add_issuer(directory: Path, name: str, public_key: object, signer_lines: list[str]) -> None:
+def _add_issuer(
+    directory: Path, name: str, public_key: CertificateIssuerPublicKeyTypes, signer_lines: list[str]
+) -> None:
     root = x509.load_pem_x509_certificate((directory / "ca" / "root.pem").read_bytes())
     passphrase = (directory / "secrets" / "passphrase").read_bytes().rstrip(b"\r\n")
     root_key = load_encrypted_key(directory / "keys" / "root.key", passphrase)
     cert = create_intermediate(
         CAProfile(f"Tetra Bench {name}", "Tetra", validity_days=1825, path_length=0), public_key, root, root_key
-    )  # type: ignore[arg-type]
+    )
     (directory / "ca" / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     config = directory / "tetra.toml"
     text = config.read_text()

@@ -66,7 +66,7 @@ class RevocationServer(TetraProcess):
             headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as resp:
-            issued = json.loads(resp.read())
+            issued: dict[str, str] = json.loads(resp.read())
         return (issued["certificate"] + issued["chain"]).encode()
 
 

@@ -194,7 +194,7 @@ def _root_crl(server: RevocationServer, out: Path) -> Path:
         .next_update(now + dt.timedelta(days=7))
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
         .add_extension(x509.CRLNumber(1), False)
-        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+        .sign(key, hashes.SHA256())
     )
     path = out / "root.crl.pem"
     path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
@@ -217,7 +217,7 @@ def test_openssl_verify_crl_check_all(
     _revoke_once(revocation_server, certs)
     revoked_serial = _serial(certs["revoked"])
     leaf = x509.load_pem_x509_certificate(certs["revoked"].read_bytes())
-    delta_url = str(leaf.extensions.get_extension_for_class(x509.FreshestCRL).value[0].full_name[0].value)  # type: ignore[index]
+    delta_url = str(leaf.extensions.get_extension_for_class(x509.FreshestCRL).value[0].full_name[0].value)
     deadline = time.monotonic() + 10
     while True:  # the delta of the certificate's partition, within the batching delay (1 s here)
         delta = x509.load_der_x509_crl(_fetch(delta_url))
@@ -237,7 +237,7 @@ def test_openssl_verify_crl_check_all(
         fresh = leaf.extensions.get_extension_for_class(x509.FreshestCRL).value
         crl_files = []
         for index, point in enumerate([cdp[0], fresh[0]]):
-            url = str(point.full_name[0].value)  # type: ignore[index]
+            url = str(point.full_name[0].value)
             der = _fetch(url)
             findings = lint_crl(der, profile="pkix", errors_only=False)
             assert not has_errors(findings), format_findings(findings)

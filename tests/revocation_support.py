@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Any
 
 from asn1crypto import ocsp as asn1_ocsp
@@ -18,6 +19,7 @@ from ca.enrollment import AuthMethod, Issued, Requester
 from ca.revocation.model import CertId, StatusQuery
 from ca.revocation.settings import CrlSettings, OcspSettings
 from ca.service import CertificateAuthority
+from ca.store.db import Tx
 from tests.helpers import make_csr
 from tests.pkilint_check import assert_crl_lints_clean, assert_ocsp_lints_clean
 
@@ -173,6 +175,8 @@ async def insert_rows(ca: CertificateAuthority, rows: list[dict[str, Any]]) -> N
 
     from ca.store.tables import certificates
 
+    def write(tx: Tx, chunk: list[dict[str, Any]]) -> None:
+        tx.conn.execute(insert(certificates), chunk)
+
     for start in range(0, len(rows), 5000):
-        chunk = rows[start : start + 5000]
-        await ca.db.write(lambda tx, c=chunk: tx.conn.execute(insert(certificates), c))
+        await ca.db.write(partial(write, chunk=rows[start : start + 5000]))

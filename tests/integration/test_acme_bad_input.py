@@ -175,7 +175,7 @@ async def test_eddsa_and_rsa_accounts_work(acme_sqlite: AcmeEnv) -> None:
         ec.generate_private_key(ec.SECP384R1()),
     ):
         client = acme_sqlite.client()
-        client.key = key  # type: ignore[assignment]
+        client.key = key
         resp = await client.register()
         assert resp.status == 201, resp.body
         assert (await client.post(client.kid or "", None)).status == 200
@@ -375,7 +375,7 @@ async def test_challenge_start_rules_in_the_nonce_transaction(acme_sqlite: AcmeE
     assert read.status == 200 and read.json["status"] == "pending"
     refused = await stranger.post(http01["url"], {})
     assert refused.status == 403 and refused.problem_type == "unauthorized"
-    bad = await owner.post(http01["url"], [])
+    bad = await owner.post(http01["url"], b"[]")  # a JSON array is not a challenge response
     assert bad.status == 400 and bad.problem_type == "malformed"
     assert "Replay-Nonce" in bad.headers
     assert (await owner.post(http01["url"], None)).json["status"] == "pending"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from ca.store.repositories import CertificateFilter
 from server.app import CA
@@ -26,7 +25,7 @@ async def test_http01_issuance_download_and_revocation(acme_env: AcmeEnv) -> Non
     _, pem, _ = await client.issue(acme_env, NAMES)
     certs = x509.load_pem_x509_certificates(pem.encode())
     leaf = certs[0]
-    sans = leaf.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sorted(sans.get_values_for_type(x509.DNSName)) == sorted(NAMES)
     leaf.verify_directly_issued_by(certs[1])
     from cryptography.hazmat.primitives.serialization import Encoding

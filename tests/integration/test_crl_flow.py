@@ -73,7 +73,7 @@ async def _fetch(client: TestClient[Any, Any], url: str) -> x509.CertificateRevo
 def _urls(cert: x509.Certificate) -> tuple[str, str]:
     cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     fresh = cert.extensions.get_extension_for_class(x509.FreshestCRL).value
-    return str(cdp[0].full_name[0].value), str(fresh[0].full_name[0].value)  # type: ignore[index]
+    return str(cdp[0].full_name[0].value), str(fresh[0].full_name[0].value)
 
 
 async def test_published_at_the_urls_certificates_carry(aiohttp_client: Client, crl_config: ServerConfig) -> None:

@@ -74,7 +74,7 @@ async def _check_store(ca_dir: Path, db_url: str) -> dict[str, int]:
                     cert.signature,
                     cert.tbs_certificate_bytes,
                     cert.signature_hash_algorithm,
-                )  # type: ignore[arg-type]
+                )
         report = await authority.audit.verify()
         assert report.ok, report.problems
         return counts

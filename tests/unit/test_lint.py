@@ -537,11 +537,11 @@ def test_unverifiable_match_override_is_never_filtered() -> None:
     """A validator whose match() may accept what NodeVisitor.match refuses is offered every node."""
     from pkilint import validation as pkilint_validation
 
-    class Lenient(pkilint_validation.Validator):
+    class Lenient(pkilint_validation.Validator):  # type: ignore[misc]  # pkilint has no type hints
         def match(self, node: Any) -> bool:
             return True
 
-    class Gated(pkilint_validation.Validator):
+    class Gated(pkilint_validation.Validator):  # type: ignore[misc]
         def match(self, node: Any) -> bool:
             if not super().match(node):
                 return False

@@ -30,7 +30,7 @@ async def _assert_nothing_issued(ca: CertificateAuthority, before: int, signer: 
 async def counting(ca: CertificateAuthority) -> CountingSigner:
     issuer = ca.issuers[ca.default_issuer]
     proxy = CountingSigner(issuer.signer)
-    issuer.signer = proxy  # type: ignore[assignment]
+    issuer.signer = proxy
     return proxy
 
 

@@ -29,6 +29,12 @@ from tests.revocation_support import certificate_row, check_crl, crl_settings, i
 ISSUER = "issuing-ca"
 
 
+def _der(published: Any) -> bytes:
+    """The DER of a CRL the service published (set once it is signed)."""
+    assert published.der is not None
+    return bytes(published.der)
+
+
 def _number(crl: x509.CertificateRevocationList) -> int:
     return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
@@ -59,7 +65,7 @@ async def test_complete_crl_entries_reasons_and_invalidity_dates(ca: Certificate
     await issue(ca, "still-good.example.com")
     service = CrlService(ca, crl_settings())
     [full] = await service.generate(ISSUER)
-    crl = check_crl(full.der, ca.issuers[ISSUER].certificate)
+    crl = check_crl(_der(full), ca.issuers[ISSUER].certificate)
     assert {entry.serial_number for entry in crl} == set(revoked)
     for entry in crl:
         reason, when = revoked[entry.serial_number]
@@ -85,7 +91,7 @@ async def test_complete_crl_entries_reasons_and_invalidity_dates(ca: Certificate
 async def test_empty_crl_omits_the_revoked_list(ca: CertificateAuthority) -> None:
     """RFC 5280 §5.1.2.6: with nothing revoked, revokedCertificates is absent, not empty."""
     [full] = await CrlService(ca, crl_settings()).generate(ISSUER)
-    crl = check_crl(full.der, ca.issuers[ISSUER].certificate)
+    crl = check_crl(_der(full), ca.issuers[ISSUER].certificate)
     assert len(crl) == 0
     assert b"\x30\x00" not in crl.tbs_certlist_bytes[-200:]
 
@@ -170,7 +176,7 @@ async def test_expired_entries_leave_after_the_grace_period(ca: CertificateAutho
         ],
     )
     [full] = await CrlService(ca, crl_settings(expired_grace=dt.timedelta(days=7))).generate(ISSUER)
-    serials = {e.serial_number for e in check_crl(full.der, ca.issuers[ISSUER].certificate)}
+    serials = {e.serial_number for e in check_crl(_der(full), ca.issuers[ISSUER].certificate)}
     assert serials == {kept, live}
 
 
@@ -233,7 +239,7 @@ async def test_delta_crl_lists_what_was_revoked_after_its_base(ca: CertificateAu
     assert empty_delta.entries == 0
     await ca.revoke(ISSUER, after.certificate.serial_number, "keyCompromise", requester="t")
     [delta] = await service.generate_deltas(ISSUER)
-    crl = check_crl(delta.der, ca.issuers[ISSUER].certificate, profile="pkix")
+    crl = check_crl(_der(delta), ca.issuers[ISSUER].certificate, profile="pkix")
     indicator = crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
     assert indicator.critical and indicator.value.crl_number == base.number
     assert [e.serial_number for e in crl] == [after.certificate.serial_number]
@@ -312,7 +318,7 @@ async def test_one_hundred_thousand_entries(ca: CertificateAuthority) -> None:
     elapsed = time.perf_counter() - started
     assert full.entries == 100_000
     assert elapsed < 20, f"100k-entry CRL took {elapsed:.1f} s"
-    crl = x509.load_der_x509_crl(full.der)
+    crl = x509.load_der_x509_crl(_der(full))
     assert crl.is_signature_valid(ca.issuers[ISSUER].certificate.public_key())  # type: ignore[arg-type]
     assert len(crl) == 100_000
     if shutil.which("openssl"):

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 
 from ca.csr import enrollment_from_csr
-from ca.enrollment import AuthMethod, Identifier, Issued, Pending, Requester
+from ca.enrollment import AuthMethod, EnrollmentRequest, Identifier, Issued, Pending, Requester
 from ca.errors import CAError, FailureReason
 from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter
@@ -27,7 +27,7 @@ def _request(
     cn: str | None = None,
     requester: Requester = OPERATOR,
     protocol: str = "cli",
-):  # type: ignore[no-untyped-def]
+) -> EnrollmentRequest:
     csr, _ = make_csr(names, key_spec=key_spec, cn=cn)
     return enrollment_from_csr(csr, protocol=protocol, profile_name=profile, requester=requester)
 
@@ -40,7 +40,7 @@ async def test_issue_tls_server_lints_clean_and_is_recorded(ca: CertificateAutho
     cert.verify_directly_issued_by(outcome.chain[0])
     assert_certificate_lints_clean(der, "pkix")
     assert_certificate_lints_clean(der, "cabf-serverauth")
-    sans = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["www.example.com", "example.com"]
     for oid in (
         ExtensionOID.AUTHORITY_KEY_IDENTIFIER,

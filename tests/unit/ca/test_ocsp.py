@@ -259,6 +259,9 @@ async def test_signer_down_presigned_still_served_fresh_gets_try_later(
         async def run(self, work: Any) -> Any:
             raise SignerUnavailable("token removed")
 
+        async def check(self) -> None:
+            raise SignerUnavailable("token removed")
+
         async def close(self) -> None:
             return None
 

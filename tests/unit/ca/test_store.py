@@ -75,7 +75,7 @@ async def test_corrupted_signature_is_withheld(mode_ca: CertificateAuthority, mo
         return bytes(signature)
 
     issuer = mode_ca.issuers[mode_ca.default_issuer]
-    issuer.signer = CountingSigner(issuer.signer)  # type: ignore[assignment]
+    issuer.signer = CountingSigner(issuer.signer)
     monkeypatch.setattr(issuer_module, "sign_bytes", corrupt)
     with pytest.raises(SignerUnavailable):
         await mode_ca.enroll(_request("c.example.com"))

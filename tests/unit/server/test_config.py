@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_env_overrides_nested_and_typed(ca_dir: Path) -> None:
 
 
 def test_env_override_matches_dashed_names() -> None:
-    data = {"issuers": {"issuing-ca": {"crl_url": "a"}}, "acme": {"validation": {"http_port": 80}}}
+    data: dict[str, Any] = {"issuers": {"issuing-ca": {"crl_url": "a"}}, "acme": {"validation": {"http_port": 80}}}
     apply_env_overrides(data, {"TETRA_ISSUERS__ISSUING_CA__CRL_URL": "b", "TETRA_ACME__VALIDATION__HTTP_PORT": "5002"})
     assert data["issuers"]["issuing-ca"]["crl_url"] == "b"
     assert data["acme"]["validation"]["http_port"] == 5002

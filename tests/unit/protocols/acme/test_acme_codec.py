@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -152,6 +153,7 @@ def test_config_strict_and_defaults() -> None:
     )
     assert cfg.validation.http_port == 5002 and cfg.validation.resolver == ("127.0.0.1", 53)
     assert cfg.validation.tls_port == 443 and cfg.profile_settings("lab").pre_authorization
+    bad: dict[str, Any]
     for bad in (
         {"validaton": {}},
         {"validation": {"resolver": "nope"}},

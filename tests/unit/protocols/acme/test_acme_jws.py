@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from protocols.acme.b64 import Base64Error, b64d, b64e
 from protocols.acme.errors import AcmeProblem
 from protocols.acme.jwk import jwk_from_key, parse_jwk
-from protocols.acme.jws import parse_eab, parse_jws, sign_jws, sign_mac, verify, verify_mac
+from protocols.acme.jws import SigningKey, parse_eab, parse_jws, sign_jws, sign_mac, verify, verify_mac
 
-KEYS = [
+KEYS: list[SigningKey] = [
     ec.generate_private_key(ec.SECP256R1()),
     ec.generate_private_key(ec.SECP384R1()),
     rsa.generate_private_key(65537, 2048),
@@ -22,16 +22,12 @@ KEYS = [
 
 
 @pytest.mark.parametrize("key", KEYS, ids=["ES256", "ES384", "RS256", "EdDSA"])
-def test_sign_parse_verify_round_trip(key: object) -> None:
+def test_sign_parse_verify_round_trip(key: SigningKey) -> None:
     body = sign_jws(
         key,
         b'{"a":1}',
-        {
-            "nonce": "n" * 22,
-            "url": "https://x/acme/new-order",  # type: ignore[arg-type]
-            "jwk": jwk_from_key(key.public_key()),
-        },
-    )  # type: ignore[attr-defined]
+        {"nonce": "n" * 22, "url": "https://x/acme/new-order", "jwk": jwk_from_key(key.public_key())},
+    )
     msg = parse_jws(body)
     assert msg.payload == b'{"a":1}' and msg.url.endswith("new-order")
     verify(msg, parse_jwk(msg.jwk))
@@ -43,11 +39,11 @@ def test_sign_parse_verify_round_trip(key: object) -> None:
 
 
 @pytest.mark.parametrize("key", KEYS[:3], ids=["ES256", "ES384", "RS256"])
-def test_thumbprint_matches_josepy(key: object) -> None:
+def test_thumbprint_matches_josepy(key: SigningKey) -> None:
     """RFC 7638 thumbprints must agree with what certbot's library computes."""
-    ours = parse_jwk(jwk_from_key(key.public_key()))  # type: ignore[attr-defined]
-    theirs = josepy.JWK.load(
-        key.public_key().public_bytes(  # type: ignore[attr-defined]
+    ours = parse_jwk(jwk_from_key(key.public_key()))
+    theirs = josepy.jwk.JWK.load(
+        key.public_key().public_bytes(
             __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).Encoding.PEM,
             __import__(
                 "cryptography.hazmat.primitives.serialization", fromlist=["x"]
@@ -60,10 +56,10 @@ def test_thumbprint_matches_josepy(key: object) -> None:
 def test_josepy_signed_jws_verifies() -> None:
     """A JWS made by josepy (certbot's acme library) verifies here (interop vector)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    jwk = josepy.JWKEC(key=key)
+    jwk = josepy.jwk.JWKEC(key=key)
     from acme import jws as acme_jws
 
-    signed = acme_jws.JWS.sign(b'{"x":1}', key=jwk, alg=josepy.ES256, nonce=b"n" * 16, url="https://x/acme/new-account")
+    signed = acme_jws.JWS.sign(b'{"x":1}', key=jwk, alg=josepy.jwa.ES256, nonce=b"n" * 16, url="https://x/acme/new-account")
     msg = parse_jws(signed.json_dumps().encode())
     verify(msg, parse_jwk(msg.jwk))
 

@@ -75,7 +75,12 @@ def _parse(chaos: dict[str, object]) -> ChaosConfig:
 
 def test_chaos_keys_are_checked() -> None:
     assert _parse({"reject_nonce_fraction": 0.05, "validation_delay_max_ms": 2000}) == ChaosConfig(0.05, 2000)
-    for bad in ({"reject_nonce_fraction": 0.5}, {"validation_delay_max_ms": -1}, {"reject_nonce": 0.1}):
+    cases: list[dict[str, object]] = [
+        {"reject_nonce_fraction": 0.5},
+        {"validation_delay_max_ms": -1},
+        {"reject_nonce": 0.1},
+    ]
+    for bad in cases:
         with pytest.raises(ConfigError):
             _parse(bad)
 
