@@ -210,6 +210,8 @@ async def test_csr_key_the_profile_forbids(acme_sqlite: AcmeEnv) -> None:
 
 
 async def test_order_for_a_name_the_profile_denies(acme_sqlite: AcmeEnv) -> None:
+    """ACME-10: denied and badly cased names, more than 100 identifiers and an unsupported
+    identifier type are refused with subproblems per identifier; nothing is issued."""
     client = await registered(acme_sqlite)
     resp = await client.new_order(["ok.example.com", "host.example.invalid", "UPPER.example.com"])
     assert resp.status == 400 and resp.problem_type == "rejectedIdentifier"
