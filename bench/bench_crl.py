@@ -31,9 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -81,34 +79,24 @@ def entries(count: int, now: dt.datetime) -> list[tuple[int, dt.datetime, str | 
 async def insert_revoked(directory: Path, rows: list[tuple[int, dt.datetime, str | None]], now: dt.datetime) -> None:
 
     from server.wiring import build_ca, read_config
+    from tests.revocation_support import certificate_row, insert_rows
 
     ca = await build_ca(read_config(directory / "tetra.toml"))
     try:
         values = [
-            {
-                "issuer": ISSUER,
-                "serial": format(serial, "x"),
-                "status": "revoked",
-                "subject": "",
-                "sans": "[]",
-                "not_before": now - dt.timedelta(days=60),
-                "not_after": now + dt.timedelta(days=60),
-                "key_algorithm": "ec-p256",
-                "key_size": 256,
-                "profile": "tls-server",
-                "protocol": "cli",
-                "requester": "bench",
-                "tbs": b"",
-                "created_at": now,
-                "issued_at": now,
-                "revoked_at": revoked_at,
-                "revocation_reason": reason,
-            }
+            certificate_row(
+                ISSUER,
+                serial,
+                "revoked",
+                now=now,
+                revoked_at=revoked_at,
+                reason=reason,
+                not_after=now + dt.timedelta(days=60),
+                issued_at=now,
+            )
             for serial, revoked_at, reason in rows
         ]
-        for start in range(0, len(values), 20_000):
-            chunk = values[start : start + 20_000]
-            await ca.db.write(partial(insert_chunk, chunk=chunk))
+        await insert_rows(ca, values, chunk_size=20_000)
     finally:
         await ca.close()
 
@@ -344,10 +332,3 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     sys.exit(asyncio.run(main(parse_args())))
 
-
-def insert_chunk(tx: Any, chunk: list[dict[str, Any]]) -> None:
-    from sqlalchemy import insert
-
-    from ca.store.tables import certificates
-
-    tx.conn.execute(insert(certificates), chunk)

@@ -40,9 +40,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +91,7 @@ async def make_fixture(workdir: Path, count: int) -> Fixture:
     from server.config import Listen
     from server.demo import init_demo
     from server.wiring import build_ca, read_config
+    from tests.revocation_support import certificate_row, insert_rows
 
     directory = workdir / "ca"
     await init_demo(
@@ -107,29 +106,8 @@ async def make_fixture(workdir: Path, count: int) -> Fixture:
     try:
         now = dt.datetime.now(dt.UTC)
         serials = [secrets.randbits(127) | (1 << 126) for _ in range(count)]
-        rows = [
-            {
-                "issuer": "issuing-ca",
-                "serial": format(s, "x"),
-                "status": "issued",
-                "subject": "",
-                "sans": "[]",
-                "not_before": now - dt.timedelta(days=1),
-                "not_after": now + dt.timedelta(days=90),
-                "key_algorithm": "ec-p256",
-                "key_size": 256,
-                "profile": "tls-server",
-                "protocol": "cli",
-                "requester": "bench",
-                "tbs": b"",
-                "created_at": now,
-                "issued_at": now,
-            }
-            for s in serials
-        ]
-        for start in range(0, len(rows), 10_000):
-            chunk = rows[start : start + 10_000]
-            await ca.db.write(partial(insert_chunk, chunk=chunk))
+        rows = [certificate_row("issuing-ca", s, "issued", now=now, issued_at=now) for s in serials]
+        await insert_rows(ca, rows, chunk_size=10_000)
         issuer = ca.issuers["issuing-ca"].certificate
         return Fixture(
             directory,
@@ -500,10 +478,3 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     sys.exit(asyncio.run(main(parse_args())))
 
-
-def insert_chunk(tx: Any, chunk: list[dict[str, Any]]) -> None:
-    from sqlalchemy import insert
-
-    from ca.store.tables import certificates
-
-    tx.conn.execute(insert(certificates), chunk)

@@ -17,7 +17,8 @@ from tests.tetra_process import free_port
 HOOK = Path(__file__).with_name("dns_hook.py")
 
 
-def certbot(server: TetraServer, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_certbot(server: TetraServer, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """certbot against our directory, trusting our root, with its state under `work`."""
     env = {**os.environ, "REQUESTS_CA_BUNDLE": str(server.root)}
     cmd = [
         tool("certbot"),
@@ -32,7 +33,11 @@ def certbot(server: TetraServer, work: Path, *args: str) -> subprocess.Completed
         "--logs-dir",
         str(work / "logs"),
     ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+
+
+def certbot(server: TetraServer, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run_certbot(server, work, *args)
     assert result.returncode == 0, f"certbot {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -110,29 +115,7 @@ def test_certbot_with_external_account_binding(tmp_path: Path, dns_server: Loopb
     )
     try:
         work = tmp_path / "certbot"
-        env = {**os.environ, "REQUESTS_CA_BUNDLE": str(server.root)}
-        refused = subprocess.run(
-            [
-                tool("certbot"),
-                "register",
-                "--agree-tos",
-                "-m",
-                "a@example.com",
-                "--server",
-                server.acme_directory,
-                "--non-interactive",
-                "--config-dir",
-                str(work / "conf"),
-                "--work-dir",
-                str(work / "work"),
-                "--logs-dir",
-                str(work / "logs"),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        refused = run_certbot(server, work, "register", "--agree-tos", "-m", "a@example.com")
         assert refused.returncode != 0 and "external" in (refused.stdout + refused.stderr).lower()
         out = server.cli("acme", "eab", "create")
         kid = out.split("key id:")[1].split()[0]

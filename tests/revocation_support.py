@@ -146,6 +146,7 @@ def certificate_row(
     created_at: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     invalidity_date: dt.datetime | None = None,
+    issued_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """A certificates row written straight to the store (no signature): for statuses that
     only a crash produces, and for CRLs with many entries."""
@@ -167,10 +168,11 @@ def certificate_row(
         "revoked_at": revoked_at,
         "revocation_reason": reason,
         "invalidity_date": invalidity_date,
+        "issued_at": issued_at,
     }
 
 
-async def insert_rows(ca: CertificateAuthority, rows: list[dict[str, Any]]) -> None:
+async def insert_rows(ca: CertificateAuthority, rows: list[dict[str, Any]], chunk_size: int = 5000) -> None:
     from sqlalchemy import insert
 
     from ca.store.tables import certificates
@@ -178,5 +180,5 @@ async def insert_rows(ca: CertificateAuthority, rows: list[dict[str, Any]]) -> N
     def write(tx: Tx, chunk: list[dict[str, Any]]) -> None:
         tx.conn.execute(insert(certificates), chunk)
 
-    for start in range(0, len(rows), 5000):
-        await ca.db.write(partial(write, chunk=rows[start : start + 5000]))
+    for start in range(0, len(rows), chunk_size):
+        await ca.db.write(partial(write, chunk=rows[start : start + chunk_size]))

@@ -166,6 +166,12 @@ def stored_page(
     return [_stored(r) for r in rows], last
 
 
+_RESPONSES_WITH_CERTIFICATES = ocsp_responses.join(
+    certificates,
+    and_(certificates.c.issuer == ocsp_responses.c.issuer, certificates.c.serial == ocsp_responses.c.serial),
+)
+
+
 def due_for_refresh(
     conn: Connection, older_than: dt.datetime, now: dt.datetime, limit: int
 ) -> list[tuple[CertRow, str]]:
@@ -173,14 +179,7 @@ def due_for_refresh(
     certificates not yet expired; with the certificate's status as it is now."""
     rows = conn.execute(
         select(*_CERT_COLUMNS, ocsp_responses.c.hash_alg)
-        .select_from(
-            ocsp_responses.join(
-                certificates,
-                and_(
-                    certificates.c.issuer == ocsp_responses.c.issuer, certificates.c.serial == ocsp_responses.c.serial
-                ),
-            )
-        )
+        .select_from(_RESPONSES_WITH_CERTIFICATES)
         .where(ocsp_responses.c.this_update < older_than, ocsp_responses.c.cert_not_after > now)
         .order_by(ocsp_responses.c.this_update)
         .limit(limit)
@@ -221,14 +220,7 @@ def good_but_revoked(conn: Connection, limit: int) -> list[tuple[CertRow, str]]:
     and the new response leaves these; the reconciler re-signs them."""
     rows = conn.execute(
         select(*_CERT_COLUMNS, ocsp_responses.c.hash_alg)
-        .select_from(
-            ocsp_responses.join(
-                certificates,
-                and_(
-                    certificates.c.issuer == ocsp_responses.c.issuer, certificates.c.serial == ocsp_responses.c.serial
-                ),
-            )
-        )
+        .select_from(_RESPONSES_WITH_CERTIFICATES)
         .where(ocsp_responses.c.status == "good", certificates.c.status == "revoked")
         .limit(limit)
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from ca.service import CertificateAuthority
+from ca.store.repositories import CertificateRecord
 from protocols.acme.b64 import Base64Error, b64d, b64e
 from protocols.acme.errors import malformed
 
@@ -59,6 +61,20 @@ def cert_id_of(cert: x509.Certificate) -> CertId:
 class Window:
     start: dt.datetime
     end: dt.datetime
+
+
+async def find_certificate(ca: CertificateAuthority, cert_id: CertId) -> CertificateRecord | None:
+    """The certificate an ARI identifier names: the issuer by its SKI, then the serial."""
+    for issuer in ca.issuers.values():
+        try:
+            ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        except x509.ExtensionNotFound:
+            continue
+        if ski == cert_id.key_identifier:
+            record = await ca.certificates.by_serial(issuer.name, cert_id.serial)
+            if record is not None:
+                return record
+    return None
 
 
 def normal_window(not_before: dt.datetime, not_after: dt.datetime, renewal_window_days: int) -> Window:

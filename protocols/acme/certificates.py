@@ -99,15 +99,7 @@ async def revoke_cert(ctx: AcmeContext, signed: Signed) -> Reply:
 
 async def renewal_info(ctx: AcmeContext, cert_id_text: str) -> Reply:
     cert_id = ari.parse_cert_id(cert_id_text)
-    record = None
-    for issuer in ctx.ca.issuers.values():
-        try:
-            ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-        except x509.ExtensionNotFound:
-            continue
-        if ski == cert_id.key_identifier:
-            record = await ctx.ca.certificates.by_serial(issuer.name, cert_id.serial)
-            break
+    record = await ari.find_certificate(ctx.ca, cert_id)
     if record is None or record.status not in ("issued", "revoked"):
         raise not_found("no certificate with this identifier")
     now = ctx.clock.now()

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ca.errors import CAError
 from ca.profiles.model import Profile
 from ca.profiles.policy import cabf_max_days, check_names
-from protocols.acme.ari import parse_cert_id
+from protocols.acme.ari import find_certificate, parse_cert_id
 from protocols.acme.auth import NOT_LOADED, Signed
 from protocols.acme.challenges import challenge_types, new_token
 from protocols.acme.codec import decode_new_order, encode_order
@@ -97,17 +97,7 @@ def check_validity(
 
 async def _replaced(ctx: AcmeContext, account: Account, cert_id_text: str) -> int:
     """RFC 9773 §5: the replaced certificate is ours, this account's, and not replaced yet."""
-    cert_id = parse_cert_id(cert_id_text)
-    record = None
-    for issuer in ctx.ca.issuers.values():
-        try:
-            ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-        except x509.ExtensionNotFound:
-            continue
-        if ski == cert_id.key_identifier:
-            record = await ctx.ca.certificates.by_serial(issuer.name, cert_id.serial)
-            if record is not None:
-                break
+    record = await find_certificate(ctx.ca, parse_cert_id(cert_id_text))
     if record is None:
         raise malformed("the certificate named in 'replaces' was not issued by this CA")
     owner = await ctx.store.order_for_certificate(record.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,19 +26,9 @@ from tests.revocation_support import check_ocsp, request_der
 from tests.unit.protocols.acme.support import BASE, AcmeClient, AcmeEnv
 
 pytestmark = pytest.mark.slow
+pytest_plugins = ["tests.unit.protocols.acme.support"]  # the loopback fixture
 
 PUBLIC_HTTPS = BASE.removesuffix("/acme")  # the URLs both processes put in ACME resources
-
-
-@pytest.fixture
-def loopback() -> Iterator[tuple[LoopbackDns, Http01Responder]]:
-    dns_server = LoopbackDns().start()
-    responder = Http01Responder().start()
-    try:
-        yield dns_server, responder
-    finally:
-        dns_server.stop()
-        responder.stop()
 
 
 def start_pair(
