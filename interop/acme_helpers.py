@@ -116,12 +116,20 @@ class LoopbackDns:
 
 
 class Http01Responder:
-    """Serves /.well-known/acme-challenge/<token> from a dict, on a loopback port, in a thread."""
+    """Serves /.well-known/acme-challenge/<token> from a dict, on a loopback port, in a thread.
+    With ``directory``, a token missing from the dict is read from the file of that name there
+    (clients such as dehydrated write their challenge files into a web root)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, directory: Path | None = None) -> None:
         self.tokens: dict[str, str] = {}
         self.redirects: dict[str, str] = {}
         tokens, redirects = self.tokens, self.redirects
+
+        def lookup(token: str) -> str | None:
+            if token in tokens or directory is None or not token.replace("-", "").replace("_", "").isalnum():
+                return tokens.get(token)
+            path = directory / token
+            return path.read_text().strip() if path.is_file() else None
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -132,7 +140,7 @@ class Http01Responder:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = tokens.get(token)
+                body = lookup(token)
                 if body is None:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
