@@ -240,7 +240,10 @@ def start_tetra(
     workers: int = 1,
     database_url: str = "",
     rate_limits: bool = False,
+    prepare: Callable[[Path, dict[str, str]], None] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """`prepare(ca_directory, env)`, if given, runs after `tetra init` and before `serve` (it may
+    add issuers and profiles to the directory and variables to the environment)."""
     https = free_port()
     directory = work / f"tetra-{https}"
     tetra = str(Path(sys.executable).parent / "tetra")
@@ -274,6 +277,8 @@ def start_tetra(
             check=True,
             capture_output=True,
         )
+    if prepare is not None:
+        prepare(directory, env)
     log = (work / "tetra.log").open("ab")
     proc = subprocess.Popen(
         [tetra, "serve", "--config", str(directory / "tetra.toml"), "--workers", str(workers)],
