@@ -68,7 +68,9 @@ async def authz_resource(ctx: AcmeContext, signed: Signed, authz_id: int) -> Rep
 
 
 async def new_authz(ctx: AcmeContext, signed: Signed, directory: str | None) -> Reply:
-    """Pre-authorization (RFC 8555 §7.4.1), where the profile's [acme.profiles.NAME] allows it."""
+    """Pre-authorization (RFC 8555 §7.4.1), where the profile's [acme.profiles.NAME] allows it.
+    It costs what an order for that name costs (ACME-25): otherwise pre-authorizations would be
+    a way around the order limits."""
     account = signed.require_account()
     name = ctx.directory_profile(directory)
     if not ctx.config.profile_settings(name).pre_authorization:
@@ -77,8 +79,9 @@ async def new_authz(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
     ident = decode_new_authz(signed.payload)
     check_identifiers(profile, (ident,))
     now = ctx.clock.now()
+    charges = ctx.limiter.new_order(account.id, (ident.base,))
     authz_id = await ctx.store.create_authz(
-        account.id, new_authz_spec(ident), now, now + dt.timedelta(seconds=ctx.config.authz_lifetime)
+        account.id, new_authz_spec(ident), now, now + dt.timedelta(seconds=ctx.config.authz_lifetime), charges
     )
     authz = await ctx.store.authz(authz_id)
     assert authz is not None

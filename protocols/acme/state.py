@@ -593,13 +593,22 @@ class AcmeStore:
             raise created.problem()
         return created
 
-    async def create_authz(self, account_id: int, spec: NewAuthz, now: dt.datetime, expires: dt.datetime) -> int:
-        """Pre-authorization (RFC 8555 §7.4.1): an authorization outside any order."""
+    async def create_authz(
+        self, account_id: int, spec: NewAuthz, now: dt.datetime, expires: dt.datetime, charges: Charges = NO_CHARGES
+    ) -> int:
+        """Pre-authorization (RFC 8555 §7.4.1): an authorization outside any order, paid for with
+        `charges` in the same transaction."""
 
-        def w(tx: Tx) -> int:
+        def w(tx: Tx) -> int | Refusal:
+            refusal = charges.spend(tx.conn)
+            if refusal is not None:
+                return refusal  # not raised: that would roll back the writers sharing this commit
             return _insert_authz(tx.conn, account_id, spec, now, expires)
 
-        return await self.db.write_grouped(w)
+        created = await self.db.write_grouped(w)
+        if isinstance(created, Refusal):
+            raise created.problem()
+        return created
 
     async def order(self, order_id: int) -> Order | None:
         def q(conn: Connection) -> Order | None:

@@ -12,12 +12,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from interop.acme_helpers import TlsAlpnResponder
 from protocols.acme.ari import cert_id_of
 from protocols.acme.b64 import b64e
 from protocols.acme.jwk import jwk_from_key
 from protocols.acme.jws import sign_jws
+from protocols.acme.state import authzs_t
 from server.app import CA
 from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env
 
@@ -309,6 +312,44 @@ async def test_rate_limits(aiohttp_client: Any, ca_dir: Path, db_url: str, loopb
     assert (await client.new_order(["d.four.example"])).status == 429
     assert (await fresh.new_order(["again.shared.example"])).status == 429
     assert (await again.client().register()).status == 429
+
+
+async def test_pre_authorizations_are_rate_limited_like_orders(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
+) -> None:
+    """ACME-25: newAuthz spends the same per-account and per-domain buckets as newOrder, so
+    pre-authorization is no way around the order limits; a refused one creates nothing."""
+    env = await env_with(
+        aiohttp_client,
+        ca_dir,
+        sqlite_url,
+        loopback,
+        lab=True,
+        toml="[acme.profiles.lab]\npre_authorization = true",
+        extra={
+            "TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "3",
+            "TETRA_ACME__RATE_LIMITS__ORDERS_PER_IDENTIFIER": "2",
+        },
+    )
+    client = env.client()
+    lab_dir = await client.load_directory("https://127.0.0.1:8443/acme/lab/directory")
+    assert (await client.register()).status == 201
+
+    async def pre_authorize(name: str) -> Any:
+        return await client.post(lab_dir["newAuthz"], {"identifier": {"type": "dns", "value": name}})
+
+    assert (await pre_authorize("a.pre.example")).status == 201
+    assert (await pre_authorize("b.pre.example")).status == 201
+    refused = await pre_authorize("c.pre.example")  # a third name under pre.example
+    assert refused.status == 429 and refused.problem_type == "rateLimited" and "pre.example" in refused.json["detail"]
+    assert (await pre_authorize("other.example")).status == 201  # the account's third
+    resp = await client.new_order(["more.example"], profile="lab")
+    assert resp.status == 429 and "this account" in resp.json["detail"]
+
+    def count_authzs(conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(authzs_t)).scalar_one())
+
+    assert await env.app[CA].db.read(count_authzs) == 3  # the refused requests created nothing
 
 
 async def test_caa(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
