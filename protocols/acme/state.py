@@ -147,6 +147,9 @@ Loader = Callable[[Connection, "Account"], Any]  # a read inside the nonce's tra
 
 # Statements every request runs, built once: building a statement and its cache key per call
 # costs more than SQLite takes to run it.
+# A reused authorization must stay valid at least this long, so the order it serves can be finished.
+REUSE_MARGIN = dt.timedelta(hours=1)
+
 _REDEEM_NONCE = delete(nonces_t).where(
     nonces_t.c.value == bindparam("nonce_value"), nonces_t.c.expires_at > bindparam("nonce_now")
 )
@@ -530,11 +533,12 @@ class AcmeStore:
                 return refusal  # not raised: that would roll back the writers sharing this commit
             authz_ids: list[int] = []
             statuses: list[str] = []
+            expires = order_expires  # never past an authorization it relies on (RFC 8555 §7.1.3)
             for spec in new_authzs:
                 reused = None
                 if reuse_after is not None:
                     reused = conn.execute(
-                        select(authzs_t.c.id)
+                        select(authzs_t.c.id, authzs_t.c.expires_at)
                         .where(
                             authzs_t.c.account_id == account_id,
                             authzs_t.c.identifier_value == spec.identifier.value,
@@ -542,7 +546,7 @@ class AcmeStore:
                             authzs_t.c.wildcard == spec.wildcard,
                             authzs_t.c.status == "valid",
                             authzs_t.c.validated_at > reuse_after,
-                            authzs_t.c.expires_at > now,
+                            authzs_t.c.expires_at > now + REUSE_MARGIN,
                         )
                         .order_by(authzs_t.c.expires_at.desc())
                         .limit(1)
@@ -550,6 +554,7 @@ class AcmeStore:
                 if reused is not None:
                     authz_ids.append(int(reused.id))
                     statuses.append("valid")
+                    expires = min(expires, reused.expires_at)
                     continue
                 authz_id = _insert_authz(conn, account_id, spec, now, authz_expires)
                 authz_ids.append(authz_id)
@@ -566,7 +571,7 @@ class AcmeStore:
                 "replaces": replaces,
                 "replaces_cert_id": replaces_cert_id,
                 "created_at": now,
-                "expires_at": order_expires,
+                "expires_at": expires,
             }
             order_id = conn.execute(_INSERT_ORDER, values).scalar_one()
             return Order(
@@ -584,7 +589,7 @@ class AcmeStore:
                 None,
                 None,
                 now,
-                order_expires,
+                expires,
                 None,
             )
 

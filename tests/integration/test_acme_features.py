@@ -439,14 +439,14 @@ async def test_authorization_reuse_follows_the_br_periods_by_date(
     # 200 days when validated, 100 from 2027-03-15: usable until 2027-04-11 12:00.
     jump_to("2027-01-01T12:00")
     await validate("b.reuse.example")
-    jump_to("2027-04-11T11:00")
+    jump_to("2027-04-11T10:30")  # with more than the hour a reused one must have left
     assert await reused("b.reuse.example")
     jump_to("2027-04-11T13:00")
     assert not await reused("b.reuse.example")
     # 10 days from 2029-03-15.
     jump_to("2029-03-20T12:00")
     await validate("c.reuse.example")
-    jump_to("2029-03-30T11:00")
+    jump_to("2029-03-30T10:30")
     assert await reused("c.reuse.example")
     jump_to("2029-03-30T13:00")
     assert not await reused("c.reuse.example")
@@ -455,7 +455,8 @@ async def test_authorization_reuse_follows_the_br_periods_by_date(
 async def test_configured_reuse_shorter_than_the_br(
     aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any
 ) -> None:
-    """ACME-24: authz_reuse below the BR period wins (30 days in 2026, where the BR allow 200)."""
+    """ACME-24: authz_reuse below the BR period wins (30 days in 2026, where the BR allow 200); a
+    reused authorization must have an hour left, and the order expires no later than it."""
     from ca.clock import FrozenClock
 
     clock = FrozenClock(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
@@ -465,8 +466,15 @@ async def test_configured_reuse_shorter_than_the_br(
     client = await account(env)
     resp = await client.new_order(["short.reuse.example"])
     await client.authorize(resp.json, env)
+    authz = (await client.post(resp.json["authorizations"][0], None)).json
     clock.advance(dt.timedelta(days=29))
-    assert (await client.new_order(["short.reuse.example"])).json["status"] == "ready"
+    reusing = (await client.new_order(["short.reuse.example"])).json
+    assert reusing["status"] == "ready"
+    # The order ends when the authorization it relies on does (7 days asked, 1 day left).
+    assert reusing["expires"] == authz["expires"]
+    clock.advance(dt.timedelta(hours=23, minutes=30))
+    # Still young enough for reuse, but with 30 minutes left it could not see an order through.
+    assert (await client.new_order(["short.reuse.example"])).json["status"] == "pending"
     clock.advance(dt.timedelta(days=2))
     assert (await client.new_order(["short.reuse.example"])).json["status"] == "pending"
 
