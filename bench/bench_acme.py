@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -438,12 +438,19 @@ def make_pool(csrs: list[bytes]) -> list[tuple[str, bytes]]:
 
 
 async def drive_pool(
-    result: Result, url: str, pid: int, seconds: float, pool: list[tuple[str, bytes]], tokens: dict[str, str]
+    result: Result,
+    url: str,
+    pid: int,
+    seconds: float,
+    pool: list[tuple[str, bytes]],
+    tokens: dict[str, str],
+    probe: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Each worker issues back to back with names from the prebuilt CSR pool until the window closes.
     certs/s and CPU are taken over the window exactly; an issuance that hangs past the window's
     grace period is cancelled and counted as an error, so one stalled request cannot stretch the
-    window (Pebble occasionally stalls a request)."""
+    window (Pebble occasionally stalls a request). `probe`, if given, is awaited just before the
+    window's first CPU reading and just after its last (bench_acme_floor.py reads server counters)."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -478,7 +485,11 @@ async def drive_pool(
         async def window() -> None:
             await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
             result.cpu = cpu_seconds(pid) - cpu_before
+            if probe is not None:
+                await probe()
 
+        if probe is not None:
+            await probe()
         cpu_before = cpu_seconds(pid)
         begin = time.monotonic()
         await asyncio.gather(window(), *(worker(c) for c in clients))
