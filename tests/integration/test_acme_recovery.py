@@ -21,6 +21,7 @@ from ca.csr import enrollment_from_csr
 from ca.enrollment import AuthMethod, Identifier, Issued, Requester
 from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter, CertificateRecord
+from protocols.acme.ari import cert_id_of
 from protocols.acme.orders import RECOVER_AFTER, requester_name, spki_sha256
 from protocols.acme.state import AcmeStore
 from server.app import CA
@@ -131,3 +132,22 @@ async def test_certificate_issued_before_the_crash_is_found_not_failed(
     assert x509.load_pem_x509_certificates(cert.body)[0] == issued.certificate
     assert counting.runs == 1 and len(await acme_certificates(env)) == 1
 
+
+async def test_stuck_replacement_order_does_not_block_a_new_one(stuck_env: tuple[AcmeEnv, FrozenClock]) -> None:
+    """ST-02 with ARI (RFC 9773 §5): a renewal order stuck in processing must not keep its
+    'replaces' claim past stuck_after, or the client could never renew that certificate: a new
+    order replacing the same certificate is accepted without anyone polling the stuck one."""
+    env, clock = stuck_env
+    client = env.client()
+    assert (await client.register()).status == 201
+    _, pem, _ = await client.issue(env, ["renew.example.com"])
+    cert_id = str(cert_id_of(x509.load_pem_x509_certificates(pem.encode())[0]))
+    _, url = await ready_order(env, client, ["renew.example.com"], replaces=cert_id)
+    await crash_in_finalize(env, url, make_csr(["renew.example.com"])[0])
+
+    early = await client.new_order(["renew.example.com"], replaces=cert_id)
+    assert early.status == 409 and early.problem_type == "alreadyReplaced"  # still in progress
+    clock.advance(dt.timedelta(seconds=STUCK_AFTER + 1))
+    resp = await client.new_order(["renew.example.com"], replaces=cert_id)
+    assert resp.status == 201, resp.body
+    assert (await client.post(url, None)).json["status"] == "invalid"
