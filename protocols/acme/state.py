@@ -758,9 +758,7 @@ class AcmeStore:
 
         def q(conn: Connection) -> list[tuple[Order, list[Authz]]]:
             rows = conn.execute(
-                select(orders_t)
-                .where(orders_t.c.replaces_cert_id == cert_id, orders_t.c.status != "invalid")
-                .limit(10)
+                select(orders_t).where(orders_t.c.replaces_cert_id == cert_id, orders_t.c.status != "invalid").limit(10)
             ).all()
             return [(o, _load_authzs(conn, o.authz_ids)) for o in map(Order.from_row, rows)]
 
