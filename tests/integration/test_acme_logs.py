@@ -3,27 +3,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import re
+import secrets
+import subprocess
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from ca.service import CertificateAuthority
+from ca.signers.software import load_encrypted_key, read_secret
+from ca.store.db import Tx
 from ca.store.tables import audit_log
-from protocols.acme.b64 import b64e
+from interop.acme_helpers import Http01Responder, LoopbackDns
+from protocols.acme.b64 import b64d, b64e
 from protocols.acme.jwk import jwk_from_key
 from protocols.acme.jws import sign_jws, sign_mac
 from server.app import CA
-from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, Response, make_csr, start_env
+from tests.integration.serverproc import ServerProcess
+from tests.tetra_process import tetra_command
+from tests.unit.protocols.acme.support import (
+    BASE,
+    AcmeClient,
+    AcmeEnv,
+    Response,
+    acme_environ,
+    make_csr,
+    start_env,
+)
 
 pytest_plugins = ["tests.unit.protocols.acme.support"]
 
@@ -118,16 +136,18 @@ async def test_every_issuance_and_revocation_has_an_audit_event(acme_env: AcmeEn
     assert report.ok, report.problems
 
 
-def secret_forms(ca_dir: Path, ca: CertificateAuthority, hmac_keys: list[bytes]) -> dict[str, str]:
-    """Every spelling of our secrets a log line or a problem document might carry."""
+def secret_forms(ca_dir: Path, hmac_keys: list[bytes]) -> dict[str, str]:
+    """Every spelling of our secrets a log line or a problem document might carry: the key
+    passphrase, the API token, each CA/RA private key and each EAB HMAC key."""
+    passphrase = read_secret(file=str(ca_dir / "secrets" / "passphrase"))
     forms = {
-        "CA key passphrase": (ca_dir / "secrets" / "passphrase").read_text().strip(),
+        "key passphrase": passphrase.decode(),
         "API token": (ca_dir / "secrets" / "api-token").read_text().strip(),
         "PEM header": "PRIVATE KEY-----",
     }
-    for name, issuer in ca.issuers.items():
-        der = issuer.signer.private_key().private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
-        forms[f"{name} key (base64)"] = base64.b64encode(der).decode()[40:80]  # past the fixed prefix
+    for path in sorted((ca_dir / "keys").glob("*.key")):
+        der = load_encrypted_key(path, passphrase).private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+        forms[f"{path.name} (base64)"] = base64.b64encode(der).decode()[40:80]  # past the fixed prefix
     for i, key in enumerate(hmac_keys):
         forms[f"HMAC key {i} (base64url)"] = b64e(key)
         forms[f"HMAC key {i} (base64)"] = base64.b64encode(key).decode().rstrip("=")
@@ -180,10 +200,90 @@ async def test_secrets_never_reach_logs_or_problem_documents(
     await client.raw_post(client.kid or "", json.dumps(forged).encode())  # signature does not verify
     await client.post(client.kid or "", None, nonce="A" * 22, retry_bad_nonce=False)  # badNonce
 
-    forms = secret_forms(ca_dir, ca, [hmac_key])
+    forms = secret_forms(ca_dir, [hmac_key])
     problems = [r for r in client.seen + other.seen if r.status >= 400]
     assert len(problems) >= 8
     assert len(caplog.records) > 50  # DEBUG really was on
     assert_no_secret(caplog.text, forms, "the log")
     for resp in client.seen + other.seen:
         assert_no_secret(resp.body.decode(errors="replace") + json.dumps(resp.headers), forms, "a reply")
+
+
+async def test_store_failure_while_saving_an_eab_key_keeps_the_key_out_of_logs(
+    ca: CertificateAuthority, ca_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SEC-05: when the database refuses the insert of a new EAB key (a trigger, as a full disk
+    would), neither the DEBUG log nor the exception chain a caller may print shows the key:
+    SQLAlchemy would put the statement's parameters into both."""
+    if ca.db.backend == "postgresql":
+        refuse = [
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON credentials FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ]
+    else:
+        refuse = ["CREATE TRIGGER refuse BEFORE INSERT ON credentials BEGIN SELECT RAISE(ABORT, 'disk full'); END"]
+
+    def install(tx: Tx) -> None:
+        for statement in refuse:
+            tx.conn.execute(text(statement))
+
+    await ca.db.write(install)
+    caplog.set_level(logging.DEBUG)
+    hmac_key = secrets.token_bytes(32)
+    with pytest.raises(Exception) as failed:  # StoreUnavailable; SQLite calls a trigger's refusal a constraint
+        await ca.credentials.create_mac_key("acme", secret=hmac_key)
+    assert "disk full" in str(failed.value)
+    chain = "".join(traceback.format_exception(failed.value))
+    assert_no_secret(caplog.text, secret_forms(ca_dir, [hmac_key]), "the log")
+    assert_no_secret(chain, secret_forms(ca_dir, [hmac_key]), "the exception")
+
+
+@pytest.mark.slow
+def test_tetra_serve_and_the_eab_command_keep_secrets_out_of_their_output(
+    ca_dir: Path, tmp_path: Path, loopback: tuple[LoopbackDns, Http01Responder]
+) -> None:
+    """SEC-05 with real processes: `tetra serve` logging at DEBUG and `tetra acme eab create`.
+    The command prints the HMAC key on stdout (that is its job) and nowhere else; the server's
+    output after registrations with a bad and a good MAC, an issuance and refused requests
+    holds no secret, and does hold the refusals (SEC-06)."""
+    dns_server, responder = loopback
+    env = acme_environ(
+        f"sqlite:///{ca_dir / 'tetra.db'}",
+        dns_server,
+        responder,
+        {
+            "TETRA_SERVER__HTTPS_URL": BASE.removesuffix("/acme"),
+            "TETRA_LOGGING__LEVEL": "debug",
+            "TETRA_ACME__EXTERNAL_ACCOUNT_REQUIRED": "true",
+        },
+    )
+    server = ServerProcess(ca_dir / "tetra.toml", env["TETRA_DATABASE__URL"], tmp_path / "serve.log", env)
+    try:
+        server.wait_ready()
+        command = [*tetra_command(), "acme", "eab", "create", "--config", str(ca_dir / "tetra.toml")]
+        created = subprocess.run(command, env=server.env, capture_output=True, text=True, timeout=60, check=True)
+        key_id = re.search(r"key id:\s+(\S+)", created.stdout).group(1)  # type: ignore[union-attr]
+        hmac_key = b64d(re.search(r"hmac key:\s+(\S+)", created.stdout).group(1))  # type: ignore[union-attr]
+
+        async def run() -> None:
+            async with aiohttp.ClientSession(base_url=server.base) as http:
+                client = AcmeClient(http)  # type: ignore[arg-type]
+                await client.load_directory()
+                assert (await client.register()).problem_type == "externalAccountRequired"
+                bad = await client.register(externalAccountBinding=eab(client, key_id, b"wrong" * 8))
+                assert bad.status == 403
+                good = await client.register(externalAccountBinding=eab(client, key_id, hmac_key))
+                assert good.status == 201, good.body
+                await client.issue(AcmeEnv(dns_server, responder, ca_dir, http=http), ["serve.example.com"])
+                await client.post(client.kid or "", None, nonce="A" * 22, retry_bad_nonce=False)
+                await client.raw_post(client.kid or "", b"{not json")
+
+        asyncio.run(run())
+    finally:
+        server.stop()
+    log = server.log_path.read_text()
+    assert " DEBUG " in log and "refused: unauthorized 403" in log and "refused: badNonce 400" in log
+    forms = secret_forms(ca_dir, [hmac_key])
+    assert_no_secret(log, forms, "the server's output")
+    assert_no_secret(created.stderr, forms, "the command's stderr")
+    assert b64e(hmac_key) in created.stdout
