@@ -4,18 +4,27 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ca.service import CertificateAuthority
+from ca.store.tables import audit_log, certificates, credentials, rate_limits
+from protocols.acme.b64 import b64e
+from protocols.acme.jws import sign_jws
 from protocols.acme.nonces import SWEEP_EVERY
-from protocols.acme.state import nonces_t
+from protocols.acme.state import accounts_t, authzs_t, challenges_t, nonces_t, orders_t
 from server.app import CA
-from tests.unit.protocols.acme.support import AcmeEnv, start_env
+from tests.helpers import CountingSigner
+from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env
 
 pytest_plugins = ["tests.unit.protocols.acme.support"]
 
@@ -27,6 +36,15 @@ NONCE_BOUND = NONCE_CAP + SWEEP_EVERY + 3 * NONCE_POOL  # as in tests/unit/proto
 async def row_count(ca: CertificateAuthority, table: Any) -> int:
     def q(conn: Connection) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    return await ca.db.read(q)
+
+
+async def contents(ca: CertificateAuthority, tables: list[Any]) -> list[list[tuple[Any, ...]]]:
+    """Every row of the given (small) tables: a refused request must neither add nor change one."""
+
+    def q(conn: Connection) -> list[list[tuple[Any, ...]]]:
+        return [sorted(tuple(r) for r in conn.execute(select(t))) for t in tables]
 
     return await ca.db.read(q)
 
@@ -76,3 +94,99 @@ async def test_head_new_nonce_flood_keeps_the_nonce_table_bounded(
     assert (await client.post(url, None, nonce=swept.headers["Replay-Nonce"])).status == 200
     assert (await client.post(url, None, nonce=recent)).status == 200
     assert await row_count(ca, nonces_t) <= NONCE_BOUND
+
+
+UNTRACED = SWEEP_EVERY + 100
+WARM_UP = 200
+FLOOD = 800  # traced: tracemalloc makes each request ~3x slower
+MEMORY_BOUND = 256 * 1024  # bytes still allocated after the flood that were not before it (~300 per request)
+
+
+async def test_refused_request_flood_writes_nothing_signs_nothing_and_keeps_memory_flat(
+    aiohttp_client: Any, ca_dir: Path, loopback: Any
+) -> None:
+    """LOAD-05: thousands of refused requests (broken JSON, forged signatures, unknown nonces,
+    accounts and algorithms, wrong content type, another account's or a malformed challenge
+    response, finalize before ready): each reply is an ACME problem document with a fresh nonce;
+    no row is added or changed anywhere but in the bounded nonce table; the CA key never signs;
+    after a warm-up, the Python heap of the app (and of this client) stays within 256 KiB."""
+    env = await flood_env(aiohttp_client, ca_dir, loopback)
+    ca: CertificateAuthority = env.app[CA]
+    signers = {name: CountingSigner(issuer.signer) for name, issuer in ca.issuers.items()}
+    for name, signer in signers.items():
+        ca.issuers[name].signer = signer
+    client, stranger = env.client(), env.client()
+    assert (await client.register()).status == 201 and (await stranger.register()).status == 201
+    order = (await client.new_order(["flood.example.com"])).json
+    challenge_url = (await client.post(order["authorizations"][0], None)).json["challenges"][0]["url"]
+    tables = [accounts_t, orders_t, authzs_t, challenges_t, certificates, audit_log, rate_limits, credentials]
+    before = await contents(ca, tables)
+    kid, new_order = client.kid or "", client.directory["newOrder"]
+    lanes = [await client.fresh_nonce() for _ in range(32)]
+
+    def signed(url: str, payload: bytes | None, key: Any = client.key, **header: str) -> Callable[[str], bytes]:
+        return lambda nonce: sign_jws(key, payload, {"nonce": nonce, "url": url, "kid": kid, **header})
+
+    def forged(nonce: str) -> bytes:
+        body = json.loads(signed(new_order, b"{}")(nonce))
+        return json.dumps({**body, "signature": b64e(b"\0" * 64)}).encode()
+
+    def alg_none(nonce: str) -> bytes:
+        header = b64e(json.dumps({"alg": "none", "nonce": nonce, "url": kid, "kid": kid}).encode())
+        return json.dumps({"protected": header, "payload": "", "signature": ""}).encode()
+
+    finalize = json.dumps({"csr": b64e(make_csr(["flood.example.com"])[0].public_bytes(Encoding.DER))}).encode()
+    jose = "application/jose+json"
+    # (url, content type, body for the lane's current nonce): every one is refused.
+    kinds: list[tuple[str, str, Callable[[str], bytes]]] = [
+        (new_order, jose, lambda nonce: b'{"protected": 1'),  # not JSON
+        (new_order, jose, forged),  # the signature does not verify
+        (kid, jose, signed(kid, None, nonce="A" * 22)),  # a nonce never issued
+        (kid, jose, signed(kid, None, kid=kid.rsplit("/", 1)[0] + "/999999")),  # no such account
+        (kid, "application/json", signed(kid, None)),
+        (kid, jose, alg_none),
+        (challenge_url, jose, signed(challenge_url, b"{}", stranger.key, kid=stranger.kid or "")),  # not yours
+        (challenge_url, jose, signed(challenge_url, b"[]")),  # not a challenge response
+        (order["finalize"], jose, signed(order["finalize"], finalize)),  # the order is not ready
+    ]
+    seen: dict[str, int] = {}
+    # A plain session: the test client keeps every response until it closes.
+    session = aiohttp.ClientSession(base_url=str(env.http.make_url("/")))
+    flooder = AcmeClient(session)  # type: ignore[arg-type]
+
+    async def refused(i: int) -> None:
+        url, content_type, body = kinds[i % len(kinds)]
+        lane = i % len(lanes)
+        resp = await flooder.raw_post(url, body(lanes[lane]), content_type)
+        assert resp.status >= 400 and resp.headers["Content-Type"] == "application/problem+json", resp
+        problem = resp.json
+        assert problem["type"].startswith("urn:ietf:params:acme:error:") and problem["status"] == resp.status
+        lanes[lane] = resp.headers["Replay-Nonce"]
+        seen[resp.problem_type] = seen.get(resp.problem_type, 0) + 1
+
+    async with session:
+        # Untraced first: past the first nonce sweep, whose statements are compiled only once.
+        await in_waves(UNTRACED, refused, width=len(lanes))
+        tracemalloc.start()
+        try:
+            await in_waves(WARM_UP, refused, width=len(lanes))  # what tracing itself churns settles
+            gc.collect()
+            start = tracemalloc.get_traced_memory()[0]
+            await in_waves(FLOOD, refused, width=len(lanes))
+            gc.collect()
+            growth = tracemalloc.get_traced_memory()[0] - start
+        finally:
+            tracemalloc.stop()
+    assert growth < MEMORY_BOUND, f"{growth} bytes kept after {FLOOD} refused requests"
+    assert set(seen) == {
+        "malformed",
+        "badNonce",
+        "accountDoesNotExist",
+        "badSignatureAlgorithm",
+        "unauthorized",
+        "orderNotReady",
+    }, seen
+    assert await contents(ca, tables) == before
+    assert await row_count(ca, nonces_t) <= NONCE_BOUND
+    assert all(s.runs == 0 for s in signers.values())
+    assert all(i.signing_attempts == 0 for i in ca.issuers.values())
