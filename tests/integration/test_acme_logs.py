@@ -195,15 +195,16 @@ async def test_secrets_never_reach_logs_or_problem_documents(
     await client.authorize(order, env)
     issuer_key = ca.issuers[ca.default_issuer].signer.private_key()
     assert (await client.finalize(order, make_csr(["secret2.example.com"], key=issuer_key)[0])).status == 400
-    forged = json.loads(sign_jws(client.key, b"{}", {"nonce": await client.fresh_nonce(), "url": client.kid}))
+    header = {"nonce": await client.fresh_nonce(), "url": client.kid, "kid": client.kid}
+    forged = json.loads(sign_jws(client.key, b"{}", header))
     forged["signature"] = b64e(b"\0" * 64)
     await client.raw_post(client.kid or "", json.dumps(forged).encode())  # signature does not verify
     await client.post(client.kid or "", None, nonce="A" * 22, retry_bad_nonce=False)  # badNonce
 
     forms = secret_forms(ca_dir, [hmac_key])
-    problems = [r for r in client.seen + other.seen if r.status >= 400]
-    assert len(problems) >= 8
-    assert len(caplog.records) > 50  # DEBUG really was on
+    problems = [r.problem_type for r in client.seen + other.seen if r.status >= 400]
+    assert {"externalAccountRequired", "unauthorized", "malformed", "badCSR", "badNonce"} <= set(problems)
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)  # DEBUG really was on
     assert_no_secret(caplog.text, forms, "the log")
     for resp in client.seen + other.seen:
         assert_no_secret(resp.body.decode(errors="replace") + json.dumps(resp.headers), forms, "a reply")
