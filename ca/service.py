@@ -18,6 +18,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
 from ca.audit import AuditEvent
@@ -94,6 +95,7 @@ class CertificateAuthority:
         self.credentials = CredentialStore(db)
         self.issuance_observers: list[IssuanceObserver] = []
         self.revocation_observers: list[RevocationObserver] = []
+        self._own_keys = _own_keys(issuers, roots, self.ras)
 
     @property
     def clock(self) -> Clock:
@@ -124,6 +126,9 @@ class CertificateAuthority:
     def decide(self, request: EnrollmentRequest) -> CertificateTemplate:
         """Policy only: what would be issued, or the rule that refuses it (dry run)."""
         profile = self.profile(request.profile_name)
+        if _spki(request.public_key) in self._own_keys:
+            # CORE-12: a leaf for our own key would let its holder pass as the CA (or the RA).
+            raise CAError("the certificate key is one of this CA's own keys (CA or RA)", FailureReason.BAD_CSR)
         check_identifiers_proven(request)
         issuer = self.issuer_for(profile)
         return build_template(
@@ -375,6 +380,19 @@ class CertificateAuthority:
                 closed.add(id(signer))
                 await signer.close()
         await self.db.close()
+
+
+def _spki(key: CertificatePublicKeyTypes) -> bytes:
+    return bytes(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+
+
+def _own_keys(
+    issuers: dict[str, Issuer], roots: tuple[x509.Certificate, ...], ras: dict[str, RegistrationAuthority]
+) -> frozenset[bytes]:
+    """The public keys no certificate may carry: every CA in the issuers' chains, the roots, the RAs."""
+    certificates = [c for i in issuers.values() for c in (i.certificate, *i.chain)]
+    certificates += [*roots, *(ra.certificate for ra in ras.values())]
+    return frozenset(_spki(c.public_key()) for c in certificates)
 
 
 def _request_to_json(request: EnrollmentRequest) -> dict[str, Any]:

@@ -169,7 +169,9 @@ class Database:
         full = driver_url(url, mode)
         # No pre-ping: it costs a round trip per transaction, and a dead connection
         # already surfaces as StoreUnavailable from the first statement.
-        kwargs: dict[str, Any] = {"pool_pre_ping": False}
+        # hide_parameters: a failed statement's message (logged, chained into StoreUnavailable)
+        # never shows its values, which may be secrets such as a new EAB HMAC key (SEC-05).
+        kwargs: dict[str, Any] = {"pool_pre_ping": False, "hide_parameters": True}
         if self.backend == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
             if mode == "async":

@@ -25,10 +25,11 @@ from protocols.acme.jwk import Jwk, parse_jwk
 from protocols.acme.nonces import NonceService
 from protocols.acme.ratelimit import RateLimiter
 from protocols.acme.state import Account, AcmeStore
-from protocols.base import WireResponse
+from protocols.base import WireRequest, WireResponse
 
 log = logging.getLogger("tetra.acme")
 JWK_CACHE_SIZE = 10_000
+MAX_LOGGED_DETAIL = 200  # characters of a problem's detail in its log record
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,25 @@ class Reply:
     links: tuple[str, ...] = ()
     retry_after: int | None = None
     content_type: str = "application/json"
+
+
+def log_refusal(problem: AcmeProblem, exc: AcmeProblem | CAError, request: WireRequest | None) -> None:
+    """One record per refused request (SEC-06): where it came from and the problem type. Our own
+    failures are warnings with the internal detail; the client's at INFO. The detail is quoted
+    and cut, so a client cannot forge log lines or flood them."""
+    ours = isinstance(exc, CAError) and not exc.peer_caused
+    detail = exc.detail if isinstance(exc, CAError) else problem.detail
+    where = f"{request.method} {request.path[:100]} from {request.remote or '?'}" if request else "request"
+    outcome = "failed on our side" if ours else "refused"
+    log.log(
+        logging.WARNING if ours else logging.INFO,
+        "ACME %s %s: %s %d %r",
+        where,
+        outcome,
+        problem.type,
+        problem.status,
+        detail[:MAX_LOGGED_DETAIL],
+    )
 
 
 class AcmeContext:
@@ -172,10 +192,11 @@ class AcmeContext:
             headers["Content-Type"] = reply.content_type
         return WireResponse(reply.status, headers, body)
 
-    async def problem(self, exc: AcmeProblem | CAError, *, nonce: bool = True) -> WireResponse:
+    async def problem(
+        self, exc: AcmeProblem | CAError, *, nonce: bool = True, request: WireRequest | None = None
+    ) -> WireResponse:
         problem = exc if isinstance(exc, AcmeProblem) else problem_from_ca_error(exc)
-        if isinstance(exc, CAError) and not exc.peer_caused:
-            log.warning("ACME request failed on our side: %s", exc.detail)
+        log_refusal(problem, exc, request)
         headers: Mapping[str, str] = {"Link": self.index_link()}
         if nonce:
             headers = {**headers, **(await self.fresh_nonce_headers())}

@@ -85,10 +85,7 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
         got = ", ".join(sorted(str(i) for i in names)) or "none"
         raise bad_csr(f"the CSR must name exactly the order's identifiers ({wanted}); it names {got}")
     if spki == signed.jwk.spki():
-        raise bad_csr("the certificate key must not be the account key")  # CORE-12
-    for issuer in ctx.ca.issuers.values():
-        if spki == issuer.certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo):
-            raise bad_csr("the certificate key must not be a CA key")
+        raise bad_csr("the certificate key must not be the account key")  # CORE-12; CA and RA keys: ca.decide
     now = ctx.clock.now()
     await _recheck_caa(ctx, authzs, ctx.urls.account(account.id), now)
     proven = frozenset(a.proves for a in authzs if a.current_status(now) == "valid" and a.account_id == account.id)

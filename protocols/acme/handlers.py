@@ -76,11 +76,11 @@ class AcmeHandlers:
         await self.ctx.close()
 
     # -- plumbing ---------------------------------------------------------------------------
-    async def _run(self, work: Work, *, nonce: bool = True) -> WireResponse:
+    async def _run(self, req: WireRequest, work: Work, *, nonce: bool = True) -> WireResponse:
         try:
             return await self.ctx.reply(await work(), nonce=nonce)
         except (AcmeProblem, CAError) as exc:
-            return await self.ctx.problem(exc, nonce=nonce)
+            return await self.ctx.problem(exc, nonce=nonce, request=req)
 
     def _directory_name(self, req: WireRequest) -> str | None:
         name = req.match.get("profile")
@@ -93,7 +93,7 @@ class AcmeHandlers:
         async def work() -> Reply:
             return Reply(200, self._directory_body(self._directory_name(req)))
 
-        return await self._run(work, nonce=False)
+        return await self._run(req, work, nonce=False)
 
     def _directory_body(self, name: str | None) -> dict[str, Any]:
         ctx, urls, cfg = self.ctx, self.ctx.urls, self.ctx.config
@@ -125,7 +125,7 @@ class AcmeHandlers:
             # RFC 8555 §7.2: 200 for HEAD, 204 for GET.
             return Reply(200 if req.method == "HEAD" else 204)
 
-        response = await self._run(work)
+        response = await self._run(req, work)
         if req.method == "HEAD" and response.status == 200:
             # Without a length the client cannot tell where this bodiless 200 ends and may drop
             # the keep-alive connection (a new TLS handshake per HEAD: ~4 ms instead of ~0.5 ms).
@@ -138,28 +138,28 @@ class AcmeHandlers:
             signed = await authenticate(self.ctx, req, jwk="required")
             return await accounts.new_account(self.ctx, signed, directory, self.ctx.urls.base + req.path, req.remote)
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def account(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             signed = await authenticate(self.ctx, req)
             return await accounts.account_resource(self.ctx, signed, _int(req, "id"))
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def account_orders(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             signed = await authenticate(self.ctx, req)
             return await accounts.account_orders(self.ctx, signed, _int(req, "id"))
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def key_change(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             signed = await authenticate(self.ctx, req)
             return await accounts.key_change(self.ctx, signed, self.ctx.urls.base + req.path)
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def new_order(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
@@ -167,7 +167,7 @@ class AcmeHandlers:
             signed = await authenticate(self.ctx, req)
             return await orders.new_order(self.ctx, signed, directory)
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def new_authz(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
@@ -175,7 +175,7 @@ class AcmeHandlers:
             signed = await authenticate(self.ctx, req)
             return await authorizations.new_authz(self.ctx, signed, directory)
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def order(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
@@ -185,7 +185,7 @@ class AcmeHandlers:
             )
             return await orders.order_resource(self.ctx, signed, _int(req, "id"))
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def finalize(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
@@ -195,7 +195,7 @@ class AcmeHandlers:
             )
             return await finalize.finalize(self.ctx, signed, _int(req, "id"))
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def authz(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
@@ -203,7 +203,7 @@ class AcmeHandlers:
             signed = await authenticate(self.ctx, req, load=None if ident is None else state.load_authz(ident))
             return await authorizations.authz_resource(self.ctx, signed, _int(req, "id"))
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def challenge(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
@@ -215,7 +215,7 @@ class AcmeHandlers:
             )
             return await authorizations.challenge_resource(self.ctx, signed, _int(req, "id"), self.validations)
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def certificate(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
@@ -224,21 +224,21 @@ class AcmeHandlers:
             alt = _int(req, "alt") if "alt" in req.match else 0
             return await certificates.download(self.ctx, signed, _int(req, "id"), alt)
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def revoke_cert(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             signed = await authenticate(self.ctx, req, jwk="allowed")
             return await certificates.revoke_cert(self.ctx, signed)
 
-        return await self._run(work)
+        return await self._run(req, work)
 
     async def renewal_info(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             return await certificates.renewal_info(self.ctx, req.match.get("cert_id", ""))
 
-        return await self._run(work, nonce=False)
+        return await self._run(req, work, nonce=False)
 
     async def post_required(self, req: WireRequest) -> WireResponse:
         """GET (or any method but POST) on a POST-as-GET resource: 405 problem (ACME-08)."""
-        return await self.ctx.problem(post_required(req.method))
+        return await self.ctx.problem(post_required(req.method), request=req)

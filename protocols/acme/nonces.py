@@ -43,6 +43,7 @@ class NonceService:
         self._cap = cap
         self._pool: deque[tuple[str, dt.datetime]] = deque()
         self._refill: asyncio.Task[None] | None = None
+        self._sweeping: asyncio.Task[None] | None = None
         self._issued = 0
 
     async def new(self) -> str:
@@ -56,8 +57,8 @@ class NonceService:
         elif len(self._pool) < self._pool_size // 2 and self._refill is None:
             self._refill = asyncio.get_running_loop().create_task(self._background_fill())
         self._issued += 1
-        if self._issued % SWEEP_EVERY == 0:
-            asyncio.get_running_loop().create_task(self._sweep())
+        if self._issued % SWEEP_EVERY == 0 and self._sweeping is None:
+            self._sweeping = asyncio.get_running_loop().create_task(self._sweep())
         if self._chaos.refuse_next():
             # Chaos mode (ACME-27): a well-formed nonce that was never stored, so the request that
             # carries it gets badNonce (with a fresh nonce) instead of being served.
@@ -71,6 +72,11 @@ class NonceService:
         return await self._store.redeem_nonce(nonce, self._clock.now())
 
     async def _fill(self) -> None:
+        if self._sweeping is not None:
+            # No new rows until the sweep has cut the table back (LOAD-04): a sweep kept waiting
+            # for the database (SQLite hands its write lock to the busy inserts first) would
+            # otherwise let the table outgrow cap + SWEEP_EVERY by however fast nonces go out.
+            await asyncio.shield(self._sweeping)
         expires = self._clock.now() + self._lifetime
         values = [secrets.token_urlsafe(NONCE_BYTES) for _ in range(self._pool_size)]
         await self._store.add_nonces(values, expires)
@@ -91,7 +97,10 @@ class NonceService:
                 log.debug("swept %d nonces", removed)
         except Exception as exc:
             log.warning("nonce sweep failed: %s", exc)
+        finally:
+            self._sweeping = None
 
     async def close(self) -> None:
-        if self._refill is not None:
-            self._refill.cancel()
+        for task in (self._refill, self._sweeping):
+            if task is not None:
+                task.cancel()

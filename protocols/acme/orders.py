@@ -103,8 +103,11 @@ async def _replaced(ctx: AcmeContext, account: Account, cert_id_text: str) -> in
     owner = await ctx.store.order_for_certificate(record.id)
     if owner is None or owner.account_id != account.id:
         raise unauthorized("the certificate named in 'replaces' was not issued to this account")
-    if await ctx.store.replacement_exists(record.id):
-        raise AcmeProblem("alreadyReplaced", "the certificate named in 'replaces' already has a replacement", 409)
+    for order, authzs in await ctx.store.replacements(record.id):
+        # Read as the client would see it: an expired or stuck (ST-02) replacement fails here
+        # instead of blocking the certificate's renewal until someone polls it.
+        if (await current_status(ctx, order, authzs)).status != "invalid":
+            raise AcmeProblem("alreadyReplaced", "the certificate named in 'replaces' already has a replacement", 409)
     return record.id
 
 

@@ -766,16 +766,15 @@ class AcmeStore:
 
         return await self.db.read(q)
 
-    async def replacement_exists(self, cert_id: int) -> bool:
-        """RFC 9773 §5: a certificate is replaced by at most one live order."""
+    async def replacements(self, cert_id: int) -> list[tuple[Order, list[Authz]]]:
+        """RFC 9773 §5: the orders, not stored as invalid, that replace a certificate, with their
+        authorizations (the caller applies the status rules: one may have expired or be stuck)."""
 
-        def q(conn: Connection) -> bool:
-            row = conn.execute(
-                select(orders_t.c.id)
-                .where(orders_t.c.replaces_cert_id == cert_id, orders_t.c.status != "invalid")
-                .limit(1)
-            ).first()
-            return row is not None
+        def q(conn: Connection) -> list[tuple[Order, list[Authz]]]:
+            rows = conn.execute(
+                select(orders_t).where(orders_t.c.replaces_cert_id == cert_id, orders_t.c.status != "invalid").limit(10)
+            ).all()
+            return [(o, _load_authzs(conn, o.authz_ids)) for o in map(Order.from_row, rows)]
 
         return await self.db.read(q)
 

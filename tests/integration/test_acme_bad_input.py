@@ -182,7 +182,7 @@ async def test_eddsa_and_rsa_accounts_work(acme_sqlite: AcmeEnv) -> None:
 
 
 async def test_csr_names_differ_from_the_order(acme_sqlite: AcmeEnv) -> None:
-    """ACME-09."""
+    """ACME-09; CORE-12: a CSR for the account key is refused (badCSR)."""
     client = await registered(acme_sqlite)
     order = (await client.new_order(["a.example.com"])).json
     await client.authorize(order, acme_sqlite)
@@ -194,6 +194,24 @@ async def test_csr_names_differ_from_the_order(acme_sqlite: AcmeEnv) -> None:
     resp = await client.finalize(order, csr)
     assert resp.problem_type == "badCSR" and "account key" in resp.json["detail"]
     await nothing_issued(acme_sqlite)
+
+
+@pytest.mark.parametrize("whose", ["issuer", "ra"])
+async def test_csr_for_a_ca_or_ra_key(acme_sqlite: AcmeEnv, whose: str) -> None:
+    """CORE-12: the issuing CA's or the RA's key in a finalize CSR is badCSR (the core's check);
+    nothing is issued and the order stays ready for a CSR with a key of the client's own."""
+    ca = acme_sqlite.app[CA]
+    owner = ca.issuers[ca.default_issuer] if whose == "issuer" else next(iter(ca.ras.values()))
+    client = await registered(acme_sqlite)
+    order = (await client.new_order(["own.example.com"])).json
+    await client.authorize(order, acme_sqlite)
+    csr, _ = make_csr(["own.example.com"], key=owner.signer.private_key())
+    resp = await client.finalize(order, csr)
+    assert resp.status == 400 and resp.problem_type == "badCSR", resp.body
+    assert "own keys" in resp.json["detail"]
+    await nothing_issued(acme_sqlite)
+    csr, _ = make_csr(["own.example.com"])
+    assert (await client.finalize(order, csr)).status == 200
 
 
 async def test_csr_key_the_profile_forbids(acme_sqlite: AcmeEnv) -> None:

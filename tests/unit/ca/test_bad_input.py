@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -185,4 +187,28 @@ async def test_lint_gate_refuses_before_the_real_key_signs(ca: CertificateAuthor
     with pytest.raises(CAError) as err:
         await _enroll_bytes(ca, csr.public_bytes(serialization.Encoding.PEM))
     assert "lint" in err.value.detail
+    await _assert_nothing_issued(ca, before, counting)
+
+
+@pytest.mark.parametrize("whose", ["issuing-ca", "root", "ra"])
+async def test_certificate_for_one_of_our_own_keys_is_refused(
+    ca: CertificateAuthority, counting: CountingSigner, ca_dir: Path, whose: str
+) -> None:
+    """CORE-12: a leaf carrying the issuing CA's, the root's or the RA's key would let its holder
+    speak as the CA; the core refuses it for every protocol (badCSR-like), nothing issued."""
+    from ca.signers.software import load_encrypted_key, read_secret
+
+    if whose == "root":
+        passphrase = read_secret(file=str(ca_dir / "secrets" / "passphrase"))
+        key = load_encrypted_key(ca_dir / "keys" / "root.key", passphrase)
+    elif whose == "ra":
+        key = next(iter(ca.ras.values())).signer.private_key()
+    else:
+        key = ca.issuers[whose].signer.private_key()
+    before = len(await ca.certificates.list(CertificateFilter()))
+    csr, _ = make_csr(["www.example.com"], key=key)
+    with pytest.raises(CAError) as err:
+        await _enroll_bytes(ca, csr.public_bytes(serialization.Encoding.PEM))
+    assert err.value.reason is FailureReason.BAD_CSR
+    assert "own keys" in err.value.detail
     await _assert_nothing_issued(ca, before, counting)

@@ -1,0 +1,153 @@
+"""Orders left in "processing" by a crash (ST-02), through the real app on SQLite and PostgreSQL.
+
+The crash is simulated by writing into the real store what finalize writes just before it
+calls the core (status processing, processing_at, the CSR key's hash) and then not
+continuing, as a process killed at F1/F2 (ca/faults.py) leaves it. A frozen clock moves
+time past the recovery thresholds instead of waiting for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ca.clock import FrozenClock
+from ca.csr import enrollment_from_csr
+from ca.enrollment import AuthMethod, Identifier, Issued, Requester
+from ca.service import CertificateAuthority
+from ca.store.repositories import CertificateFilter, CertificateRecord
+from protocols.acme.ari import cert_id_of
+from protocols.acme.orders import RECOVER_AFTER, requester_name, spki_sha256
+from protocols.acme.state import AcmeStore
+from server.app import CA
+from tests.helpers import CountingSigner
+from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env
+
+pytest_plugins = ["tests.unit.protocols.acme.support"]
+
+STUCK_AFTER = 120  # seconds; [acme] stuck_after
+
+
+@pytest.fixture
+async def stuck_env(aiohttp_client: Any, ca_dir: Path, db_url: str, loopback: Any) -> tuple[AcmeEnv, FrozenClock]:
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    env = await start_env(
+        aiohttp_client, ca_dir, db_url, loopback, {"TETRA_ACME__STUCK_AFTER": str(STUCK_AFTER)}, clock=clock
+    )
+    return env, clock
+
+
+async def ready_order(env: AcmeEnv, client: AcmeClient, names: list[str], **fields: Any) -> tuple[dict[str, Any], str]:
+    resp = await client.new_order(names, **fields)
+    assert resp.status == 201, resp.body
+    order, url = resp.json, resp.headers["Location"]
+    await client.authorize(order, env)
+    assert (await client.poll(url, ("ready", "invalid"))).json["status"] == "ready"
+    return order, url
+
+
+async def crash_in_finalize(env: AcmeEnv, order_url: str, csr: x509.CertificateSigningRequest) -> None:
+    """The order as finalize leaves it right before the core signs; then the process "dies"."""
+    spki = csr.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    store = AcmeStore(env.app[CA].db)
+    moved = await store.set_order(
+        int(order_url.rsplit("/", 1)[1]),
+        ("ready",),
+        {"status": "processing", "processing_at": env.app[CA].clock.now(), "csr_key": spki_sha256(spki)},
+    )
+    assert moved
+
+
+async def acme_certificates(env: AcmeEnv) -> list[CertificateRecord]:
+    ca: CertificateAuthority = env.app[CA]
+    return await ca.certificates.list(CertificateFilter(protocol="acme"))
+
+
+async def test_stuck_order_fails_with_server_internal_and_a_new_order_issues(
+    stuck_env: tuple[AcmeEnv, FrozenClock],
+) -> None:
+    """ST-02: a processing order whose issuance never ran stays "processing" (with Retry-After)
+    until stuck_after, then the polling client sees it invalid with serverInternal; finalizing
+    it again is refused, and a new order for the same name gets a certificate."""
+    env, clock = stuck_env
+    client = env.client()
+    assert (await client.register()).status == 201
+    order, url = await ready_order(env, client, ["stuck.example.com"])
+    csr, _ = make_csr(["stuck.example.com"])
+    await crash_in_finalize(env, url, csr)
+
+    crashed = clock.now()
+    for since in (dt.timedelta(0), RECOVER_AFTER, dt.timedelta(seconds=STUCK_AFTER - 1)):
+        clock.advance(crashed + since - clock.now())
+        resp = await client.post(url, None)
+        assert resp.status == 200 and resp.json["status"] == "processing", (since, resp.json)
+        assert "Retry-After" in resp.headers
+    clock.advance(crashed + dt.timedelta(seconds=STUCK_AFTER) - clock.now())
+    resp = await client.post(url, None)
+    assert resp.status == 200 and resp.json["status"] == "invalid", resp.json
+    assert resp.json["error"]["type"] == "urn:ietf:params:acme:error:serverInternal"
+    again = await client.finalize(order, csr)
+    assert again.status == 403 and again.problem_type == "orderNotReady"
+    assert await acme_certificates(env) == []
+
+    _, pem, _ = await client.issue(env, ["stuck.example.com"])
+    leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+    assert [r.serial for r in await acme_certificates(env)] == [leaf.serial_number]
+    assert (await client.post(url, None)).json["status"] == "invalid"  # the old order stays failed
+
+
+async def test_certificate_issued_before_the_crash_is_found_not_failed(
+    stuck_env: tuple[AcmeEnv, FrozenClock],
+) -> None:
+    """ST-02 / ST-01 F4: the core stored the certificate but the process died before the order
+    heard of it. Polling past stuck_after finds that certificate (same requester, names and
+    key) and makes the order valid with it, instead of failing the order: no second signature."""
+    env, clock = stuck_env
+    ca = env.app[CA]
+    counting = CountingSigner(ca.issuers[ca.default_issuer].signer)
+    ca.issuers[ca.default_issuer].signer = counting
+    client = env.client()
+    assert (await client.register()).status == 201
+    _, url = await ready_order(env, client, ["found.example.com"])
+    csr, _ = make_csr(["found.example.com"])
+    await crash_in_finalize(env, url, csr)
+    account_id = int((client.kid or "").rsplit("/", 1)[1])
+    requester = Requester(
+        requester_name(account_id), AuthMethod.ACME_ACCOUNT, frozenset({Identifier("dns", "found.example.com")})
+    )
+    issued = await ca.enroll(enrollment_from_csr(csr, protocol="acme", profile_name="tls-server", requester=requester))
+    assert isinstance(issued, Issued) and counting.runs == 1
+
+    assert (await client.post(url, None)).json["status"] == "processing"  # too early to look
+    clock.advance(dt.timedelta(seconds=STUCK_AFTER + 1))
+    resp = await client.post(url, None)
+    assert resp.status == 200 and resp.json["status"] == "valid", resp.json
+    cert = await client.post(resp.json["certificate"], None)
+    assert cert.status == 200
+    assert x509.load_pem_x509_certificates(cert.body)[0] == issued.certificate
+    assert counting.runs == 1 and len(await acme_certificates(env)) == 1
+
+
+async def test_stuck_replacement_order_does_not_block_a_new_one(stuck_env: tuple[AcmeEnv, FrozenClock]) -> None:
+    """ST-02 with ARI (RFC 9773 §5): a renewal order stuck in processing must not keep its
+    'replaces' claim past stuck_after, or the client could never renew that certificate: a new
+    order replacing the same certificate is accepted without anyone polling the stuck one."""
+    env, clock = stuck_env
+    client = env.client()
+    assert (await client.register()).status == 201
+    _, pem, _ = await client.issue(env, ["renew.example.com"])
+    cert_id = str(cert_id_of(x509.load_pem_x509_certificates(pem.encode())[0]))
+    _, url = await ready_order(env, client, ["renew.example.com"], replaces=cert_id)
+    await crash_in_finalize(env, url, make_csr(["renew.example.com"])[0])
+
+    early = await client.new_order(["renew.example.com"], replaces=cert_id)
+    assert early.status == 409 and early.problem_type == "alreadyReplaced"  # still in progress
+    clock.advance(dt.timedelta(seconds=STUCK_AFTER + 1))
+    resp = await client.new_order(["renew.example.com"], replaces=cert_id)
+    assert resp.status == 201, resp.body
+    assert (await client.post(url, None)).json["status"] == "invalid"
