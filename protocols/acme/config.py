@@ -32,6 +32,7 @@ class RateLimits:
     orders_per_identifier: int = 20000  # per registered domain (or IP address), certificates-per-week style
     identifier_window_seconds: int = 7 * 86400
     accounts_per_ip: int = 300  # per IPv4 address or IPv6 /64
+    refusals_per_minute: int = 600  # refused requests per source before it is answered 429 unread (LOAD-05)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def parse_config(table: Table) -> AcmeConfig:
         orders_per_identifier=r_t.get("orders_per_identifier", int, rd.orders_per_identifier),
         identifier_window_seconds=_positive(r_t, "identifier_window_seconds", rd.identifier_window_seconds),
         accounts_per_ip=r_t.get("accounts_per_ip", int, rd.accounts_per_ip),
+        refusals_per_minute=r_t.get("refusals_per_minute", int, rd.refusals_per_minute),
     )
     for key in ("orders_per_account", "orders_per_identifier", "accounts_per_ip"):
         if getattr(limits, key) < 0:

@@ -23,7 +23,8 @@ from protocols.acme.config import AcmeConfig
 from protocols.acme.errors import AcmeProblem, problem_from_ca_error, render_problem
 from protocols.acme.jwk import Jwk, parse_jwk
 from protocols.acme.nonces import NonceService
-from protocols.acme.ratelimit import RateLimiter
+from protocols.acme.ratelimit import RateLimiter, address_key
+from protocols.acme.refusals import RefusalLimiter
 from protocols.acme.state import Account, AcmeStore
 from protocols.base import WireRequest, WireResponse
 
@@ -88,6 +89,7 @@ class AcmeContext:
         )
         self.va = ValidationAuthority(config.validation, config.caa_identities, config.chaos)
         self.limiter = RateLimiter(config.rate_limits, self.clock, ca.db)
+        self.refusals = RefusalLimiter(config.rate_limits.refusals_per_minute, self.clock)
         self._jwks: OrderedDict[str, Jwk] = OrderedDict()
         self._accounts: OrderedDict[int, Account] = OrderedDict()
         self.default_profile = self._pick_default(default_profile)
@@ -197,10 +199,25 @@ class AcmeContext:
     ) -> WireResponse:
         problem = exc if isinstance(exc, AcmeProblem) else problem_from_ca_error(exc)
         log_refusal(problem, exc, request)
+        if request is not None and self.refusals.refused(request.remote):
+            log.warning(
+                "ACME requests from %s are refused unread for a while: over %d refused requests a minute",
+                address_key(request.remote),
+                self.config.rate_limits.refusals_per_minute,
+            )
         headers: Mapping[str, str] = {"Link": self.index_link()}
         if nonce:
             headers = {**headers, **(await self.fresh_nonce_headers())}
         return render_problem(problem, headers)
+
+    def blocked(self, request: WireRequest) -> WireResponse | None:
+        """429 before any work for a source that keeps being refused (LOAD-05). Not logged one by
+        one (the block was, once) and without a nonce: a flood must cost next to nothing."""
+        wait = self.refusals.retry_after(request.remote)
+        if wait is None:
+            return None
+        problem = AcmeProblem("rateLimited", "too many refused requests from this address", 429, retry_after=wait)
+        return render_problem(problem, {"Link": self.index_link()})
 
     async def close(self) -> None:
         await self.nonces.close()

@@ -77,6 +77,8 @@ class AcmeHandlers:
 
     # -- plumbing ---------------------------------------------------------------------------
     async def _run(self, req: WireRequest, work: Work, *, nonce: bool = True) -> WireResponse:
+        if (blocked := self.ctx.blocked(req)) is not None:
+            return blocked
         try:
             return await self.ctx.reply(await work(), nonce=nonce)
         except (AcmeProblem, CAError) as exc:
@@ -241,4 +243,4 @@ class AcmeHandlers:
 
     async def post_required(self, req: WireRequest) -> WireResponse:
         """GET (or any method but POST) on a POST-as-GET resource: 405 problem (ACME-08)."""
-        return await self.ctx.problem(post_required(req.method), request=req)
+        return self.ctx.blocked(req) or await self.ctx.problem(post_required(req.method), request=req)

@@ -4,18 +4,22 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import json
+import logging
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from ca.clock import FrozenClock
 from ca.service import CertificateAuthority
 from ca.store.tables import audit_log, certificates, credentials, rate_limits
 from protocols.acme.b64 import b64e
@@ -61,7 +65,8 @@ async def flood_env(aiohttp_client: Any, ca_dir: Path, loopback: Any) -> AcmeEnv
         ca_dir,
         f"sqlite:///{ca_dir / 'tetra.db'}",
         loopback,
-        {"TETRA_ACME__MAX_NONCES": str(NONCE_CAP)},
+        # Every refused request processed in full: the per-source brake is tested on its own below.
+        {"TETRA_ACME__MAX_NONCES": str(NONCE_CAP), "TETRA_ACME__RATE_LIMITS__REFUSALS_PER_MINUTE": "0"},
     )
 
 
@@ -190,3 +195,38 @@ async def test_refused_request_flood_writes_nothing_signs_nothing_and_keeps_memo
     assert await row_count(ca, nonces_t) <= NONCE_BOUND
     assert all(s.runs == 0 for s in signers.values())
     assert all(i.signing_attempts == 0 for i in ca.issuers.values())
+
+
+async def test_a_source_that_keeps_being_refused_is_braked(
+    aiohttp_client: Any, ca_dir: Path, loopback: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """LOAD-05 per-source limit: past `refusals_per_minute` refused requests, the source's next
+    requests (good ones too) get 429 rateLimited with Retry-After before any work (no nonce spent,
+    none handed out, one log line for the whole block); once its bucket drains it is served."""
+    clock = FrozenClock(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    env = await start_env(
+        aiohttp_client,
+        ca_dir,
+        f"sqlite:///{ca_dir / 'tetra.db'}",
+        loopback,
+        {"TETRA_ACME__RATE_LIMITS__REFUSALS_PER_MINUTE": "20"},
+        clock=clock,
+    )
+    client = env.client()
+    assert (await client.register()).status == 201
+    kid = client.kid or ""
+    with caplog.at_level(logging.INFO, logger="tetra.acme"):
+        for _ in range(21):  # the 21st is still answered in full, and starts the block
+            resp = await client.post(kid, None, nonce="A" * 22, retry_bad_nonce=False)
+            assert resp.status == 400 and resp.problem_type == "badNonce"
+        nonce = resp.headers["Replay-Nonce"]
+        for _ in range(5):
+            braked = await client.post(kid, None, nonce=nonce, retry_bad_nonce=False)
+            assert braked.status == 429 and braked.problem_type == "rateLimited"
+            assert 1 <= int(braked.headers["Retry-After"]) <= 60 and "Replay-Nonce" not in braked.headers
+        assert (await env.http.get("/acme/directory")).status == 429
+    blocks = [r for r in caplog.records if "refused unread" in r.getMessage()]
+    assert len(blocks) == 1 and blocks[0].levelno == logging.WARNING
+    assert not any(r.getMessage().count("rateLimited") for r in caplog.records)  # braked replies: not one by one
+    clock.advance(dt.timedelta(seconds=int(braked.headers["Retry-After"])))
+    assert (await client.post(kid, None, nonce=nonce)).status == 200  # the nonce was never spent
