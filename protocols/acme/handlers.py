@@ -14,6 +14,7 @@ from protocols.acme.config import AcmeConfig
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, not_found
 from protocols.acme.methods import post_required
+from protocols.acme.sweeper import StuckOrderSweeper
 from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
 
 log = logging.getLogger("tetra.acme")
@@ -62,6 +63,7 @@ class AcmeHandlers:
     def __init__(self, ctx: AcmeContext) -> None:
         self.ctx = ctx
         self.validations = authorizations.Validations()
+        self.sweeper = StuckOrderSweeper(ctx)
 
     @classmethod
     def create(cls, context: ProtocolContext, config: AcmeConfig) -> AcmeHandlers:
@@ -69,9 +71,12 @@ class AcmeHandlers:
         server_config = getattr(context, "config", None)
         default = getattr(server_config, "default_profile", "")
         source = getattr(server_config, "source", None)
-        return cls(AcmeContext(context.ca, config, base, default, Path(source).parent if source else None))
+        handlers = cls(AcmeContext(context.ca, config, base, default, Path(source).parent if source else None))
+        handlers.sweeper.start()
+        return handlers
 
     async def close(self) -> None:
+        await self.sweeper.close()
         await self.validations.close()
         await self.ctx.close()
 

@@ -62,6 +62,7 @@ class AcmeOrderRow(Base):
         Index("ix_acme_orders_account", "account_id"),
         Index("ix_acme_orders_replaces", "replaces_cert_id"),
         Index("ix_acme_orders_certificate", "certificate_id"),
+        Index("ix_acme_orders_status", "status", "id"),  # the stuck-order sweeper's look-up (ST-02)
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -763,6 +764,22 @@ class AcmeStore:
         def q(conn: Connection) -> Order | None:
             row = conn.execute(select(orders_t).where(orders_t.c.certificate_id == certificate_id)).first()
             return Order.from_row(row) if row else None
+
+        return await self.db.read(q)
+
+    async def processing_since(self, before: dt.datetime, limit: int) -> list[tuple[Order, list[Authz]]]:
+        """Orders in processing (not waiting for an operator) since before `before`: what a crash
+        may have left behind (ST-02), oldest first, with their authorizations."""
+
+        def q(conn: Connection) -> list[tuple[Order, list[Authz]]]:
+            started = func.coalesce(orders_t.c.processing_at, orders_t.c.created_at)
+            rows = conn.execute(
+                select(orders_t)
+                .where(orders_t.c.status == "processing", orders_t.c.request_id.is_(None), started < before)
+                .order_by(orders_t.c.id)
+                .limit(limit)
+            ).all()
+            return [(o, _load_authzs(conn, o.authz_ids)) for o in map(Order.from_row, rows)]
 
         return await self.db.read(q)
 

@@ -24,7 +24,7 @@ from ca.store.repositories import CertificateFilter, CertificateRecord
 from protocols.acme.ari import cert_id_of
 from protocols.acme.orders import RECOVER_AFTER, requester_name, spki_sha256
 from protocols.acme.state import AcmeStore
-from server.app import CA
+from server.app import CA, HANDLERS
 from tests.helpers import CountingSigner
 from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env
 
@@ -151,3 +151,46 @@ async def test_stuck_replacement_order_does_not_block_a_new_one(stuck_env: tuple
     resp = await client.new_order(["renew.example.com"], replaces=cert_id)
     assert resp.status == 201, resp.body
     assert (await client.post(url, None)).json["status"] == "invalid"
+
+
+async def test_the_sweeper_settles_stuck_orders_nobody_reads(stuck_env: tuple[AcmeEnv, FrozenClock]) -> None:
+    """ST-02 sweeper: orders left in processing are settled without a client polling them: the
+    one whose certificate the core had stored becomes valid with it, the other fails with
+    serverInternal once stuck_after has passed; orders that are not stuck are left alone."""
+    env, clock = stuck_env
+    ca = env.app[CA]
+    sweeper = env.app[HANDLERS]["acme"].sweeper
+    client = env.client()
+    assert (await client.register()).status == 201
+    _, lost_url = await ready_order(env, client, ["lost.example.com"])
+    await crash_in_finalize(env, lost_url, make_csr(["lost.example.com"])[0])
+    _, made_url = await ready_order(env, client, ["made.example.com"])
+    csr, _ = make_csr(["made.example.com"])
+    await crash_in_finalize(env, made_url, csr)
+    account_id = int((client.kid or "").rsplit("/", 1)[1])
+    requester = Requester(
+        requester_name(account_id), AuthMethod.ACME_ACCOUNT, frozenset({Identifier("dns", "made.example.com")})
+    )
+    issued = await ca.enroll(enrollment_from_csr(csr, protocol="acme", profile_name="tls-server", requester=requester))
+    assert isinstance(issued, Issued)
+    _, waiting_url = await ready_order(env, client, ["waiting.example.com"])  # ready: not the sweeper's
+
+    store = AcmeStore(ca.db)
+
+    async def stored_status(url: str) -> str:
+        order = await store.order(int(url.rsplit("/", 1)[1]))
+        assert order is not None
+        return order.status
+
+    assert await sweeper.sweep_once() == 0  # too early to look at either
+    clock.advance(RECOVER_AFTER + dt.timedelta(seconds=1))
+    assert await sweeper.sweep_once() == 1
+    assert [await stored_status(u) for u in (made_url, lost_url)] == ["valid", "processing"]
+    clock.advance(dt.timedelta(seconds=STUCK_AFTER))
+    assert await sweeper.sweep_once() == 1
+    assert await stored_status(lost_url) == "invalid"
+    assert await stored_status(waiting_url) == "ready"
+    assert await sweeper.sweep_once() == 0
+    resp = await client.post(lost_url, None)
+    assert resp.json["error"]["type"] == "urn:ietf:params:acme:error:serverInternal"
+    assert sweeper.interval == STUCK_AFTER / 4
