@@ -69,3 +69,7 @@ class ProtocolSpec:
     parse_config: Callable[[Table], Any] = lambda table: table.finish()
     listeners: tuple[str, ...] = ("http", "https")  # which listeners serve it
     max_body: int = 64 * 1024
+    # How the protocol words an error the server answers before any handler runs (no such path
+    # or method under its prefix, a body over max_body): (HTTP status, reason) -> response.
+    # None: the server's plain-text answer.
+    http_error: Callable[[int, str], WireResponse] | None = None

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import uvloop
@@ -21,7 +21,7 @@ from ca.errors import CAError
 from ca.profiles.loader import load_profiles
 from ca.service import CertificateAuthority
 from ca.store.migrate import require_current
-from protocols.base import ProtocolSpec
+from protocols.base import ProtocolSpec, WireResponse
 from protocols.registry import PROTOCOLS
 from server.config import ServerConfig, load_config
 from server.http import last_resort, to_aiohttp, to_wire
@@ -51,7 +51,8 @@ class _Context:
 
 
 def _protocol_app(spec: ProtocolSpec) -> web.Application:
-    sub = web.Application(client_max_size=spec.max_body)
+    middlewares = [_worded_by(spec.http_error)] if spec.http_error is not None else []
+    sub = web.Application(client_max_size=spec.max_body, middlewares=middlewares)
 
     def make(route_handler: str) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -68,6 +69,27 @@ def _protocol_app(spec: ProtocolSpec) -> web.Application:
     for route in spec.routes:
         sub.router.add_route(route.method, route.path, make(route.handler_name))
     return sub
+
+
+def _worded_by(http_error: Callable[[int, str], WireResponse]) -> Any:
+    """Errors aiohttp raises under a protocol's prefix (404, 405, 413), in the protocol's words."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status not in (404, 405, 413):
+                raise
+            worded = http_error(exc.status, exc.reason)
+            response = to_aiohttp(worded)
+            if "Allow" in exc.headers:  # 405 says which methods would do
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
+
+    return middleware
 
 
 async def roots_pem(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ server's context and the parsed [acme] section.
 """
 
 from protocols.acme.config import parse_config
+from protocols.acme.errors import http_error
 from protocols.acme.handlers import ROUTES, AcmeHandlers
 from protocols.acme.methods import post_only_fallbacks
 from protocols.base import ProtocolSpec
@@ -18,4 +19,5 @@ SPEC = ProtocolSpec(
     parse_config=parse_config,
     listeners=("https", "http"),
     max_body=64 * 1024,
+    http_error=http_error,
 )

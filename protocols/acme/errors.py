@@ -113,3 +113,11 @@ def unauthorized(detail: str) -> AcmeProblem:
 
 def not_found(detail: str = "no such resource") -> AcmeProblem:
     return AcmeProblem("malformed", detail, 404)
+
+
+def http_error(status: int, reason: str) -> WireResponse:
+    """What the server answers under /acme before any handler runs (no such resource, a method
+    the path does not take, a body over the limit): a problem document, as RFC 8555 §6.7 wants
+    for every error. No nonce: no ACME state is reached."""
+    detail = {404: "no such resource", 405: "method not allowed here", 413: "request body too large"}
+    return render_problem(AcmeProblem("malformed", detail.get(status, reason), status), {})

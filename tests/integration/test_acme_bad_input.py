@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -265,10 +266,38 @@ async def test_finalize_twice_issues_once(acme_sqlite: AcmeEnv) -> None:
 
 
 async def test_body_over_the_size_limit(acme_sqlite: AcmeEnv) -> None:
+    """413 in ACME's words (a problem document), by Content-Length and chunked alike."""
     client = await registered(acme_sqlite)
     resp = await client.raw_post(client.directory["newOrder"], b"{" + b" " * (70 * 1024) + b"}")
-    assert resp.status == 413
+    assert resp.status == 413 and resp.problem_type == "malformed", resp.body
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(70):
+            yield b" " * 1024
+
+    chunked = await acme_sqlite.http.post(
+        "/acme/new-order", data=chunks(), headers={"Content-Type": "application/jose+json"}
+    )
+    assert chunked.status == 413 and chunked.headers["Content-Type"] == "application/problem+json"
+    assert (await chunked.json())["type"] == "urn:ietf:params:acme:error:malformed"
     await nothing_issued(acme_sqlite)
+
+
+async def test_unknown_resources_and_methods_are_problem_documents(acme_sqlite: AcmeEnv) -> None:
+    """No such path under /acme (404) and a method no route takes (405, with Allow): problem
+    documents too, so a client's error handling sees ACME words everywhere (RFC 8555 §6.7)."""
+    for method, path, status in (
+        ("POST", "/acme/no-such-thing", 404),
+        ("GET", "/acme/order/1/extra", 404),
+        ("PATCH", "/acme/new-order", 405),
+    ):
+        resp = await acme_sqlite.http.request(method, path, data=b"{}")
+        assert resp.status == status and resp.headers["Content-Type"] == "application/problem+json", (method, path)
+        body = await resp.json()
+        assert body["type"] == "urn:ietf:params:acme:error:malformed" and body["status"] == status
+        if status == 405:
+            assert "POST" in resp.headers["Allow"]
+    assert (await acme_sqlite.http.get("/no-such-thing")).content_type == "text/plain"  # outside /acme: unchanged
 
 
 async def test_wrong_content_type(acme_sqlite: AcmeEnv) -> None:
