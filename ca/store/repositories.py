@@ -102,10 +102,15 @@ def serial_text(serial: int) -> str:
 # Built once: the issuance hot path only binds parameters (no per-call statement compilation).
 _INSERT_INTENT = insert(certificates).returning(certificates.c.id, sort_by_parameter_order=True)
 _RESULT_COLUMNS = ("status", "der", "fingerprint", "issued_at")
+# The status moves only from 'signing': a revocation accepted while the key was signing
+# (an operator revoking the in-flight serial) is never undone by the result.
 _RECORD_RESULT = (
     update(certificates)
     .where(certificates.c.id == bindparam("row_id_"))
-    .values({name: bindparam(name) for name in _RESULT_COLUMNS})
+    .values(
+        {name: bindparam(name) for name in _RESULT_COLUMNS}
+        | {"status": case((certificates.c.status == "signing", bindparam("status")), else_=certificates.c.status)}
+    )
 )
 
 
