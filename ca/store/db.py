@@ -207,28 +207,48 @@ class Database:
             if write:
                 conn = conn.execution_options(tetra_write=True)
             with conn.begin():
-                return fn(conn)
+                try:
+                    return fn(conn)
+                except DBAPIError as exc:
+                    if exc.connection_invalidated:
+                        raise _LostBeforeCommit() from exc
+                    raise
 
         try:
             # asyncio.timeout rather than wait_for: the same cancellation on expiry without a
             # wrapping task per transaction (this runs several times per request).
-            if self._async is not None:
-                async with asyncio.timeout(self.timeout), self._async.connect() as aconn:
-                    return await aconn.run_sync(in_transaction)
-
-            def in_thread() -> T:
-                assert self._sync is not None
-                with self._sync.connect() as conn:
-                    return in_transaction(conn)
-
             async with asyncio.timeout(self.timeout):
-                return await asyncio.get_running_loop().run_in_executor(self._threads, in_thread)
+                try:
+                    return await self._once(in_transaction)
+                except _LostBeforeCommit as lost:
+                    # ST-05: a pooled connection the server closed (restart, failover, a killed
+                    # backend) failed before COMMIT, so the transaction did nothing: once more
+                    # on a new connection (SQLAlchemy has dropped the stale ones).
+                    log.info("database connection lost (%s); retrying on a new one", _short(lost.__cause__ or lost))
+                    return await self._once(in_transaction)
         except IntegrityError:
             raise
+        except _LostBeforeCommit as exc:
+            cause = exc.__cause__ or exc
+            log.warning("database error: %s", _short(cause))
+            raise StoreUnavailable(f"database unavailable: {_short(cause)}") from cause
         except (TimeoutError, DBAPIError, SQLAlchemyError, OSError, ConnectionError) as exc:
             log.warning("database error: %s", _short(exc))
             log.debug("database error detail", exc_info=exc)
             raise StoreUnavailable(f"database unavailable: {_short(exc)}") from exc
+
+    async def _once(self, in_transaction: Callable[[Connection], T]) -> T:
+        """One transaction on a pooled connection, on the event loop (async) or a worker thread."""
+        if self._async is not None:
+            async with self._async.connect() as aconn:
+                return await aconn.run_sync(in_transaction)
+
+        def in_thread() -> T:
+            assert self._sync is not None
+            with self._sync.connect() as conn:
+                return in_transaction(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads, in_thread)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await self._run(fn, write=False)
@@ -276,6 +296,10 @@ class Database:
             self._sync.dispose()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+class _LostBeforeCommit(Exception):
+    """The connection broke while the transaction ran, before COMMIT: nothing was written."""
 
 
 CONFLICT_ATTEMPTS = 4
