@@ -5,6 +5,7 @@ mid-transaction (ST-05), a database that stops answering (ST-06), one insert tha
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -14,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 from ca.csr import enrollment_from_csr
 from ca.enrollment import AuthMethod, EnrollmentRequest, Issued, Requester
@@ -25,7 +26,7 @@ from ca.store.repositories import CertificateFilter
 from ca.store.tables import audit_log, certificates
 from server.config import ServerConfig
 from server.wiring import build_ca, read_config
-from tests.helpers import GatedSigner, make_csr
+from tests.helpers import CountingSigner, GatedSigner, make_csr
 
 pytestmark = pytest.mark.slow
 
@@ -188,3 +189,141 @@ async def test_connections_closed_by_a_server_restart(pg_config: ServerConfig, p
         for i in range(3):
             assert isinstance(await ca.enroll(_request(f"after{i}.example.com")), Issued)
         assert (await ca.audit.verify()).ok
+
+
+# -- ST-06: the database stops answering ----------------------------------------------------
+
+
+class PausableProxy:
+    """A loopback TCP proxy in front of the shared PostgreSQL, on a thread and event loop of its
+    own. pause() stops forwarding in both directions while every connection stays open: to the CA
+    the server hangs, as if its postmaster were SIGSTOPped (which the shared server must not be)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="pg-proxy", daemon=True)
+        self._flowing = asyncio.Event()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    def start(self) -> int:
+        """Listen on a free loopback port; returns it."""
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(5)
+
+    async def _listen(self) -> int:
+        self._flowing.set()
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
+        self._writers -= {writer, up_writer}
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                await self._flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def pause(self) -> None:
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def resume(self) -> None:
+        self._loop.call_soon_threadsafe(self._flowing.set)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+@contextmanager
+def _proxy_to(url: str) -> Iterator[tuple[PausableProxy, str]]:
+    parsed = make_url(url)
+    proxy = PausableProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+    port = proxy.start()
+    try:
+        yield proxy, parsed.set(port=port).render_as_string(hide_password=False)
+    finally:
+        proxy.close()
+
+
+def _backends(url: str) -> int:
+    """The CA's connections to its database, counted by the server itself."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize("mode", ["async", "thread"])
+async def test_database_that_stops_answering(pg_config: ServerConfig, postgres_url: str, mode: str) -> None:
+    """ST-06: the database stops answering (connections open, no bytes back). Concurrent
+    issuances and a readiness ping each fail with 'try later' within the configured
+    [database] timeout_seconds, the signer is never called, and the event loop keeps turning
+    meanwhile. When the database answers again, nothing the failed requests began is
+    committed behind their back, connections and worker threads stay within the pool, and
+    issuance resumes without a restart."""
+    timeout, pool = 1.5, 4
+    with _proxy_to(postgres_url) as (proxy, proxied):
+        async with _authority(
+            pg_config, database_mode=mode, database_url=proxied, database_timeout=timeout, database_pool_size=pool
+        ) as ca:
+            issuer = ca.issuers[ISSUER]
+            counting = CountingSigner(issuer.signer)
+            issuer.signer = counting
+            assert isinstance(await ca.enroll(_request("warm-up.example.com")), Issued)
+            rows, events = await _counts(ca)
+
+            proxy.pause()
+            gaps: list[float] = []
+            done = asyncio.Event()
+
+            async def ticker() -> None:
+                last = time.monotonic()
+                while not done.is_set():
+                    await asyncio.sleep(0.01)
+                    now = time.monotonic()
+                    gaps.append(now - last)
+                    last = now
+
+            ticking = asyncio.create_task(ticker())
+            started = time.monotonic()
+            outcomes = await asyncio.gather(
+                *(ca.enroll(_request(f"hung{i}.example.com")) for i in range(3)), ca.db.ping(), return_exceptions=True
+            )
+            elapsed = time.monotonic() - started
+            done.set()
+            await ticking
+            for outcome in outcomes:
+                _assert_try_later(outcome)
+            assert elapsed < timeout + 0.5, f"failed after {elapsed:.2f}s, bound {timeout}s"
+            assert max(gaps) < 0.25, f"the event loop stalled for {max(gaps):.2f}s"
+            assert counting.runs == 1  # the warm-up only
+
+            proxy.resume()
+            await asyncio.sleep(1.0)  # whatever was stuck on the server finishes now
+            assert await _counts(ca) == (rows, events)  # no late commit of a request told "try later"
+            assert _backends(postgres_url) <= 2 * pool  # pool_size + max_overflow
+            assert len([t for t in threading.enumerate() if t.name.startswith("tetra-db")]) <= pool
+            again = await asyncio.wait_for(ca.enroll(_request("after.example.com")), 5)
+            assert isinstance(again, Issued)
+            assert (await ca.audit.verify()).ok
