@@ -431,7 +431,13 @@ class Issuer:
             for write in extra_writes:
                 write(tx, row_id)
 
-        await self._db.write_grouped(record)
+        try:
+            await self._db.write_grouped(record)
+        except IntegrityError as exc:
+            # ST-07: the store refused the result (a constraint or trigger). The row stays
+            # 'signing', so the signed certificate stays answerable by OCSP and revocable.
+            log.error("issuer %s: the store refused the result for serial %x: %s", self.name, serial, exc.orig)
+            raise InternalError(f"issuer {self.name}: could not record certificate {serial_text(serial)}") from exc
         faults.checkpoint("F4")
         return certificate, row_id
 

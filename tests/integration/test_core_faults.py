@@ -5,6 +5,7 @@ mid-transaction (ST-05), a database that stops answering (ST-06), one insert tha
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -15,18 +16,26 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.x509 import ocsp as ocsp_x509
 from sqlalchemy import func, make_url, select
 
+from ca.clock import FrozenClock
 from ca.csr import enrollment_from_csr
 from ca.enrollment import AuthMethod, EnrollmentRequest, Issued, Requester
-from ca.errors import FailureReason, StoreUnavailable
+from ca.errors import CAError, FailureReason, StoreUnavailable
+from ca.revocation.crl import CrlService
+from ca.revocation.model import CertId, StatusQuery
+from ca.revocation.ocsp import OcspService
+from ca.revocation.pointers import install_pointers
 from ca.service import CertificateAuthority
+from ca.store.db import Tx
 from ca.store.migrate import upgrade
 from ca.store.repositories import CertificateFilter
 from ca.store.tables import audit_log, certificates
 from server.config import ServerConfig
 from server.wiring import build_ca, read_config
 from tests.helpers import CountingSigner, GatedSigner, make_csr
+from tests.revocation_support import check_crl, check_ocsp, crl_settings, ocsp_settings
 
 pytestmark = pytest.mark.slow
 
@@ -327,3 +336,87 @@ async def test_database_that_stops_answering(pg_config: ServerConfig, postgres_u
             again = await asyncio.wait_for(ca.enroll(_request("after.example.com")), 5)
             assert isinstance(again, Issued)
             assert (await ca.audit.verify()).ok
+
+
+# -- ST-07: one insert fails ----------------------------------------------------------------
+
+_REFUSE_ISSUED = {
+    # Boulder's MySQL trigger, in each of our stores: the final write that marks a certificate issued fails.
+    "postgresql": [
+        "CREATE FUNCTION tetra_test_refuse_issued() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'test trigger: no certificate may become issued'; END $$",
+        "CREATE TRIGGER tetra_test_refuse_issued BEFORE UPDATE ON certificates FOR EACH ROW "
+        "WHEN (NEW.status = 'issued') EXECUTE FUNCTION tetra_test_refuse_issued()",
+    ],
+    "sqlite": [
+        "CREATE TRIGGER tetra_test_refuse_issued BEFORE UPDATE ON certificates FOR EACH ROW "
+        "WHEN NEW.status = 'issued' BEGIN SELECT RAISE(ABORT, 'test trigger: no certificate may become issued'); END",
+    ],
+}
+_ALLOW_ISSUED = {
+    "postgresql": [
+        "DROP TRIGGER tetra_test_refuse_issued ON certificates",
+        "DROP FUNCTION tetra_test_refuse_issued()",
+    ],
+    "sqlite": ["DROP TRIGGER tetra_test_refuse_issued"],
+}
+
+
+async def _exec_ddl(ca: CertificateAuthority, statements: list[str]) -> None:
+    def run(tx: Tx) -> None:
+        for statement in statements:
+            tx.conn.exec_driver_sql(statement)
+
+    await ca.db.write(run)
+
+
+async def test_result_write_refused_by_a_trigger(config: ServerConfig) -> None:
+    """ST-07: a trigger makes the result write (status 'issued') fail after the key has signed.
+    The caller gets a clear internal error, never the certificate; the intent row stays
+    'signing' with its TBS, so OCSP answers for it authoritatively ('unknown' only while it is
+    younger than the signing grace, then 'good'), and an operator revokes it by serial: OCSP
+    says revoked and the next CRL lists it. With the trigger dropped, issuance works again."""
+    clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    ca = await build_ca(config, clock=clock)
+    ocsp = OcspService(ca, ocsp_settings(), monotonic=lambda: clock.now().timestamp())  # its cache ages with the clock
+    try:
+        await install_pointers(ca, crl_settings())
+        await ocsp.start()  # its responder certificate is issued before the trigger exists
+        issuer = ca.issuers[ISSUER]
+        counting = CountingSigner(issuer.signer)
+        issuer.signer = counting
+        backend = ca.db.backend
+        await _exec_ddl(ca, _REFUSE_ISSUED[backend])
+        try:
+            with pytest.raises(CAError) as err:
+                await ca.enroll(_request("refused.example.com"))
+        finally:
+            await _exec_ddl(ca, _ALLOW_ISSUED[backend])
+        assert err.value.reason in (FailureReason.INTERNAL, FailureReason.UNAVAILABLE), err.value
+        assert not err.value.peer_caused and "trigger" not in err.value.public_detail()
+        assert counting.runs == 1  # it was signed: the row must stay answerable and revocable
+        [row] = await ca.certificates.list(CertificateFilter(status="signing"))
+        assert row.der is None and row.tbs and row.profile == "tls-client"
+
+        hashes = ocsp._hashes[ISSUER]
+        cert_id = CertId("sha1", hashes.name_hash["sha1"], hashes.key_hash["sha1"], row.serial)
+
+        async def status() -> ocsp_x509.OCSPCertStatus:
+            answer = await ocsp.respond(StatusQuery((cert_id,)))
+            return check_ocsp(answer.der, issuer.certificate).certificate_status
+
+        assert await status() == ocsp_x509.OCSPCertStatus.UNKNOWN  # an issuance in flight, for all we know
+        clock.advance(ocsp.settings.signing_grace + dt.timedelta(seconds=1))
+        assert await status() == ocsp_x509.OCSPCertStatus.GOOD  # may have been signed: authoritative
+        await ca.revoke(ISSUER, row.serial, "keyCompromise", requester="operator")
+        await ocsp.poll_feed()  # as the server's feed job does: the cached answer is evicted
+        assert await status() == ocsp_x509.OCSPCertStatus.REVOKED
+        [crl] = await CrlService(ca, crl_settings()).generate(ISSUER)
+        assert crl.der is not None
+        assert row.serial in {entry.serial_number for entry in check_crl(crl.der, issuer.certificate)}
+
+        assert isinstance(await ca.enroll(_request("after.example.com")), Issued)
+        assert (await ca.audit.verify()).ok
+    finally:
+        await ocsp.close()
+        await ca.close()
