@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
+import shutil
+import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as ocsp_x509
 from sqlalchemy import func, make_url, select
 
@@ -32,14 +37,17 @@ from ca.store.db import Tx
 from ca.store.migrate import upgrade
 from ca.store.repositories import CertificateFilter
 from ca.store.tables import audit_log, certificates
+from server.app import CA, build_app
 from server.config import ServerConfig
 from server.wiring import build_ca, read_config
 from tests.helpers import CountingSigner, GatedSigner, make_csr
+from tests.integration.serverproc import API_TOKEN
 from tests.revocation_support import check_crl, check_ocsp, crl_settings, ocsp_settings
 
 pytestmark = pytest.mark.slow
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 ISSUER = "issuing-ca"
 
 
@@ -420,3 +428,122 @@ async def test_result_write_refused_by_a_trigger(config: ServerConfig) -> None:
     finally:
         await ocsp.close()
         await ca.close()
+
+
+# -- ST-11: the audit log cannot be written -------------------------------------------------
+
+
+@contextmanager
+def _small_tmpfs(where: Path, size: str = "16m") -> Iterator[Path]:
+    """A tmpfs of its own (we run as root), skipped where mounting is not permitted."""
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def _fill(directory: Path) -> Path:
+    """Write a file until the filesystem is full; returns it (delete it to free the space)."""
+    filler = directory / "filler"
+    chunk = b"\0" * 65536
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(chunk)
+                out.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+_REFUSE_AUDIT = [
+    "CREATE FUNCTION tetra_test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'could not extend audit_log: No space left on device' USING ERRCODE = 'disk_full'; "
+    "END $$",
+    "CREATE TRIGGER tetra_test_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW "
+    "EXECUTE FUNCTION tetra_test_refuse_audit()",
+]
+_ALLOW_AUDIT = ["DROP TRIGGER tetra_test_refuse_audit ON audit_log", "DROP FUNCTION tetra_test_refuse_audit()"]
+
+
+@pytest.mark.parametrize("fault", ["sqlite-on-a-full-tmpfs", "postgresql-audit-insert-refused"])
+async def test_audit_log_cannot_be_written(
+    aiohttp_client: Client,
+    ca_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    fault: str,
+) -> None:
+    """ST-11: the audit log cannot take a row: the SQLite store's filesystem is full (a small
+    tmpfs), or PostgreSQL refuses every audit_log insert ('disk_full', from a trigger). Issuance
+    stops, closed: 503 with Retry-After, the signer is never called, and no certificate row
+    exists without its audit event (they share one transaction). /readyz says unavailable
+    while /healthz still answers. Once the space is back (the trigger dropped), /readyz is
+    ready, issuance resumes without a restart and the audit chain verifies end to end."""
+    monkeypatch.setenv("TETRA_API_TOKEN", API_TOKEN)
+    with ExitStack() as stack:
+        if fault.startswith("sqlite"):
+            mount = stack.enter_context(_small_tmpfs(tmp_path / "small"))
+            shutil.copy2(ca_dir / "tetra.db", mount / "tetra.db")
+            config = read_config(
+                ca_dir / "tetra.toml", environ={"TETRA_DATABASE__URL": f"sqlite:///{mount / 'tetra.db'}"}
+            )
+        else:
+            config = request.getfixturevalue("pg_config")
+        client = await aiohttp_client(build_app(config))
+        ca = client.app[CA]
+        counting = CountingSigner(ca.issuers[ISSUER].signer)
+        ca.issuers[ISSUER].signer = counting
+
+        async def enroll(name: str) -> int:
+            csr, _ = make_csr([name])
+            body = {"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-client"}
+            resp = await client.post("/api/v1/enroll", json=body, headers={"Authorization": f"Bearer {API_TOKEN}"})
+            if resp.status == 503:
+                assert resp.headers.get("Retry-After"), "503 without Retry-After"
+            return resp.status
+
+        assert await enroll("before.example.com") == 201
+        assert (await client.get("/readyz")).status == 200
+        runs = counting.runs
+        rows, events = await _counts(ca)
+
+        if fault.startswith("sqlite"):
+            filler = _fill(mount)
+            restore: Callable[[], Awaitable[None]] = _async(filler.unlink)
+        else:
+            await _exec_ddl(ca, _REFUSE_AUDIT)
+
+            async def restore() -> None:
+                await _exec_ddl(ca, _ALLOW_AUDIT)
+
+        try:
+            assert [await enroll(f"refused{i}.example.com") for i in range(3)] == [503] * 3
+            ready = await client.get("/readyz")
+            assert ready.status == 503
+            assert (await ready.json())["checks"]["database"] != "ok"
+            assert (await client.get("/healthz")).status == 200
+        finally:
+            await restore()
+        assert counting.runs == runs  # fail closed: the key never signed
+        assert await _counts(ca) == (rows, events)  # no certificate without its audit event
+
+        assert (await client.get("/readyz")).status == 200
+        assert await enroll("after.example.com") == 201
+        assert counting.runs == runs + 1
+        report = await ca.audit.verify()
+        assert report.ok, report.problems
+
+
+def _async(fn: Callable[[], object]) -> Callable[[], Awaitable[None]]:
+    async def call() -> None:
+        fn()
+
+    return call
