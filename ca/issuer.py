@@ -164,6 +164,23 @@ def in_result_transaction(write: ResultWrite) -> Iterator[None]:
         _result_writes.reset(token)
 
 
+@dataclass
+class IssuanceToken:
+    """A reserved serial whose intent (TBS, status 'signing') is durably stored: the right to
+    have that TBS signed exactly once (CORE-05). Made by Issuer.prepare, spent by Issuer.sign."""
+
+    issuer: str
+    row_id: int
+    serial: int
+    tbs: bytes
+    lint_certificate: x509.Certificate
+    hash_alg: hashes.HashAlgorithm | None
+    profile: str
+    protocol: str
+    requester: str
+    spent: bool = False
+
+
 # Extensions that point to revocation status and the issuer (all but the AKI), per certificate.
 PointerExtensions = Callable[[CertificateTemplate, int], list[tuple[x509.ExtensionType, bool]]]
 
@@ -297,6 +314,27 @@ class Issuer:
         inventory: InventoryFields | None = None,
     ) -> tuple[x509.Certificate, int]:
         """Sign one certificate; returns it with its store id. Raises CAError on refusal."""
+        token = await self.prepare(
+            template,
+            protocol=protocol,
+            requester=requester,
+            replaces_id=replaces_id,
+            request_id=request_id,
+            inventory=inventory,
+        )
+        return await self.sign(token)
+
+    async def prepare(
+        self,
+        template: CertificateTemplate,
+        *,
+        protocol: str,
+        requester: str,
+        replaces_id: int | None = None,
+        request_id: int | None = None,
+        inventory: InventoryFields | None = None,
+    ) -> IssuanceToken:
+        """Steps 1-4: draw the serial, lint, store the intent. Nothing is signed yet."""
         hash_alg = self.hash_for(template)
         inventory = inventory or InventoryFields()
         desc = describe_public_key(template.public_key)
@@ -352,7 +390,25 @@ class Issuer:
         else:
             raise InternalError(f"issuer {self.name}: could not reserve a unique serial")
         faults.checkpoint("F2")
-        certificate = await self._sign_and_check(tbs, lint_cert, hash_alg, row_id, serial, requester)
+        return IssuanceToken(
+            self.name, row_id, serial, tbs, lint_cert, hash_alg, template.profile.name, protocol, requester
+        )
+
+    async def sign(self, token: IssuanceToken) -> tuple[x509.Certificate, int]:
+        """Steps 5-6 for a prepared intent: sign its stored TBS once and record the result.
+
+        A token is spent on first use, before the key is asked (CORE-05): a second call
+        raises InternalError and never reaches the signer, whatever became of the first.
+        """
+        if token.issuer != self.name:
+            raise InternalError(f"issuer {self.name}: token of issuer {token.issuer}")
+        if token.spent:
+            raise InternalError(f"issuer {self.name}: serial {serial_text(token.serial)} was already signed once")
+        token.spent = True
+        row_id, serial, requester = token.row_id, token.serial, token.requester
+        certificate = await self._sign_and_check(
+            token.tbs, token.lint_certificate, token.hash_alg, row_id, serial, requester
+        )
         faults.checkpoint("F3")
         der = certificate.public_bytes(Encoding.DER)
         fingerprint = hashlib.sha256(der).hexdigest()
@@ -366,7 +422,7 @@ class Issuer:
             actor=requester,
             action="certificate.issued",
             target=f"{self.name}/{serial_text(serial)}",
-            details={"fingerprint": fingerprint, "profile": template.profile.name, "protocol": protocol},
+            details={"fingerprint": fingerprint, "profile": token.profile, "protocol": token.protocol},
         )
         extra_writes = _result_writes.get()
 
@@ -375,7 +431,13 @@ class Issuer:
             for write in extra_writes:
                 write(tx, row_id)
 
-        await self._db.write_grouped(record)
+        try:
+            await self._db.write_grouped(record)
+        except IntegrityError as exc:
+            # ST-07: the store refused the result (a constraint or trigger). The row stays
+            # 'signing', so the signed certificate stays answerable by OCSP and revocable.
+            log.error("issuer %s: the store refused the result for serial %x: %s", self.name, serial, exc.orig)
+            raise InternalError(f"issuer {self.name}: could not record certificate {serial_text(serial)}") from exc
         faults.checkpoint("F4")
         return certificate, row_id
 

@@ -118,11 +118,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers and every signer can sign now."""
+    """Ready when the store takes a durable write and an audit row, and every signer can sign now."""
     ca = request.app[CA]
     checks: dict[str, str] = {}
     try:
-        await ca.db.ping()
+        await ca.audit.probe()
         checks["database"] = "ok"
     except CAError as exc:
         checks["database"] = exc.detail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -63,3 +64,18 @@ class CountingSigner:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class GatedSigner(CountingSigner):
+    """A counting signer that holds every signing call until the test opens the gate: lets a
+    test act while an issuance sits between its intent row and its signature."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.entered = asyncio.Event()  # set when a call reaches the gate
+        self.gate = asyncio.Event()  # set by the test to let calls through
+
+    async def run(self, work: Callable[[], T]) -> T:
+        self.entered.set()
+        await self.gate.wait()
+        return await super().run(work)

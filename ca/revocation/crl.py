@@ -183,7 +183,7 @@ class CrlService:
         try:
             for (scope, entries), (row_id, number) in zip(scoped, reserved, strict=True):
                 frame = self._frame(issuer, scope, kind, number, base_numbers.get(scope), this_update, next_update)
-                der = await self._sign(issuer, frame, entries, encoder)
+                der = await self._sign(issuer, row_id, frame, entries, encoder)
                 digest = hashlib.sha256(der).hexdigest()
                 await self.ca.db.write(
                     partial(crl_store.publish, row_id=row_id, der=der, sha256=digest, now=now, keep=self.settings.keep)
@@ -247,13 +247,20 @@ class CrlService:
             extensions=extensions,
         )
 
-    async def _sign(self, issuer: Issuer, frame: CrlFrame, entries: list[bytes], encoder: EntryEncoder) -> bytes:
+    async def _sign(
+        self, issuer: Issuer, row_id: int, frame: CrlFrame, entries: list[bytes], encoder: EntryEncoder
+    ) -> bytes:
         public = issuer.signer.public_key()
         hash_alg = signature_hash(public)
         if self.settings.lint != "none":
-            sample = entries[: self.settings.lint_sample] + list(encoder.examples.values())
+            # A CRL that fits the sample is linted as it is, so the signed TBS is the linted one
+            # (SEC-04); a longer one through a sample with one entry of each shape.
+            sample = entries
+            if len(entries) > self.settings.lint_sample:
+                sample = entries[: self.settings.lint_sample] + list(encoder.examples.values())
             await self._lint(public, hash_alg, frame, sample)
         tbs = tbs_cert_list(frame, entries)
+        await self.ca.db.write(partial(crl_store.record_tbs, row_id=row_id, tbs=tbs))
         [signature] = await sign_all(issuer.signer, [tbs], hash_alg)
         # RELIABILITY 11: whatever key signed, the published CRL verifies with the CA key.
         if not verify_bytes(public, signature, tbs, hash_alg):

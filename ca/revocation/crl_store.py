@@ -139,6 +139,11 @@ def reserve(
     return int(row_id), number
 
 
+def record_tbs(tx: Tx, row_id: int, tbs: bytes) -> None:
+    """The intent of a reserved CRL: its exact TBSCertList, durable before the key signs it (SEC-04)."""
+    tx.conn.execute(update(crls).where(crls.c.id == row_id).values(tbs=tbs))
+
+
 def publish(tx: Tx, row_id: int, der: bytes, sha256: str, now: dt.datetime, keep: int) -> None:
     """Store the signed CRL, then drop all but the newest `keep` of its scope and kind."""
     row = tx.conn.execute(select(crls.c.issuer, crls.c.scope, crls.c.kind).where(crls.c.id == row_id)).one()
@@ -146,7 +151,9 @@ def publish(tx: Tx, row_id: int, der: bytes, sha256: str, now: dt.datetime, keep
     # row, so their clean-ups cannot lock each other's rows in opposite orders.
     tx.conn.execute(select(counters.c.value).where(counters.c.name == counter_name(row.issuer)).with_for_update())
     tx.conn.execute(
-        update(crls).where(crls.c.id == row_id).values(status="published", der=der, sha256=sha256, published_at=now)
+        update(crls)
+        .where(crls.c.id == row_id)
+        .values(status="published", der=der, tbs=None, sha256=sha256, published_at=now)
     )
     kept = (
         select(crls.c.id)

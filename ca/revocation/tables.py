@@ -61,7 +61,8 @@ class CrlRow(Base):
     """One CRL, from the number reserved ('building') to the signed DER ('published').
 
     The number is reserved before signing, like a certificate's serial: a crash in
-    between leaves a 'building' row and the number is never used again (ST-14).
+    between leaves a 'building' row and the number is never used again (ST-14). The exact
+    bytes to be signed are stored on that row before the key is asked (SEC-04).
     """
 
     __tablename__ = "crls"
@@ -81,6 +82,8 @@ class CrlRow(Base):
     entries: Mapped[int] = mapped_column(Integer)
     this_update: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     next_update: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The TBSCertList, stored before the CA key signs it (SEC-04); dropped once the DER holds it.
+    tbs: Mapped[bytes | None] = mapped_column(LargeBinary)
     der: Mapped[bytes | None] = mapped_column(LargeBinary)
     sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -17,7 +17,8 @@ import asyncio
 import concurrent.futures
 import logging
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
@@ -205,32 +206,87 @@ class Database:
 
     # -- running work -----------------------------------------------------------------
     async def _run(self, fn: Callable[[Connection], T], write: bool) -> T:
+        abandoned = threading.Event()  # the caller stopped waiting: never commit after that (ST-06)
+
         def in_transaction(conn: Connection) -> T:
             if write:
                 conn = conn.execution_options(tetra_write=True)
             with conn.begin():
-                return fn(conn)
+                try:
+                    result = fn(conn)
+                except DBAPIError as exc:
+                    if exc.connection_invalidated:
+                        raise _LostBeforeCommit() from exc
+                    raise
+                if abandoned.is_set():
+                    raise _Abandoned()  # rolls back: the caller was already told "try later"
+                return result
+
+        async def attempts() -> T:
+            try:
+                return await self._once(in_transaction, abandoned)
+            except _LostBeforeCommit as lost:
+                # ST-05: a pooled connection the server closed (restart, failover, a killed
+                # backend) failed before COMMIT, so the transaction did nothing: once more
+                # on a new connection (SQLAlchemy has dropped the stale ones).
+                log.info("database connection lost (%s); retrying on a new one", _short(lost.__cause__ or lost))
+                return await self._once(in_transaction, abandoned)
 
         try:
-            # asyncio.timeout rather than wait_for: the same cancellation on expiry without a
-            # wrapping task per transaction (this runs several times per request).
-            if self._async is not None:
-                async with asyncio.timeout(self.timeout), self._async.connect() as aconn:
-                    return await aconn.run_sync(in_transaction)
-
-            def in_thread() -> T:
-                assert self._sync is not None
-                with self._sync.connect() as conn:
-                    return in_transaction(conn)
-
-            async with asyncio.timeout(self.timeout):
-                return await asyncio.get_running_loop().run_in_executor(self._threads, in_thread)
+            return await self._within_timeout(attempts(), abandoned)
         except IntegrityError:
             raise
+        except _LostBeforeCommit as exc:
+            cause = exc.__cause__ or exc
+            log.warning("database error: %s", _short(cause))
+            raise StoreUnavailable(f"database unavailable: {_short(cause)}") from cause
         except (TimeoutError, DBAPIError, SQLAlchemyError, OSError, ConnectionError) as exc:
             log.warning("database error: %s", _short(exc))
             log.debug("database error detail", exc_info=exc)
             raise StoreUnavailable(f"database unavailable: {_short(exc)}") from exc
+
+    async def _once(self, in_transaction: Callable[[Connection], T], abandoned: threading.Event) -> T:
+        """One transaction on a pooled connection, on the event loop (async) or a worker thread."""
+        if self._async is not None:
+            async with self._async.connect() as aconn:
+                return await aconn.run_sync(in_transaction)
+
+        def in_thread() -> T:
+            if abandoned.is_set():
+                raise _Abandoned()  # queued behind threads stuck on a hung server; its caller is gone
+            assert self._sync is not None
+            with self._sync.connect() as conn:
+                return in_transaction(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads, in_thread)
+
+    async def _within_timeout(self, work: Coroutine[Any, Any, T], abandoned: threading.Event) -> T:
+        """Await `work` for at most `timeout` seconds, clean-up included (ST-06).
+
+        Threads: a worker stuck on a hung server cannot be interrupted, so on expiry the call is
+        marked abandoned and the worker rolls back instead of committing when the server wakes.
+        asyncio: cancelling waits for SQLAlchemy to close the connection, which it gives 2 s
+        more on a server that stopped answering; so the work runs as a task of its own and the
+        caller gets its TimeoutError at the deadline while that clean-up finishes behind it.
+        """
+        if self._async is None:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    return await work
+            except BaseException:
+                abandoned.set()
+                raise
+        task = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self.timeout)
+        except BaseException:  # the caller was cancelled
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_discard_outcome)
+            raise TimeoutError
+        return task.result()
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await self._run(fn, write=False)
@@ -278,6 +334,20 @@ class Database:
             self._sync.dispose()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+class _LostBeforeCommit(Exception):
+    """The connection broke while the transaction ran, before COMMIT: nothing was written."""
+
+
+class _Abandoned(Exception):
+    """The caller of this transaction timed out: it is rolled back, never committed later."""
+
+
+def _discard_outcome(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of work nobody waits for any more (no 'never retrieved' warning)."""
+    if not task.cancelled():
+        task.exception()
 
 
 CONFLICT_ATTEMPTS = 4

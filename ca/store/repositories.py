@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Row
 
 from ca.audit import AuditEvent, ChainReport, verify_chain
 from ca.store.db import Database, Slot, Tx
-from ca.store.tables import certificates, counters, enrollment_requests
+from ca.store.tables import audit_log, certificates, counters, enrollment_requests
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,15 @@ def serial_text(serial: int) -> str:
 # Built once: the issuance hot path only binds parameters (no per-call statement compilation).
 _INSERT_INTENT = insert(certificates).returning(certificates.c.id, sort_by_parameter_order=True)
 _RESULT_COLUMNS = ("status", "der", "fingerprint", "issued_at")
+# The status moves only from 'signing': a revocation accepted while the key was signing
+# (an operator revoking the in-flight serial) is never undone by the result.
 _RECORD_RESULT = (
     update(certificates)
     .where(certificates.c.id == bindparam("row_id_"))
-    .values({name: bindparam(name) for name in _RESULT_COLUMNS})
+    .values(
+        {name: bindparam(name) for name in _RESULT_COLUMNS}
+        | {"status": case((certificates.c.status == "signing", bindparam("status")), else_=certificates.c.status)}
+    )
 )
 
 
@@ -295,6 +300,34 @@ class AuditRepository:
 
     async def append(self, event: AuditEvent) -> None:
         await self.db.write(lambda tx: tx.audit(event))
+
+    async def probe(self) -> None:
+        """Readiness (ST-11): issuance needs a durable write and an audit log that takes rows.
+        Commits one counter bump (a full disk or a read-only store fails it) and inserts an
+        audit row in a savepoint rolled back at once (a log that refuses rows fails it), so
+        the log itself never changes. Raises StoreUnavailable."""
+
+        def w(tx: Tx) -> None:
+            CounterRepository.next_value(tx, "health:write-probe")
+            savepoint = tx.conn.begin_nested()
+            try:
+                tx.conn.execute(insert(audit_log).values(_PROBE_EVENT))
+            finally:
+                savepoint.rollback()
+
+        await self.db.write(w)
+
+
+_PROBE_EVENT = {
+    "seq": 0,  # chained events start at 1
+    "at": dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+    "actor": "tetra",
+    "action": "health.probe",
+    "target": "",
+    "details": "{}",
+    "prev_hash": "",
+    "hash": "",
+}
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """The PKCS#11 signer against a real SoftHSM2 token.
 
-RELIABILITY ids covered here: ST-08 (session lost), ST-10 (wrong PIN),
-CORE-11 (verify every signature before it leaves the signer).
+RELIABILITY ids covered here: ST-08 (session lost), ST-09 (a call that hangs is abandoned;
+the issuance-level half, no second signature for the serial, is in test_hsm_faults.py),
+ST-10 (wrong PIN), CORE-11 (verify every signature before it leaves the signer).
 """
 
 from __future__ import annotations
@@ -353,7 +354,8 @@ async def test_twenty_concurrent_signers_share_one_thread(
 
 
 async def test_event_loop_does_not_wait_for_a_stuck_token(make_hsm_signer: MakeSigner) -> None:
-    """A call that outlives call_timeout becomes SignerUnavailable; the loop stays free."""
+    """ST-09: a call that outlives call_timeout becomes SignerUnavailable; the loop stays free.
+    (Through the issuer, with no second signature for the serial: tests/hsm/test_hsm_faults.py.)"""
     signer = make_hsm_signer("ec-p256", call_timeout=0.2)
     started = time.monotonic()
     ticks = 0
