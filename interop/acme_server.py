@@ -67,6 +67,25 @@ def start_tetra(
     return server
 
 
+def start_tetra_requiring_eab(
+    workdir: Path, dns_server: LoopbackDns, *, http01_port: int | None = None
+) -> TetraServer:
+    """A server whose ACME directory requires external account binding."""
+    return start_tetra(
+        workdir,
+        dns_server,
+        http01_port=http01_port or free_port(),
+        tls_port=free_port(),
+        extra_env={"TETRA_ACME__EXTERNAL_ACCOUNT_REQUIRED": "true"},
+    )
+
+
+def new_eab_key(server: TetraServer, profile: str | None = None) -> tuple[str, str]:
+    """`tetra acme eab create [--profile P]`: (key id, base64url HMAC key) as the operator reads them."""
+    out = server.cli("acme", "eab", "create", *(("--profile", profile) if profile else ()))
+    return out.split("key id:")[1].split()[0], out.split("hmac key:")[1].split()[0]
+
+
 def check_certificate(server: TetraServer, cert_pem: Path, chain_pem: Path, names: list[str]) -> None:
     """Chains to our root (openssl verify), names exactly the requested names, lints clean."""
     from cryptography import x509

@@ -11,8 +11,14 @@ from pathlib import Path
 from cryptography import x509
 
 from interop.acme_helpers import LoopbackDns
-from interop.acme_server import TetraServer, check_certificate, start_tetra, status_of, tool
-from tests.tetra_process import free_port
+from interop.acme_server import (
+    TetraServer,
+    check_certificate,
+    new_eab_key,
+    start_tetra_requiring_eab,
+    status_of,
+    tool,
+)
 
 HOOK = Path(__file__).with_name("dns_hook.py")
 
@@ -106,20 +112,12 @@ def test_certbot_dns01_manual_hook_wildcard(tetra: TetraServer, tmp_path: Path, 
 
 
 def test_certbot_with_external_account_binding(tmp_path: Path, dns_server: LoopbackDns) -> None:
-    server = start_tetra(
-        tmp_path,
-        dns_server,
-        http01_port=free_port(),
-        tls_port=free_port(),
-        extra_env={"TETRA_ACME__EXTERNAL_ACCOUNT_REQUIRED": "true"},
-    )
+    server = start_tetra_requiring_eab(tmp_path, dns_server)
     try:
         work = tmp_path / "certbot"
         refused = run_certbot(server, work, "register", "--agree-tos", "-m", "a@example.com")
         assert refused.returncode != 0 and "external" in (refused.stdout + refused.stderr).lower()
-        out = server.cli("acme", "eab", "create")
-        kid = out.split("key id:")[1].split()[0]
-        hmac_key = out.split("hmac key:")[1].split()[0]
+        kid, hmac_key = new_eab_key(server)
         certbot(
             server, work, "register", "--agree-tos", "-m", "a@example.com", "--eab-kid", kid, "--eab-hmac-key", hmac_key
         )

@@ -14,7 +14,13 @@ import pytest
 from cryptography import x509
 
 from interop.acme_helpers import Http01Responder, LoopbackDns
-from interop.acme_server import TetraServer, check_certificate, start_tetra, status_of
+from interop.acme_server import (
+    TetraServer,
+    check_certificate,
+    new_eab_key,
+    start_tetra_requiring_eab,
+    status_of,
+)
 from interop.conftest import need
 from tests.tetra_process import free_port
 
@@ -108,19 +114,11 @@ def test_dehydrated_dns01_wildcard_through_hook(tetra: TetraServer, tmp_path: Pa
 
 def test_dehydrated_with_external_account_binding(tmp_path: Path, dns_server: LoopbackDns) -> None:
     http01_port = free_port()
-    server = start_tetra(
-        tmp_path,
-        dns_server,
-        http01_port=http01_port,
-        tls_port=free_port(),
-        extra_env={"TETRA_ACME__EXTERNAL_ACCOUNT_REQUIRED": "true"},
-    )
+    server = start_tetra_requiring_eab(tmp_path, dns_server, http01_port=http01_port)
     try:
         refused = Dehydrated(server, tmp_path / "without", "http-01").run("--register", "--accept-terms", check=False)
         assert refused.returncode != 0 and "EAB" in refused.stdout + refused.stderr
-        out = server.cli("acme", "eab", "create", "--profile", "tls-server")
-        kid = out.split("key id:")[1].split()[0]
-        hmac_key = out.split("hmac key:")[1].split()[0]
+        kid, hmac_key = new_eab_key(server, "tls-server")
         client = Dehydrated(
             server, tmp_path / "dehydrated", "http-01", f'EAB_KID="{kid}"\nEAB_HMAC_KEY="{hmac_key}"\n'
         )

@@ -15,9 +15,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from interop.acme_helpers import LoopbackDns
-from interop.acme_server import TetraServer, check_certificate, start_tetra, status_of
+from interop.acme_server import (
+    TetraServer,
+    check_certificate,
+    new_eab_key,
+    start_tetra_requiring_eab,
+    status_of,
+)
 from interop.conftest import in_ci, need
-from tests.tetra_process import free_port
 
 SOURCE = Path(__file__).with_name("go_acme_client")
 GOPATH = "/usr/share/gocode"  # where Debian's golang-*-dev packages put their sources
@@ -65,13 +70,7 @@ def test_go_acme_not_after_http01_revoke(go_client: Path, tetra: TetraServer, tm
 
 
 def test_go_acme_with_external_account_binding(go_client: Path, tmp_path: Path, dns_server: LoopbackDns) -> None:
-    server = start_tetra(
-        tmp_path,
-        dns_server,
-        http01_port=free_port(),
-        tls_port=free_port(),
-        extra_env={"TETRA_ACME__EXTERNAL_ACCOUNT_REQUIRED": "true"},
-    )
+    server = start_tetra_requiring_eab(tmp_path, dns_server)
     try:
         refused = subprocess.run(
             [str(go_client), "-directory", server.acme_directory, "-ca", str(server.root), "-names", "x.example.com"],
@@ -80,9 +79,7 @@ def test_go_acme_with_external_account_binding(go_client: Path, tmp_path: Path, 
             timeout=60,
         )
         assert refused.returncode != 0 and "externalAccountRequired" in refused.stderr
-        out = server.cli("acme", "eab", "create", "--profile", "tls-server")
-        kid = out.split("key id:")[1].split()[0]
-        hmac_key = out.split("hmac key:")[1].split()[0]
+        kid, hmac_key = new_eab_key(server, "tls-server")
         issue(go_client, server, tmp_path / "chain.pem", ["eab.go.example.com"], "-eab-kid", kid, "-eab-key", hmac_key)
     finally:
         server.stop()

@@ -11,8 +11,14 @@ from pathlib import Path
 from cryptography import x509
 
 from interop.acme_helpers import LoopbackDns
-from interop.acme_server import TetraServer, check_certificate, start_tetra, status_of, tool
-from tests.tetra_process import free_port
+from interop.acme_server import (
+    TetraServer,
+    check_certificate,
+    new_eab_key,
+    start_tetra_requiring_eab,
+    status_of,
+    tool,
+)
 
 HOOK = Path(__file__).with_name("dns_hook.py")
 
@@ -103,17 +109,9 @@ def test_lego_dns01_exec_provider(tetra: TetraServer, tmp_path: Path, dns_server
 
 
 def test_lego_with_external_account_binding(tmp_path: Path, dns_server: LoopbackDns) -> None:
-    server = start_tetra(
-        tmp_path,
-        dns_server,
-        http01_port=free_port(),
-        tls_port=free_port(),
-        extra_env={"TETRA_ACME__EXTERNAL_ACCOUNT_REQUIRED": "true"},
-    )
+    server = start_tetra_requiring_eab(tmp_path, dns_server)
     try:
-        out = server.cli("acme", "eab", "create", "--profile", "tls-server")
-        kid = out.split("key id:")[1].split()[0]
-        hmac_key = out.split("hmac key:")[1].split()[0]
+        kid, hmac_key = new_eab_key(server, "tls-server")
         work = tmp_path / "lego"
         port = server.env["TETRA_ACME__VALIDATION__HTTP_PORT"]
         lego(

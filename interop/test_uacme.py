@@ -19,7 +19,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from interop.acme_helpers import Http01Responder, LoopbackDns
-from interop.acme_server import TetraServer, check_certificate, start_tetra, status_of
+from interop.acme_server import (
+    TetraServer,
+    check_certificate,
+    new_eab_key,
+    start_tetra_requiring_eab,
+    status_of,
+)
 from interop.conftest import need
 from tests.tetra_process import free_port
 
@@ -116,22 +122,14 @@ def test_uacme_dns01_wildcard_through_hook(tetra: TetraServer, tmp_path: Path, d
 
 def test_uacme_with_external_account_binding(tmp_path: Path, dns_server: LoopbackDns) -> None:
     http01_port = free_port()
-    server = start_tetra(
-        tmp_path,
-        dns_server,
-        http01_port=http01_port,
-        tls_port=free_port(),
-        extra_env={"TETRA_ACME__EXTERNAL_ACCOUNT_REQUIRED": "true"},
-    )
+    server = start_tetra_requiring_eab(tmp_path, dns_server, http01_port=http01_port)
     web_root = tmp_path / "acme-challenge"
     web_root.mkdir()
     responder = Http01Responder(http01_port, directory=web_root).start()
     try:
         refused = Uacme(server, tmp_path / "without").run("-y", "new", check=False)
         assert refused.returncode != 0 and "external credentials" in refused.stderr  # it reads meta first
-        out = server.cli("acme", "eab", "create", "--profile", "tls-server")
-        kid = out.split("key id:")[1].split()[0]
-        hmac_key = out.split("hmac key:")[1].split()[0]
+        kid, hmac_key = new_eab_key(server, "tls-server")
         client = Uacme(server, tmp_path / "uacme")
         client.run("-y", "-e", f"{kid}:{hmac_key}", "new")
         name = "eab.uacme.example.com"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -79,3 +80,34 @@ class GatedSigner(CountingSigner):
         self.entered.set()
         await self.gate.wait()
         return await super().run(work)
+
+
+class LoopGaps:
+    """The longest the event loop went without running a 10 ms ticker while the block ran: a call
+    that blocks the loop (a stuck token, a hung database) shows as a long gap."""
+
+    def __init__(self) -> None:
+        self.gaps: list[float] = []
+        self._done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def longest(self) -> float:
+        return max(self.gaps, default=0.0)
+
+    async def _tick(self) -> None:
+        last = time.monotonic()
+        while not self._done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            self.gaps.append(now - last)
+            last = now
+
+    async def __aenter__(self) -> LoopGaps:
+        self._task = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._done.set()
+        assert self._task is not None
+        await self._task

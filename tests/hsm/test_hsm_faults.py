@@ -18,7 +18,7 @@ from ca.errors import SignerUnavailable
 from ca.signers.pkcs11 import Pkcs11Signer
 from ca.store.repositories import CertificateFilter
 from server.wiring import build_ca, read_config
-from tests.helpers import make_csr
+from tests.helpers import LoopGaps, make_csr
 from tests.hsm.conftest import fresh_label, token_uri
 from tests.hsm.test_hsm_issuance import add_hsm_issuer
 
@@ -76,32 +76,19 @@ async def test_stuck_token_is_abandoned_and_never_signs_twice(
         assert isinstance(signer, Pkcs11Signer) and signer.call_timeout == CALL_TIMEOUT
         token = WedgedToken(signer, monkeypatch)
 
-        gaps: list[float] = []
-        done = asyncio.Event()
-
-        async def ticker() -> None:
-            last = time.monotonic()
-            while not done.is_set():
-                await asyncio.sleep(0.01)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
-
-        ticking = asyncio.create_task(ticker())
-        started = time.monotonic()
-        outcomes = await asyncio.gather(
-            ca.enroll(_request("stuck.hsm.example.com")),
-            ca.enroll(_request("queued.hsm.example.com")),
-            return_exceptions=True,
-        )
-        elapsed = time.monotonic() - started
-        done.set()
-        await ticking
+        async with LoopGaps() as loop:
+            started = time.monotonic()
+            outcomes = await asyncio.gather(
+                ca.enroll(_request("stuck.hsm.example.com")),
+                ca.enroll(_request("queued.hsm.example.com")),
+                return_exceptions=True,
+            )
+            elapsed = time.monotonic() - started
         for outcome in outcomes:
             assert isinstance(outcome, SignerUnavailable), outcomes
             assert "no answer within" in outcome.detail
         assert elapsed < CALL_TIMEOUT + 1.0, f"abandoned after {elapsed:.2f}s"
-        assert max(gaps) < 0.25, f"the event loop stalled for {max(gaps):.2f}s"
+        assert loop.longest < 0.25, f"the event loop stalled for {loop.longest:.2f}s"
 
         failed = await ca.certificates.list(CertificateFilter(issuer="hsm-ca", status="failed"))
         assert sorted(r.sans for r in failed) == [("dns:queued.hsm.example.com",), ("dns:stuck.hsm.example.com",)]

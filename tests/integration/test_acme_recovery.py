@@ -63,6 +63,19 @@ async def crash_in_finalize(env: AcmeEnv, order_url: str, csr: x509.CertificateS
     assert moved
 
 
+async def issued_behind_the_order(
+    env: AcmeEnv, client: AcmeClient, name: str, csr: x509.CertificateSigningRequest
+) -> Issued:
+    """What the crashed finalize had got as far as: the core issued and stored the certificate
+    for this account's order, but the order never heard of it."""
+    account_id = int((client.kid or "").rsplit("/", 1)[1])
+    requester = Requester(requester_name(account_id), AuthMethod.ACME_ACCOUNT, frozenset({Identifier("dns", name)}))
+    request = enrollment_from_csr(csr, protocol="acme", profile_name="tls-server", requester=requester)
+    issued = await env.app[CA].enroll(request)
+    assert isinstance(issued, Issued)
+    return issued
+
+
 async def acme_certificates(env: AcmeEnv) -> list[CertificateRecord]:
     ca: CertificateAuthority = env.app[CA]
     return await ca.certificates.list(CertificateFilter(protocol="acme"))
@@ -116,12 +129,8 @@ async def test_certificate_issued_before_the_crash_is_found_not_failed(
     _, url = await ready_order(env, client, ["found.example.com"])
     csr, _ = make_csr(["found.example.com"])
     await crash_in_finalize(env, url, csr)
-    account_id = int((client.kid or "").rsplit("/", 1)[1])
-    requester = Requester(
-        requester_name(account_id), AuthMethod.ACME_ACCOUNT, frozenset({Identifier("dns", "found.example.com")})
-    )
-    issued = await ca.enroll(enrollment_from_csr(csr, protocol="acme", profile_name="tls-server", requester=requester))
-    assert isinstance(issued, Issued) and counting.runs == 1
+    issued = await issued_behind_the_order(env, client, "found.example.com", csr)
+    assert counting.runs == 1
 
     assert (await client.post(url, None)).json["status"] == "processing"  # too early to look
     clock.advance(dt.timedelta(seconds=STUCK_AFTER + 1))
@@ -167,12 +176,7 @@ async def test_the_sweeper_settles_stuck_orders_nobody_reads(stuck_env: tuple[Ac
     _, made_url = await ready_order(env, client, ["made.example.com"])
     csr, _ = make_csr(["made.example.com"])
     await crash_in_finalize(env, made_url, csr)
-    account_id = int((client.kid or "").rsplit("/", 1)[1])
-    requester = Requester(
-        requester_name(account_id), AuthMethod.ACME_ACCOUNT, frozenset({Identifier("dns", "made.example.com")})
-    )
-    issued = await ca.enroll(enrollment_from_csr(csr, protocol="acme", profile_name="tls-server", requester=requester))
-    assert isinstance(issued, Issued)
+    await issued_behind_the_order(env, client, "made.example.com", csr)
     _, waiting_url = await ready_order(env, client, ["waiting.example.com"])  # ready: not the sweeper's
 
     store = AcmeStore(ca.db)
