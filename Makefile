@@ -35,7 +35,7 @@ test: debian-packages $(VENV)/.installed lint
 
 bench: debian-packages $(VENV)/.installed
 	$(PY) bench/bench_core.py
-	@for b in bench/bench_ocsp.py bench/bench_crl.py bench/bench_acme.py; do \
+	@for b in bench/bench_ocsp.py bench/bench_crl.py bench/bench_acme.py bench/bench_acme_floor.py; do \
 		if [ -f $$b ]; then $(PY) $$b || exit 1; fi; done
 
 # LOAD-01: ten minutes of ACME issuance on a SoftHSM2 key, watched for leaks and drift.
