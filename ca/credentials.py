@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -21,6 +23,8 @@ from sqlalchemy.engine import Connection
 from ca.audit import AuditEvent
 from ca.store.db import Database, Tx
 from ca.store.tables import credentials
+
+T = TypeVar("T", str, bytes)
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -208,8 +212,8 @@ class CredentialStore:
         actor: str = "operator",
         secret: bytes | None = None,
     ) -> tuple[str, bytes]:
-        key_id = key_id or secrets.token_urlsafe(16)
-        secret = secret or secrets.token_bytes(32)
+        key_id = key_id or _drawn(lambda: secrets.token_urlsafe(16))
+        secret = secret or _drawn(lambda: secrets.token_bytes(32))
         await self._create(
             {
                 "protocol": protocol,
@@ -278,3 +282,14 @@ class CredentialStore:
             return bool(result.rowcount)
 
         return await self.db.write(w)
+
+
+def _drawn(draw: Callable[[], T]) -> T:
+    """A random key id or MAC key whose base64url form does not start with "-": operators paste
+    both into command lines (certbot --eab-kid, uacme -e), where a leading dash reads as an
+    option. Redrawing one in 64 costs 0.02 bits of a 256-bit key."""
+    while True:
+        value = draw()
+        text = value if isinstance(value, str) else base64.urlsafe_b64encode(value).decode()
+        if not text.startswith("-"):
+            return value

@@ -7,7 +7,9 @@ every check fails closed when the store fails.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import secrets
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -56,6 +58,18 @@ async def test_mac_keys_bind_once_and_revoke(ca: CertificateAuthority) -> None:
     assert not await ca.credentials.bind("acme", kid, "account-2")
     assert await ca.credentials.revoke("acme", kid)
     assert await ca.credentials.get_mac_key("acme", kid) is None
+
+
+def test_new_key_ids_and_mac_keys_never_start_with_a_dash() -> None:
+    """Operators paste them into command lines (certbot --eab-kid K, uacme -e K:H): a leading "-"
+    reads as an option there. About one draw in 64 would start with one; 2,000 draws of each
+    would almost surely include some."""
+    from ca.credentials import _drawn
+
+    key_ids = [_drawn(lambda: secrets.token_urlsafe(16)) for _ in range(2000)]
+    mac_keys = [base64.urlsafe_b64encode(_drawn(lambda: secrets.token_bytes(32))).decode() for _ in range(2000)]
+    assert not [k for k in key_ids + mac_keys if k.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(k)) == 32 for k in mac_keys)
 
 
 async def test_credential_checks_fail_closed(ca: CertificateAuthority) -> None:
