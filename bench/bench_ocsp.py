@@ -56,6 +56,7 @@ from loadgen import LoadResult, check_sample, get_request, post_request, run_wrk
 from ca.keys import default_hash, generate_private_key  # noqa: E402
 from ca.revocation import asn1  # noqa: E402
 from ca.revocation.model import NONCE_OID  # noqa: E402
+from ca.revocation.ocsp_store import CertRow  # noqa: E402
 from ca.signers.software import load_encrypted_key  # noqa: E402
 
 SHA1_ALG = asn1.seq(asn1.oid("1.3.14.3.2.26"), b"\x05\x00")
@@ -84,6 +85,14 @@ def request_der(fx: Fixture, serial: int, nonce: bytes | None = None) -> bytes:
         tbs.append(asn1.explicit(2, asn1.seq(ext)))
     return asn1.seq(asn1.seq(*tbs))
 
+
+
+def issued_rows(serials: list[int]) -> list[CertRow]:
+    """The store rows of the fixture's certificates, all issued and valid for 90 days from now."""
+    now = dt.datetime.now(dt.UTC)
+    return [
+        CertRow("issuing-ca", format(s, "x"), "issued", None, None, now, now + dt.timedelta(days=90)) for s in serials
+    ]
 
 async def make_fixture(workdir: Path, count: int) -> Fixture:
 
@@ -123,7 +132,6 @@ async def make_fixture(workdir: Path, count: int) -> Fixture:
 async def presign(fx: Fixture, key_type: str) -> float:
     """Pre-sign every certificate's SHA-1 response as a running server would; returns responses/s."""
     from ca.revocation.ocsp import OcspService
-    from ca.revocation.ocsp_store import CertRow
     from ca.revocation.pointers import install_pointers
     from ca.revocation.settings import CrlSettings, OcspSettings, ResponderKeySettings
     from server.wiring import build_ca, read_config
@@ -140,11 +148,7 @@ async def presign(fx: Fixture, key_type: str) -> float:
     try:
         await install_pointers(ca, CrlSettings())
         await service.start(preload=False)
-        now = dt.datetime.now(dt.UTC)
-        rows = [
-            CertRow("issuing-ca", format(s, "x"), "issued", None, None, now, now + dt.timedelta(days=90))
-            for s in fx.serials
-        ]
+        rows = issued_rows(fx.serials)
         started = time.perf_counter()
         done = await service.presign([(r, "sha1") for r in rows], cache_new=False)
         elapsed = time.perf_counter() - started

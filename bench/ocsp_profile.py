@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import base64
 import cProfile
-import datetime as dt
 import pstats
 import secrets
 import sys
@@ -23,12 +22,11 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ocsp import Fixture, make_fixture, request_der
+from bench_ocsp import Fixture, issued_rows, make_fixture, request_der
 
 from ca.issuer import sign_bytes
 from ca.revocation import ocsp_der
 from ca.revocation.ocsp import OcspService
-from ca.revocation.ocsp_store import CertRow
 from ca.revocation.pointers import install_pointers
 from ca.revocation.settings import CrlSettings, OcspSettings, ResponderKeySettings
 from protocols.base import WireResponse
@@ -54,11 +52,7 @@ async def profile(key_type: str, count: int, use_cprofile: bool) -> list[str]:
         try:
             await install_pointers(ca, CrlSettings())
             await service.start(preload=False)
-            now = dt.datetime.now(dt.UTC)
-            rows = [
-                CertRow("issuing-ca", format(s, "x"), "issued", None, None, now, now + dt.timedelta(days=90))
-                for s in fx.serials
-            ]
+            rows = issued_rows(fx.serials)
             await service.presign([(row, "sha1") for row in rows])  # statuses come from the cache, as when serving
             ders = [request_der(fx, fx.serials[i % len(fx.serials)], secrets.token_bytes(16)) for i in range(count)]
             for der in ders[:50]:  # warm: statuses cached, responder identity made

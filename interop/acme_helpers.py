@@ -169,6 +169,12 @@ class Http01Responder:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> Http01Responder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 class TlsAlpnResponder:
     """A TLS server answering ALPN "acme-tls/1" with a per-name challenge certificate (RFC 8737 §3)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from interop.acme_helpers import LoopbackDns
+from interop.acme_helpers import Http01Responder, LoopbackDns
 from interop.acme_server import TetraServer, start_tetra
 from tests.tetra_process import TetraProcess, free_port, init_ca
 
@@ -82,6 +82,16 @@ def tetra(tmp_path: Path, dns_server: LoopbackDns) -> Iterator[TetraServer]:
     server = start_tetra(tmp_path, dns_server, http01_port=free_port(), tls_port=free_port())
     yield server
     server.stop()
+
+
+@pytest.fixture
+def web_root(tetra: TetraServer, tmp_path: Path) -> Iterator[Path]:
+    """A directory served on the validation authority's http-01 port: the web root that clients
+    such as dehydrated and uacme write their challenge files into."""
+    root = tmp_path / "web-root"
+    root.mkdir()
+    with Http01Responder(int(tetra.env["TETRA_ACME__VALIDATION__HTTP_PORT"]), directory=root):
+        yield root
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 
 from interop.acme_helpers import Http01Responder, LoopbackDns
@@ -30,10 +28,13 @@ HOOK = Path(__file__).with_name("dns_hook.py")
 class Dehydrated:
     """One dehydrated state directory (account key, certificates) and its config file."""
 
-    def __init__(self, server: TetraServer, work: Path, challenge: str, extra: str = "") -> None:
+    def __init__(
+        self, server: TetraServer, work: Path, challenge: str, extra: str = "", wellknown: Path | None = None
+    ) -> None:
         self.server = server
         self.work = work
-        self.wellknown = work / "wellknown"
+        work.mkdir(parents=True, exist_ok=True)
+        self.wellknown = wellknown or work / "wellknown"
         self.wellknown.mkdir(parents=True, exist_ok=True)
         self.config = work / "config"
         self.config.write_text(
@@ -65,18 +66,8 @@ class Dehydrated:
         return cert, folder / "chain.pem", x509.load_pem_x509_certificate(cert.read_bytes())
 
 
-@pytest.fixture
-def web_root_responder(tetra: TetraServer, tmp_path: Path) -> Iterator[Path]:
-    """The validation authority's http-01 port, serving dehydrated's WELLKNOWN directory."""
-    wellknown = tmp_path / "dehydrated" / "wellknown"
-    wellknown.mkdir(parents=True)
-    responder = Http01Responder(int(tetra.env["TETRA_ACME__VALIDATION__HTTP_PORT"]), directory=wellknown).start()
-    yield wellknown
-    responder.stop()
-
-
-def test_dehydrated_http01_renew_revoke(tetra: TetraServer, tmp_path: Path, web_root_responder: Path) -> None:
-    client = Dehydrated(tetra, tmp_path / "dehydrated", "http-01")
+def test_dehydrated_http01_renew_revoke(tetra: TetraServer, tmp_path: Path, web_root: Path) -> None:
+    client = Dehydrated(tetra, tmp_path / "dehydrated", "http-01", wellknown=web_root)
     client.run("--register", "--accept-terms")
     names = ["dehydrated.example.com", "www.dehydrated.example.com"]
     domains = [arg for name in names for arg in ("--domain", name)]
@@ -122,12 +113,9 @@ def test_dehydrated_with_external_account_binding(tmp_path: Path, dns_server: Lo
         client = Dehydrated(
             server, tmp_path / "dehydrated", "http-01", f'EAB_KID="{kid}"\nEAB_HMAC_KEY="{hmac_key}"\n'
         )
-        responder = Http01Responder(http01_port, directory=client.wellknown).start()
-        try:
+        with Http01Responder(http01_port, directory=client.wellknown):
             client.run("--register", "--accept-terms")
             client.run("--cron", "--domain", "eab.dehydrated.example.com")
-        finally:
-            responder.stop()
         cert, chain, _ = client.issued("eab.dehydrated.example.com")
         check_certificate(server, cert, chain, ["eab.dehydrated.example.com"])
     finally:

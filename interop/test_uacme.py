@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -66,16 +64,6 @@ class Uacme:
         return leaf, chain, certs[0]
 
 
-@pytest.fixture
-def web_root(tetra: TetraServer, tmp_path: Path) -> Iterator[Path]:
-    """The validation authority's http-01 port, serving the directory uacme's hook writes into."""
-    root = tmp_path / "acme-challenge"
-    root.mkdir()
-    responder = Http01Responder(int(tetra.env["TETRA_ACME__VALIDATION__HTTP_PORT"]), directory=root).start()
-    yield root
-    responder.stop()
-
-
 def test_uacme_http01_renew_revoke(tetra: TetraServer, tmp_path: Path, web_root: Path) -> None:
     client = Uacme(tetra, tmp_path / "uacme")
     client.run("-y", "new", "ops@example.com")
@@ -125,7 +113,6 @@ def test_uacme_with_external_account_binding(tmp_path: Path, dns_server: Loopbac
     server = start_tetra_requiring_eab(tmp_path, dns_server, http01_port=http01_port)
     web_root = tmp_path / "acme-challenge"
     web_root.mkdir()
-    responder = Http01Responder(http01_port, directory=web_root).start()
     try:
         refused = Uacme(server, tmp_path / "without").run("-y", "new", check=False)
         assert refused.returncode != 0 and "external credentials" in refused.stderr  # it reads meta first
@@ -133,9 +120,9 @@ def test_uacme_with_external_account_binding(tmp_path: Path, dns_server: Loopbac
         client = Uacme(server, tmp_path / "uacme")
         client.run("-y", "-e", f"{kid}:{hmac_key}", "new")
         name = "eab.uacme.example.com"
-        client.run("-h", str(PACKAGED_HOOK), "issue", name, env={"UACME_CHALLENGE_PATH": str(web_root)})
+        with Http01Responder(http01_port, directory=web_root):
+            client.run("-h", str(PACKAGED_HOOK), "issue", name, env={"UACME_CHALLENGE_PATH": str(web_root)})
         leaf, chain, _ = client.issued(name, tmp_path)
         check_certificate(server, leaf, chain, [name])
     finally:
-        responder.stop()
         server.stop()
