@@ -14,13 +14,13 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from ca.audit import AuditEvent
+from ca.records import Credential
 from ca.store.db import Database, Tx
 from ca.store.tables import credentials
 
@@ -49,19 +49,6 @@ def check_password(password: str, stored: str) -> bool:
 def challenge_key(challenge: str) -> str:
     """Random challenges have full entropy: a plain SHA-256 is a safe lookup key."""
     return hashlib.sha256(challenge.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Credential:
-    id: int
-    protocol: str
-    kind: str
-    key_id: str
-    profile: str | None
-    identities: tuple[str, ...]
-    one_time: bool
-    bound_to: str | None
-    secret: bytes | None
 
 
 def _to_credential(row: object) -> Credential:

@@ -45,13 +45,8 @@ from ca.profiles.policy import CertificateTemplate, build_template
 from ca.revocation.reasons import parse_reason
 from ca.signers.base import Signer
 from ca.store.db import Database, Tx
-from ca.store.repositories import (
-    AuditRepository,
-    CertificateRecord,
-    CertificateRepository,
-    RequestRecord,
-    RequestRepository,
-)
+from ca.records import CertificateRecord, RequestRecord
+from ca.store.repositories import AuditRepository, CertificateRepository, RequestRepository
 
 log = logging.getLogger("tetra.ca")
 

@@ -12,50 +12,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from ca.audit import AuditEvent, ChainReport, verify_chain
+from ca.records import CertificateRecord, RequestRecord
 from ca.store.db import Database, Slot, Tx
 from ca.store.tables import audit_log, certificates, counters, enrollment_requests
-
-
-@dataclass(frozen=True)
-class CertificateRecord:
-    id: int
-    issuer: str
-    serial: int
-    status: str
-    subject: str
-    sans: tuple[str, ...]
-    not_before: dt.datetime
-    not_after: dt.datetime
-    key_algorithm: str
-    key_size: int
-    fingerprint: str | None
-    profile: str
-    protocol: str
-    requester: str
-    tbs: bytes
-    der: bytes | None
-    created_at: dt.datetime
-    issued_at: dt.datetime | None
-    revoked_at: dt.datetime | None
-    revocation_reason: str | None
-    invalidity_date: dt.datetime | None
-    replaces_id: int | None
-    request_id: int | None
-    owner: str | None
-    team: str | None
-    application: str | None
-    location: str | None
-
-    @property
-    def serial_hex(self) -> str:
-        return format(self.serial, "x")
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> CertificateRecord:
-        values = dict(row._mapping)
-        values["serial"] = int(values["serial"], 16)
-        values["sans"] = tuple(json.loads(values["sans"]))
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -68,31 +27,18 @@ class CertificateFilter:
     limit: int = 1000
 
 
-@dataclass(frozen=True)
-class RequestRecord:
-    id: int
-    status: str
-    protocol: str
-    profile: str
-    transaction_id: str | None
-    requester: str
-    request: dict[str, Any]
-    public_key: bytes
-    raw_request: bytes
-    subject: str
-    sans: tuple[str, ...]
-    created_at: dt.datetime
-    decided_at: dt.datetime | None
-    decided_by: str | None
-    decision_note: str | None
-    certificate_id: int | None
+def certificate_record(row: Row[Any]) -> CertificateRecord:
+    values = dict(row._mapping)
+    values["serial"] = int(values["serial"], 16)
+    values["sans"] = tuple(json.loads(values["sans"]))
+    return CertificateRecord(**values)
 
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> RequestRecord:
-        values = dict(row._mapping)
-        values["request"] = json.loads(values["request"])
-        values["sans"] = tuple(json.loads(values["sans"]))
-        return cls(**values)
+
+def request_record(row: Row[Any]) -> RequestRecord:
+    values = dict(row._mapping)
+    values["request"] = json.loads(values["request"])
+    values["sans"] = tuple(json.loads(values["sans"]))
+    return RequestRecord(**values)
 
 
 def serial_text(serial: int) -> str:
@@ -137,7 +83,7 @@ class CertificateRepository:
     async def get(self, row_id: int) -> CertificateRecord | None:
         def q(conn: Connection) -> CertificateRecord | None:
             row = conn.execute(select(certificates).where(certificates.c.id == row_id)).first()
-            return CertificateRecord.from_row(row) if row else None
+            return certificate_record(row) if row else None
 
         return await self.db.read(q)
 
@@ -148,21 +94,21 @@ class CertificateRepository:
                     certificates.c.issuer == issuer, certificates.c.serial == serial_text(serial)
                 )
             ).first()
-            return CertificateRecord.from_row(row) if row else None
+            return certificate_record(row) if row else None
 
         return await self.db.read(q)
 
     async def by_serial_any_issuer(self, serial: int) -> list[CertificateRecord]:
         def q(conn: Connection) -> list[CertificateRecord]:
             rows = conn.execute(select(certificates).where(certificates.c.serial == serial_text(serial)))
-            return [CertificateRecord.from_row(r) for r in rows]
+            return [certificate_record(r) for r in rows]
 
         return await self.db.read(q)
 
     async def by_fingerprint(self, fingerprint: str) -> CertificateRecord | None:
         def q(conn: Connection) -> CertificateRecord | None:
             row = conn.execute(select(certificates).where(certificates.c.fingerprint == fingerprint)).first()
-            return CertificateRecord.from_row(row) if row else None
+            return certificate_record(row) if row else None
 
         return await self.db.read(q)
 
@@ -179,7 +125,7 @@ class CertificateRepository:
                 query = query.where(certificates.c.protocol == flt.protocol)
             if flt.expiring_before:
                 query = query.where(certificates.c.not_after <= flt.expiring_before)
-            return [CertificateRecord.from_row(r) for r in conn.execute(query.limit(flt.limit))]
+            return [certificate_record(r) for r in conn.execute(query.limit(flt.limit))]
 
         return await self.db.read(q)
 
@@ -235,7 +181,7 @@ class RequestRepository:
     async def get(self, request_id: int) -> RequestRecord | None:
         def q(conn: Connection) -> RequestRecord | None:
             row = conn.execute(select(enrollment_requests).where(enrollment_requests.c.id == request_id)).first()
-            return RequestRecord.from_row(row) if row else None
+            return request_record(row) if row else None
 
         return await self.db.read(q)
 
@@ -247,7 +193,7 @@ class RequestRepository:
                     enrollment_requests.c.transaction_id == transaction_id,
                 )
             ).first()
-            return RequestRecord.from_row(row) if row else None
+            return request_record(row) if row else None
 
         return await self.db.read(q)
 
@@ -256,7 +202,7 @@ class RequestRepository:
             query = select(enrollment_requests).order_by(enrollment_requests.c.id)
             if status:
                 query = query.where(enrollment_requests.c.status == status)
-            return [RequestRecord.from_row(r) for r in conn.execute(query.limit(limit))]
+            return [request_record(r) for r in conn.execute(query.limit(limit))]
 
         return await self.db.read(q)
 

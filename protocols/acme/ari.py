@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from ca.service import CertificateAuthority
-from ca.store.repositories import CertificateRecord
+from ca.records import CertificateRecord
 from protocols.acme.b64 import Base64Error, b64d, b64e
 from protocols.acme.errors import malformed
 

@@ -6,7 +6,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca.errors import CAError
-from ca.store.repositories import CertificateRecord
+from ca.records import CertificateRecord
 from protocols.acme import ari
 from protocols.acme.auth import NOT_LOADED, Signed
 from protocols.acme.codec import decode_revoke, rfc3339

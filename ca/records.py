@@ -1,0 +1,85 @@
+"""What the core's store hands out: plain frozen records, no SQLAlchemy.
+
+Protocols, the CLI and the jobs read certificates, pending requests and credentials
+through these types; how they are stored (ca/store/) stays private to the core.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    """One row of the certificate table: an intent ('signing'), an issued, failed or revoked certificate."""
+
+    id: int
+    issuer: str
+    serial: int
+    status: str
+    subject: str
+    sans: tuple[str, ...]
+    not_before: dt.datetime
+    not_after: dt.datetime
+    key_algorithm: str
+    key_size: int
+    fingerprint: str | None
+    profile: str
+    protocol: str
+    requester: str
+    tbs: bytes
+    der: bytes | None
+    created_at: dt.datetime
+    issued_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+    invalidity_date: dt.datetime | None
+    replaces_id: int | None
+    request_id: int | None
+    owner: str | None
+    team: str | None
+    application: str | None
+    location: str | None
+
+    @property
+    def serial_hex(self) -> str:
+        return format(self.serial, "x")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """An enrollment request held for an operator's decision (profile approval = manual)."""
+
+    id: int
+    status: str
+    protocol: str
+    profile: str
+    transaction_id: str | None
+    requester: str
+    request: dict[str, Any]
+    public_key: bytes
+    raw_request: bytes
+    subject: str
+    sans: tuple[str, ...]
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by: str | None
+    decision_note: str | None
+    certificate_id: int | None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A protocol credential: an EST password, a SCEP challenge, an EAB or CMP MAC key."""
+
+    id: int
+    protocol: str
+    kind: str
+    key_id: str
+    profile: str | None
+    identities: tuple[str, ...]
+    one_time: bool
+    bound_to: str | None
+    secret: bytes | None
