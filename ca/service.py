@@ -42,10 +42,10 @@ from ca.issuer import Issuer, verify_bytes
 from ca.keys import generate_private_key
 from ca.profiles.model import Profile
 from ca.profiles.policy import CertificateTemplate, build_template
+from ca.records import CertificateRecord, RequestRecord
 from ca.revocation.reasons import parse_reason
 from ca.signers.base import Signer
 from ca.store.db import Database, Tx
-from ca.records import CertificateRecord, RequestRecord
 from ca.store.repositories import AuditRepository, CertificateRepository, RequestRepository
 
 log = logging.getLogger("tetra.ca")

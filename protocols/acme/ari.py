@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from ca.service import CertificateAuthority
 from ca.records import CertificateRecord
+from ca.service import CertificateAuthority
 from protocols.acme.b64 import Base64Error, b64d, b64e
 from protocols.acme.errors import malformed
 

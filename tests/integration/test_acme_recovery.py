@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ca.clock import FrozenClock
 from ca.csr import enrollment_from_csr
 from ca.enrollment import AuthMethod, Identifier, Issued, Requester
-from ca.service import CertificateAuthority
 from ca.records import CertificateRecord
+from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter
 from protocols.acme.ari import cert_id_of
 from protocols.acme.orders import RECOVER_AFTER, requester_name, spki_sha256
