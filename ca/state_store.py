@@ -14,7 +14,7 @@ A write that must commit together with an issued certificate is not written here
 it is handed to ``CoreApi.enroll(..., on_issued=...)`` (see ca/interface.py).
 
 What a protocol may join against in the core's tables is re-exported read-only
-(``certificates``); the core's other tables stay private to ca/.
+(``certificates``, with ``certificate_record`` to read a row); the core's other tables stay private to ca/.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from ca.audit import AuditEvent
 from ca.store.db import Slot, Tx
+from ca.store.repositories import certificate_record
 from ca.store.tables import Base, Id, UTCDateTime, certificates, rate_limits
 
 T = TypeVar("T")
@@ -55,6 +56,7 @@ __all__ = [
     "StateDatabase",
     "Tx",
     "UTCDateTime",
+    "certificate_record",
     "certificates",
     "rate_limits",
 ]

@@ -6,7 +6,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca.errors import CAError
-from ca.records import CertificateRecord
+from ca.state_store import certificate_record
 from protocols.acme import ari
 from protocols.acme.auth import NOT_LOADED, Signed
 from protocols.acme.codec import decode_revoke, rfc3339
@@ -32,7 +32,7 @@ async def download(ctx: AcmeContext, signed: Signed, cert_id: int, alternate: in
         raise not_found("no such certificate")
     if order.account_id != account.id:
         raise unauthorized("this certificate belongs to another account")
-    record = CertificateRecord.from_row(row) if row is not None else await ctx.ca.certificates.get(cert_id)
+    record = certificate_record(row) if row is not None else await ctx.ca.certificates.get(cert_id)
     if record is None or record.der is None:
         raise not_found("no such certificate")
     chains = ctx.chains(record.issuer)
