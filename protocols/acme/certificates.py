@@ -6,6 +6,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca.errors import CAError
+from ca.records import CertificateRecord
 from ca.state_store import certificate_record
 from protocols.acme import ari
 from protocols.acme.auth import NOT_LOADED, Signed
