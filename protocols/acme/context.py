@@ -14,8 +14,8 @@ from cryptography import x509
 
 from ca.enrollment import AuthMethod
 from ca.errors import CAError, ConfigError
+from ca.interface import CoreApi
 from ca.profiles.model import Profile
-from ca.service import CertificateAuthority
 from protocols.acme.challenges import ValidationAuthority
 from protocols.acme.chaos import announce
 from protocols.acme.codec import Urls, dumps
@@ -67,17 +67,17 @@ def log_refusal(problem: AcmeProblem, exc: AcmeProblem | CAError, request: WireR
 class AcmeContext:
     def __init__(
         self,
-        ca: CertificateAuthority,
+        core: CoreApi,
         config: AcmeConfig,
         base_url: str,
         default_profile: str,
         config_dir: Path | None = None,
     ) -> None:
-        self.ca = ca
+        self.core = core
         self.config = config
-        self.clock = ca.clock
+        self.clock = core.clock
         self.urls = Urls(base_url)
-        self.store = AcmeStore(ca.db)
+        self.store = AcmeStore(core.state)
         announce(config.chaos)
         self.nonces = NonceService(
             self.store,
@@ -88,7 +88,7 @@ class AcmeContext:
             chaos_reject=config.chaos.reject_nonce_fraction,
         )
         self.va = ValidationAuthority(config.validation, config.caa_identities, config.chaos)
-        self.limiter = RateLimiter(config.rate_limits, self.clock, ca.db)
+        self.limiter = RateLimiter(config.rate_limits, self.clock, core.state)
         self.refusals = RefusalLimiter(config.rate_limits.refusals_per_minute, self.clock)
         self._jwks: OrderedDict[str, Jwk] = OrderedDict()
         self._accounts: OrderedDict[int, Account] = OrderedDict()
@@ -100,7 +100,7 @@ class AcmeContext:
         """Profiles that get a directory: ACME among their protocols, ACME accounts accepted."""
         return {
             name: p
-            for name, p in self.ca.profiles.items()
+            for name, p in self.core.profiles.items()
             if "acme" in p.protocols and AuthMethod.ACME_ACCOUNT in p.auth_methods
         }
 
@@ -148,7 +148,7 @@ class AcmeContext:
     def _load_alternates(self, base: Path) -> dict[str, list[tuple[x509.Certificate, ...]]]:
         out: dict[str, list[tuple[x509.Certificate, ...]]] = {}
         for issuer, files in self.config.alternate_chains.items():
-            if issuer not in self.ca.issuers:
+            if issuer not in self.core.issuer_names:
                 raise ConfigError(f"acme.alternate_chains: no issuer named {issuer!r}")
             for name in files:
                 path = Path(name) if Path(name).is_absolute() else base / name
@@ -161,7 +161,7 @@ class AcmeContext:
 
     def chains(self, issuer: str) -> list[tuple[x509.Certificate, ...]]:
         """The default chain first, then the alternates served through Link rel="alternate"."""
-        return [self.ca.chain(issuer), *self._alternates.get(issuer, [])]
+        return [self.core.chain(issuer), *self._alternates.get(issuer, [])]
 
     # -- responses -----------------------------------------------------------------------
     def index_link(self, directory: str | None = None) -> str:

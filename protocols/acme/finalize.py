@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ca.csr import csr_identifiers, enrollment_from_csr, parse_csr
 from ca.enrollment import AuthMethod, CertificateRef, EnrollmentKind, Identifier, Issued, Requester
 from ca.errors import CAError, FailureReason
-from ca.issuer import in_result_transaction
 from protocols.acme.auth import Signed
 from protocols.acme.codec import decode_finalize, encode_order
 from protocols.acme.context import AcmeContext, Reply
@@ -85,14 +84,16 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
         got = ", ".join(sorted(str(i) for i in names)) or "none"
         raise bad_csr(f"the CSR must name exactly the order's identifiers ({wanted}); it names {got}")
     if spki == signed.jwk.spki():
-        raise bad_csr("the certificate key must not be the account key")  # CORE-12; CA and RA keys: ca.decide
+        raise bad_csr("the certificate key must not be the account key")  # CORE-12; CA and RA keys: core.decide
     now = ctx.clock.now()
     await _recheck_caa(ctx, authzs, ctx.urls.account(account.id), now)
     proven = frozenset(a.proves for a in authzs if a.current_status(now) == "valid" and a.account_id == account.id)
     replaces = None
     if order.replaces_cert_id is not None:
-        old = await ctx.ca.certificates.get(order.replaces_cert_id)
+        old = await ctx.core.certificate(order.replaces_cert_id)
         replaces = CertificateRef(old.issuer, old.serial) if old else None
+    else:
+        old = None
     try:
         enrollment = enrollment_from_csr(
             csr,
@@ -103,7 +104,8 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
             transaction_id=f"acme-order-{order.id}",
         )
         enrollment = replace(enrollment, not_before=order.not_before, not_after=order.not_after, replaces=replaces)
-        ctx.ca.decide(enrollment)  # policy dry run: a refused CSR leaves the order ready for another try
+        # Policy, once: a refused CSR leaves the order ready for another try.
+        decision = await ctx.core.decide(enrollment, replaced=old)
     except CAError as exc:
         raise problem_from_ca_error(exc, during_finalize=True) from None
     marked = await ctx.store.set_order(
@@ -115,8 +117,7 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
     order = replace(order, status="processing", processing_at=now, csr_key=spki_sha256(spki))
     try:
         # The order's move to valid commits with the certificate row (one commit, not two).
-        with in_result_transaction(ctx.store.order_issued(order.id)):
-            outcome = await ctx.ca.enroll(enrollment)
+        outcome = await ctx.core.enroll(decision, on_issued=ctx.store.order_issued(order.id))
     except CAError as exc:
         problem = problem_from_ca_error(exc, during_finalize=True)
         if exc.reason is FailureReason.UNAVAILABLE:

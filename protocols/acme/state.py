@@ -35,7 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ca.audit import AuditEvent
 from ca.enrollment import Identifier
-from ca.store.db import Database, Tx
+from ca.state_store import StateDatabase, Tx
 from ca.store.tables import Base, Id, UTCDateTime, certificates
 from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
 from protocols.acme.reuse import br_usable_until
@@ -436,7 +436,7 @@ class NewAuthz:
 class AcmeStore:
     """Async repository of ACME state; every method is one read or one transaction."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StateDatabase) -> None:
         self.db = db
 
     # -- accounts ---------------------------------------------------------------------
