@@ -1,6 +1,6 @@
 """Template -> signed certificate, with the intent written before the key signs.
 
-The sequence for every certificate (RELIABILITY §1):
+The sequence for every certificate (docs/reliability.md, "The demands"):
   1. draw a 128-bit random serial;
   2. build the certificate once and sign it with a throwaway key of the same
      algorithm: this "lint certificate" has exactly the to-be-signed bytes of

@@ -62,7 +62,7 @@ def signs_in_process(signer: Signer) -> bool:
 
 
 def must_verify(signer: Signer) -> bool:
-    """Verify-after-sign (RELIABILITY 11) unless the backend already checks each signature
+    """Verify-after-sign (docs/reliability.md, demand 11) unless the backend already checks each signature
     or cannot be faulted: the Signer's optional ``needs_signature_check`` (ca/signers/base.py)."""
     return bool(getattr(signer, "needs_signature_check", True))
 

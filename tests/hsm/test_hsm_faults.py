@@ -1,5 +1,5 @@
-"""A token that stops answering, under the whole issuance path (RELIABILITY ST-09): the issuing
-CA's key on a real SoftHSM2 token, its low-level sign call made to hang."""
+"""A token that stops answering, under the whole issuance path (docs/reliability.md, ST-09):
+the issuing CA's key on a real SoftHSM2 token, its low-level sign call made to hang."""
 
 from __future__ import annotations
 

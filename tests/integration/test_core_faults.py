@@ -71,7 +71,7 @@ async def _counts(ca: CertificateAuthority) -> tuple[int, int]:
 
 
 def _assert_try_later(exc: object) -> None:
-    """RELIABILITY 2.0 "clear error": the store's 'unavailable', nothing internal shown."""
+    """docs/reliability.md, Conventions: "clear error": the store's 'unavailable', nothing internal shown."""
     assert isinstance(exc, StoreUnavailable), repr(exc)
     assert exc.reason is FailureReason.UNAVAILABLE, exc
     assert exc.public_detail() == "the CA cannot process this request now; try again later"

@@ -1,4 +1,5 @@
-"""Bad input to the core: a clear error naming the rule, nothing issued, nothing stored (RELIABILITY 2.0)."""
+"""Bad input to the core: a clear error naming the rule, nothing issued, nothing stored
+(docs/reliability.md, Conventions)."""
 
 from __future__ import annotations
 

@@ -92,9 +92,9 @@ async def test_issued_certificate_is_presigned_for_sha1_and_sha256(
 async def test_never_issued_failed_and_young_signing_rows_are_unknown(
     ca: CertificateAuthority, service: OcspService
 ) -> None:
-    """OCSP-01 / RELIABILITY 2.0 (iv): never 'good' for a serial we did not issue; we answer
-    'unknown' (not the 'revoked' + certificateHold variant, which the BR ban on suspension
-    makes unattractive). A 'signing' row younger than the grace is an issuance in flight:
+    """OCSP-01 / docs/reliability.md, Conventions: "nothing issued" (iv): never 'good' for a
+    serial we did not issue; we answer 'unknown' (not the 'revoked' + certificateHold variant,
+    which the BR ban on suspension makes unattractive). A 'signing' row younger than the grace is an issuance in flight:
     unknown. One older than the grace may have been signed (ST-01 F3): good, authoritative."""
     issuer_cert = ca.issuers[ISSUER].certificate
     now = ca.clock.now()
@@ -360,8 +360,8 @@ async def test_validity_refresh_and_rotation_with_a_frozen_clock(config: ServerC
 
 
 async def test_reconcile_repairs_what_a_crash_leaves(ca: CertificateAuthority, config: ServerConfig) -> None:
-    """ST-01 / RELIABILITY 1.5: a revocation whose OCSP re-signing never ran (the process died
-    in between) and a 'signing' row past the grace without a response are both repaired."""
+    """ST-01 / docs/reliability.md, demand 5: a revocation whose OCSP re-signing never ran (the
+    process died in between) and a 'signing' row past the grace without a response are both repaired."""
     first = await _service(ca)
     issued = await issue(ca)
     await first.poll_feed()
