@@ -249,6 +249,7 @@ async def test_signer_down_presigned_still_served_fresh_gets_try_later(
 
     class Down:
         name = "down"
+        needs_signature_check = True
 
         def public_key(self) -> Any:
             return identity.signer.public_key()
@@ -486,6 +487,7 @@ class _NotInProcess:
     """Wraps a signer so it looks like a device (an HSM): signatures go through `run`."""
 
     name = "device"
+    needs_signature_check = True  # a device can be faulted: its signatures are checked
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
