@@ -407,8 +407,9 @@ async def test_responder_key_from_a_file_is_shared_rotated_and_pruned(
     pruned when a new one is recorded."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from ca.revocation.settings import ResponderKeySettings
+    from ca.revocation.settings import RESPONDER_SIGNER, ResponderKeySettings
     from ca.revocation.tables import ocsp_responders
+    from ca.signers.registry import SignerSpec
     from ca.signers.software import save_encrypted_key
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -416,7 +417,8 @@ async def test_responder_key_from_a_file_is_shared_rotated_and_pruned(
     save_encrypted_key(key, path, b"s3cret")
     env = f"TETRA_TEST_RESPONDER_PASS_{secrets.token_hex(4)}"
     monkeypatch.setenv(env, "s3cret")
-    key_settings = ResponderKeySettings(source="file", file=str(path), passphrase_env=env)
+    spec = SignerSpec(RESPONDER_SIGNER, "software", key_file=path, passphrase_env=env)
+    key_settings = ResponderKeySettings(signer=spec)
     clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
     ca = await build_ca(config, clock=clock)
     first = await _service(ca, key=key_settings)
