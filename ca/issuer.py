@@ -454,8 +454,7 @@ class Issuer:
             signature = await self.signer.run(lambda: sign_bytes(key, tbs, hash_alg))
             # CORE-11: a signature that does not verify is never released.
             # PKCS#11 keys verify every signature inside sign(); unknown backends are checked here.
-            check = getattr(self.signer, "needs_signature_check", True)
-            if check and not verify_bytes(self._public, signature, tbs, hash_alg):
+            if self.signer.needs_signature_check and not verify_bytes(self._public, signature, tbs, hash_alg):
                 raise SignerUnavailable(f"issuer {self.name}: signature from {self.signer.name} does not verify")
             certificate = x509.load_der_x509_certificate(assemble_certificate(tbs, algorithm, signature))
             if certificate.tbs_certificate_bytes != tbs:  # CORE-04

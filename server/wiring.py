@@ -18,13 +18,13 @@ from ca.revocation.ocsp import OcspService
 from ca.revocation.settings import CrlSettings, OcspSettings
 from ca.service import CertificateAuthority
 from ca.signers.base import Signer
-from ca.signers.software import SoftwareSigner, read_secret
+from ca.signers.registry import open_signer
 from ca.store.db import Database
 from ca.tomlread import Table
 from protocols.base import ProtocolContext, RevocationServices
 from protocols.labels import ProfileLabels
 from protocols.registry import PROTOCOLS
-from server.config import ServerConfig, SignerConfig, load_config
+from server.config import ServerConfig, load_config
 
 
 def read_config(path: Path, environ: dict[str, str] | None = None) -> ServerConfig:
@@ -83,17 +83,6 @@ def load_certificates(path: Path) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(data)
     except ValueError:
         raise ConfigError(f"{path}: not a PEM certificate") from None
-
-
-async def open_signer(cfg: SignerConfig) -> Signer:
-    if cfg.backend == "software":
-        assert cfg.key_file is not None
-        secret = read_secret(cfg.passphrase_env, cfg.passphrase_file, f"signer {cfg.name} passphrase")
-        return SoftwareSigner.from_file(cfg.name, cfg.key_file, secret)
-    from ca.signers.pkcs11 import Pkcs11Signer
-
-    pin = read_secret(cfg.pin_env, cfg.pin_file, f"signer {cfg.name} PIN")
-    return await Pkcs11Signer.open(cfg.name, cfg.module, cfg.uri, pin, call_timeout=cfg.timeout_seconds)
 
 
 def build_chain(

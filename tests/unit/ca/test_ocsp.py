@@ -249,6 +249,7 @@ async def test_signer_down_presigned_still_served_fresh_gets_try_later(
 
     class Down:
         name = "down"
+        needs_signature_check = True
 
         def public_key(self) -> Any:
             return identity.signer.public_key()
@@ -406,8 +407,9 @@ async def test_responder_key_from_a_file_is_shared_rotated_and_pruned(
     pruned when a new one is recorded."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from ca.revocation.settings import ResponderKeySettings
+    from ca.revocation.settings import RESPONDER_SIGNER, ResponderKeySettings
     from ca.revocation.tables import ocsp_responders
+    from ca.signers.registry import SignerSpec
     from ca.signers.software import save_encrypted_key
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -415,7 +417,8 @@ async def test_responder_key_from_a_file_is_shared_rotated_and_pruned(
     save_encrypted_key(key, path, b"s3cret")
     env = f"TETRA_TEST_RESPONDER_PASS_{secrets.token_hex(4)}"
     monkeypatch.setenv(env, "s3cret")
-    key_settings = ResponderKeySettings(source="file", file=str(path), passphrase_env=env)
+    spec = SignerSpec(RESPONDER_SIGNER, "software", key_file=path, passphrase_env=env)
+    key_settings = ResponderKeySettings(signer=spec)
     clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
     ca = await build_ca(config, clock=clock)
     first = await _service(ca, key=key_settings)
@@ -486,6 +489,7 @@ class _NotInProcess:
     """Wraps a signer so it looks like a device (an HSM): signatures go through `run`."""
 
     name = "device"
+    needs_signature_check = True  # a device can be faulted: its signatures are checked
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
