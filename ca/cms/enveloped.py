@@ -1,0 +1,161 @@
+"""CMS EnvelopedData (RFC 5652 §6) with RSA key transport: SCEP's pkcsPKIEnvelope, EST serverkeygen.
+
+Decryption uses an RA key through `DecryptingSigner.decrypt` inside ``signer.run``, so
+the key may sit in an HSM. Padding oracles are closed the RFC 3218 §2.3.2 way: when
+the RSA step fails or yields a key of the wrong length, decryption carries on with a
+random key, so a bad RSA block and a bad CBC padding end in the same single error.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+
+from asn1crypto import cms, core
+from cryptography import x509
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives import padding as sym_padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm, Cipher, algorithms, modes
+
+from ca.cms._asn1 import (
+    MAX_CMS_BYTES,
+    MAX_RECIPIENTS,
+    OID_DATA,
+    OID_ENVELOPED_DATA,
+    identifies,
+    issuer_and_serial,
+    load_content_info,
+    malformed,
+)
+from ca.errors import CAError, FailureReason
+from ca.sigalg import RSA_ENCRYPTION
+from ca.signers.base import DecryptingSigner
+
+
+class ContentCipher(enum.Enum):
+    """Content-encryption algorithms by OID; DES3_CBC only for legacy SCEP clients."""
+
+    AES128_CBC = "2.16.840.1.101.3.4.1.2"
+    AES192_CBC = "2.16.840.1.101.3.4.1.22"
+    AES256_CBC = "2.16.840.1.101.3.4.1.42"
+    DES3_CBC = "1.2.840.113549.3.7"
+
+    @property
+    def key_bytes(self) -> int:
+        return {"AES128_CBC": 16, "AES192_CBC": 24, "AES256_CBC": 32, "DES3_CBC": 24}[self.name]
+
+    @property
+    def block_bytes(self) -> int:
+        return 8 if self is ContentCipher.DES3_CBC else 16
+
+    def algorithm(self, key: bytes) -> BlockCipherAlgorithm:
+        return TripleDES(key) if self is ContentCipher.DES3_CBC else algorithms.AES(key)
+
+
+THE_ERROR = "the envelope cannot be decrypted"  # one message for every key or padding failure
+
+
+def envelope(
+    content: bytes,
+    recipient: x509.Certificate,
+    *,
+    cipher: ContentCipher = ContentCipher.AES256_CBC,
+    content_type: str = OID_DATA,
+) -> bytes:
+    """Encrypt ``content`` to the RSA key of ``recipient`` (KeyTransRecipientInfo), DER ContentInfo."""
+    public = recipient.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise ValueError("key transport needs an RSA recipient certificate")
+    key = os.urandom(cipher.key_bytes)
+    iv = os.urandom(cipher.block_bytes)
+    padder = sym_padding.PKCS7(cipher.block_bytes * 8).padder()
+    padded = padder.update(content) + padder.finalize()
+    encryptor = Cipher(cipher.algorithm(key), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    recipient_info = cms.KeyTransRecipientInfo(
+        {
+            "version": "v0",
+            "rid": cms.RecipientIdentifier(name="issuer_and_serial_number", value=issuer_and_serial(recipient)),
+            "key_encryption_algorithm": {"algorithm": "rsaes_pkcs1v15"},
+            "encrypted_key": public.encrypt(key, padding.PKCS1v15()),
+        }
+    )
+    enveloped = cms.EnvelopedData(
+        {
+            "version": "v0",
+            "recipient_infos": [cms.RecipientInfo(name="ktri", value=recipient_info)],
+            "encrypted_content_info": {
+                "content_type": content_type,
+                "content_encryption_algorithm": {"algorithm": cipher.value, "parameters": core.OctetString(iv)},
+                "encrypted_content": ciphertext,
+            },
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump())
+
+
+def _cipher(oid: str, allow_des3: bool) -> ContentCipher:
+    try:
+        cipher = ContentCipher(oid)
+    except ValueError:
+        raise CAError(f"content encryption {oid} is not accepted", FailureReason.BAD_ALGORITHM) from None
+    if cipher is ContentCipher.DES3_CBC and not allow_des3:
+        raise CAError("3DES content encryption is not accepted here", FailureReason.BAD_ALGORITHM)
+    return cipher
+
+
+def _decrypt_content(cipher: ContentCipher, key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
+    try:
+        decryptor = Cipher(cipher.algorithm(key), modes.CBC(iv)).decryptor()
+        padded = decryptor.update(ciphertext) + decryptor.finalize()
+        unpadder = sym_padding.PKCS7(cipher.block_bytes * 8).unpadder()
+        return unpadder.update(padded) + unpadder.finalize()
+    except ValueError:
+        raise CAError(THE_ERROR, FailureReason.MALFORMED) from None
+
+
+async def decrypt_enveloped(
+    der: bytes,
+    signer: DecryptingSigner,
+    certificate: x509.Certificate,
+    *,
+    max_bytes: int = MAX_CMS_BYTES,
+    allow_des3: bool = False,
+) -> bytes:
+    """The plaintext of an EnvelopedData addressed to ``certificate`` (the key ``signer`` holds).
+
+    Only KeyTransRecipientInfo with rsaEncryption; AES-CBC always, 3DES-CBC when
+    ``allow_des3`` (legacy SCEP). An envelope for another recipient is refused by name;
+    a wrong key and a bad padding give the same CAError (MALFORMED, `THE_ERROR`).
+    """
+    info = load_content_info(der, OID_ENVELOPED_DATA, max_bytes, "EnvelopedData")
+    with malformed("EnvelopedData"):
+        enveloped = info["content"]
+        recipients = enveloped["recipient_infos"]
+        if len(recipients) > MAX_RECIPIENTS:
+            raise CAError(f"EnvelopedData has over {MAX_RECIPIENTS} recipients", FailureReason.MALFORMED)
+        ours = [r.chosen for r in recipients if r.name == "ktri" and identifies(r.chosen["rid"], certificate)]
+        if not ours:
+            raise CAError("the envelope is not addressed to this RA certificate", FailureReason.MALFORMED)
+        ktri = ours[0]
+        if ktri["key_encryption_algorithm"]["algorithm"].dotted != RSA_ENCRYPTION:
+            raise CAError("key transport other than RSA PKCS#1 v1.5 is not accepted", FailureReason.BAD_ALGORITHM)
+        encrypted_key = bytes(ktri["encrypted_key"].native)
+        eci = enveloped["encrypted_content_info"]
+        algorithm = eci["content_encryption_algorithm"]
+        cipher = _cipher(algorithm["algorithm"].dotted, allow_des3)
+        iv = algorithm["parameters"].native
+        if not isinstance(iv, bytes) or len(iv) != cipher.block_bytes:
+            raise CAError("content encryption IV is missing or of the wrong size", FailureReason.MALFORMED)
+        ciphertext = eci["encrypted_content"].native
+        if not isinstance(ciphertext, bytes) or not ciphertext or len(ciphertext) % cipher.block_bytes:
+            raise CAError("encrypted content is missing or not whole blocks", FailureReason.MALFORMED)
+
+    try:
+        key = await signer.run(lambda: signer.decrypt(encrypted_key))
+    except ValueError:  # the DecryptingSigner contract: every bad ciphertext is a ValueError
+        key = b""
+    if len(key) != cipher.key_bytes:
+        key = os.urandom(cipher.key_bytes)  # carry on: the content padding check fails like any other
+    return _decrypt_content(cipher, key, iv, ciphertext)

@@ -1,0 +1,182 @@
+"""Making CMS SignedData (RFC 5652 §5): certs-only bags and messages signed by a `Signer`.
+
+EST /cacerts and SCEP GetCACert answer with a certs-only SignedData; SCEP CertRep,
+EST serverkeygen and CMS-wrapped responses are signed by an RA or CA key. The key is
+reached only through ``signer.private_key()`` inside ``signer.run()``, so an HSM key
+signs here exactly as it signs certificates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from asn1crypto import cms, core
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from ca.cms._asn1 import (
+    OID_CONTENT_TYPE,
+    OID_DATA,
+    OID_MESSAGE_DIGEST,
+    OID_SIGNING_TIME,
+    asn1_certificate,
+    issuer_and_serial,
+)
+from ca.der import encode_length
+from ca.errors import CAError, SignerUnavailable
+from ca.sigalg import ECDSA_WITH, HASH_OIDS, RSA_ENCRYPTION, verify_signature
+from ca.signers.base import Signer
+
+SignedAttribute = tuple[str, tuple[bytes, ...]]
+"""One attribute to sign: (dotted OID, the DER encoding of each value)."""
+
+DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+    "sha1": hashes.SHA1,  # only when a caller names it, for legacy SCEP clients
+}
+_RESERVED = {OID_CONTENT_TYPE, OID_MESSAGE_DIGEST, OID_SIGNING_TIME}
+
+
+def _certificate_set(certificates: Sequence[x509.Certificate]) -> cms.CertificateSet:
+    seen: set[bytes] = set()
+    choices = []
+    for cert in certificates:
+        asn1 = asn1_certificate(cert)
+        if asn1.dump() in seen:
+            continue
+        seen.add(asn1.dump())
+        choices.append(cms.CertificateChoices(name="certificate", value=asn1))
+    return cms.CertificateSet(choices)
+
+
+def certs_only(certificates: Sequence[x509.Certificate]) -> bytes:
+    """A degenerate SignedData carrying only certificates (PKCS#7 certs-only), DER.
+
+    No signers, no content: what EST /cacerts and SCEP GetCACert return.
+    """
+    signed = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": cms.DigestAlgorithms([]),
+            "encap_content_info": {"content_type": "data"},
+            "certificates": _certificate_set(certificates),
+            "signer_infos": cms.SignerInfos([]),
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
+
+
+def _time(when: dt.datetime) -> cms.Time:
+    """UTCTime for 1950-2049, GeneralizedTime otherwise (RFC 5652 §11.3)."""
+    when = when.astimezone(dt.UTC).replace(microsecond=0)
+    if 1950 <= when.year < 2050:
+        return cms.Time(name="utc_time", value=when)
+    return cms.Time(name="generalized_time", value=when)
+
+
+def _attribute(oid: str, values: Sequence[bytes]) -> cms.CMSAttribute:
+    """Attribute ::= SEQUENCE { attrType OID, attrValues SET OF ANY }, the values DER-sorted."""
+    body = b"".join(sorted(values))
+    seq = bytes(core.ObjectIdentifier(oid).dump()) + b"\x31" + encode_length(len(body)) + body
+    return cms.CMSAttribute.load(b"\x30" + encode_length(len(seq)) + seq)
+
+
+def _signed_attributes(
+    content_type: str, message_digest: bytes, when: dt.datetime, extra: Sequence[SignedAttribute]
+) -> cms.CMSAttributes:
+    """The attributes, DER-sorted: verifiers such as OpenSSL re-encode the SET before checking."""
+    attrs = [
+        _attribute(OID_CONTENT_TYPE, [core.ObjectIdentifier(content_type).dump()]),
+        _attribute(OID_SIGNING_TIME, [_time(when).dump()]),
+        _attribute(OID_MESSAGE_DIGEST, [core.OctetString(message_digest).dump()]),
+    ]
+    for oid, values in extra:
+        if oid in _RESERVED:
+            raise ValueError(f"attribute {oid} is added by sign_data itself")
+        if not values:
+            raise ValueError(f"attribute {oid} has no values")
+        attrs.append(_attribute(oid, values))
+    if len({a["type"].dotted for a in attrs}) != len(attrs):
+        raise ValueError("an attribute type appears twice")
+    return cms.CMSAttributes(sorted(attrs, key=lambda a: bytes(a.dump())))
+
+
+async def sign_data(
+    signer: Signer,
+    certificate: x509.Certificate,
+    content: bytes,
+    *,
+    content_type: str = OID_DATA,
+    digest: str = "sha256",
+    attributes: Sequence[SignedAttribute] = (),
+    certificates: Sequence[x509.Certificate] = (),
+    include_signer_certificate: bool = True,
+    signing_time: dt.datetime | None = None,
+) -> bytes:
+    """A SignedData (ContentInfo, DER) with ``content`` encapsulated, signed by ``signer``.
+
+    ``certificate`` is the signer's certificate (it names the signer by issuer and
+    serial, as SCEP requires). contentType, messageDigest and signingTime are always
+    signed; ``attributes`` adds the caller's own (SCEP's, see ca.cms.scep). RSA keys sign
+    PKCS#1 v1.5 (rsaEncryption, what OpenSSL emits and every SCEP client reads), EC keys
+    ECDSA. Caller mistakes (unknown digest, reserved attribute) raise ValueError.
+    """
+    if digest not in DIGESTS:
+        raise ValueError(f"digest {digest!r} is not one of {sorted(DIGESTS)}")
+    hash_algorithm = DIGESTS[digest]()
+    public = certificate.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        signature_oid = RSA_ENCRYPTION
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        signature_oid = ECDSA_WITH[digest]
+    else:
+        raise ValueError(f"CMS signing supports RSA and ECDSA keys, not {type(public).__name__}")
+
+    h = hashes.Hash(hash_algorithm)
+    h.update(content)
+    when = signing_time or dt.datetime.now(dt.UTC)
+    signed_attrs = _signed_attributes(content_type, h.finalize(), when, attributes)
+    to_sign = b"\x31" + bytes(signed_attrs.dump())[1:]  # the SET OF form is what gets signed (§5.4)
+
+    def work() -> bytes:
+        key = signer.private_key()
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(to_sign, padding.PKCS1v15(), hash_algorithm)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(to_sign, ec.ECDSA(hash_algorithm))
+        raise ValueError(f"signer {signer.name}: key type {type(key).__name__} cannot sign CMS here")
+
+    signature = await signer.run(work)
+    if getattr(signer, "needs_signature_check", True):
+        try:
+            verify_signature(public, signature_oid, None, signature, to_sign, digest=HASH_OIDS[digest], allow_sha1=True)
+        except CAError:
+            raise SignerUnavailable(
+                f"signer {signer.name}: CMS signature does not verify with the certificate's key"
+            ) from None
+
+    signer_info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(name="issuer_and_serial_number", value=issuer_and_serial(certificate)),
+            "digest_algorithm": {"algorithm": digest},
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": {"algorithm": signature_oid},
+            "signature": signature,
+        }
+    )
+    bag = ([certificate] if include_signer_certificate else []) + list(certificates)
+    fields: dict[str, object] = {
+        "version": "v1" if content_type == OID_DATA else "v3",
+        "digest_algorithms": [{"algorithm": digest}],
+        "encap_content_info": {"content_type": content_type, "content": content},
+        "signer_infos": [signer_info],
+    }
+    if bag:
+        fields["certificates"] = _certificate_set(bag)
+    signed = cms.SignedData(fields)
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
