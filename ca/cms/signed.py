@@ -151,7 +151,7 @@ async def sign_data(
         raise ValueError(f"signer {signer.name}: key type {type(key).__name__} cannot sign CMS here")
 
     signature = await signer.run(work)
-    if getattr(signer, "needs_signature_check", True):
+    if signer.needs_signature_check:
         try:
             verify_signature(public, signature_oid, None, signature, to_sign, digest=HASH_OIDS[digest], allow_sha1=True)
         except CAError:

@@ -106,6 +106,7 @@ class InsideRunSigner:
         self.inner = inner
         self.corrupt = corrupt
         self.inside = False
+        self.needs_signature_check = True  # a device that can fault: the signature is checked
         self.runs = 0
 
     def public_key(self) -> Any:
