@@ -23,12 +23,10 @@ from typing import Any
 from publicsuffixlist import PublicSuffixList
 from sqlalchemy import bindparam, case, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 
 from ca.clock import Clock
 from ca.enrollment import Identifier
-from ca.store.db import Database, Tx
-from ca.store.tables import rate_limits
+from ca.state_store import Connection, StateDatabase, Tx, rate_limits
 from protocols.acme.config import RateLimits
 from protocols.acme.errors import AcmeProblem
 
@@ -168,7 +166,7 @@ def address_key(remote: str) -> str:
 class RateLimiter:
     """Builds each request's charges from [acme.rate_limits]; sweeps spent-out rows now and then."""
 
-    def __init__(self, limits: RateLimits, clock: Clock, db: Database) -> None:
+    def __init__(self, limits: RateLimits, clock: Clock, db: StateDatabase) -> None:
         self._limits = limits
         self._clock = clock
         self._db = db
