@@ -22,7 +22,7 @@ from protocols.acme.codec import decode_finalize, encode_order
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, problem_from_ca_error
 from protocols.acme.orders import current_status, fail_order, owned_order, requester_name, spki_sha256
-from protocols.acme.state import Authz, Order
+from protocols.acme.records import Authz, Order
 from protocols.acme.va.errors import ValidationError
 
 
@@ -106,29 +106,29 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
         ctx.ca.decide(enrollment)  # policy dry run: a refused CSR leaves the order ready for another try
     except CAError as exc:
         raise problem_from_ca_error(exc, during_finalize=True) from None
-    marked = await ctx.store.set_order(
+    marked = await ctx.orders.compare_and_set(
         order.id, from_statuses, {"status": "processing", "processing_at": now, "csr_key": spki_sha256(spki)}
     )
     if not marked:
-        latest = await ctx.store.order(order.id)
+        latest = await ctx.orders.get(order.id)
         raise order_not_ready(latest or order)
     order = replace(order, status="processing", processing_at=now, csr_key=spki_sha256(spki))
     try:
         # The order's move to valid commits with the certificate row (one commit, not two).
-        with in_result_transaction(ctx.store.order_issued(order.id)):
+        with in_result_transaction(ctx.orders.on_issued(order.id)):
             outcome = await ctx.ca.enroll(enrollment)
     except CAError as exc:
         problem = problem_from_ca_error(exc, during_finalize=True)
         if exc.reason is FailureReason.UNAVAILABLE:
             # Nothing was issued and the fault is ours: the client may finalize again later.
-            await ctx.store.set_order(order.id, ("processing",), {"status": "ready", "processing_at": None})
+            await ctx.orders.compare_and_set(order.id, ("processing",), {"status": "ready", "processing_at": None})
         else:
             await fail_order(ctx, order, problem.to_json())
         raise problem from None
     if isinstance(outcome, Issued):
         order = replace(order, status="valid", certificate_id=outcome.record_id)
         return Reply(200, encode_order(order, "valid", ctx.urls), location=ctx.urls.order(order.id))
-    await ctx.store.set_order(order.id, ("processing",), {"request_id": outcome.request_id})
+    await ctx.orders.compare_and_set(order.id, ("processing",), {"request_id": outcome.request_id})
     return Reply(
         200,
         encode_order(order, "processing", ctx.urls),
