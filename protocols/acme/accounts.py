@@ -75,7 +75,7 @@ async def _external_binding(
     if bound_key.thumbprint != signed.jwk.thumbprint:
         raise malformed("externalAccountBinding payload is not the key that signs this request")
     assert eab.kid is not None
-    credential = await ctx.ca.credentials.get_mac_key(EAB_PROTOCOL, eab.kid)
+    credential = await ctx.core.credentials.get_mac_key(EAB_PROTOCOL, eab.kid)
     if credential is None or credential.secret is None:
         raise unauthorized("unknown or revoked external account key id")
     verify_mac(eab, credential.secret)
@@ -83,7 +83,7 @@ async def _external_binding(
         raise unauthorized(f"this external account key is for profile {credential.profile}")
     label = f"acme-key:{signed.jwk.thumbprint}"
     if credential.bound_to not in (None, label) or (
-        credential.bound_to is None and not await ctx.ca.credentials.bind(EAB_PROTOCOL, eab.kid, label)
+        credential.bound_to is None and not await ctx.core.credentials.bind(EAB_PROTOCOL, eab.kid, label)
     ):
         raise unauthorized("this external account key is already bound to another account")
     return eab.kid, credential.profile

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from ca.interface import CoreApi
 from ca.records import CertificateRecord
-from ca.service import CertificateAuthority
 from protocols.acme.b64 import Base64Error, b64d, b64e
 from protocols.acme.errors import malformed
 
@@ -63,15 +63,15 @@ class Window:
     end: dt.datetime
 
 
-async def find_certificate(ca: CertificateAuthority, cert_id: CertId) -> CertificateRecord | None:
+async def find_certificate(core: CoreApi, cert_id: CertId) -> CertificateRecord | None:
     """The certificate an ARI identifier names: the issuer by its SKI, then the serial."""
-    for issuer in ca.issuers.values():
+    for name in core.issuer_names:
         try:
-            ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+            ski = core.chain(name)[0].extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
         except x509.ExtensionNotFound:
             continue
         if ski == cert_id.key_identifier:
-            record = await ca.certificates.by_serial(issuer.name, cert_id.serial)
+            record = await core.certificate_by_serial(name, cert_id.serial)
             if record is not None:
                 return record
     return None

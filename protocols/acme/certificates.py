@@ -33,7 +33,7 @@ async def download(ctx: AcmeContext, signed: Signed, cert_id: int, alternate: in
         raise not_found("no such certificate")
     if order.account_id != account.id:
         raise unauthorized("this certificate belongs to another account")
-    record = certificate_record(row) if row is not None else await ctx.ca.certificates.get(cert_id)
+    record = certificate_record(row) if row is not None else await ctx.core.certificate(cert_id)
     if record is None or record.der is None:
         raise not_found("no such certificate")
     chains = ctx.chains(record.issuer)
@@ -47,10 +47,10 @@ async def download(ctx: AcmeContext, signed: Signed, cert_id: int, alternate: in
 
 async def find_record(ctx: AcmeContext, cert: x509.Certificate) -> CertificateRecord:
     der = cert.public_bytes(Encoding.DER)
-    for issuer in ctx.ca.issuers.values():
-        if cert.issuer != issuer.certificate.subject:
+    for name in ctx.core.issuer_names:
+        if cert.issuer != ctx.core.chain(name)[0].subject:
             continue
-        record = await ctx.ca.certificates.by_serial(issuer.name, cert.serial_number)
+        record = await ctx.core.certificate_by_serial(name, cert.serial_number)
         if record is not None and record.der == der:
             return record
     raise not_found("this certificate was not issued by this CA")
@@ -92,7 +92,7 @@ async def revoke_cert(ctx: AcmeContext, signed: Signed) -> Reply:
                     "this account neither owns the certificate nor holds authorizations for all its names"
                 )
     try:
-        await ctx.ca.revoke(record.issuer, record.serial, reason, requester=actor)
+        await ctx.core.revoke(record.issuer, record.serial, reason, requester=actor)
     except CAError as exc:
         raise problem_from_ca_error(exc) from None
     return Reply(200)
@@ -100,7 +100,7 @@ async def revoke_cert(ctx: AcmeContext, signed: Signed) -> Reply:
 
 async def renewal_info(ctx: AcmeContext, cert_id_text: str) -> Reply:
     cert_id = ari.parse_cert_id(cert_id_text)
-    record = await ari.find_certificate(ctx.ca, cert_id)
+    record = await ari.find_certificate(ctx.core, cert_id)
     if record is None or record.status not in ("issued", "revoked"):
         raise not_found("no certificate with this identifier")
     now = ctx.clock.now()
@@ -110,7 +110,7 @@ async def renewal_info(ctx: AcmeContext, cert_id_text: str) -> Reply:
     ):
         window = ari.immediate_window(now)
     else:
-        days = ctx.ca.profiles[record.profile].renewal_window_days if record.profile in ctx.ca.profiles else 30
+        days = ctx.core.profiles[record.profile].renewal_window_days if record.profile in ctx.core.profiles else 30
         window = ari.normal_window(record.not_before, record.not_after, days)
     body = {"suggestedWindow": {"start": rfc3339(window.start), "end": rfc3339(window.end)}}
     return Reply(200, body, retry_after=ctx.config.renewal_info_retry_after)

@@ -14,8 +14,8 @@ from cryptography import x509
 
 from ca.enrollment import AuthMethod
 from ca.errors import CAError, ConfigError
+from ca.interface import CoreApi
 from ca.profiles.model import Profile
-from ca.service import CertificateAuthority
 from protocols.acme.challenges import ValidationAuthority
 from protocols.acme.chaos import announce
 from protocols.acme.codec import Urls, dumps
@@ -70,23 +70,27 @@ def log_refusal(problem: AcmeProblem, exc: AcmeProblem | CAError, request: WireR
 
 
 class AcmeContext:
+    """Built once per server process. The core is reached only through `CoreApi`; ACME's own
+    state through one store per resource (accounts, orders, authzs, nonce_store, renewals),
+    all on the core's `state` transactions. `nonces` is the in-memory pool in front of nonce_store."""
+
     def __init__(
         self,
-        ca: CertificateAuthority,
+        core: CoreApi,
         config: AcmeConfig,
         base_url: str,
         default_profile: str,
         config_dir: Path | None = None,
     ) -> None:
-        self.ca = ca
+        self.core = core
         self.config = config
-        self.clock = ca.clock
+        self.clock = core.clock
         self.urls = Urls(base_url)
-        self.accounts = AccountStore(ca.db)
-        self.orders = OrderStore(ca.db)
-        self.authzs = AuthzStore(ca.db)
-        self.nonce_store = NonceStore(ca.db)
-        self.renewals = RenewNowStore(ca.db)
+        self.accounts = AccountStore(core.state)
+        self.orders = OrderStore(core.state)
+        self.authzs = AuthzStore(core.state)
+        self.nonce_store = NonceStore(core.state)
+        self.renewals = RenewNowStore(core.state)
         announce(config.chaos)
         self.nonces = NonceService(
             self.nonce_store,
@@ -97,7 +101,7 @@ class AcmeContext:
             chaos_reject=config.chaos.reject_nonce_fraction,
         )
         self.va = ValidationAuthority(config.validation, config.caa_identities, config.chaos)
-        self.limiter = RateLimiter(config.rate_limits, self.clock, ca.db)
+        self.limiter = RateLimiter(config.rate_limits, self.clock, core.state)
         self.refusals = RefusalLimiter(config.rate_limits.refusals_per_minute, self.clock)
         self._jwks: OrderedDict[str, Jwk] = OrderedDict()
         self._accounts: OrderedDict[int, Account] = OrderedDict()
@@ -109,7 +113,7 @@ class AcmeContext:
         """Profiles that get a directory: ACME among their protocols, ACME accounts accepted."""
         return {
             name: p
-            for name, p in self.ca.profiles.items()
+            for name, p in self.core.profiles.items()
             if "acme" in p.protocols and AuthMethod.ACME_ACCOUNT in p.auth_methods
         }
 
@@ -157,7 +161,7 @@ class AcmeContext:
     def _load_alternates(self, base: Path) -> dict[str, list[tuple[x509.Certificate, ...]]]:
         out: dict[str, list[tuple[x509.Certificate, ...]]] = {}
         for issuer, files in self.config.alternate_chains.items():
-            if issuer not in self.ca.issuers:
+            if issuer not in self.core.issuer_names:
                 raise ConfigError(f"acme.alternate_chains: no issuer named {issuer!r}")
             for name in files:
                 path = Path(name) if Path(name).is_absolute() else base / name
@@ -170,7 +174,7 @@ class AcmeContext:
 
     def chains(self, issuer: str) -> list[tuple[x509.Certificate, ...]]:
         """The default chain first, then the alternates served through Link rel="alternate"."""
-        return [self.ca.chain(issuer), *self._alternates.get(issuer, [])]
+        return [self.core.chain(issuer), *self._alternates.get(issuer, [])]
 
     # -- responses -----------------------------------------------------------------------
     def index_link(self, directory: str | None = None) -> str:

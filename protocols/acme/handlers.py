@@ -120,7 +120,7 @@ class AcmeHandlers:
         meta: dict[str, Any] = {
             "externalAccountRequired": cfg.eab_required(profile),
             "caaIdentities": list(cfg.caa_identities),
-            "profiles": {p: ctx.ca.profiles[p].description or p for p in ctx.offered(name)},
+            "profiles": {p: ctx.core.profiles[p].description or p for p in ctx.offered(name)},
         }
         if cfg.terms_of_service:
             meta["termsOfService"] = cfg.terms_of_service

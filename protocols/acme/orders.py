@@ -97,7 +97,7 @@ def check_validity(
 
 async def _replaced(ctx: AcmeContext, account: Account, cert_id_text: str) -> int:
     """RFC 9773 §5: the replaced certificate is ours, this account's, and not replaced yet."""
-    record = await find_certificate(ctx.ca, parse_cert_id(cert_id_text))
+    record = await find_certificate(ctx.core, parse_cert_id(cert_id_text))
     if record is None:
         raise malformed("the certificate named in 'replaces' was not issued by this CA")
     owner = await ctx.orders.for_certificate(record.id)
@@ -210,7 +210,7 @@ async def _check_processing(ctx: AcmeContext, order: Order, now: dt.datetime) ->
         from ca.enrollment import Issued
 
         try:
-            outcome = await ctx.ca.poll(order.request_id)
+            outcome = await ctx.core.poll(order.request_id)
         except CAError as exc:
             return await fail_order(
                 ctx, order, {"type": "urn:ietf:params:acme:error:badCSR", "detail": exc.public_detail(), "status": 400}

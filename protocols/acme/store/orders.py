@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 
 from ca.enrollment import Identifier
+from ca.interface import ResultWrite
 from ca.state_store import Connection, StateDatabase, Tx, certificates
 from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
 from protocols.acme.records import Account, Authz, NewAuthz, Order
@@ -199,10 +200,10 @@ class OrderStore:
         return await self.db.write_grouped(w)
 
     @staticmethod
-    def on_issued(order_id: int) -> Callable[[Tx, int], None]:
-        """processing -> valid with the certificate, as a write inside the core's result
-        transaction (ca.issuer.in_result_transaction): no commit of its own. If the order has
-        left processing meanwhile (ST-02 recovery found the certificate first), it is left alone."""
+    def on_issued(order_id: int) -> ResultWrite:
+        """processing -> valid with the certificate, for ``CoreApi.enroll(on_issued=...)``: it runs
+        inside the transaction that records the certificate, with no commit of its own. If the order
+        has left processing meanwhile (ST-02 recovery found the certificate first), it is left alone."""
 
         def write(tx: Tx, certificate_id: int) -> None:
             tx.execute_many(_ORDER_ISSUED, {"order_id": order_id, "v_certificate_id": certificate_id})
