@@ -122,7 +122,7 @@ async def drive(
             request = requests[nxt % len(requests)]
             nxt += 1
             try:
-                outcome = await ca.enroll(request)
+                outcome = await ca.enroll(await ca.decide(request))
             except Exception as exc:  # counted and shown, never hidden
                 out.errors[f"{type(exc).__name__}: {str(exc)[:160]}"] += 1
                 await asyncio.sleep(0.001)
@@ -230,7 +230,7 @@ class BaselineRunner:
     async def open(cls, ca_dir: Path, requests: list[EnrollmentRequest]) -> BaselineRunner:
         """Uses the demo's own SQLite store, only to check the baseline certificate matches the core's."""
         ca = await build_ca(read_config(ca_dir / "tetra.toml"))
-        template = ca.decide(requests[0])
+        template = (await ca.decide(requests[0])).template
         issuer = ca.issuers[template.issuer_name]
         base = core_setup.Baseline(
             issuer,
@@ -239,7 +239,7 @@ class BaselineRunner:
             list(template.profile.policies),
             issuer.hash_for(template),
         )
-        core_cert = await ca.enroll(requests[0])
+        core_cert = await ca.enroll(await ca.decide(requests[0]))
         assert isinstance(core_cert, Issued)
         problems = core_setup.same_shape(core_cert.certificate, base.build_and_sign(requests[0]))
         if problems:

@@ -1,7 +1,7 @@
 """Protocol credentials kept in the store: EST users, SCEP challenges, CMP secrets, ACME EAB keys.
 
 Each credential belongs to one protocol and authorizes only that protocol's
-flow (RELIABILITY §1.9). Every check fails closed: a storage error while
+flow (docs/reliability.md, demand 9). Every check fails closed: a storage error while
 checking or consuming a credential rejects the request.
 """
 

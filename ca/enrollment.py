@@ -18,6 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificatePublicKeyTypes,
 )
 
+PROTOCOLS = ("acme", "est", "scep", "cmp", "api", "cli")
+"""Every protocol that can carry an enrollment: the one list of names. Profiles say which of
+them may use them (``protocols = [...]``); each enrolling protocol of protocols/registry.py
+is named here, and `EnrollmentRequest.protocol` is one of them. ``api`` is the management
+API, ``cli`` the local `tetra` command: an operator's two ways in, told apart by profiles."""
+
 
 class AuthMethod(enum.Enum):
     """How the requester proved who it is; profiles list the methods they accept."""
@@ -122,7 +128,7 @@ class InventoryFields:
 class EnrollmentRequest:
     """Everything the core needs to decide on and build one certificate."""
 
-    protocol: str  # acme | est | scep | cmp | cli
+    protocol: str  # one of PROTOCOLS
     profile_name: str
     public_key: CertificatePublicKeyTypes
     subject: x509.Name

@@ -73,6 +73,42 @@ class Credentials(Protocol):
 
     async def bind(self, protocol: str, key_id: str, bound_to: str) -> bool: ...
 
+    # Operator side (a protocol's CLI commands: `tetra acme eab create`, later EST users...).
+    async def create_password(
+        self,
+        protocol: str,
+        username: str,
+        password: str,
+        *,
+        profile: str | None = None,
+        identities: tuple[str, ...] = (),
+        actor: str = "operator",
+    ) -> int: ...
+
+    async def create_challenge(
+        self,
+        protocol: str,
+        *,
+        profile: str | None = None,
+        identities: tuple[str, ...] = (),
+        one_time: bool = True,
+        ttl: dt.timedelta | None = ...,
+        actor: str = "operator",
+    ) -> str: ...
+
+    async def create_mac_key(
+        self,
+        protocol: str,
+        *,
+        key_id: str | None = None,
+        profile: str | None = None,
+        identities: tuple[str, ...] = (),
+        actor: str = "operator",
+        secret: bytes | None = None,
+    ) -> tuple[str, bytes]: ...
+
+    async def revoke(self, protocol: str, key_id: str, actor: str = "operator") -> bool: ...
+
 
 class CoreApi(Protocol):
     """What a protocol may ask of the certificate authority."""

@@ -1,6 +1,6 @@
 """Template -> signed certificate, with the intent written before the key signs.
 
-The sequence for every certificate (RELIABILITY §1):
+The sequence for every certificate (docs/reliability.md, "The demands"):
   1. draw a 128-bit random serial;
   2. build the certificate once and sign it with a throwaway key of the same
      algorithm: this "lint certificate" has exactly the to-be-signed bytes of
@@ -22,9 +22,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +43,7 @@ from ca.audit import AuditEvent
 from ca.der import assemble_certificate, certificate_parts
 from ca.enrollment import InventoryFields
 from ca.errors import CAError, FailureReason, InternalError, PolicyViolation, SignerUnavailable
+from ca.interface import ResultWrite
 from ca.keys import SignatureHash, default_hash, describe_public_key, hash_by_name
 from ca.placeholder_keys import placeholder_key
 from ca.profiles.policy import CertificateTemplate
@@ -142,28 +141,6 @@ def throwaway_key(public: CertificateIssuerPublicKeyTypes) -> CertificateIssuerP
 
 
 Linter = Callable[[bytes, str], list[str]]
-ResultWrite = Callable[[Tx, int], None]  # (the result transaction, the certificate's row id)
-_result_writes: ContextVar[tuple[ResultWrite, ...]] = ContextVar("tetra_issuance_result_writes", default=())
-
-
-@contextmanager
-def in_result_transaction(write: ResultWrite) -> Iterator[None]:
-    """Run ``write`` inside the transaction that records an issued certificate, for issuances the
-    current task starts within this block (the core's enroll() API stays protocol-neutral).
-
-    A protocol uses it for the state change that says "issued" (ACME: the order's move to
-    valid with its certificate id), so that change commits with the certificate row and its
-    audit event, atomically and without a commit of its own. It does not run for a refusal,
-    a failed signature or a pending approval. It must not raise for a condition it can
-    tolerate: an exception there fails the result commit, and the row stays 'signing'.
-    """
-    token = _result_writes.set((*_result_writes.get(), write))
-    try:
-        yield
-    finally:
-        _result_writes.reset(token)
-
-
 @dataclass
 class IssuanceToken:
     """A reserved serial whose intent (TBS, status 'signing') is durably stored: the right to
@@ -178,6 +155,10 @@ class IssuanceToken:
     profile: str
     protocol: str
     requester: str
+    # The caller's state change that says "issued" (ACME: the order becomes valid): it runs in
+    # the transaction that records the certificate, so both commit or neither does. Not run for
+    # a refusal, a failed signature or a pending approval.
+    on_issued: ResultWrite | None = None
     spent: bool = False
 
 
@@ -312,6 +293,7 @@ class Issuer:
         replaces_id: int | None = None,
         request_id: int | None = None,
         inventory: InventoryFields | None = None,
+        on_issued: ResultWrite | None = None,
     ) -> tuple[x509.Certificate, int]:
         """Sign one certificate; returns it with its store id. Raises CAError on refusal."""
         token = await self.prepare(
@@ -321,6 +303,7 @@ class Issuer:
             replaces_id=replaces_id,
             request_id=request_id,
             inventory=inventory,
+            on_issued=on_issued,
         )
         return await self.sign(token)
 
@@ -333,6 +316,7 @@ class Issuer:
         replaces_id: int | None = None,
         request_id: int | None = None,
         inventory: InventoryFields | None = None,
+        on_issued: ResultWrite | None = None,
     ) -> IssuanceToken:
         """Steps 1-4: draw the serial, lint, store the intent. Nothing is signed yet."""
         hash_alg = self.hash_for(template)
@@ -391,7 +375,7 @@ class Issuer:
             raise InternalError(f"issuer {self.name}: could not reserve a unique serial")
         faults.checkpoint("F2")
         return IssuanceToken(
-            self.name, row_id, serial, tbs, lint_cert, hash_alg, template.profile.name, protocol, requester
+            self.name, row_id, serial, tbs, lint_cert, hash_alg, template.profile.name, protocol, requester, on_issued
         )
 
     async def sign(self, token: IssuanceToken) -> tuple[x509.Certificate, int]:
@@ -424,12 +408,12 @@ class Issuer:
             target=f"{self.name}/{serial_text(serial)}",
             details={"fingerprint": fingerprint, "profile": token.profile, "protocol": token.protocol},
         )
-        extra_writes = _result_writes.get()
+        on_issued = token.on_issued
 
         def record(tx: Tx) -> None:
             CertificateRepository.record_result(tx, row_id, done, issued_event)
-            for write in extra_writes:
-                write(tx, row_id)
+            if on_issued is not None:
+                on_issued(tx, row_id)
 
         try:
             await self._db.write_grouped(record)
@@ -470,8 +454,7 @@ class Issuer:
             signature = await self.signer.run(lambda: sign_bytes(key, tbs, hash_alg))
             # CORE-11: a signature that does not verify is never released.
             # PKCS#11 keys verify every signature inside sign(); unknown backends are checked here.
-            check = getattr(self.signer, "needs_signature_check", True)
-            if check and not verify_bytes(self._public, signature, tbs, hash_alg):
+            if self.signer.needs_signature_check and not verify_bytes(self._public, signature, tbs, hash_alg):
                 raise SignerUnavailable(f"issuer {self.name}: signature from {self.signer.name} does not verify")
             certificate = x509.load_der_x509_certificate(assemble_certificate(tbs, algorithm, signature))
             if certificate.tbs_certificate_bytes != tbs:  # CORE-04

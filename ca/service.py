@@ -1,8 +1,9 @@
-"""`CertificateAuthority`: the only core API the protocols see.
+"""`CertificateAuthority`: the core behind the protocols' seam (ca/interface.py `CoreApi`).
 
-enroll -> profile policy -> issuer (intent, sign, result) -> store + audit.
-Pending approval, renewal lineage, server-side key generation and revocation
-all go through here, whichever protocol carried the request.
+decide (profile policy, once) -> enroll -> issuer (intent, sign, result) -> store + audit.
+Pending approval, renewal lineage, server-side key generation and revocation all go
+through here, whichever protocol carried the request. Protocols see only `CoreApi`;
+the server, the CLI and the jobs may use the rest (repositories, issuers, signers).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from cryptography import x509
@@ -38,29 +39,21 @@ from ca.enrollment import (
     Requester,
 )
 from ca.errors import AlreadyRevoked, CAError, FailureReason, NotAuthorized, PolicyViolation, UnknownCertificate
+from ca.interface import Decision, RegistrationAuthority, ResultWrite
 from ca.issuer import Issuer, verify_bytes
 from ca.keys import generate_private_key
 from ca.profiles.model import Profile
 from ca.profiles.policy import CertificateTemplate, build_template
 from ca.records import CertificateRecord, RequestRecord
 from ca.revocation.reasons import parse_reason
-from ca.signers.base import Signer
-from ca.store.db import Database, Tx
+from ca.state_store import StateDatabase
+from ca.store.db import Database
 from ca.store.repositories import AuditRepository, CertificateRepository, RequestRepository
 
 log = logging.getLogger("tetra.ca")
 
 IssuanceObserver = Callable[[str, str, float], None]  # protocol, profile, seconds
 RevocationObserver = Callable[[CertificateRecord], None]
-
-
-@dataclass(frozen=True)
-class RegistrationAuthority:
-    """An RA identity (SCEP envelopes are encrypted to it): a certificate and its key."""
-
-    name: str
-    certificate: x509.Certificate
-    signer: Signer
 
 
 class CertificateAuthority:
@@ -96,6 +89,25 @@ class CertificateAuthority:
     def clock(self) -> Clock:
         return self.db.clock
 
+    @property
+    def state(self) -> StateDatabase:
+        """The protocols' own tables share the core's database (ca/state_store.py)."""
+        return self.db
+
+    @property
+    def issuer_names(self) -> tuple[str, ...]:
+        return tuple(self.issuers)
+
+    def ra(self, name: str | None = None) -> RegistrationAuthority:
+        if name is None and len(self.ras) == 1:
+            return next(iter(self.ras.values()))
+        if name is None:
+            raise CAError(f"{len(self.ras)} RAs are configured; name one", FailureReason.INTERNAL)
+        try:
+            return self.ras[name]
+        except KeyError:
+            raise CAError(f"no RA named {name!r} is configured", FailureReason.INTERNAL) from None
+
     # -- profiles ---------------------------------------------------------------------
     @property
     def profiles(self) -> dict[str, Profile]:
@@ -118,58 +130,64 @@ class CertificateAuthority:
         return self.issuers[profile.issuer or self.default_issuer]
 
     # -- enrollment ---------------------------------------------------------------------
-    def decide(self, request: EnrollmentRequest) -> CertificateTemplate:
-        """Policy only: what would be issued, or the rule that refuses it (dry run)."""
+    async def decide(self, request: EnrollmentRequest, *, replaced: CertificateRecord | None = None) -> Decision:
+        """Policy only: what would be issued, or the rule that refuses it (dry run, nothing stored)."""
         profile = self.profile(request.profile_name)
         if _spki(request.public_key) in self._own_keys:
             # CORE-12: a leaf for our own key would let its holder pass as the CA (or the RA).
             raise CAError("the certificate key is one of this CA's own keys (CA or RA)", FailureReason.BAD_CSR)
         check_identifiers_proven(request)
         issuer = self.issuer_for(profile)
-        return build_template(
+        template = build_template(
             profile, request, issuer_name=issuer.name, issuer_not_after=issuer.not_after, now=self.clock.now()
         )
+        return Decision(request, template, await self._replaced(request, replaced))
 
-    async def enroll(self, request: EnrollmentRequest) -> EnrollmentOutcome:
-        template = self.decide(request)
-        replaces_id = await self._replaced_row(request)
+    async def enroll(self, decision: Decision, *, on_issued: ResultWrite | None = None) -> EnrollmentOutcome:
+        request, template = decision.request, decision.template
         if template.profile.approval == "manual" and request.requester.method is not AuthMethod.OPERATOR:
             return await self._hold_for_approval(request, template)
-        return await self._issue(template, request, replaces_id=replaces_id)
+        return await self._issue(decision, on_issued=on_issued)
 
-    async def enroll_with_server_key(self, request: EnrollmentRequest, key_spec: str) -> Issued:
-        """EST serverkeygen: the CA makes the key pair; the private key goes back with the certificate."""
+    async def enroll_with_server_key(self, decision: Decision, key_spec: str) -> Issued:
+        """EST serverkeygen: the CA makes the key pair; the private key goes back with the certificate.
+        ``decision`` was made for a request carrying the key the client would have sent, or any
+        placeholder key of the same kind: the policy is decided again for the generated key."""
         key = generate_private_key(key_spec)
-        outcome = await self.enroll(replace(request, public_key=key.public_key()))
+        request = replace(decision.request, public_key=key.public_key())
+        outcome = await self.enroll(await self.decide(request, replaced=decision.replaced))
         if not isinstance(outcome, Issued):
             raise PolicyViolation(f"profile {request.profile_name}: server key generation needs automatic approval")
         return replace(outcome, private_key=key)
 
-    async def _replaced_row(self, request: EnrollmentRequest) -> int | None:
-        if request.replaces is None:
+    async def _replaced(
+        self, request: EnrollmentRequest, known: CertificateRecord | None
+    ) -> CertificateRecord | None:
+        """The record of the certificate the request replaces, read once (or the caller's copy)."""
+        ref = request.replaces
+        if ref is None:
             return None
-        record = await self.certificates.by_serial(request.replaces.issuer, request.replaces.serial)
+        if known is not None and (known.issuer, known.serial) == (ref.issuer, ref.serial):
+            return known
+        record = await self.certificates.by_serial(ref.issuer, ref.serial)
         if record is None:
-            raise UnknownCertificate(f"certificate to replace ({request.replaces.serial:x}) is not ours")
-        return record.id
+            raise UnknownCertificate(f"certificate to replace ({ref.serial:x}) is not ours")
+        return record
 
     async def _issue(
-        self,
-        template: CertificateTemplate,
-        request: EnrollmentRequest,
-        *,
-        replaces_id: int | None,
-        request_id: int | None = None,
+        self, decision: Decision, *, request_id: int | None = None, on_issued: ResultWrite | None = None
     ) -> Issued:
+        template, request = decision.template, decision.request
         issuer = self.issuers[template.issuer_name]
         started = time.perf_counter()
         certificate, row_id = await issuer.issue(
             template,
             protocol=request.protocol,
             requester=request.requester.name,
-            replaces_id=replaces_id,
+            replaces_id=decision.replaced.id if decision.replaced else None,
             request_id=request_id,
             inventory=request.inventory,
+            on_issued=on_issued,
         )
         elapsed = time.perf_counter() - started
         for observe in self.issuance_observers:
@@ -207,8 +225,7 @@ class CertificateAuthority:
     async def approve(self, request_id: int, operator: str) -> Issued:
         record = await self._pending(request_id)
         request = _request_from_record(record)
-        template = self.decide(request)  # the profile as it is now
-        replaces_id = await self._replaced_row(request)
+        decision = await self.decide(request)  # the profile as it is now
         event = AuditEvent(operator, "request.approved", f"request/{request_id}")
         now = self.clock.now()
         won = await self.db.write(
@@ -218,21 +235,9 @@ class CertificateAuthority:
         )
         if not won:
             raise CAError(f"request {request_id} was decided meanwhile", FailureReason.MALFORMED)
-        issued = await self._issue(template, request, replaces_id=replaces_id, request_id=request_id)
-
-        def link(tx: Tx) -> None:
-            from sqlalchemy import update
-
-            from ca.store.tables import enrollment_requests
-
-            tx.conn.execute(
-                update(enrollment_requests)
-                .where(enrollment_requests.c.id == request_id)
-                .values(certificate_id=issued.record_id)
-            )
-
-        await self.db.write(link)
-        return issued
+        # The request points at its certificate in the transaction that records it.
+        link = RequestRepository.link_certificate(request_id)
+        return await self._issue(decision, request_id=request_id, on_issued=link)
 
     async def reject(self, request_id: int, operator: str, note: str = "") -> None:
         await self._pending(request_id)
@@ -340,6 +345,12 @@ class CertificateAuthority:
         for observe in self.revocation_observers:
             observe(revoked)
         return revoked
+
+    async def certificate(self, record_id: int) -> CertificateRecord | None:
+        return await self.certificates.get(record_id)
+
+    async def certificate_by_serial(self, issuer: str, serial: int) -> CertificateRecord | None:
+        return await self.certificates.by_serial(issuer, serial)
 
     async def find_by_serial(self, serial: int, issuer: str | None = None) -> CertificateRecord:
         if issuer:

@@ -1,17 +1,31 @@
-"""What a protocol gives the server: routes over plain request/response values (no aiohttp here).
+"""What a protocol gives the server, and what the server gives a protocol (no aiohttp here).
 
-A protocol is one folder under protocols/ whose __init__ exports
-``SPEC = ProtocolSpec(...)``, plus one line in protocols/registry.py.
+A protocol is one folder under protocols/ whose __init__ exports ``SPEC = ProtocolSpec(...)``,
+plus one line in protocols/registry.py. The server reads the protocol's config section with
+``spec.parse_config``, builds a `ProtocolContext` (the narrow core interface, the parsed
+config, URLs, the path-label map, the revocation services) and hands it to ``spec.factory``,
+which returns the handler object whose methods the routes name. The same context serves the
+protocol's background jobs and its `tetra <protocol> ...` commands. docs/architecture.md
+("Adding a protocol") walks through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import argparse
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from ca.service import CertificateAuthority
+from ca.interface import CoreApi
 from ca.tomlread import Table
+from protocols.labels import ProfileLabels
+
+if TYPE_CHECKING:
+    from ca.revocation.crl import CrlService
+    from ca.revocation.ocsp import OcspService
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -40,12 +54,34 @@ class WireResponse:
         return cls(status, {"Content-Type": "text/plain; charset=utf-8"}, message.encode())
 
 
-class ProtocolContext(Protocol):
-    """What the server hands each protocol at start-up."""
+@dataclass(frozen=True)
+class RevocationServices:
+    """The OCSP responder and CRL generator, built once by the server (server/wiring.py) and
+    shared by the protocols that answer from them and the jobs that keep them fresh."""
 
-    ca: CertificateAuthority
-    http_url: str  # base URL of the plain-HTTP listener
-    https_url: str  # base URL of the HTTPS listener
+    ocsp: OcspService | None = None
+    crl: CrlService | None = None
+
+
+@dataclass(frozen=True)
+class ProtocolContext(Generic[C]):
+    """What the server hands a protocol: for its handlers, its jobs and its CLI commands alike."""
+
+    name: str  # the protocol's name (its config section)
+    core: CoreApi
+    config: C  # the protocol's parsed config section (what spec.parse_config returned)
+    labels: ProfileLabels  # path label -> profile (EST labels, SCEP and CMP profile paths)
+    default_profile: str  # the server's [profiles] default
+    config_dir: Path  # relative paths in the protocol's section are taken from here
+    http_url: str = ""  # base URL of the plain-HTTP listener
+    https_url: str = ""  # base URL of the HTTPS listener
+    revocation: RevocationServices = field(default_factory=RevocationServices)
+
+
+class ProtocolHandlers(Protocol):
+    """The object a factory returns: route methods by name, and a close() for shutdown."""
+
+    async def close(self) -> None: ...
 
 
 Handler = Callable[[WireRequest], Awaitable[WireResponse]]
@@ -59,12 +95,34 @@ class Route:
 
 
 @dataclass(frozen=True)
+class BackgroundJob:
+    """Work a protocol needs done every ``interval`` seconds in every server process (ACME: settle
+    orders a crash left in processing). The server runs it; a failure is logged and retried."""
+
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """One `tetra <protocol> <words...>` command. ``run`` gets the same context the server
+    would build and the parsed arguments; it prints its result and returns the exit code.
+    A CAError it raises becomes one line on stderr (server/cli)."""
+
+    words: tuple[str, ...]  # below `tetra <protocol>`, e.g. ("eab", "create")
+    help: str
+    run: Callable[[ProtocolContext[Any], argparse.Namespace], Awaitable[int]]
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+
+
+@dataclass(frozen=True)
 class ProtocolSpec:
     name: str  # also its config section: [acme], [ocsp]...
     prefix: str  # "/acme", "/.well-known/est"
     routes: tuple[Route, ...]
-    # Builds the handler object (whose methods the routes name) from context + parsed config.
-    factory: Callable[[ProtocolContext, Any], Any]
+    # Builds the handler object (whose methods the routes name) from the context.
+    factory: Callable[[ProtocolContext[Any]], ProtocolHandlers]
     # Reads and validates the protocol's config section; must call table.finish().
     parse_config: Callable[[Table], Any] = lambda table: table.finish()
     listeners: tuple[str, ...] = ("http", "https")  # which listeners serve it
@@ -73,3 +131,9 @@ class ProtocolSpec:
     # or method under its prefix, a body over max_body): (HTTP status, reason) -> response.
     # None: the server's plain-text answer.
     http_error: Callable[[int, str], WireResponse] | None = None
+    enrolls: bool = True  # carries enrollments: its name is in ca.enrollment.PROTOCOLS
+    # The path labels the parsed config maps to profiles ({label: profile}); a label not
+    # listed selects the profile of that name (ProfileLabels).
+    path_labels: Callable[[Any], Mapping[str, str]] = lambda config: {}
+    jobs: Callable[[Any], Sequence[BackgroundJob]] = lambda handlers: ()  # handlers -> its jobs
+    cli: tuple[CliCommand, ...] = ()

@@ -21,15 +21,16 @@ from ca.errors import CAError
 from ca.profiles.loader import load_profiles
 from ca.service import CertificateAuthority
 from ca.store.migrate import require_current
-from protocols.base import ProtocolSpec, WireResponse
+from protocols.base import ProtocolSpec, RevocationServices, WireResponse
 from protocols.registry import PROTOCOLS
 from server.config import ServerConfig, load_config
 from server.http import last_resort, to_aiohttp, to_wire
 from server.logs import setup_logging
 from server.metrics import Metrics
 from server.plain_http import PlainListener
+from server.protocol_jobs import ProtocolJobs
 from server.tls import server_context
-from server.wiring import build_ca
+from server.wiring import build_ca, build_revocation, protocol_context
 
 log = logging.getLogger("tetra.server")
 OCSP = PROTOCOLS["ocsp"]
@@ -38,16 +39,7 @@ CONFIG = web.AppKey("config", ServerConfig)
 CA = web.AppKey("ca", CertificateAuthority)
 METRICS = web.AppKey("metrics", Metrics)
 HANDLERS = web.AppKey("protocol_handlers", dict)
-
-
-class _Context:
-    """What each protocol factory receives."""
-
-    def __init__(self, ca: CertificateAuthority, config: ServerConfig) -> None:
-        self.ca = ca
-        self.http_url = config.http_url
-        self.https_url = config.https_url
-        self.config = config
+REVOCATION = web.AppKey("revocation", RevocationServices)
 
 
 def _protocol_app(spec: ProtocolSpec) -> web.Application:
@@ -151,6 +143,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None) -> web.Applic
 
     async def core(app: web.Application) -> AsyncIterator[None]:
         ca = await build_ca(config, clock=clock)
+        jobs = ProtocolJobs(())
         try:
             await require_current(ca.db)
             if any(p.lint == "pkilint" for p in ca.profiles.values()):
@@ -161,16 +154,20 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None) -> web.Applic
             ca.issuance_observers.append(app[METRICS].observe_issuance)
             ca.revocation_observers.append(lambda rec: app[METRICS].revoked.labels(rec.issuer).inc())
             app[CA] = ca
-            context = _Context(ca, config)
+            app[REVOCATION] = build_revocation(ca, config)
             for name in config.protocols:
                 spec = PROTOCOLS[name]
-                app[HANDLERS][name] = spec.factory(context, config.protocol_settings.get(name))
+                app[HANDLERS][name] = spec.factory(protocol_context(name, ca, config, app[REVOCATION]))
+            jobs = ProtocolJobs(job for name, h in app[HANDLERS].items() for job in PROTOCOLS[name].jobs(h))
+            jobs.start()
             yield
         finally:
+            await jobs.stop()
             for handler in app[HANDLERS].values():
-                close = getattr(handler, "close", None)
-                if close is not None:
-                    await close()
+                await handler.close()
+            ocsp = app[REVOCATION].ocsp if REVOCATION in app else None
+            if ocsp is not None:
+                await ocsp.close()
             await ca.close()
 
     app.cleanup_ctx.append(core)
@@ -179,7 +176,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None) -> web.Applic
     async def revocation_jobs(app: web.Application) -> AsyncIterator[None]:
         from server.jobs import start_jobs
 
-        jobs = await start_jobs(app[CA], config.protocol_settings, app[HANDLERS])
+        jobs = await start_jobs(app[CA], config, app[REVOCATION])
         try:
             yield
         finally:

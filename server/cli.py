@@ -263,8 +263,9 @@ def cmd_issue(args: argparse.Namespace) -> int:
             requester=Requester(f"cli:{args.operator}", AuthMethod.OPERATOR),
             inventory=InventoryFields(args.owner, args.team, args.application, args.location),
         )
+        decision = await ca.decide(request)
         if args.dry_run:
-            t = ca.decide(request)
+            t = decision.template
             print(f"profile {t.profile.name}: would issue from {t.issuer_name}")
             print(f"  subject:  {t.subject.rfc4514_string() or '(empty)'}")
             print(f"  SANs:     {', '.join(str(i) for i in t.subject_alt_names) or '(none)'}")
@@ -274,7 +275,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
             )
             print(f"  approval: {t.profile.approval}; lint: {t.profile.lint}")
             return 0
-        outcome = await ca.enroll(request)
+        outcome = await ca.enroll(decision)
         if not isinstance(outcome, Issued):
             print(f"request {outcome.request_id} is pending approval")
             return 0

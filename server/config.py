@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ca.errors import ConfigError
+from ca.signers.registry import SignerSpec, parse_signer_spec
 from ca.store.db import MODES
 from ca.tomlread import Table
 
@@ -36,20 +37,6 @@ class Listen:
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class SignerConfig:
-    name: str
-    backend: str  # software | pkcs11
-    key_file: Path | None = None
-    passphrase_env: str = ""
-    passphrase_file: str = ""
-    module: str = ""
-    uri: str = ""
-    pin_env: str = ""
-    pin_file: str = ""
-    timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +79,7 @@ class ServerConfig:
     roots: tuple[Path, ...]
     intermediates: tuple[Path, ...]
     default_issuer: str
-    signers: dict[str, SignerConfig]
+    signers: dict[str, SignerSpec]  # [signers.NAME], parsed by ca.signers.registry
     issuers: dict[str, IssuerConfig]
     ras: dict[str, RAConfig]
     protocol_settings: dict[str, Any] = field(default_factory=dict)
@@ -202,34 +189,9 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
     default_issuer = ca_t.get("default_issuer", str)
     ca_t.finish()
 
-    signers: dict[str, SignerConfig] = {}
+    signers: dict[str, SignerSpec] = {}
     for name, t in top.tables("signers").items():
-        backend = t.choice("backend", ("software", "pkcs11"))
-        if backend == "software":
-            key_file = t.get("key_file", str)
-            signers[name] = SignerConfig(
-                name,
-                backend,
-                key_file=_path(base, key_file),
-                passphrase_env=t.get("passphrase_env", str, ""),
-                passphrase_file=str(_path(base, f)) if (f := t.get("passphrase_file", str, "")) else "",
-            )
-            if not signers[name].passphrase_env and not signers[name].passphrase_file:
-                raise t.error("passphrase_env", "set passphrase_env or passphrase_file")
-        else:
-            if t.has("pin"):
-                raise t.error("pin", "PINs are never written in the config; use pin_env or pin_file")
-            signers[name] = SignerConfig(
-                name,
-                backend,
-                module=t.get("module", str),
-                uri=t.get("uri", str),
-                pin_env=t.get("pin_env", str, ""),
-                pin_file=str(_path(base, f)) if (f := t.get("pin_file", str, "")) else "",
-                timeout_seconds=t.get("timeout_seconds", float, 5.0),
-            )
-            if not signers[name].pin_env and not signers[name].pin_file:
-                raise t.error("pin_env", "set pin_env or pin_file")
+        signers[name] = parse_signer_spec(t, name)
         t.finish()
 
     issuers: dict[str, IssuerConfig] = {}

@@ -26,8 +26,11 @@ from ca.revocation import feed, lease
 from ca.revocation.crl import COMPLETE, CrlService
 from ca.revocation.ocsp import OcspService
 from ca.revocation.pointers import install_pointers
-from ca.revocation.settings import CrlSettings, OcspSettings
+from ca.revocation.settings import CrlSettings
 from ca.service import CertificateAuthority
+from protocols.base import RevocationServices
+from server.config import ServerConfig
+from server.wiring import crl_settings, ocsp_settings
 
 log = logging.getLogger("tetra.jobs")
 
@@ -218,22 +221,9 @@ class RevocationJobs:
                     log.info("OCSP repair: signed %d missing or stale responses", repaired)
 
 
-def services(handlers: dict[str, Any]) -> tuple[OcspService | None, CrlService | None]:
-    """The OCSP and CRL services of the enabled protocols, if any."""
-    ocsp = getattr(handlers.get("ocsp"), "service", None)
-    crl = getattr(handlers.get("crl"), "service", None)
-    return (ocsp if isinstance(ocsp, OcspService) else None, crl if isinstance(crl, CrlService) else None)
-
-
-async def start_jobs(
-    ca: CertificateAuthority, protocol_settings: dict[str, Any], handlers: dict[str, Any]
-) -> RevocationJobs:
-    crl_settings = protocol_settings.get("crl")
-    ocsp_settings = protocol_settings.get("ocsp")
-    if not isinstance(crl_settings, CrlSettings):
-        crl_settings = CrlSettings()
-    ocsp, crl = services(handlers)
-    poll = ocsp_settings.poll_interval.total_seconds() if isinstance(ocsp_settings, OcspSettings) else 0.25
-    jobs = RevocationJobs(ca, crl_settings, ocsp, crl, poll_interval=poll)
+async def start_jobs(ca: CertificateAuthority, config: ServerConfig, revocation: RevocationServices) -> RevocationJobs:
+    """Start the revocation jobs over the services the protocols were handed (server/wiring.py)."""
+    poll = ocsp_settings(config).poll_interval.total_seconds()
+    jobs = RevocationJobs(ca, crl_settings(config), revocation.ocsp, revocation.crl, poll_interval=poll)
     await jobs.start()
     return jobs

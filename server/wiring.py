@@ -1,27 +1,77 @@
-"""Builds the store, signers, issuers and the CertificateAuthority from a ServerConfig."""
+"""Builds the store, signers, issuers, the CertificateAuthority, the revocation services and
+each protocol's context from a ServerConfig: the one place the server's parts are put together."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
 from ca.clock import Clock
 from ca.errors import ConfigError
+from ca.interface import RegistrationAuthority
 from ca.issuer import Issuer, IssuerUrls, Linter
 from ca.profiles.loader import load_profiles
-from ca.service import CertificateAuthority, RegistrationAuthority
+from ca.revocation.crl import CrlService
+from ca.revocation.ocsp import OcspService
+from ca.revocation.settings import CrlSettings, OcspSettings
+from ca.service import CertificateAuthority
 from ca.signers.base import Signer
-from ca.signers.software import SoftwareSigner, read_secret
+from ca.signers.registry import open_signer
 from ca.store.db import Database
-from server.config import ServerConfig, SignerConfig, load_config
+from ca.tomlread import Table
+from protocols.base import ProtocolContext, RevocationServices
+from protocols.labels import ProfileLabels
+from protocols.registry import PROTOCOLS
+from server.config import ServerConfig, load_config
 
 
 def read_config(path: Path, environ: dict[str, str] | None = None) -> ServerConfig:
     """Load the config with every registered protocol's section parser."""
-    from protocols.registry import PROTOCOLS
-
     return load_config(path, environ, {name: spec.parse_config for name, spec in PROTOCOLS.items()})
+
+
+def crl_settings(config: ServerConfig) -> CrlSettings:
+    settings = config.protocol_settings.get("crl")
+    return settings if isinstance(settings, CrlSettings) else CrlSettings()
+
+
+def ocsp_settings(config: ServerConfig) -> OcspSettings:
+    settings = config.protocol_settings.get("ocsp")
+    return settings if isinstance(settings, OcspSettings) else OcspSettings()
+
+
+def build_revocation(ca: CertificateAuthority, config: ServerConfig) -> RevocationServices:
+    """The OCSP responder and CRL generator, once per process, for the protocols that serve
+    them (handlers) and the jobs that keep them fresh (server/jobs.py)."""
+    ocsp = OcspService(ca, ocsp_settings(config)) if "ocsp" in config.protocols else None
+    crl = CrlService(ca, crl_settings(config)) if "crl" in config.protocols else None
+    return RevocationServices(ocsp, crl)
+
+
+def protocol_context(
+    name: str, ca: CertificateAuthority, config: ServerConfig, revocation: RevocationServices | None = None
+) -> ProtocolContext[Any]:
+    """What protocol ``name`` is handed: by the server for its handlers and jobs, by the CLI for
+    its commands."""
+    spec = PROTOCOLS[name]
+    settings = config.protocol_settings.get(name)
+    if settings is None:
+        settings = spec.parse_config(Table({}, f"{config.source} [{name}]"))
+    default = config.default_profile
+    labels = ProfileLabels(name, lambda: ca.profiles, spec.path_labels(settings), default)
+    return ProtocolContext(
+        name=name,
+        core=ca,
+        config=settings,
+        labels=labels,
+        default_profile=default,
+        config_dir=config.source.parent,
+        http_url=config.http_url,
+        https_url=config.https_url,
+        revocation=revocation or RevocationServices(),
+    )
 
 
 def load_certificates(path: Path) -> list[x509.Certificate]:
@@ -33,17 +83,6 @@ def load_certificates(path: Path) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(data)
     except ValueError:
         raise ConfigError(f"{path}: not a PEM certificate") from None
-
-
-async def open_signer(cfg: SignerConfig) -> Signer:
-    if cfg.backend == "software":
-        assert cfg.key_file is not None
-        secret = read_secret(cfg.passphrase_env, cfg.passphrase_file, f"signer {cfg.name} passphrase")
-        return SoftwareSigner.from_file(cfg.name, cfg.key_file, secret)
-    from ca.signers.pkcs11 import Pkcs11Signer
-
-    pin = read_secret(cfg.pin_env, cfg.pin_file, f"signer {cfg.name} PIN")
-    return await Pkcs11Signer.open(cfg.name, cfg.module, cfg.uri, pin, call_timeout=cfg.timeout_seconds)
 
 
 def build_chain(

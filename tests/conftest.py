@@ -91,8 +91,8 @@ def config(ca_dir: Path, db_url: str) -> ServerConfig:
 
 @pytest.fixture
 async def ca(config: ServerConfig) -> AsyncIterator[CertificateAuthority]:
-    """The CA under test. Afterwards every certificate it issued is linted (RELIABILITY 2.0:
-    every artifact a test produces passes pkilint): PKIX for all, CA/B Forum for tls-server."""
+    """The CA under test. Afterwards every certificate it issued is linted (docs/reliability.md,
+    Conventions, "linted": every artifact a test produces passes pkilint): PKIX for all, CA/B Forum for tls-server."""
     authority = await build_ca(config)
     try:
         yield authority

@@ -44,6 +44,10 @@ def make_csr(
 class CountingSigner:
     """Wraps a signer and counts how often its key is asked to sign ("nothing issued" checks)."""
 
+    # A wrapper may hand out another key (RecordingSigner) or faulty signatures (CORE-11 tests):
+    # callers always verify, whatever the wrapped signer would have said.
+    needs_signature_check = True
+
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.name = inner.name
@@ -111,3 +115,8 @@ class LoopGaps:
         self._done.set()
         assert self._task is not None
         await self._task
+
+
+async def enroll(ca: Any, request: Any, **kwargs: Any) -> Any:
+    """decide + enroll, as a protocol does: the tests' shorthand for one enrollment through the core."""
+    return await ca.enroll(await ca.decide(request), **kwargs)

@@ -20,7 +20,7 @@ from ca.revocation.model import CertId, StatusQuery
 from ca.revocation.settings import CrlSettings, OcspSettings
 from ca.service import CertificateAuthority
 from ca.store.db import Tx
-from tests.helpers import make_csr
+from tests.helpers import enroll, make_csr
 from tests.pkilint_check import assert_crl_lints_clean, assert_ocsp_lints_clean
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
@@ -42,7 +42,7 @@ def crl_settings(**overrides: Any) -> CrlSettings:
 
 async def issue(ca: CertificateAuthority, name: str = "www.example.com") -> Issued:
     csr, _ = make_csr([name])
-    outcome = await ca.enroll(enrollment_from_csr(csr, protocol="cli", profile_name="tls-server", requester=OPERATOR))
+    outcome = await enroll(ca, enrollment_from_csr(csr, protocol="cli", profile_name="tls-server", requester=OPERATOR))
     assert isinstance(outcome, Issued)
     return outcome
 

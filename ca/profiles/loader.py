@@ -9,13 +9,12 @@ from pathlib import Path
 
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from ca.enrollment import AuthMethod
+from ca.enrollment import PROTOCOLS, AuthMethod
 from ca.errors import ConfigError
 from ca.keys import KEY_SPECS
 from ca.profiles.model import COMMON_NAME_MODES, NAME_TYPES, NameRule, Profile
 from ca.tomlread import Table
 
-PROTOCOLS = ("acme", "est", "scep", "cmp", "cli")
 KEY_USAGES = (
     "digital_signature",
     "content_commitment",

@@ -262,7 +262,7 @@ class CrlService:
         tbs = tbs_cert_list(frame, entries)
         await self.ca.db.write(partial(crl_store.record_tbs, row_id=row_id, tbs=tbs))
         [signature] = await sign_all(issuer.signer, [tbs], hash_alg)
-        # RELIABILITY 11: whatever key signed, the published CRL verifies with the CA key.
+        # docs/reliability.md, demand 11: whatever key signed, the published CRL verifies with the CA key.
         if not verify_bytes(public, signature, tbs, hash_alg):
             raise SignerUnavailable(f"issuer {issuer.name}: CRL signature does not verify")
         return asn1.signed(tbs, frame.algorithm, signature)
@@ -274,7 +274,7 @@ class CrlService:
         frame: CrlFrame,
         sample: list[bytes],
     ) -> None:
-        """RELIABILITY 2: lint a throwaway-key twin before the CA key signs; with many
+        """docs/reliability.md, demand 2: lint a throwaway-key twin before the CA key signs; with many
         entries the twin carries a sample (the first ones plus one of each entry shape)."""
         from ca.lint import format_findings, lint_crl
 

@@ -85,7 +85,8 @@ def status_of_row(
     'signing' rows may have been signed (a crash after the HSM answered, ST-01 F3), so
     once older than the grace they are answered 'good' and stay revocable; a younger
     one is an issuance still in flight and, like 'failed' or no row, is 'unknown', so
-    a signature that never happened is never reported good (RELIABILITY 2.0 (iv)).
+    a signature that never happened is never reported good (docs/reliability.md,
+    Conventions: "nothing issued" (iv); OCSP-01).
     """
     if row_status == "revoked" and revoked_at is not None:
         return CertStatus("revoked", revoked_at, reason)

@@ -22,7 +22,6 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from ca.enrollment import EnrollmentKind
-from ca.errors import ConfigError
 from ca.issuer import Issuer
 from ca.keys import KEY_SPECS, describe_public_key, generate_private_key
 from ca.profiles.loader import parse_profile
@@ -35,7 +34,8 @@ from ca.revocation.signing import algorithm_identifier, signature_hash
 from ca.revocation.tables import ocsp_responders
 from ca.service import CertificateAuthority
 from ca.signers.base import Signer
-from ca.signers.software import SoftwareSigner, read_secret
+from ca.signers.registry import open_signer
+from ca.signers.software import SoftwareSigner
 from ca.store.db import Tx
 
 log = logging.getLogger("tetra.ocsp")
@@ -144,7 +144,8 @@ def responder_template(issuer: Issuer, signer: Signer, settings: OcspSettings, n
 
 
 class ResponderKeys:
-    """Delegated responder keys by source: made in this process, a key file, or a token."""
+    """Delegated responder keys: one made in this process per issuer (ephemeral), or one key
+    shared by every process, opened through ca.signers.registry like the CA's own keys."""
 
     def __init__(self, settings: ResponderKeySettings) -> None:
         self.settings = settings
@@ -154,31 +155,17 @@ class ResponderKeys:
     @property
     def shared(self) -> bool:
         """Whether other processes hold the same key (so they may reuse its certificate)."""
-        return self.settings.source != "ephemeral"
+        return self.settings.signer is not None
 
     async def signer_for(self, issuer: Issuer) -> Signer:
-        if self.settings.source == "ephemeral":
+        if self.settings.signer is None:
             if issuer.name not in self._signers:
                 spec = self.settings.key_type or describe_public_key(issuer.certificate.public_key()).spec
                 self._signers[issuer.name] = SoftwareSigner(f"ocsp-{issuer.name}", generate_private_key(spec))
             return self._signers[issuer.name]
         if self._shared is None:
-            self._shared = await self._open_shared()
+            self._shared = await open_signer(self.settings.signer)
         return self._shared
-
-    async def _open_shared(self) -> Signer:
-        s = self.settings
-        if s.source == "file":
-            secret = read_secret(s.passphrase_env, s.passphrase_file, "OCSP responder key passphrase")
-            from pathlib import Path
-
-            return SoftwareSigner.from_file("ocsp-responder", Path(s.file), secret)
-        if s.source == "pkcs11":
-            from ca.signers.pkcs11 import Pkcs11Signer
-
-            pin = read_secret(s.pin_env, s.pin_file, "OCSP responder token PIN")
-            return await Pkcs11Signer.open("ocsp-responder", s.module, s.uri, pin)
-        raise ConfigError(f"unknown responder key source {s.source!r}")
 
     async def close(self) -> None:
         if self._shared is not None:

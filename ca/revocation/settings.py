@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ca.keys import KEY_SPECS
+from ca.signers.registry import SignerSpec, parse_signer_spec
 from ca.tomlread import Table
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -58,20 +59,22 @@ def _positive(table: Table, key: str, default: int) -> int:
     return value
 
 
+RESPONDER_SIGNER = "ocsp-responder"  # the shared responder key's signer name (logs, errors)
+# [ocsp.responder_key] source -> signer backend; "ephemeral" has no spec (a key made in memory).
+_SOURCE_BACKENDS = {"file": "software", "pkcs11": "pkcs11"}
+# Before one parser read every signer table, [ocsp.responder_key] accepted all of these
+# whatever the source; keys the source does not use are still accepted (and ignored).
+_LEGACY_KEYS = ("file", "passphrase_env", "passphrase_file", "module", "uri", "pin_env", "pin_file")
+
+
 @dataclass(frozen=True)
 class ResponderKeySettings:
-    """Where the delegated responder's key lives: 'ephemeral' (made in memory by each
-    process, certified at start-up), 'file' (encrypted PKCS#8) or 'pkcs11' (a token)."""
+    """Where the delegated responder's key lives: made in memory by each process and
+    certified at start-up (``signer`` None; ``key_type`` "" = the issuing CA's key type),
+    or one key shared by every process, opened like any other signer (``signer``)."""
 
-    source: str = "ephemeral"
-    key_type: str = ""  # "" = the issuing CA's key type
-    file: str = ""
-    passphrase_env: str = ""
-    passphrase_file: str = ""
-    module: str = ""
-    uri: str = ""
-    pin_env: str = ""
-    pin_file: str = ""
+    key_type: str = ""
+    signer: SignerSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -112,26 +115,17 @@ class OcspSettings:
 
 def parse_ocsp(table: Table) -> OcspSettings:
     key_t = table.table("responder_key")
-    source = key_t.choice("source", ("ephemeral", "file", "pkcs11"), "ephemeral")
+    source = key_t.choice("source", ("ephemeral", *_SOURCE_BACKENDS), "ephemeral")
     key_type = key_t.get("key_type", str, "")
     if key_type and key_type not in KEY_SPECS:
         raise key_t.error("key_type", f"unknown key type {key_type!r}")
-    key = ResponderKeySettings(
-        source=source,
-        key_type=key_type,
-        file=_path(key_t, "file"),
-        passphrase_env=key_t.get("passphrase_env", str, ""),
-        passphrase_file=_path(key_t, "passphrase_file"),
-        module=key_t.get("module", str, ""),
-        uri=key_t.get("uri", str, ""),
-        pin_env=key_t.get("pin_env", str, ""),
-        pin_file=_path(key_t, "pin_file"),
-    )
-    if source == "file" and not key.file:
-        raise key_t.error("file", "source 'file' needs file (and passphrase_env or passphrase_file)")
-    if source == "pkcs11" and not (key.module and key.uri and (key.pin_env or key.pin_file)):
-        raise key_t.error("uri", "source 'pkcs11' needs module, uri and pin_env or pin_file")
+    signer = None
+    if source in _SOURCE_BACKENDS:
+        signer = parse_signer_spec(key_t, RESPONDER_SIGNER, _SOURCE_BACKENDS[source], key_file_key="file")
+    for legacy in _LEGACY_KEYS:
+        key_t.get(legacy, str, "")
     key_t.finish()
+    key = ResponderKeySettings(key_type=key_type, signer=signer)
     hashes = table.strings("presign_hashes", ["sha1", "sha256"])
     for name in hashes:
         if name not in CERT_ID_HASHES:

@@ -62,9 +62,9 @@ def signs_in_process(signer: Signer) -> bool:
 
 
 def must_verify(signer: Signer) -> bool:
-    """Verify-after-sign (RELIABILITY 11) unless the backend already checks each signature
-    or cannot be faulted: the Signer's optional ``needs_signature_check`` (ca/signers/base.py)."""
-    return bool(getattr(signer, "needs_signature_check", True))
+    """Verify-after-sign (docs/reliability.md, demand 11) unless the backend already checks each
+    signature or cannot be faulted: the Signer's ``needs_signature_check`` (ca/signers/base.py)."""
+    return signer.needs_signature_check
 
 
 async def sign_all(signer: Signer, tbs_list: list[bytes], hash_alg: hashes.HashAlgorithm | None) -> list[bytes]:

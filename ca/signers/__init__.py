@@ -1,1 +1,1 @@
-"""Key backends behind one `Signer` interface."""
+"""Key backends behind one `Signer` interface (base), opened from config through one registry (registry)."""

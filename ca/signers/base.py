@@ -24,8 +24,11 @@ class Signer(Protocol):
     """A key you can sign with, whatever holds it."""
 
     name: str
-    # Optional attribute ``needs_signature_check`` (default True): False when the backend
-    # already verifies each signature itself, or cannot be faulted (in-process keys).
+    # Whether callers must verify each signature before releasing it (CORE-11,
+    # verify-after-sign). False only when the backend already verifies every signature
+    # inside sign() (PKCS#11) or cannot be faulted (an in-process key); a wrapper or
+    # an unknown backend says True so the caller checks.
+    needs_signature_check: bool
 
     def public_key(self) -> CertificateIssuerPublicKeyTypes:
         """The public half, read once and cached (no backend call)."""

@@ -270,10 +270,14 @@ class Pkcs11Signer:
         assert isinstance(plaintext, bytes)  # bytes in, bytes out (not the streaming form)
         return plaintext
 
-    def _token_sign(self, data: bytes, mechanism: Mechanism) -> bytes:
+    # -- TokenAccess: what the key objects of pkcs11_keys call back into ---------
+
+    def token_sign(self, data: bytes, mechanism: Mechanism) -> bytes:
+        """Blocking: a raw token signature; the calling key object verifies it."""
         return self._call(lambda key: self._raw_sign(key, data, mechanism))
 
-    def _bad_signature(self) -> SignerUnavailable:
+    def bad_signature(self) -> SignerUnavailable:
+        """Logged here so every refused signature is visible whichever key type produced it."""
         log.error("signer %s: the token returned a signature that does not verify", self.name)
         return self._unavailable("the token returned a signature that does not verify (hardware fault?); refused it")
 

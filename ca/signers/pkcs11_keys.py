@@ -2,12 +2,16 @@
 
 Every signature is verified with the cached public key before it is handed
 out (a fault-induced bad signature must never reach a certificate).
+
+The key objects reach the token through `TokenAccess`, a protocol that
+`Pkcs11Signer` satisfies: this module depends on that small interface, not
+on `ca.signers.pkcs11`, so the two modules do not import each other.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -21,12 +25,27 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.utils import Buffer
 from pkcs11.mechanisms import Mechanism
 
+from ca.errors import SignerUnavailable
 from ca.opaque_keys import OpaqueECKey, OpaqueKey, OpaqueRSAKey
 
-if TYPE_CHECKING:
-    from ca.signers.pkcs11 import Pkcs11Signer
+__all__ = ["TokenAccess", "TokenEd25519Key", "TokenEllipticCurveKey", "TokenRSAKey"]
 
-__all__ = ["TokenEd25519Key", "TokenEllipticCurveKey", "TokenRSAKey"]
+
+class TokenAccess(Protocol):
+    """What a token key object needs from the signer that owns the session (`Pkcs11Signer`)."""
+
+    def token_sign(self, data: bytes, mechanism: Mechanism) -> bytes:
+        """Blocking: one raw signature from the token (retried once on a lost session)."""
+        ...
+
+    def bad_signature(self) -> SignerUnavailable:
+        """The error to raise (and log) when the token's signature does not verify."""
+        ...
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        """Blocking: RSA PKCS#1 v1.5 decryption inside the token."""
+        ...
+
 
 # DER OIDs of the hashes a CA signature may use (DigestInfo, RFC 8017 section 9.2).
 _HASH_OIDS = {
@@ -75,7 +94,7 @@ class TokenEllipticCurveKey(OpaqueECKey, ec.EllipticCurvePrivateKey):
 
     refusal = _TOKEN_REFUSAL
 
-    def __init__(self, signer: Pkcs11Signer, public: ec.EllipticCurvePublicKey) -> None:
+    def __init__(self, signer: TokenAccess, public: ec.EllipticCurvePublicKey) -> None:
         self._signer = signer
         self._public = public
 
@@ -85,17 +104,16 @@ class TokenEllipticCurveKey(OpaqueECKey, ec.EllipticCurvePrivateKey):
         if signature_algorithm.deterministic_signing:
             raise UnsupportedAlgorithm("deterministic ECDSA (RFC 6979) is not available from a PKCS#11 token")
         digest, algo = _hash_for_token(bytes(data), signature_algorithm.algorithm)
-        raw = self._signer._token_sign(digest, Mechanism.ECDSA)
+        raw = self._signer.token_sign(digest, Mechanism.ECDSA)
         half = len(raw) // 2
         if not raw or len(raw) % 2:
-            raise self._signer._bad_signature()
+            raise self._signer.bad_signature()
         signature = encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
         try:
             self._public.verify(signature, digest, ec.ECDSA(Prehashed(algo)))
         except InvalidSignature:
-            raise self._signer._bad_signature() from None
+            raise self._signer.bad_signature() from None
         return signature
-
 
 
 class TokenRSAKey(OpaqueRSAKey, rsa.RSAPrivateKey):
@@ -103,7 +121,7 @@ class TokenRSAKey(OpaqueRSAKey, rsa.RSAPrivateKey):
 
     refusal = _TOKEN_REFUSAL
 
-    def __init__(self, signer: Pkcs11Signer, public: rsa.RSAPublicKey) -> None:
+    def __init__(self, signer: TokenAccess, public: rsa.RSAPublicKey) -> None:
         self._signer = signer
         self._public = public
 
@@ -117,20 +135,20 @@ class TokenRSAKey(OpaqueRSAKey, rsa.RSAPrivateKey):
             raise UnsupportedAlgorithm("token RSA keys sign with PKCS#1 v1.5 only")
         data = bytes(data)
         if isinstance(algorithm, NoDigestInfo):
-            signature = self._signer._token_sign(data, Mechanism.RSA_PKCS)
+            signature = self._signer.token_sign(data, Mechanism.RSA_PKCS)
             try:
                 recovered = self._public.recover_data_from_signature(signature, PKCS1v15(), None)
             except InvalidSignature:
-                raise self._signer._bad_signature() from None
+                raise self._signer.bad_signature() from None
             if not hmac.compare_digest(recovered, data):
-                raise self._signer._bad_signature()
+                raise self._signer.bad_signature()
             return signature
         digest, algo = _hash_for_token(data, algorithm)
-        signature = self._signer._token_sign(_digest_info(algo, digest), Mechanism.RSA_PKCS)
+        signature = self._signer.token_sign(_digest_info(algo, digest), Mechanism.RSA_PKCS)
         try:
             self._public.verify(signature, digest, PKCS1v15(), Prehashed(algo))
         except InvalidSignature:
-            raise self._signer._bad_signature() from None
+            raise self._signer.bad_signature() from None
         return signature
 
     def decrypt(self, ciphertext: bytes, padding: AsymmetricPadding) -> bytes:
@@ -139,22 +157,20 @@ class TokenRSAKey(OpaqueRSAKey, rsa.RSAPrivateKey):
         return self._signer.decrypt(bytes(ciphertext))
 
 
-
 class TokenEd25519Key(OpaqueKey, ed25519.Ed25519PrivateKey):
     """Ed25519 through CKM_EDDSA: the whole message goes to the token (no prehash)."""
 
     refusal = _TOKEN_REFUSAL
 
-    def __init__(self, signer: Pkcs11Signer, public: ed25519.Ed25519PublicKey) -> None:
+    def __init__(self, signer: TokenAccess, public: ed25519.Ed25519PublicKey) -> None:
         self._signer = signer
         self._public = public
 
     def sign(self, data: Buffer) -> bytes:
         message = bytes(data)
-        signature = self._signer._token_sign(message, Mechanism.EDDSA)
+        signature = self._signer.token_sign(message, Mechanism.EDDSA)
         try:
             self._public.verify(signature, message)
         except InvalidSignature:
-            raise self._signer._bad_signature() from None
+            raise self._signer.bad_signature() from None
         return signature
-

@@ -70,7 +70,7 @@ def load_encrypted_key(path: Path, passphrase: bytes) -> CertificateIssuerPrivat
 class SoftwareSigner:
     """A key held in this process's memory, loaded from an encrypted file."""
 
-    # Verify-after-sign guards against faults in a separate device (RELIABILITY §1.11);
+    # Verify-after-sign guards against faults in a separate device (docs/reliability.md, demand 11);
     # an in-process OpenSSL key has none to guard against (and OpenSSL checks RSA-CRT itself).
     needs_signature_check = False
 

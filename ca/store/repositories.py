@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,6 +219,19 @@ class RequestRepository:
             return False
         tx.audit(event)
         return True
+
+    @staticmethod
+    def link_certificate(request_id: int) -> Callable[[Tx, int], None]:
+        """The write that points an approved request at its certificate (run with the result)."""
+
+        def link(tx: Tx, certificate_id: int) -> None:
+            tx.conn.execute(
+                update(enrollment_requests)
+                .where(enrollment_requests.c.id == request_id)
+                .values(certificate_id=certificate_id)
+            )
+
+        return link
 
 
 class CounterRepository:

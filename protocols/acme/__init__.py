@@ -20,4 +20,5 @@ SPEC = ProtocolSpec(
     listeners=("https", "http"),
     max_body=64 * 1024,
     http_error=http_error,
+    jobs=AcmeHandlers.jobs,
 )

@@ -57,7 +57,7 @@ class AcmeProblem(Exception):
         return out
 
 
-# FailureReason -> (ACME type, HTTP status); ARCHITECTURE.md "Errors".
+# FailureReason -> (ACME type, HTTP status); docs/architecture.md "Errors".
 _TABLE: dict[FailureReason, tuple[str, int]] = {
     FailureReason.MALFORMED: ("malformed", 400),
     FailureReason.BAD_CSR: ("badCSR", 400),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from ca.errors import CAError
@@ -17,7 +16,7 @@ from protocols.acme.methods import post_required
 from protocols.acme.store.authorizations import load_authz
 from protocols.acme.store.orders import load_certificate, load_order_with_authzs
 from protocols.acme.sweeper import StuckOrderSweeper
-from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
+from protocols.base import BackgroundJob, ProtocolContext, Route, WireRequest, WireResponse
 
 log = logging.getLogger("tetra.acme")
 
@@ -68,17 +67,15 @@ class AcmeHandlers:
         self.sweeper = StuckOrderSweeper(ctx)
 
     @classmethod
-    def create(cls, context: ProtocolContext, config: AcmeConfig) -> AcmeHandlers:
+    def create(cls, context: ProtocolContext[AcmeConfig]) -> AcmeHandlers:
         base = (context.https_url or context.http_url).rstrip("/") + "/acme"
-        server_config = getattr(context, "config", None)
-        default = getattr(server_config, "default_profile", "")
-        source = getattr(server_config, "source", None)
-        handlers = cls(AcmeContext(context.ca, config, base, default, Path(source).parent if source else None))
-        handlers.sweeper.start()
-        return handlers
+        ctx = AcmeContext(context.core, context.config, base, context.default_profile, context.config_dir)
+        return cls(ctx)
+
+    def jobs(self) -> tuple[BackgroundJob, ...]:
+        return (BackgroundJob("acme-stuck-orders", self.sweeper.interval, self.sweeper.sweep_and_log),)
 
     async def close(self) -> None:
-        await self.sweeper.close()
         await self.validations.close()
         await self.ctx.close()
 

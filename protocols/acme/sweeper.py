@@ -9,7 +9,6 @@ compare-and-set, so two sweepers (or a sweeper and a client) settle an order onc
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from protocols.acme.context import AcmeContext
@@ -25,10 +24,6 @@ class StuckOrderSweeper:
         self._ctx = ctx
         # Often enough that an order fails within a quarter of stuck_after of its deadline.
         self.interval = max(1.0, min(60.0, ctx.config.stuck_after / 4))
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def sweep_once(self) -> int:
         """Settle what can be settled now; the number of orders that left processing."""
@@ -39,15 +34,7 @@ class StuckOrderSweeper:
                 settled += 1
         return settled
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                if settled := await self.sweep_once():
-                    log.info("settled %d order(s) left in processing", settled)
-            except Exception as exc:  # the store may be down for a while: try again next pass
-                log.warning("stuck-order sweep failed: %s", exc)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def sweep_and_log(self) -> None:
+        """One pass as the server's job runner calls it (every ``interval`` seconds)."""
+        if settled := await self.sweep_once():
+            log.info("settled %d order(s) left in processing", settled)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ca.csr import enrollment_from_csr, parse_csr
 from ca.enrollment import AuthMethod, InventoryFields, Issued, Requester
 from ca.errors import CAError, FailureReason
+from ca.interface import CoreApi
 from ca.signers.software import read_secret
 from ca.tomlread import Table
 from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
@@ -66,18 +67,22 @@ def render_error(exc: CAError) -> WireResponse:
 
 
 class ApiHandlers:
-    def __init__(self, ctx: ProtocolContext, token: bytes | None) -> None:
-        self.ca = ctx.ca
+    def __init__(self, core: CoreApi, token: bytes | None) -> None:
+        self.core = core
         self._token = token
 
     @classmethod
-    def create(cls, ctx: ProtocolContext, cfg: ApiConfig) -> ApiHandlers:
+    def create(cls, ctx: ProtocolContext[ApiConfig]) -> ApiHandlers:
+        cfg = ctx.config
         token: bytes | None = None  # no token configured: every call is refused
         if cfg.token_env and cfg.token_env in os.environ:
             token = read_secret(cfg.token_env, "", "api token")
         elif cfg.token_file:
             token = read_secret("", cfg.token_file, "api token")
-        return cls(ctx, token)
+        return cls(ctx.core, token)
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
     def _operator(self, req: WireRequest) -> str:
         auth = req.headers.get("Authorization", "")
@@ -106,12 +111,12 @@ class ApiHandlers:
             inv = body.get("inventory") or {}
             request = enrollment_from_csr(
                 parse_csr(csr_text.encode()),
-                protocol="cli",
+                protocol="api",
                 profile_name=profile,
                 requester=Requester(operator, AuthMethod.OPERATOR),
                 inventory=InventoryFields(**{k: inv.get(k) for k in ("owner", "team", "application", "location")}),
             )
-            outcome = await self.ca.enroll(request)
+            outcome = await self.core.enroll(await self.core.decide(request))
         except CAError as exc:
             return render_error(exc)
         if isinstance(outcome, Issued):
@@ -123,7 +128,7 @@ class ApiHandlers:
             self._operator(req)
             if not req.match["id"].isdigit():
                 raise CAError("request id must be a number", FailureReason.MALFORMED)
-            outcome = await self.ca.poll(int(req.match["id"]))
+            outcome = await self.core.poll(int(req.match["id"]))
         except CAError as exc:
             return render_error(exc)
         if isinstance(outcome, Issued):
@@ -139,8 +144,9 @@ class ApiHandlers:
                 serial = int(serial_text.replace(":", ""), 16)
             except ValueError:
                 raise CAError("serial must be hexadecimal", FailureReason.MALFORMED) from None
-            record = await self.ca.find_by_serial(serial, body.get("issuer"))
-            revoked = await self.ca.revoke(record.issuer, serial, body.get("reason", "unspecified"), requester=operator)
+            record = await self.core.find_by_serial(serial, body.get("issuer"))
+            reason = body.get("reason", "unspecified")
+            revoked = await self.core.revoke(record.issuer, serial, reason, requester=operator)
         except CAError as exc:
             return render_error(exc)
         return _json(200, {"serial": revoked.serial_hex, "status": revoked.status, "reason": revoked.revocation_reason})

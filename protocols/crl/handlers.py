@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ca.errors import CAError
+from ca.errors import CAError, ConfigError
 from ca.revocation.crl import CrlService
 from ca.revocation.settings import CrlSettings
 from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
@@ -17,8 +17,14 @@ class CrlHandlers:
         self.service = service
 
     @classmethod
-    def create(cls, ctx: ProtocolContext, settings: CrlSettings) -> CrlHandlers:
-        return cls(CrlService(ctx.ca, settings))
+    def create(cls, ctx: ProtocolContext[CrlSettings]) -> CrlHandlers:
+        """The CRL service is built once by the server and shared with its jobs."""
+        if ctx.revocation.crl is None:
+            raise ConfigError("crl: the server built no CRL service")
+        return cls(ctx.revocation.crl)
+
+    async def close(self) -> None:
+        """Nothing of its own to release: the service belongs to the server."""
 
     async def get(self, req: WireRequest) -> WireResponse:
         try:

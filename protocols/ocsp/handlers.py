@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ca.errors import CAError
+from ca.errors import CAError, ConfigError
 from ca.revocation.model import OcspAnswer, StatusQuery
 from ca.revocation.ocsp import OcspService
 from ca.revocation.settings import OcspSettings
@@ -56,8 +56,14 @@ class OcspHandlers:
         return query
 
     @classmethod
-    def create(cls, ctx: ProtocolContext, settings: OcspSettings) -> OcspHandlers:
-        return cls(OcspService(ctx.ca, settings))
+    def create(cls, ctx: ProtocolContext[OcspSettings]) -> OcspHandlers:
+        """The responder service is built once by the server and shared with its jobs."""
+        if ctx.revocation.ocsp is None:
+            raise ConfigError("ocsp: the server built no OCSP service")
+        return cls(ctx.revocation.ocsp)
+
+    async def close(self) -> None:
+        """Nothing of its own to release: the service belongs to the server."""
 
     async def post(self, req: WireRequest) -> WireResponse:
         return await self.answer(req.body, get=False, if_none_match=None)
@@ -97,6 +103,3 @@ class OcspHandlers:
         if get and answer.cacheable and if_none_match == answer.etag:
             return WireResponse(304, {k: v for k, v in headers.items() if k != "Content-Type"}, b"")
         return WireResponse(status, headers, body)
-
-    async def close(self) -> None:
-        await self.service.close()

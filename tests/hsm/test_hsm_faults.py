@@ -1,5 +1,5 @@
-"""A token that stops answering, under the whole issuance path (RELIABILITY ST-09): the issuing
-CA's key on a real SoftHSM2 token, its low-level sign call made to hang."""
+"""A token that stops answering, under the whole issuance path (docs/reliability.md, ST-09):
+the issuing CA's key on a real SoftHSM2 token, its low-level sign call made to hang."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ca.errors import SignerUnavailable
 from ca.signers.pkcs11 import Pkcs11Signer
 from ca.store.repositories import CertificateFilter
 from server.wiring import build_ca, read_config
-from tests.helpers import LoopGaps, make_csr
+from tests.helpers import LoopGaps, enroll, make_csr
 from tests.hsm.conftest import fresh_label, token_uri
 from tests.hsm.test_hsm_issuance import add_hsm_issuer
 
@@ -79,8 +79,8 @@ async def test_stuck_token_is_abandoned_and_never_signs_twice(
         async with LoopGaps() as loop:
             started = time.monotonic()
             outcomes = await asyncio.gather(
-                ca.enroll(_request("stuck.hsm.example.com")),
-                ca.enroll(_request("queued.hsm.example.com")),
+                enroll(ca, _request("stuck.hsm.example.com")),
+                enroll(ca, _request("queued.hsm.example.com")),
                 return_exceptions=True,
             )
             elapsed = time.monotonic() - started
@@ -98,7 +98,7 @@ async def test_stuck_token_is_abandoned_and_never_signs_twice(
         await asyncio.sleep(CALL_TIMEOUT)  # room for anything that would still reach the token
         assert token.calls == 1  # the stuck one only: the queued call was cancelled before it ran
 
-        after = await ca.enroll(_request("after.hsm.example.com"))
+        after = await enroll(ca, _request("after.hsm.example.com"))
         assert isinstance(after, Issued)
         assert after.certificate.serial_number not in {r.serial for r in failed}
         assert token.calls == 2

@@ -10,9 +10,10 @@ from cryptography.x509 import ocsp
 
 from ca.revocation.ocsp import OcspService
 from ca.revocation.pointers import install_pointers
-from ca.revocation.settings import ResponderKeySettings
+from ca.revocation.settings import RESPONDER_SIGNER, ResponderKeySettings
 from ca.service import CertificateAuthority
 from ca.signers.pkcs11 import generate_token_key
+from ca.signers.registry import SignerSpec
 from tests.hsm.conftest import fresh_label, token_uri
 from tests.revocation_support import check_ocsp, crl_settings, issue, ocsp_settings, query
 
@@ -30,7 +31,8 @@ async def test_responder_key_on_the_token(
     generate_token_key(softhsm_module, uri, "ec-p256", softhsm_pin)
     env = f"TETRA_TEST_OCSP_PIN_{secrets.token_hex(4)}"
     monkeypatch.setenv(env, softhsm_pin)
-    key = ResponderKeySettings(source="pkcs11", module=softhsm_module, uri=uri, pin_env=env)
+    spec = SignerSpec(RESPONDER_SIGNER, "pkcs11", module=softhsm_module, uri=uri, pin_env=env)
+    key = ResponderKeySettings(signer=spec)
     await install_pointers(ca, crl_settings())
     first, second = OcspService(ca, ocsp_settings(key=key)), OcspService(ca, ocsp_settings(key=key))
     try:

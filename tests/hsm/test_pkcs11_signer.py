@@ -1,8 +1,8 @@
 """The PKCS#11 signer against a real SoftHSM2 token.
 
-RELIABILITY ids covered here: ST-08 (session lost), ST-09 (a call that hangs is abandoned;
-the issuance-level half, no second signature for the serial, is in test_hsm_faults.py),
-ST-10 (wrong PIN), CORE-11 (verify every signature before it leaves the signer).
+Reliability IDs (docs/reliability.md) covered here: ST-08 (session lost), ST-09 (a call that
+hangs is abandoned; the issuance-level half, no second signature for the serial, is in
+test_hsm_faults.py), ST-10 (wrong PIN), CORE-11 (verify every signature before it leaves the signer).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bad input (RELIABILITY §2.3): each gets the right ACME error type and nothing is issued."""
+"""Bad input (docs/reliability.md, ACME-01 to ACME-12): each gets the right ACME error type and nothing is issued."""
 
 from __future__ import annotations
 

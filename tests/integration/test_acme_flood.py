@@ -1,4 +1,4 @@
-"""Floods against the real app over loopback HTTP (RELIABILITY §2.10): nonces never redeemed
+"""Floods against the real app over loopback HTTP (docs/reliability.md, Load): nonces never redeemed
 (LOAD-04) and requests that are all refused (LOAD-05)."""
 
 from __future__ import annotations

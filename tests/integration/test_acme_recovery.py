@@ -26,7 +26,7 @@ from protocols.acme.ari import cert_id_of
 from protocols.acme.orders import RECOVER_AFTER, requester_name, spki_sha256
 from protocols.acme.store.orders import OrderStore
 from server.app import CA, HANDLERS
-from tests.helpers import CountingSigner
+from tests.helpers import CountingSigner, enroll
 from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env
 
 pytest_plugins = ["tests.unit.protocols.acme.support"]
@@ -72,7 +72,7 @@ async def issued_behind_the_order(
     account_id = int((client.kid or "").rsplit("/", 1)[1])
     requester = Requester(requester_name(account_id), AuthMethod.ACME_ACCOUNT, frozenset({Identifier("dns", name)}))
     request = enrollment_from_csr(csr, protocol="acme", profile_name="tls-server", requester=requester)
-    issued = await env.app[CA].enroll(request)
+    issued = await enroll(env.app[CA], request)
     assert isinstance(issued, Issued)
     return issued
 

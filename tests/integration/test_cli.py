@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.helpers import make_csr
+from tests.helpers import enroll, make_csr
 
 
 def tetra(
@@ -229,7 +229,7 @@ def test_requests_approve_and_reject(ca_dir: Path, tmp_path: Path) -> None:
                     profile_name="code-signing",
                     requester=Requester("est:bob", AuthMethod.PASSWORD),
                 )
-                outcome = await authority.enroll(req)
+                outcome = await enroll(authority, req)
                 assert isinstance(outcome, Pending)
                 ids.append(outcome.request_id)
             return ids

@@ -43,7 +43,7 @@ from server.app import CA, build_app
 from server.config import ServerConfig
 from server.wiring import build_ca, read_config
 from tests.conftest import _pg_exec
-from tests.helpers import CountingSigner, GatedSigner, LoopGaps, make_csr
+from tests.helpers import CountingSigner, GatedSigner, LoopGaps, enroll, make_csr
 from tests.integration.serverproc import API_TOKEN
 from tests.revocation_support import check_crl, check_ocsp, crl_settings, ocsp_settings
 
@@ -71,7 +71,7 @@ async def _counts(ca: CertificateAuthority) -> tuple[int, int]:
 
 
 def _assert_try_later(exc: object) -> None:
-    """RELIABILITY 2.0 "clear error": the store's 'unavailable', nothing internal shown."""
+    """docs/reliability.md, Conventions: "clear error": the store's 'unavailable', nothing internal shown."""
     assert isinstance(exc, StoreUnavailable), repr(exc)
     assert exc.reason is FailureReason.UNAVAILABLE, exc
     assert exc.public_detail() == "the CA cannot process this request now; try again later"
@@ -150,14 +150,14 @@ async def test_connection_killed_mid_transaction(
     the result, the intent stays a 'signing' row that can be revoked by serial. Either way the
     next issuance succeeds on the same CA object (no restart)."""
     async with _authority(pg_config, database_mode=mode) as ca:
-        assert isinstance(await ca.enroll(_request("warm-up.example.com")), Issued)
+        assert isinstance(await enroll(ca, _request("warm-up.example.com")), Issued)
         issuer = ca.issuers[ISSUER]
         gated = GatedSigner(issuer.signer)
         issuer.signer = gated
         rows, events = await _counts(ca)
         killed: set[int] = set()
 
-        task = asyncio.create_task(ca.enroll(_request("killed.example.com")))
+        task = asyncio.create_task(enroll(ca, _request("killed.example.com")))
         if stage == "intent":
             gated.gate.set()
         else:
@@ -187,7 +187,7 @@ async def test_connection_killed_mid_transaction(
             revoked = await ca.revoke(ISSUER, stuck.serial, "superseded", requester="operator")
             assert revoked.status == "revoked"
 
-        again = await ca.enroll(_request("after.example.com"))
+        again = await enroll(ca, _request("after.example.com"))
         assert isinstance(again, Issued)
         assert (await ca.audit.verify()).ok
 
@@ -198,7 +198,7 @@ async def test_connections_closed_by_a_server_restart(pg_config: ServerConfig, p
     failover). The next issuance does not fail on a stale connection: the first statement's
     failure is before COMMIT, so the transaction runs again on a new connection."""
     async with _authority(pg_config, database_mode=mode) as ca:
-        warm = await asyncio.gather(*(ca.enroll(_request(f"warm{i}.example.com")) for i in range(8)))
+        warm = await asyncio.gather(*(enroll(ca, _request(f"warm{i}.example.com")) for i in range(8)))
         assert all(isinstance(w, Issued) for w in warm)
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             (closed,) = admin.execute(
@@ -207,7 +207,7 @@ async def test_connections_closed_by_a_server_restart(pg_config: ServerConfig, p
             ).fetchone() or (0,)
         assert closed >= 1
         for i in range(3):
-            assert isinstance(await ca.enroll(_request(f"after{i}.example.com")), Issued)
+            assert isinstance(await enroll(ca, _request(f"after{i}.example.com")), Issued)
         assert (await ca.audit.verify()).ok
 
 
@@ -310,13 +310,13 @@ async def test_database_that_stops_answering(pg_config: ServerConfig, postgres_u
             issuer = ca.issuers[ISSUER]
             counting = CountingSigner(issuer.signer)
             issuer.signer = counting
-            assert isinstance(await ca.enroll(_request("warm-up.example.com")), Issued)
+            assert isinstance(await enroll(ca, _request("warm-up.example.com")), Issued)
             rows, events = await _counts(ca)
 
             proxy.pause()
             async with LoopGaps() as loop:
                 started = time.monotonic()
-                hung = [ca.enroll(_request(f"hung{i}.example.com")) for i in range(3)]
+                hung = [enroll(ca, _request(f"hung{i}.example.com")) for i in range(3)]
                 outcomes = await asyncio.gather(*hung, ca.db.ping(), return_exceptions=True)
                 elapsed = time.monotonic() - started
             for outcome in outcomes:
@@ -330,7 +330,7 @@ async def test_database_that_stops_answering(pg_config: ServerConfig, postgres_u
             assert await _counts(ca) == (rows, events)  # no late commit of a request told "try later"
             assert _backends(postgres_url) <= 2 * pool  # pool_size + max_overflow
             assert len([t for t in threading.enumerate() if t.name.startswith("tetra-db")]) <= pool
-            again = await asyncio.wait_for(ca.enroll(_request("after.example.com")), 5)
+            again = await asyncio.wait_for(enroll(ca, _request("after.example.com")), 5)
             assert isinstance(again, Issued)
             assert (await ca.audit.verify()).ok
 
@@ -386,7 +386,7 @@ async def test_result_write_refused_by_a_trigger(config: ServerConfig) -> None:
         await _exec_ddl(ca, _REFUSE_ISSUED[backend])
         try:
             with pytest.raises(CAError) as err:
-                await ca.enroll(_request("refused.example.com"))
+                await enroll(ca, _request("refused.example.com"))
         finally:
             await _exec_ddl(ca, _ALLOW_ISSUED[backend])
         assert err.value.reason in (FailureReason.INTERNAL, FailureReason.UNAVAILABLE), err.value
@@ -412,7 +412,7 @@ async def test_result_write_refused_by_a_trigger(config: ServerConfig) -> None:
         assert crl.der is not None
         assert row.serial in {entry.serial_number for entry in check_crl(crl.der, issuer.certificate)}
 
-        assert isinstance(await ca.enroll(_request("after.example.com")), Issued)
+        assert isinstance(await enroll(ca, _request("after.example.com")), Issued)
         assert (await ca.audit.verify()).ok
     finally:
         await ocsp.close()
@@ -594,7 +594,7 @@ async def test_restored_backup_never_reuses_serials_or_crl_numbers(
 
     async def work(ca: CertificateAuthority, tag: str) -> None:
         for i in range(2):
-            issued = await ca.enroll(_request(f"{tag}{i}.example.com"))
+            issued = await enroll(ca, _request(f"{tag}{i}.example.com"))
             assert isinstance(issued, Issued)
             serial = issued.certificate.serial_number
             assert serial not in serials

@@ -66,8 +66,8 @@ async def test_api_enroll_revoke_and_metrics(aiohttp_client: Client, api_config:
     again = await client.post("/api/v1/revoke", json={"serial": body["serial"]}, headers=AUTH)
     assert again.status == 409 and (await again.json())["error"] == "already_revoked"
     metrics = await (await client.get("/metrics")).text()
-    assert 'tetra_certificates_issued_total{profile="tls-server",protocol="cli"} 1.0' in metrics
-    assert 'tetra_issuance_seconds_count{profile="tls-server",protocol="cli"} 1.0' in metrics
+    assert 'tetra_certificates_issued_total{profile="tls-server",protocol="api"} 1.0' in metrics
+    assert 'tetra_issuance_seconds_count{profile="tls-server",protocol="api"} 1.0' in metrics
     assert 'tetra_certificates_revoked_total{issuer="issuing-ca"} 1.0' in metrics
     assert 'tetra_http_requests_total{method="POST",protocol="api",status="201"} 1.0' in metrics
 

@@ -2,7 +2,7 @@
 
 The relevant record set is the first non-empty one found climbing from the
 name towards the root; if none exists, any CA may issue. A lookup failure
-refuses issuance (RELIABILITY §1.7: fail closed).
+refuses issuance (docs/reliability.md, demand 7: fail closed).
 """
 
 from __future__ import annotations

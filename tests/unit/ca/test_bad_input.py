@@ -1,4 +1,5 @@
-"""Bad input to the core: a clear error naming the rule, nothing issued, nothing stored (RELIABILITY 2.0)."""
+"""Bad input to the core: a clear error naming the rule, nothing issued, nothing stored
+(docs/reliability.md, Conventions)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ca.enrollment import AuthMethod, Requester
 from ca.errors import CAError, FailureReason
 from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter
-from tests.helpers import CountingSigner, make_csr
+from tests.helpers import CountingSigner, enroll, make_csr
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
 
@@ -38,7 +39,7 @@ async def counting(ca: CertificateAuthority) -> CountingSigner:
 
 async def _enroll_bytes(ca: CertificateAuthority, data: bytes, profile: str = "tls-server") -> None:
     csr = parse_csr(data)
-    await ca.enroll(enrollment_from_csr(csr, protocol="cli", profile_name=profile, requester=OPERATOR))
+    await enroll(ca, enrollment_from_csr(csr, protocol="cli", profile_name=profile, requester=OPERATOR))
 
 
 def _tamper_signature(csr: x509.CertificateSigningRequest) -> bytes:
@@ -175,7 +176,7 @@ async def test_protocol_not_allowed_by_profile(ca: CertificateAuthority, countin
     csr, _ = make_csr(["www.example.com"])
     request = enrollment_from_csr(csr, protocol="acme", profile_name="code-signing", requester=OPERATOR)
     with pytest.raises(CAError) as err:
-        await ca.enroll(request)
+        await enroll(ca, request)
     assert err.value.detail == "profile code-signing: protocol acme not allowed"
 
 

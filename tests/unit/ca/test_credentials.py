@@ -73,7 +73,8 @@ def test_new_key_ids_and_mac_keys_never_start_with_a_dash() -> None:
 
 
 async def test_credential_checks_fail_closed(ca: CertificateAuthority) -> None:
-    """RELIABILITY §1.7: a storage error during a check rejects, it never lets the request through."""
+    """SEC-02 / docs/reliability.md, demand 7: a storage error during a check rejects, it never
+    lets the request through."""
     challenge = await ca.credentials.create_challenge("scep")
     broken = Database("postgresql://postgres@127.0.0.1:1/none", timeout=3)
     creds = replace_db(ca, broken)

@@ -278,8 +278,8 @@ async def test_publish_directory_is_written_atomically(ca: CertificateAuthority,
 async def test_lint_gate_refuses_before_the_ca_key_signs(
     ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """RELIABILITY 2: a reason the BRs do not allow on a CRL (aACompromise) fails the BR lint
-    of the throwaway-key twin; the CA key is never asked and nothing is published."""
+    """CRL-04 / docs/reliability.md, demand 2: a reason the BRs do not allow on a CRL
+    (aACompromise) fails the BR lint of the throwaway-key twin; the CA key is never asked and nothing is published."""
     issued = await issue(ca)
     await ca.revoke(ISSUER, issued.certificate.serial_number, "aACompromise", requester="t")
     calls = []

@@ -14,7 +14,7 @@ from ca.enrollment import AuthMethod, EnrollmentRequest, Identifier, Issued, Pen
 from ca.errors import CAError, FailureReason
 from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter
-from tests.helpers import make_csr
+from tests.helpers import enroll, make_csr
 from tests.pkilint_check import assert_certificate_lints_clean
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
@@ -33,7 +33,7 @@ def _request(
 
 
 async def test_issue_tls_server_lints_clean_and_is_recorded(ca: CertificateAuthority) -> None:
-    outcome = await ca.enroll(_request(["www.example.com", "example.com"], cn="www.example.com"))
+    outcome = await enroll(ca, _request(["www.example.com", "example.com"], cn="www.example.com"))
     assert isinstance(outcome, Issued)
     cert = outcome.certificate
     der = cert.public_bytes(Encoding.DER)
@@ -59,7 +59,7 @@ async def test_issue_tls_server_lints_clean_and_is_recorded(ca: CertificateAutho
 
 @pytest.mark.parametrize("key_spec", ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"])
 async def test_tls_server_each_key_type_lints_clean(ca: CertificateAuthority, key_spec: str) -> None:
-    outcome = await ca.enroll(_request(["api.example.com"], key_spec=key_spec))
+    outcome = await enroll(ca, _request(["api.example.com"], key_spec=key_spec))
     assert isinstance(outcome, Issued)
     assert_certificate_lints_clean(outcome.certificate.public_bytes(Encoding.DER), "cabf-serverauth")
 
@@ -77,7 +77,7 @@ async def test_tls_server_each_key_type_lints_clean(ca: CertificateAuthority, ke
 async def test_every_example_profile_lints_clean(
     ca: CertificateAuthority, profile: str, names: list[str], cn: str, key_spec: str
 ) -> None:
-    outcome = await ca.enroll(_request(names, profile=profile, cn=cn, key_spec=key_spec))
+    outcome = await enroll(ca, _request(names, profile=profile, cn=cn, key_spec=key_spec))
     assert isinstance(outcome, Issued)  # operator requests skip manual approval
     assert_certificate_lints_clean(outcome.certificate.public_bytes(Encoding.DER), "pkix")
 
@@ -86,7 +86,7 @@ async def test_serials_are_128_bit_random_positive_and_unique(ca: CertificateAut
     """CORE-01 (small sample here; the property is the generator's, checked at scale in test_serials)."""
     serials = []
     for _ in range(20):
-        outcome = await ca.enroll(_request(["s.example.com"]))
+        outcome = await enroll(ca, _request(["s.example.com"]))
         assert isinstance(outcome, Issued)
         serials.append(outcome.certificate.serial_number)
     assert len(set(serials)) == 20
@@ -99,10 +99,10 @@ async def test_manual_approval_pending_then_approved(ca: CertificateAuthority) -
     request = _request(
         [], profile="code-signing", cn="Build Bot", key_spec="ec-p256", requester=requester, protocol="est"
     )
-    pending = await ca.enroll(request)
+    pending = await enroll(ca, request)
     assert isinstance(pending, Pending)
     assert await ca.certificates.list(CertificateFilter(profile="code-signing")) == []
-    again = await ca.enroll(request.__class__(**{**request.__dict__, "transaction_id": None}))
+    again = await enroll(ca, request.__class__(**{**request.__dict__, "transaction_id": None}))
     assert isinstance(again, Pending)
     issued = await ca.approve(pending.request_id, operator="alice")
     assert isinstance(await ca.poll(pending.request_id), Issued)
@@ -115,7 +115,7 @@ async def test_rejected_request_stays_unissued(ca: CertificateAuthority) -> None
     request = _request(
         [], profile="code-signing", cn="Evil", requester=Requester("u", AuthMethod.PASSWORD), protocol="est"
     )
-    pending = await ca.enroll(request)
+    pending = await enroll(ca, request)
     assert isinstance(pending, Pending)
     await ca.reject(pending.request_id, operator="alice", note="not ours")
     with pytest.raises(CAError) as err:
@@ -125,7 +125,7 @@ async def test_rejected_request_stays_unissued(ca: CertificateAuthority) -> None
 
 
 async def test_revoke_records_reason_and_audits(ca: CertificateAuthority) -> None:
-    outcome = await ca.enroll(_request(["r.example.com"]))
+    outcome = await enroll(ca, _request(["r.example.com"]))
     assert isinstance(outcome, Issued)
     revoked = await ca.revoke(outcome.issuer, outcome.certificate.serial_number, "keyCompromise", requester="t")
     assert revoked.status == "revoked" and revoked.revocation_reason == "keyCompromise"
@@ -142,7 +142,7 @@ async def test_revoke_records_reason_and_audits(ca: CertificateAuthority) -> Non
 
 
 async def test_renewal_authenticated_by_certificate_keeps_lineage(ca: CertificateAuthority) -> None:
-    first = await ca.enroll(_request(["dev.example.com"], profile="device", cn="dev"))
+    first = await enroll(ca, _request(["dev.example.com"], profile="device", cn="dev"))
     assert isinstance(first, Issued)
     record = await ca.authenticate_certificate(first.certificate)
     requester = ca.renewal_requester(record)
@@ -155,7 +155,7 @@ async def test_renewal_authenticated_by_certificate_keeps_lineage(ca: Certificat
         kind=EnrollmentKind.RENEW,
         replaces=CertificateRef(first.issuer, first.certificate.serial_number),
     )
-    second = await ca.enroll(renewal)
+    second = await enroll(ca, renewal)
     assert isinstance(second, Issued)
     new_record = await ca.certificates.get(second.record_id)
     assert new_record is not None and new_record.replaces_id == record.id
@@ -168,7 +168,7 @@ async def test_renewal_authenticated_by_certificate_keeps_lineage(ca: Certificat
         ),
     )
     with pytest.raises(CAError) as err:
-        await ca.enroll(wider)
+        await enroll(ca, wider)
     assert err.value.reason is FailureReason.UNAUTHORIZED
     await ca.revoke(first.issuer, first.certificate.serial_number, "superseded", requester="t")
     with pytest.raises(CAError):
@@ -177,7 +177,7 @@ async def test_renewal_authenticated_by_certificate_keeps_lineage(ca: Certificat
 
 async def test_server_side_key_generation(ca: CertificateAuthority) -> None:
     request = _request(["iot1.example.com"], profile="device", cn="iot1")
-    issued = await ca.enroll_with_server_key(request, "ec-p256")
+    issued = await ca.enroll_with_server_key(await ca.decide(request), "ec-p256")
     assert issued.private_key is not None
     assert issued.certificate.public_key() == issued.private_key.public_key()
 
@@ -188,7 +188,7 @@ async def test_inventory_fields_and_json_listing(ca: CertificateAuthority) -> No
     from ca.enrollment import InventoryFields
 
     request = replace(_request(["inv.example.com"]), inventory=InventoryFields("alice", "web", "shop", "eu-west"))
-    outcome = await ca.enroll(request)
+    outcome = await enroll(ca, request)
     assert isinstance(outcome, Issued)
     record = await ca.certificates.get(outcome.record_id)
     assert record is not None
@@ -197,11 +197,11 @@ async def test_inventory_fields_and_json_listing(ca: CertificateAuthority) -> No
 
 
 async def test_result_transaction_write_commits_with_the_issued_row(ca: CertificateAuthority) -> None:
-    """ST-01 F4 / ACME order state: a protocol's "issued" write runs in the certificate's result
-    transaction, with its row id, once; issuances outside the block and pending approvals skip it."""
+    """ST-01 F4 / ACME order state: a protocol's "issued" write (enroll's on_issued) runs in the
+    certificate's result transaction, with its row id, once; enrollments without it and pending
+    approvals skip it."""
     from sqlalchemy import update
 
-    from ca.issuer import in_result_transaction
     from ca.store.db import Tx
     from ca.store.tables import certificates
 
@@ -211,15 +211,15 @@ async def test_result_transaction_write_commits_with_the_issued_row(ca: Certific
         seen.append(row_id)
         tx.conn.execute(update(certificates).where(certificates.c.id == row_id).values(owner="marked in result tx"))
 
-    with in_result_transaction(mark):
-        outcome = await ca.enroll(_request(["hooked.example.com"]))
-        requester = Requester("est-user", AuthMethod.PASSWORD)
-        pending = await ca.enroll(_request([], profile="code-signing", cn="Bot", requester=requester, protocol="est"))
+    outcome = await enroll(ca, _request(["hooked.example.com"]), on_issued=mark)
+    requester = Requester("est-user", AuthMethod.PASSWORD)
+    pending_request = _request([], profile="code-signing", cn="Bot", requester=requester, protocol="est")
+    pending = await enroll(ca, pending_request, on_issued=mark)
     assert isinstance(outcome, Issued) and isinstance(pending, Pending)
     assert seen == [outcome.record_id]
     record = await ca.certificates.get(outcome.record_id)
     assert record is not None and record.status == "issued" and record.owner == "marked in result tx"
-    later = await ca.enroll(_request(["plain.example.com"]))
+    later = await enroll(ca, _request(["plain.example.com"]))
     assert isinstance(later, Issued) and seen == [outcome.record_id]
     report = await ca.audit.verify()
     assert report.ok, report.problems

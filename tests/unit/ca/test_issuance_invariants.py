@@ -32,7 +32,7 @@ from ca.service import CertificateAuthority
 from ca.store.db import driver_url
 from ca.store.repositories import CertificateFilter
 from ca.store.tables import audit_log, certificates
-from tests.helpers import CountingSigner, GatedSigner, make_csr
+from tests.helpers import CountingSigner, GatedSigner, enroll, make_csr
 from tests.revocation_support import check_crl, crl_settings, ocsp_settings
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
@@ -64,7 +64,7 @@ async def test_issuance_token_is_single_use(ca: CertificateAuthority) -> None:
     issuer = ca.issuers[ISSUER]
     signer = CountingSigner(issuer.signer)
     issuer.signer = signer
-    template = ca.decide(_request("once.example.com"))
+    template = (await ca.decide(_request("once.example.com"))).template
 
     token = await issuer.prepare(template, protocol="cli", requester="test")
     certificate, row_id = await issuer.sign(token)
@@ -93,7 +93,7 @@ async def test_revocation_while_signing_survives_the_result(ca: CertificateAutho
     issuer = ca.issuers[ISSUER]
     gated = GatedSigner(issuer.signer)
     issuer.signer = gated
-    task = asyncio.create_task(ca.enroll(_request("revoked-in-flight.example.com")))
+    task = asyncio.create_task(enroll(ca, _request("revoked-in-flight.example.com")))
     await asyncio.wait_for(gated.entered.wait(), 10)
     [row] = await ca.certificates.list(CertificateFilter(status="signing"))
     await ca.revoke(ISSUER, row.serial, "keyCompromise", requester="operator")
@@ -142,7 +142,7 @@ async def test_profile_reload_during_issuance_keeps_one_profile(ca: CertificateA
     refuses stays refused although the new profile would accept it). Issuances started after
     the reload get the new profile."""
     issuer = ca.issuers[ISSUER]
-    before = _traits((await ca.enroll(_request("before.example.com"))).certificate)  # type: ignore[union-attr]
+    before = _traits((await enroll(ca, _request("before.example.com"))).certificate)
     assert before[1] == [ExtendedKeyUsageOID.SERVER_AUTH] and EXTRA_POLICY not in before[2]
 
     requests = [_request("held.example.com")]
@@ -159,7 +159,7 @@ async def test_profile_reload_during_issuance_keeps_one_profile(ca: CertificateA
             return real_linter(der, profile)
 
         issuer._linter = held_linter
-        tasks = [asyncio.create_task(ca.enroll(r)) for r in requests]
+        tasks = [asyncio.create_task(enroll(ca, r)) for r in requests]
         while len(waiting) < len(tasks):
             await asyncio.sleep(0.01)
         ca.reload_profiles(_changed(ca))
@@ -168,7 +168,7 @@ async def test_profile_reload_during_issuance_keeps_one_profile(ca: CertificateA
     else:
         gated = GatedSigner(issuer.signer)
         issuer.signer = gated
-        tasks = [asyncio.create_task(ca.enroll(r)) for r in requests]
+        tasks = [asyncio.create_task(enroll(ca, r)) for r in requests]
         await asyncio.wait_for(gated.entered.wait(), 10)
         ca.reload_profiles(_changed(ca))
         gated.gate.set()
@@ -182,7 +182,7 @@ async def test_profile_reload_during_issuance_keeps_one_profile(ca: CertificateA
     if hold == "lint":
         assert isinstance(results[1], PolicyViolation) and "internal_domain_name" in results[1].detail
 
-    after = await ca.enroll(_request("after.example.com"))
+    after = await enroll(ca, _request("after.example.com"))
     assert isinstance(after, Issued)
     assert _traits(after.certificate) == (
         30,
@@ -289,7 +289,7 @@ async def test_ca_key_signs_only_linted_recorded_tbs(
         issued = []
         for i in range(2):
             for profile in ("tls-server", "tls-client"):
-                outcome = await ca.enroll(_request(f"sec04-{profile}-{i}.example.com", profile))
+                outcome = await enroll(ca, _request(f"sec04-{profile}-{i}.example.com", profile))
                 assert isinstance(outcome, Issued)
                 issued.append((profile, outcome))
         await ca.revoke(ISSUER, issued[0][1].certificate.serial_number, "superseded", requester="operator")

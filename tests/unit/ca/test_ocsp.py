@@ -92,9 +92,9 @@ async def test_issued_certificate_is_presigned_for_sha1_and_sha256(
 async def test_never_issued_failed_and_young_signing_rows_are_unknown(
     ca: CertificateAuthority, service: OcspService
 ) -> None:
-    """OCSP-01 / RELIABILITY 2.0 (iv): never 'good' for a serial we did not issue; we answer
-    'unknown' (not the 'revoked' + certificateHold variant, which the BR ban on suspension
-    makes unattractive). A 'signing' row younger than the grace is an issuance in flight:
+    """OCSP-01 / docs/reliability.md, Conventions: "nothing issued" (iv): never 'good' for a
+    serial we did not issue; we answer 'unknown' (not the 'revoked' + certificateHold variant,
+    which the BR ban on suspension makes unattractive). A 'signing' row younger than the grace is an issuance in flight:
     unknown. One older than the grace may have been signed (ST-01 F3): good, authoritative."""
     issuer_cert = ca.issuers[ISSUER].certificate
     now = ca.clock.now()
@@ -249,6 +249,7 @@ async def test_signer_down_presigned_still_served_fresh_gets_try_later(
 
     class Down:
         name = "down"
+        needs_signature_check = True
 
         def public_key(self) -> Any:
             return identity.signer.public_key()
@@ -360,8 +361,8 @@ async def test_validity_refresh_and_rotation_with_a_frozen_clock(config: ServerC
 
 
 async def test_reconcile_repairs_what_a_crash_leaves(ca: CertificateAuthority, config: ServerConfig) -> None:
-    """ST-01 / RELIABILITY 1.5: a revocation whose OCSP re-signing never ran (the process died
-    in between) and a 'signing' row past the grace without a response are both repaired."""
+    """ST-01 / docs/reliability.md, demand 5: a revocation whose OCSP re-signing never ran (the
+    process died in between) and a 'signing' row past the grace without a response are both repaired."""
     first = await _service(ca)
     issued = await issue(ca)
     await first.poll_feed()
@@ -406,8 +407,9 @@ async def test_responder_key_from_a_file_is_shared_rotated_and_pruned(
     pruned when a new one is recorded."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from ca.revocation.settings import ResponderKeySettings
+    from ca.revocation.settings import RESPONDER_SIGNER, ResponderKeySettings
     from ca.revocation.tables import ocsp_responders
+    from ca.signers.registry import SignerSpec
     from ca.signers.software import save_encrypted_key
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -415,7 +417,8 @@ async def test_responder_key_from_a_file_is_shared_rotated_and_pruned(
     save_encrypted_key(key, path, b"s3cret")
     env = f"TETRA_TEST_RESPONDER_PASS_{secrets.token_hex(4)}"
     monkeypatch.setenv(env, "s3cret")
-    key_settings = ResponderKeySettings(source="file", file=str(path), passphrase_env=env)
+    spec = SignerSpec(RESPONDER_SIGNER, "software", key_file=path, passphrase_env=env)
+    key_settings = ResponderKeySettings(signer=spec)
     clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
     ca = await build_ca(config, clock=clock)
     first = await _service(ca, key=key_settings)
@@ -486,6 +489,7 @@ class _NotInProcess:
     """Wraps a signer so it looks like a device (an HSM): signatures go through `run`."""
 
     name = "device"
+    needs_signature_check = True  # a device can be faulted: its signatures are checked
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner

@@ -16,7 +16,7 @@ from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter
 from server.config import ServerConfig
 from server.wiring import build_ca
-from tests.helpers import CountingSigner, make_csr
+from tests.helpers import CountingSigner, enroll, make_csr
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
 
@@ -38,7 +38,7 @@ async def mode_ca(config: ServerConfig, db_mode: str):  # type: ignore[no-untype
 async def test_concurrent_issuance_shares_commits_and_loses_nothing(mode_ca: CertificateAuthority) -> None:
     """64 concurrent issuances: all stored, distinct serials, audit chain contiguous (ST-15 within a process)."""
     before = len(await mode_ca.certificates.list(CertificateFilter(limit=100_000)))
-    outcomes = await asyncio.gather(*(mode_ca.enroll(_request(f"h{i}.example.com")) for i in range(64)))
+    outcomes = await asyncio.gather(*(enroll(mode_ca, _request(f"h{i}.example.com")) for i in range(64)))
     serials = {o.certificate.serial_number for o in outcomes if isinstance(o, Issued)}
     assert len(serials) == 64
     records = await mode_ca.certificates.list(CertificateFilter(limit=100_000))
@@ -51,14 +51,14 @@ async def test_concurrent_issuance_shares_commits_and_loses_nothing(mode_ca: Cer
 
 async def test_serial_collision_draws_again(mode_ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> None:
     """CORE-02: a repeated serial is refused by the unique constraint; a new one is drawn, nothing signed twice."""
-    first = await mode_ca.enroll(_request("a.example.com"))
+    first = await enroll(mode_ca, _request("a.example.com"))
     assert isinstance(first, Issued)
     taken = first.certificate.serial_number
     draws = iter([taken, taken, secrets.randbits(120) | 1 << 119])
     monkeypatch.setattr(issuer_module, "new_serial", lambda: next(draws))
     issuer = mode_ca.issuers[mode_ca.default_issuer]
     attempts = issuer.signing_attempts
-    second = await mode_ca.enroll(_request("b.example.com"))
+    second = await enroll(mode_ca, _request("b.example.com"))
     assert isinstance(second, Issued)
     assert second.certificate.serial_number != taken
     assert issuer.signing_attempts == attempts + 1  # the collided serials were never signed
@@ -78,7 +78,7 @@ async def test_corrupted_signature_is_withheld(mode_ca: CertificateAuthority, mo
     issuer.signer = CountingSigner(issuer.signer)
     monkeypatch.setattr(issuer_module, "sign_bytes", corrupt)
     with pytest.raises(SignerUnavailable):
-        await mode_ca.enroll(_request("c.example.com"))
+        await enroll(mode_ca, _request("c.example.com"))
     failed = await mode_ca.certificates.list(CertificateFilter(status="failed"))
     assert len(failed) == 1 and failed[0].der is None and failed[0].tbs
     assert (await mode_ca.audit.verify()).ok
@@ -92,7 +92,7 @@ async def test_signer_exception_marks_intent_failed(
 
     monkeypatch.setattr(issuer_module, "sign_bytes", broken)
     with pytest.raises(CAError) as err:
-        await mode_ca.enroll(_request("d.example.com"))
+        await enroll(mode_ca, _request("d.example.com"))
     assert err.value.reason is FailureReason.UNAVAILABLE
     assert "device error" not in err.value.public_detail()
     assert [r.status for r in await mode_ca.certificates.list(CertificateFilter(status="failed"))] == ["failed"]
@@ -105,7 +105,7 @@ async def test_database_unreachable_is_unavailable(ca_dir, config: ServerConfig)
     issuer = authority.issuers[authority.default_issuer]
     try:
         with pytest.raises(CAError) as err:
-            await authority.enroll(_request("e.example.com"))
+            await enroll(authority, _request("e.example.com"))
         assert err.value.reason is FailureReason.UNAVAILABLE
         assert issuer.signing_attempts == 0
     finally:

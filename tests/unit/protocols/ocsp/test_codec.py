@@ -126,7 +126,7 @@ def test_several_cert_ids_up_to_the_cap() -> None:
 
 
 def test_a_thousand_cert_ids_refused_before_parsing() -> None:
-    """OCSP-06 / RELIABILITY 8: the count is read from the headers and refused quickly."""
+    """OCSP-06 / docs/reliability.md, demand 8: the count is read from the headers and refused quickly."""
     cids = [CertId("sha1", b"\x01" * 20, b"\x02" * 20, n) for n in range(1, 1001)]
     der = multi_request_der(cids)
     started = time.perf_counter()
