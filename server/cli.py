@@ -431,7 +431,7 @@ def cmd_acme_renew_now(args: argparse.Namespace) -> int:
             if args.issuer not in ca.issuers:
                 raise CLIError(f"no issuer named {args.issuer!r}")
             scope, value = "issuer", args.issuer
-        await RenewNowStore(ca.db).add(scope, value, f"cli:{args.operator}", ca.clock.now())
+        await RenewNowStore(ca.state).add(scope, value, f"cli:{args.operator}", ca.clock.now())
         print(f"renewalInfo now suggests renewing at once for {scope} {value}")
         return 0
 

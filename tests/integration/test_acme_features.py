@@ -259,7 +259,7 @@ async def test_renewal_information_and_replaces(
     from protocols.acme.store.renewals import RenewNowStore
 
     ca = env.app[CA]
-    await RenewNowStore(ca.db).add("profile", "tls-server", "test", ca.clock.now())
+    await RenewNowStore(ca.state).add("profile", "tls-server", "test", ca.clock.now())
     window = (await (await env.http.get(f"/acme/renewal-info/{cert_id}")).json())["suggestedWindow"]
     assert dt.datetime.fromisoformat(window["end"].replace("Z", "+00:00")) <= ca.clock.now()
     assert (await env.http.get("/acme/renewal-info/AAAA.AQ")).status == 404

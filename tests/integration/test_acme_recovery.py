@@ -55,7 +55,7 @@ async def ready_order(env: AcmeEnv, client: AcmeClient, names: list[str], **fiel
 async def crash_in_finalize(env: AcmeEnv, order_url: str, csr: x509.CertificateSigningRequest) -> None:
     """The order as finalize leaves it right before the core signs; then the process "dies"."""
     spki = csr.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    orders = OrderStore(env.app[CA].db)
+    orders = OrderStore(env.app[CA].state)
     moved = await orders.compare_and_set(
         int(order_url.rsplit("/", 1)[1]),
         ("ready",),
@@ -180,7 +180,7 @@ async def test_the_sweeper_settles_stuck_orders_nobody_reads(stuck_env: tuple[Ac
     await issued_behind_the_order(env, client, "made.example.com", csr)
     _, waiting_url = await ready_order(env, client, ["waiting.example.com"])  # ready: not the sweeper's
 
-    orders = OrderStore(ca.db)
+    orders = OrderStore(ca.state)
 
     async def stored_status(url: str) -> str:
         order = await orders.get(int(url.rsplit("/", 1)[1]))
