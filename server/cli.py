@@ -417,7 +417,7 @@ def cmd_acme_eab_revoke(args: argparse.Namespace) -> int:
 
 def cmd_acme_renew_now(args: argparse.Namespace) -> int:
     """ARI lever (RFC 9773): make certificates of a serial, profile or issuing CA renew now."""
-    from protocols.acme.state import AcmeStore
+    from protocols.acme.store.renewals import RenewNowStore
 
     async def work(ca: Any) -> int:
         if args.serial:
@@ -431,7 +431,7 @@ def cmd_acme_renew_now(args: argparse.Namespace) -> int:
             if args.issuer not in ca.issuers:
                 raise CLIError(f"no issuer named {args.issuer!r}")
             scope, value = "issuer", args.issuer
-        await AcmeStore(ca.db).add_renew_now(scope, value, f"cli:{args.operator}", ca.clock.now())
+        await RenewNowStore(ca.state).add(scope, value, f"cli:{args.operator}", ca.clock.now())
         print(f"renewalInfo now suggests renewing at once for {scope} {value}")
         return 0
 

@@ -12,14 +12,14 @@ from protocols.acme.errors import AcmeProblem, malformed, unauthorized
 from protocols.acme.jwk import parse_jwk
 from protocols.acme.jws import parse_eab, parse_jws, verify, verify_mac
 from protocols.acme.messages import NewAccount
-from protocols.acme.state import Account
+from protocols.acme.records import Account
 
 EAB_PROTOCOL = "acme"
 
 
 async def new_account(ctx: AcmeContext, signed: Signed, directory: str | None, url: str, remote: str) -> Reply:
     request = decode_new_account(signed.payload)
-    existing = await ctx.store.account_by_thumbprint(signed.jwk.thumbprint)
+    existing = await ctx.accounts.by_thumbprint(signed.jwk.thumbprint)
     if existing is not None:
         if existing.status != "valid":
             raise unauthorized(f"the account for this key is {existing.status}")
@@ -36,7 +36,7 @@ async def new_account(ctx: AcmeContext, signed: Signed, directory: str | None, u
         )
     profile = ctx.directory_profile(directory)
     eab_key, eab_profile = await _external_binding(ctx, signed, request, profile, url)
-    account, created = await ctx.store.create_account(
+    account, created = await ctx.accounts.create(
         {
             "thumbprint": signed.jwk.thumbprint,
             "jwk": signed.jwk.canonical,
@@ -100,7 +100,7 @@ async def account_resource(ctx: AcmeContext, signed: Signed, account_id: int) ->
             values["contact"] = json.dumps(list(update.contact))
         if update.deactivate:
             values["status"] = "deactivated"
-        changed = await ctx.store.update_account(
+        changed = await ctx.accounts.update(
             account.id, values, "acme.account." + ("deactivated" if update.deactivate else "updated")
         )
         assert changed is not None
@@ -115,7 +115,7 @@ async def account_orders(ctx: AcmeContext, signed: Signed, account_id: int) -> R
         raise unauthorized("an account can only list its own orders")
     if signed.payload:
         raise malformed("the orders list is read with POST-as-GET (empty payload)")
-    ids = await ctx.store.orders_of(account.id)
+    ids = await ctx.orders.ids_of(account.id)
     return Reply(200, {"orders": [ctx.urls.order(i) for i in ids]})
 
 
@@ -134,7 +134,7 @@ async def key_change(ctx: AcmeContext, signed: Signed, url: str) -> Reply:
         raise malformed("keyChange 'account' is not the account that signed the request")
     if parse_jwk(body.old_key).thumbprint != account.thumbprint:
         raise malformed("keyChange 'oldKey' is not the account's current key")
-    taken = await ctx.store.account_by_thumbprint(new_key.thumbprint)
+    taken = await ctx.accounts.by_thumbprint(new_key.thumbprint)
     if taken is not None:
         raise AcmeProblem(
             "conflict",
@@ -142,7 +142,7 @@ async def key_change(ctx: AcmeContext, signed: Signed, url: str) -> Reply:
             409,
             headers={"Location": ctx.urls.account(taken.id)},
         )
-    changed = await ctx.store.update_account(
+    changed = await ctx.accounts.update(
         account.id, {"jwk": new_key.canonical, "thumbprint": new_key.thumbprint}, "acme.account.key_changed"
     )
     if changed is None:

@@ -18,7 +18,7 @@ from protocols.acme.context import AcmeContext
 from protocols.acme.errors import AcmeProblem, malformed
 from protocols.acme.jwk import Jwk, parse_jwk
 from protocols.acme.jws import JwsMessage, parse_jws, verify
-from protocols.acme.state import Account
+from protocols.acme.records import Account
 from protocols.base import WireRequest
 
 JOSE_JSON = "application/jose+json"
@@ -88,7 +88,7 @@ async def authenticate(
         raise malformed("newAccount must be signed with 'jwk', not 'kid'")
     assert msg.kid is not None and msg.nonce is not None
     account_id = account_id_from_kid(ctx, msg.kid)
-    known = ctx.cached_account(account_id) or await ctx.store.account(account_id)
+    known = ctx.cached_account(account_id) or await ctx.accounts.get(account_id)
     if known is None:
         raise account_does_not_exist("no account at this 'kid'")
     verify(msg, ctx.account_jwk(known))
@@ -96,7 +96,7 @@ async def authenticate(
         load = load_for(msg.payload)
     # The nonce is spent and the account re-read in one transaction; the cached copy above only
     # picked the key to verify with.
-    redeemed, account, loaded = await ctx.store.redeem_nonce_for(msg.nonce, ctx.clock.now(), account_id, load)
+    redeemed, account, loaded = await ctx.nonce_store.redeem_for(msg.nonce, ctx.clock.now(), account_id, load)
     if load is None:
         loaded = NOT_LOADED
     if not redeemed:

@@ -22,8 +22,10 @@ from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, malformed, not_found, unauthorized
 from protocols.acme.jwk import key_authorization
 from protocols.acme.orders import check_identifiers, check_profile_for, new_authz_spec
+from protocols.acme.records import Account, Authz, Challenge
 from protocols.acme.reuse import br_usable_until
-from protocols.acme.state import Account, Authz, Challenge, Loader, load_challenge
+from protocols.acme.store.authorizations import load_challenge
+from protocols.acme.store.nonces import Loader
 from protocols.acme.va.errors import ValidationError
 
 log = logging.getLogger("tetra.acme.va")
@@ -57,11 +59,11 @@ def _owned(authz: Authz | None, account: Account) -> Authz:
 
 async def authz_resource(ctx: AcmeContext, signed: Signed, authz_id: int) -> Reply:
     account = signed.require_account()
-    found = await ctx.store.authz(authz_id) if signed.loaded is NOT_LOADED else signed.loaded
+    found = await ctx.authzs.get(authz_id) if signed.loaded is NOT_LOADED else signed.loaded
     authz = _owned(found, account)
     if decode_authz_update(signed.payload):
-        await ctx.store.deactivate_authz(authz.id)
-        authz = _owned(await ctx.store.authz(authz_id), account)
+        await ctx.authzs.deactivate(authz.id)
+        authz = _owned(await ctx.authzs.get(authz_id), account)
     now = ctx.clock.now()
     retry = ctx.config.retry_after if authz.current_status(now) == "pending" else None
     return Reply(200, encode_authz(authz, now, ctx.urls), location=ctx.urls.authz(authz.id), retry_after=retry)
@@ -80,10 +82,10 @@ async def new_authz(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
     check_identifiers(profile, (ident,))
     now = ctx.clock.now()
     charges = ctx.limiter.new_order(account.id, (ident.base,))
-    authz_id = await ctx.store.create_authz(
+    authz_id = await ctx.authzs.create(
         account.id, new_authz_spec(ident), now, now + dt.timedelta(seconds=ctx.config.authz_lifetime), charges
     )
-    authz = await ctx.store.authz(authz_id)
+    authz = await ctx.authzs.get(authz_id)
     assert authz is not None
     return Reply(201, encode_authz(authz, now, ctx.urls), location=ctx.urls.authz(authz_id))
 
@@ -125,7 +127,7 @@ async def challenge_resource(ctx: AcmeContext, signed: Signed, challenge_id: int
             if outcome is not None:
                 challenge = outcome
             elif done:  # the result could not be stored: show what the store holds
-                refreshed = await ctx.store.challenge(challenge.id)
+                refreshed = await ctx.authzs.challenge(challenge.id)
                 assert refreshed is not None
                 challenge, authz = refreshed
     links = (f'<{ctx.urls.authz(authz.id)}>;rel="up"',)
@@ -169,7 +171,7 @@ async def _validate(
         )
     now = ctx.clock.now()
     try:
-        await ctx.store.finish_challenge(
+        await ctx.authzs.finish_challenge(
             challenge,
             authz,
             ok=ok,

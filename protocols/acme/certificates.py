@@ -25,7 +25,7 @@ async def download(ctx: AcmeContext, signed: Signed, cert_id: int, alternate: in
         raise malformed("a certificate is downloaded with POST-as-GET (empty payload)")
     account = signed.require_account()
     if signed.loaded is NOT_LOADED:
-        order = await ctx.store.order_for_certificate(cert_id)
+        order = await ctx.orders.for_certificate(cert_id)
         row = None
     else:
         order, row = signed.loaded
@@ -78,12 +78,12 @@ async def revoke_cert(ctx: AcmeContext, signed: Signed) -> Reply:
     else:
         account = signed.account
         actor = requester_name(account.id)
-        order = await ctx.store.order_for_certificate(record.id)
+        order = await ctx.orders.for_certificate(record.id)
         if order is None or order.account_id != account.id:
             names = set(record.sans)
             held = {
                 str(i)
-                for i in await ctx.store.valid_identifiers(
+                for i in await ctx.authzs.valid_identifiers(
                     account.id, {s.split(":", 1)[1].removeprefix("*.") for s in names}, ctx.clock.now()
                 )
             }
@@ -105,7 +105,7 @@ async def renewal_info(ctx: AcmeContext, cert_id_text: str) -> Reply:
         raise not_found("no certificate with this identifier")
     now = ctx.clock.now()
     issued_at = record.issued_at or record.created_at
-    if record.status == "revoked" or await ctx.store.renew_now_since(
+    if record.status == "revoked" or await ctx.renewals.requested_since(
         record.serial_hex, record.profile, record.issuer, issued_at
     ):
         window = ari.immediate_window(now)

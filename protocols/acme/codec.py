@@ -26,7 +26,7 @@ from protocols.acme.messages import (
     OrderIdentifier,
     RevokeCert,
 )
-from protocols.acme.state import Account, Authz, Challenge, Order
+from protocols.acme.records import Account, Authz, Challenge, Order
 
 MAX_IDENTIFIERS = 100  # ACME-10
 MAX_CONTACTS = 10

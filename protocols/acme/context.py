@@ -1,4 +1,4 @@
-"""What every ACME handler shares: the core, the store, nonces, the validation authority, URLs."""
+"""What every ACME handler shares: the core, one store per resource, nonces, the validation authority, URLs."""
 
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ from protocols.acme.errors import AcmeProblem, problem_from_ca_error, render_pro
 from protocols.acme.jwk import Jwk, parse_jwk
 from protocols.acme.nonces import NonceService
 from protocols.acme.ratelimit import RateLimiter, address_key
+from protocols.acme.records import Account
 from protocols.acme.refusals import RefusalLimiter
-from protocols.acme.state import Account, AcmeStore
+from protocols.acme.store.accounts import AccountStore
+from protocols.acme.store.authorizations import AuthzStore
+from protocols.acme.store.nonces import NonceStore
+from protocols.acme.store.orders import OrderStore
+from protocols.acme.store.renewals import RenewNowStore
 from protocols.base import WireRequest, WireResponse
 
 log = logging.getLogger("tetra.acme")
@@ -65,6 +70,10 @@ def log_refusal(problem: AcmeProblem, exc: AcmeProblem | CAError, request: WireR
 
 
 class AcmeContext:
+    """Built once per server process. The core is reached only through `CoreApi`; ACME's own
+    state through one store per resource (accounts, orders, authzs, nonce_store, renewals),
+    all on the core's `state` transactions. `nonces` is the in-memory pool in front of nonce_store."""
+
     def __init__(
         self,
         core: CoreApi,
@@ -77,10 +86,14 @@ class AcmeContext:
         self.config = config
         self.clock = core.clock
         self.urls = Urls(base_url)
-        self.store = AcmeStore(core.state)
+        self.accounts = AccountStore(core.state)
+        self.orders = OrderStore(core.state)
+        self.authzs = AuthzStore(core.state)
+        self.nonce_store = NonceStore(core.state)
+        self.renewals = RenewNowStore(core.state)
         announce(config.chaos)
         self.nonces = NonceService(
-            self.store,
+            self.nonce_store,
             self.clock,
             lifetime=config.nonce_lifetime,
             pool=config.nonce_pool,

@@ -1,9 +1,10 @@
 """finalize (RFC 8555 §7.4): CSR checks, then issuance through the core, exactly once per order.
 
-The order is moved to "processing" by a compare-and-set before the core is
-called, so concurrent or repeated finalize requests never make a second
-certificate (ST-01); the core re-checks that every name is proven by this
-account's valid authorizations at signing time (SEC-01, ACME-20).
+Policy runs once (``core.decide``, a dry run: a refused CSR leaves the order
+ready), and checks that every name is proven by this account's valid
+authorizations (SEC-01, ACME-20). Then the order is moved to "processing" by a
+compare-and-set before ``core.enroll`` issues exactly that decision, so
+concurrent or repeated finalize requests never make a second certificate (ST-01).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import replace
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ca.csr import csr_identifiers, enrollment_from_csr, parse_csr
+from ca.csr import enrollment_from_csr, parse_csr
 from ca.enrollment import AuthMethod, CertificateRef, EnrollmentKind, Identifier, Issued, Requester
 from ca.errors import CAError, FailureReason
 from protocols.acme.auth import Signed
@@ -21,7 +22,7 @@ from protocols.acme.codec import decode_finalize, encode_order
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, problem_from_ca_error
 from protocols.acme.orders import current_status, fail_order, owned_order, requester_name, spki_sha256
-from protocols.acme.state import Authz, Order
+from protocols.acme.records import Authz, Order
 from protocols.acme.va.errors import ValidationError
 
 
@@ -71,14 +72,22 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
     if order.status != "ready":
         raise order_not_ready(order, ctx.config.retry_after if order.status == "processing" else None)
     request = decode_finalize(signed.payload)
+    requester = Requester(requester_name(account.id), AuthMethod.ACME_ACCOUNT)
     try:
-        csr = parse_csr(request.csr_der)
-        names = csr_identifiers(csr)
-        spki = csr.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        # The CSR is read once: its names and key come from the EnrollmentRequest it stands for.
+        enrollment = enrollment_from_csr(
+            parse_csr(request.csr_der),
+            protocol="acme",
+            profile_name=order.profile,
+            requester=requester,
+            transaction_id=f"acme-order-{order.id}",
+        )
+        spki = enrollment.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     except CAError as exc:
         raise bad_csr(exc.detail) from None
     except (ValueError, TypeError) as exc:
         raise bad_csr(f"CSR public key is not usable: {exc}") from None
+    names = enrollment.subject_alt_names
     if set(names) != set(order.identifiers) or len(names) != len(set(names)):
         wanted = ", ".join(sorted(str(i) for i in order.identifiers))
         got = ", ".join(sorted(str(i) for i in names)) or "none"
@@ -88,48 +97,44 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
     now = ctx.clock.now()
     await _recheck_caa(ctx, authzs, ctx.urls.account(account.id), now)
     proven = frozenset(a.proves for a in authzs if a.current_status(now) == "valid" and a.account_id == account.id)
-    replaces = None
-    if order.replaces_cert_id is not None:
-        old = await ctx.core.certificate(order.replaces_cert_id)
-        replaces = CertificateRef(old.issuer, old.serial) if old else None
-    else:
-        old = None
+    # The replaced certificate is read once, here, and handed to decide (RFC 9773 renewal lineage).
+    old = await ctx.core.certificate(order.replaces_cert_id) if order.replaces_cert_id is not None else None
+    enrollment = replace(
+        enrollment,
+        requester=replace(requester, proven_identifiers=frozenset[Identifier](proven)),
+        kind=EnrollmentKind.RENEW if old else EnrollmentKind.NEW,
+        not_before=order.not_before,
+        not_after=order.not_after,
+        replaces=CertificateRef(old.issuer, old.serial) if old else None,
+    )
     try:
-        enrollment = enrollment_from_csr(
-            csr,
-            protocol="acme",
-            profile_name=order.profile,
-            requester=Requester(requester_name(account.id), AuthMethod.ACME_ACCOUNT, frozenset[Identifier](proven)),
-            kind=EnrollmentKind.RENEW if replaces else EnrollmentKind.NEW,
-            transaction_id=f"acme-order-{order.id}",
-        )
-        enrollment = replace(enrollment, not_before=order.not_before, not_after=order.not_after, replaces=replaces)
-        # Policy, once: a refused CSR leaves the order ready for another try.
+        # Policy, once, before the order moves: a refused CSR leaves the order ready for another try.
         decision = await ctx.core.decide(enrollment, replaced=old)
     except CAError as exc:
         raise problem_from_ca_error(exc, during_finalize=True) from None
-    marked = await ctx.store.set_order(
+    marked = await ctx.orders.compare_and_set(
         order.id, from_statuses, {"status": "processing", "processing_at": now, "csr_key": spki_sha256(spki)}
     )
     if not marked:
-        latest = await ctx.store.order(order.id)
+        latest = await ctx.orders.get(order.id)
         raise order_not_ready(latest or order)
     order = replace(order, status="processing", processing_at=now, csr_key=spki_sha256(spki))
     try:
-        # The order's move to valid commits with the certificate row (one commit, not two).
-        outcome = await ctx.core.enroll(decision, on_issued=ctx.store.order_issued(order.id))
+        # Issues exactly what was decided; the order's move to valid commits with the certificate
+        # row (one commit, not two).
+        outcome = await ctx.core.enroll(decision, on_issued=ctx.orders.on_issued(order.id))
     except CAError as exc:
         problem = problem_from_ca_error(exc, during_finalize=True)
         if exc.reason is FailureReason.UNAVAILABLE:
             # Nothing was issued and the fault is ours: the client may finalize again later.
-            await ctx.store.set_order(order.id, ("processing",), {"status": "ready", "processing_at": None})
+            await ctx.orders.compare_and_set(order.id, ("processing",), {"status": "ready", "processing_at": None})
         else:
             await fail_order(ctx, order, problem.to_json())
         raise problem from None
     if isinstance(outcome, Issued):
         order = replace(order, status="valid", certificate_id=outcome.record_id)
         return Reply(200, encode_order(order, "valid", ctx.urls), location=ctx.urls.order(order.id))
-    await ctx.store.set_order(order.id, ("processing",), {"request_id": outcome.request_id})
+    await ctx.orders.compare_and_set(order.id, ("processing",), {"request_id": outcome.request_id})
     return Reply(
         200,
         encode_order(order, "processing", ctx.urls),

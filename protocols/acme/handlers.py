@@ -7,12 +7,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ca.errors import CAError
-from protocols.acme import accounts, authorizations, certificates, finalize, orders, state
+from protocols.acme import accounts, authorizations, certificates, finalize, orders
 from protocols.acme.auth import authenticate
 from protocols.acme.config import AcmeConfig
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, not_found
 from protocols.acme.methods import post_required
+from protocols.acme.store.authorizations import load_authz
+from protocols.acme.store.orders import load_certificate, load_order_with_authzs
 from protocols.acme.sweeper import StuckOrderSweeper
 from protocols.base import BackgroundJob, ProtocolContext, Route, WireRequest, WireResponse
 
@@ -184,9 +186,7 @@ class AcmeHandlers:
     async def order(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             ident = _maybe_int(req, "id")
-            signed = await authenticate(
-                self.ctx, req, load=None if ident is None else state.load_order_with_authzs(ident)
-            )
+            signed = await authenticate(self.ctx, req, load=None if ident is None else load_order_with_authzs(ident))
             return await orders.order_resource(self.ctx, signed, _int(req, "id"))
 
         return await self._run(req, work)
@@ -194,9 +194,7 @@ class AcmeHandlers:
     async def finalize(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             ident = _maybe_int(req, "id")
-            signed = await authenticate(
-                self.ctx, req, load=None if ident is None else state.load_order_with_authzs(ident)
-            )
+            signed = await authenticate(self.ctx, req, load=None if ident is None else load_order_with_authzs(ident))
             return await finalize.finalize(self.ctx, signed, _int(req, "id"))
 
         return await self._run(req, work)
@@ -204,7 +202,7 @@ class AcmeHandlers:
     async def authz(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             ident = _maybe_int(req, "id")
-            signed = await authenticate(self.ctx, req, load=None if ident is None else state.load_authz(ident))
+            signed = await authenticate(self.ctx, req, load=None if ident is None else load_authz(ident))
             return await authorizations.authz_resource(self.ctx, signed, _int(req, "id"))
 
         return await self._run(req, work)
@@ -224,7 +222,7 @@ class AcmeHandlers:
     async def certificate(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
             ident = _maybe_int(req, "id")
-            signed = await authenticate(self.ctx, req, load=None if ident is None else state.load_certificate(ident))
+            signed = await authenticate(self.ctx, req, load=None if ident is None else load_certificate(ident))
             alt = _int(req, "alt") if "alt" in req.match else 0
             return await certificates.download(self.ctx, signed, _int(req, "id"), alt)
 

@@ -17,7 +17,7 @@ from collections import deque
 
 from ca.clock import Clock
 from protocols.acme.chaos import NonceChaos
-from protocols.acme.state import AcmeStore
+from protocols.acme.store.nonces import NonceStore
 
 log = logging.getLogger("tetra.acme.nonces")
 
@@ -33,7 +33,7 @@ def well_formed(nonce: str) -> bool:
 
 class NonceService:
     def __init__(
-        self, store: AcmeStore, clock: Clock, *, lifetime: int, pool: int, cap: int, chaos_reject: float = 0.0
+        self, store: NonceStore, clock: Clock, *, lifetime: int, pool: int, cap: int, chaos_reject: float = 0.0
     ) -> None:
         self._store = store
         self._chaos = NonceChaos(chaos_reject)
@@ -69,7 +69,7 @@ class NonceService:
         """True exactly once per issued, unexpired nonce; raises StoreUnavailable on store errors."""
         if not well_formed(nonce):
             return False
-        return await self._store.redeem_nonce(nonce, self._clock.now())
+        return await self._store.redeem(nonce, self._clock.now())
 
     async def _fill(self) -> None:
         if self._sweeping is not None:
@@ -79,7 +79,7 @@ class NonceService:
             await asyncio.shield(self._sweeping)
         expires = self._clock.now() + self._lifetime
         values = [secrets.token_urlsafe(NONCE_BYTES) for _ in range(self._pool_size)]
-        await self._store.add_nonces(values, expires)
+        await self._store.add(values, expires)
         self._pool.extend((v, expires) for v in values)
 
     async def _background_fill(self) -> None:
@@ -92,7 +92,7 @@ class NonceService:
 
     async def _sweep(self) -> None:
         try:
-            removed = await self._store.sweep_nonces(self._clock.now(), self._cap)
+            removed = await self._store.sweep(self._clock.now(), self._cap)
             if removed:
                 log.debug("swept %d nonces", removed)
         except Exception as exc:

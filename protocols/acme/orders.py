@@ -26,8 +26,8 @@ from protocols.acme.codec import decode_new_order, encode_order
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, Subproblem, malformed, not_found, unauthorized
 from protocols.acme.messages import OrderIdentifier
+from protocols.acme.records import Account, Authz, NewAuthz, Order
 from protocols.acme.reuse import reuse_period
-from protocols.acme.state import Account, Authz, NewAuthz, Order
 
 log = logging.getLogger("tetra.acme.orders")
 RECOVER_AFTER = dt.timedelta(seconds=10)
@@ -100,10 +100,10 @@ async def _replaced(ctx: AcmeContext, account: Account, cert_id_text: str) -> in
     record = await find_certificate(ctx.core, parse_cert_id(cert_id_text))
     if record is None:
         raise malformed("the certificate named in 'replaces' was not issued by this CA")
-    owner = await ctx.store.order_for_certificate(record.id)
+    owner = await ctx.orders.for_certificate(record.id)
     if owner is None or owner.account_id != account.id:
         raise unauthorized("the certificate named in 'replaces' was not issued to this account")
-    for order, authzs in await ctx.store.replacements(record.id):
+    for order, authzs in await ctx.orders.replacements(record.id):
         # Read as the client would see it: an expired or stuck (ST-02) replacement fails here
         # instead of blocking the certificate's renewal until someone polls it.
         if (await current_status(ctx, order, authzs)).status != "invalid":
@@ -128,7 +128,7 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
     charges = ctx.limiter.new_order(account.id, (i.base for i in request.identifiers))
     replaces_id = await _replaced(ctx, account, request.replaces) if request.replaces else None
     cfg = ctx.config
-    order = await ctx.store.create_order(
+    order = await ctx.orders.create(
         account_id=account.id,
         profile=name,
         identifiers=[i.identifier for i in request.identifiers],
@@ -151,7 +151,7 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
 async def owned_order(
     ctx: AcmeContext, account: Account, order_id: int, preloaded: Any = NOT_LOADED
 ) -> tuple[Order, list[Authz]]:
-    found = await ctx.store.order_with_authzs(order_id) if preloaded is NOT_LOADED else preloaded
+    found = await ctx.orders.with_authzs(order_id) if preloaded is NOT_LOADED else preloaded
     if found is None:
         raise not_found("no such order")
     if found[0].account_id != account.id:
@@ -184,19 +184,19 @@ def _authz_failure(authzs: list[Authz], now: dt.datetime) -> dict[str, Any]:
 async def current_status(ctx: AcmeContext, order: Order, authzs: list[Authz]) -> Order:
     """Apply §7.1.6 to a stored order: expiry, authorization outcomes, stuck processing (ST-02)."""
     now = ctx.clock.now()
-    store = ctx.store
+    orders = ctx.orders
     if order.status in ("pending", "ready"):
         if order.expires_at <= now:
             error = {"type": "urn:ietf:params:acme:error:malformed", "detail": "order expired", "status": 400}
-            await store.set_order(order.id, (order.status,), {"status": "invalid", "error": json.dumps(error)})
+            await orders.compare_and_set(order.id, (order.status,), {"status": "invalid", "error": json.dumps(error)})
             return _with(order, status="invalid", error=error)
         statuses = [a.current_status(now) for a in authzs]
         if any(s in FAILED_AUTHZ for s in statuses) or len(authzs) != len(order.authz_ids):
             error = _authz_failure(authzs, now)
-            await store.set_order(order.id, (order.status,), {"status": "invalid", "error": json.dumps(error)})
+            await orders.compare_and_set(order.id, (order.status,), {"status": "invalid", "error": json.dumps(error)})
             return _with(order, status="invalid", error=error)
         if all(s == "valid" for s in statuses) and order.status == "pending":
-            await store.set_order(order.id, ("pending",), {"status": "ready"})
+            await orders.compare_and_set(order.id, ("pending",), {"status": "ready"})
             return _with(order, status="ready")
         if order.status == "ready" and not all(s == "valid" for s in statuses):
             return _with(order, status="pending")  # pragma: no cover - valid authzs only expire (handled above)
@@ -216,7 +216,7 @@ async def _check_processing(ctx: AcmeContext, order: Order, now: dt.datetime) ->
                 ctx, order, {"type": "urn:ietf:params:acme:error:badCSR", "detail": exc.public_detail(), "status": 400}
             )
         if isinstance(outcome, Issued):
-            await ctx.store.set_order(
+            await ctx.orders.compare_and_set(
                 order.id, ("processing",), {"status": "valid", "certificate_id": outcome.record_id}
             )
             return _with(order, status="valid", certificate_id=outcome.record_id)
@@ -226,7 +226,7 @@ async def _check_processing(ctx: AcmeContext, order: Order, now: dt.datetime) ->
         return order
     cert_id = await _find_issued(ctx, order)
     if cert_id is not None:  # ST-01 F4: the certificate was made; the order just never heard
-        await ctx.store.set_order(order.id, ("processing",), {"status": "valid", "certificate_id": cert_id})
+        await ctx.orders.compare_and_set(order.id, ("processing",), {"status": "valid", "certificate_id": cert_id})
         return _with(order, status="valid", certificate_id=cert_id)
     if now - started >= dt.timedelta(seconds=ctx.config.stuck_after):
         return await fail_order(
@@ -247,7 +247,7 @@ async def _find_issued(ctx: AcmeContext, order: Order) -> int | None:
         return None
     names = {str(i) for i in order.identifiers}
     since = order.processing_at or order.created_at
-    for cert_id, sans, der in await ctx.store.issued_since(requester_name(order.account_id), since):
+    for cert_id, sans, der in await ctx.orders.issued_since(requester_name(order.account_id), since):
         if set(sans) != names:
             continue
         key = x509.load_der_x509_certificate(der).public_key()
@@ -265,7 +265,7 @@ def requester_name(account_id: int) -> str:
 
 
 async def fail_order(ctx: AcmeContext, order: Order, error: dict[str, Any]) -> Order:
-    await ctx.store.set_order(order.id, (order.status,), {"status": "invalid", "error": json.dumps(error)})
+    await ctx.orders.compare_and_set(order.id, (order.status,), {"status": "invalid", "error": json.dumps(error)})
     return _with(order, status="invalid", error=error)
 
 

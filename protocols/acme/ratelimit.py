@@ -23,11 +23,10 @@ from typing import Any
 from publicsuffixlist import PublicSuffixList
 from sqlalchemy import bindparam, case, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 
 from ca.clock import Clock
 from ca.enrollment import Identifier
-from ca.state_store import StateDatabase, Tx, rate_limits
+from ca.state_store import Connection, StateDatabase, Tx, rate_limits
 from protocols.acme.config import RateLimits
 from protocols.acme.errors import AcmeProblem
 

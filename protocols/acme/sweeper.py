@@ -29,7 +29,7 @@ class StuckOrderSweeper:
         """Settle what can be settled now; the number of orders that left processing."""
         ctx = self._ctx
         settled = 0
-        for order, authzs in await ctx.store.processing_since(ctx.clock.now() - RECOVER_AFTER, BATCH):
+        for order, authzs in await ctx.orders.processing_since(ctx.clock.now() - RECOVER_AFTER, BATCH):
             if (await current_status(ctx, order, authzs)).status != "processing":
                 settled += 1
         return settled

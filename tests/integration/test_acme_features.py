@@ -20,7 +20,7 @@ from protocols.acme.ari import cert_id_of
 from protocols.acme.b64 import b64e
 from protocols.acme.jwk import jwk_from_key
 from protocols.acme.jws import sign_jws
-from protocols.acme.state import authzs_t
+from protocols.acme.store.tables import authzs_t
 from server.app import CA
 from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env
 
@@ -256,10 +256,10 @@ async def test_renewal_information_and_replaces(
     window = (await resp.json())["suggestedWindow"]
     start = dt.datetime.fromisoformat(window["start"].replace("Z", "+00:00"))
     assert leaf.not_valid_after_utc - start == dt.timedelta(days=30)  # tls-server: window_days = 30
-    from protocols.acme.state import AcmeStore
+    from protocols.acme.store.renewals import RenewNowStore
 
     ca = env.app[CA]
-    await AcmeStore(ca.db).add_renew_now("profile", "tls-server", "test", ca.clock.now())
+    await RenewNowStore(ca.state).add("profile", "tls-server", "test", ca.clock.now())
     window = (await (await env.http.get(f"/acme/renewal-info/{cert_id}")).json())["suggestedWindow"]
     assert dt.datetime.fromisoformat(window["end"].replace("Z", "+00:00")) <= ca.clock.now()
     assert (await env.http.get("/acme/renewal-info/AAAA.AQ")).status == 404

@@ -25,7 +25,7 @@ from ca.store.tables import audit_log, certificates, credentials, rate_limits
 from protocols.acme.b64 import b64e
 from protocols.acme.jws import sign_jws
 from protocols.acme.nonces import SWEEP_EVERY
-from protocols.acme.state import accounts_t, authzs_t, challenges_t, nonces_t, orders_t
+from protocols.acme.store.tables import accounts_t, authzs_t, challenges_t, nonces_t, orders_t
 from server.app import CA
 from tests.helpers import CountingSigner
 from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env

@@ -24,7 +24,7 @@ from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter
 from protocols.acme.ari import cert_id_of
 from protocols.acme.orders import RECOVER_AFTER, requester_name, spki_sha256
-from protocols.acme.state import AcmeStore
+from protocols.acme.store.orders import OrderStore
 from server.app import CA, HANDLERS
 from tests.helpers import CountingSigner, enroll
 from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env
@@ -55,8 +55,8 @@ async def ready_order(env: AcmeEnv, client: AcmeClient, names: list[str], **fiel
 async def crash_in_finalize(env: AcmeEnv, order_url: str, csr: x509.CertificateSigningRequest) -> None:
     """The order as finalize leaves it right before the core signs; then the process "dies"."""
     spki = csr.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    store = AcmeStore(env.app[CA].db)
-    moved = await store.set_order(
+    orders = OrderStore(env.app[CA].state)
+    moved = await orders.compare_and_set(
         int(order_url.rsplit("/", 1)[1]),
         ("ready",),
         {"status": "processing", "processing_at": env.app[CA].clock.now(), "csr_key": spki_sha256(spki)},
@@ -180,10 +180,10 @@ async def test_the_sweeper_settles_stuck_orders_nobody_reads(stuck_env: tuple[Ac
     await issued_behind_the_order(env, client, "made.example.com", csr)
     _, waiting_url = await ready_order(env, client, ["waiting.example.com"])  # ready: not the sweeper's
 
-    store = AcmeStore(ca.db)
+    orders = OrderStore(ca.state)
 
     async def stored_status(url: str) -> str:
-        order = await store.order(int(url.rsplit("/", 1)[1]))
+        order = await orders.get(int(url.rsplit("/", 1)[1]))
         assert order is not None
         return order.status
 

@@ -13,7 +13,7 @@ from ca.store.tables import Base
 # Protocol state lives on the same metadata; import what exists so autogenerate sees it.
 for _module in (
     "ca.revocation.tables",
-    "protocols.acme.state",
+    "protocols.acme.store.tables",
     "protocols.est.state",
     "protocols.scep.state",
     "protocols.cmp.state",

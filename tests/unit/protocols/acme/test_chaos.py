@@ -18,7 +18,7 @@ from ca.tomlread import Table
 from protocols.acme.chaos import NonceChaos, announce, delay_validation
 from protocols.acme.config import ChaosConfig, parse_config
 from protocols.acme.nonces import NonceService
-from protocols.acme.state import AcmeStore
+from protocols.acme.store.nonces import NonceStore
 
 
 @pytest.mark.parametrize("fraction", [0.05, 0.3])
@@ -36,15 +36,15 @@ def test_off_by_default() -> None:
 
 
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[AcmeStore]:
+async def store(db_url: str) -> AsyncIterator[NonceStore]:
     db = Database(db_url)
     try:
-        yield AcmeStore(db)
+        yield NonceStore(db)
     finally:
         await db.close()
 
 
-async def test_refused_nonces_fail_to_redeem_and_honest_ones_work(store: AcmeStore) -> None:
+async def test_refused_nonces_fail_to_redeem_and_honest_ones_work(store: NonceStore) -> None:
     clock = FrozenClock(dt.datetime.now(dt.UTC))
     nonces = NonceService(store, clock, lifetime=3600, pool=16, cap=10_000, chaos_reject=0.3)
     outcomes = [await nonces.redeem(await nonces.new()) for _ in range(90)]

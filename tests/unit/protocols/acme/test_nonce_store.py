@@ -12,7 +12,8 @@ from sqlalchemy.engine import Connection
 from ca.clock import SystemClock
 from ca.store.db import Database
 from protocols.acme.nonces import SWEEP_EVERY, NonceService
-from protocols.acme.state import AcmeStore, nonces_t
+from protocols.acme.store.nonces import NonceStore
+from protocols.acme.store.tables import nonces_t
 
 CAP = 1000
 POOL = 64
@@ -22,7 +23,7 @@ POOL = 64
 BOUND = CAP + SWEEP_EVERY + 3 * POOL
 
 
-async def nonce_rows(store: AcmeStore) -> int:
+async def nonce_rows(store: NonceStore) -> int:
     def q(conn: Connection) -> int:
         return int(conn.execute(select(func.count()).select_from(nonces_t)).scalar_one())
 
@@ -30,15 +31,15 @@ async def nonce_rows(store: AcmeStore) -> int:
 
 
 @pytest.fixture
-async def sqlite_store(ca_dir: Path) -> AsyncIterator[AcmeStore]:
+async def sqlite_store(ca_dir: Path) -> AsyncIterator[NonceStore]:
     db = Database(f"sqlite:///{ca_dir / 'tetra.db'}")
     try:
-        yield AcmeStore(db)
+        yield NonceStore(db)
     finally:
         await db.close()
 
 
-async def test_twenty_thousand_unredeemed_nonces_stay_within_the_cap(sqlite_store: AcmeStore) -> None:
+async def test_twenty_thousand_unredeemed_nonces_stay_within_the_cap(sqlite_store: NonceStore) -> None:
     """LOAD-04: 20,000 nonces that nobody redeems never leave more than cap + one sweep interval
     (+ the pool) in the table; the oldest are dropped (they fail to redeem) while the newest,
     still in the table, redeem once."""

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from ca.enrollment import Identifier
+from protocols.acme.records import Authz
 from protocols.acme.reuse import br_reuse_period, br_usable_until, reuse_period
-from protocols.acme.state import Authz
 
 
 def at(text: str) -> dt.datetime:
