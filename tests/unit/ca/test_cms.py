@@ -302,24 +302,52 @@ async def test_wrong_recipient_and_wrong_key() -> None:
         await decrypt_enveloped(der, signer("rsa2"), identity("rsa2")[1])
     assert err.value.reason is FailureReason.MALFORMED
     # the right certificate but another key: the RSA step fails or gives a random key
-    with pytest.raises(CAError) as err:
-        await decrypt_enveloped(der, signer("rsa2"), identity("rsa")[1])
-    assert err.value.detail == THE_ERROR
+    envelopes = [envelope(b"secret", identity("rsa")[1]) for _ in range(4)]
+    assert await refusals(envelopes, signer("rsa2"), b"secret") == {(FailureReason.MALFORMED, THE_ERROR)}
+
+
+async def refusals(variants: list[bytes], key: SoftwareSigner, plaintext: bytes) -> set[tuple[FailureReason, str]]:
+    """Decrypt each variant; collect the refusals and check no variant yields the plaintext.
+
+    CBC has no integrity: a wrong content key gives random padding, which is valid about one
+    time in 256, and then the envelope decrypts to garbage. That is CMS, not a bug, so a
+    variant may decrypt; it must never decrypt to the plaintext, and most must be refused
+    (each test passes several variants so a chance pass of all of them is ~2^-32).
+    """
+    found: set[tuple[FailureReason, str]] = set()
+    decrypted = 0
+    for variant in variants:
+        try:
+            result = await decrypt_enveloped(variant, key, identity("rsa")[1])
+        except CAError as err:
+            found.add((err.reason, err.detail))
+        else:
+            assert result != plaintext
+            decrypted += 1
+    assert decrypted < len(variants), "every variant decrypted"
+    return found
 
 
 async def test_bad_padding_and_bad_key_look_the_same() -> None:
-    der = envelope(b"secret" * 5, identity("rsa")[1])
+    plaintext = b"secret" * 5  # 30 bytes: the last block ends in two padding bytes 0x02
+    der = envelope(plaintext, identity("rsa")[1])
     info = asn1_cms.ContentInfo.load(der)
     ciphertext = info["content"]["encrypted_content_info"]["encrypted_content"].native
     encrypted_key = info["content"]["recipient_infos"][0].chosen["encrypted_key"].native
-    bad_padding = der.replace(ciphertext, ciphertext[:-1] + bytes([ciphertext[-1] ^ 0x5A]))
-    bad_key = der.replace(encrypted_key, encrypted_key[:-1] + bytes([encrypted_key[-1] ^ 0x5A]))
-    details = set()
-    for variant in (bad_padding, bad_key):
-        with pytest.raises(CAError) as err:
-            await decrypt_enveloped(variant, signer("rsa"), identity("rsa")[1])
-        details.add((err.value.reason, err.value.detail))
-    assert details == {(FailureReason.MALFORMED, THE_ERROR)}
+    # Flipping the penultimate block's last byte XORs the last padding byte (0x02 -> 0x58):
+    # always invalid padding, whatever the key.
+    flipped = bytearray(ciphertext)
+    flipped[-17] ^= 0x5A
+    bad_padding = der.replace(ciphertext, bytes(flipped))
+    with pytest.raises(CAError) as err:
+        await decrypt_enveloped(bad_padding, signer("rsa"), identity("rsa")[1])
+    padding_refusal = (err.value.reason, err.value.detail)
+    bad_keys = [
+        der.replace(encrypted_key, encrypted_key[:-1] + bytes([encrypted_key[-1] ^ flip]))
+        for flip in (0x5A, 0x01, 0x80, 0xFF)
+    ]
+    assert await refusals(bad_keys, signer("rsa"), plaintext) == {padding_refusal}
+    assert padding_refusal == (FailureReason.MALFORMED, THE_ERROR)
 
 
 async def test_decryption_goes_through_run() -> None:
