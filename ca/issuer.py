@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificateIssuerPublicKeyTypes,
@@ -47,6 +46,7 @@ from ca.interface import ResultWrite
 from ca.keys import SignatureHash, default_hash, describe_public_key, hash_by_name
 from ca.placeholder_keys import placeholder_key
 from ca.profiles.policy import CertificateTemplate
+from ca.sigalg import sign_bytes, verify_bytes
 from ca.signers.base import Signer
 from ca.store.db import Database, Slot, Tx
 from ca.store.repositories import CertificateRepository, serial_text
@@ -84,37 +84,6 @@ class SigningContext:
     private_key: CertificateIssuerPrivateKeyTypes
     public_key: CertificateIssuerPublicKeyTypes
     hash: hashes.HashAlgorithm | None
-
-
-def sign_bytes(key: CertificateIssuerPrivateKeyTypes, data: bytes, hash_alg: hashes.HashAlgorithm | None) -> bytes:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        assert hash_alg is not None
-        return key.sign(data, ec.ECDSA(hash_alg))
-    if isinstance(key, rsa.RSAPrivateKey):
-        assert hash_alg is not None
-        return key.sign(data, padding.PKCS1v15(), hash_alg)
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign(data)
-    raise InternalError(f"cannot sign with {type(key).__name__}")
-
-
-def verify_bytes(
-    key: CertificateIssuerPublicKeyTypes, signature: bytes, data: bytes, hash_alg: hashes.HashAlgorithm | None
-) -> bool:
-    try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            assert hash_alg is not None
-            key.verify(signature, data, ec.ECDSA(hash_alg))
-        elif isinstance(key, rsa.RSAPublicKey):
-            assert hash_alg is not None
-            key.verify(signature, data, padding.PKCS1v15(), hash_alg)
-        elif isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, data)
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
 
 
 _THROWAWAY: dict[str, CertificateIssuerPrivateKeyTypes] = {}
@@ -452,8 +421,8 @@ class Issuer:
         self.signing_attempts += 1
         try:
             signature = await self.signer.run(lambda: sign_bytes(key, tbs, hash_alg))
-            # CORE-11: a signature that does not verify is never released.
-            # PKCS#11 keys verify every signature inside sign(); unknown backends are checked here.
+            # CORE-11: a signature that does not verify is never released (checked here unless the
+            # Signer already checks each one: needs_signature_check, ca/signers/base.py).
             if self.signer.needs_signature_check and not verify_bytes(self._public, signature, tbs, hash_alg):
                 raise SignerUnavailable(f"issuer {self.name}: signature from {self.signer.name} does not verify")
             certificate = x509.load_der_x509_certificate(assemble_certificate(tbs, algorithm, signature))

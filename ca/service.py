@@ -40,12 +40,13 @@ from ca.enrollment import (
 )
 from ca.errors import AlreadyRevoked, CAError, FailureReason, NotAuthorized, PolicyViolation, UnknownCertificate
 from ca.interface import Decision, RegistrationAuthority, ResultWrite
-from ca.issuer import Issuer, verify_bytes
+from ca.issuer import Issuer
 from ca.keys import generate_private_key
 from ca.profiles.model import Profile
 from ca.profiles.policy import CertificateTemplate, build_template
 from ca.records import CertificateRecord, RequestRecord
 from ca.revocation.reasons import parse_reason
+from ca.sigalg import verify_bytes
 from ca.state_store import StateDatabase
 from ca.store.db import Database
 from ca.store.repositories import AuditRepository, CertificateRepository, RequestRepository
