@@ -29,6 +29,7 @@ debian-packages:
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(wildcard ca protocols server tests interop bench)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: debian-packages $(VENV)/.installed lint
 	$(PY) -m pytest -p no:cacheprovider tests interop

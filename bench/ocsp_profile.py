@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ocsp import Fixture, issued_rows, make_fixture, request_der
 
-from ca.issuer import sign_bytes
 from ca.revocation import ocsp_der
 from ca.revocation.ocsp import OcspService
 from ca.revocation.pointers import install_pointers
 from ca.revocation.settings import CrlSettings, OcspSettings, ResponderKeySettings
+from ca.sigalg import sign_bytes
 from protocols.base import WireResponse
 from protocols.ocsp import codec
 from protocols.ocsp.handlers import OcspHandlers

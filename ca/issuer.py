@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificateIssuerPublicKeyTypes,
@@ -47,6 +46,7 @@ from ca.interface import ResultWrite
 from ca.keys import SignatureHash, default_hash, describe_public_key, hash_by_name
 from ca.placeholder_keys import placeholder_key
 from ca.profiles.policy import CertificateTemplate
+from ca.sigalg import sign_bytes, verify_bytes
 from ca.signers.base import Signer
 from ca.store.db import Database, Slot, Tx
 from ca.store.repositories import CertificateRepository, serial_text
@@ -77,46 +77,6 @@ class IssuerUrls:
         return IssuerUrls(*(u.replace("{issuer}", issuer) for u in (self.crl, self.ocsp, self.ca_issuers)))
 
 
-@dataclass(frozen=True)
-class SigningContext:
-    """Who signs and with which hash; built once per issuer."""
-
-    private_key: CertificateIssuerPrivateKeyTypes
-    public_key: CertificateIssuerPublicKeyTypes
-    hash: hashes.HashAlgorithm | None
-
-
-def sign_bytes(key: CertificateIssuerPrivateKeyTypes, data: bytes, hash_alg: hashes.HashAlgorithm | None) -> bytes:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        assert hash_alg is not None
-        return key.sign(data, ec.ECDSA(hash_alg))
-    if isinstance(key, rsa.RSAPrivateKey):
-        assert hash_alg is not None
-        return key.sign(data, padding.PKCS1v15(), hash_alg)
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign(data)
-    raise InternalError(f"cannot sign with {type(key).__name__}")
-
-
-def verify_bytes(
-    key: CertificateIssuerPublicKeyTypes, signature: bytes, data: bytes, hash_alg: hashes.HashAlgorithm | None
-) -> bool:
-    try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            assert hash_alg is not None
-            key.verify(signature, data, ec.ECDSA(hash_alg))
-        elif isinstance(key, rsa.RSAPublicKey):
-            assert hash_alg is not None
-            key.verify(signature, data, padding.PKCS1v15(), hash_alg)
-        elif isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, data)
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
-
-
 _THROWAWAY: dict[str, CertificateIssuerPrivateKeyTypes] = {}
 
 
@@ -141,6 +101,24 @@ def throwaway_key(public: CertificateIssuerPublicKeyTypes) -> CertificateIssuerP
 
 
 Linter = Callable[[bytes, str], list[str]]
+
+
+@dataclass(frozen=True)
+class Intent:
+    """Who asks for a certificate and what it belongs to, besides its template: stored with the
+    intent row, and carried by the IssuanceToken to the write that records the result."""
+
+    protocol: str
+    requester: str
+    replaces_id: int | None = None
+    request_id: int | None = None
+    inventory: InventoryFields | None = None
+    # The caller's state change that says "issued" (ACME: the order becomes valid): it runs in
+    # the transaction that records the certificate, so both commit or neither does. Not run for
+    # a refusal, a failed signature or a pending approval.
+    on_issued: ResultWrite | None = None
+
+
 @dataclass
 class IssuanceToken:
     """A reserved serial whose intent (TBS, status 'signing') is durably stored: the right to
@@ -153,12 +131,7 @@ class IssuanceToken:
     lint_certificate: x509.Certificate
     hash_alg: hashes.HashAlgorithm | None
     profile: str
-    protocol: str
-    requester: str
-    # The caller's state change that says "issued" (ACME: the order becomes valid): it runs in
-    # the transaction that records the certificate, so both commit or neither does. Not run for
-    # a refusal, a failed signature or a pending approval.
-    on_issued: ResultWrite | None = None
+    intent: Intent
     spent: bool = False
 
 
@@ -284,43 +257,15 @@ class Issuer:
         key = self._throwaway if template.profile.lint == "pkilint" else self._placeholder
         return self.builder(template, serial).sign(key, self.hash_for(template))
 
-    async def issue(
-        self,
-        template: CertificateTemplate,
-        *,
-        protocol: str,
-        requester: str,
-        replaces_id: int | None = None,
-        request_id: int | None = None,
-        inventory: InventoryFields | None = None,
-        on_issued: ResultWrite | None = None,
-    ) -> tuple[x509.Certificate, int]:
+    async def issue(self, template: CertificateTemplate, intent: Intent) -> tuple[x509.Certificate, int]:
         """Sign one certificate; returns it with its store id. Raises CAError on refusal."""
-        token = await self.prepare(
-            template,
-            protocol=protocol,
-            requester=requester,
-            replaces_id=replaces_id,
-            request_id=request_id,
-            inventory=inventory,
-            on_issued=on_issued,
-        )
-        return await self.sign(token)
+        return await self.sign(await self.prepare(template, intent))
 
-    async def prepare(
-        self,
-        template: CertificateTemplate,
-        *,
-        protocol: str,
-        requester: str,
-        replaces_id: int | None = None,
-        request_id: int | None = None,
-        inventory: InventoryFields | None = None,
-        on_issued: ResultWrite | None = None,
-    ) -> IssuanceToken:
+    async def prepare(self, template: CertificateTemplate, intent: Intent) -> IssuanceToken:
         """Steps 1-4: draw the serial, lint, store the intent. Nothing is signed yet."""
         hash_alg = self.hash_for(template)
-        inventory = inventory or InventoryFields()
+        protocol, requester = intent.protocol, intent.requester
+        inventory = intent.inventory or InventoryFields()
         desc = describe_public_key(template.public_key)
         for attempt in range(MAX_SERIAL_ATTEMPTS):
             serial = new_serial()
@@ -345,8 +290,8 @@ class Issuer:
                 "requester": requester[:255],
                 "tbs": tbs,
                 "created_at": now,
-                "replaces_id": replaces_id,
-                "request_id": request_id,
+                "replaces_id": intent.replaces_id,
+                "request_id": intent.request_id,
                 "owner": inventory.owner,
                 "team": inventory.team,
                 "application": inventory.application,
@@ -374,9 +319,7 @@ class Issuer:
         else:
             raise InternalError(f"issuer {self.name}: could not reserve a unique serial")
         faults.checkpoint("F2")
-        return IssuanceToken(
-            self.name, row_id, serial, tbs, lint_cert, hash_alg, template.profile.name, protocol, requester, on_issued
-        )
+        return IssuanceToken(self.name, row_id, serial, tbs, lint_cert, hash_alg, template.profile.name, intent)
 
     async def sign(self, token: IssuanceToken) -> tuple[x509.Certificate, int]:
         """Steps 5-6 for a prepared intent: sign its stored TBS once and record the result.
@@ -389,7 +332,7 @@ class Issuer:
         if token.spent:
             raise InternalError(f"issuer {self.name}: serial {serial_text(token.serial)} was already signed once")
         token.spent = True
-        row_id, serial, requester = token.row_id, token.serial, token.requester
+        row_id, serial, requester = token.row_id, token.serial, token.intent.requester
         certificate = await self._sign_and_check(
             token.tbs, token.lint_certificate, token.hash_alg, row_id, serial, requester
         )
@@ -406,9 +349,9 @@ class Issuer:
             actor=requester,
             action="certificate.issued",
             target=f"{self.name}/{serial_text(serial)}",
-            details={"fingerprint": fingerprint, "profile": token.profile, "protocol": token.protocol},
+            details={"fingerprint": fingerprint, "profile": token.profile, "protocol": token.intent.protocol},
         )
-        on_issued = token.on_issued
+        on_issued = token.intent.on_issued
 
         def record(tx: Tx) -> None:
             CertificateRepository.record_result(tx, row_id, done, issued_event)
@@ -452,8 +395,8 @@ class Issuer:
         self.signing_attempts += 1
         try:
             signature = await self.signer.run(lambda: sign_bytes(key, tbs, hash_alg))
-            # CORE-11: a signature that does not verify is never released.
-            # PKCS#11 keys verify every signature inside sign(); unknown backends are checked here.
+            # CORE-11: a signature that does not verify is never released (checked here unless the
+            # Signer already checks each one: needs_signature_check, ca/signers/base.py).
             if self.signer.needs_signature_check and not verify_bytes(self._public, signature, tbs, hash_alg):
                 raise SignerUnavailable(f"issuer {self.name}: signature from {self.signer.name} does not verify")
             certificate = x509.load_der_x509_certificate(assemble_certificate(tbs, algorithm, signature))

@@ -40,12 +40,13 @@ from ca.enrollment import (
 )
 from ca.errors import AlreadyRevoked, CAError, FailureReason, NotAuthorized, PolicyViolation, UnknownCertificate
 from ca.interface import Decision, RegistrationAuthority, ResultWrite
-from ca.issuer import Issuer, verify_bytes
+from ca.issuer import Intent, Issuer
 from ca.keys import generate_private_key
 from ca.profiles.model import Profile
 from ca.profiles.policy import CertificateTemplate, build_template
 from ca.records import CertificateRecord, RequestRecord
 from ca.revocation.reasons import parse_reason
+from ca.sigalg import verify_bytes
 from ca.state_store import StateDatabase
 from ca.store.db import Database
 from ca.store.repositories import AuditRepository, CertificateRepository, RequestRepository
@@ -180,8 +181,7 @@ class CertificateAuthority:
         template, request = decision.template, decision.request
         issuer = self.issuers[template.issuer_name]
         started = time.perf_counter()
-        certificate, row_id = await issuer.issue(
-            template,
+        intent = Intent(
             protocol=request.protocol,
             requester=request.requester.name,
             replaces_id=decision.replaced.id if decision.replaced else None,
@@ -189,6 +189,7 @@ class CertificateAuthority:
             inventory=request.inventory,
             on_issued=on_issued,
         )
+        certificate, row_id = await issuer.issue(template, intent)
         elapsed = time.perf_counter() - started
         for observe in self.issuance_observers:
             observe(request.protocol, template.profile.name, elapsed)

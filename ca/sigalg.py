@@ -1,20 +1,26 @@
-"""Signature algorithm identifiers shared by CMS (ca/cms/) and CRMF (ca/crmf.py).
+"""Signature algorithms: one table from key family to how a signature is made and checked.
 
-Both carry an AlgorithmIdentifier next to a signature made by someone else's key;
-one table decides which identifiers we accept, so SCEP, EST and CMP refuse the same
-weak algorithms (MD5 always, SHA-1 only when a caller opts in for legacy clients)
-and report the same `FailureReason`s: BAD_ALGORITHM for what we do not accept,
-BAD_SIGNATURE for what does not verify.
+Our own signatures (certificates in ca/issuer.py, OCSP responses and CRLs in ca/revocation/)
+are made and checked by `sign_bytes` and `verify_bytes`, from the key's type and the hash
+the issuer chose. Signatures made by someone else's key (CMS in ca/cms/, CRMF in
+ca/crmf.py) come with an AlgorithmIdentifier: `verify_signature` maps it onto the same
+table, so SCEP, EST and CMP refuse the same weak algorithms (MD5 always, SHA-1 only when a
+caller opts in for legacy clients) and report the same `FailureReason`s: BAD_ALGORITHM for
+what we do not accept, BAD_SIGNATURE for what does not verify.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
-from ca.errors import CAError, FailureReason
+from ca.errors import CAError, FailureReason, InternalError
 
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "1.3.14.3.2.26": hashes.SHA1,
@@ -56,6 +62,65 @@ ECDSA_WITH = {
     "sha384": "1.2.840.10045.4.3.3",
     "sha512": "1.2.840.10045.4.3.4",
 }
+
+VerifyingKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    """One key family: its key classes, and the arguments after the data that cryptography's
+    ``sign`` and ``verify`` take for it (None: the algorithm fixes its own hash)."""
+
+    name: str  # in messages: "an ECDSA signature algorithm with a non-EC key"
+    key_name: str
+    public: type[VerifyingKey]
+    private: type[SigningKey]
+    arguments: Callable[[hashes.HashAlgorithm], tuple[Any, ...]] | None
+
+    def arguments_for(self, hash_alg: hashes.HashAlgorithm | None) -> tuple[Any, ...]:
+        if self.arguments is None:
+            return ()
+        if hash_alg is None:
+            raise InternalError(f"{self.name} signatures need a hash algorithm")
+        return self.arguments(hash_alg)
+
+
+# family (as _SIGNATURES names it; RSASSA-PSS is "rsa" with parameters of its own) -> scheme
+_SCHEMES: dict[str, _Scheme] = {
+    "ecdsa": _Scheme("ECDSA", "EC", ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey, lambda h: (ec.ECDSA(h),)),
+    "rsa": _Scheme("RSA", "RSA", rsa.RSAPublicKey, rsa.RSAPrivateKey, lambda h: (padding.PKCS1v15(), h)),
+    "ed25519": _Scheme("Ed25519", "Ed25519", ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey, None),
+    "ed448": _Scheme("Ed448", "Ed448", ed448.Ed448PublicKey, ed448.Ed448PrivateKey, None),
+}
+
+
+def _scheme_of(key: PublicKeyTypes | PrivateKeyTypes) -> _Scheme | None:
+    for scheme in _SCHEMES.values():
+        if isinstance(key, (scheme.public, scheme.private)):
+            return scheme
+    return None
+
+
+def sign_bytes(key: PrivateKeyTypes, data: bytes, hash_alg: hashes.HashAlgorithm | None) -> bytes:
+    """Our signature over ``data``: PKCS#1 v1.5 for RSA, ECDSA, or EdDSA (which ignores ``hash_alg``)."""
+    scheme = _scheme_of(key)
+    if scheme is None or not isinstance(key, scheme.private):
+        raise InternalError(f"cannot sign with {type(key).__name__}")
+    return key.sign(data, *scheme.arguments_for(hash_alg))
+
+
+def verify_bytes(key: PublicKeyTypes, signature: bytes, data: bytes, hash_alg: hashes.HashAlgorithm | None) -> bool:
+    """Whether ``signature`` is ours over ``data`` (as `sign_bytes` makes it); False for a key
+    type we never sign with."""
+    scheme = _scheme_of(key)
+    if scheme is None or not isinstance(key, scheme.public):
+        return False
+    try:
+        key.verify(signature, data, *scheme.arguments_for(hash_alg))
+    except InvalidSignature:
+        return False
+    return True
 
 
 def hash_for(oid: str, *, allow_sha1: bool) -> hashes.HashAlgorithm:
@@ -116,33 +181,24 @@ def verify_signature(
     if named_hash is not None and digest is not None and named_hash != digest:
         raise CAError("signature and digest algorithms disagree", FailureReason.BAD_ALGORITHM)
     hash_oid = named_hash or digest
+    scheme = _SCHEMES["rsa" if family == "pss" else family]
+    if not isinstance(public_key, scheme.public):
+        raise CAError(
+            f"an {scheme.name} signature algorithm with a non-{scheme.key_name} key", FailureReason.BAD_ALGORITHM
+        )
+    if family == "pss":
+        pss, algo = _pss(parameters, allow_sha1=allow_sha1)
+        if digest is not None and HASH_OIDS.get(algo.name) != digest:
+            raise CAError("RSASSA-PSS hash and digest algorithm disagree", FailureReason.BAD_ALGORITHM)
+        arguments: tuple[Any, ...] = (pss, algo)
+    elif scheme.arguments is not None:
+        if hash_oid is None:
+            raise CAError(f"{scheme.name} without a digest algorithm", FailureReason.BAD_ALGORITHM)
+        arguments = scheme.arguments(hash_for(hash_oid, allow_sha1=allow_sha1))
+    else:
+        arguments = ()
     try:
-        if family in ("rsa", "pss"):
-            if not isinstance(public_key, rsa.RSAPublicKey):
-                raise CAError("an RSA signature algorithm with a non-RSA key", FailureReason.BAD_ALGORITHM)
-            if family == "pss":
-                pss, algo = _pss(parameters, allow_sha1=allow_sha1)
-                if digest is not None and HASH_OIDS.get(algo.name) != digest:
-                    raise CAError("RSASSA-PSS hash and digest algorithm disagree", FailureReason.BAD_ALGORITHM)
-                public_key.verify(signature, data, pss, algo)
-            else:
-                if hash_oid is None:
-                    raise CAError("rsaEncryption without a digest algorithm", FailureReason.BAD_ALGORITHM)
-                public_key.verify(signature, data, padding.PKCS1v15(), hash_for(hash_oid, allow_sha1=allow_sha1))
-        elif family == "ecdsa":
-            if not isinstance(public_key, ec.EllipticCurvePublicKey):
-                raise CAError("an ECDSA signature algorithm with a non-EC key", FailureReason.BAD_ALGORITHM)
-            if hash_oid is None:
-                raise CAError("ECDSA without a digest algorithm", FailureReason.BAD_ALGORITHM)
-            public_key.verify(signature, data, ec.ECDSA(hash_for(hash_oid, allow_sha1=allow_sha1)))
-        elif family == "ed25519":
-            if not isinstance(public_key, ed25519.Ed25519PublicKey):
-                raise CAError("an Ed25519 signature with a non-Ed25519 key", FailureReason.BAD_ALGORITHM)
-            public_key.verify(signature, data)
-        else:
-            if not isinstance(public_key, ed448.Ed448PublicKey):
-                raise CAError("an Ed448 signature with a non-Ed448 key", FailureReason.BAD_ALGORITHM)
-            public_key.verify(signature, data)
+        public_key.verify(signature, data, *arguments)
     except InvalidSignature:
         raise CAError("signature does not verify", FailureReason.BAD_SIGNATURE) from None
     except (ValueError, TypeError) as exc:  # e.g. a DER ECDSA signature that does not parse

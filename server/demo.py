@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 from ca.enrollment import AuthMethod, EnrollmentRequest, Identifier, Requester
 from ca.errors import ConfigError
 from ca.hierarchy import CAProfile, create_intermediate, create_root, fingerprint_sha256
+from ca.issuer import Intent
 from ca.keys import generate_private_key
 from ca.profiles.builtin import ra_profile, service_tls_profile
 from ca.profiles.policy import build_template
@@ -172,7 +173,7 @@ async def init_demo(
         tls_tpl = build_template(
             service_tls_profile(), tls_req, issuer_name=issuer.name, issuer_not_after=issuer.not_after, now=now
         )
-        tls_cert, _ = await issuer.issue(tls_tpl, protocol="cli", requester="tetra-init")
+        tls_cert, _ = await issuer.issue(tls_tpl, Intent(protocol="cli", requester="tetra-init"))
         _write(directory / "tls" / "server.pem", _pem(tls_cert) + b"".join(_pem(c) for c in issuer.chain))
         ra_subject = x509.Name(
             [
@@ -184,7 +185,7 @@ async def init_demo(
         ra_tpl = build_template(
             ra_profile(), ra_req, issuer_name=issuer.name, issuer_not_after=issuer.not_after, now=now
         )
-        ra_cert, _ = await issuer.issue(ra_tpl, protocol="cli", requester="tetra-init")
+        ra_cert, _ = await issuer.issue(ra_tpl, Intent(protocol="cli", requester="tetra-init"))
         _write(directory / "ra" / "ra.pem", _pem(ra_cert))
     finally:
         await ca.close()

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from ca.errors import CAError, InternalError, SignerUnavailable
-from ca.issuer import Issuer, sign_bytes, throwaway_key, verify_bytes
+from ca.issuer import Issuer, throwaway_key
 from ca.revocation import asn1, crl_store, feed
 from ca.revocation.crl_der import CrlFrame, EntryEncoder, crl_extensions, tbs_cert_list
 from ca.revocation.crl_store import CrlRecord, RevokedEntry
@@ -34,6 +34,7 @@ from ca.revocation.pointers import FULL, CrlUrls, load_layout, partition_scope, 
 from ca.revocation.settings import CrlSettings
 from ca.revocation.signing import algorithm_identifier, sign_all, signature_hash
 from ca.service import CertificateAuthority
+from ca.sigalg import sign_bytes, verify_bytes
 from ca.store.db import Tx
 
 log = logging.getLogger("tetra.crl")

@@ -24,7 +24,7 @@ from functools import partial
 
 from ca.clock import Clock
 from ca.errors import CAError, FailureReason
-from ca.issuer import Issuer, sign_bytes
+from ca.issuer import Issuer
 from ca.revocation import feed, ocsp_der, ocsp_store
 from ca.revocation.asn1 import certificate_subject, public_key_bits
 from ca.revocation.model import (
@@ -43,6 +43,7 @@ from ca.revocation.responder import RESPONDER_PROFILE, ResponderIdentity, Respon
 from ca.revocation.settings import OcspSettings
 from ca.revocation.signing import sign_all, signs_in_process
 from ca.service import CertificateAuthority
+from ca.sigalg import sign_bytes
 from ca.store.repositories import serial_text
 
 log = logging.getLogger("tetra.ocsp")

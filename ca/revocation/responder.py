@@ -22,7 +22,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from ca.enrollment import EnrollmentKind
-from ca.issuer import Issuer
+from ca.issuer import Intent, Issuer
 from ca.keys import KEY_SPECS, describe_public_key, generate_private_key
 from ca.profiles.loader import parse_profile
 from ca.profiles.model import Profile
@@ -232,7 +232,7 @@ class Responders:
             if reused is not None:
                 return make_identity(issuer.name, signer, reused, reused.not_valid_after_utc)
         template = responder_template(issuer, signer, self.settings, now)
-        certificate, row_id = await issuer.issue(template, protocol="ocsp", requester="tetra-ocsp")
+        certificate, row_id = await issuer.issue(template, Intent(protocol="ocsp", requester="tetra-ocsp"))
         der = certificate.public_bytes(Encoding.DER)
         values = {
             "issuer": issuer.name,

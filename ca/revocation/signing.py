@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from ca.errors import SignerUnavailable
-from ca.issuer import sign_bytes, throwaway_key, verify_bytes
+from ca.issuer import throwaway_key
 from ca.keys import default_hash
 from ca.revocation.asn1 import children, header
+from ca.sigalg import sign_bytes, verify_bytes
 from ca.signers.base import Signer
 from ca.signers.software import SoftwareSigner
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from ca.config_secrets import read_secret
 from ca.errors import ConfigError
 from ca.signers.base import Signer
-from ca.signers.software import SoftwareSigner, read_secret
+from ca.signers.software import SoftwareSigner
 from ca.tomlread import Table
 
 __all__ = ["BACKENDS", "Backend", "SignerSpec", "open_signer", "parse_signer_spec"]

@@ -1,7 +1,7 @@
 """Software keys: PKCS#8 PEM files encrypted at rest.
 
 The passphrase never sits in the config file itself: it comes from an
-environment variable or from a file the config names.
+environment variable or from a file the config names (ca/config_secrets.py).
 """
 
 from __future__ import annotations
@@ -19,24 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPublicKeyTypes,
 )
 
+from ca.config_secrets import read_secret as read_secret  # re-export: server/cli.py (being split) still imports it here
 from ca.errors import ConfigError, SignerUnavailable
 
 T = TypeVar("T")
-
-
-def read_secret(env: str = "", file: str = "", what: str = "secret") -> bytes:
-    """A secret from an environment variable or a file (trailing newline dropped)."""
-    if env:
-        value = os.environ.get(env)
-        if value is None:
-            raise ConfigError(f"{what}: environment variable {env} is not set")
-        return value.encode()
-    if file:
-        try:
-            return Path(file).read_bytes().rstrip(b"\r\n")
-        except OSError as exc:
-            raise ConfigError(f"{what}: cannot read {file}: {exc.strerror}") from None
-    raise ConfigError(f"{what}: set either an environment variable or a file")
 
 
 def save_encrypted_key(key: CertificateIssuerPrivateKeyTypes, path: Path, passphrase: bytes) -> None:

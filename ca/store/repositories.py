@@ -59,6 +59,12 @@ _RECORD_RESULT = (
         | {"status": case((certificates.c.status == "signing", bindparam("status")), else_=certificates.c.status)}
     )
 )
+# An approved request pointed at its certificate, in the transaction that records the result.
+_LINK_CERTIFICATE = (
+    update(enrollment_requests)
+    .where(enrollment_requests.c.id == bindparam("request_id_"))
+    .values(certificate_id=bindparam("certificate_id"))
+)
 
 
 class CertificateRepository:
@@ -225,11 +231,7 @@ class RequestRepository:
         """The write that points an approved request at its certificate (run with the result)."""
 
         def link(tx: Tx, certificate_id: int) -> None:
-            tx.conn.execute(
-                update(enrollment_requests)
-                .where(enrollment_requests.c.id == request_id)
-                .values(certificate_id=certificate_id)
-            )
+            tx.conn.execute(_LINK_CERTIFICATE, {"request_id_": request_id, "certificate_id": certificate_id})
 
         return link
 

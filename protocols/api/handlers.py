@@ -11,11 +11,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ca.config_secrets import read_secret
 from ca.csr import enrollment_from_csr, parse_csr
 from ca.enrollment import AuthMethod, InventoryFields, Issued, Requester
 from ca.errors import CAError, FailureReason
 from ca.interface import CoreApi
-from ca.signers.software import read_secret
 from ca.tomlread import Table
 from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
 

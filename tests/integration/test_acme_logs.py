@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
+from ca.config_secrets import read_secret
 from ca.service import CertificateAuthority
-from ca.signers.software import load_encrypted_key, read_secret
+from ca.signers.software import load_encrypted_key
 from ca.store.db import Tx
 from ca.store.tables import audit_log
 from interop.acme_helpers import Http01Responder, LoopbackDns

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.issuer import verify_bytes
+from ca.sigalg import verify_bytes
 from ca.store.repositories import CertificateFilter
 from server.wiring import build_ca, read_config
 from tests.helpers import make_csr

@@ -1,27 +1,21 @@
-"""Alembic environment: migrates Base.metadata (core and protocol tables) with a synchronous driver."""
+"""Alembic environment: runs the revisions with a synchronous driver.
+
+The revisions under versions/ create every table explicitly (the core's and each protocol's),
+so what an upgrade creates never depends on what has been imported. ``target_metadata`` is
+only what autogenerate compares a database with: `Base.metadata`, which holds the core's
+tables (imported here) and every protocol's, declared on the same `Base` through
+ca/state_store.py when the protocol is imported. ca/ never imports a protocol (import-linter,
+pyproject.toml): whoever runs Alembic imports them first, as the server and `tetra` do through
+protocols.registry, and tests/unit/server/test_schema.py checks the history against the lot.
+"""
 
 from __future__ import annotations
-
-import importlib
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import ca.store.tables  # noqa: F401  (core tables)
+import ca.revocation.tables  # noqa: F401  (core tables: OCSP and CRL state)
 from ca.store.tables import Base
-
-# Protocol state lives on the same metadata; import what exists so autogenerate sees it.
-for _module in (
-    "ca.revocation.tables",
-    "protocols.acme.store.tables",
-    "protocols.est.state",
-    "protocols.scep.state",
-    "protocols.cmp.state",
-):
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError:
-        pass
 
 config = context.config
 target_metadata = Base.metadata

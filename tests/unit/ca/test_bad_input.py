@@ -197,7 +197,8 @@ async def test_certificate_for_one_of_our_own_keys_is_refused(
 ) -> None:
     """CORE-12: a leaf carrying the issuing CA's, the root's or the RA's key would let its holder
     speak as the CA; the core refuses it for every protocol (badCSR-like), nothing issued."""
-    from ca.signers.software import load_encrypted_key, read_secret
+    from ca.config_secrets import read_secret
+    from ca.signers.software import load_encrypted_key
 
     if whose == "root":
         passphrase = read_secret(file=str(ca_dir / "secrets" / "passphrase"))

@@ -23,6 +23,7 @@ from ca import lint as lint_module
 from ca.csr import enrollment_from_csr
 from ca.enrollment import AuthMethod, EnrollmentRequest, Issued, Requester
 from ca.errors import InternalError, PolicyViolation
+from ca.issuer import Intent
 from ca.opaque_keys import OpaqueECKey
 from ca.revocation.crl import CrlService
 from ca.revocation.ocsp import OcspService
@@ -66,7 +67,7 @@ async def test_issuance_token_is_single_use(ca: CertificateAuthority) -> None:
     issuer.signer = signer
     template = (await ca.decide(_request("once.example.com"))).template
 
-    token = await issuer.prepare(template, protocol="cli", requester="test")
+    token = await issuer.prepare(template, Intent(protocol="cli", requester="test"))
     certificate, row_id = await issuer.sign(token)
     with pytest.raises(InternalError, match="already signed once"):
         await issuer.sign(token)
@@ -77,7 +78,7 @@ async def test_issuance_token_is_single_use(ca: CertificateAuthority) -> None:
     assert await _audit_actions(ca, certificate.serial_number) == ["certificate.intent", "certificate.issued"]
 
     # Two tasks racing with one token: exactly one signs.
-    token = await issuer.prepare(template, protocol="cli", requester="test")
+    token = await issuer.prepare(template, Intent(protocol="cli", requester="test"))
     results = await asyncio.gather(issuer.sign(token), issuer.sign(token), return_exceptions=True)
     signed = [r for r in results if isinstance(r, tuple)]
     refused = [r for r in results if isinstance(r, InternalError)]
