@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from ca.errors import BadRequest
+
 
 @dataclass(frozen=True)
 class CertificateRecord:
@@ -46,6 +48,16 @@ class CertificateRecord:
     @property
     def serial_hex(self) -> str:
         return format(self.serial, "x")
+
+
+def parse_serial(text: str) -> int:
+    """A serial as an operator types it (hexadecimal, with or without colons or 0x): the
+    inverse of ``serial_hex``, shared by every command that takes one."""
+    cleaned = text.replace(":", "").lower().removeprefix("0x")
+    try:
+        return int(cleaned, 16)
+    except ValueError:
+        raise BadRequest(f"serial {text!r} is not hexadecimal") from None
 
 
 @dataclass(frozen=True)
