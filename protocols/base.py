@@ -108,7 +108,10 @@ class BackgroundJob:
 class CliCommand:
     """One `tetra <protocol> <words...>` command. ``run`` gets the same context the server
     would build and the parsed arguments; it prints its result and returns the exit code.
-    A CAError it raises becomes one line on stderr (server/cli)."""
+    ``arguments`` adds the command's own options; every command also gets ``--config`` and
+    ``--operator`` (``args.operator``: who acts, for the audit log) from server/cli. A CAError
+    or ConfigError it raises (an unknown profile, a malformed serial) becomes one line on
+    stderr and a non-zero exit, never a traceback."""
 
     words: tuple[str, ...]  # below `tetra <protocol>`, e.g. ("eab", "create")
     help: str
@@ -137,3 +140,4 @@ class ProtocolSpec:
     path_labels: Callable[[Any], Mapping[str, str]] = lambda config: {}
     jobs: Callable[[Any], Sequence[BackgroundJob]] = lambda handlers: ()  # handlers -> its jobs
     cli: tuple[CliCommand, ...] = ()
+    cli_help: str = ""  # what `tetra --help` says of `tetra <protocol>`

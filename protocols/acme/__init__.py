@@ -5,6 +5,7 @@ The server mounts it at /acme; `AcmeHandlers.create` builds it from the
 server's context and the parsed [acme] section.
 """
 
+from protocols.acme.cli import COMMANDS
 from protocols.acme.config import parse_config
 from protocols.acme.errors import http_error
 from protocols.acme.handlers import ROUTES, AcmeHandlers
@@ -21,4 +22,6 @@ SPEC = ProtocolSpec(
     max_body=64 * 1024,
     http_error=http_error,
     jobs=AcmeHandlers.jobs,
+    cli=COMMANDS,
+    cli_help="ACME: external account keys, renewal information",
 )
