@@ -338,3 +338,21 @@ def test_cli_issued_certificate_points_at_its_crl_partition_and_delta(ca_dir: Pa
     freshest = cert.extensions.get_extension_for_class(x509.FreshestCRL).value
     assert str(cdp[0].full_name[0].value).endswith(f"/{part}.crl")
     assert str(freshest[0].full_name[0].value).endswith(f"/{part}-delta.crl")
+
+
+def test_config_before_or_after_the_subcommand(ca_dir: Path, tmp_path: Path) -> None:
+    """`tetra --config FILE certs list` and `tetra certs list --config FILE` (like `git -C`); given
+    in both places, the one after the subcommand wins; neither: $TETRA_CONFIG."""
+    cfg, missing = str(ca_dir / "tetra.toml"), str(tmp_path / "missing.toml")
+    before = tetra("--config", cfg, "certs", "list", "--format", "json")
+    after = tetra("certs", "list", "--format", "json", "--config", cfg)
+    assert before.returncode == 0 and after.returncode == 0, before.stderr + after.stderr
+    assert json.loads(before.stdout) == json.loads(after.stdout) != []
+    assert tetra("--config", missing, "certs", "list", "--config", cfg).returncode == 0
+    assert_clean_error(tetra("--config", cfg, "certs", "list", "--config", missing), "missing.toml", "config file not found")
+    assert tetra("--config", cfg, "acme", "renew-now", "--profile", "tls-server").returncode == 0
+    assert tetra("certs", "list", env={"TETRA_CONFIG": cfg}).returncode == 0
+    assert_clean_error(tetra("certs", "list", env={"TETRA_CONFIG": missing}), "missing.toml")
+    refused = tetra("--config", cfg, "init", "--dir", str(tmp_path / "new"))
+    assert refused.returncode == 2 and "this command reads no config file" in refused.stderr
+    assert not (tmp_path / "new").exists()

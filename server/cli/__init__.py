@@ -1,0 +1,49 @@
+"""The `tetra` command. Errors are one line on stderr and a non-zero exit, never a traceback.
+
+Each group of commands is a module with an ``add_commands`` (deployment: init, serve, db;
+hierarchy: ca; certificates: requests, issue, revoke, certs, audit; revocation: crl, ocsp);
+protocol_commands mounts what each protocol lists in its ProtocolSpec (`tetra acme ...`).
+common holds what they share: --config, --operator, opening the CA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ca.errors import CAError, ConfigError
+from server.cli import certificates, deployment, hierarchy, protocol_commands, revocation
+from server.cli.common import CLIError, add_global_config_option, resolve_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tetra", description="Tetra CA: ACME, EST, SCEP, CMP, OCSP and CRL")
+    add_global_config_option(parser)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in (deployment, hierarchy, certificates, protocol_commands, revocation):
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    resolve_config(parser, args)
+    if args.func is not deployment.serve:
+        # One-shot commands report through their own one-line errors; keep library chatter out.
+        logging.basicConfig(level=logging.ERROR, format="tetra: %(levelname)s: %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except (CLIError, ConfigError) as exc:
+        print(f"tetra: error: {exc}", file=sys.stderr)
+        return 2
+    except CAError as exc:
+        print(f"tetra: error: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["CLIError", "build_parser", "main"]

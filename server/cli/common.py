@@ -1,0 +1,103 @@
+"""What every `tetra` command shares: the --config option (before or after the subcommand),
+the --operator option, the one-line operator error, and opening the CA as the server does.
+
+Commands import the heavy parts (the store, signers, cryptography) inside their bodies, so that
+`tetra --help` and a mistyped option answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ca.service import CertificateAuthority
+    from server.config import ServerConfig
+
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]  # what add_subparsers returns
+
+DEFAULT_CONFIG = os.environ.get("TETRA_CONFIG", "var/tetra.toml")
+CONFIG_HELP = (
+    f"config file (default {DEFAULT_CONFIG}, from $TETRA_CONFIG or else var/tetra.toml); accepted before "
+    "or after the subcommand, and when given in both places the one after the subcommand wins"
+)
+
+Command = Callable[[argparse.Namespace], int]
+CaWork = Callable[[argparse.Namespace, "CertificateAuthority", "ServerConfig"], Awaitable[int]]
+
+
+class CLIError(Exception):
+    """A one-line message for the operator."""
+
+
+def read_config(path: str) -> ServerConfig:
+    from server.wiring import read_config as load
+
+    return load(Path(path))
+
+
+# -- --config -----------------------------------------------------------------------------
+# Both the top-level parser and each command that reads a config accept --config, neither with
+# a default (SUPPRESS), so the namespace holds whichever was given. argparse copies the
+# subcommand's values over the top-level ones, so the one after the subcommand wins; main()
+# then fills in the default (resolve_config).
+def add_global_config_option(parser: argparse.ArgumentParser) -> None:
+    """`tetra --config FILE <command>`, like `git -C DIR <command>`."""
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`tetra <command> --config FILE`, and mark the command as one that reads a config."""
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    parser.set_defaults(reads_config=True)
+    return parser
+
+
+def resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Set ``args.config`` for a command that reads one; refuse --config for one that does not
+    (`tetra --config prod.toml init ...` would otherwise silently ignore it)."""
+    if getattr(args, "reads_config", False):
+        args.config = getattr(args, "config", DEFAULT_CONFIG)
+    elif hasattr(args, "config"):
+        parser.error("--config: this command reads no config file")
+
+
+def add_operator_option(parser: argparse.ArgumentParser) -> None:
+    """Who acts: recorded in the audit log as cli:<operator>."""
+    parser.add_argument(
+        "--operator", default=os.environ.get("USER", "operator"), help="who acts, for the audit log (default $USER)"
+    )
+
+
+# -- opening the CA -------------------------------------------------------------------------
+def on_ca(work: CaWork) -> Command:
+    """Turn ``work(args, ca, config)`` into a command: the CA its config describes is built as
+    the server builds it, checked and prepared, handed to ``work`` and closed afterwards."""
+
+    @functools.wraps(work)
+    def command(args: argparse.Namespace) -> int:
+        return asyncio.run(_run_on_ca(args, work))
+
+    return command
+
+
+async def _run_on_ca(args: argparse.Namespace, work: CaWork) -> int:
+    from ca.revocation.pointers import install_pointers
+    from ca.store.migrate import require_current
+    from server.wiring import build_ca, crl_settings
+
+    config = read_config(args.config)
+    ca = await build_ca(config)
+    try:
+        await require_current(ca.db)
+        # What a certificate issued here points at (CRL partition, delta CRL) must match what
+        # the server would have put there.
+        await install_pointers(ca, crl_settings(config))
+        return await work(args, ca, config)
+    finally:
+        await ca.close()

@@ -1,0 +1,74 @@
+"""Setting a CA up and running it: `tetra init`, `tetra serve`, `tetra db upgrade`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from server.cli.common import CLIError, add_config_option, read_config
+
+if TYPE_CHECKING:
+    from server.cli.common import Subcommands
+
+
+def init(args: argparse.Namespace) -> int:
+    from protocols.registry import PROTOCOLS
+    from server.config import Listen
+    from server.demo import init_demo
+
+    result = asyncio.run(
+        init_demo(
+            Path(args.dir),
+            http=Listen.parse(args.http, "--http"),
+            https=Listen.parse(args.https, "--https"),
+            hostnames=args.hostname or ["localhost", "127.0.0.1"],
+            protocols=sorted(PROTOCOLS),
+        )
+    )
+    print(f"Created a demo CA in {args.dir}")
+    print(f"  config:                 {result.config}")
+    print(f"  root SHA-256 fingerprint: {result.root_fingerprint}")
+    print(f"Start it with: tetra serve --config {result.config}")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from server.app import serve as run_server
+
+    config = read_config(args.config)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise CLIError("--workers must be at least 1")
+        config = dataclasses.replace(config, workers=args.workers)
+    run_server(config)
+    return 0
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    from ca.store.migrate import upgrade
+
+    config = read_config(args.config)
+    upgrade(config.database_url)
+    print("database schema is current")
+    return 0
+
+
+def add_commands(sub: Subcommands) -> None:
+    p = sub.add_parser("init", help="create a demo CA hierarchy, TLS certificate, database and config")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--http", default="127.0.0.1:8080")
+    p.add_argument("--https", default="127.0.0.1:8443")
+    p.add_argument("--hostname", action="append", help="name for the TLS certificate (repeatable)")
+    p.set_defaults(func=init)
+
+    p = add_config_option(sub.add_parser("serve", help="run the server"))
+    p.add_argument(
+        "--workers", type=int, default=None, help="server processes sharing the ports (overrides [server] workers)"
+    )
+    p.set_defaults(func=serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    add_config_option(db.add_parser("upgrade", help="apply schema migrations")).set_defaults(func=db_upgrade)
