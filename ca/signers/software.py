@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPublicKeyTypes,
 )
 
-from ca.config_secrets import read_secret as read_secret  # re-export: server/cli.py (being split) still imports it here
 from ca.errors import ConfigError, SignerUnavailable
 
 T = TypeVar("T")

@@ -60,7 +60,8 @@ def ca_show(args: argparse.Namespace) -> int:
 
 
 def _load_private_key(path: str, passphrase_env: str, passphrase_file: str) -> Any:
-    from ca.signers.software import load_encrypted_key, read_secret
+    from ca.config_secrets import read_secret
+    from ca.signers.software import load_encrypted_key
 
     secret = read_secret(passphrase_env, passphrase_file, f"{path} passphrase")
     return load_encrypted_key(Path(path), secret)
@@ -69,14 +70,15 @@ def _load_private_key(path: str, passphrase_env: str, passphrase_file: str) -> A
 def _new_key(args: argparse.Namespace, out_key: Path) -> Any:
     """Generate the CA key in software (encrypted file) or on a PKCS#11 token."""
     if args.pkcs11_uri:
+        from ca.config_secrets import read_secret
         from ca.signers.pkcs11 import Pkcs11Signer, generate_token_key
-        from ca.signers.software import read_secret
 
         pin = read_secret(args.pin_env, args.pin_file, "PKCS#11 PIN")
         generate_token_key(args.module, args.pkcs11_uri, args.key_type, pin)
         return Pkcs11Signer.open_blocking("new-ca", args.module, args.pkcs11_uri, pin)
+    from ca.config_secrets import read_secret
     from ca.keys import generate_private_key
-    from ca.signers.software import read_secret, save_encrypted_key
+    from ca.signers.software import save_encrypted_key
 
     key = generate_private_key(args.key_type)
     save_encrypted_key(key, out_key, read_secret(args.passphrase_env, args.passphrase_file, "key passphrase"))

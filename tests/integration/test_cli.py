@@ -349,7 +349,9 @@ def test_config_before_or_after_the_subcommand(ca_dir: Path, tmp_path: Path) -> 
     assert before.returncode == 0 and after.returncode == 0, before.stderr + after.stderr
     assert json.loads(before.stdout) == json.loads(after.stdout) != []
     assert tetra("--config", missing, "certs", "list", "--config", cfg).returncode == 0
-    assert_clean_error(tetra("--config", cfg, "certs", "list", "--config", missing), "missing.toml", "config file not found")
+    assert_clean_error(
+        tetra("--config", cfg, "certs", "list", "--config", missing), "missing.toml", "config file not found"
+    )
     assert tetra("--config", cfg, "acme", "renew-now", "--profile", "tls-server").returncode == 0
     assert tetra("certs", "list", env={"TETRA_CONFIG": cfg}).returncode == 0
     assert_clean_error(tetra("certs", "list", env={"TETRA_CONFIG": missing}), "missing.toml")
