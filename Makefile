@@ -28,6 +28,7 @@ debian-packages:
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(wildcard ca protocols server tests interop bench)
+	$(VENV)/bin/ruff format --check $(wildcard ca protocols server tests interop bench)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

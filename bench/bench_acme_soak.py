@@ -66,9 +66,7 @@ class Sample:
 
 def process_status(pid: int) -> tuple[float, int, int]:
     """RSS (MiB), open file descriptors and threads of a process, from /proc."""
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
-    )
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     rss = int(fields["VmRSS"].split()[0]) / 1024
     return rss, len(os.listdir(f"/proc/{pid}/fd")), int(fields["Threads"])
 

@@ -331,4 +331,3 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main(parse_args())))
-

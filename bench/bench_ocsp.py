@@ -86,13 +86,13 @@ def request_der(fx: Fixture, serial: int, nonce: bytes | None = None) -> bytes:
     return asn1.seq(asn1.seq(*tbs))
 
 
-
 def issued_rows(serials: list[int]) -> list[CertRow]:
     """The store rows of the fixture's certificates, all issued and valid for 90 days from now."""
     now = dt.datetime.now(dt.UTC)
     return [
         CertRow("issuing-ca", format(s, "x"), "issued", None, None, now, now + dt.timedelta(days=90)) for s in serials
     ]
+
 
 async def make_fixture(workdir: Path, count: int) -> Fixture:
 
@@ -481,4 +481,3 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main(parse_args())))
-

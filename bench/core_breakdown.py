@@ -53,11 +53,13 @@ def install() -> None:
     issuer.sign_bytes = _timed("crypto: real signature", issuer.sign_bytes)  # type: ignore[attr-defined]
     issuer.verify_bytes = _timed("crypto: verify (CORE-11)", issuer.verify_bytes)  # type: ignore[attr-defined]
     issuer.assemble_certificate = _timed(  # type: ignore[attr-defined]
-        "crypto: assemble + parse signed cert", issuer.assemble_certificate  # type: ignore[attr-defined]
+        "crypto: assemble + parse signed cert",
+        issuer.assemble_certificate,  # type: ignore[attr-defined]
     )
     audit.event_hash = _timed("audit: event hash", audit.event_hash)
     db.append_events = _timed(  # type: ignore[attr-defined]
-        "audit: append_events (incl. its SQL)", db.append_events  # type: ignore[attr-defined]
+        "audit: append_events (incl. its SQL)",
+        db.append_events,  # type: ignore[attr-defined]
     )
 
 

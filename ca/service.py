@@ -161,9 +161,7 @@ class CertificateAuthority:
             raise PolicyViolation(f"profile {request.profile_name}: server key generation needs automatic approval")
         return replace(outcome, private_key=key)
 
-    async def _replaced(
-        self, request: EnrollmentRequest, known: CertificateRecord | None
-    ) -> CertificateRecord | None:
+    async def _replaced(self, request: EnrollmentRequest, known: CertificateRecord | None) -> CertificateRecord | None:
         """The record of the certificate the request replaces, read once (or the caller's copy)."""
         ref = request.replaces
         if ref is None:

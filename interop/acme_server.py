@@ -67,9 +67,7 @@ def start_tetra(
     return server
 
 
-def start_tetra_requiring_eab(
-    workdir: Path, dns_server: LoopbackDns, *, http01_port: int | None = None
-) -> TetraServer:
+def start_tetra_requiring_eab(workdir: Path, dns_server: LoopbackDns, *, http01_port: int | None = None) -> TetraServer:
     """A server whose ACME directory requires external account binding."""
     return start_tetra(
         workdir,

@@ -50,7 +50,10 @@ def full_flow(server: TetraServer, responder: Http01Responder, names: list[str],
     account_key = jose.jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
     # requests takes a CA bundle path where the type says bool
     net = client.ClientNetwork(
-        account_key, alg=jose.jwa.ES256, user_agent="tetra-interop", verify_ssl=str(server.root)  # type: ignore[arg-type]
+        account_key,
+        alg=jose.jwa.ES256,
+        user_agent="tetra-interop",
+        verify_ssl=str(server.root),  # type: ignore[arg-type]
     )
     acme = client.ClientV2(client.ClientV2.get_directory(server.acme_directory, net), net)
     regr = acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))

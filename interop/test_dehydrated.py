@@ -110,9 +110,7 @@ def test_dehydrated_with_external_account_binding(tmp_path: Path, dns_server: Lo
         refused = Dehydrated(server, tmp_path / "without", "http-01").run("--register", "--accept-terms", check=False)
         assert refused.returncode != 0 and "EAB" in refused.stdout + refused.stderr
         kid, hmac_key = new_eab_key(server, "tls-server")
-        client = Dehydrated(
-            server, tmp_path / "dehydrated", "http-01", f'EAB_KID="{kid}"\nEAB_HMAC_KEY="{hmac_key}"\n'
-        )
+        client = Dehydrated(server, tmp_path / "dehydrated", "http-01", f'EAB_KID="{kid}"\nEAB_HMAC_KEY="{hmac_key}"\n')
         with Http01Responder(http01_port, directory=client.wellknown):
             client.run("--register", "--accept-terms")
             client.run("--cron", "--domain", "eab.dehydrated.example.com")

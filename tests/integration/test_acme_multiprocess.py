@@ -73,9 +73,7 @@ def test_rate_limits_are_shared_by_two_processes(
     ca_dir: Path, postgres_url: str, tmp_path: Path, loopback: tuple[LoopbackDns, Http01Responder]
 ) -> None:
     """ACME-25: one account ordering through both processes at once gets exactly its limit."""
-    servers = start_pair(
-        ca_dir, postgres_url, tmp_path, loopback, {"TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "6"}
-    )
+    servers = start_pair(ca_dir, postgres_url, tmp_path, loopback, {"TETRA_ACME__RATE_LIMITS__ORDERS_PER_ACCOUNT": "6"})
     try:
 
         async def run() -> list[int]:

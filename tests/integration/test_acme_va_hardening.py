@@ -169,9 +169,7 @@ def _alpn_certificate(name: str, digest_der: bytes | None, tmp: Path) -> tuple[P
     cert_path, key_path = tmp / "alpn.pem", tmp / "alpn.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 

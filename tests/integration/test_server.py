@@ -113,8 +113,9 @@ def test_sighup_reloads_profiles_and_logs_are_json(ca_dir: Path, tmp_path: Path)
 
         def validity_days() -> float:
             data = json.dumps(_enroll_body(["r.example.com"], profile="tls-client")).encode()
-            req = urllib.request.Request(f"{server.base}/api/v1/enroll", data=data,
-                                         headers={**AUTH, "Content-Type": "application/json"})
+            req = urllib.request.Request(
+                f"{server.base}/api/v1/enroll", data=data, headers={**AUTH, "Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(req, timeout=10) as resp:
                 cert = x509.load_pem_x509_certificate(json.loads(resp.read())["certificate"].encode())
             return ((cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds() + 1) / 86400

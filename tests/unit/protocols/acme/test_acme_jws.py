@@ -59,7 +59,9 @@ def test_josepy_signed_jws_verifies() -> None:
     jwk = josepy.jwk.JWKEC(key=key)
     from acme import jws as acme_jws
 
-    signed = acme_jws.JWS.sign(b'{"x":1}', key=jwk, alg=josepy.jwa.ES256, nonce=b"n" * 16, url="https://x/acme/new-account")
+    signed = acme_jws.JWS.sign(
+        b'{"x":1}', key=jwk, alg=josepy.jwa.ES256, nonce=b"n" * 16, url="https://x/acme/new-account"
+    )
     msg = parse_jws(signed.json_dumps().encode())
     verify(msg, parse_jwk(msg.jwk))
 
