@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+import sqlalchemy
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -147,11 +148,34 @@ async def _serve(ca_dir: Path, db_url: str | None, monkeypatch: pytest.MonkeyPat
             assert time.monotonic() < deadline, "server not up"
             await asyncio.sleep(0.1)
         cert, issuer = await _issue(http_port, "fast.example.com")
+        await _until_presigned(db_url or f"sqlite:///{ca_dir / 'tetra.db'}", cert)
         tls = ssl.create_default_context(cafile=str(ca_dir / "ca" / "root.pem"))
         yield Served(http_port, f"https://127.0.0.1:{https_port}", tls, cert, issuer)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def _until_presigned(url: str, cert: x509.Certificate) -> None:
+    """Wait until the leader has pre-signed the new certificate's answers (one per presign hash).
+
+    Until then the first request is answered fresh and cached, and the pre-signing that follows
+    the issuance feed replaces that answer with one of another producedAt (so another ETag): a
+    comparison spanning that moment would compare two honest answers of different ages."""
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    query = sqlalchemy.text("SELECT count(*) FROM ocsp_responses WHERE serial = :serial")
+    serial = format(cert.serial_number, "x")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(query, {"serial": serial}).scalar_one()
+            if rows >= 2:
+                return
+            assert time.monotonic() < deadline, "the new certificate was never pre-signed"
+            await asyncio.sleep(0.05)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
