@@ -6,6 +6,7 @@ core's tables and every protocol's together. It reads and writes them through th
 `StateDatabase` the core hands it (`CoreApi.state`), in transactions it names:
 
 - ``read(fn)``: ``fn(connection)`` in a read transaction;
+- ``read_first(query, record)``: the first row of a select made into a record, or None;
 - ``write(fn)``: ``fn(tx)`` in a write transaction of its own;
 - ``write_grouped(fn)``: ``fn(tx)`` batched with other writers into one durable commit
   (for hot paths; ``fn`` must not fail for a reason a sibling in the batch did not cause).
@@ -22,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, overload
 
-from sqlalchemy.engine import Connection
+from sqlalchemy import Select
+from sqlalchemy.engine import Connection, Row
 
 from ca.audit import AuditEvent
 from ca.store.db import Slot, Tx
@@ -37,6 +39,8 @@ class StateDatabase(Protocol):
     """Transactions over the shared database, as a protocol may run them."""
 
     async def read(self, fn: Callable[[Connection], T]) -> T: ...
+
+    async def read_first(self, query: Select[Any], record: Callable[[Row[Any]], T]) -> T | None: ...
 
     async def write(self, fn: Callable[[Tx], T]) -> T: ...
 
