@@ -2,7 +2,8 @@
 
 A protocol keeps its state (ACME accounts and orders, EST/SCEP/CMP transactions)
 in tables of its own, declared on `Base` so that one Alembic history migrates the
-core's tables and every protocol's together. It reads and writes them through the
+core's tables and every protocol's together (``table_of`` gives the Core table of such a
+class, to write SQL against). It reads and writes them through the
 `StateDatabase` the core hands it (`CoreApi.state`), in transactions it names:
 
 - ``read(fn)``: ``fn(connection)`` in a read transaction;
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection, Row
 from ca.audit import AuditEvent
 from ca.store.db import Slot, Tx
 from ca.store.repositories import certificate_record
-from ca.store.tables import Base, Id, UTCDateTime, certificates, rate_limits
+from ca.store.tables import Base, Id, UTCDateTime, certificates, rate_limits, table_of
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -63,4 +64,5 @@ __all__ = [
     "certificate_record",
     "certificates",
     "rate_limits",
+    "table_of",
 ]
