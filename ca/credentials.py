@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import ColumnElement, Select, insert, select, update
 
 from ca.audit import AuditEvent
 from ca.records import Credential
@@ -65,15 +65,15 @@ def _to_credential(row: object) -> Credential:
     )
 
 
+def _unrevoked(protocol: str, key_id: str) -> tuple[ColumnElement[bool], ...]:
+    """This protocol's credential under this key id, unless revoked. Every check, binding and
+    revocation selects through here, so none can forget the revocation."""
+    return credentials.c.protocol == protocol, credentials.c.key_id == key_id, credentials.c.revoked_at.is_(None)
+
+
 def _usable(protocol: str, kind: str, key_id: str) -> Select[Any]:
-    """The one row a check may accept: this protocol's, of this kind, under this key id, not
-    revoked. Every check selects through here, so none can forget the revocation."""
-    return select(credentials).where(
-        credentials.c.protocol == protocol,
-        credentials.c.key_id == key_id,
-        credentials.c.kind == kind,
-        credentials.c.revoked_at.is_(None),
-    )
+    """The one row a check may accept: an unrevoked credential of the kind the check expects."""
+    return select(credentials).where(*_unrevoked(protocol, key_id), credentials.c.kind == kind)
 
 
 class CredentialStore:
@@ -216,12 +216,7 @@ class CredentialStore:
         def w(tx: Tx) -> bool:
             result = tx.conn.execute(
                 update(credentials)
-                .where(
-                    credentials.c.protocol == protocol,
-                    credentials.c.key_id == key_id,
-                    credentials.c.bound_to.is_(None),
-                    credentials.c.revoked_at.is_(None),
-                )
+                .where(*_unrevoked(protocol, key_id), credentials.c.bound_to.is_(None))
                 .values(bound_to=bound_to)
             )
             if result.rowcount == 1:
@@ -235,15 +230,7 @@ class CredentialStore:
         now = self._now()
 
         def w(tx: Tx) -> bool:
-            result = tx.conn.execute(
-                update(credentials)
-                .where(
-                    credentials.c.protocol == protocol,
-                    credentials.c.key_id == key_id,
-                    credentials.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            )
+            result = tx.conn.execute(update(credentials).where(*_unrevoked(protocol, key_id)).values(revoked_at=now))
             if result.rowcount:
                 tx.audit(AuditEvent(actor, "credential.revoked", f"{protocol}/{key_id}"))
             return bool(result.rowcount)
