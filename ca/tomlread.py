@@ -1,4 +1,4 @@
-"""Strict reading of TOML tables: unknown keys and wrong types are errors naming file and key.
+"""Strict reading of TOML files and tables: unknown keys and wrong types are errors naming file and key.
 
 Shared by the server config and the profile loader so both refuse mistakes the
 same way ("conf/profiles/x.toml: validity.max_days: expected integer, got string").
@@ -6,6 +6,8 @@ same way ("conf/profiles/x.toml: validity.max_days: expected integer, got string
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from ca.errors import ConfigError
@@ -14,6 +16,18 @@ T = TypeVar("T")
 _MISSING: Any = object()
 
 _TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
+
+
+def read_toml_file(path: Path, what: str = "file") -> dict[str, Any]:
+    """The parsed file, or a ConfigError naming it; ``what`` names a missing one ("config file")."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _describe(value: object) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from pathlib import Path
 
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
@@ -13,7 +12,7 @@ from ca.enrollment import PROTOCOLS, AuthMethod
 from ca.errors import ConfigError
 from ca.keys import KEY_SPECS
 from ca.profiles.model import COMMON_NAME_MODES, NAME_TYPES, NameRule, Profile
-from ca.tomlread import Table
+from ca.tomlread import Table, read_toml_file
 
 KEY_USAGES = (
     "digital_signature",
@@ -174,13 +173,7 @@ def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
 
 
 def load_profile_file(path: Path) -> Profile:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_profile(data, path.stem, str(path))
+    return parse_profile(read_toml_file(path, "profile file"), path.stem, str(path))
 
 
 def load_profiles(directory: Path) -> dict[str, Profile]:
