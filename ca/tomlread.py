@@ -7,6 +7,7 @@ same way ("conf/profiles/x.toml: validity.max_days: expected integer, got string
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -82,6 +83,14 @@ class Table:
             if not isinstance(item, str):
                 raise self.error(key, f"expected an array of strings, found {_describe(item)}")
         return list(values)
+
+    def members(self, key: str, allowed: Collection[str], what: str, default: list[str] | None = None) -> list[str]:
+        """An array of strings, each one of ``allowed``; any other is refused as "unknown {what}"."""
+        values = self.strings(key, default)
+        for value in values:
+            if value not in allowed:
+                raise self.error(key, f"unknown {what} {value!r}")
+        return values
 
     def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
         value = self.get(key, str, default if default is not None else _MISSING)
