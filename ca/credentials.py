@@ -14,10 +14,9 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import ColumnElement, Select, insert, select, update
 
 from ca.audit import AuditEvent
 from ca.records import Credential
@@ -64,6 +63,17 @@ def _to_credential(row: object) -> Credential:
         bound_to=mapping["bound_to"],
         secret=mapping["secret"],
     )
+
+
+def _unrevoked(protocol: str, key_id: str) -> tuple[ColumnElement[bool], ...]:
+    """This protocol's credential under this key id, unless revoked. Every check, binding and
+    revocation selects through here, so none can forget the revocation."""
+    return credentials.c.protocol == protocol, credentials.c.key_id == key_id, credentials.c.revoked_at.is_(None)
+
+
+def _usable(protocol: str, kind: str, key_id: str) -> Select[Any]:
+    """The one row a check may accept: an unrevoked credential of the kind the check expects."""
+    return select(credentials).where(*_unrevoked(protocol, key_id), credentials.c.kind == kind)
 
 
 class CredentialStore:
@@ -116,23 +126,11 @@ class CredentialStore:
         )
 
     async def verify_password(self, protocol: str, username: str, password: str) -> Credential | None:
-        def q(conn: Connection) -> tuple[object, str] | None:
-            row = conn.execute(
-                select(credentials).where(
-                    credentials.c.protocol == protocol,
-                    credentials.c.key_id == username,
-                    credentials.c.kind == "password",
-                    credentials.c.revoked_at.is_(None),
-                )
-            ).first()
-            return (row, row.secret_hash) if row else None
-
-        found = await self.db.read(q)
+        found = await self.db.read_first(_usable(protocol, "password", username), lambda row: row)
         if found is None:
             check_password(password, hash_password("x"))  # same work whether or not the user exists
             return None
-        row, stored = found
-        return _to_credential(row) if check_password(password, stored) else None
+        return _to_credential(found) if check_password(password, found.secret_hash) else None
 
     async def create_challenge(
         self,
@@ -166,14 +164,7 @@ class CredentialStore:
         now = self._now()
 
         def w(tx: Tx) -> Credential | None:
-            row = tx.conn.execute(
-                select(credentials).where(
-                    credentials.c.protocol == protocol,
-                    credentials.c.key_id == key,
-                    credentials.c.kind == "challenge",
-                    credentials.c.revoked_at.is_(None),
-                )
-            ).first()
+            row = tx.conn.execute(_usable(protocol, "challenge", key)).first()
             if row is None or (row.expires_at is not None and row.expires_at <= now):
                 return None
             if row.one_time:
@@ -217,18 +208,7 @@ class CredentialStore:
         return key_id, secret
 
     async def get_mac_key(self, protocol: str, key_id: str) -> Credential | None:
-        def q(conn: Connection) -> Credential | None:
-            row = conn.execute(
-                select(credentials).where(
-                    credentials.c.protocol == protocol,
-                    credentials.c.key_id == key_id,
-                    credentials.c.kind == "mac-key",
-                    credentials.c.revoked_at.is_(None),
-                )
-            ).first()
-            return _to_credential(row) if row else None
-
-        return await self.db.read(q)
+        return await self.db.read_first(_usable(protocol, "mac-key", key_id), _to_credential)
 
     async def bind(self, protocol: str, key_id: str, bound_to: str) -> bool:
         """Bind a credential to one principal (an ACME account) once; False if already bound."""
@@ -236,12 +216,7 @@ class CredentialStore:
         def w(tx: Tx) -> bool:
             result = tx.conn.execute(
                 update(credentials)
-                .where(
-                    credentials.c.protocol == protocol,
-                    credentials.c.key_id == key_id,
-                    credentials.c.bound_to.is_(None),
-                    credentials.c.revoked_at.is_(None),
-                )
+                .where(*_unrevoked(protocol, key_id), credentials.c.bound_to.is_(None))
                 .values(bound_to=bound_to)
             )
             if result.rowcount == 1:
@@ -255,15 +230,7 @@ class CredentialStore:
         now = self._now()
 
         def w(tx: Tx) -> bool:
-            result = tx.conn.execute(
-                update(credentials)
-                .where(
-                    credentials.c.protocol == protocol,
-                    credentials.c.key_id == key_id,
-                    credentials.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            )
+            result = tx.conn.execute(update(credentials).where(*_unrevoked(protocol, key_id)).values(revoked_at=now))
             if result.rowcount:
                 tx.audit(AuditEvent(actor, "credential.revoked", f"{protocol}/{key_id}"))
             return bool(result.rowcount)

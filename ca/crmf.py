@@ -29,16 +29,9 @@ from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.codec.der import encoder as der_encoder
 from pyasn1_alt_modules import rfc4211
 
-from ca.csr import MAX_SANS
+from ca.csr import san_identifiers
 from ca.der import encode_length
-from ca.enrollment import (
-    EnrollmentKind,
-    EnrollmentRequest,
-    Identifier,
-    InventoryFields,
-    Requester,
-    identifiers_from_general_names,
-)
+from ca.enrollment import EnrollmentKind, EnrollmentRequest, Identifier, InventoryFields, Requester
 from ca.errors import CAError, FailureReason
 from ca.sigalg import verify_signature
 
@@ -157,13 +150,7 @@ def _names(
             others.append(ext)
             continue
         assert isinstance(ext.value, x509.SubjectAlternativeName)
-        names = list(ext.value)
-        if len(names) > MAX_SANS:
-            raise CAError(f"certTemplate asks for over {MAX_SANS} subjectAltNames", FailureReason.BAD_CSR)
-        try:
-            identifiers = identifiers_from_general_names(names)
-        except ValueError as exc:
-            raise CAError(str(exc), FailureReason.BAD_CSR) from None
+        identifiers = san_identifiers(list(ext.value), "certTemplate")
     return identifiers, tuple(others)
 
 

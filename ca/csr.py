@@ -52,10 +52,16 @@ def csr_identifiers(csr: x509.CertificateSigningRequest) -> tuple[Identifier, ..
         return ()
     except ValueError as exc:
         raise CAError(f"CSR extensions cannot be parsed: {exc}", FailureReason.BAD_CSR) from None
-    names = list(ext.value)  # type: ignore[call-overload]
+    return san_identifiers(list(ext.value), "CSR")  # type: ignore[call-overload]
+
+
+def san_identifiers(names: list[x509.GeneralName], requester: str) -> tuple[Identifier, ...]:
+    """A subjectAltName's entries as identifiers, at most MAX_SANS of them: one bound and one
+    refusal (BAD_CSR) for every request format (PKCS#10 here, CRMF in ca/crmf.py).
+    ``requester`` names the message in the refusal ("CSR", "certTemplate")."""
     if len(names) > MAX_SANS:
         raise CAError(
-            f"CSR asks for {len(names)} subjectAltNames, over the limit of {MAX_SANS}",
+            f"{requester} asks for {len(names)} subjectAltNames, over the limit of {MAX_SANS}",
             FailureReason.BAD_CSR,
         )
     try:

@@ -38,29 +38,26 @@ EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 ED25519 = "1.3.101.112"
 ED448 = "1.3.101.113"
 
+# hash name -> the signature OIDs that name it: (RSA PKCS#1 v1.5, RFC 8017; ECDSA, RFC 5758)
+_HASHED_SIGNATURES = {
+    "sha1": ("1.2.840.113549.1.1.5", "1.2.840.10045.4.1"),
+    "sha224": ("1.2.840.113549.1.1.14", "1.2.840.10045.4.3.1"),
+    "sha256": ("1.2.840.113549.1.1.11", "1.2.840.10045.4.3.2"),
+    "sha384": ("1.2.840.113549.1.1.12", "1.2.840.10045.4.3.3"),
+    "sha512": ("1.2.840.113549.1.1.13", "1.2.840.10045.4.3.4"),
+}
+ECDSA_WITH = {hash_name: ecdsa for hash_name, (_, ecdsa) in _HASHED_SIGNATURES.items()}
 # signature OID -> (family, hash OID or None when the hash comes from elsewhere)
 _SIGNATURES: dict[str, tuple[str, str | None]] = {
     RSA_ENCRYPTION: ("rsa", None),
-    "1.2.840.113549.1.1.5": ("rsa", "1.3.14.3.2.26"),
-    "1.2.840.113549.1.1.14": ("rsa", "2.16.840.1.101.3.4.2.4"),
-    "1.2.840.113549.1.1.11": ("rsa", "2.16.840.1.101.3.4.2.1"),
-    "1.2.840.113549.1.1.12": ("rsa", "2.16.840.1.101.3.4.2.2"),
-    "1.2.840.113549.1.1.13": ("rsa", "2.16.840.1.101.3.4.2.3"),
     RSASSA_PSS: ("pss", None),
     EC_PUBLIC_KEY: ("ecdsa", None),
-    "1.2.840.10045.4.1": ("ecdsa", "1.3.14.3.2.26"),
-    "1.2.840.10045.4.3.1": ("ecdsa", "2.16.840.1.101.3.4.2.4"),
-    "1.2.840.10045.4.3.2": ("ecdsa", "2.16.840.1.101.3.4.2.1"),
-    "1.2.840.10045.4.3.3": ("ecdsa", "2.16.840.1.101.3.4.2.2"),
-    "1.2.840.10045.4.3.4": ("ecdsa", "2.16.840.1.101.3.4.2.3"),
     ED25519: ("ed25519", None),
     ED448: ("ed448", None),
-}
-ECDSA_WITH = {
-    "sha1": "1.2.840.10045.4.1",
-    "sha256": "1.2.840.10045.4.3.2",
-    "sha384": "1.2.840.10045.4.3.3",
-    "sha512": "1.2.840.10045.4.3.4",
+} | {
+    oid: (family, HASH_OIDS[hash_name])
+    for hash_name, oids in _HASHED_SIGNATURES.items()
+    for family, oid in zip(("rsa", "ecdsa"), oids, strict=True)
 }
 
 VerifyingKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey

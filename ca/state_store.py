@@ -2,10 +2,12 @@
 
 A protocol keeps its state (ACME accounts and orders, EST/SCEP/CMP transactions)
 in tables of its own, declared on `Base` so that one Alembic history migrates the
-core's tables and every protocol's together. It reads and writes them through the
+core's tables and every protocol's together (``table_of`` gives the Core table of such a
+class, to write SQL against). It reads and writes them through the
 `StateDatabase` the core hands it (`CoreApi.state`), in transactions it names:
 
 - ``read(fn)``: ``fn(connection)`` in a read transaction;
+- ``read_first(query, record)``: the first row of a select made into a record, or None;
 - ``write(fn)``: ``fn(tx)`` in a write transaction of its own;
 - ``write_grouped(fn)``: ``fn(tx)`` batched with other writers into one durable commit
   (for hot paths; ``fn`` must not fail for a reason a sibling in the batch did not cause).
@@ -22,12 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, overload
 
-from sqlalchemy.engine import Connection
+from sqlalchemy import Select
+from sqlalchemy.engine import Connection, Row
 
 from ca.audit import AuditEvent
 from ca.store.db import Slot, Tx
 from ca.store.repositories import certificate_record
-from ca.store.tables import Base, Id, UTCDateTime, certificates, rate_limits
+from ca.store.tables import Base, Id, UTCDateTime, certificates, rate_limits, table_of
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -37,6 +40,8 @@ class StateDatabase(Protocol):
     """Transactions over the shared database, as a protocol may run them."""
 
     async def read(self, fn: Callable[[Connection], T]) -> T: ...
+
+    async def read_first(self, query: Select[Any], record: Callable[[Row[Any]], T]) -> T | None: ...
 
     async def write(self, fn: Callable[[Tx], T]) -> T: ...
 
@@ -59,4 +64,5 @@ __all__ = [
     "certificate_record",
     "certificates",
     "rate_limits",
+    "table_of",
 ]

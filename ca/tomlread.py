@@ -1,4 +1,4 @@
-"""Strict reading of TOML tables: unknown keys and wrong types are errors naming file and key.
+"""Strict reading of TOML files and tables: unknown keys and wrong types are errors naming file and key.
 
 Shared by the server config and the profile loader so both refuse mistakes the
 same way ("conf/profiles/x.toml: validity.max_days: expected integer, got string").
@@ -6,6 +6,9 @@ same way ("conf/profiles/x.toml: validity.max_days: expected integer, got string
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Collection
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from ca.errors import ConfigError
@@ -14,6 +17,18 @@ T = TypeVar("T")
 _MISSING: Any = object()
 
 _TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
+
+
+def read_toml_file(path: Path, what: str = "file") -> dict[str, Any]:
+    """The parsed file, or a ConfigError naming it; ``what`` names a missing one ("config file")."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _describe(value: object) -> str:
@@ -68,6 +83,14 @@ class Table:
             if not isinstance(item, str):
                 raise self.error(key, f"expected an array of strings, found {_describe(item)}")
         return list(values)
+
+    def members(self, key: str, allowed: Collection[str], what: str, default: list[str] | None = None) -> list[str]:
+        """An array of strings, each one of ``allowed``; any other is refused as "unknown {what}"."""
+        values = self.strings(key, default)
+        for value in values:
+            if value not in allowed:
+                raise self.error(key, f"unknown {what} {value!r}")
+        return values
 
     def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
         value = self.get(key, str, default if default is not None else _MISSING)

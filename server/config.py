@@ -18,7 +18,7 @@ from typing import Any
 from ca.errors import ConfigError
 from ca.signers.registry import SignerSpec, parse_signer_spec
 from ca.store.db import MODES
-from ca.tomlread import Table
+from ca.tomlread import Table, read_toml_file
 
 ENV_PREFIX = "TETRA_"
 
@@ -126,14 +126,7 @@ def _sqlite_relative(url: str, base: Path) -> str:
 def load_config(
     path: Path, environ: Mapping[str, str] | None = None, protocol_parsers: Mapping[str, Any] | None = None
 ) -> ServerConfig:
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml_file(path, "config file")
     apply_env_overrides(data, os.environ if environ is None else environ)
     return parse_config(data, path, protocol_parsers or {})
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
@@ -13,8 +14,11 @@ from ca.enrollment import PROTOCOLS, AuthMethod
 from ca.errors import ConfigError
 from ca.keys import KEY_SPECS
 from ca.profiles.model import COMMON_NAME_MODES, NAME_TYPES, NameRule, Profile
-from ca.tomlread import Table
+from ca.tomlread import Table, read_toml_file
 
+T = TypeVar("T")
+
+DEFAULT_KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 KEY_USAGES = (
     "digital_signature",
     "content_commitment",
@@ -33,24 +37,24 @@ EKU_NAMES: dict[str, ObjectIdentifier] = {
 SUBJECT_ATTRIBUTES = ("CN", "O", "OU", "C", "ST", "L", "serialNumber", "emailAddress")
 
 
-def _patterns(table: Table, key: str) -> tuple[re.Pattern[str], ...]:
+def _each(table: Table, key: str, convert: Callable[[str], T], refusal: str) -> tuple[T, ...]:
+    """An array of strings, each converted; one that ``convert`` rejects (ValueError, or re.error
+    for a pattern) is refused with ``refusal``, formatted with ``text`` and ``exc``."""
     out = []
     for text in table.strings(key, []):
         try:
-            out.append(re.compile(text))
-        except re.error as exc:
-            raise table.error(key, f"bad regular expression {text!r}: {exc}") from None
+            out.append(convert(text))
+        except (ValueError, re.error) as exc:
+            raise table.error(key, refusal.format(text=text, exc=exc)) from None
     return tuple(out)
+
+
+def _patterns(table: Table, key: str) -> tuple[re.Pattern[str], ...]:
+    return _each(table, key, re.compile, "bad regular expression {text!r}: {exc}")
 
 
 def _networks(table: Table, key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    out = []
-    for text in table.strings(key, []):
-        try:
-            out.append(ipaddress.ip_network(text, strict=False))
-        except ValueError:
-            raise table.error(key, f"{text!r} is not an IP network") from None
-    return tuple(out)
+    return _each(table, key, lambda text: ipaddress.ip_network(text, strict=False), "{text!r} is not an IP network")
 
 
 def _name_rule(table: Table, kind: str) -> NameRule:
@@ -66,26 +70,16 @@ def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
     top = Table(data, source)
     description = top.get("description", str, "")
     issuer = top.get("issuer", str, "") or None
-    protocols = top.strings("protocols", list(PROTOCOLS))
-    for proto in protocols:
-        if proto not in PROTOCOLS:
-            raise top.error("protocols", f"unknown protocol {proto!r}")
-    methods = []
-    for text in top.strings("auth_methods", [m.value for m in AuthMethod]):
-        try:
-            methods.append(AuthMethod(text))
-        except ValueError:
-            raise top.error("auth_methods", f"unknown auth method {text!r}") from None
+    protocols = top.members("protocols", PROTOCOLS, "protocol", list(PROTOCOLS))
+    method_names = [m.value for m in AuthMethod]
+    methods = [AuthMethod(text) for text in top.members("auth_methods", method_names, "auth method", method_names)]
     approval = top.choice("approval", ("auto", "manual"), "auto")
     lint = top.choice("lint", ("none", "pkilint"), "none")
     lint_profile = top.choice("lint_profile", ("pkix", "cabf-serverauth"), "pkix")
     lint_ignore = top.strings("lint_ignore", [])
 
     keys = top.table("keys")
-    key_types = keys.strings("allowed", ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"])
-    for spec in key_types:
-        if spec not in KEY_SPECS:
-            raise keys.error("allowed", f"unknown key type {spec!r}")
+    key_types = keys.members("allowed", KEY_SPECS, "key type", list(DEFAULT_KEY_TYPES))
     signature_hash = keys.get("signature_hash", str, "") or None
     if signature_hash not in (None, "sha256", "sha384", "sha512"):
         raise keys.error("signature_hash", f"{signature_hash!r} is not sha256, sha384 or sha512")
@@ -102,38 +96,20 @@ def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
     validity.finish()
 
     names = top.table("names")
-    san_types = names.strings("san_types", ["dns"])
-    for kind in san_types:
-        if kind not in NAME_TYPES:
-            raise names.error("san_types", f"unknown SAN type {kind!r}")
+    san_types = names.members("san_types", NAME_TYPES, "SAN type", ["dns"])
     rules = {kind: _name_rule(names.table(kind), kind) for kind in NAME_TYPES if names.has(kind)}
     max_sans = names.get("max_sans", int, 100)
     require_san = names.get("require_san", bool, True)
     wildcards = names.get("allow_wildcards", bool, False)
     common_name = names.choice("common_name", COMMON_NAME_MODES, "first-san")
-    subject_attrs = names.strings("subject_attributes", ["CN"])
-    for attr in subject_attrs:
-        if attr not in SUBJECT_ATTRIBUTES:
-            raise names.error("subject_attributes", f"unknown attribute {attr!r}")
+    subject_attrs = names.members("subject_attributes", SUBJECT_ATTRIBUTES, "attribute", ["CN"])
     names.finish()
 
     ext = top.table("extensions")
-    key_usage = ext.strings("key_usage", ["digital_signature"])
-    for usage in key_usage:
-        if usage not in KEY_USAGES:
-            raise ext.error("key_usage", f"unknown key usage {usage!r}")
+    key_usage = ext.members("key_usage", KEY_USAGES, "key usage", ["digital_signature"])
     rsa_ke = ext.get("rsa_key_encipherment", bool, False)
-    ekus = []
-    for text in ext.strings("extended_key_usage", []):
-        if text not in EKU_NAMES:
-            raise ext.error("extended_key_usage", f"unknown EKU {text!r}")
-        ekus.append(EKU_NAMES[text])
-    policies = []
-    for text in ext.strings("policies", []):
-        try:
-            policies.append(ObjectIdentifier(text))
-        except ValueError:
-            raise ext.error("policies", f"{text!r} is not an OID") from None
+    ekus = [EKU_NAMES[text] for text in ext.members("extended_key_usage", EKU_NAMES, "EKU", [])]
+    policies = _each(ext, "policies", ObjectIdentifier, "{text!r} is not an OID")
     ext.finish()
 
     renewal = top.table("renewal")
@@ -166,7 +142,7 @@ def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
         key_usage=frozenset(key_usage),
         rsa_key_encipherment=rsa_ke,
         extended_key_usage=tuple(ekus),
-        policies=tuple(policies),
+        policies=policies,
         renewal_window_days=window,
         allow_requested_validity=allow_requested,
         source=source,
@@ -174,13 +150,7 @@ def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
 
 
 def load_profile_file(path: Path) -> Profile:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_profile(data, path.stem, str(path))
+    return parse_profile(read_toml_file(path, "profile file"), path.stem, str(path))
 
 
 def load_profiles(directory: Path) -> dict[str, Profile]:

@@ -67,6 +67,8 @@ class StoredResponse:
     produced_at: dt.datetime
 
 
+# Each tuple lists its columns in the order of its record's fields (CertRow, StoredResponse),
+# so `_cert_row` and `_stored` build the record by position: the columns are named once.
 _CERT_COLUMNS = (
     certificates.c.issuer,
     certificates.c.serial,
@@ -92,31 +94,11 @@ _RESPONSE_COLUMNS = (
 
 
 def _cert_row(row: Any) -> CertRow:
-    return CertRow(
-        row.issuer,
-        row.serial,
-        row.status,
-        row.revoked_at,
-        row.revocation_reason,
-        row.created_at,
-        row.not_after,
-        row.profile,
-    )
+    return CertRow(*(row._mapping[column] for column in _CERT_COLUMNS))
 
 
 def _stored(row: Any) -> StoredResponse:
-    return StoredResponse(
-        row.issuer,
-        row.serial,
-        row.hash_alg,
-        row.status,
-        row.revoked_at,
-        row.revocation_reason,
-        bytes(row.der),
-        row.this_update,
-        row.next_update,
-        row.produced_at,
-    )
+    return StoredResponse(*(row._mapping[column] for column in _RESPONSE_COLUMNS))
 
 
 def certificate_rows(conn: Connection, issuer: str, serials: Iterable[str]) -> dict[str, CertRow]:

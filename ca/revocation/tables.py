@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Table, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ca.store.tables import Base, Id, UTCDateTime, audit_log
+from ca.store.tables import Base, Id, UTCDateTime, audit_log, table_of
 
 
 class OcspResponseRow(Base):
@@ -115,14 +115,8 @@ class JobCursorRow(Base):
 AUDIT_ACTION_SEQ = Index("ix_audit_log_action_seq", audit_log.c.action, audit_log.c.seq)
 
 
-def _table(row: type[Base]) -> Table:
-    table = row.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-ocsp_responses = _table(OcspResponseRow)
-ocsp_responders = _table(OcspResponderRow)
-crls = _table(CrlRow)
-crl_layout = _table(CrlLayoutRow)
-job_cursors = _table(JobCursorRow)
+ocsp_responses = table_of(OcspResponseRow)
+ocsp_responders = table_of(OcspResponderRow)
+crls = table_of(CrlRow)
+crl_layout = table_of(CrlLayoutRow)
+job_cursors = table_of(JobCursorRow)

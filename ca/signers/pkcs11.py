@@ -1,15 +1,8 @@
 """Keys that never leave a PKCS#11 token (an HSM, SoftHSM, a smart card).
 
-Threading: python-pkcs11 calls ``C_Initialize`` without OS locking, so a
-module must never be entered from two threads at once. Every token call for
-a module therefore runs on that module's one dedicated thread (a registry
-keyed by the module's real path holds the thread, the loaded library and the
-token logins). The event loop only awaits that thread, with a timeout.
-
-Login: PKCS#11 login state belongs to the whole process, not to a session,
-so each token gets one long-lived login session per process and every signer
-opens its own public session beside it. Closing a signer's session therefore
-never logs the other signers out.
+Threading and login: every token call for a module runs on that module's one
+dedicated thread, and each token has one login session per process beside
+which every signer opens its own; `pkcs11_token`'s docstring says why.
 
 Reliability: every signature is verified with the cached public key before
 it is handed out (a fault-induced bad signature must never reach a

@@ -22,8 +22,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, Engine, create_engine, make_url
+from sqlalchemy import Select, event, text
+from sqlalchemy.engine import Connection, Engine, Row, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -290,6 +290,16 @@ class Database:
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await self._run(fn, write=False)
+
+    async def read_first(self, query: Select[Any], record: Callable[[Row[Any]], T]) -> T | None:
+        """The first row of ``query`` made into a record by ``record``, or None: the lookup by
+        key (an id, a serial, a key id) that every repository makes, written once."""
+
+        def first(conn: Connection) -> T | None:
+            row = conn.execute(query).first()
+            return None if row is None else record(row)
+
+        return await self.read(first)
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         """One transaction of its own; its audit events are chained before commit. `fn` may run

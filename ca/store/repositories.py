@@ -88,22 +88,14 @@ class CertificateRepository:
 
     # Reads -------------------------------------------------------------------------------
     async def get(self, row_id: int) -> CertificateRecord | None:
-        def q(conn: Connection) -> CertificateRecord | None:
-            row = conn.execute(select(certificates).where(certificates.c.id == row_id)).first()
-            return certificate_record(row) if row else None
-
-        return await self.db.read(q)
+        query = select(certificates).where(certificates.c.id == row_id)
+        return await self.db.read_first(query, certificate_record)
 
     async def by_serial(self, issuer: str, serial: int) -> CertificateRecord | None:
-        def q(conn: Connection) -> CertificateRecord | None:
-            row = conn.execute(
-                select(certificates).where(
-                    certificates.c.issuer == issuer, certificates.c.serial == serial_text(serial)
-                )
-            ).first()
-            return certificate_record(row) if row else None
-
-        return await self.db.read(q)
+        query = select(certificates).where(
+            certificates.c.issuer == issuer, certificates.c.serial == serial_text(serial)
+        )
+        return await self.db.read_first(query, certificate_record)
 
     async def by_serial_any_issuer(self, serial: int) -> list[CertificateRecord]:
         def q(conn: Connection) -> list[CertificateRecord]:
@@ -113,11 +105,8 @@ class CertificateRepository:
         return await self.db.read(q)
 
     async def by_fingerprint(self, fingerprint: str) -> CertificateRecord | None:
-        def q(conn: Connection) -> CertificateRecord | None:
-            row = conn.execute(select(certificates).where(certificates.c.fingerprint == fingerprint)).first()
-            return certificate_record(row) if row else None
-
-        return await self.db.read(q)
+        query = select(certificates).where(certificates.c.fingerprint == fingerprint)
+        return await self.db.read_first(query, certificate_record)
 
     async def list(self, flt: CertificateFilter) -> list[CertificateRecord]:
         def q(conn: Connection) -> list[CertificateRecord]:
@@ -186,23 +175,14 @@ class RequestRepository:
         return await self.db.write(w)
 
     async def get(self, request_id: int) -> RequestRecord | None:
-        def q(conn: Connection) -> RequestRecord | None:
-            row = conn.execute(select(enrollment_requests).where(enrollment_requests.c.id == request_id)).first()
-            return request_record(row) if row else None
-
-        return await self.db.read(q)
+        query = select(enrollment_requests).where(enrollment_requests.c.id == request_id)
+        return await self.db.read_first(query, request_record)
 
     async def by_transaction(self, protocol: str, transaction_id: str) -> RequestRecord | None:
-        def q(conn: Connection) -> RequestRecord | None:
-            row = conn.execute(
-                select(enrollment_requests).where(
-                    enrollment_requests.c.protocol == protocol,
-                    enrollment_requests.c.transaction_id == transaction_id,
-                )
-            ).first()
-            return request_record(row) if row else None
-
-        return await self.db.read(q)
+        query = select(enrollment_requests).where(
+            enrollment_requests.c.protocol == protocol, enrollment_requests.c.transaction_id == transaction_id
+        )
+        return await self.db.read_first(query, request_record)
 
     async def list(self, status: str | None = None, limit: int = 1000) -> list[RequestRecord]:
         def q(conn: Connection) -> list[RequestRecord]:

@@ -58,6 +58,14 @@ class Base(DeclarativeBase):
     pass
 
 
+def table_of(row: type[Base]) -> Table:
+    """The Core `Table` behind a mapped class: the SQL here is written against tables, and
+    ``__table__`` is typed as a mere FromClause."""
+    table = row.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 class CertificateRow(Base):
     """One certificate, from the intent to sign (status 'signing') to revocation.
 
@@ -214,17 +222,11 @@ class RateLimitRow(Base):
     updated_at: Mapped[float] = mapped_column(Double)  # epoch seconds of the last request counted or refused
 
 
-def _table(row: type[Base]) -> Table:
-    table = row.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-certificates = _table(CertificateRow)
-enrollment_requests = _table(EnrollmentRequestRow)
-audit_log = _table(AuditEventRow)
-audit_head = _table(AuditHeadRow)
-credentials = _table(CredentialRow)
-counters = _table(CounterRow)
-leases = _table(LeaseRow)
-rate_limits = _table(RateLimitRow)
+certificates = table_of(CertificateRow)
+enrollment_requests = table_of(EnrollmentRequestRow)
+audit_log = table_of(AuditEventRow)
+audit_head = table_of(AuditHeadRow)
+credentials = table_of(CredentialRow)
+counters = table_of(CounterRow)
+leases = table_of(LeaseRow)
+rate_limits = table_of(RateLimitRow)

@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import functools
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ca.cms import (
@@ -47,10 +46,9 @@ from ca.cms.scep import (
 )
 from ca.errors import CAError, FailureReason, SignerUnavailable
 from ca.signers.software import SoftwareSigner
+from tests.unit.ca.pki_fixtures import FUZZ, OPENSSL, mutate, needs_openssl, pem_private_key
 
 T = TypeVar("T")
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl command line not installed")
 
 
 def _cert(key: CertificateIssuerPrivateKeyTypes, cn: str) -> x509.Certificate:
@@ -84,9 +82,7 @@ def signer(kind: str) -> SoftwareSigner:
 def _write(directory: Path, kind: str) -> tuple[Path, Path]:
     key, cert = identity(kind)
     key_path, cert_path = directory / f"{kind}.key", directory / f"{kind}.pem"
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    key_path.write_bytes(pem_private_key(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key_path, cert_path
 
@@ -392,24 +388,9 @@ def samples() -> tuple[bytes, bytes, bytes]:
     return signed, certs_only([identity("rsa")[1]]), envelope(b"fuzz", identity("rsa")[1])
 
 
-def _mutate(data: bytes, draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["truncate", "flip", "insert", "garbage"]))
-    if kind == "garbage":
-        return draw(st.binary(max_size=600))
-    at = draw(st.integers(0, len(data) - 1))
-    if kind == "truncate":
-        return data[:at]
-    if kind == "flip":
-        return data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1 :]
-    return data[:at] + draw(st.binary(min_size=1, max_size=8)) + data[at:]
-
-
 @st.composite
 def mutated(draw: st.DrawFn, which: int) -> bytes:
-    return _mutate(samples()[which], draw)
-
-
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    return mutate(samples()[which], draw, garbage_size=600)
 
 
 def _only_caerror(call: Callable[[], object]) -> None:

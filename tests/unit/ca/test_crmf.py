@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.codec.der import encoder as der_encoder
@@ -32,9 +31,8 @@ from ca.crmf import PopMethod, decode_cert_req_messages, enrollment_from_cert_re
 from ca.der import encode_length
 from ca.enrollment import AuthMethod, Identifier, Requester
 from ca.errors import CAError, FailureReason
+from tests.unit.ca.pki_fixtures import FUZZ, OPENSSL, mutate, needs_openssl, pem_private_key
 
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl command line not installed")
 CMP_CLIENT = Requester("cmp-client", AuthMethod.SHARED_SECRET)
 
 
@@ -128,11 +126,7 @@ def openssl_request(tmp_path: Path, kind: str, *options: str) -> Any:
     """The first CertReqMsg of an ir that `openssl cmp` writes for a fresh key."""
     assert OPENSSL is not None
     key_path = tmp_path / "new.key"
-    key_path.write_bytes(
-        key(kind).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    key_path.write_bytes(pem_private_key(key(kind)))
     out = tmp_path / "ir.der"
     subprocess.run(
         [OPENSSL, "cmp", "-cmd", "ir", "-server", "127.0.0.1:9", "-newkey", str(key_path), "-subject", "/CN=openssl",
@@ -259,19 +253,10 @@ def sample(kind: str) -> bytes:
 
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
-    data = sample(draw(st.sampled_from(["ec", "ed25519"])))
-    kind = draw(st.sampled_from(["truncate", "flip", "insert", "garbage"]))
-    if kind == "garbage":
-        return draw(st.binary(max_size=400))
-    at = draw(st.integers(0, len(data) - 1))
-    if kind == "truncate":
-        return data[:at]
-    if kind == "flip":
-        return data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1 :]
-    return data[:at] + draw(st.binary(min_size=1, max_size=8)) + data[at:]
+    return mutate(sample(draw(st.sampled_from(["ec", "ed25519"]))), draw, garbage_size=400)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@FUZZ
 @given(mutated())
 def test_fuzz_crmf(data: bytes) -> None:
     for call in (lambda: translate(data, trusted_ra=True), lambda: decode_cert_req_messages(_tlv(0x30, data))):

@@ -98,6 +98,14 @@ def test_shipped_profiles_load() -> None:
         ({"names": {"san_types": ["x400"]}}, "names.san_types: unknown SAN type 'x400'"),
         ({"colour": "blue"}, "colour: unknown key"),
         ({"names": {"dns": {"allow": ["("]}}}, "bad regular expression"),
+        # every list checked against a closed set, and every converted list, refuses the same way
+        ({"protocols": ["gopher"]}, "protocols: unknown protocol 'gopher'"),
+        ({"auth_methods": ["telepathy"]}, "auth_methods: unknown auth method 'telepathy'"),
+        ({"names": {"subject_attributes": ["DC"]}}, "names.subject_attributes: unknown attribute 'DC'"),
+        ({"names": {"ip": {"deny": ["10.0.0.300/8"]}}}, "names.ip.deny: '10.0.0.300/8' is not an IP network"),
+        ({"extensions": {"key_usage": ["crl_sign"]}}, "extensions.key_usage: unknown key usage 'crl_sign'"),
+        ({"extensions": {"extended_key_usage": ["anyEKU"]}}, "extensions.extended_key_usage: unknown EKU 'anyEKU'"),
+        ({"extensions": {"policies": ["2.5.29.x"]}}, "extensions.policies: '2.5.29.x' is not an OID"),
     ],
 )
 def test_profile_errors_name_the_key(data: dict[str, object], message: str) -> None:
