@@ -16,7 +16,7 @@ from ca.enrollment import Identifier
 from ca.state_store import AuditEvent, Connection, StateDatabase, Tx, record_from_row
 from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
 from protocols.acme.records import Account, Authz, Challenge, NewAuthz
-from protocols.acme.store.tables import authzs_t, challenges_t
+from protocols.acme.store.tables import authzs_t, challenges_t, status_move
 
 # A reused authorization must stay valid at least this long, so the order it serves can be finished.
 REUSE_MARGIN = dt.timedelta(hours=1)
@@ -48,31 +48,10 @@ _CHALLS_BUSY = (
 _AUTHZ_LIVE = select(authzs_t.c.id).where(
     authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending", authzs_t.c.expires_at > bindparam("now")
 )
-_START_CHALLENGE = (
-    update(challenges_t)
-    .where(challenges_t.c.id == bindparam("challenge_id"), challenges_t.c.status == "pending")
-    .values(status="processing")
-)
-_FINISH_CHALLENGE = (
-    update(challenges_t)
-    .where(challenges_t.c.id == bindparam("challenge_id"))
-    .values(status=bindparam("v_status"), validated_at=bindparam("v_validated_at"), error=bindparam("v_error"))
-)
-_AUTHZ_VALID = (
-    update(authzs_t)
-    .where(authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending")
-    .values(
-        status="valid",
-        validated_at=bindparam("v_validated_at"),
-        method=bindparam("v_method"),
-        expires_at=bindparam("v_expires_at"),
-    )
-)
-_AUTHZ_INVALID = (
-    update(authzs_t)
-    .where(authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending")
-    .values(status="invalid")
-)
+_START_CHALLENGE = status_move(challenges_t, "challenge_id", "pending", "processing")
+_FINISH_CHALLENGE = status_move(challenges_t, "challenge_id", None, None, "status", "validated_at", "error")
+_AUTHZ_VALID = status_move(authzs_t, "authz_id", "pending", "valid", "validated_at", "method", "expires_at")
+_AUTHZ_INVALID = status_move(authzs_t, "authz_id", "pending", "invalid")
 _INSERT_AUTHZ = (
     insert(authzs_t)
     .values(

@@ -17,18 +17,14 @@ from ca.state_store import Connection, StateDatabase, Tx, certificates, first_re
 from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
 from protocols.acme.records import Account, Authz, NewAuthz, Order
 from protocols.acme.store.authorizations import insert_authz, json_or_none, load_authzs, reusable_authz
-from protocols.acme.store.tables import orders_t
+from protocols.acme.store.tables import orders_t, status_move
 
 # Statements every request runs, built once: building a statement and its cache key per call
 # costs more than SQLite takes to run it.
 _ORDER_BY_ID = select(orders_t).where(orders_t.c.id == bindparam("order_id"))
 _ORDER_BY_CERT = select(orders_t).where(orders_t.c.certificate_id == bindparam("certificate_id"))
 _CERT_BY_ID = select(certificates).where(certificates.c.id == bindparam("certificate_id"))
-_ORDER_ISSUED = (
-    update(orders_t)
-    .where(orders_t.c.id == bindparam("order_id"), orders_t.c.status == "processing")
-    .values(status="valid", certificate_id=bindparam("v_certificate_id"))
-)
+_ORDER_ISSUED = status_move(orders_t, "order_id", "processing", "valid", "certificate_id")
 _SET_ORDER: dict[tuple[str, ...], Any] = {}
 _ORDER_COLUMNS = (
     "account_id",
