@@ -113,6 +113,13 @@ class RevocationHandlers(Generic[S]):
     async def close(self) -> None:
         """Nothing of its own to release: the service belongs to the server."""
 
+    @classmethod
+    def spec(cls, routes: tuple[Route, ...], parse_config: Callable[[Table], Any], *, max_body: int) -> ProtocolSpec:
+        """The protocol these handlers serve, named after its service: mounted at /<service_name> on
+        both listeners (certificates carry plain-HTTP URLs for it), carrying no enrollments."""
+        name = cls.service_name
+        return ProtocolSpec(name, f"/{name}", routes, cls.create, parse_config, max_body=max_body, enrolls=False)
+
 
 Handler = Callable[[WireRequest], Awaitable[WireResponse]]
 
