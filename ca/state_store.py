@@ -17,18 +17,24 @@ it is handed to ``CoreApi.enroll(..., on_issued=...)`` (see ca/interface.py).
 
 What a protocol may join against in the core's tables is re-exported read-only
 (``certificates``, with ``certificate_record`` to read a row); the core's other tables stay private to ca/.
+
+``first_record`` and ``read_record`` are the lookup by key every store has: one statement, its
+first row turned into the store's frozen record, or None. ``record_from_row`` is that turning
+for a record whose fields are named as its columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import fields
 from typing import Any, Protocol, TypeVar, overload
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import Executable
 
 from ca.audit import AuditEvent
-from ca.store.db import Slot, Tx
+from ca.store.db import Slot, Tx, first_record
 from ca.store.repositories import certificate_record
 from ca.store.tables import Base, Id, UTCDateTime, certificates, rate_limits, table_of
 
@@ -52,6 +58,34 @@ class StateDatabase(Protocol):
     async def write_grouped(self, fn: Callable[[Tx], Any]) -> Any: ...
 
 
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(record: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(record)
+    if names is None:
+        names = _FIELD_NAMES[record] = tuple(f.name for f in fields(record))
+    return names
+
+
+def record_from_row(record: type[T], row: Row[Any], *, prefix: str = "", **read: Callable[[Any], Any]) -> T:
+    """A frozen dataclass record from the row's columns of the same names (``prefix`` + name, for a
+    joined table's labelled columns). ``read`` turns a stored value into its field where they
+    differ (JSON text, a flag); columns the record has no field for are left out."""
+    m = row._mapping
+    return record(**{n: read[n](m[prefix + n]) if n in read else m[prefix + n] for n in _field_names(record)})
+
+
+async def read_record(
+    db: StateDatabase,
+    statement: Executable,
+    record: Callable[[Row[Any]], T],
+    params: Mapping[str, Any] | None = None,
+) -> T | None:
+    """`first_record` in a read transaction of its own."""
+    return await db.read(lambda conn: first_record(conn, statement, record, params))
+
+
 __all__ = [
     "AuditEvent",
     "Base",
@@ -63,6 +97,9 @@ __all__ = [
     "UTCDateTime",
     "certificate_record",
     "certificates",
+    "first_record",
     "rate_limits",
+    "read_record",
+    "record_from_row",
     "table_of",
 ]

@@ -15,8 +15,9 @@ import argparse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
+from ca.errors import ConfigError
 from ca.interface import CoreApi
 from ca.tomlread import Table
 from protocols.labels import ProfileLabels
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from ca.revocation.ocsp import OcspService
 
 C = TypeVar("C")
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class WireResponse:
     @classmethod
     def text(cls, status: int, message: str) -> WireResponse:
         return cls(status, {"Content-Type": "text/plain; charset=utf-8"}, message.encode())
+
+    @classmethod
+    def not_modified(cls, headers: Mapping[str, str]) -> WireResponse:
+        """304 to a conditional GET whose ETag still matches: the headers the 200 would carry
+        (ETag, caching), without a body and so without its Content-Type (RFC 9110 §15.4.5)."""
+        return cls(304, {k: v for k, v in headers.items() if k != "Content-Type"}, b"")
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,35 @@ class ProtocolHandlers(Protocol):
     """The object a factory returns: route methods by name, and a close() for shutdown."""
 
     async def close(self) -> None: ...
+
+
+class RevocationHandlers(Generic[S]):
+    """Handlers that answer from one of the server's `RevocationServices` (``service_name``: "ocsp"
+    or "crl"). The service is built once by the server and shared with its jobs, so the handlers
+    own nothing: close() releases nothing, and a server that built no such service is a
+    configuration error at start, not a failure on the first request."""
+
+    service_name: str
+
+    def __init__(self, service: S) -> None:
+        self.service = service
+
+    @classmethod
+    def create(cls, ctx: ProtocolContext[Any]) -> Self:
+        service = getattr(ctx.revocation, cls.service_name)
+        if service is None:
+            raise ConfigError(f"{cls.service_name}: the server built no {cls.service_name.upper()} service")
+        return cls(service)
+
+    async def close(self) -> None:
+        """Nothing of its own to release: the service belongs to the server."""
+
+    @classmethod
+    def spec(cls, routes: tuple[Route, ...], parse_config: Callable[[Table], Any], *, max_body: int) -> ProtocolSpec:
+        """The protocol these handlers serve, named after its service: mounted at /<service_name> on
+        both listeners (certificates carry plain-HTTP URLs for it), carrying no enrollments."""
+        name = cls.service_name
+        return ProtocolSpec(name, f"/{name}", routes, cls.create, parse_config, max_body=max_body, enrolls=False)
 
 
 Handler = Callable[[WireRequest], Awaitable[WireResponse]]

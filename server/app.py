@@ -9,11 +9,12 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import uvloop
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.clock import Clock
@@ -67,9 +68,7 @@ def _worded_by(http_error: Callable[[int, str], WireResponse]) -> Any:
     """Errors aiohttp raises under a protocol's prefix (404, 405, 413), in the protocol's words."""
 
     @web.middleware
-    async def middleware(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except web.HTTPException as exc:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from protocols.base import WireRequest, WireResponse
@@ -71,9 +71,7 @@ def to_aiohttp(response: WireResponse) -> web.Response:
 
 
 @web.middleware
-async def last_resort(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def last_resort(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Only bugs reach here: log them in full, answer a plain 500 without details."""
     try:
         return await handler(request)

@@ -18,7 +18,7 @@ import concurrent.futures
 import logging
 import random
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
@@ -99,6 +99,19 @@ class Tx:
             self.conn.execute(many_statement, many_rows)
         self._inserts.clear()
         self._many.clear()
+
+
+def first_record(
+    conn: Connection,
+    statement: Executable,
+    record: Callable[[Row[Any]], T],
+    params: Mapping[str, Any] | None = None,
+) -> T | None:
+    """The first row ``statement`` finds, as a record, or None when there is none: the lookup by
+    key (an id, a serial, a key id) every repository and protocol store makes, written once.
+    Runs inside a transaction the caller already holds."""
+    row = conn.execute(statement, params).first()
+    return record(row) if row is not None else None
 
 
 def resolve(value: Any) -> Any:
@@ -295,11 +308,7 @@ class Database:
         """The first row of ``query`` made into a record by ``record``, or None: the lookup by
         key (an id, a serial, a key id) that every repository makes, written once."""
 
-        def first(conn: Connection) -> T | None:
-            row = conn.execute(query).first()
-            return None if row is None else record(row)
-
-        return await self.read(first)
+        return await self.read(lambda conn: first_record(conn, query, record))
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         """One transaction of its own; its audit events are chained before commit. `fn` may run

@@ -6,6 +6,8 @@ import base64
 import binascii
 import re
 
+from protocols.acme.errors import malformed
+
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -24,6 +26,17 @@ def b64d(text: str) -> bytes:
     if b64e(data) != text:
         raise Base64Error("non-canonical base64url")
     return data
+
+
+def b64_member(value: object, what: str) -> bytes:
+    """A JSON member that must hold base64url (a JWS part, a JWK coordinate), decoded; anything
+    else is a malformed problem that names it (RFC 8555 §6.2, ACME-06)."""
+    if not isinstance(value, str):
+        raise malformed(f"{what} must be a base64url string")
+    try:
+        return b64d(value)
+    except Base64Error:
+        raise malformed(f"{what} is not base64url without padding") from None
 
 
 def b64e(data: bytes) -> str:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ca.errors import CAError
 from protocols.acme import accounts, authorizations, certificates, finalize, orders
-from protocols.acme.auth import authenticate
+from protocols.acme.auth import Signed, authenticate
 from protocols.acme.config import AcmeConfig
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, not_found
 from protocols.acme.methods import post_required
 from protocols.acme.store.authorizations import load_authz
+from protocols.acme.store.nonces import Loader
 from protocols.acme.store.orders import load_certificate, load_order_with_authzs
 from protocols.acme.sweeper import StuckOrderSweeper
 from protocols.base import BackgroundJob, ProtocolContext, Route, WireRequest, WireResponse
@@ -46,6 +47,10 @@ ROUTES = (
 )
 
 Work = Callable[[], Awaitable[Reply]]
+P = TypeVar("P")
+# An endpoint's work once its request is authenticated (protocols/acme/accounts.py, orders.py...):
+# it gets the resource id or the directory's profile.
+Serve = Callable[[AcmeContext, Signed, P], Awaitable[Reply]]
 
 
 def _int(req: WireRequest, key: str) -> int:
@@ -87,6 +92,31 @@ class AcmeHandlers:
             return await self.ctx.reply(await work(), nonce=nonce)
         except (AcmeProblem, CAError) as exc:
             return await self.ctx.problem(exc, nonce=nonce, request=req)
+
+    async def _resource(
+        self, req: WireRequest, serve: Serve[int], load: Callable[[int], Loader] | None = None
+    ) -> WireResponse:
+        """A POST(-as-GET) to a resource URL that ends in its {id}. With ``load``, the resource is read
+        in the transaction that spends the nonce (one round trip) and reaches ``serve`` as
+        ``Signed.loaded``; an id that is no number is refused (404) once the request verified."""
+
+        async def work() -> Reply:
+            ident = _maybe_int(req, "id")
+            signed = await authenticate(self.ctx, req, load=None if ident is None or load is None else load(ident))
+            return await serve(self.ctx, signed, _int(req, "id"))
+
+        return await self._run(req, work)
+
+    async def _in_directory(self, req: WireRequest, serve: Serve[str | None]) -> WireResponse:
+        """newOrder and newAuthz, under the default directory or a profile's: an unknown profile
+        is refused (404) before the signature is looked at."""
+
+        async def work() -> Reply:
+            directory = self._directory_name(req)
+            signed = await authenticate(self.ctx, req)
+            return await serve(self.ctx, signed, directory)
+
+        return await self._run(req, work)
 
     def _directory_name(self, req: WireRequest) -> str | None:
         name = req.match.get("profile")
@@ -147,18 +177,10 @@ class AcmeHandlers:
         return await self._run(req, work)
 
     async def account(self, req: WireRequest) -> WireResponse:
-        async def work() -> Reply:
-            signed = await authenticate(self.ctx, req)
-            return await accounts.account_resource(self.ctx, signed, _int(req, "id"))
-
-        return await self._run(req, work)
+        return await self._resource(req, accounts.account_resource)
 
     async def account_orders(self, req: WireRequest) -> WireResponse:
-        async def work() -> Reply:
-            signed = await authenticate(self.ctx, req)
-            return await accounts.account_orders(self.ctx, signed, _int(req, "id"))
-
-        return await self._run(req, work)
+        return await self._resource(req, accounts.account_orders)
 
     async def key_change(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:
@@ -168,44 +190,19 @@ class AcmeHandlers:
         return await self._run(req, work)
 
     async def new_order(self, req: WireRequest) -> WireResponse:
-        async def work() -> Reply:
-            directory = self._directory_name(req)
-            signed = await authenticate(self.ctx, req)
-            return await orders.new_order(self.ctx, signed, directory)
-
-        return await self._run(req, work)
+        return await self._in_directory(req, orders.new_order)
 
     async def new_authz(self, req: WireRequest) -> WireResponse:
-        async def work() -> Reply:
-            directory = self._directory_name(req)
-            signed = await authenticate(self.ctx, req)
-            return await authorizations.new_authz(self.ctx, signed, directory)
-
-        return await self._run(req, work)
+        return await self._in_directory(req, authorizations.new_authz)
 
     async def order(self, req: WireRequest) -> WireResponse:
-        async def work() -> Reply:
-            ident = _maybe_int(req, "id")
-            signed = await authenticate(self.ctx, req, load=None if ident is None else load_order_with_authzs(ident))
-            return await orders.order_resource(self.ctx, signed, _int(req, "id"))
-
-        return await self._run(req, work)
+        return await self._resource(req, orders.order_resource, load_order_with_authzs)
 
     async def finalize(self, req: WireRequest) -> WireResponse:
-        async def work() -> Reply:
-            ident = _maybe_int(req, "id")
-            signed = await authenticate(self.ctx, req, load=None if ident is None else load_order_with_authzs(ident))
-            return await finalize.finalize(self.ctx, signed, _int(req, "id"))
-
-        return await self._run(req, work)
+        return await self._resource(req, finalize.finalize, load_order_with_authzs)
 
     async def authz(self, req: WireRequest) -> WireResponse:
-        async def work() -> Reply:
-            ident = _maybe_int(req, "id")
-            signed = await authenticate(self.ctx, req, load=None if ident is None else load_authz(ident))
-            return await authorizations.authz_resource(self.ctx, signed, _int(req, "id"))
-
-        return await self._run(req, work)
+        return await self._resource(req, authorizations.authz_resource, load_authz)
 
     async def challenge(self, req: WireRequest) -> WireResponse:
         async def work() -> Reply:

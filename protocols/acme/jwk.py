@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from protocols.acme.b64 import Base64Error, b64d, b64e
+from protocols.acme.b64 import b64_member, b64e
 from protocols.acme.errors import AcmeProblem, malformed
 
 AccountKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
@@ -50,13 +50,7 @@ class Jwk:
 
 
 def _member(obj: dict[str, Any], name: str) -> bytes:
-    value = obj.get(name)
-    if not isinstance(value, str):
-        raise malformed(f"JWK member {name!r} is missing or not a string")
-    try:
-        return b64d(value)
-    except Base64Error:
-        raise malformed(f"JWK member {name!r} is not base64url") from None
+    return b64_member(obj.get(name), f"JWK member {name!r}")
 
 
 def _uint(data: bytes) -> int:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from protocols.acme.b64 import Base64Error, b64d, b64e
+from protocols.acme.b64 import b64_member, b64e
 from protocols.acme.errors import AcmeProblem, malformed
 from protocols.acme.jwk import Jwk
 
@@ -58,12 +58,7 @@ def bad_algorithm(alg: object) -> AcmeProblem:
 
 
 def _b64(value: object, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise malformed(f"JWS {what} must be a base64url string")
-    try:
-        return b64d(value)
-    except Base64Error:
-        raise malformed(f"JWS {what} is not base64url without padding") from None
+    return b64_member(value, f"JWS {what}")
 
 
 def _depth(value: object, level: int = 0) -> int:

@@ -17,6 +17,7 @@ from collections import deque
 
 from ca.clock import Clock
 from protocols.acme.chaos import NonceChaos
+from protocols.acme.row_sweep import RowSweep
 from protocols.acme.store.nonces import NonceStore
 
 log = logging.getLogger("tetra.acme.nonces")
@@ -43,8 +44,7 @@ class NonceService:
         self._cap = cap
         self._pool: deque[tuple[str, dt.datetime]] = deque()
         self._refill: asyncio.Task[None] | None = None
-        self._sweeping: asyncio.Task[None] | None = None
-        self._issued = 0
+        self._sweeper = RowSweep("nonces", self._sweep, SWEEP_EVERY, log)
 
     async def new(self) -> str:
         """A fresh nonce that some later request may redeem once."""
@@ -56,9 +56,7 @@ class NonceService:
             await self._fill()
         elif len(self._pool) < self._pool_size // 2 and self._refill is None:
             self._refill = asyncio.get_running_loop().create_task(self._background_fill())
-        self._issued += 1
-        if self._issued % SWEEP_EVERY == 0 and self._sweeping is None:
-            self._sweeping = asyncio.get_running_loop().create_task(self._sweep())
+        self._sweeper.count()
         if self._chaos.refuse_next():
             # Chaos mode (ACME-27): a well-formed nonce that was never stored, so the request that
             # carries it gets badNonce (with a fresh nonce) instead of being served.
@@ -72,11 +70,11 @@ class NonceService:
         return await self._store.redeem(nonce, self._clock.now())
 
     async def _fill(self) -> None:
-        if self._sweeping is not None:
+        if self._sweeper.running is not None:
             # No new rows until the sweep has cut the table back (LOAD-04): a sweep kept waiting
             # for the database (SQLite hands its write lock to the busy inserts first) would
             # otherwise let the table outgrow cap + SWEEP_EVERY by however fast nonces go out.
-            await asyncio.shield(self._sweeping)
+            await asyncio.shield(self._sweeper.running)
         expires = self._clock.now() + self._lifetime
         values = [secrets.token_urlsafe(NONCE_BYTES) for _ in range(self._pool_size)]
         await self._store.add(values, expires)
@@ -90,17 +88,10 @@ class NonceService:
         finally:
             self._refill = None
 
-    async def _sweep(self) -> None:
-        try:
-            removed = await self._store.sweep(self._clock.now(), self._cap)
-            if removed:
-                log.debug("swept %d nonces", removed)
-        except Exception as exc:
-            log.warning("nonce sweep failed: %s", exc)
-        finally:
-            self._sweeping = None
+    async def _sweep(self) -> int:
+        return await self._store.sweep(self._clock.now(), self._cap)
 
     async def close(self) -> None:
-        for task in (self._refill, self._sweeping):
-            if task is not None:
-                task.cancel()
+        if self._refill is not None:
+            self._refill.cancel()
+        self._sweeper.cancel()

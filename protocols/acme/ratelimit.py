@@ -11,7 +11,6 @@ the same transaction, nothing is created, and the caller answers 429
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import math
@@ -29,6 +28,7 @@ from ca.enrollment import Identifier
 from ca.state_store import Connection, StateDatabase, Tx, rate_limits
 from protocols.acme.config import RateLimits
 from protocols.acme.errors import AcmeProblem
+from protocols.acme.row_sweep import RowSweep
 
 log = logging.getLogger("tetra.acme.ratelimit")
 
@@ -170,8 +170,7 @@ class RateLimiter:
         self._limits = limits
         self._clock = clock
         self._db = db
-        self._charged = 0
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = RowSweep("rate-limit buckets", self._sweep, SWEEP_EVERY, log)
 
     def new_order(self, account_id: int, identifiers: Iterable[Identifier]) -> Charges:
         lim = self._limits
@@ -199,27 +198,17 @@ class RateLimiter:
         live = tuple(sorted((c for c in items if c.limit > 0), key=lambda c: c.key))
         if not live:
             return NO_CHARGES
-        self._charged += 1
-        if self._charged % SWEEP_EVERY == 0 and self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self._sweeper.count()
         return Charges(live, self._clock.now().timestamp())
 
-    async def _sweep(self) -> None:
+    async def _sweep(self) -> int:
         """Rows whose tat has passed are full buckets, the same as no row: drop them."""
         now = self._clock.now().timestamp()
 
         def w(tx: Tx) -> int:
             return int(tx.conn.execute(delete(rate_limits).where(rate_limits.c.tat < now)).rowcount)
 
-        try:
-            removed = await self._db.write(w)
-            if removed:
-                log.debug("swept %d rate-limit buckets", removed)
-        except Exception as exc:
-            log.warning("rate-limit sweep failed: %s", exc)
-        finally:
-            self._sweeper = None
+        return await self._db.write(w)
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        self._sweeper.cancel()

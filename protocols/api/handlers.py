@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.config_secrets import read_secret
 from ca.csr import enrollment_from_csr, parse_csr
-from ca.enrollment import AuthMethod, InventoryFields, Issued, Requester
+from ca.enrollment import AuthMethod, EnrollmentOutcome, InventoryFields, Pending, Requester
 from ca.errors import CAError, FailureReason
 from ca.interface import CoreApi
 from ca.tomlread import Table
@@ -119,9 +119,7 @@ class ApiHandlers:
             outcome = await self.core.enroll(await self.core.decide(request))
         except CAError as exc:
             return render_error(exc)
-        if isinstance(outcome, Issued):
-            return _json(201, _issued(outcome))
-        return _json(202, {"request_id": outcome.request_id}, {"Retry-After": str(outcome.retry_after)})
+        return _outcome(outcome, issued_status=201)
 
     async def poll(self, req: WireRequest) -> WireResponse:
         try:
@@ -131,9 +129,7 @@ class ApiHandlers:
             outcome = await self.core.poll(int(req.match["id"]))
         except CAError as exc:
             return render_error(exc)
-        if isinstance(outcome, Issued):
-            return _json(200, _issued(outcome))
-        return _json(202, {"request_id": outcome.request_id}, {"Retry-After": str(outcome.retry_after)})
+        return _outcome(outcome, issued_status=200)
 
     async def revoke(self, req: WireRequest) -> WireResponse:
         try:
@@ -152,10 +148,17 @@ class ApiHandlers:
         return _json(200, {"serial": revoked.serial_hex, "status": revoked.status, "reason": revoked.revocation_reason})
 
 
-def _issued(outcome: Issued) -> dict[str, Any]:
-    return {
-        "serial": format(outcome.certificate.serial_number, "x"),
-        "issuer": outcome.issuer,
-        "certificate": outcome.certificate.public_bytes(Encoding.PEM).decode(),
-        "chain": "".join(c.public_bytes(Encoding.PEM).decode() for c in outcome.chain),
-    }
+def _outcome(outcome: EnrollmentOutcome, *, issued_status: int) -> WireResponse:
+    """An enrollment as enroll and poll answer it: the certificate with its chain, or 202 with the
+    request to poll and when (a profile that needs an operator's approval)."""
+    if isinstance(outcome, Pending):
+        return _json(202, {"request_id": outcome.request_id}, {"Retry-After": str(outcome.retry_after)})
+    return _json(
+        issued_status,
+        {
+            "serial": format(outcome.certificate.serial_number, "x"),
+            "issuer": outcome.issuer,
+            "certificate": outcome.certificate.public_bytes(Encoding.PEM).decode(),
+            "chain": "".join(c.public_bytes(Encoding.PEM).decode() for c in outcome.chain),
+        },
+    )

@@ -5,15 +5,6 @@ time) and by `tetra crl generate`; this package only serves what was published.
 """
 
 from ca.revocation.settings import parse_crl
-from protocols.base import ProtocolSpec
 from protocols.crl.handlers import ROUTES, CrlHandlers
 
-SPEC = ProtocolSpec(
-    name="crl",
-    prefix="/crl",
-    routes=ROUTES,
-    factory=CrlHandlers.create,
-    parse_config=parse_crl,
-    listeners=("http", "https"),
-    max_body=1024,
-)
+SPEC = CrlHandlers.spec(ROUTES, parse_crl, max_body=1024)

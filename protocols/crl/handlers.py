@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from ca.errors import CAError, ConfigError
+from ca.errors import CAError
 from ca.revocation.crl import CrlService
-from ca.revocation.settings import CrlSettings
-from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
+from protocols.base import RevocationHandlers, Route, WireRequest, WireResponse
 from protocols.crl import codec
 from protocols.crl.errors import CrlNotFound, not_found, render_error
 
 ROUTES = (Route("GET", "/{name:.+}", "get"),)
 
 
-class CrlHandlers:
-    def __init__(self, service: CrlService) -> None:
-        self.service = service
-
-    @classmethod
-    def create(cls, ctx: ProtocolContext[CrlSettings]) -> CrlHandlers:
-        """The CRL service is built once by the server and shared with its jobs."""
-        if ctx.revocation.crl is None:
-            raise ConfigError("crl: the server built no CRL service")
-        return cls(ctx.revocation.crl)
-
-    async def close(self) -> None:
-        """Nothing of its own to release: the service belongs to the server."""
+class CrlHandlers(RevocationHandlers[CrlService]):
+    service_name = "crl"
 
     async def get(self, req: WireRequest) -> WireResponse:
         try:
@@ -47,5 +35,5 @@ class CrlHandlers:
             )
         headers, body = codec.encode_crl(record, now=self.service.ca.clock.now(), max_age=self.service.settings.max_age)
         if req.headers.get("If-None-Match") == headers["ETag"]:
-            return WireResponse(304, {k: v for k, v in headers.items() if k != "Content-Type"}, b"")
+            return WireResponse.not_modified(headers)
         return WireResponse(200, headers, body)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from ca.errors import CAError, ConfigError
+from ca.errors import CAError
 from ca.revocation.model import OcspAnswer, StatusQuery
 from ca.revocation.ocsp import OcspService
-from ca.revocation.settings import OcspSettings
-from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
+from protocols.base import RevocationHandlers, Route, WireRequest, WireResponse
 from protocols.ocsp import codec
 from protocols.ocsp.errors import OcspError, render_error
 
@@ -22,9 +21,11 @@ ROUTES = (
 DECODED_MEMORY = 100_000  # distinct nonce-less requests remembered decoded
 
 
-class OcspHandlers:
+class OcspHandlers(RevocationHandlers[OcspService]):
+    service_name = "ocsp"
+
     def __init__(self, service: OcspService) -> None:
-        self.service = service
+        super().__init__(service)
         self.settings = service.settings
         self._decoded: dict[bytes, StatusQuery] = {}
         self._paths: dict[str, StatusQuery] = {}
@@ -54,16 +55,6 @@ class OcspHandlers:
                     self._paths.clear()
                 self._paths[path] = query
         return query
-
-    @classmethod
-    def create(cls, ctx: ProtocolContext[OcspSettings]) -> OcspHandlers:
-        """The responder service is built once by the server and shared with its jobs."""
-        if ctx.revocation.ocsp is None:
-            raise ConfigError("ocsp: the server built no OCSP service")
-        return cls(ctx.revocation.ocsp)
-
-    async def close(self) -> None:
-        """Nothing of its own to release: the service belongs to the server."""
 
     async def post(self, req: WireRequest) -> WireResponse:
         return await self.answer(req.body, get=False, if_none_match=None)
@@ -101,5 +92,5 @@ class OcspHandlers:
     def _render(self, answer: OcspAnswer, *, get: bool, if_none_match: str | None) -> WireResponse:
         status, headers, body = codec.encode_answer(answer, get=get, now=self.service.clock.now())
         if get and answer.cacheable and if_none_match == answer.etag:
-            return WireResponse(304, {k: v for k, v in headers.items() if k != "Content-Type"}, b"")
+            return WireResponse.not_modified(headers)
         return WireResponse(status, headers, body)

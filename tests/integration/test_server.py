@@ -15,6 +15,8 @@ from aiohttp.test_utils import TestClient
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ca.csr import enrollment_from_csr
+from ca.enrollment import AuthMethod, Pending, Requester
 from ca.store.repositories import CertificateFilter
 from server.app import CA, build_app
 from server.config import ServerConfig
@@ -87,6 +89,35 @@ async def test_api_refusals_are_clear(aiohttp_client: Client, api_config: Server
     assert garbage.status == 400 and (await garbage.json())["error"] == "bad_csr"
     listed = await client.app[CA].certificates.list(CertificateFilter(profile="tls-server"))
     assert listed == []
+
+
+async def test_api_poll_answers_pending_then_issued(aiohttp_client: Client, api_config: ServerConfig) -> None:
+    """OPS-11: a request held for approval polls as 202 with its id and Retry-After, then as 200
+    with the certificate and its chain once an operator approved it; a malformed id is 400."""
+    client = await aiohttp_client(build_app(api_config))
+    authority = client.app[CA]
+    csr, _ = make_csr([], cn="Build Bot")
+    held = await authority.enroll(
+        await authority.decide(
+            enrollment_from_csr(
+                csr, protocol="est", profile_name="code-signing", requester=Requester("est-user", AuthMethod.PASSWORD)
+            )
+        )
+    )
+    assert isinstance(held, Pending)
+    pending = await client.get(f"/api/v1/requests/{held.request_id}", headers=AUTH)
+    assert pending.status == 202 and pending.headers["Retry-After"] == str(held.retry_after)
+    assert await pending.json() == {"request_id": held.request_id}
+    await authority.approve(held.request_id, operator="alice")
+    issued = await client.get(f"/api/v1/requests/{held.request_id}", headers=AUTH)
+    assert issued.status == 200, await issued.text()
+    body = await issued.json()
+    cert = x509.load_pem_x509_certificate(body["certificate"].encode())
+    assert body["serial"] == format(cert.serial_number, "x") and body["issuer"] == "issuing-ca"
+    assert cert.subject.rfc4514_string() == "CN=Build Bot"
+    assert x509.load_pem_x509_certificates(body["chain"].encode())
+    malformed = await client.get("/api/v1/requests/twelve", headers=AUTH)
+    assert malformed.status == 400 and (await malformed.json())["error"] == "malformed"
 
 
 async def test_readyz_reports_an_unreachable_database(aiohttp_client: Client, ca_dir: Path, db_url: str) -> None:

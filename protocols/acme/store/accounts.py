@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from ca.state_store import AuditEvent, Connection, StateDatabase, Tx
+from ca.state_store import AuditEvent, Connection, StateDatabase, Tx, first_record, read_record, record_from_row
 from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
 from protocols.acme.records import Account
 from protocols.acme.store.tables import accounts_t, authzs_t
@@ -20,24 +20,12 @@ _ACCOUNT_BY_ID = select(accounts_t).where(accounts_t.c.id == bindparam("account_
 
 
 def account_from_row(row: Row[Any]) -> Account:
-    m = row._mapping
-    return Account(
-        m["id"],
-        m["thumbprint"],
-        m["jwk"],
-        m["status"],
-        tuple(json.loads(m["contact"] or "[]")),
-        bool(m["tos_agreed"]),
-        m["eab_key_id"],
-        m["eab_profile"],
-        m["created_at"],
-    )
+    return record_from_row(Account, row, contact=lambda text: tuple(json.loads(text or "[]")), tos_agreed=bool)
 
 
 def read_account(conn: Connection, account_id: int) -> Account | None:
     """The account, inside a transaction some other store opened (the nonce's, for one round trip)."""
-    row = conn.execute(_ACCOUNT_BY_ID, {"account_id": account_id}).first()
-    return account_from_row(row) if row else None
+    return first_record(conn, _ACCOUNT_BY_ID, account_from_row, {"account_id": account_id})
 
 
 class AccountStore:
@@ -47,18 +35,12 @@ class AccountStore:
         self.db = db
 
     async def get(self, account_id: int) -> Account | None:
-        def q(conn: Connection) -> Account | None:
-            row = conn.execute(select(accounts_t).where(accounts_t.c.id == account_id)).first()
-            return account_from_row(row) if row else None
-
-        return await self.db.read(q)
+        return await read_record(self.db, _ACCOUNT_BY_ID, account_from_row, {"account_id": account_id})
 
     async def by_thumbprint(self, thumbprint: str) -> Account | None:
-        def q(conn: Connection) -> Account | None:
-            row = conn.execute(select(accounts_t).where(accounts_t.c.thumbprint == thumbprint)).first()
-            return account_from_row(row) if row else None
-
-        return await self.db.read(q)
+        return await read_record(
+            self.db, select(accounts_t).where(accounts_t.c.thumbprint == thumbprint), account_from_row
+        )
 
     async def create(self, values: dict[str, Any], charges: Charges = NO_CHARGES) -> tuple[Account, bool]:
         """Insert, or return the account that already has this key (created=False); the rate-limit

@@ -13,10 +13,10 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 
 from ca.enrollment import Identifier
-from ca.state_store import AuditEvent, Connection, StateDatabase, Tx
+from ca.state_store import AuditEvent, Connection, StateDatabase, Tx, record_from_row
 from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
 from protocols.acme.records import Account, Authz, Challenge, NewAuthz
-from protocols.acme.store.tables import authzs_t, challenges_t
+from protocols.acme.store.tables import authzs_t, challenges_t, status_move
 
 # A reused authorization must stay valid at least this long, so the order it serves can be finished.
 REUSE_MARGIN = dt.timedelta(hours=1)
@@ -48,31 +48,10 @@ _CHALLS_BUSY = (
 _AUTHZ_LIVE = select(authzs_t.c.id).where(
     authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending", authzs_t.c.expires_at > bindparam("now")
 )
-_START_CHALLENGE = (
-    update(challenges_t)
-    .where(challenges_t.c.id == bindparam("challenge_id"), challenges_t.c.status == "pending")
-    .values(status="processing")
-)
-_FINISH_CHALLENGE = (
-    update(challenges_t)
-    .where(challenges_t.c.id == bindparam("challenge_id"))
-    .values(status=bindparam("v_status"), validated_at=bindparam("v_validated_at"), error=bindparam("v_error"))
-)
-_AUTHZ_VALID = (
-    update(authzs_t)
-    .where(authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending")
-    .values(
-        status="valid",
-        validated_at=bindparam("v_validated_at"),
-        method=bindparam("v_method"),
-        expires_at=bindparam("v_expires_at"),
-    )
-)
-_AUTHZ_INVALID = (
-    update(authzs_t)
-    .where(authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending")
-    .values(status="invalid")
-)
+_START_CHALLENGE = status_move(challenges_t, "challenge_id", "pending", "processing")
+_FINISH_CHALLENGE = status_move(challenges_t, "challenge_id", None, None, "status", "validated_at", "error")
+_AUTHZ_VALID = status_move(authzs_t, "authz_id", "pending", "valid", "validated_at", "method", "expires_at")
+_AUTHZ_INVALID = status_move(authzs_t, "authz_id", "pending", "invalid")
 _INSERT_AUTHZ = (
     insert(authzs_t)
     .values(
@@ -89,6 +68,11 @@ _INSERT_AUTHZ = (
 _INSERT_CHALLENGE = insert(challenges_t).values(
     authz_id=bindparam("authz_id"), type=bindparam("type"), token=bindparam("token"), status="pending"
 )
+
+
+def json_or_none(text: str | None) -> Any:
+    """A JSON column that may be empty (a challenge's or an order's error document)."""
+    return json.loads(text) if text else None
 
 
 def authz_from_row(row: Row[Any], challenges: tuple[Challenge, ...]) -> Authz:
@@ -166,19 +150,14 @@ def _authzs_from_rows(rows: Iterable[Row[Any]], order: Sequence[int] | None = No
         heads.setdefault(authz_id, r)
         found = challs.setdefault(authz_id, [])
         if m["c_id"] is not None:
-            found.append(
-                Challenge(
-                    m["c_id"],
-                    m["c_authz_id"],
-                    m["c_type"],
-                    m["c_token"],
-                    m["c_status"],
-                    m["c_validated_at"],
-                    json.loads(m["c_error"]) if m["c_error"] else None,
-                )
-            )
+            found.append(record_from_row(Challenge, r, prefix="c_", error=json_or_none))
     ids = order if order is not None else list(heads)
     return [authz_from_row(heads[i], tuple(challs[i])) for i in ids if i in heads]
+
+
+def _authz(conn: Connection, authz_id: int) -> Authz | None:
+    found = load_authzs(conn, [authz_id])
+    return found[0] if found else None
 
 
 def _challenge(conn: Connection, challenge_id: int) -> tuple[Challenge, Authz] | None:
@@ -224,11 +203,7 @@ class AuthzStore:
         return created
 
     async def get(self, authz_id: int) -> Authz | None:
-        def q(conn: Connection) -> Authz | None:
-            found = load_authzs(conn, [authz_id])
-            return found[0] if found else None
-
-        return await self.db.read(q)
+        return await self.db.read(lambda conn: _authz(conn, authz_id))
 
     async def challenge(self, challenge_id: int) -> tuple[Challenge, Authz] | None:
         return await self.db.read(lambda conn: _challenge(conn, challenge_id))
@@ -313,8 +288,7 @@ class AuthzStore:
 # -- loaders: reads that run inside the nonce-redeeming transaction (NonceStore.redeem_for) --
 def load_authz(authz_id: int) -> Callable[[Connection, Account], Authz | None]:
     def q(conn: Connection, _account: Account) -> Authz | None:
-        found = load_authzs(conn, [authz_id])
-        return found[0] if found else None
+        return _authz(conn, authz_id)
 
     return q
 

@@ -13,22 +13,18 @@ from sqlalchemy.engine import Row
 
 from ca.enrollment import Identifier
 from ca.interface import ResultWrite
-from ca.state_store import Connection, StateDatabase, Tx, certificates
+from ca.state_store import Connection, StateDatabase, Tx, certificates, first_record, read_record, record_from_row
 from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
 from protocols.acme.records import Account, Authz, NewAuthz, Order
-from protocols.acme.store.authorizations import insert_authz, load_authzs, reusable_authz
-from protocols.acme.store.tables import orders_t
+from protocols.acme.store.authorizations import insert_authz, json_or_none, load_authzs, reusable_authz
+from protocols.acme.store.tables import orders_t, status_move
 
 # Statements every request runs, built once: building a statement and its cache key per call
 # costs more than SQLite takes to run it.
 _ORDER_BY_ID = select(orders_t).where(orders_t.c.id == bindparam("order_id"))
 _ORDER_BY_CERT = select(orders_t).where(orders_t.c.certificate_id == bindparam("certificate_id"))
 _CERT_BY_ID = select(certificates).where(certificates.c.id == bindparam("certificate_id"))
-_ORDER_ISSUED = (
-    update(orders_t)
-    .where(orders_t.c.id == bindparam("order_id"), orders_t.c.status == "processing")
-    .values(status="valid", certificate_id=bindparam("v_certificate_id"))
-)
+_ORDER_ISSUED = status_move(orders_t, "order_id", "processing", "valid", "certificate_id")
 _SET_ORDER: dict[tuple[str, ...], Any] = {}
 _ORDER_COLUMNS = (
     "account_id",
@@ -63,26 +59,18 @@ def _set_order_statement(columns: tuple[str, ...]) -> Any:
 
 
 def order_from_row(row: Row[Any]) -> Order:
-    m = row._mapping
-    return Order(
-        m["id"],
-        m["account_id"],
-        m["profile"],
-        m["status"],
-        tuple(Identifier.parse(s) for s in json.loads(m["identifiers"])),
-        tuple(int(i) for i in json.loads(m["authz_ids"])),
-        m["not_before"],
-        m["not_after"],
-        m["replaces"],
-        m["replaces_cert_id"],
-        json.loads(m["error"]) if m["error"] else None,
-        m["certificate_id"],
-        m["request_id"],
-        m["created_at"],
-        m["expires_at"],
-        m["processing_at"],
-        m["csr_key"],
+    return record_from_row(
+        Order,
+        row,
+        identifiers=lambda text: tuple(Identifier.parse(s) for s in json.loads(text)),
+        authz_ids=lambda text: tuple(int(i) for i in json.loads(text)),
+        error=json_or_none,
     )
+
+
+def _order_with_authzs(conn: Connection, order_id: int) -> tuple[Order, list[Authz]] | None:
+    order = first_record(conn, _ORDER_BY_ID, order_from_row, {"order_id": order_id})
+    return None if order is None else (order, load_authzs(conn, order.authz_ids))
 
 
 class OrderStore:
@@ -168,21 +156,10 @@ class OrderStore:
         return created
 
     async def get(self, order_id: int) -> Order | None:
-        def q(conn: Connection) -> Order | None:
-            row = conn.execute(select(orders_t).where(orders_t.c.id == order_id)).first()
-            return order_from_row(row) if row else None
-
-        return await self.db.read(q)
+        return await read_record(self.db, _ORDER_BY_ID, order_from_row, {"order_id": order_id})
 
     async def with_authzs(self, order_id: int) -> tuple[Order, list[Authz]] | None:
-        def q(conn: Connection) -> tuple[Order, list[Authz]] | None:
-            row = conn.execute(select(orders_t).where(orders_t.c.id == order_id)).first()
-            if row is None:
-                return None
-            order = order_from_row(row)
-            return order, load_authzs(conn, order.authz_ids)
-
-        return await self.db.read(q)
+        return await self.db.read(lambda conn: _order_with_authzs(conn, order_id))
 
     async def compare_and_set(self, order_id: int, from_statuses: tuple[str, ...], values: dict[str, Any]) -> bool:
         """Compare-and-set on the order's status: the only way an order moves (§7.1.6)."""
@@ -229,12 +206,7 @@ class OrderStore:
 
     async def for_certificate(self, certificate_id: int) -> Order | None:
         """The order that made a certificate (who may download, revoke or replace it)."""
-
-        def q(conn: Connection) -> Order | None:
-            row = conn.execute(select(orders_t).where(orders_t.c.certificate_id == certificate_id)).first()
-            return order_from_row(row) if row else None
-
-        return await self.db.read(q)
+        return await read_record(self.db, _ORDER_BY_CERT, order_from_row, {"certificate_id": certificate_id})
 
     async def processing_since(self, before: dt.datetime, limit: int) -> list[tuple[Order, list[Authz]]]:
         """Orders in processing (not waiting for an operator) since before `before`: what a crash
@@ -285,11 +257,7 @@ class OrderStore:
 # -- loaders: reads that run inside the nonce-redeeming transaction (NonceStore.redeem_for) --
 def load_order_with_authzs(order_id: int) -> Callable[[Connection, Account], tuple[Order, list[Authz]] | None]:
     def q(conn: Connection, _account: Account) -> tuple[Order, list[Authz]] | None:
-        row = conn.execute(_ORDER_BY_ID, {"order_id": order_id}).first()
-        if row is None:
-            return None
-        order = order_from_row(row)
-        return order, load_authzs(conn, order.authz_ids)
+        return _order_with_authzs(conn, order_id)
 
     return q
 
@@ -298,8 +266,7 @@ def load_certificate(certificate_id: int) -> Callable[[Connection, Account], tup
     """The order that made a certificate, and the certificate row if the order is this account's."""
 
     def q(conn: Connection, account: Account) -> tuple[Order | None, Row[Any] | None]:
-        row = conn.execute(_ORDER_BY_CERT, {"certificate_id": certificate_id}).first()
-        order = order_from_row(row) if row else None
+        order = first_record(conn, _ORDER_BY_CERT, order_from_row, {"certificate_id": certificate_id})
         if order is None or order.account_id != account.id:
             return order, None
         return order, conn.execute(_CERT_BY_ID, {"certificate_id": certificate_id}).first()

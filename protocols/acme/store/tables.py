@@ -1,11 +1,12 @@
-"""The ACME tables, declared on the core's `Base` so one Alembic history migrates them with the core's."""
+"""The ACME tables, declared on the core's `Base` so one Alembic history migrates them with the core's,
+and `status_move`, the one shape of UPDATE that moves an account, order, authorization or challenge."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Table, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Table, Text, Update, bindparam, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ca.state_store import Base, Id, UTCDateTime
@@ -113,6 +114,21 @@ challenges_t = cast(Table, AcmeChallengeRow.__table__)
 nonces_t = cast(Table, AcmeNonceRow.__table__)
 renew_now_t = cast(Table, AcmeRenewNowRow.__table__)
 
+
+def status_move(table: Table, key: str, from_status: str | None, to_status: str | None, *bound: str) -> Update:
+    """UPDATE the row whose id is the parameter ``key`` to ``to_status``, only while its status is
+    still ``from_status`` (None: whatever it is), setting the ``bound`` columns from parameters named
+    ``v_<column>``. A status moves by compare-and-set, so concurrent requests and processes decide
+    it once (RFC 8555 §7.1.6); rowcount 1 says this statement was the one that moved it."""
+    where = [table.c.id == bindparam(key)]
+    if from_status is not None:
+        where.append(table.c.status == from_status)
+    values: dict[str, Any] = {column: bindparam(f"v_{column}") for column in bound}
+    if to_status is not None:
+        values["status"] = to_status
+    return update(table).where(*where).values(values)
+
+
 __all__ = [
     "AcmeAccountRow",
     "AcmeAuthzRow",
@@ -126,4 +142,5 @@ __all__ = [
     "nonces_t",
     "orders_t",
     "renew_now_t",
+    "status_move",
 ]
