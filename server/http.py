@@ -7,9 +7,11 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from protocols.base import WireRequest, WireResponse
+from server.limits import refuse_malformed_body
 
 log = logging.getLogger("tetra.http")
 
@@ -41,11 +43,14 @@ async def read_bounded(request: web.Request, limit: int) -> bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(65536):
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
-        chunks.append(chunk)
+    try:
+        while chunk := await request.content.read(65536):
+            size += len(chunk)
+            if size > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+            chunks.append(chunk)
+    except RequestPayloadError as exc:  # framing or content coding aiohttp could not decode
+        raise refuse_malformed_body(request, exc) from None
     return b"".join(chunks)
 
 
@@ -74,11 +79,19 @@ def to_aiohttp(response: WireResponse) -> web.Response:
 async def last_resort(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Only bugs reach here: log them in full, answer a plain 500 without details."""
+    """Only bugs reach here: log them in full, answer a plain 500 without details. A client
+    gone while its body was read (it hung up, or a listener bound cut it off, server/limits.py)
+    is no bug: there is nobody left to answer."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
+    except ConnectionResetError:
+        if request.transport is not None:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return web.Response(status=500, text="internal server error\n")
+        log.debug("connection lost during %s %s", request.method, request.path)
+        return web.Response(status=400)  # never sent: the connection is gone
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.Response(status=500, text="internal server error\n")
