@@ -217,8 +217,12 @@ class BoundedRequestHandler(RequestHandler):
         waiting_for = self._waiting_for
         if waiting_for is None or self.transport is None:
             return
-        server_busy = self._reading_paused or (
-            waiting_for is Refusal.HEADER_TIMEOUT and (self._request_in_progress or bool(self._messages))
+        # Reading paused for the application, a request parsed but still queued behind another
+        # (its body may wait on our 100 Continue), a head pipelined behind a request in progress.
+        server_busy = (
+            self._reading_paused
+            or bool(self._messages)
+            or (waiting_for is Refusal.HEADER_TIMEOUT and self._request_in_progress)
         )
         if server_busy:  # the wait is ours, not the client's: give it the full time again
             self._start_clock(waiting_for)
