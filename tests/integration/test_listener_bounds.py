@@ -81,8 +81,9 @@ def _start(template_dir: Path, directory: Path, env: dict[str, str]) -> ServerPr
 
 def _stop_and_check_log(server: ServerProcess) -> None:
     server.stop()
-    errors = [line for line in server.log_tail(10**7).splitlines() if ERROR_LINE.search(line)]
-    assert not errors, "\n".join(errors[:20])
+    lines = server.log_tail(10**7).splitlines()
+    first = next((i for i, line in enumerate(lines) if ERROR_LINE.search(line)), None)
+    assert first is None, "\n".join(lines[first : first + 60])
 
 
 @pytest.fixture(scope="module")
@@ -205,35 +206,39 @@ async def test_slow_heads_are_cut_off_while_others_are_served(impatient: Served,
 
 @pytest.mark.parametrize("name", ROUTES)
 async def test_slow_bodies_are_cut_off_while_others_are_served(impatient: Served, name: str) -> None:
-    """DOS-09, DOS-01: bodies that stop arriving (five short of their Content-Length, five
-    chunked ones that never end, all trickling a byte every 0.2 s) are closed, unanswered, once
-    the body timeout passes after their head, each counted once; other clients are served as
-    fast as before."""
+    """DOS-09, DOS-01: bodies that stop arriving (ten short of their Content-Length, ten
+    chunked ones that never end, all trickling a byte every 10 ms) are closed, unanswered, once
+    the body timeout passes after their head, each counted once, and the handlers that were
+    reading them log no error (aiohttp raises RuntimeError for a read begun after the close);
+    other clients are served as fast as before."""
     route = impatient.route(name)
     sized = request("POST", route.body_path, headers={"Content-Length": "1000"})
     chunked = request("POST", route.body_path, headers={"Transfer-Encoding": "chunked"})
     before = await impatient.refused("body_timeout")
+    log_offset = len(impatient.log())
     outcomes: list[tuple[float, bytes]] = []
 
     async def one(head: bytes, rest: bytes) -> None:
         conn = await Connection.open(route.port, tls=route.tls)
         await conn.send(head)
         head_sent = time.monotonic()
-        sender = asyncio.create_task(conn.trickle(rest, 0.2))
+        sender = asyncio.create_task(conn.trickle(rest, 0.01))
         outcomes.append(await lifetime(conn, since=head_sent))
         await sender
         conn.close()
 
     async def attack() -> None:
         await asyncio.gather(
-            *(one(sized, b"x" * 999) for _ in range(5)),
-            *(one(chunked, b"1\r\nx\r\n" * 100) for _ in range(5)),
+            *(one(sized, b"x" * 999) for _ in range(10)),
+            *(one(chunked, b"1\r\nx\r\n" * 100) for _ in range(10)),
         )
 
     await while_normal_clients_are_served(route, asyncio.ensure_future(attack()))
     for seconds, received in outcomes:
         assert EARLIEST <= seconds <= LATEST and received == b"", (seconds, received)
-    assert await impatient.refused("body_timeout") - before == 10
+    assert await impatient.refused("body_timeout") - before == 20
+    new = impatient.log()[log_offset:].splitlines()
+    assert not [line for line in new if ERROR_LINE.search(line)], new[:60]
 
 
 @pytest.mark.parametrize("name", ROUTES)
