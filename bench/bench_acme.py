@@ -268,6 +268,9 @@ def start_tetra(
         "TETRA_ACME__AUTHZ_REUSE": "0",
         "TETRA_DATABASE__MODE": db_mode,
         "TETRA_LOGGING__LEVEL": "warning",
+        # Every load client connects from 127.0.0.1, with more connections than a real client
+        # address should hold ([server] max_connections_per_address, 64 by default).
+        "TETRA_SERVER__MAX_CONNECTIONS_PER_ADDRESS": "1000000",
     }
     if database_url:
         env["TETRA_DATABASE__URL"] = json.dumps(database_url)

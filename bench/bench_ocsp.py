@@ -174,6 +174,9 @@ class Tetra:
             "TETRA_OCSP__CACHE_ENTRIES": str(len(fx.serials) + 1000),
             "TETRA_OCSP__RESPONDER_KEY__KEY_TYPE": key_type,
             "TETRA_LOGGING__LEVEL": "warning",
+            # Every load client connects from 127.0.0.1, with more connections than a real client
+            # address should hold ([server] max_connections_per_address, 64 by default).
+            "TETRA_SERVER__MAX_CONNECTIONS_PER_ADDRESS": "1000000",
         }
         self._log = log.open("wb")
         tetra = Path(sys.executable).parent / "tetra"

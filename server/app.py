@@ -26,6 +26,7 @@ from protocols.base import ProtocolSpec, RevocationServices, WireResponse
 from protocols.registry import PROTOCOLS
 from server.config import ServerConfig, load_config
 from server.http import last_resort, to_aiohttp, to_wire
+from server.limits import BoundedSite, ListenerGuard, bounded_handlers
 from server.logs import setup_logging
 from server.metrics import Metrics
 from server.plain_http import PlainListener
@@ -219,25 +220,24 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None) ->
     loop = asyncio.get_running_loop()
     shared = config.workers > 1  # sibling processes bind the same ports (SO_REUSEPORT)
     plain: PlainListener | None = None
+    refused = app[METRICS].refused
     try:
+        # Every listener bounds its clients (server/limits.py): timeouts, connections per address.
         sites = []
         if config.http and runner.server is not None and "ocsp" in app[HANDLERS] and "http" in OCSP.listeners:
             # OCSP on its lean path; the listener hands every other request to aiohttp (server/plain_http.py).
-            plain = PlainListener(app[HANDLERS]["ocsp"], runner.server, app[METRICS], max_body=OCSP.max_body)
+            guard = ListenerGuard("http", config.limits, refused)
+            aiohttp_protocol = bounded_handlers(runner.server, guard)
+            plain = PlainListener(app[HANDLERS]["ocsp"], aiohttp_protocol, app[METRICS], guard, max_body=OCSP.max_body)
             await plain.start(config.http.host, config.http.port, reuse_port=shared)
         elif config.http:
-            sites.append(web.TCPSite(runner, config.http.host, config.http.port, reuse_address=True, reuse_port=shared))
+            guard = ListenerGuard("http", config.limits, refused)
+            sites.append(BoundedSite(runner, config.http.host, config.http.port, guard, reuse_port=shared))
         if config.https:
+            guard = ListenerGuard("https", config.limits, refused)
             ctx = server_context(config, app[CA])
             sites.append(
-                web.TCPSite(
-                    runner,
-                    config.https.host,
-                    config.https.port,
-                    ssl_context=ctx,
-                    reuse_address=True,
-                    reuse_port=shared,
-                )
+                BoundedSite(runner, config.https.host, config.https.port, guard, ssl_context=ctx, reuse_port=shared)
             )
         for site in sites:
             await site.start()

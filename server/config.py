@@ -40,6 +40,18 @@ class Listen:
 
 
 @dataclass(frozen=True)
+class ListenerLimits:
+    """How long a client may take and how many connections one address may hold, on every
+    listener (server/limits.py enforces them). Without them a client sending its head a byte a
+    second, or a few hundred idle connections from one address, held the server's sockets."""
+
+    header_timeout: float = 10.0  # from a request's first byte (or a new connection) to its complete head
+    body_timeout: float = 30.0  # from a complete head to the body's last byte
+    keepalive_timeout: float = 75.0  # idle between requests on a kept-alive connection
+    max_connections_per_address: int = 64  # open connections one client address may hold, per listener
+
+
+@dataclass(frozen=True)
 class IssuerConfig:
     name: str
     certificate: Path
@@ -84,6 +96,7 @@ class ServerConfig:
     ras: dict[str, RAConfig]
     protocol_settings: dict[str, Any] = field(default_factory=dict)
     workers: int = 1  # server processes sharing the listeners (SO_REUSEPORT) and the database
+    limits: ListenerLimits = ListenerLimits()
 
 
 def _norm(key: str) -> str:
@@ -154,6 +167,7 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
     for name in protocols:
         if name not in protocol_parsers:
             raise server.error("protocols", f"unknown protocol {name!r} (known: {', '.join(protocol_parsers)})")
+    limits = _listener_limits(server)
     server.finish()
 
     logging_t = top.table("logging")
@@ -243,4 +257,29 @@ def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str
         ras=ras,
         protocol_settings=settings,
         workers=workers,
+        limits=limits,
+    )
+
+
+def _listener_limits(server: Table) -> ListenerLimits:
+    defaults = ListenerLimits()
+    timeouts = {
+        key: server.get(key, float, default)
+        for key, default in (
+            ("header_timeout_seconds", defaults.header_timeout),
+            ("body_timeout_seconds", defaults.body_timeout),
+            ("keepalive_timeout_seconds", defaults.keepalive_timeout),
+        )
+    }
+    for key, value in timeouts.items():
+        if not value > 0:
+            raise server.error(key, "must be a positive number of seconds")
+    per_address = server.get("max_connections_per_address", int, defaults.max_connections_per_address)
+    if per_address < 1:
+        raise server.error("max_connections_per_address", "must be at least 1")
+    return ListenerLimits(
+        header_timeout=timeouts["header_timeout_seconds"],
+        body_timeout=timeouts["body_timeout_seconds"],
+        keepalive_timeout=timeouts["keepalive_timeout_seconds"],
+        max_connections_per_address=per_address,
     )

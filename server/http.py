@@ -7,9 +7,11 @@ import ssl
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from protocols.base import WireRequest, WireResponse
+from server.limits import refuse_malformed_body
 
 log = logging.getLogger("tetra.http")
 
@@ -35,17 +37,32 @@ def tls_unique(request: web.Request) -> bytes | None:
         return None
 
 
+class ClientGone(Exception):
+    """The connection closed while its body was read (the client hung up, or a listener bound cut
+    it off, server/limits.py): no bug, and nobody left to answer."""
+
+
 async def read_bounded(request: web.Request, limit: int) -> bytes:
-    """The body, or 413 as soon as it passes the protocol's limit (chunked bodies included)."""
+    """The body, or 413 as soon as it passes the protocol's limit (chunked bodies included).
+    aiohttp reports a connection closed under a read as ConnectionResetError, or as
+    RuntimeError when the read starts after the close: both are `ClientGone` once the
+    connection is gone."""
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(65536):
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
-        chunks.append(chunk)
+    try:
+        while chunk := await request.content.read(65536):
+            size += len(chunk)
+            if size > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+            chunks.append(chunk)
+    except RequestPayloadError as exc:  # framing or content coding aiohttp could not decode
+        raise refuse_malformed_body(request, exc) from None
+    except (ConnectionResetError, RuntimeError):
+        if request.transport is None:
+            raise ClientGone from None
+        raise
     return b"".join(chunks)
 
 
@@ -72,11 +89,15 @@ def to_aiohttp(response: WireResponse) -> web.Response:
 
 @web.middleware
 async def last_resort(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Only bugs reach here: log them in full, answer a plain 500 without details."""
+    """Only bugs reach here: log them in full, answer a plain 500 without details. A client
+    gone while its body was read is no bug (`ClientGone`)."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
+    except ClientGone:
+        log.debug("connection lost while reading the body of %s %s", request.method, request.path)
+        return web.Response(status=400)  # never sent: the connection is gone
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.Response(status=500, text="internal server error\n")

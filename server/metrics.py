@@ -24,6 +24,12 @@ class Metrics:
         self.errors = Counter(
             "tetra_errors_total", "Requests refused or failed", ["protocol", "reason"], registry=self.registry
         )
+        self.refused = Counter(
+            "tetra_http_refused_total",
+            "Connections and requests a listener refused or cut off before any protocol saw them",
+            ["reason"],  # server.limits.Refusal
+            registry=self.registry,
+        )
         self.revoked = Counter(
             "tetra_certificates_revoked_total", "Certificates revoked", ["issuer"], registry=self.registry
         )

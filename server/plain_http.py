@@ -12,9 +12,11 @@ byte, to aiohttp's own protocol for the rest of its life: every other route, lim
 error answer stays aiohttp's.
 
 Only whole requests are consumed, so the hand-off point is exact; requests are answered in
-order (pipelining), one at a time; a connection whose request is incomplete for
-REQUEST_TIMEOUT, or idle for IDLE_TIMEOUT, is closed. No state is shared between
-connections, so a slow one blocks nobody.
+order (pipelining), one at a time. The listener's `ListenerGuard` (server/limits.py) bounds
+its clients here as it does on aiohttp's side: a head must be complete within the header
+timeout, a body within the body timeout, an idle kept-alive connection is closed after the
+keep-alive timeout, and an address over its connection cap is refused; a connection handed to
+aiohttp stays counted once. No state is shared between connections, so a slow one blocks nobody.
 """
 
 from __future__ import annotations
@@ -34,13 +36,12 @@ import httptools
 
 from protocols.base import WireResponse
 from protocols.ocsp.handlers import OcspHandlers
+from server.limits import ListenerGuard, Refusal
 from server.metrics import Metrics
 
 log = logging.getLogger("tetra.http")
 
 MAX_HEAD = 16 * 1024  # larger heads go to aiohttp, which applies its own limits
-REQUEST_TIMEOUT = 30.0  # seconds from a request's first byte to its last
-IDLE_TIMEOUT = 75.0  # seconds a kept-alive connection may wait for its next request
 MAX_BUFFERED = 256 * 1024  # pipelined bytes held while an answer is pending: then stop reading
 PREFIX = b"/ocsp"
 _METHODS = (b"POST " + PREFIX, b"GET " + PREFIX)
@@ -120,11 +121,14 @@ class PlainListener:
         ocsp: OcspHandlers,
         aiohttp_protocol: Callable[[], asyncio.Protocol],
         metrics: Metrics,
+        guard: ListenerGuard,
         *,
         max_body: int,
     ) -> None:
         self.ocsp = ocsp
-        self.aiohttp_protocol = aiohttp_protocol
+        self.aiohttp_protocol = aiohttp_protocol  # made with the same guard (server/limits.py)
+        self.guard = guard
+        self.limits = guard.limits
         self.max_body = max_body
         self.date = _Date()
         self.connections: set[OcspConnection] = set()
@@ -152,12 +156,15 @@ class PlainListener:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _sweep(self) -> None:
-        """Close connections past their deadline: one timer for all of them."""
+        """Close connections past their deadline: one timer for all of them, ticking at least
+        twice per shortest timeout."""
+        limits = self.limits
+        tick = min(1.0, limits.header_timeout / 2, limits.body_timeout / 2, limits.keepalive_timeout / 2)
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(tick)
             now = time.monotonic()
             for connection in [c for c in self.connections if c.deadline <= now]:
-                connection.close()
+                connection.overdue()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let answers in progress finish (up to `timeout`), close the rest.
@@ -187,6 +194,8 @@ class OcspConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.deadline = math.inf
+        self.waiting_for: Refusal | None = None  # what the deadline waits for; None: the next request
+        self._admitted: asyncio.BaseTransport | None = None
         self._head: _Head | None = None  # the head of the request being read, once parsed
         self._head_size = 0
         self._pending: asyncio.Task[None] | None = None  # an answer that needs I/O
@@ -195,18 +204,25 @@ class OcspConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self.listener.guard.admit(transport):
+            return  # answered 503 and closed
+        self._admitted = transport
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.listener.connections.add(self)
-        self.deadline = time.monotonic() + IDLE_TIMEOUT
+        self._expect(Refusal.HEADER_TIMEOUT)  # the first request's head, from the connection's start
 
     def data_received(self, data: bytes) -> None:
-        if not self.buffer and self._pending is None:
-            self.deadline = time.monotonic() + REQUEST_TIMEOUT
+        if self.transport is None:
+            return
+        if not self.buffer and self._pending is None and self.waiting_for is None:
+            self._expect(Refusal.HEADER_TIMEOUT)
         self.buffer += data
         self._serve()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.connections.discard(self)
+        if self._admitted is not None:
+            self.listener.guard.release(self._admitted)
         if self._pending is not None:
             self._pending.cancel()
 
@@ -226,14 +242,16 @@ class OcspConnection(asyncio.Protocol):
             if self._pending is not None or self._write_paused:
                 if len(self.buffer) > MAX_BUFFERED:
                     transport.pause_reading()
-                return
+                break
             if self._head is None and not self._read_head():
-                return
+                if self.transport is None:
+                    return  # handed off
+                break
             head = self._head
             assert head is not None
             end = self._head_size + head.content_length
             if len(self.buffer) < end:
-                return
+                break
             body = bytes(self.buffer[self._head_size : end])
             if body:
                 self._feed(body)
@@ -246,10 +264,36 @@ class OcspConnection(asyncio.Protocol):
             self._answer(head, body)
         if consumed and self._pending is None:
             self._restart_clock()
+        if self._head is not None and self.waiting_for is not Refusal.BODY_TIMEOUT:
+            self._expect(Refusal.BODY_TIMEOUT)  # a head is in and its body is not: from now on
 
     def _restart_clock(self) -> None:
-        """A new deadline from now: for the request already begun, or for the next one."""
-        self.deadline = time.monotonic() + (REQUEST_TIMEOUT if self.buffer else IDLE_TIMEOUT)
+        """A new deadline from now: for the head already begun, or for the next request."""
+        self._expect(Refusal.HEADER_TIMEOUT if self.buffer else None)
+
+    def _expect(self, waiting_for: Refusal | None) -> None:
+        """Start the clock for a head, a body, or (None) an idle wait for the next request."""
+        limits = self.listener.limits
+        if waiting_for is Refusal.HEADER_TIMEOUT:
+            seconds = limits.header_timeout
+        elif waiting_for is Refusal.BODY_TIMEOUT:
+            seconds = limits.body_timeout
+        else:
+            seconds = limits.keepalive_timeout
+        self.waiting_for = waiting_for
+        self.deadline = time.monotonic() + seconds
+
+    def overdue(self) -> None:
+        """The sweeper found the deadline passed: close; a slow head or body is the client's fault."""
+        if self.waiting_for is not None and self.transport is not None:
+            limits = self.listener.limits
+            if self.waiting_for is Refusal.HEADER_TIMEOUT:
+                detail = f"no complete request head within {limits.header_timeout:g} s (header_timeout_seconds)"
+            else:
+                detail = f"request body incomplete after {limits.body_timeout:g} s (body_timeout_seconds)"
+            peer = self.transport.get_extra_info("peername")
+            self.listener.guard.refused(self.waiting_for, peer[0] if isinstance(peer, tuple) else None, detail)
+        self.close()
 
     def _read_head(self) -> bool:
         """Parse the next request's head once it is all here; hand off what is not ours."""
@@ -305,6 +349,7 @@ class OcspConnection(asyncio.Protocol):
             self._write(now, method, version, keep_alive)
             return
         self.deadline = math.inf  # our turn to answer, not the client's
+        self.waiting_for = None
         later = ocsp.answer_later(now, get=get, if_none_match=head.if_none_match)
         self._pending = asyncio.ensure_future(self._finish(later, method, version, keep_alive))
 

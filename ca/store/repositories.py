@@ -26,6 +26,8 @@ class CertificateFilter:
     protocol: str | None = None
     expiring_before: dt.datetime | None = None
     limit: int = 1000
+    # Keyset paging: rows come in id order, so the next page starts after the last id shown.
+    after_id: int | None = None
 
 
 def certificate_record(row: Row[Any]) -> CertificateRecord:
@@ -121,6 +123,8 @@ class CertificateRepository:
                 query = query.where(certificates.c.protocol == flt.protocol)
             if flt.expiring_before:
                 query = query.where(certificates.c.not_after <= flt.expiring_before)
+            if flt.after_id is not None:
+                query = query.where(certificates.c.id > flt.after_id)
             return [certificate_record(r) for r in conn.execute(query.limit(flt.limit))]
 
         return await self.db.read(q)

@@ -134,6 +134,9 @@ async def key_change(ctx: AcmeContext, signed: Signed, url: str) -> Reply:
         raise malformed("keyChange 'account' is not the account that signed the request")
     if parse_jwk(body.old_key).thumbprint != account.thumbprint:
         raise malformed("keyChange 'oldKey' is not the account's current key")
+    if new_key.thumbprint == account.thumbprint:
+        # Checked before the look-up below, which would find this very account and call it another.
+        raise malformed("keyChange: the new key is the account's current key")
     taken = await ctx.accounts.by_thumbprint(new_key.thumbprint)
     if taken is not None:
         raise AcmeProblem(

@@ -126,8 +126,13 @@ def _as_json(r: CertificateRecord) -> dict[str, Any]:
 
 @on_ca
 async def certs_list(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
+    """One page of the inventory in id order. One row more than the page is read, so a cut
+    result is known and said (on stderr, so JSON on stdout stays a plain list), with the
+    option that shows the next page."""
     from ca.store.repositories import CertificateFilter
 
+    if args.limit < 1:
+        raise CLIError("--limit must be at least 1")
     before = None
     if args.expiring is not None:
         before = ca.clock.now() + dt.timedelta(days=args.expiring)
@@ -137,18 +142,27 @@ async def certs_list(args: argparse.Namespace, ca: CertificateAuthority, config:
             profile=args.profile,
             protocol=args.protocol,
             expiring_before=before,
-            limit=args.limit,
+            limit=args.limit + 1,
             issuer=args.issuer,
+            after_id=args.after,
         )
     )
+    more = len(records) > args.limit
+    records = records[: args.limit]
     if args.format == "json":
         print(json.dumps([_as_json(r) for r in records], indent=2))
-        return 0
-    print(f"{'serial':<34} {'status':<8} {'not after':<17} {'profile':<13} {'proto':<5} names")
-    for r in records:
+    else:
+        print(f"{'id':>7} {'serial':<34} {'status':<8} {'not after':<17} {'profile':<13} {'proto':<5} names")
+        for r in records:
+            print(
+                f"{r.id:>7} {r.serial_hex:<34} {r.status:<8} {r.not_after:%Y-%m-%d %H:%M} {r.profile:<13} "
+                f"{r.protocol:<5} {','.join(r.sans) or r.subject}"
+            )
+    if more:
         print(
-            f"{r.serial_hex:<34} {r.status:<8} {r.not_after:%Y-%m-%d %H:%M} {r.profile:<13} "
-            f"{r.protocol:<5} {','.join(r.sans) or r.subject}"
+            f"tetra: listed the first {args.limit} matching certificates (ids {records[0].id} to {records[-1].id}); "
+            f"more match: repeat with --after {records[-1].id} for the next page",
+            file=sys.stderr,
         )
     return 0
 
@@ -202,7 +216,10 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--status", choices=["signing", "issued", "failed", "revoked"])
     p.add_argument("--protocol")
     p.add_argument("--issuer")
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--limit", type=int, default=1000, metavar="N", help="at most N rows (a page; default 1000)")
+    p.add_argument(
+        "--after", type=int, metavar="ID", help="only certificates after inventory id ID (the next page starts there)"
+    )
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=certs_list)
 

@@ -96,6 +96,33 @@ async def test_url_that_differs_from_the_request(acme_sqlite: AcmeEnv) -> None:
     await nothing_issued(acme_sqlite)
 
 
+def key_change_body(client: AcmeClient, new_key: Any) -> bytes:
+    """The inner JWS of a keyChange from `client`'s current key to `new_key` (RFC 8555 §7.3.5)."""
+    url = client.directory["keyChange"]
+    old = jwk_from_key(client.key.public_key())
+    inner = json.dumps({"account": client.kid, "oldKey": old}).encode()
+    return sign_jws(new_key, inner, {"url": url, "jwk": jwk_from_key(new_key.public_key())})
+
+
+async def test_key_change_to_the_current_key_or_a_taken_one(acme_sqlite: AcmeEnv) -> None:
+    """ACME-05: a key change to the account's own current key is malformed and says so (it used to
+    claim another account held the key); a key another account does hold is still a 409 conflict
+    naming that account; the account keeps its key either way."""
+    client = await registered(acme_sqlite)
+    url = client.directory["keyChange"]
+    resp = await client.post(url, key_change_body(client, client.key))
+    assert resp.status == 400 and resp.problem_type == "malformed", resp.body
+    assert "the new key is the account's current key" in resp.json["detail"]
+    assert "another account" not in resp.json["detail"]
+    other = await registered(acme_sqlite)
+    resp = await client.post(url, key_change_body(client, other.key))
+    assert resp.status == 409 and resp.problem_type == "conflict"
+    assert "another account already uses the new key" in resp.json["detail"]
+    assert resp.headers["Location"] == other.kid
+    assert (await client.post(client.kid or "", None)).status == 200  # the old key still signs
+    await nothing_issued(acme_sqlite)
+
+
 @pytest.mark.parametrize(
     "kid",
     [

@@ -212,6 +212,54 @@ def test_bad_csrs_are_one_line(ca_dir: Path, tmp_path: Path) -> None:
     assert all(c["profile"] in ("tetra-service-tls", "tetra-ra") for c in listed)  # nothing new stored
 
 
+def test_certs_list_pages_and_says_when_the_result_is_cut(ca_dir: Path) -> None:
+    """`certs list` used to stop at 1,000 rows without a word: a cut page now says so on stderr
+    (JSON on stdout stays a list) and names the --after that shows the next page; following
+    those notices lists every certificate exactly once, in order; the last page has no notice."""
+    from ca.csr import enrollment_from_csr
+    from ca.enrollment import AuthMethod, Requester
+    from server.wiring import build_ca, read_config
+
+    async def issue_some(count: int) -> None:
+        authority = await build_ca(read_config(ca_dir / "tetra.toml", environ={}))
+        try:
+            for i in range(count):
+                csr, _ = make_csr([f"page{i}.example.com"])
+                request = enrollment_from_csr(
+                    csr, protocol="cli", profile_name="tls-server", requester=Requester("cli:test", AuthMethod.OPERATOR)
+                )
+                await enroll(authority, request)
+        finally:
+            await authority.close()
+
+    asyncio.run(issue_some(5))
+    cfg = str(ca_dir / "tetra.toml")
+    everything = tetra("certs", "list", "--config", cfg, "--format", "json")
+    assert everything.returncode == 0 and everything.stderr == ""
+    all_ids = [c["id"] for c in json.loads(everything.stdout)]
+    assert len(all_ids) >= 5 and all_ids == sorted(all_ids)
+
+    seen: list[int] = []
+    paging: list[str] = []
+    while True:
+        page = tetra("certs", "list", "--config", cfg, "--format", "json", "--limit", "2", *paging)
+        assert page.returncode == 0, page.stderr
+        rows = json.loads(page.stdout)
+        seen += [c["id"] for c in rows]
+        if not page.stderr:
+            break
+        assert len(rows) == 2
+        assert "more match" in page.stderr and f"--after {rows[-1]['id']}" in page.stderr
+        paging = ["--after", str(rows[-1]["id"])]
+    assert seen == all_ids
+
+    table = tetra("certs", "list", "--config", cfg, "--profile", "tls-server", "--limit", "3")
+    assert table.returncode == 0
+    assert len(table.stdout.splitlines()) == 1 + 3  # header and one page
+    assert "listed the first 3 matching certificates" in table.stderr
+    assert_clean_error(tetra("certs", "list", "--config", cfg, "--limit", "0"), "--limit")
+
+
 def test_requests_approve_and_reject(ca_dir: Path, tmp_path: Path) -> None:
     from ca.csr import enrollment_from_csr
     from ca.enrollment import AuthMethod, Pending, Requester

@@ -9,7 +9,7 @@ import pytest
 
 from ca.errors import ConfigError
 from ca.profiles.loader import load_profiles, parse_profile
-from server.config import apply_env_overrides
+from server.config import ListenerLimits, apply_env_overrides
 from server.wiring import read_config
 
 
@@ -120,3 +120,27 @@ def test_workers_default_one_and_validated(ca_dir: Path) -> None:
     with pytest.raises(ConfigError) as err:
         read_config(ca_dir / "tetra.toml", environ={"TETRA_SERVER__WORKERS": "0"})
     assert "server.workers" in str(err.value)
+
+
+def test_listener_limits_default_overridden_and_validated(ca_dir: Path) -> None:
+    """DOS-08, DOS-09, DOS-10, DOS-11: the bounds every listener applies, from [server] or the environment."""
+    limits = read_config(ca_dir / "tetra.toml", environ={}).limits
+    assert limits == ListenerLimits(
+        header_timeout=10.0, body_timeout=30.0, keepalive_timeout=75.0, max_connections_per_address=64
+    )
+    env = {
+        "TETRA_SERVER__HEADER_TIMEOUT_SECONDS": "2",
+        "TETRA_SERVER__BODY_TIMEOUT_SECONDS": "0.5",
+        "TETRA_SERVER__KEEPALIVE_TIMEOUT_SECONDS": "5",
+        "TETRA_SERVER__MAX_CONNECTIONS_PER_ADDRESS": "1000",
+    }
+    assert read_config(ca_dir / "tetra.toml", environ=env).limits == ListenerLimits(2.0, 0.5, 5.0, 1000)
+    for key, value in (
+        ("HEADER_TIMEOUT_SECONDS", "0"),
+        ("BODY_TIMEOUT_SECONDS", "-1"),
+        ("KEEPALIVE_TIMEOUT_SECONDS", '"soon"'),
+        ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            read_config(ca_dir / "tetra.toml", environ={f"TETRA_SERVER__{key}": value})
+        assert f"server.{key.lower()}" in str(err.value)
