@@ -15,7 +15,7 @@ from protocols.acme.errors import AcmeProblem, not_found
 from protocols.acme.methods import post_required
 from protocols.acme.store.authorizations import load_authz
 from protocols.acme.store.orders import load_certificate, load_order_with_authzs
-from protocols.acme.sweeper import StuckOrderSweeper
+from protocols.acme.sweeper import StuckChallengeSweeper, StuckOrderSweeper
 from protocols.base import BackgroundJob, ProtocolContext, Route, WireRequest, WireResponse
 
 log = logging.getLogger("tetra.acme")
@@ -65,6 +65,7 @@ class AcmeHandlers:
         self.ctx = ctx
         self.validations = authorizations.Validations()
         self.sweeper = StuckOrderSweeper(ctx)
+        self.challenge_sweeper = StuckChallengeSweeper(ctx, self.validations)
 
     @classmethod
     def create(cls, context: ProtocolContext[AcmeConfig]) -> AcmeHandlers:
@@ -73,7 +74,12 @@ class AcmeHandlers:
         return cls(ctx)
 
     def jobs(self) -> tuple[BackgroundJob, ...]:
-        return (BackgroundJob("acme-stuck-orders", self.sweeper.interval, self.sweeper.sweep_and_log),)
+        return (
+            BackgroundJob("acme-stuck-orders", self.sweeper.interval, self.sweeper.sweep_and_log),
+            BackgroundJob(
+                "acme-stuck-challenges", self.challenge_sweeper.interval, self.challenge_sweeper.sweep_and_log
+            ),
+        )
 
     async def close(self) -> None:
         await self.validations.close()
@@ -213,7 +219,7 @@ class AcmeHandlers:
             signed = await authenticate(
                 self.ctx,
                 req,
-                load_for=None if ident is None else authorizations.challenge_loader(ident, self.ctx.clock.now()),
+                load_for=None if ident is None else authorizations.challenge_loader(self.ctx, ident),
             )
             return await authorizations.challenge_resource(self.ctx, signed, _int(req, "id"), self.validations)
 
