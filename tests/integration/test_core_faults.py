@@ -44,7 +44,7 @@ from server.app import CA, build_app
 from server.config import ServerConfig
 from server.wiring import build_ca, read_config
 from tests.conftest import _pg_exec
-from tests.helpers import CountingSigner, GatedSigner, LoopGaps, enroll, make_csr
+from tests.helpers import CountingSigner, GatedSigner, LoopGaps, enroll, make_csr, refuse_issued
 from tests.integration.serverproc import API_TOKEN
 from tests.revocation_support import check_crl, check_ocsp, crl_settings, ocsp_settings
 
@@ -338,27 +338,6 @@ async def test_database_that_stops_answering(pg_config: ServerConfig, postgres_u
 
 # -- ST-07: one insert fails ----------------------------------------------------------------
 
-_REFUSE_ISSUED = {
-    # Boulder's MySQL trigger, in each of our stores: the final write that marks a certificate issued fails.
-    "postgresql": [
-        "CREATE FUNCTION tetra_test_refuse_issued() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'test trigger: no certificate may become issued'; END $$",
-        "CREATE TRIGGER tetra_test_refuse_issued BEFORE UPDATE ON certificates FOR EACH ROW "
-        "WHEN (NEW.status = 'issued') EXECUTE FUNCTION tetra_test_refuse_issued()",
-    ],
-    "sqlite": [
-        "CREATE TRIGGER tetra_test_refuse_issued BEFORE UPDATE ON certificates FOR EACH ROW "
-        "WHEN NEW.status = 'issued' BEGIN SELECT RAISE(ABORT, 'test trigger: no certificate may become issued'); END",
-    ],
-}
-_ALLOW_ISSUED = {
-    "postgresql": [
-        "DROP TRIGGER tetra_test_refuse_issued ON certificates",
-        "DROP FUNCTION tetra_test_refuse_issued()",
-    ],
-    "sqlite": ["DROP TRIGGER tetra_test_refuse_issued"],
-}
-
 
 async def _exec_ddl(ca: CertificateAuthority, statements: list[str]) -> None:
     def run(tx: Tx) -> None:
@@ -384,9 +363,7 @@ async def test_result_write_refused_by_a_trigger(config: ServerConfig) -> None:
         issuer = ca.issuers[ISSUER]
         counting = CountingSigner(issuer.signer)
         issuer.signer = counting
-        backend = ca.db.backend
-        await _exec_ddl(ca, _REFUSE_ISSUED[backend])
-        try:
+        async with refuse_issued(ca):
             with pytest.raises(CAError) as err:
                 await enroll(ca, _request("refused.example.com"))
             assert err.value.reason in (FailureReason.INTERNAL, FailureReason.UNAVAILABLE), err.value
@@ -407,8 +384,6 @@ async def test_result_write_refused_by_a_trigger(config: ServerConfig) -> None:
             clock.advance(ocsp.settings.signing_grace + dt.timedelta(seconds=1))
             assert await status() == ocsp_x509.OCSPCertStatus.UNKNOWN  # cut short: never good before settled
             [settled] = await settle_stale_intents(ca, ocsp.settings.signing_grace)
-        finally:
-            await _exec_ddl(ca, _ALLOW_ISSUED[backend])
         assert (settled.serial, settled.outcome) == (row.serial, "revoked")
         assert len(issuer.unrecorded) == 0
         await ocsp.poll_feed()  # as the server's feed job does: the cached answer is evicted
