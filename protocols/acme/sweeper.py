@@ -80,7 +80,7 @@ class StuckChallengeSweeper:
             if challenge.attempts < MAX_VALIDATION_ATTEMPTS and authz.current_status(now) == "pending":
                 taken += await self._resume(challenge, authz, thumbprint, stale_before, now)
             else:
-                taken += await self._fail(challenge, authz, now)
+                taken += await self._fail(challenge, authz, stale_before, now)
         return taken
 
     async def _resume(
@@ -93,11 +93,11 @@ class StuckChallengeSweeper:
         self._validations.start(validate_and_record(self._ctx, challenge, authz, key_auth))
         return True
 
-    async def _fail(self, challenge: Challenge, authz: Authz, now: dt.datetime) -> bool:
+    async def _fail(self, challenge: Challenge, authz: Authz, stale_before: dt.datetime, now: dt.datetime) -> bool:
         if not await self._ctx.authzs.finish_challenge(
-            challenge, authz, ok=False, error=INTERRUPTED, now=now, valid_until=now
+            challenge, authz, ok=False, error=INTERRUPTED, now=now, valid_until=now, stale_before=stale_before
         ):
-            return False
+            return False  # decided, or taken over, since it was listed
         log.warning("challenge %d: validation interrupted %d time(s); failed", challenge.id, challenge.attempts)
         return True
 

@@ -78,6 +78,7 @@ _FINISH_CHALLENGE = (
     .where(challenges_t.c.id == bindparam("challenge_id"), challenges_t.c.status == "processing")
     .values(status=bindparam("v_status"), validated_at=bindparam("v_validated_at"), error=bindparam("v_error"))
 )
+_FINISH_STALE_CHALLENGE = _FINISH_CHALLENGE.where(_STALE)
 _AUTHZ_VALID = (
     update(authzs_t)
     .where(authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending")
@@ -271,18 +272,22 @@ class AuthzStore:
         error: dict[str, Any] | None,
         now: dt.datetime,
         valid_until: dt.datetime,
+        stale_before: dt.datetime | None = None,
     ) -> bool:
         """Record the validation result and decide the authorization (RFC 8555 §7.1.6); False,
-        and nothing written, if the challenge was already decided."""
+        and nothing written, if the challenge was already decided. With ``stale_before`` (the
+        sweeper failing a validation a crash cut short) only while it is still that stale: not
+        once someone took it over."""
 
         def w(tx: Tx) -> bool:
             finished = tx.conn.execute(
-                _FINISH_CHALLENGE,
+                _FINISH_CHALLENGE if stale_before is None else _FINISH_STALE_CHALLENGE,
                 {
                     "challenge_id": challenge.id,
                     "v_status": "valid" if ok else "invalid",
                     "v_validated_at": now if ok else None,
                     "v_error": json.dumps(error) if error else None,
+                    "stale_before": stale_before,
                 },
             )
             if finished.rowcount != 1:
