@@ -163,9 +163,12 @@ class RevocationJobs:
         except CAError as exc:
             log.warning("intent recovery: %s; retrying in %.0f s", exc.detail, RECOVER_EVERY)
             return
-        if settled:
+        except Exception:  # never let it stop the lease tick (or start-up) that called it
+            log.exception("intent recovery failed; retrying in %.0f s", RECOVER_EVERY)
+            return
+        if settled:  # each row has had its WARNING line on tetra.recovery
             revoked = sum(1 for s in settled if s.outcome == "revoked")
-            log.warning("intent recovery settled %d row(s): %d revoked", len(settled), revoked)
+            log.info("intent recovery settled %d row(s), %d of them revoked", len(settled), revoked)
 
     async def feed_tick(self) -> int:
         """Apply new feed events; returns how many were read."""
