@@ -12,6 +12,11 @@ The sequence for every certificate (docs/reliability.md, "The demands"):
   6. store the result (status 'issued') and an audit event.
 Signing the stored TBS bytes directly (instead of running the builder a second
 time) makes step 5's TBS equal to the linted one by construction.
+
+A crash between 4 and 6 leaves the row in 'signing'. OCSP never calls such a row good,
+and the recovery job (ca/recovery.py) settles it once it is older than the signing grace:
+it stores the certificate if this process still holds it (a result write that failed,
+kept in `Issuer.unrecorded`), and otherwise revokes the serial.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from ca.sigalg import sign_bytes, verify_bytes
 from ca.signers.base import Signer
 from ca.store.db import Database, Slot, Tx
 from ca.store.repositories import CertificateRepository, serial_text
+from ca.unrecorded import UnrecordedResults
 
 log = logging.getLogger("tetra.issuer")
 
@@ -179,6 +185,7 @@ class Issuer:
         self._static_extensions = self._build_static_extensions()
         self._pointers: PointerExtensions | None = None
         self.signing_attempts = 0  # counted for tests ("nothing issued" = unchanged)
+        self.unrecorded = UnrecordedResults()  # signed, result not stored: for ca/recovery.py
 
     @property
     def not_after(self) -> dt.datetime:
@@ -362,9 +369,13 @@ class Issuer:
             await self._db.write_grouped(record)
         except IntegrityError as exc:
             # ST-07: the store refused the result (a constraint or trigger). The row stays
-            # 'signing', so the signed certificate stays answerable by OCSP and revocable.
+            # 'signing', so the serial stays revocable; recovery stores the certificate later.
+            self.unrecorded.keep(row_id, der)
             log.error("issuer %s: the store refused the result for serial %x: %s", self.name, serial, exc.orig)
             raise InternalError(f"issuer {self.name}: could not record certificate {serial_text(serial)}") from exc
+        except CAError:
+            self.unrecorded.keep(row_id, der)  # the store is away: recovery stores it when it is back
+            raise
         faults.checkpoint("F4")
         return certificate, row_id
 

@@ -135,7 +135,9 @@ async def metrics_view(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-def build_app(config: ServerConfig, *, clock: Clock | None = None) -> web.Application:
+def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int = 0) -> web.Application:
+    """The whole server as one aiohttp app; `worker` is this process's index among the
+    `workers` forked by serve(), part of its stable lease holder name (server/lease_identity.py)."""
     app = web.Application(middlewares=[last_resort], client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[METRICS] = Metrics()
@@ -176,7 +178,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None) -> web.Applic
     async def revocation_jobs(app: web.Application) -> AsyncIterator[None]:
         from server.jobs import start_jobs
 
-        jobs = await start_jobs(app[CA], config, app[REVOCATION])
+        jobs = await start_jobs(app[CA], config, app[REVOCATION], worker=worker)
         try:
             yield
         finally:
@@ -212,8 +214,8 @@ def endpoint_lines(config: ServerConfig) -> list[str]:
     return lines
 
 
-async def run_server(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
-    app = build_app(config)
+async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *, worker: int = 0) -> None:
+    app = build_app(config, worker=worker)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stop = stop or asyncio.Event()
@@ -266,11 +268,11 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None) ->
         await runner.cleanup()
 
 
-def _run(config: ServerConfig) -> None:
+def _run(config: ServerConfig, worker: int = 0) -> None:
     """Run one server process on uvloop: its libuv loop and transports cost a fraction of the
     pure-Python loop's per-request overhead, which every protocol's hot path pays."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run_server(config))
+        runner.run(run_server(config, worker=worker))
 
 
 def serve(config: ServerConfig) -> None:
@@ -287,12 +289,12 @@ def _supervise(config: ServerConfig) -> None:
     database, so any process can answer any request. The parent only relays signals and
     stops everything when one worker dies."""
     children: list[int] = []
-    for _ in range(config.workers):
+    for worker in range(config.workers):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             code = 0
             try:
-                _run(config)
+                _run(config, worker)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
                 code = 1

@@ -5,13 +5,17 @@ ca/revocation/feed.py) every few hundred milliseconds, so a revocation made by a
 process (`tetra revoke`, ACME revokeCert, CMP rr, another server) is answered by
 this process's OCSP within a second. Jobs that must run once hold a lease in the
 `leases` table: CRL regeneration (batched after revocations, and on schedule),
-OCSP refresh before nextUpdate, and repair after crashes. The leader also stores
-how far it has read the feed, so a restarted leader resumes instead of skipping.
+OCSP refresh before nextUpdate, and repair after crashes: settling certificate
+intents a crash left in 'signing' (ca/recovery.py) when it takes the lease and every
+minute after. The leader also stores how far it has read the feed, so a restarted
+leader resumes instead of skipping. The lease holder's name survives a restart
+(server/lease_identity.py), so a restarted leader takes its lease back at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import secrets
@@ -22,6 +26,7 @@ from functools import partial
 from typing import Any
 
 from ca.errors import CAError
+from ca.recovery import settle_stale_intents, store_unrecorded
 from ca.revocation import feed, lease
 from ca.revocation.crl import COMPLETE, CrlService
 from ca.revocation.ocsp import OcspService
@@ -30,6 +35,7 @@ from ca.revocation.settings import CrlSettings
 from ca.service import CertificateAuthority
 from protocols.base import RevocationServices
 from server.config import ServerConfig
+from server.lease_identity import HolderClaim, claim_holder
 from server.wiring import crl_settings, ocsp_settings
 
 log = logging.getLogger("tetra.jobs")
@@ -37,6 +43,7 @@ log = logging.getLogger("tetra.jobs")
 LEASE = "revocation-jobs"
 CURSOR = "revocation-feed"
 RECONCILE_EVERY = 600.0  # seconds between OCSP repair sweeps on the leader
+RECOVER_EVERY = 60.0  # seconds between passes settling intents left in 'signing' (ST-17)
 STOP_GRACE = 10.0  # seconds a running job gets to finish at shutdown
 
 
@@ -50,6 +57,7 @@ class RevocationJobs:
         *,
         poll_interval: float = 0.25,
         holder: str | None = None,
+        signing_grace: dt.timedelta = dt.timedelta(minutes=2),
     ) -> None:
         self.ca = ca
         self.crl_settings = crl_settings
@@ -57,6 +65,8 @@ class RevocationJobs:
         self.crl = crl
         self.poll_interval = poll_interval
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.signing_grace = signing_grace
+        self.claim: HolderClaim | None = None  # the lock that keeps a stable holder name ours
         self.leader = False
         self.position = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -90,6 +100,7 @@ class RevocationJobs:
                     self._every(self.crl_settings.check_interval.total_seconds(), self.maintenance_tick),
                     name="revocation-maintenance",
                 ),
+                asyncio.create_task(self._every(RECOVER_EVERY, self.recovery_tick), name="intent-recovery"),
             ]
 
     async def stop(self) -> None:
@@ -109,6 +120,8 @@ class RevocationJobs:
                 await asyncio.wait_for(lease.release(self.ca.db, LEASE, self.holder), STOP_GRACE)
             except (TimeoutError, CAError):
                 pass  # it expires by itself
+        if self.claim is not None:
+            self.claim.release()
 
     async def _every(self, seconds: float, tick: Callable[[], Awaitable[Any]]) -> None:
         while not self._stopping.is_set():
@@ -137,6 +150,25 @@ class RevocationJobs:
         if self.leader and not was:
             log.info("this process (%s) now runs the revocation jobs", self.holder)
             self._last_reconcile = 0.0  # a new leader repairs what happened without one
+            await self.recovery_tick()  # and settles what a crashed process left in 'signing'
+
+    async def recovery_tick(self) -> None:
+        """Every process stores the certificates it signed but could not record; the leader
+        also settles intents older than the signing grace (ca/recovery.py, ST-17)."""
+        try:
+            if self.leader:
+                settled = await settle_stale_intents(self.ca, self.signing_grace)
+            else:
+                settled = await store_unrecorded(self.ca)
+        except CAError as exc:
+            log.warning("intent recovery: %s; retrying in %.0f s", exc.detail, RECOVER_EVERY)
+            return
+        except Exception:  # never let it stop the lease tick (or start-up) that called it
+            log.exception("intent recovery failed; retrying in %.0f s", RECOVER_EVERY)
+            return
+        if settled:  # each row has had its WARNING line on tetra.recovery
+            revoked = sum(1 for s in settled if s.outcome == "revoked")
+            log.info("intent recovery settled %d row(s), %d of them revoked", len(settled), revoked)
 
     async def feed_tick(self) -> int:
         """Apply new feed events; returns how many were read."""
@@ -221,9 +253,26 @@ class RevocationJobs:
                     log.info("OCSP repair: signed %d missing or stale responses", repaired)
 
 
-async def start_jobs(ca: CertificateAuthority, config: ServerConfig, revocation: RevocationServices) -> RevocationJobs:
-    """Start the revocation jobs over the services the protocols were handed (server/wiring.py)."""
-    poll = ocsp_settings(config).poll_interval.total_seconds()
-    jobs = RevocationJobs(ca, crl_settings(config), revocation.ocsp, revocation.crl, poll_interval=poll)
-    await jobs.start()
+async def start_jobs(
+    ca: CertificateAuthority, config: ServerConfig, revocation: RevocationServices, *, worker: int = 0
+) -> RevocationJobs:
+    """Start the revocation jobs over the services the protocols were handed (server/wiring.py),
+    under this worker's stable lease holder name when no live process holds it."""
+    ocsp = ocsp_settings(config)
+    claim = claim_holder(config.source, worker)
+    jobs = RevocationJobs(
+        ca,
+        crl_settings(config),
+        revocation.ocsp,
+        revocation.crl,
+        poll_interval=ocsp.poll_interval.total_seconds(),
+        holder=claim.holder,
+        signing_grace=ocsp.signing_grace,
+    )
+    jobs.claim = claim
+    try:
+        await jobs.start()
+    except BaseException:
+        claim.release()
+        raise
     return jobs

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from cryptography import x509
@@ -120,3 +121,44 @@ class LoopGaps:
 async def enroll(ca: Any, request: Any, **kwargs: Any) -> Any:
     """decide + enroll, as a protocol does: the tests' shorthand for one enrollment through the core."""
     return await ca.enroll(await ca.decide(request), **kwargs)
+
+
+_REFUSE_ISSUED = {
+    # Boulder's MySQL trigger, in each of our stores: the final write that marks a certificate issued fails.
+    "postgresql": [
+        "CREATE FUNCTION tetra_test_refuse_issued() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'test trigger: no certificate may become issued'; END $$",
+        "CREATE TRIGGER tetra_test_refuse_issued BEFORE UPDATE ON certificates FOR EACH ROW "
+        "WHEN (NEW.status = 'issued') EXECUTE FUNCTION tetra_test_refuse_issued()",
+    ],
+    "sqlite": [
+        "CREATE TRIGGER tetra_test_refuse_issued BEFORE UPDATE ON certificates FOR EACH ROW "
+        "WHEN NEW.status = 'issued' BEGIN SELECT RAISE(ABORT, 'test trigger: no certificate may become issued'); END",
+    ],
+}
+_ALLOW_ISSUED = {
+    "postgresql": [
+        "DROP TRIGGER tetra_test_refuse_issued ON certificates",
+        "DROP FUNCTION tetra_test_refuse_issued()",
+    ],
+    "sqlite": ["DROP TRIGGER tetra_test_refuse_issued"],
+}
+
+
+@asynccontextmanager
+async def refuse_issued(ca: Any) -> AsyncIterator[None]:
+    """While inside, the store refuses to mark any certificate issued (a trigger, ST-07): the
+    key signs, the result write fails, the intent row stays 'signing'."""
+
+    async def run(statements: list[str]) -> None:
+        def ddl(tx: Any) -> None:
+            for statement in statements:
+                tx.conn.exec_driver_sql(statement)
+
+        await ca.db.write(ddl)
+
+    await run(_REFUSE_ISSUED[ca.db.backend])
+    try:
+        yield
+    finally:
+        await run(_ALLOW_ISSUED[ca.db.backend])

@@ -71,28 +71,19 @@ GOOD = CertStatus("good")
 UNKNOWN = CertStatus("unknown")
 
 
-def status_of_row(
-    row_status: str | None,
-    *,
-    revoked_at: dt.datetime | None,
-    reason: str | None,
-    created_at: dt.datetime | None,
-    now: dt.datetime,
-    signing_grace: dt.timedelta,
-) -> CertStatus:
+def status_of_row(row_status: str | None, *, revoked_at: dt.datetime | None, reason: str | None) -> CertStatus:
     """OCSP status of a certificates row (or of none).
 
-    'signing' rows may have been signed (a crash after the HSM answered, ST-01 F3), so
-    once older than the grace they are answered 'good' and stay revocable; a younger
-    one is an issuance still in flight and, like 'failed' or no row, is 'unknown', so
-    a signature that never happened is never reported good (docs/reliability.md,
-    Conventions: "nothing issued" (iv); OCSP-01).
+    Only a stored result is 'good'. A 'signing' row is an issuance in flight, or one a crash
+    cut short: the key may or may not have signed, so it is 'unknown' like a failed row or no
+    row (a serial that may never have been signed is never reported good: docs/reliability.md,
+    Conventions, "nothing issued" (iv); OCSP-01, ST-17). The recovery job (ca/recovery.py)
+    settles a row left in 'signing' once it is older than the signing grace, as issued or
+    revoked, and OCSP answers that from then on.
     """
     if row_status == "revoked" and revoked_at is not None:
         return CertStatus("revoked", revoked_at, reason)
     if row_status == "issued":
-        return GOOD
-    if row_status == "signing" and created_at is not None and created_at <= now - signing_grace:
         return GOOD
     return UNKNOWN
 

@@ -280,10 +280,9 @@ class OcspService:
         if missing:
             serials = [serial_text(cert_ids[i].serial) for i in missing]
             rows = await self.ca.db.read(lambda c: ocsp_store.certificate_rows(c, issuer, serials))
-            now = self.clock.now()
             for index, serial in zip(missing, serials, strict=True):
                 row = rows.get(serial)
-                status = row.ocsp_status(now, self.settings.signing_grace) if row else UNKNOWN
+                status = row.ocsp_status() if row else UNKNOWN
                 result[index] = (status, row)
         return [r for r in result if r is not None]
 
@@ -313,7 +312,7 @@ class OcspService:
         next_update = min(this_update + self.settings.validity, identity.not_after)
         work: list[tuple[CertRow, str, CertStatus, bytes]] = []
         for row, alg in group:
-            status = row.ocsp_status(now, self.settings.signing_grace)
+            status = row.ocsp_status()
             if status.kind == "unknown":
                 continue  # never pre-sign for what may not exist
             cid = CertId(alg, hashes.name_hash[alg], hashes.key_hash[alg], int(row.serial, 16))
@@ -456,11 +455,8 @@ class OcspService:
             self.cache.mark_revoked(row.issuer, int(row.serial, 16))
         fixed = await self.presign(stale)
         now = self.clock.now()
-        signed_before = now - self.settings.signing_grace
         for alg in self.settings.presign_hashes:
-            missing = await self.ca.db.read(
-                partial(ocsp_store.missing_responses, hash_alg=alg, now=now, signed_before=signed_before, limit=limit)
-            )
+            missing = await self.ca.db.read(partial(ocsp_store.missing_responses, hash_alg=alg, now=now, limit=limit))
             fixed += await self.presign([(row, alg) for row in missing], cache_new=False)
         return fixed
 

@@ -42,15 +42,8 @@ class CertRow:
     not_after: dt.datetime
     profile: str = ""
 
-    def ocsp_status(self, now: dt.datetime, signing_grace: dt.timedelta) -> CertStatus:
-        return status_of_row(
-            self.status,
-            revoked_at=self.revoked_at,
-            reason=self.reason,
-            created_at=self.created_at,
-            now=now,
-            signing_grace=signing_grace,
-        )
+    def ocsp_status(self) -> CertStatus:
+        return status_of_row(self.status, revoked_at=self.revoked_at, reason=self.reason)
 
 
 @dataclass(frozen=True)
@@ -169,11 +162,10 @@ def due_for_refresh(
     return [(_cert_row(r), r.hash_alg) for r in rows]
 
 
-def missing_responses(
-    conn: Connection, hash_alg: str, now: dt.datetime, signed_before: dt.datetime, limit: int
-) -> list[CertRow]:
-    """Certificates (issued, revoked, or 'signing' past the grace) without a stored response;
-    not the delegated responders' own certificates, which carry ocsp-nocheck."""
+def missing_responses(conn: Connection, hash_alg: str, now: dt.datetime, limit: int) -> list[CertRow]:
+    """Issued or revoked certificates without a stored response ('signing' rows are never
+    pre-signed: they are unknown until settled); not the delegated responders' own
+    certificates, which carry ocsp-nocheck."""
     join = certificates.outerjoin(
         ocsp_responses,
         and_(
@@ -188,9 +180,8 @@ def missing_responses(
         .where(
             ocsp_responses.c.id.is_(None),
             certificates.c.not_after > now,
-            certificates.c.status.in_(("issued", "revoked", "signing")),
+            certificates.c.status.in_(("issued", "revoked")),
             certificates.c.profile != RESPONDER_PROFILE,  # id-pkix-ocsp-nocheck: nobody asks
-            (certificates.c.status != "signing") | (certificates.c.created_at <= signed_before),
         )
         .limit(limit)
     )

@@ -95,6 +95,9 @@ class OcspSettings:
     cache_entries: int = 200_000
     cache_ttl: dt.timedelta = dt.timedelta(hours=1)
     poll_interval: dt.timedelta = dt.timedelta(milliseconds=250)
+    # How long an issuance may be in flight (intent stored, result not yet): a 'signing' row
+    # older than this was cut short by a crash and is settled by recovery (ca/recovery.py).
+    # Keep it well above the signer and database timeouts.
     signing_grace: dt.timedelta = dt.timedelta(minutes=2)
     preload: bool = True
     refresh_batch: int = 500

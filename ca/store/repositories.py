@@ -110,6 +110,39 @@ class CertificateRepository:
         query = select(certificates).where(certificates.c.fingerprint == fingerprint)
         return await self.db.read_first(query, certificate_record)
 
+    async def stale_intents(self, created_before: dt.datetime, limit: int) -> list[CertificateRecord]:
+        """Rows still 'signing' that were written before `created_before`, oldest first: intents
+        whose issuance ended without a result (ca/recovery.py settles them)."""
+
+        def q(conn: Connection) -> list[CertificateRecord]:
+            rows = conn.execute(
+                select(certificates)
+                .where(certificates.c.status == "signing", certificates.c.created_at < created_before)
+                .order_by(certificates.c.id)
+                .limit(limit)
+            )
+            return [certificate_record(r) for r in rows]
+
+        return await self.db.read(q)
+
+    async def settle_intent(self, row_id: int, values: dict[str, Any], event: AuditEvent) -> bool:
+        """Move a row that is still 'signing' to its outcome (issued with its DER, or revoked),
+        with its audit event; False, and nothing written, if it left 'signing' meanwhile (the
+        issuing process stored its result, or an operator revoked it)."""
+
+        def w(tx: Tx) -> bool:
+            result = tx.conn.execute(
+                update(certificates)
+                .where(certificates.c.id == row_id, certificates.c.status == "signing")
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                return False
+            tx.audit(event)
+            return True
+
+        return await self.db.write(w)
+
     async def list(self, flt: CertificateFilter) -> list[CertificateRecord]:
         def q(conn: Connection) -> list[CertificateRecord]:
             query: Select[Any] = select(certificates).order_by(certificates.c.id)

@@ -90,16 +90,19 @@ async def new_authz(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
     return Reply(201, encode_authz(authz, now, ctx.urls), location=ctx.urls.authz(authz_id))
 
 
-def challenge_loader(challenge_id: int, now: dt.datetime) -> Callable[[bytes], Loader]:
+def challenge_loader(ctx: AcmeContext, challenge_id: int) -> Callable[[bytes], Loader]:
     """For authenticate(load_for=...): a challenge response ('{}') starts the challenge in the
-    nonce's transaction; a read (or a malformed payload, refused later) only reads it."""
+    nonce's transaction, or takes over a validation a crash left processing (ST-19); a read
+    (or a malformed payload, refused later) only reads it."""
+    now = ctx.clock.now()
+    stale_before = now - dt.timedelta(seconds=ctx.config.challenge_stuck_after)
 
     def choose(payload: bytes) -> Loader:
         try:
             respond = decode_challenge_response(payload)
         except AcmeProblem:
             respond = False
-        return load_challenge(challenge_id, start_at=now if respond else None)
+        return load_challenge(challenge_id, start_at=now if respond else None, stale_before=stale_before)
 
     return choose
 
@@ -118,7 +121,8 @@ async def challenge_resource(ctx: AcmeContext, signed: Signed, challenge_id: int
         if authz.current_status(now) != "pending":
             raise malformed(f"the authorization is {authz.current_status(now)}; it cannot be validated now")
     if respond and started:
-        task = validations.start(_validate(ctx, challenge, authz, signed, account))
+        key_auth = key_authorization(challenge.token, signed.jwk)
+        task = validations.start(validate_and_record(ctx, challenge, authz, key_auth))
         wait = ctx.config.validation.inline_wait
         if wait > 0:
             # Answer with the outcome when validation is quick; else the client polls (§7.5.1).
@@ -142,11 +146,9 @@ def valid_authz_expiry(ctx: AcmeContext, validated_at: dt.datetime) -> dt.dateti
     return min(wanted, br_usable_until(validated_at))
 
 
-async def _validate(
-    ctx: AcmeContext, challenge: Challenge, authz: Authz, signed: Signed, account: Account
-) -> Challenge | None:
-    """Run the validation and record it; the recorded challenge, or None if it could not be stored."""
-    key_auth = key_authorization(challenge.token, signed.jwk)
+async def validate_and_record(ctx: AcmeContext, challenge: Challenge, authz: Authz, key_auth: str) -> Challenge | None:
+    """Run the validation and record it; the recorded challenge, or None if it could not be
+    stored or another validation of the same challenge decided it first (ST-19)."""
     ok, error = True, None
     try:
         await ctx.va.validate(
@@ -155,7 +157,7 @@ async def _validate(
             wildcard=authz.wildcard,
             token=challenge.token,
             key_authorization=key_auth,
-            account_uri=ctx.urls.account(account.id),
+            account_uri=ctx.urls.account(authz.account_id),
         )
     except ValidationError as exc:
         ok, error = False, exc.problem(403 if exc.kind in ("unauthorized", "caa") else 400)
@@ -171,7 +173,7 @@ async def _validate(
         )
     now = ctx.clock.now()
     try:
-        await ctx.authzs.finish_challenge(
+        recorded = await ctx.authzs.finish_challenge(
             challenge,
             authz,
             ok=ok,
@@ -181,5 +183,7 @@ async def _validate(
         )
     except Exception:
         log.exception("cannot record the result of challenge %d", challenge.id)
+        return None
+    if not recorded:
         return None
     return replace(challenge, status="valid" if ok else "invalid", validated_at=now if ok else None, error=error)

@@ -83,6 +83,17 @@ class AcmeConfig:
     def eab_required(self, profile: str) -> bool:
         return self.external_account_required or self.profile_settings(profile).external_account_required
 
+    @property
+    def challenge_stuck_after(self) -> float:
+        """ST-19: seconds after which a challenge still processing is taken for one whose
+        validation died with its process: twice the longest a live validation runs (the chaos
+        delay, the check, and as long again for CAA when it is checked), at least 30 s. Taking
+        over one that was only slow (queued behind max_concurrent) costs a second look at the
+        client's server, nothing more: the first result recorded decides."""
+        v = self.validation
+        longest = self.chaos.validation_delay_max_ms / 1000 + 3 * v.timeout * (2 if v.caa else 1)
+        return max(30.0, 2 * longest)
+
 
 def _positive(table: Table, key: str, default: int) -> int:
     value = table.get(key, int, default)

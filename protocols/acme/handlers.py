@@ -16,7 +16,7 @@ from protocols.acme.methods import post_required
 from protocols.acme.store.authorizations import load_authz
 from protocols.acme.store.nonces import Loader
 from protocols.acme.store.orders import load_certificate, load_order_with_authzs
-from protocols.acme.sweeper import StuckOrderSweeper
+from protocols.acme.sweeper import StuckChallengeSweeper, StuckOrderSweeper
 from protocols.base import BackgroundJob, ProtocolContext, Route, WireRequest, WireResponse
 
 log = logging.getLogger("tetra.acme")
@@ -70,6 +70,7 @@ class AcmeHandlers:
         self.ctx = ctx
         self.validations = authorizations.Validations()
         self.sweeper = StuckOrderSweeper(ctx)
+        self.challenge_sweeper = StuckChallengeSweeper(ctx, self.validations)
 
     @classmethod
     def create(cls, context: ProtocolContext[AcmeConfig]) -> AcmeHandlers:
@@ -78,7 +79,12 @@ class AcmeHandlers:
         return cls(ctx)
 
     def jobs(self) -> tuple[BackgroundJob, ...]:
-        return (BackgroundJob("acme-stuck-orders", self.sweeper.interval, self.sweeper.sweep_and_log),)
+        return (
+            BackgroundJob("acme-stuck-orders", self.sweeper.interval, self.sweeper.sweep_and_log),
+            BackgroundJob(
+                "acme-stuck-challenges", self.challenge_sweeper.interval, self.challenge_sweeper.sweep_and_log
+            ),
+        )
 
     async def close(self) -> None:
         await self.validations.close()
@@ -210,7 +216,7 @@ class AcmeHandlers:
             signed = await authenticate(
                 self.ctx,
                 req,
-                load_for=None if ident is None else authorizations.challenge_loader(ident, self.ctx.clock.now()),
+                load_for=None if ident is None else authorizations.challenge_loader(self.ctx, ident),
             )
             return await authorizations.challenge_resource(self.ctx, signed, _int(req, "id"), self.validations)
 

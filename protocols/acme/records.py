@@ -37,6 +37,8 @@ class Challenge:
     status: str
     validated_at: dt.datetime | None
     error: dict[str, Any] | None
+    processing_at: dt.datetime | None = None  # when its validation last started
+    attempts: int = 0  # validations started; a crash-interrupted one is resumed while below the cap (ST-19)
 
 
 @dataclass(frozen=True)

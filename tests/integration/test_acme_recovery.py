@@ -1,4 +1,5 @@
-"""Orders left in "processing" by a crash (ST-02), through the real app on SQLite and PostgreSQL.
+"""Orders (ST-02) and challenges (ST-19) left in "processing" by a crash, through the real app
+on SQLite and PostgreSQL.
 
 The crash is simulated by writing into the real store what finalize writes just before it
 calls the core (status processing, processing_at, the CSR key's hash) and then not
@@ -8,6 +9,7 @@ time past the recovery thresholds instead of waiting for them.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import update
 
 from ca.clock import FrozenClock
 from ca.csr import enrollment_from_csr
@@ -24,7 +27,9 @@ from ca.service import CertificateAuthority
 from ca.store.repositories import CertificateFilter
 from protocols.acme.ari import cert_id_of
 from protocols.acme.orders import RECOVER_AFTER, requester_name, spki_sha256
+from protocols.acme.store.authorizations import MAX_VALIDATION_ATTEMPTS
 from protocols.acme.store.orders import OrderStore
+from protocols.acme.store.tables import challenges_t
 from server.app import CA, HANDLERS
 from tests.helpers import CountingSigner, enroll
 from tests.unit.protocols.acme.support import AcmeClient, AcmeEnv, make_csr, start_env
@@ -199,3 +204,110 @@ async def test_the_sweeper_settles_stuck_orders_nobody_reads(stuck_env: tuple[Ac
     resp = await client.post(lost_url, None)
     assert resp.json["error"]["type"] == "urn:ietf:params:acme:error:serverInternal"
     assert sweeper.interval == STUCK_AFTER / 4
+
+
+# -- ST-19: a validation a crash cut short ---------------------------------------------------
+
+
+async def _challenge_of(client: AcmeClient, names: list[str]) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A new order for `names`, its first authorization's URL and that authorization's http-01 challenge."""
+    resp = await client.new_order(names)
+    assert resp.status == 201, resp.body
+    authz_url = resp.json["authorizations"][0]
+    authz = (await client.post(authz_url, None)).json
+    return resp.json, authz_url, next(c for c in authz["challenges"] if c["type"] == "http-01")
+
+
+async def _crash_in_validation(env: AcmeEnv, challenge_url: str, attempts: int = 1) -> None:
+    """The challenge as the client's POST leaves it (processing since now) when the process then
+    dies before the validation records anything."""
+    challenge_id = int(challenge_url.rsplit("/", 1)[1])
+    now = env.app[CA].clock.now()
+
+    def crash(tx: Any) -> None:
+        tx.conn.execute(
+            update(challenges_t)
+            .where(challenges_t.c.id == challenge_id, challenges_t.c.status == "pending")
+            .values(status="processing", processing_at=now, attempts=attempts)
+        )
+
+    await env.app[CA].state.write(crash)
+
+
+async def _validations_done(env: AcmeEnv) -> None:
+    await asyncio.gather(*env.app[HANDLERS]["acme"].validations.tasks)
+
+
+async def test_sweeper_resumes_a_validation_a_crash_cut_short(stuck_env: tuple[AcmeEnv, FrozenClock]) -> None:
+    """ST-19: a challenge left processing by a crash is not touched while a live validation could
+    still be running; past challenge_stuck_after the sweeper takes it over (one of two sweepers
+    racing for it), validates it again and the authorization becomes valid. A late result of the
+    first validation changes nothing: a challenge is decided once."""
+    env, clock = stuck_env
+    sweeper = env.app[HANDLERS]["acme"].challenge_sweeper
+    client = env.client()
+    assert (await client.register()).status == 201
+    order, authz_url, chall = await _challenge_of(client, ["resume.example.com"])
+    env.publish("http-01", "resume.example.com", chall["token"], client.key_authorization(chall["token"]))
+    await _crash_in_validation(env, chall["url"])
+
+    assert await sweeper.sweep_once() == 0
+    clock.advance(dt.timedelta(seconds=env.app[HANDLERS]["acme"].ctx.config.challenge_stuck_after + 1))
+    # The app's own sweeper job may run meanwhile too: whoever wins, one takes the validation over.
+    assert sum(await asyncio.gather(sweeper.sweep_once(), sweeper.sweep_once())) <= 1
+    await _validations_done(env)
+    assert (await client.post(authz_url, None)).json["status"] == "valid"
+    assert (await client.poll(order["finalize"].rsplit("/", 1)[0], ("ready",))).json["status"] == "ready"
+
+    ctx = env.app[HANDLERS]["acme"].ctx
+    found = await ctx.authzs.challenge(int(chall["url"].rsplit("/", 1)[1]))
+    assert found is not None
+    challenge, authz = found
+    assert challenge.status == "valid" and challenge.attempts == 2  # the client's, then one takeover
+    late = await ctx.authzs.finish_challenge(
+        challenge, authz, ok=False, error={"detail": "late"}, now=clock.now(), valid_until=clock.now()
+    )
+    assert late is False and (await client.post(authz_url, None)).json["status"] == "valid"
+    assert await sweeper.sweep_once() == 0
+
+
+async def test_repeated_post_on_a_stale_challenge_takes_it_over(stuck_env: tuple[AcmeEnv, FrozenClock]) -> None:
+    """ST-19: the client's repeated POST to a challenge processing since a crash answers at once
+    (processing, Retry-After) while the validation could still be alive, and once it is stale the
+    POST itself restarts the validation, without waiting for the sweeper."""
+    env, clock = stuck_env
+    client = env.client()
+    assert (await client.register()).status == 201
+    _, authz_url, chall = await _challenge_of(client, ["repost.example.com"])
+    env.publish("http-01", "repost.example.com", chall["token"], client.key_authorization(chall["token"]))
+    await _crash_in_validation(env, chall["url"])
+
+    early = await asyncio.wait_for(client.post(chall["url"], {}), 5)
+    assert early.status == 200 and early.json["status"] == "processing" and "Retry-After" in early.headers
+    assert not env.app[HANDLERS]["acme"].validations.tasks
+    clock.advance(dt.timedelta(seconds=env.app[HANDLERS]["acme"].ctx.config.challenge_stuck_after + 1))
+    again = await asyncio.wait_for(client.post(chall["url"], {}), 10)
+    assert again.status == 200 and again.json["status"] in ("processing", "valid"), again.json
+    await _validations_done(env)
+    assert (await client.post(authz_url, None)).json["status"] == "valid"
+
+
+async def test_validation_interrupted_too_often_fails(stuck_env: tuple[AcmeEnv, FrozenClock]) -> None:
+    """ST-19: a challenge whose validation died with its process MAX_VALIDATION_ATTEMPTS times
+    is failed by the sweeper with serverInternal instead of being tried again: the authorization
+    and the order become invalid, and the client's POST gets that answer at once."""
+    env, clock = stuck_env
+    sweeper = env.app[HANDLERS]["acme"].challenge_sweeper
+    client = env.client()
+    assert (await client.register()).status == 201
+    order, authz_url, chall = await _challenge_of(client, ["doomed.example.com"])
+    await _crash_in_validation(env, chall["url"], attempts=MAX_VALIDATION_ATTEMPTS)
+
+    clock.advance(dt.timedelta(seconds=env.app[HANDLERS]["acme"].ctx.config.challenge_stuck_after + 1))
+    assert await sweeper.sweep_once() <= 1  # the app's own sweeper job may have been first
+    assert not env.app[HANDLERS]["acme"].validations.tasks
+    resp = await asyncio.wait_for(client.post(chall["url"], {}), 5)
+    assert resp.json["status"] == "invalid"
+    assert resp.json["error"]["type"] == "urn:ietf:params:acme:error:serverInternal"
+    assert (await client.post(authz_url, None)).json["status"] == "invalid"
+    assert (await client.poll(order["finalize"].rsplit("/", 1)[0], ("invalid",))).json["status"] == "invalid"

@@ -30,6 +30,7 @@ from ca.clock import FrozenClock
 from ca.csr import enrollment_from_csr
 from ca.enrollment import AuthMethod, EnrollmentRequest, Issued, Requester
 from ca.errors import CAError, FailureReason, StoreUnavailable
+from ca.recovery import settle_stale_intents
 from ca.revocation.crl import CrlService
 from ca.revocation.model import CertId, StatusQuery
 from ca.revocation.ocsp import OcspService
@@ -43,7 +44,7 @@ from server.app import CA, build_app
 from server.config import ServerConfig
 from server.wiring import build_ca, read_config
 from tests.conftest import _pg_exec
-from tests.helpers import CountingSigner, GatedSigner, LoopGaps, enroll, make_csr
+from tests.helpers import CountingSigner, GatedSigner, LoopGaps, enroll, make_csr, refuse_issued
 from tests.integration.serverproc import API_TOKEN
 from tests.revocation_support import check_crl, check_ocsp, crl_settings, ocsp_settings
 
@@ -337,27 +338,6 @@ async def test_database_that_stops_answering(pg_config: ServerConfig, postgres_u
 
 # -- ST-07: one insert fails ----------------------------------------------------------------
 
-_REFUSE_ISSUED = {
-    # Boulder's MySQL trigger, in each of our stores: the final write that marks a certificate issued fails.
-    "postgresql": [
-        "CREATE FUNCTION tetra_test_refuse_issued() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'test trigger: no certificate may become issued'; END $$",
-        "CREATE TRIGGER tetra_test_refuse_issued BEFORE UPDATE ON certificates FOR EACH ROW "
-        "WHEN (NEW.status = 'issued') EXECUTE FUNCTION tetra_test_refuse_issued()",
-    ],
-    "sqlite": [
-        "CREATE TRIGGER tetra_test_refuse_issued BEFORE UPDATE ON certificates FOR EACH ROW "
-        "WHEN NEW.status = 'issued' BEGIN SELECT RAISE(ABORT, 'test trigger: no certificate may become issued'); END",
-    ],
-}
-_ALLOW_ISSUED = {
-    "postgresql": [
-        "DROP TRIGGER tetra_test_refuse_issued ON certificates",
-        "DROP FUNCTION tetra_test_refuse_issued()",
-    ],
-    "sqlite": ["DROP TRIGGER tetra_test_refuse_issued"],
-}
-
 
 async def _exec_ddl(ca: CertificateAuthority, statements: list[str]) -> None:
     def run(tx: Tx) -> None:
@@ -368,11 +348,12 @@ async def _exec_ddl(ca: CertificateAuthority, statements: list[str]) -> None:
 
 
 async def test_result_write_refused_by_a_trigger(config: ServerConfig) -> None:
-    """ST-07: a trigger makes the result write (status 'issued') fail after the key has signed.
-    The caller gets a clear internal error, never the certificate; the intent row stays
-    'signing' with its TBS, so OCSP answers for it authoritatively ('unknown' only while it is
-    younger than the signing grace, then 'good'), and an operator revokes it by serial: OCSP
-    says revoked and the next CRL lists it. With the trigger dropped, issuance works again."""
+    """ST-07 / ST-17: a trigger makes the result write (status 'issued') fail after the key has
+    signed. The caller gets a clear internal error, never the certificate; the intent row stays
+    'signing' with its TBS, and OCSP says 'unknown' for it, never 'good', also past the signing
+    grace. Recovery then tries to store the certificate the process kept; the store still
+    refuses it, so the serial is revoked (unspecified, by tetra:recovery): OCSP says revoked
+    and the next CRL lists it. With the trigger dropped, issuance works again."""
     clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
     ca = await build_ca(config, clock=clock)
     ocsp = OcspService(ca, ocsp_settings(), monotonic=lambda: clock.now().timestamp())  # its cache ages with the clock
@@ -382,30 +363,29 @@ async def test_result_write_refused_by_a_trigger(config: ServerConfig) -> None:
         issuer = ca.issuers[ISSUER]
         counting = CountingSigner(issuer.signer)
         issuer.signer = counting
-        backend = ca.db.backend
-        await _exec_ddl(ca, _REFUSE_ISSUED[backend])
-        try:
+        async with refuse_issued(ca):
             with pytest.raises(CAError) as err:
                 await enroll(ca, _request("refused.example.com"))
-        finally:
-            await _exec_ddl(ca, _ALLOW_ISSUED[backend])
-        assert err.value.reason in (FailureReason.INTERNAL, FailureReason.UNAVAILABLE), err.value
-        assert not err.value.peer_caused and "trigger" not in err.value.public_detail()
-        assert counting.runs == 1  # it was signed: the row must stay answerable and revocable
-        [row] = await ca.certificates.list(CertificateFilter(status="signing"))
-        assert row.der is None and row.tbs and row.profile == "tls-client"
+            assert err.value.reason in (FailureReason.INTERNAL, FailureReason.UNAVAILABLE), err.value
+            assert not err.value.peer_caused and "trigger" not in err.value.public_detail()
+            assert counting.runs == 1  # it was signed: the row must stay answerable and revocable
+            [row] = await ca.certificates.list(CertificateFilter(status="signing"))
+            assert row.der is None and row.tbs and row.profile == "tls-client"
+            assert len(issuer.unrecorded) == 1  # the signed certificate, kept for recovery
 
-        hashes = ocsp._hashes[ISSUER]
-        cert_id = CertId("sha1", hashes.name_hash["sha1"], hashes.key_hash["sha1"], row.serial)
+            hashes = ocsp._hashes[ISSUER]
+            cert_id = CertId("sha1", hashes.name_hash["sha1"], hashes.key_hash["sha1"], row.serial)
 
-        async def status() -> ocsp_x509.OCSPCertStatus:
-            answer = await ocsp.respond(StatusQuery((cert_id,)))
-            return check_ocsp(answer.der, issuer.certificate).certificate_status
+            async def status() -> ocsp_x509.OCSPCertStatus:
+                answer = await ocsp.respond(StatusQuery((cert_id,)))
+                return check_ocsp(answer.der, issuer.certificate).certificate_status
 
-        assert await status() == ocsp_x509.OCSPCertStatus.UNKNOWN  # an issuance in flight, for all we know
-        clock.advance(ocsp.settings.signing_grace + dt.timedelta(seconds=1))
-        assert await status() == ocsp_x509.OCSPCertStatus.GOOD  # may have been signed: authoritative
-        await ca.revoke(ISSUER, row.serial, "keyCompromise", requester="operator")
+            assert await status() == ocsp_x509.OCSPCertStatus.UNKNOWN  # an issuance in flight, for all we know
+            clock.advance(ocsp.settings.signing_grace + dt.timedelta(seconds=1))
+            assert await status() == ocsp_x509.OCSPCertStatus.UNKNOWN  # cut short: never good before settled
+            [settled] = await settle_stale_intents(ca, ocsp.settings.signing_grace)
+        assert (settled.serial, settled.outcome) == (row.serial, "revoked")
+        assert len(issuer.unrecorded) == 0
         await ocsp.poll_feed()  # as the server's feed job does: the cached answer is evicted
         assert await status() == ocsp_x509.OCSPCertStatus.REVOKED
         [crl] = await CrlService(ca, crl_settings()).generate(ISSUER)

@@ -1,5 +1,6 @@
 """ACME authorizations and their challenges (RFC 8555 §7.5): created with an order or alone
-(pre-authorization), reused (ACME-24), started, decided once (§7.1.6), deactivated."""
+(pre-authorization), reused (ACME-24), started, decided once (§7.1.6), deactivated, and
+resumed or failed when a crash cut their validation short (ST-19)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from ca.enrollment import Identifier
 from ca.state_store import AuditEvent, Connection, StateDatabase, Tx, record_from_row
 from protocols.acme.ratelimit import NO_CHARGES, Charges, Refusal
 from protocols.acme.records import Account, Authz, Challenge, NewAuthz
-from protocols.acme.store.tables import authzs_t, challenges_t, status_move
+from protocols.acme.store.tables import accounts_t, authzs_t, challenges_t, status_move
 
 # A reused authorization must stay valid at least this long, so the order it serves can be finished.
 REUSE_MARGIN = dt.timedelta(hours=1)
+# Validations a challenge may start: the client's, then one resumption after a crash cut it
+# short (ST-19). A validation that keeps dying with its process fails instead of looping.
+MAX_VALIDATION_ATTEMPTS = 2
 
 # Statements every request runs, built once: building a statement and its cache key per call
 # costs more than SQLite takes to run it.
@@ -48,8 +52,29 @@ _CHALLS_BUSY = (
 _AUTHZ_LIVE = select(authzs_t.c.id).where(
     authzs_t.c.id == bindparam("authz_id"), authzs_t.c.status == "pending", authzs_t.c.expires_at > bindparam("now")
 )
-_START_CHALLENGE = status_move(challenges_t, "challenge_id", "pending", "processing")
-_FINISH_CHALLENGE = status_move(challenges_t, "challenge_id", None, None, "status", "validated_at", "error")
+_START_CHALLENGE = (
+    update(challenges_t)
+    .where(challenges_t.c.id == bindparam("challenge_id"), challenges_t.c.status == "pending")
+    .values(status="processing", processing_at=bindparam("now"), attempts=challenges_t.c.attempts + 1)
+)
+# A stale validation is taken over by compare-and-set on its start time: of the processes (or
+# client requests) that try at once, one moves processing_at forward and the rest see it fresh.
+_STALE = (challenges_t.c.status == "processing") & (
+    challenges_t.c.processing_at.is_(None) | (challenges_t.c.processing_at < bindparam("stale_before"))
+)
+_RESUME_CHALLENGE = (
+    update(challenges_t)
+    .where(
+        challenges_t.c.id == bindparam("challenge_id"),
+        _STALE,
+        challenges_t.c.attempts < MAX_VALIDATION_ATTEMPTS,
+    )
+    .values(processing_at=bindparam("now"), attempts=challenges_t.c.attempts + 1)
+)
+# Only a challenge still processing is decided: a second validation of the same challenge (a
+# resumed one racing one that was only slow) finds it decided and changes nothing.
+_FINISH_CHALLENGE = status_move(challenges_t, "challenge_id", "processing", None, "status", "validated_at", "error")
+_FINISH_STALE_CHALLENGE = _FINISH_CHALLENGE.where(_STALE)
 _AUTHZ_VALID = status_move(authzs_t, "authz_id", "pending", "valid", "validated_at", "method", "expires_at")
 _AUTHZ_INVALID = status_move(authzs_t, "authz_id", "pending", "invalid")
 _INSERT_AUTHZ = (
@@ -68,6 +93,11 @@ _INSERT_AUTHZ = (
 _INSERT_CHALLENGE = insert(challenges_t).values(
     authz_id=bindparam("authz_id"), type=bindparam("type"), token=bindparam("token"), status="pending"
 )
+
+
+def _count(value: int | None) -> int:
+    """Validations started; rows written before the column existed hold NULL."""
+    return int(value or 0)
 
 
 def json_or_none(text: str | None) -> Any:
@@ -150,7 +180,7 @@ def _authzs_from_rows(rows: Iterable[Row[Any]], order: Sequence[int] | None = No
         heads.setdefault(authz_id, r)
         found = challs.setdefault(authz_id, [])
         if m["c_id"] is not None:
-            found.append(record_from_row(Challenge, r, prefix="c_", error=json_or_none))
+            found.append(record_from_row(Challenge, r, prefix="c_", error=json_or_none, attempts=_count))
     ids = order if order is not None else list(heads)
     return [authz_from_row(heads[i], tuple(challs[i])) for i in ids if i in heads]
 
@@ -177,6 +207,13 @@ def _start_challenge(conn: Connection, challenge_id: int, authz_id: int, now: dt
     if conn.execute(_AUTHZ_LIVE, params).first() is None:
         return False
     return bool(conn.execute(_START_CHALLENGE, params).rowcount == 1)
+
+
+def _resume_challenge(conn: Connection, challenge_id: int, stale_before: dt.datetime, now: dt.datetime) -> bool:
+    """processing (stale, attempts left) -> processing again from `now`; True for the one caller
+    that takes the validation over."""
+    params = {"challenge_id": challenge_id, "stale_before": stale_before, "now": now}
+    return bool(conn.execute(_RESUME_CHALLENGE, params).rowcount == 1)
 
 
 class AuthzStore:
@@ -217,19 +254,26 @@ class AuthzStore:
         error: dict[str, Any] | None,
         now: dt.datetime,
         valid_until: dt.datetime,
-    ) -> None:
-        """Record the validation result and decide the authorization (RFC 8555 §7.1.6)."""
+        stale_before: dt.datetime | None = None,
+    ) -> bool:
+        """Record the validation result and decide the authorization (RFC 8555 §7.1.6); False,
+        and nothing written, if the challenge was already decided. With ``stale_before`` (the
+        sweeper failing a validation a crash cut short) only while it is still that stale: not
+        once someone took it over."""
 
-        def w(tx: Tx) -> None:
-            tx.conn.execute(
-                _FINISH_CHALLENGE,
+        def w(tx: Tx) -> bool:
+            finished = tx.conn.execute(
+                _FINISH_CHALLENGE if stale_before is None else _FINISH_STALE_CHALLENGE,
                 {
                     "challenge_id": challenge.id,
                     "v_status": "valid" if ok else "invalid",
                     "v_validated_at": now if ok else None,
                     "v_error": json.dumps(error) if error else None,
+                    "stale_before": stale_before,
                 },
             )
+            if finished.rowcount != 1:
+                return False
             if ok:
                 tx.conn.execute(
                     _AUTHZ_VALID,
@@ -254,8 +298,40 @@ class AuthzStore:
                     },
                 )
             )
+            return True
 
-        await self.db.write_grouped(w)
+        return await self.db.write_grouped(w)
+
+    async def stale_challenges(self, stale_before: dt.datetime, limit: int) -> list[tuple[Challenge, Authz, str]]:
+        """Challenges processing since before `stale_before` (or since before their start time was
+        recorded), with their authorization and the account key's thumbprint (for the key
+        authorization a resumed validation checks): validations a crash cut short (ST-19)."""
+
+        def q(conn: Connection) -> list[tuple[Challenge, Authz, str]]:
+            rows = conn.execute(
+                select(challenges_t.c.id, accounts_t.c.thumbprint)
+                .select_from(
+                    challenges_t.join(authzs_t, authzs_t.c.id == challenges_t.c.authz_id).join(
+                        accounts_t, accounts_t.c.id == authzs_t.c.account_id
+                    )
+                )
+                .where(_STALE)
+                .order_by(challenges_t.c.id)
+                .limit(limit),
+                {"stale_before": stale_before},
+            ).all()
+            found = []
+            for row in rows:
+                pair = _challenge(conn, int(row.id))
+                if pair is not None:
+                    found.append((*pair, str(row.thumbprint)))
+            return found
+
+        return await self.db.read(q)
+
+    async def resume_challenge(self, challenge_id: int, stale_before: dt.datetime, now: dt.datetime) -> bool:
+        """Take over a stale validation (see `_RESUME_CHALLENGE`); True if this caller got it."""
+        return await self.db.write(lambda tx: _resume_challenge(tx.conn, challenge_id, stale_before, now))
 
     async def deactivate(self, authz_id: int) -> None:
         def w(tx: Tx) -> None:
@@ -294,32 +370,39 @@ def load_authz(authz_id: int) -> Callable[[Connection, Account], Authz | None]:
 
 
 def load_challenge(
-    challenge_id: int, start_at: dt.datetime | None = None
+    challenge_id: int, start_at: dt.datetime | None = None, stale_before: dt.datetime | None = None
 ) -> Callable[[Connection, Account], tuple[Challenge, Authz, bool] | None]:
     """The challenge and its authorization. With ``start_at`` (a challenge response, RFC 8555
     §7.5.1) it also moves pending -> processing, in the same transaction, when the signing
     account owns it and the authorization is pending and unexpired: the nonce, the read and the
-    start share one commit. The flag says whether this request started it."""
+    start share one commit. A response to a challenge processing since before ``stale_before``
+    (its validation died with a process) takes that validation over instead (ST-19), so the
+    client's repeated POST restarts it rather than waiting on nothing. The flag says whether
+    this request started it."""
 
     def q(conn: Connection, account: Account) -> tuple[Challenge, Authz, bool] | None:
         found = _challenge(conn, challenge_id)
         if found is None:
             return None
         challenge, authz = found
-        if (
-            start_at is None
-            or challenge.status != "pending"
-            or authz.account_id != account.id
-            or authz.current_status(start_at) != "pending"
-            or not _start_challenge(conn, challenge.id, authz.id, start_at)
-        ):
+        if start_at is None or authz.account_id != account.id or authz.current_status(start_at) != "pending":
             return challenge, authz, False
-        return replace(challenge, status="processing"), authz, True
+        if challenge.status == "pending" and _start_challenge(conn, challenge.id, authz.id, start_at):
+            started = replace(challenge, status="processing", processing_at=start_at, attempts=challenge.attempts + 1)
+            return started, authz, True
+        if (
+            challenge.status == "processing"
+            and stale_before is not None
+            and _resume_challenge(conn, challenge.id, stale_before, start_at)
+        ):
+            return replace(challenge, processing_at=start_at, attempts=challenge.attempts + 1), authz, True
+        return challenge, authz, False
 
     return q
 
 
 __all__ = [
+    "MAX_VALIDATION_ATTEMPTS",
     "REUSE_MARGIN",
     "AuthzStore",
     "authz_from_row",

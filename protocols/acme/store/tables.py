@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Table, Text, Update, bindparam, update
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Table, Text, Update, bindparam, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ca.state_store import Base, Id, UTCDateTime
@@ -73,7 +73,10 @@ class AcmeAuthzRow(Base):
 
 class AcmeChallengeRow(Base):
     __tablename__ = "acme_challenges"
-    __table_args__ = (Index("ix_acme_challenges_authz", "authz_id"),)
+    __table_args__ = (
+        Index("ix_acme_challenges_authz", "authz_id"),
+        Index("ix_acme_challenges_status", "status", "processing_at"),  # the challenge sweeper's look-up (ST-19)
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     authz_id: Mapped[int] = mapped_column(Id, ForeignKey("acme_authzs.id"))
@@ -82,6 +85,8 @@ class AcmeChallengeRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # pending | processing | valid | invalid
     validated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    processing_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # when its validation last started
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")  # validations started (ST-19)
 
 
 class AcmeNonceRow(Base):

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from ca.clock import FrozenClock
 from ca.errors import SignerUnavailable
+from ca.recovery import settle_stale_intents
 from ca.revocation.model import CertId, ResponseStatus, StatusQuery
 from ca.revocation.ocsp import OcspService
 from ca.revocation.ocsp_store import CertRow, upsert_responses
@@ -89,13 +90,13 @@ async def test_issued_certificate_is_presigned_for_sha1_and_sha256(
     assert service.fresh_signatures == before
 
 
-async def test_never_issued_failed_and_young_signing_rows_are_unknown(
-    ca: CertificateAuthority, service: OcspService
-) -> None:
+async def test_never_issued_failed_and_signing_rows_are_unknown(ca: CertificateAuthority, service: OcspService) -> None:
     """OCSP-01 / docs/reliability.md, Conventions: "nothing issued" (iv): never 'good' for a
     serial we did not issue; we answer 'unknown' (not the 'revoked' + certificateHold variant,
-    which the BR ban on suspension makes unattractive). A 'signing' row younger than the grace is an issuance in flight:
-    unknown. One older than the grace may have been signed (ST-01 F3): good, authoritative."""
+    which the BR ban on suspension makes unattractive). A 'signing' row younger than the grace is
+    an issuance in flight: unknown. One older than the grace was cut short by a crash and may or
+    may not have been signed: still unknown, never good, until recovery settles it (ST-17), and
+    never pre-signed by the repair sweep."""
     issuer_cert = ca.issuers[ISSUER].certificate
     now = ca.clock.now()
     failed, young, old = (secrets.randbits(120) for _ in range(3))
@@ -112,12 +113,14 @@ async def test_never_issued_failed_and_young_signing_rows_are_unknown(
         (secrets.randbits(120), ocsp.OCSPCertStatus.UNKNOWN),
         (failed, ocsp.OCSPCertStatus.UNKNOWN),
         (young, ocsp.OCSPCertStatus.UNKNOWN),
-        (old, ocsp.OCSPCertStatus.GOOD),
+        (old, ocsp.OCSPCertStatus.UNKNOWN),
     ):
         cid = CertId("sha1", hashes.name_hash["sha1"], hashes.key_hash["sha1"], serial)
         answer = await service.respond(StatusQuery((cid,)))
         assert check_ocsp(answer.der, issuer_cert).certificate_status == expected
-    assert set(await _stored(ca, young)) == set()  # unknown answers are never stored
+    await service.reconcile()
+    for serial in (young, old):
+        assert set(await _stored(ca, serial)) == set()  # unknown answers are never stored
 
 
 async def test_foreign_issuer_and_wrong_key_hash_are_unauthorized(service: OcspService) -> None:
@@ -361,8 +364,9 @@ async def test_validity_refresh_and_rotation_with_a_frozen_clock(config: ServerC
 
 
 async def test_reconcile_repairs_what_a_crash_leaves(ca: CertificateAuthority, config: ServerConfig) -> None:
-    """ST-01 / docs/reliability.md, demand 5: a revocation whose OCSP re-signing never ran (the
-    process died in between) and a 'signing' row past the grace without a response are both repaired."""
+    """ST-01 / ST-17 / docs/reliability.md, demand 5: a revocation whose OCSP re-signing never
+    ran (the process died in between) is repaired. A 'signing' row past the grace is not given a
+    'good' response: recovery revokes it, and the feed brings its 'revoked' response."""
     first = await _service(ca)
     issued = await issue(ca)
     await first.poll_feed()
@@ -376,9 +380,13 @@ async def test_reconcile_repairs_what_a_crash_leaves(ca: CertificateAuthority, c
     restarted = await _service(ca)  # starts at the head of the feed: it did not see the revocation
     try:
         assert await _stored(ca, issued.certificate.serial_number) == {"sha1": "good", "sha256": "good"}
-        assert await restarted.reconcile() >= 4
+        assert await restarted.reconcile() >= 2
         assert await _stored(ca, issued.certificate.serial_number) == {"sha1": "revoked", "sha256": "revoked"}
-        assert await _stored(ca, orphan) == {"sha1": "good", "sha256": "good"}
+        assert await _stored(ca, orphan) == {}
+        [settled] = await settle_stale_intents(ca, restarted.settings.signing_grace)
+        assert (settled.serial, settled.outcome) == (orphan, "revoked")
+        await restarted.poll_feed()
+        assert await _stored(ca, orphan) == {"sha1": "revoked", "sha256": "revoked"}
         response = _status((await restarted.respond(query(issued.certificate, issued.chain[0]))).der)
         assert response.certificate_status == ocsp.OCSPCertStatus.REVOKED
     finally:
