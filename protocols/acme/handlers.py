@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ca.digits import parse_decimal
 from ca.errors import CAError
 from protocols.acme import accounts, authorizations, certificates, finalize, orders
 from protocols.acme.auth import authenticate
@@ -49,15 +50,14 @@ Work = Callable[[], Awaitable[Reply]]
 
 
 def _int(req: WireRequest, key: str) -> int:
-    text = req.match.get(key, "")
-    if not text.isdigit() or len(text) > 18:
+    value = parse_decimal(req.match.get(key, ""))
+    if value is None:
         raise not_found()
-    return int(text)
+    return value
 
 
 def _maybe_int(req: WireRequest, key: str) -> int | None:
-    text = req.match.get(key, "")
-    return int(text) if text.isdigit() and len(text) <= 18 else None
+    return parse_decimal(req.match.get(key, ""))
 
 
 class AcmeHandlers:

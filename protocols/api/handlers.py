@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.config_secrets import read_secret
 from ca.csr import enrollment_from_csr, parse_csr
+from ca.digits import MAX_ID_DIGITS, parse_decimal
 from ca.enrollment import AuthMethod, InventoryFields, Issued, Requester
 from ca.errors import CAError, FailureReason
 from ca.interface import CoreApi
@@ -126,9 +127,10 @@ class ApiHandlers:
     async def poll(self, req: WireRequest) -> WireResponse:
         try:
             self._operator(req)
-            if not req.match["id"].isdigit():
-                raise CAError("request id must be a number", FailureReason.MALFORMED)
-            outcome = await self.core.poll(int(req.match["id"]))
+            request_id = parse_decimal(req.match["id"])
+            if request_id is None:
+                raise CAError(f"request id must be 1 to {MAX_ID_DIGITS} digits 0-9", FailureReason.MALFORMED)
+            outcome = await self.core.poll(request_id)
         except CAError as exc:
             return render_error(exc)
         if isinstance(outcome, Issued):
