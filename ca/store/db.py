@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import logging
 import random
+import re
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -24,14 +25,22 @@ from typing import Any, Generic, TypeVar, overload
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    ProgrammingError,
+    SQLAlchemyError,
+    StatementError,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable, Insert
 
 from ca.audit import AuditEvent, append_events
 from ca.clock import Clock, SystemClock
-from ca.errors import StoreUnavailable
+from ca.errors import RejectedValue, StoreUnavailable
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -240,7 +249,10 @@ class Database:
             cause = exc.__cause__ or exc
             log.warning("database error: %s", _short(cause))
             raise StoreUnavailable(f"database unavailable: {_short(cause)}") from cause
-        except (TimeoutError, DBAPIError, SQLAlchemyError, OSError, ConnectionError) as exc:
+        except (TimeoutError, SQLAlchemyError, OSError, ConnectionError, OverflowError, UnicodeError) as exc:
+            if rejects_value(exc):
+                log.info("database refused a value: %s", _short(exc))
+                raise RejectedValue() from exc
             log.warning("database error: %s", _short(exc))
             log.debug("database error detail", exc_info=exc)
             raise StoreUnavailable(f"database unavailable: {_short(exc)}") from exc
@@ -354,30 +366,76 @@ CONFLICT_ATTEMPTS = 4
 _CONFLICT_STATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
-def _is_conflict(exc: BaseException | None) -> bool:
+def _sqlstate(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a PostgreSQL error (psycopg: sqlstate; asyncpg through SQLAlchemy: both)."""
     orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) in _CONFLICT_STATES or getattr(orig, "pgcode", None) in _CONFLICT_STATES
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _is_conflict(exc: BaseException | None) -> bool:
+    return _sqlstate(exc) in _CONFLICT_STATES
+
+
+# A driver that cannot send a value of that type (pysqlite, psycopg): their words, stable for years.
+_BIND_FAILURES = ("Error binding parameter", "cannot adapt type")
+
+
+def rejects_value(exc: BaseException) -> bool:
+    """True if a statement failed on a value it was given (wrong type, too long, out of range, not
+    text), not on the database. Running it again cannot help, and of the writers sharing a group
+    commit only the one that passed the value is at fault (GroupCommitter). What each driver
+    raises differs: PostgreSQL says SQLSTATE class 22 (data exception), through psycopg or
+    asyncpg; pysqlite raises OverflowError or UnicodeEncodeError as they are, or a
+    ProgrammingError about binding; SQLAlchemy's own type processing wraps a TypeError."""
+    if isinstance(exc, OverflowError | UnicodeError):
+        return True
+    if not isinstance(exc, StatementError):
+        return False
+    if not isinstance(exc, DBAPIError):
+        return isinstance(exc.orig, TypeError | ValueError | OverflowError)
+    if isinstance(exc, DataError):
+        return True
+    state = _sqlstate(exc)
+    if state is not None:
+        return state.startswith("22")
+    return isinstance(exc, ProgrammingError | InterfaceError) and str(exc.orig).startswith(_BIND_FAILURES)
+
+
+# asyncpg quotes the value it could not encode ("invalid input for query argument $1: 'secret'
+# (...)"), which hide_parameters does not reach: the value is cut from what we log (SEC-05).
+_ARGUMENT_VALUE = re.compile(r"(invalid input for query argument \$\d+):.*")
 
 
 def _short(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return str(exc.orig).strip().splitlines()[0][:200]
-    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+        text = str(exc.orig).strip().splitlines()[0]
+    else:
+        text = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+    return _ARGUMENT_VALUE.sub(r"\1: (value withheld)", text)[:200]
+
+
+Queued = tuple[Callable[[Tx], Any], asyncio.Future[Any]]
 
 
 class GroupCommitter:
     """Runs the writes queued while a commit is in flight as one transaction.
 
-    If the shared transaction fails (say one writer hit a unique constraint),
-    each writer is retried alone so one bad write never fails its neighbours.
+    One request's fault stays its own. A shared transaction that fails for any reason but an
+    outage (one writer passed a value the store refuses, hit a unique constraint, or raised) is
+    split in halves and each half committed on its own, down to single writers: only the
+    guilty one fails, with its own error (RejectedValue is a 4xx), and its neighbours commit.
+    Halving costs about 2·log2(batch) transactions per guilty writer instead of one per member.
+    An outage (StoreUnavailable: unreachable, timed out) fails the whole batch at once: every
+    member would meet it again, and retrying them one by one would only multiply the wait.
     """
 
     def __init__(self, db: Database, max_batch: int) -> None:
         self._db = db
         self._max_batch = max(1, max_batch)
-        self._queue: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
+        self._queue: list[Queued] = []
         self._draining = False
 
     async def submit(self, fn: Callable[[Tx], T]) -> T:
@@ -397,7 +455,7 @@ class GroupCommitter:
         finally:
             self._draining = False
 
-    async def _commit(self, batch: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]]) -> None:
+    async def _commit(self, batch: list[Queued]) -> None:
         if len(batch) == 1:
             fn, future = batch[0]
             await self._settle(fn, future)
@@ -413,9 +471,11 @@ class GroupCommitter:
                 if not future.done():
                     future.set_exception(exc)
             return
-        except Exception:
-            for fn, future in batch:
-                await self._settle(fn, future)
+        except Exception as exc:
+            log.info("a group commit of %d writes failed (%s); committing its halves apart", len(batch), _short(exc))
+            middle = len(batch) // 2
+            await self._commit(batch[:middle])
+            await self._commit(batch[middle:])
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
