@@ -130,10 +130,15 @@ class ProtocolSpec:
     parse_config: Callable[[Table], Any] = lambda table: table.finish()
     listeners: tuple[str, ...] = ("http", "https")  # which listeners serve it
     max_body: int = 64 * 1024
-    # How the protocol words an error the server answers before any handler runs (no such path
-    # or method under its prefix, a body over max_body): (HTTP status, reason) -> response.
+    # How the protocol words an error the server answers for it: before any handler runs (404 no
+    # such path, 405 no such method under its prefix, 413 a body over max_body) and when a
+    # handler failed unexpectedly (500, server/failures.py): (HTTP status, reason) -> response.
     # None: the server's plain-text answer.
     http_error: Callable[[int, str], WireResponse] | None = None
+    # Counts a request whose handler failed unexpectedly against the request's source, for a
+    # protocol that brakes sources whose requests keep being refused (ACME: refusals_per_minute,
+    # LOAD-05): (handlers, request) -> None. A bug a client can reach is no free flood.
+    count_refusal: Callable[[Any, WireRequest], None] = lambda handlers, request: None
     enrolls: bool = True  # carries enrollments: its name is in ca.enrollment.PROTOCOLS
     # The path labels the parsed config maps to profiles ({label: profile}); a label not
     # listed selects the profile of that name (ProfileLabels).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -10,8 +9,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from protocols.base import WireRequest, WireResponse
-
-log = logging.getLogger("tetra.http")
+from server.failures import FAILURES, INTERNAL_ERROR
 
 
 def peer_certificate(request: web.Request) -> bytes | None:
@@ -74,11 +72,13 @@ def to_aiohttp(response: WireResponse) -> web.Response:
 async def last_resort(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Only bugs reach here: log them in full, answer a plain 500 without details."""
+    """Only bugs outside a protocol's handlers reach here (the trust bundles, health, metrics; a
+    protocol's own are answered in its words by server/app.py): logged as server/failures.py
+    logs them, answered with a plain 500 without details."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return web.Response(status=500, text="internal server error\n")
+    except Exception as exc:
+        request.config_dict[FAILURES].record("server", f"{request.method} {request.path[:100]}", exc)
+        return web.Response(status=500, text=INTERNAL_ERROR + "\n")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -33,10 +32,10 @@ from urllib.parse import unquote
 import httptools
 
 from protocols.base import WireResponse
+from protocols.ocsp import SPEC as OCSP
 from protocols.ocsp.handlers import OcspHandlers
+from server.failures import UnexpectedFailures, internal_error
 from server.metrics import Metrics
-
-log = logging.getLogger("tetra.http")
 
 MAX_HEAD = 16 * 1024  # larger heads go to aiohttp, which applies its own limits
 REQUEST_TIMEOUT = 30.0  # seconds from a request's first byte to its last
@@ -45,7 +44,7 @@ MAX_BUFFERED = 256 * 1024  # pipelined bytes held while an answer is pending: th
 PREFIX = b"/ocsp"
 _METHODS = (b"POST " + PREFIX, b"GET " + PREFIX)
 _HANDED_OFF_HEADERS = (b"transfer-encoding", b"expect", b"upgrade")  # aiohttp's to deal with
-_INTERNAL_ERROR = WireResponse.text(500, "internal server error\n")
+_INTERNAL_ERROR = internal_error(OCSP)  # an OCSP internalError (DOS-10)
 
 
 class _Date:
@@ -120,10 +119,12 @@ class PlainListener:
         ocsp: OcspHandlers,
         aiohttp_protocol: Callable[[], asyncio.Protocol],
         metrics: Metrics,
+        failures: UnexpectedFailures,
         *,
         max_body: int,
     ) -> None:
         self.ocsp = ocsp
+        self.failures = failures
         self.aiohttp_protocol = aiohttp_protocol
         self.max_body = max_body
         self.date = _Date()
@@ -295,12 +296,12 @@ class OcspConnection(asyncio.Protocol):
             request: bytes | str = path or "/"
         else:
             request = body
+        method = "GET" if get else "POST"
         try:
             now = ocsp.answer_now(request, get=get, if_none_match=head.if_none_match)
-        except Exception:
-            log.exception("unhandled error on the OCSP fast path")
+        except Exception as exc:
+            self.listener.failures.record("ocsp", f"{method} on the fast path", exc)
             now = _INTERNAL_ERROR
-        method = "GET" if get else "POST"
         if isinstance(now, WireResponse):
             self._write(now, method, version, keep_alive)
             return
@@ -313,8 +314,8 @@ class OcspConnection(asyncio.Protocol):
             response = await answer
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("unhandled error on the OCSP fast path")
+        except Exception as exc:
+            self.listener.failures.record("ocsp", f"{method} on the fast path", exc)
             response = _INTERNAL_ERROR
         self._pending = None
         self._write(response, method, version, keep_alive)

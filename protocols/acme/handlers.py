@@ -79,6 +79,11 @@ class AcmeHandlers:
         await self.validations.close()
         await self.ctx.close()
 
+    def count_refusal(self, req: WireRequest) -> None:
+        """A request the server refused for us (its handler failed unexpectedly) counts against
+        its source like any refusal (ProtocolSpec.count_refusal, DOS-10)."""
+        self.ctx.count_refusal(req)
+
     # -- plumbing ---------------------------------------------------------------------------
     async def _run(self, req: WireRequest, work: Work, *, nonce: bool = True) -> WireResponse:
         if (blocked := self.ctx.blocked(req)) is not None:

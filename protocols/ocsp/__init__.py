@@ -7,6 +7,7 @@ and feed it revocations from every process.
 
 from ca.revocation.settings import parse_ocsp
 from protocols.base import ProtocolSpec
+from protocols.ocsp.errors import http_error
 from protocols.ocsp.handlers import ROUTES, OcspHandlers
 
 SPEC = ProtocolSpec(
@@ -17,4 +18,5 @@ SPEC = ProtocolSpec(
     parse_config=parse_ocsp,
     listeners=("http", "https"),
     max_body=256 * 1024,  # beyond the request cap: a 1,000-CertID request is refused in OCSP terms
+    http_error=http_error,
 )
