@@ -17,7 +17,6 @@ import asyncio
 import concurrent.futures
 import logging
 import random
-import re
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -25,15 +24,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
-from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
-    IntegrityError,
-    InterfaceError,
-    ProgrammingError,
-    SQLAlchemyError,
-    StatementError,
-)
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable, Insert
@@ -41,6 +32,7 @@ from sqlalchemy.sql import Executable, Insert
 from ca.audit import AuditEvent, append_events
 from ca.clock import Clock, SystemClock
 from ca.errors import RejectedValue, StoreUnavailable
+from ca.store.driver_errors import describe, is_conflict, rejects_value
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -238,7 +230,7 @@ class Database:
                 # ST-05: a pooled connection the server closed (restart, failover, a killed
                 # backend) failed before COMMIT, so the transaction did nothing: once more
                 # on a new connection (SQLAlchemy has dropped the stale ones).
-                log.info("database connection lost (%s); retrying on a new one", _short(lost.__cause__ or lost))
+                log.info("database connection lost (%s); retrying on a new one", describe(lost.__cause__ or lost))
                 return await self._once(in_transaction, abandoned)
 
         try:
@@ -247,15 +239,15 @@ class Database:
             raise
         except _LostBeforeCommit as exc:
             cause = exc.__cause__ or exc
-            log.warning("database error: %s", _short(cause))
-            raise StoreUnavailable(f"database unavailable: {_short(cause)}") from cause
+            log.warning("database error: %s", describe(cause))
+            raise StoreUnavailable(f"database unavailable: {describe(cause)}") from cause
         except (TimeoutError, SQLAlchemyError, OSError, ConnectionError, OverflowError, UnicodeError) as exc:
             if rejects_value(exc):
-                log.info("database refused a value: %s", _short(exc))
+                log.info("database refused a value: %s", describe(exc))
                 raise RejectedValue() from exc
-            log.warning("database error: %s", _short(exc))
+            log.warning("database error: %s", describe(exc))
             log.debug("database error detail", exc_info=exc)
-            raise StoreUnavailable(f"database unavailable: {_short(exc)}") from exc
+            raise StoreUnavailable(f"database unavailable: {describe(exc)}") from exc
 
     async def _once(self, in_transaction: Callable[[Connection], T], abandoned: threading.Event) -> T:
         """One transaction on a pooled connection, on the event loop (async) or a worker thread."""
@@ -320,9 +312,9 @@ class Database:
             except StoreUnavailable as exc:
                 # PostgreSQL broke a deadlock (or a serialization conflict) by aborting us: the
                 # transaction did nothing, so running it again is safe and almost always works.
-                if attempt == CONFLICT_ATTEMPTS or not _is_conflict(exc.__cause__):
+                if attempt == CONFLICT_ATTEMPTS or not is_conflict(exc.__cause__):
                     raise
-                log.info("database conflict (%s), attempt %d: retrying", _short(exc), attempt)
+                log.info("database conflict (%s), attempt %d: retrying", describe(exc), attempt)
                 await asyncio.sleep(random.uniform(0, 0.02 * attempt))
         raise AssertionError("unreachable")
 
@@ -363,60 +355,6 @@ def _discard_outcome(task: asyncio.Future[Any]) -> None:
 
 
 CONFLICT_ATTEMPTS = 4
-_CONFLICT_STATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
-
-
-def _sqlstate(exc: BaseException | None) -> str | None:
-    """The SQLSTATE of a PostgreSQL error (psycopg: sqlstate; asyncpg through SQLAlchemy: both)."""
-    orig = getattr(exc, "orig", None)
-    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return state if isinstance(state, str) else None
-
-
-def _is_conflict(exc: BaseException | None) -> bool:
-    return _sqlstate(exc) in _CONFLICT_STATES
-
-
-# A driver that cannot send a value of that type (pysqlite, psycopg): their words, stable for years.
-_BIND_FAILURES = ("Error binding parameter", "cannot adapt type")
-
-
-def rejects_value(exc: BaseException) -> bool:
-    """True if a statement failed on a value it was given (wrong type, too long, out of range, not
-    text), not on the database. Running it again cannot help, and of the writers sharing a group
-    commit only the one that passed the value is at fault (GroupCommitter). What each driver
-    raises differs: PostgreSQL says SQLSTATE class 22 (data exception), through psycopg or
-    asyncpg; pysqlite raises OverflowError or UnicodeEncodeError as they are, or a
-    ProgrammingError about binding; SQLAlchemy's own type processing wraps a TypeError."""
-    if isinstance(exc, OverflowError | UnicodeError):
-        return True
-    if not isinstance(exc, StatementError):
-        return False
-    if not isinstance(exc, DBAPIError):
-        return isinstance(exc.orig, TypeError | ValueError | OverflowError)
-    if isinstance(exc, DataError):
-        return True
-    state = _sqlstate(exc)
-    if state is not None:
-        return state.startswith("22")
-    return isinstance(exc, ProgrammingError | InterfaceError) and str(exc.orig).startswith(_BIND_FAILURES)
-
-
-# asyncpg quotes the value it could not encode ("invalid input for query argument $1: 'secret'
-# (...)"), which hide_parameters does not reach: the value is cut from what we log (SEC-05).
-_ARGUMENT_VALUE = re.compile(r"(invalid input for query argument \$\d+):.*")
-
-
-def _short(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        text = str(exc.orig).strip().splitlines()[0]
-    else:
-        text = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-    return _ARGUMENT_VALUE.sub(r"\1: (value withheld)", text)[:200]
-
-
 Queued = tuple[Callable[[Tx], Any], asyncio.Future[Any]]
 
 
@@ -472,7 +410,7 @@ class GroupCommitter:
                     future.set_exception(exc)
             return
         except Exception as exc:
-            log.info("a group commit of %d writes failed (%s); committing its halves apart", len(batch), _short(exc))
+            log.info("a group commit of %d writes failed (%s); committing its halves apart", len(batch), describe(exc))
             middle = len(batch) // 2
             await self._commit(batch[:middle])
             await self._commit(batch[middle:])

@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, select, text
 
 from ca.errors import RejectedValue, StoreUnavailable
-from ca.store.db import Database, Tx, rejects_value
+from ca.store.db import Database, Tx
+from ca.store.driver_errors import rejects_value
 
 metadata = MetaData()
 probe = Table(
