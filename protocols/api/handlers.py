@@ -121,13 +121,12 @@ class ApiHandlers:
         try:
             operator = self._operator(req)
             body = self._body(req, ENROLL_REQUEST)
-            inv = body.get("inventory", {})
             request = enrollment_from_csr(
                 parse_csr(body["csr"].encode()),
                 protocol="api",
                 profile_name=body["profile"],
                 requester=Requester(operator, AuthMethod.OPERATOR),
-                inventory=InventoryFields(**{k: inv.get(k) for k in ("owner", "team", "application", "location")}),
+                inventory=InventoryFields(**body.get("inventory", {})),  # the schema admits only its fields
             )
             outcome = await self.core.enroll(await self.core.decide(request))
         except CAError as exc:

@@ -14,12 +14,13 @@ duplicate members); `validate` then applies the body's schema.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from ca.enrollment import INVENTORY_FIELD_MAX
+from ca.enrollment import INVENTORY_FIELD_MAX, InventoryFields
 
 NAME_MAX = 64  # profile and issuer names: the width of their columns
 CSR_MAX = 32 * 1024  # characters of PEM; an RSA-8192 request is under 8,000
@@ -41,7 +42,7 @@ ENROLL_REQUEST: dict[str, Any] = {
             "type": "object",
             "description": "Who owns the certificate and where it is deployed.",
             "additionalProperties": False,
-            "properties": {name: _INVENTORY_TEXT for name in ("owner", "team", "application", "location")},
+            "properties": {field.name: _INVENTORY_TEXT for field in fields(InventoryFields)},
         },
     },
 }

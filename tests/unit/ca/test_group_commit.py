@@ -162,6 +162,9 @@ async def test_an_outage_fails_the_whole_batch_at_once(url: str, db_mode: str) -
         )
     finally:
         await database.close()
+        # aiosqlite stops a connection that failed to open from its own thread, unawaited: let it
+        # finish while this test's event loop still runs.
+        await asyncio.sleep(0.2)
     assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
     assert attempts <= 2  # the first writer alone, then the rest of the queue as one batch
 
