@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
 )
+
+from ca.errors import BadRequest
 
 PROTOCOLS = ("acme", "est", "scep", "cmp", "api", "cli")
 """Every protocol that can carry an enrollment: the one list of names. Profiles say which of
@@ -114,14 +117,34 @@ class CertificateRef:
     serial: int
 
 
+INVENTORY_FIELD_MAX = 255  # characters; the width of the certificates table's columns
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 @dataclass(frozen=True)
 class InventoryFields:
-    """Who owns a certificate and where it is deployed (for the inventory)."""
+    """Who owns a certificate and where it is deployed (for the inventory).
+
+    Checked when made, before the request reaches the store: each is text of at most
+    INVENTORY_FIELD_MAX characters, without control characters, or None. An object or a
+    100 KB string once travelled as far as the INSERT, where it failed the whole group commit
+    it shared with other requests (or, on SQLite, was stored as it came)."""
 
     owner: str | None = None
     team: str | None = None
     application: str | None = None
     location: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise BadRequest(f"inventory {name} must be text")
+            if len(value) > INVENTORY_FIELD_MAX or _CONTROL.search(value):
+                raise BadRequest(
+                    f"inventory {name} must be at most {INVENTORY_FIELD_MAX} characters without control characters"
+                )
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,15 @@ class BadRequest(CAError):
     reason = FailureReason.MALFORMED
 
 
+class RejectedValue(BadRequest):
+    """The store refused a value a write carried (wrong type, too long, out of range): running
+    the write again cannot help, so it is the request's fault (4xx), not "try later". The
+    detail never quotes the value or the driver's message (either may hold a secret)."""
+
+    def __init__(self, detail: str = "a value in this request is of the wrong type, too long or out of range") -> None:
+        super().__init__(detail)
+
+
 class NotAuthorized(CAError):
     reason = FailureReason.UNAUTHORIZED
 

@@ -46,7 +46,7 @@ from ca import faults
 from ca.audit import AuditEvent
 from ca.der import assemble_certificate, certificate_parts
 from ca.enrollment import InventoryFields
-from ca.errors import CAError, FailureReason, InternalError, PolicyViolation, SignerUnavailable
+from ca.errors import CAError, FailureReason, InternalError, PolicyViolation, RejectedValue, SignerUnavailable
 from ca.interface import ResultWrite
 from ca.keys import SignatureHash, default_hash, describe_public_key, hash_by_name
 from ca.placeholder_keys import placeholder_key
@@ -367,11 +367,13 @@ class Issuer:
 
         try:
             await self._db.write_grouped(record)
-        except IntegrityError as exc:
-            # ST-07: the store refused the result (a constraint or trigger). The row stays
-            # 'signing', so the serial stays revocable; recovery stores the certificate later.
+        except (IntegrityError, RejectedValue) as exc:
+            # ST-07: the store refused the result (a constraint, a trigger, a value it cannot
+            # hold). Every value here is ours, so it is our failure, not the client's. The row
+            # stays 'signing', so the serial stays revocable; recovery stores the certificate later.
             self.unrecorded.keep(row_id, der)
-            log.error("issuer %s: the store refused the result for serial %x: %s", self.name, serial, exc.orig)
+            why = exc.orig if isinstance(exc, IntegrityError) else type(exc.__cause__).__name__
+            log.error("issuer %s: the store refused the result for serial %x: %s", self.name, serial, why)
             raise InternalError(f"issuer {self.name}: could not record certificate {serial_text(serial)}") from exc
         except CAError:
             self.unrecorded.keep(row_id, der)  # the store is away: recovery stores it when it is back

@@ -10,7 +10,8 @@ class, to write SQL against). It reads and writes them through the
 - ``read_first(query, record)``: the first row of a select made into a record, or None;
 - ``write(fn)``: ``fn(tx)`` in a write transaction of its own;
 - ``write_grouped(fn)``: ``fn(tx)`` batched with other writers into one durable commit
-  (for hot paths; ``fn`` must not fail for a reason a sibling in the batch did not cause).
+  (for hot paths). A writer that fails, fails alone: the batch is split until only it does,
+  and a value the store refuses reaches it as ``RejectedValue`` (a 4xx), never as an outage.
 
 A write that must commit together with an issued certificate is not written here:
 it is handed to ``CoreApi.enroll(..., on_issued=...)`` (see ca/interface.py).

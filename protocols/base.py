@@ -114,11 +114,20 @@ class RevocationHandlers(Generic[S]):
         """Nothing of its own to release: the service belongs to the server."""
 
     @classmethod
-    def spec(cls, routes: tuple[Route, ...], parse_config: Callable[[Table], Any], *, max_body: int) -> ProtocolSpec:
+    def spec(
+        cls,
+        routes: tuple[Route, ...],
+        parse_config: Callable[[Table], Any],
+        *,
+        max_body: int,
+        http_error: Callable[[int, str], WireResponse] | None = None,
+    ) -> ProtocolSpec:
         """The protocol these handlers serve, named after its service: mounted at /<service_name> on
         both listeners (certificates carry plain-HTTP URLs for it), carrying no enrollments."""
         name = cls.service_name
-        return ProtocolSpec(name, f"/{name}", routes, cls.create, parse_config, max_body=max_body, enrolls=False)
+        return ProtocolSpec(
+            name, f"/{name}", routes, cls.create, parse_config, max_body=max_body, enrolls=False, http_error=http_error
+        )
 
 
 Handler = Callable[[WireRequest], Awaitable[WireResponse]]
@@ -167,10 +176,15 @@ class ProtocolSpec:
     parse_config: Callable[[Table], Any] = lambda table: table.finish()
     listeners: tuple[str, ...] = ("http", "https")  # which listeners serve it
     max_body: int = 64 * 1024
-    # How the protocol words an error the server answers before any handler runs (no such path
-    # or method under its prefix, a body over max_body): (HTTP status, reason) -> response.
+    # How the protocol words an error the server answers for it: before any handler runs (404 no
+    # such path, 405 no such method under its prefix, 413 a body over max_body) and when a
+    # handler failed unexpectedly (500, server/failures.py): (HTTP status, reason) -> response.
     # None: the server's plain-text answer.
     http_error: Callable[[int, str], WireResponse] | None = None
+    # Counts a request whose handler failed unexpectedly against the request's source, for a
+    # protocol that brakes sources whose requests keep being refused (ACME: refusals_per_minute,
+    # LOAD-05): (handlers, request) -> None. A bug a client can reach is no free flood.
+    count_refusal: Callable[[Any, WireRequest], None] = lambda handlers, request: None
     enrolls: bool = True  # carries enrollments: its name is in ca.enrollment.PROTOCOLS
     # The path labels the parsed config maps to profiles ({label: profile}); a label not
     # listed selects the profile of that name (ProfileLabels).

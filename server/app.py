@@ -25,6 +25,7 @@ from ca.store.migrate import require_current
 from protocols.base import ProtocolSpec, RevocationServices, WireResponse
 from protocols.registry import PROTOCOLS
 from server.config import ServerConfig, load_config
+from server.failures import FAILURES, UnexpectedFailures
 from server.http import last_resort, to_aiohttp, to_wire
 from server.limits import BoundedSite, ListenerGuard, bounded_handlers
 from server.logs import setup_logging
@@ -50,11 +51,14 @@ def _protocol_app(spec: ProtocolSpec) -> web.Application:
 
     def make(route_handler: str) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
-            handlers: dict[str, Any] = request.config_dict[HANDLERS]
+            handlers = request.config_dict[HANDLERS][spec.name]
             metrics = request.config_dict[METRICS]
             path = request.path[len(spec.prefix) :] or "/"
             wire = await to_wire(request, path, spec.max_body)
-            response = await getattr(handlers[spec.name], route_handler)(wire)
+            try:
+                response = await getattr(handlers, route_handler)(wire)
+            except Exception as exc:  # a bug this request reached: DOS-15, server/failures.py
+                response = request.config_dict[FAILURES].answer(spec, handlers, wire, exc)
             metrics.requests.labels(spec.name, request.method, str(response.status)).inc()
             return to_aiohttp(response)
 
@@ -141,6 +145,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
     app = web.Application(middlewares=[last_resort], client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[METRICS] = Metrics()
+    app[FAILURES] = UnexpectedFailures(app[METRICS])
     app[HANDLERS] = {}
 
     async def core(app: web.Application) -> AsyncIterator[None]:
@@ -230,7 +235,9 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
             # OCSP on its lean path; the listener hands every other request to aiohttp (server/plain_http.py).
             guard = ListenerGuard("http", config.limits, refused)
             aiohttp_protocol = bounded_handlers(runner.server, guard)
-            plain = PlainListener(app[HANDLERS]["ocsp"], aiohttp_protocol, app[METRICS], guard, max_body=OCSP.max_body)
+            plain = PlainListener(
+                app[HANDLERS]["ocsp"], aiohttp_protocol, app[METRICS], guard, app[FAILURES], max_body=OCSP.max_body
+            )
             await plain.start(config.http.host, config.http.port, reuse_port=shared)
         elif config.http:
             guard = ListenerGuard("http", config.limits, refused)

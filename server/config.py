@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ca.digits import parse_decimal
 from ca.errors import ConfigError
 from ca.signers.registry import SignerSpec, parse_signer_spec
 from ca.store.db import MODES
@@ -30,10 +31,11 @@ class Listen:
 
     @classmethod
     def parse(cls, text: str, where: str) -> Listen:
-        host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or not host:
+        host, sep, port_text = text.rpartition(":")
+        port = parse_decimal(port_text, 5)
+        if not sep or port is None or not host:
             raise ConfigError(f"{where}: expected HOST:PORT, got {text!r}")
-        return cls(host.strip("[]"), int(port))
+        return cls(host.strip("[]"), port)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"

@@ -11,6 +11,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from protocols.base import WireRequest, WireResponse
+from server.failures import FAILURES, INTERNAL_ERROR
 from server.limits import refuse_malformed_body
 
 log = logging.getLogger("tetra.http")
@@ -89,8 +90,10 @@ def to_aiohttp(response: WireResponse) -> web.Response:
 
 @web.middleware
 async def last_resort(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Only bugs reach here: log them in full, answer a plain 500 without details. A client
-    gone while its body was read is no bug (`ClientGone`)."""
+    """Only bugs outside a protocol's handlers reach here (the trust bundles, health, metrics; a
+    protocol's own are answered in its words by server/app.py): logged as server/failures.py
+    logs them, answered with a plain 500 without details. A client gone while its body was read
+    is no bug (`ClientGone`)."""
     try:
         return await handler(request)
     except web.HTTPException:
@@ -98,6 +101,6 @@ async def last_resort(request: web.Request, handler: Handler) -> web.StreamRespo
     except ClientGone:
         log.debug("connection lost while reading the body of %s %s", request.method, request.path)
         return web.Response(status=400)  # never sent: the connection is gone
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return web.Response(status=500, text="internal server error\n")
+    except Exception as exc:
+        request.config_dict[FAILURES].record("server", f"{request.method} {request.path[:100]}", exc)
+        return web.Response(status=500, text=INTERNAL_ERROR + "\n")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -35,18 +34,18 @@ from urllib.parse import unquote
 import httptools
 
 from protocols.base import WireResponse
+from protocols.ocsp import SPEC as OCSP
 from protocols.ocsp.handlers import OcspHandlers
+from server.failures import UnexpectedFailures, internal_error
 from server.limits import ListenerGuard, Refusal
 from server.metrics import Metrics
-
-log = logging.getLogger("tetra.http")
 
 MAX_HEAD = 16 * 1024  # larger heads go to aiohttp, which applies its own limits
 MAX_BUFFERED = 256 * 1024  # pipelined bytes held while an answer is pending: then stop reading
 PREFIX = b"/ocsp"
 _METHODS = (b"POST " + PREFIX, b"GET " + PREFIX)
 _HANDED_OFF_HEADERS = (b"transfer-encoding", b"expect", b"upgrade")  # aiohttp's to deal with
-_INTERNAL_ERROR = WireResponse.text(500, "internal server error\n")
+_INTERNAL_ERROR = internal_error(OCSP)  # an OCSP internalError (DOS-15)
 
 
 class _Date:
@@ -122,6 +121,7 @@ class PlainListener:
         aiohttp_protocol: Callable[[], asyncio.Protocol],
         metrics: Metrics,
         guard: ListenerGuard,
+        failures: UnexpectedFailures,
         *,
         max_body: int,
     ) -> None:
@@ -129,6 +129,7 @@ class PlainListener:
         self.aiohttp_protocol = aiohttp_protocol  # made with the same guard (server/limits.py)
         self.guard = guard
         self.limits = guard.limits
+        self.failures = failures
         self.max_body = max_body
         self.date = _Date()
         self.connections: set[OcspConnection] = set()
@@ -339,12 +340,12 @@ class OcspConnection(asyncio.Protocol):
             request: bytes | str = path or "/"
         else:
             request = body
+        method = "GET" if get else "POST"
         try:
             now = ocsp.answer_now(request, get=get, if_none_match=head.if_none_match)
-        except Exception:
-            log.exception("unhandled error on the OCSP fast path")
+        except Exception as exc:
+            self.listener.failures.record("ocsp", f"{method} on the fast path", exc)
             now = _INTERNAL_ERROR
-        method = "GET" if get else "POST"
         if isinstance(now, WireResponse):
             self._write(now, method, version, keep_alive)
             return
@@ -358,8 +359,8 @@ class OcspConnection(asyncio.Protocol):
             response = await answer
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("unhandled error on the OCSP fast path")
+        except Exception as exc:
+            self.listener.failures.record("ocsp", f"{method} on the fast path", exc)
             response = _INTERNAL_ERROR
         self._pending = None
         self._write(response, method, version, keep_alive)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cryptography import x509
 
+from ca.digits import parse_decimal
 from ca.errors import CAError, FailureReason
 
 REASONS: dict[str, tuple[int, x509.ReasonFlags]] = {
@@ -22,19 +23,22 @@ REFUSED = {6: "certificateHold", 7: "(unassigned)", 8: "removeFromCRL"}
 
 
 def parse_reason(value: str | int) -> str:
-    """Canonical reason name from a name ('keyCompromise', 'key-compromise') or a code."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        code = int(value)
+    """Canonical reason name from a name ('keyCompromise', 'key-compromise') or a code (an int,
+    or ASCII digits). Anything else, a bool included, is refused as malformed."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise CAError("revocation reason must be a name or a reason code", FailureReason.MALFORMED)
+    code = value if isinstance(value, int) else parse_decimal(value, 2)
+    if code is not None:
         if code in _BY_CODE:
             return _BY_CODE[code]
-        label = REFUSED.get(code, str(code))
+        label = REFUSED.get(code, str(code)[:20])
         raise CAError(f"revocation reason {label} is not accepted", FailureReason.MALFORMED)
-    wanted = value.replace("-", "").replace("_", "").lower()
+    wanted = str(value).replace("-", "").replace("_", "").lower()
     for name in REASONS:
         if name.lower() == wanted:
             return name
     names = ", ".join(REASONS)
-    raise CAError(f"unknown revocation reason {value!r} (one of: {names})", FailureReason.MALFORMED)
+    raise CAError(f"unknown revocation reason {str(value)[:40]!r} (one of: {names})", FailureReason.MALFORMED)
 
 
 def reason_flag(name: str) -> x509.ReasonFlags:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
+from ca.digits import parse_decimal
+
 SCHEME = "pkcs11:"
 
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
@@ -149,9 +151,10 @@ def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
         if name == "id":
             fields["id"] = value
         elif name == "slot-id":
-            if not value or not value.isdigit():
+            slot_id = parse_decimal(value.decode("latin-1"), 20)
+            if slot_id is None:
                 raise ValueError(f"pkcs11 URI: slot-id must be a decimal number, got {value!r}")
-            fields["slot_id"] = int(value)
+            fields["slot_id"] = slot_id
         elif is_vendor:
             vendor_path.append((name, _text(value, name)))
         else:
@@ -180,7 +183,7 @@ def parse_pkcs11_uri(uri: str) -> Pkcs11Uri:
     version = fields.get("library_version")
     if isinstance(version, str):
         major, dot, minor = version.partition(".")
-        if not major.isdigit() or (dot and not minor.isdigit()):
+        if parse_decimal(major, 3) is None or (dot and parse_decimal(minor, 3) is None):
             raise ValueError(f"pkcs11 URI: library-version must look like 2 or 2.40, got {version!r}")
     if "module_name" in fields and "module_path" in fields:
         raise ValueError("pkcs11 URI: give module-name or module-path, not both")

@@ -31,7 +31,8 @@ from sqlalchemy.sql import Executable, Insert
 
 from ca.audit import AuditEvent, append_events
 from ca.clock import Clock, SystemClock
-from ca.errors import StoreUnavailable
+from ca.errors import RejectedValue, StoreUnavailable
+from ca.store.driver_errors import describe, is_conflict, rejects_value
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -242,7 +243,7 @@ class Database:
                 # ST-05: a pooled connection the server closed (restart, failover, a killed
                 # backend) failed before COMMIT, so the transaction did nothing: once more
                 # on a new connection (SQLAlchemy has dropped the stale ones).
-                log.info("database connection lost (%s); retrying on a new one", _short(lost.__cause__ or lost))
+                log.info("database connection lost (%s); retrying on a new one", describe(lost.__cause__ or lost))
                 return await self._once(in_transaction, abandoned)
 
         try:
@@ -251,12 +252,15 @@ class Database:
             raise
         except _LostBeforeCommit as exc:
             cause = exc.__cause__ or exc
-            log.warning("database error: %s", _short(cause))
-            raise StoreUnavailable(f"database unavailable: {_short(cause)}") from cause
-        except (TimeoutError, DBAPIError, SQLAlchemyError, OSError, ConnectionError) as exc:
-            log.warning("database error: %s", _short(exc))
+            log.warning("database error: %s", describe(cause))
+            raise StoreUnavailable(f"database unavailable: {describe(cause)}") from cause
+        except (TimeoutError, SQLAlchemyError, OSError, ConnectionError, OverflowError, UnicodeError) as exc:
+            if rejects_value(exc):
+                log.info("database refused a value: %s", describe(exc))
+                raise RejectedValue() from exc
+            log.warning("database error: %s", describe(exc))
             log.debug("database error detail", exc_info=exc)
-            raise StoreUnavailable(f"database unavailable: {_short(exc)}") from exc
+            raise StoreUnavailable(f"database unavailable: {describe(exc)}") from exc
 
     async def _once(self, in_transaction: Callable[[Connection], T], abandoned: threading.Event) -> T:
         """One transaction on a pooled connection, on the event loop (async) or a worker thread."""
@@ -327,9 +331,9 @@ class Database:
             except StoreUnavailable as exc:
                 # PostgreSQL broke a deadlock (or a serialization conflict) by aborting us: the
                 # transaction did nothing, so running it again is safe and almost always works.
-                if attempt == CONFLICT_ATTEMPTS or not _is_conflict(exc.__cause__):
+                if attempt == CONFLICT_ATTEMPTS or not is_conflict(exc.__cause__):
                     raise
-                log.info("database conflict (%s), attempt %d: retrying", _short(exc), attempt)
+                log.info("database conflict (%s), attempt %d: retrying", describe(exc), attempt)
                 await asyncio.sleep(random.uniform(0, 0.02 * attempt))
         raise AssertionError("unreachable")
 
@@ -370,33 +374,25 @@ def _discard_outcome(task: asyncio.Future[Any]) -> None:
 
 
 CONFLICT_ATTEMPTS = 4
-_CONFLICT_STATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
-
-
-def _is_conflict(exc: BaseException | None) -> bool:
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) in _CONFLICT_STATES or getattr(orig, "pgcode", None) in _CONFLICT_STATES
-
-
-def _short(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return str(exc.orig).strip().splitlines()[0][:200]
-    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+Queued = tuple[Callable[[Tx], Any], asyncio.Future[Any]]
 
 
 class GroupCommitter:
     """Runs the writes queued while a commit is in flight as one transaction.
 
-    If the shared transaction fails (say one writer hit a unique constraint),
-    each writer is retried alone so one bad write never fails its neighbours.
+    One request's fault stays its own. A shared transaction that fails for any reason but an
+    outage (one writer passed a value the store refuses, hit a unique constraint, or raised) is
+    split in halves and each half committed on its own, down to single writers: only the
+    guilty one fails, with its own error (RejectedValue is a 4xx), and its neighbours commit.
+    Halving costs about 2·log2(batch) transactions per guilty writer instead of one per member.
+    An outage (StoreUnavailable: unreachable, timed out) fails the whole batch at once: every
+    member would meet it again, and retrying them one by one would only multiply the wait.
     """
 
     def __init__(self, db: Database, max_batch: int) -> None:
         self._db = db
         self._max_batch = max(1, max_batch)
-        self._queue: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
+        self._queue: list[Queued] = []
         self._draining = False
 
     async def submit(self, fn: Callable[[Tx], T]) -> T:
@@ -416,7 +412,7 @@ class GroupCommitter:
         finally:
             self._draining = False
 
-    async def _commit(self, batch: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]]) -> None:
+    async def _commit(self, batch: list[Queued]) -> None:
         if len(batch) == 1:
             fn, future = batch[0]
             await self._settle(fn, future)
@@ -432,9 +428,11 @@ class GroupCommitter:
                 if not future.done():
                     future.set_exception(exc)
             return
-        except Exception:
-            for fn, future in batch:
-                await self._settle(fn, future)
+        except Exception as exc:
+            log.info("a group commit of %d writes failed (%s); committing its halves apart", len(batch), describe(exc))
+            middle = len(batch) // 2
+            await self._commit(batch[:middle])
+            await self._commit(batch[middle:])
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():

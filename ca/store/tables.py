@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ca.enrollment import INVENTORY_FIELD_MAX
+
 # SQLite has no 64-bit autoincrementing BIGINT; use INTEGER there.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -104,10 +106,10 @@ class CertificateRow(Base):
     invalidity_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     replaces_id: Mapped[int | None] = mapped_column(Id, ForeignKey("certificates.id"))
     request_id: Mapped[int | None] = mapped_column(Id)
-    owner: Mapped[str | None] = mapped_column(String(255))
-    team: Mapped[str | None] = mapped_column(String(255))
-    application: Mapped[str | None] = mapped_column(String(255))
-    location: Mapped[str | None] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(INVENTORY_FIELD_MAX))
+    team: Mapped[str | None] = mapped_column(String(INVENTORY_FIELD_MAX))
+    application: Mapped[str | None] = mapped_column(String(INVENTORY_FIELD_MAX))
+    location: Mapped[str | None] = mapped_column(String(INVENTORY_FIELD_MAX))
 
 
 class EnrollmentRequestRow(Base):

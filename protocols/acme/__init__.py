@@ -21,6 +21,7 @@ SPEC = ProtocolSpec(
     listeners=("https", "http"),
     max_body=64 * 1024,
     http_error=http_error,
+    count_refusal=AcmeHandlers.count_refusal,
     jobs=AcmeHandlers.jobs,
     cli=COMMANDS,
     cli_help="ACME: external account keys, renewal information",

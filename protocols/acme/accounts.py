@@ -10,7 +10,7 @@ from protocols.acme.codec import decode_account_update, decode_key_change_inner,
 from protocols.acme.context import AcmeContext, Reply
 from protocols.acme.errors import AcmeProblem, malformed, unauthorized
 from protocols.acme.jwk import parse_jwk
-from protocols.acme.jws import parse_eab, parse_jws, verify, verify_mac
+from protocols.acme.jws import loads_json, parse_eab, parse_jws, verify, verify_mac
 from protocols.acme.messages import NewAccount
 from protocols.acme.records import Account
 
@@ -69,7 +69,7 @@ async def _external_binding(
     if eab.url != url:
         raise malformed("externalAccountBinding 'url' must equal the newAccount URL")
     try:
-        bound_key = parse_jwk(json.loads(eab.payload))
+        bound_key = parse_jwk(loads_json(eab.payload, "externalAccountBinding payload"))
     except ValueError:
         raise malformed("externalAccountBinding payload must be the account's JWK") from None
     if bound_key.thumbprint != signed.jwk.thumbprint:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from ca.digits import parse_decimal
 from protocols.acme.context import AcmeContext
 from protocols.acme.errors import AcmeProblem, malformed
 from protocols.acme.jwk import Jwk, parse_jwk
@@ -50,9 +51,10 @@ def account_does_not_exist(detail: str) -> AcmeProblem:
 
 def account_id_from_kid(ctx: AcmeContext, kid: str) -> int:
     prefix = ctx.urls.base + "/acct/"
-    if not kid.startswith(prefix) or not kid[len(prefix) :].isdigit() or len(kid) - len(prefix) > 18:
+    account_id = parse_decimal(kid.removeprefix(prefix)) if kid.startswith(prefix) else None
+    if account_id is None:
         raise account_does_not_exist(f"'kid' {kid[:100]!r} is not an account URL of this server")
-    return int(kid[len(prefix) :])
+    return account_id
 
 
 async def authenticate(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ca.digits import parse_decimal
 from ca.tomlread import Table
 
 
@@ -106,10 +107,11 @@ def _resolver(table: Table) -> tuple[str, int] | None:
     text = table.get("resolver", str, "")
     if not text:
         return None
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    host, sep, port_text = text.rpartition(":")
+    port = parse_decimal(port_text, 5)
+    if not sep or not host or port is None:
         raise table.error("resolver", f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), port
 
 
 def parse_config(table: Table) -> AcmeConfig:

@@ -212,16 +212,21 @@ class AcmeContext:
     ) -> WireResponse:
         problem = exc if isinstance(exc, AcmeProblem) else problem_from_ca_error(exc)
         log_refusal(problem, exc, request)
-        if request is not None and self.refusals.refused(request.remote):
+        if request is not None:
+            self.count_refusal(request)
+        headers: Mapping[str, str] = {"Link": self.index_link()}
+        if nonce:
+            headers = {**headers, **(await self.fresh_nonce_headers())}
+        return render_problem(problem, headers)
+
+    def count_refusal(self, request: WireRequest) -> None:
+        """One more refused request from this source (LOAD-05); logged once when it tips over."""
+        if self.refusals.refused(request.remote):
             log.warning(
                 "ACME requests from %s are refused unread for a while: over %d refused requests a minute",
                 address_key(request.remote),
                 self.config.rate_limits.refusals_per_minute,
             )
-        headers: Mapping[str, str] = {"Link": self.index_link()}
-        if nonce:
-            headers = {**headers, **(await self.fresh_nonce_headers())}
-        return render_problem(problem, headers)
 
     def blocked(self, request: WireRequest) -> WireResponse | None:
         """429 before any work for a source that keeps being refused (LOAD-05). Not logged one by

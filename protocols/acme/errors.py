@@ -116,8 +116,11 @@ def not_found(detail: str = "no such resource") -> AcmeProblem:
 
 
 def http_error(status: int, reason: str) -> WireResponse:
-    """What the server answers under /acme before any handler runs (no such resource, a method
-    the path does not take, a body over the limit): a problem document, as RFC 8555 §6.7 wants
-    for every error. No nonce: no ACME state is reached."""
+    """What the server answers under /acme for us: before any handler runs (no such resource, a
+    method the path does not take, a body over the limit) or when one failed unexpectedly (500,
+    serverInternal): a problem document, as RFC 8555 §6.7 wants for every error. No nonce: no
+    ACME state is reached (or it is not trusted to be)."""
+    if status >= 500:
+        return render_problem(AcmeProblem("serverInternal", "the server failed to process this request", status), {})
     detail = {404: "no such resource", 405: "method not allowed here", 413: "request body too large"}
     return render_problem(AcmeProblem("malformed", detail.get(status, reason), status), {})

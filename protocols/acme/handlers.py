@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ca.digits import parse_decimal
 from ca.errors import CAError
 from protocols.acme import accounts, authorizations, certificates, finalize, orders
 from protocols.acme.auth import Signed, authenticate
@@ -54,15 +55,14 @@ Serve = Callable[[AcmeContext, Signed, P], Awaitable[Reply]]
 
 
 def _int(req: WireRequest, key: str) -> int:
-    text = req.match.get(key, "")
-    if not text.isdigit() or len(text) > 18:
+    value = parse_decimal(req.match.get(key, ""))
+    if value is None:
         raise not_found()
-    return int(text)
+    return value
 
 
 def _maybe_int(req: WireRequest, key: str) -> int | None:
-    text = req.match.get(key, "")
-    return int(text) if text.isdigit() and len(text) <= 18 else None
+    return parse_decimal(req.match.get(key, ""))
 
 
 class AcmeHandlers:
@@ -89,6 +89,11 @@ class AcmeHandlers:
     async def close(self) -> None:
         await self.validations.close()
         await self.ctx.close()
+
+    def count_refusal(self, req: WireRequest) -> None:
+        """A request the server refused for us (its handler failed unexpectedly) counts against
+        its source like any refusal (ProtocolSpec.count_refusal, DOS-15)."""
+        self.ctx.count_refusal(req)
 
     # -- plumbing ---------------------------------------------------------------------------
     async def _run(self, req: WireRequest, work: Work, *, nonce: bool = True) -> WireResponse:

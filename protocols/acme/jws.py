@@ -18,15 +18,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from protocols import json_body
 from protocols.acme.b64 import b64_member, b64e
 from protocols.acme.errors import AcmeProblem, malformed
 from protocols.acme.jwk import Jwk
+from protocols.json_body import JsonRefused
 
 ALGORITHMS = ("ES256", "ES384", "RS256", "EdDSA")
 _EC_ALGS = {"ES256": ("P-256", hashes.SHA256(), 32), "ES384": ("P-384", hashes.SHA384(), 48)}
 _MAC_ALGS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 _ALLOWED_TOP = {"protected", "payload", "signature"}
-MAX_JSON_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -61,34 +62,13 @@ def _b64(value: object, what: str) -> bytes:
     return b64_member(value, f"JWS {what}")
 
 
-def _depth(value: object, level: int = 0) -> int:
-    if level > MAX_JSON_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
-    if isinstance(value, list):
-        return max([_depth(v, level + 1) for v in value], default=level + 1)
-    return level
-
-
 def loads_json(data: bytes, what: str) -> Any:
-    """JSON with duplicate keys refused (RFC 7515 §5.2) and bounded nesting."""
-
-    def no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise malformed(f"{what} has a duplicate member {key!r}")
-            out[key] = value
-        return out
-
+    """JSON through the one bounded decoder (protocols.json_body: nesting, sizes, duplicate keys
+    refused as RFC 7515 §5.2 asks), its refusal worded as ACME's ``malformed``."""
     try:
-        value = json.loads(data, object_pairs_hook=no_dupes)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise malformed(f"{what} is not valid JSON") from None
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise malformed(f"{what} is nested too deeply")
-    return value
+        return json_body.decode(data)
+    except JsonRefused as exc:
+        raise malformed(f"{what} {exc}") from None
 
 
 def parse_jws(body: bytes, *, allow_no_nonce: bool = False) -> JwsMessage:

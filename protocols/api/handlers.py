@@ -1,4 +1,8 @@
-"""Handlers of the operator API. Errors are JSON {"error": reason, "detail": text}."""
+"""Handlers of the operator API. Errors are JSON {"error": reason, "detail": text}.
+
+Every body is decoded by the one bounded JSON decoder and checked against its schema
+(protocols/api/schema.py) before any field is read, so a handler sees only well-typed,
+bounded values (OPS-12)."""
 
 from __future__ import annotations
 
@@ -13,10 +17,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.config_secrets import read_secret
 from ca.csr import enrollment_from_csr, parse_csr
+from ca.digits import MAX_ID_DIGITS, parse_decimal, parse_hex
 from ca.enrollment import AuthMethod, EnrollmentOutcome, InventoryFields, Pending, Requester
 from ca.errors import CAError, FailureReason
 from ca.interface import CoreApi
 from ca.tomlread import Table
+from protocols import json_body
+from protocols.api.schema import ENROLL_REQUEST, REVOKE_REQUEST, SchemaViolation, validate
 from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
 
 ROUTES = (
@@ -66,6 +73,15 @@ def render_error(exc: CAError) -> WireResponse:
     return _json(_STATUS[exc.reason], {"error": exc.reason.value, "detail": exc.public_detail()}, headers)
 
 
+_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 500: FailureReason.INTERNAL.value}
+
+
+def http_error(status: int, reason: str) -> WireResponse:
+    """What the server answers under /api/v1 when no handler does (no such path or method, a body
+    over max_body) or when a handler failed unexpectedly (500): the same JSON as every refusal."""
+    return _json(status, {"error": _HTTP_ERRORS.get(status, "error"), "detail": reason.lower()})
+
+
 class ApiHandlers:
     def __init__(self, core: CoreApi, token: bytes | None) -> None:
         self.core = core
@@ -92,29 +108,25 @@ class ApiHandlers:
         return f"api:{req.remote}"
 
     @staticmethod
-    def _body(req: WireRequest) -> dict[str, Any]:
+    def _body(req: WireRequest, schema: dict[str, Any]) -> dict[str, Any]:
+        """The body, decoded within the JSON limits and valid under ``schema``; else 400."""
         try:
-            body = json.loads(req.body)
-        except (ValueError, UnicodeDecodeError):
-            raise CAError("body is not JSON", FailureReason.MALFORMED) from None
-        if not isinstance(body, dict):
-            raise CAError("body must be a JSON object", FailureReason.MALFORMED)
-        return body
+            return validate(json_body.decode(req.body), schema)
+        except json_body.JsonRefused as exc:
+            raise CAError(f"body {exc}", FailureReason.MALFORMED) from None
+        except SchemaViolation as exc:
+            raise CAError(str(exc), FailureReason.MALFORMED) from None
 
     async def enroll(self, req: WireRequest) -> WireResponse:
         try:
             operator = self._operator(req)
-            body = self._body(req)
-            csr_text, profile = body.get("csr"), body.get("profile")
-            if not isinstance(csr_text, str) or not isinstance(profile, str):
-                raise CAError("fields csr (PEM) and profile are required", FailureReason.MALFORMED)
-            inv = body.get("inventory") or {}
+            body = self._body(req, ENROLL_REQUEST)
             request = enrollment_from_csr(
-                parse_csr(csr_text.encode()),
+                parse_csr(body["csr"].encode()),
                 protocol="api",
-                profile_name=profile,
+                profile_name=body["profile"],
                 requester=Requester(operator, AuthMethod.OPERATOR),
-                inventory=InventoryFields(**{k: inv.get(k) for k in ("owner", "team", "application", "location")}),
+                inventory=InventoryFields(**body.get("inventory", {})),  # the schema admits only its fields
             )
             outcome = await self.core.enroll(await self.core.decide(request))
         except CAError as exc:
@@ -124,9 +136,10 @@ class ApiHandlers:
     async def poll(self, req: WireRequest) -> WireResponse:
         try:
             self._operator(req)
-            if not req.match["id"].isdigit():
-                raise CAError("request id must be a number", FailureReason.MALFORMED)
-            outcome = await self.core.poll(int(req.match["id"]))
+            request_id = parse_decimal(req.match["id"])
+            if request_id is None:
+                raise CAError(f"request id must be 1 to {MAX_ID_DIGITS} digits 0-9", FailureReason.MALFORMED)
+            outcome = await self.core.poll(request_id)
         except CAError as exc:
             return render_error(exc)
         return _outcome(outcome, issued_status=200)
@@ -134,12 +147,10 @@ class ApiHandlers:
     async def revoke(self, req: WireRequest) -> WireResponse:
         try:
             operator = self._operator(req)
-            body = self._body(req)
-            serial_text = str(body.get("serial", ""))
-            try:
-                serial = int(serial_text.replace(":", ""), 16)
-            except ValueError:
-                raise CAError("serial must be hexadecimal", FailureReason.MALFORMED) from None
+            body = self._body(req, REVOKE_REQUEST)
+            serial = parse_hex(body["serial"].replace(":", ""), 40)
+            if serial is None:
+                raise CAError("serial must be at most 20 octets in hexadecimal", FailureReason.MALFORMED)
             record = await self.core.find_by_serial(serial, body.get("issuer"))
             reason = body.get("reason", "unspecified")
             revoked = await self.core.revoke(record.issuer, serial, reason, requester=operator)

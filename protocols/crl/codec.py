@@ -18,7 +18,7 @@ from protocols.crl.errors import CrlNotFound
 
 CONTENT_TYPE = "application/pkix-crl"  # RFC 2585 §4.2
 _FULL = re.compile(r"^/([A-Za-z0-9._-]+)\.crl$")
-_SCOPED = re.compile(r"^/([A-Za-z0-9._-]+)/(delta|\d{1,5}|\d{1,5}-delta)\.crl$")
+_SCOPED = re.compile(r"^/([A-Za-z0-9._-]+)/(delta|[0-9]{1,5}|[0-9]{1,5}-delta)\.crl$")
 
 
 @dataclass(frozen=True)

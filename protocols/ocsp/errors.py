@@ -43,3 +43,12 @@ def render_error(error: OcspError | CAError) -> WireResponse:
     if isinstance(error, OcspError):
         return render_status(error.status)
     return render_status(STATUS_FOR.get(error.reason, ResponseStatus.INTERNAL_ERROR))
+
+
+def http_error(status: int, reason: str) -> WireResponse:
+    """What the server answers under /ocsp for us: an OCSP internalError when a handler failed
+    unexpectedly (RFC 6960 §2.3); plain HTTP for no such path or method, or a body over the
+    limit, which are not OCSP requests at all."""
+    if status >= 500:
+        return render_status(ResponseStatus.INTERNAL_ERROR)
+    return WireResponse.text(status, f"{reason}\n")

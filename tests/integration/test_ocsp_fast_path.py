@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -393,3 +394,33 @@ async def test_tetra_serve_on_uvloop(ca_dir: Path, tmp_path: Path) -> None:
         assert old.version == "HTTP/1.0" and ocsp.load_der_ocsp_response(old.body).response_status == MALFORMED
     finally:
         server.stop()
+
+
+async def test_a_bug_is_answered_with_internal_error_on_both_paths(
+    served: Served, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DOS-15: a handler that fails unexpectedly, before I/O (answer_now) or after (answer_later,
+    a nonce to sign), is an OCSP internalError on the fast path and on the aiohttp route alike,
+    each logged on one line with one traceback per site; the connection keeps serving."""
+    from protocols.ocsp.handlers import OcspHandlers
+
+    def broken_now(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("planted before I/O")
+
+    async def broken_later(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("planted after I/O")
+
+    s = served
+    caplog.set_level(logging.INFO, logger="tetra.http")
+    with_nonce = request_der(s.cert, s.issuer, nonce=b"n" * 16)
+    monkeypatch.setattr(OcspHandlers, "answer_later", broken_later)
+    replies = await exchange(s.http_port, post(with_nonce) * 2, replies=2)  # pipelined on one connection
+    monkeypatch.setattr(OcspHandlers, "answer_now", broken_now)
+    replies += await exchange(s.http_port, post(request_der(s.cert, s.issuer)) * 2, replies=2)
+    replies.append(await s.via_aiohttp("POST", "/ocsp", with_nonce, {"Content-Type": "application/ocsp-request"}))
+    for reply in replies:
+        assert reply.status == 200 and reply.header("Content-Type") == "application/ocsp-response"
+        assert ocsp.load_der_ocsp_response(reply.body).response_status == ocsp.OCSPResponseStatus.INTERNAL_ERROR
+    lines = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    assert len(lines) == 5
+    assert sum(1 for r in lines if r.exc_info) == 2  # one per planted site

@@ -13,6 +13,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+from ca.digits import parse_decimal, parse_hex
 from protocols.acme.va.errors import ValidationError
 from protocols.acme.va.resolve import Resolver
 
@@ -41,7 +42,9 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     body = bytearray()
     while True:
         line = await reader.readuntil(b"\r\n")
-        size = int(line.split(b";")[0].strip() or b"0", 16)
+        size = parse_hex(line.split(b";")[0].strip().decode("latin-1") or "0", 8)
+        if size is None:
+            raise ValidationError("unauthorized", "the response has a bad chunk size")
         if size == 0:
             return bytes(body)
         if len(body) + size > MAX_BODY_BYTES:
@@ -95,9 +98,9 @@ async def _read_response(reader: asyncio.StreamReader) -> HttpResult:
         raise ValidationError("unauthorized", "the response headers are too large")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    status = parse_decimal(parts[1], 3) if len(parts) >= 2 else None
+    if status is None or not parts[0].startswith("HTTP/1."):
         raise ValidationError("unauthorized", "the server did not answer with HTTP/1.x")
-    status = int(parts[1])
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if ":" in line:
@@ -106,10 +109,9 @@ async def _read_response(reader: asyncio.StreamReader) -> HttpResult:
     if headers.get("transfer-encoding", "").lower() == "chunked":
         body = await _read_chunked(reader)
     elif "content-length" in headers:
-        try:
-            length = int(headers["content-length"])
-        except ValueError:
-            raise ValidationError("unauthorized", "the response has a bad Content-Length") from None
+        length = parse_decimal(headers["content-length"], 10)
+        if length is None:
+            raise ValidationError("unauthorized", "the response has a bad Content-Length")
         if length > MAX_BODY_BYTES:
             raise ValidationError("unauthorized", "the response body is too large for a key authorization")
         body = await reader.readexactly(length) if status != 304 else b""
