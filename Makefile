@@ -10,7 +10,7 @@ TETRA := $(VENV)/bin/tetra
 DEB_PACKAGES := softhsm2 lego dehydrated uacme golang-go golang-golang-x-crypto-dev scep pebble openssl curl ca-certificates wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench soak lint typecheck debian-packages clean-var
+.PHONY: run test bench fuzz soak lint typecheck debian-packages clean-var
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: debian-packages $(VENV)/.installed
 	$(PY) bench/bench_core.py
 	@for b in bench/bench_ocsp.py bench/bench_crl.py bench/bench_acme.py bench/bench_acme_floor.py; do \
 		if [ -f $$b ]; then $(PY) $$b || exit 1; fi; done
+
+# DOS-06 at length: every fuzz target with 50 times the examples `make test` gives it.
+fuzz: $(VENV)/.installed
+	TETRA_FUZZ_EXAMPLES=5000 $(PY) -m pytest -p no:cacheprovider tests/fuzz
 
 # LOAD-01: ten minutes of ACME issuance on a SoftHSM2 key, watched for leaks and drift.
 soak: debian-packages $(VENV)/.installed

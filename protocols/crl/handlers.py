@@ -8,7 +8,8 @@ from protocols.base import RevocationHandlers, Route, WireRequest, WireResponse
 from protocols.crl import codec
 from protocols.crl.errors import CrlNotFound, not_found, render_error
 
-ROUTES = (Route("GET", "/{name:.+}", "get"),)
+# Any name, newline and empty included, reaches the handler, which says what was not found.
+ROUTES = (Route("GET", "/", "get"), Route("GET", r"/{name:[\s\S]+}", "get"))
 
 
 class CrlHandlers(RevocationHandlers[CrlService]):

@@ -14,7 +14,7 @@ ROUTES = (
     Route("POST", "/", "post"),
     Route("GET", "", "get"),
     Route("GET", "/", "get"),
-    Route("GET", "/{request:.+}", "get"),  # base64 may hold '/', '+', '=' and percent-escapes
+    Route("GET", r"/{request:[\s\S]+}", "get"),  # base64 may hold "/", "+", "=", escapes, any byte
 )
 
 
