@@ -412,7 +412,10 @@ async def test_a_bug_is_answered_with_internal_error_on_both_paths(
 
     s = served
     caplog.set_level(logging.INFO, logger="tetra.http")
-    with_nonce = request_der(s.cert, s.issuer, nonce=b"n" * 16)
+    # A serial no cache holds: with a nonce, answered only after a store lookup (answer_later);
+    # the demo certificate's statuses are cached, so its nonce request is signed in answer_now.
+    name_hash, key_hash = _issuer_hashes(s.cert, s.issuer)
+    with_nonce = multi_request_der([CertId("sha1", name_hash, key_hash, 0x5EED)], nonce=b"n" * 16)
     monkeypatch.setattr(OcspHandlers, "answer_later", broken_later)
     replies = await exchange(s.http_port, post(with_nonce) * 2, replies=2)  # pipelined on one connection
     monkeypatch.setattr(OcspHandlers, "answer_now", broken_now)
