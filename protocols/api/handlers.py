@@ -19,7 +19,7 @@ from ca.config_secrets import read_secret
 from ca.csr import enrollment_from_csr, parse_csr
 from ca.digits import MAX_ID_DIGITS, parse_decimal, parse_hex
 from ca.enrollment import AuthMethod, EnrollmentOutcome, InventoryFields, Pending, Requester
-from ca.errors import CAError, FailureReason
+from ca.errors import CAError, FailureReason, NotAuthorized
 from ca.interface import CoreApi
 from ca.tomlread import Table
 from protocols import json_body
@@ -68,9 +68,17 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return WireResponse(status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode())
 
 
+class NotAuthenticated(NotAuthorized):
+    """No bearer token, or the wrong one: 401 with a Bearer challenge (RFC 6750 §3), where an
+    operator who is known but whom a profile refuses gets 403."""
+
+
 def render_error(exc: CAError) -> WireResponse:
     headers = {"Retry-After": "30"} if exc.reason in (FailureReason.UNAVAILABLE, FailureReason.RATE_LIMITED) else {}
-    return _json(_STATUS[exc.reason], {"error": exc.reason.value, "detail": exc.public_detail()}, headers)
+    body = {"error": exc.reason.value, "detail": exc.public_detail()}
+    if isinstance(exc, NotAuthenticated):
+        return _json(401, body, {"WWW-Authenticate": 'Bearer realm="tetra-api"'})
+    return _json(_STATUS[exc.reason], body, headers)
 
 
 _HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 500: FailureReason.INTERNAL.value}
@@ -104,7 +112,7 @@ class ApiHandlers:
         auth = req.headers.get("Authorization", "")
         given = auth.removeprefix("Bearer ").encode()
         if self._token is None or not auth.startswith("Bearer ") or not hmac.compare_digest(given, self._token):
-            raise CAError("missing or wrong bearer token", FailureReason.UNAUTHORIZED)
+            raise NotAuthenticated("missing or wrong bearer token")
         return f"api:{req.remote}"
 
     @staticmethod

@@ -11,14 +11,25 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib import metadata
 
 from ca.errors import CAError, ConfigError
 from server.cli import certificates, deployment, hierarchy, protocol_commands, revocation
 from server.cli.common import CLIError, add_global_config_option, resolve_config
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), or a plain word when run from a
+    source tree that was never installed."""
+    try:
+        return metadata.version("tetra-ca")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tetra", description="Tetra CA: ACME, EST, SCEP, CMP, OCSP and CRL")
+    parser.add_argument("--version", action="version", version=f"tetra {_version()}")
     add_global_config_option(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     for group in (deployment, hierarchy, certificates, protocol_commands, revocation):

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 # -- requests ---------------------------------------------------------------------------------
 @on_ca
 async def requests_list(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
-    for r in await ca.requests.list(status=args.status):
+    found = await ca.requests.list(status=args.status)
+    if not found:
+        print(f"no {args.status} requests" if args.status else "no requests", file=sys.stderr)
+    for r in found:
         print(f"{r.id:>6}  {r.status:<9} {r.protocol:<5} {r.profile:<14} {r.requester:<24} {','.join(r.sans)}")
     return 0
 

@@ -406,3 +406,17 @@ def test_config_before_or_after_the_subcommand(ca_dir: Path, tmp_path: Path) -> 
     refused = tetra("--config", cfg, "init", "--dir", str(tmp_path / "new"))
     assert refused.returncode == 2 and "this command reads no config file" in refused.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_version_and_an_empty_request_list_say_so(ca_dir: Path) -> None:
+    """`tetra --version` names the installed version; `requests list` with nothing to list says so
+    on stderr (stdout stays empty for scripts) and exits 0."""
+    from importlib import metadata
+
+    version = tetra("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"tetra {metadata.version('tetra-ca')}"
+    config = str(ca_dir / "tetra.toml")
+    empty = tetra("requests", "list", "--config", config)
+    assert empty.returncode == 0 and empty.stdout == "" and empty.stderr.strip() == "no requests", empty
+    pending = tetra("requests", "list", "--status", "pending", "--config", config)
+    assert pending.returncode == 0 and pending.stderr.strip() == "no pending requests", pending

@@ -77,7 +77,12 @@ async def test_api_enroll_revoke_and_metrics(aiohttp_client: Client, api_config:
 async def test_api_refusals_are_clear(aiohttp_client: Client, api_config: ServerConfig) -> None:
     client = await aiohttp_client(build_app(api_config))
     no_token = await client.post("/api/v1/enroll", json=_enroll_body(["a.example.com"]))
-    assert no_token.status == 403 and (await no_token.json())["error"] == "unauthorized"
+    assert no_token.status == 401 and (await no_token.json())["error"] == "unauthorized"
+    assert no_token.headers["WWW-Authenticate"] == 'Bearer realm="tetra-api"'
+    wrong = await client.post(
+        "/api/v1/enroll", json=_enroll_body(["a.example.com"]), headers={"Authorization": "Bearer x"}
+    )
+    assert wrong.status == 401
     bad_json = await client.post("/api/v1/enroll", data=b"{nope", headers=AUTH)
     assert bad_json.status == 400 and (await bad_json.json())["detail"] == "body is not JSON"
     policy = await client.post("/api/v1/enroll", json=_enroll_body(["ip:192.0.2.1"], profile="email"), headers=AUTH)
