@@ -7,6 +7,7 @@ bounded values (OPS-12)."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import os
 from dataclasses import dataclass
@@ -53,13 +54,18 @@ _STATUS = {
 class ApiConfig:
     token_env: str
     token_file: str
+    # A bearer token sent in clear can be read on the way: plain HTTP is accepted from loopback
+    # only, unless the operator says a TLS-terminating proxy sits in front.
+    allow_plain_http: bool = False
 
 
 def parse_config(table: Table) -> ApiConfig:
     token_file = table.get("token_file", str, "")
     if token_file and not Path(token_file).is_absolute():
         token_file = str(Path(table.source).parent / token_file)
-    cfg = ApiConfig(table.get("token_env", str, "TETRA_API_TOKEN"), token_file)
+    cfg = ApiConfig(
+        table.get("token_env", str, "TETRA_API_TOKEN"), token_file, table.get("allow_plain_http", bool, False)
+    )
     table.finish()
     return cfg
 
@@ -91,9 +97,10 @@ def http_error(status: int, reason: str) -> WireResponse:
 
 
 class ApiHandlers:
-    def __init__(self, core: CoreApi, token: bytes | None) -> None:
+    def __init__(self, core: CoreApi, token: bytes | None, *, allow_plain_http: bool = False) -> None:
         self.core = core
         self._token = token
+        self._allow_plain_http = allow_plain_http
 
     @classmethod
     def create(cls, ctx: ProtocolContext[ApiConfig]) -> ApiHandlers:
@@ -103,12 +110,17 @@ class ApiHandlers:
             token = read_secret(cfg.token_env, "", "api token")
         elif cfg.token_file:
             token = read_secret("", cfg.token_file, "api token")
-        return cls(ctx.core, token)
+        return cls(ctx.core, token, allow_plain_http=cfg.allow_plain_http)
 
     async def close(self) -> None:
         """Nothing to release."""
 
     def _operator(self, req: WireRequest) -> str:
+        if req.scheme != "https" and not self._allow_plain_http and not _loopback(req.remote):
+            raise CAError(
+                "the API takes bearer tokens over HTTPS only (or set [api] allow_plain_http behind a TLS proxy)",
+                FailureReason.UNAUTHORIZED,
+            )
         auth = req.headers.get("Authorization", "")
         given = auth.removeprefix("Bearer ").encode()
         if self._token is None or not auth.startswith("Bearer ") or not hmac.compare_digest(given, self._token):
@@ -165,6 +177,13 @@ class ApiHandlers:
         except CAError as exc:
             return render_error(exc)
         return _json(200, {"serial": revoked.serial_hex, "status": revoked.status, "reason": revoked.revocation_reason})
+
+
+def _loopback(remote: str) -> bool:
+    try:
+        return ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
 
 
 def _outcome(outcome: EnrollmentOutcome, *, issued_status: int) -> WireResponse:
