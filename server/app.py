@@ -8,8 +8,7 @@ import gc
 import logging
 import os
 import signal
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import uvloop
@@ -18,7 +17,7 @@ from aiohttp.typedefs import Handler
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.clock import Clock
-from ca.errors import CAError
+from ca.errors import CAError, ConfigError
 from ca.profiles.loader import load_profiles
 from ca.service import CertificateAuthority
 from ca.store.migrate import require_current
@@ -238,18 +237,19 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
             plain = PlainListener(
                 app[HANDLERS]["ocsp"], aiohttp_protocol, app[METRICS], guard, app[FAILURES], max_body=OCSP.max_body
             )
-            await plain.start(config.http.host, config.http.port, reuse_port=shared)
+            listening = plain.start(config.http.host, config.http.port, reuse_port=shared)
+            await _listen("http", config.http.host, config.http.port, listening)
         elif config.http:
             guard = ListenerGuard("http", config.limits, refused)
-            sites.append(BoundedSite(runner, config.http.host, config.http.port, guard, reuse_port=shared))
+            site = BoundedSite(runner, config.http.host, config.http.port, guard, reuse_port=shared)
+            sites.append(("http", config.http.host, config.http.port, site))
         if config.https:
             guard = ListenerGuard("https", config.limits, refused)
             ctx = server_context(config, app[CA])
-            sites.append(
-                BoundedSite(runner, config.https.host, config.https.port, guard, ssl_context=ctx, reuse_port=shared)
-            )
-        for site in sites:
-            await site.start()
+            site = BoundedSite(runner, config.https.host, config.https.port, guard, ssl_context=ctx, reuse_port=shared)
+            sites.append(("https", config.https.host, config.https.port, site))
+        for name, host, port, listener in sites:
+            await _listen(name, host, port, listener.start())
         # What start-up loaded (the pre-signed OCSP cache above all) lives as long as the process:
         # out of the collector's full passes, each of which stops the loop for ~0.2 s per
         # 100,000 cached answers. Collect first so no garbage is frozen with it.
@@ -267,12 +267,26 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         print("Tetra is serving:\n" + "\n".join(endpoint_lines(config)), flush=True)
-        log.info("serving (pid %s) at %.3f", os.getpid(), time.time())
+        log.info("serving (pid %s, worker %s) on %s", os.getpid(), worker, ", ".join(_addresses(config)))
         await stop.wait()
+        log.info("stopping (pid %s, worker %s)", os.getpid(), worker)
     finally:
         if plain is not None:
             await plain.stop()
         await runner.cleanup()
+
+
+async def _listen(name: str, host: str, port: int, start: Awaitable[None]) -> None:
+    """Start one listener; a port in use or not ours to bind is the operator's one-line error."""
+    try:
+        await start
+    except OSError as exc:
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)  # asyncio's text repeats the address
+        raise ConfigError(f"cannot listen on {host}:{port} ({name}): {reason}") from None
+
+
+def _addresses(config: ServerConfig) -> list[str]:
+    return [f"{kind} {a.host}:{a.port}" for kind, a in (("http", config.http), ("https", config.https)) if a]
 
 
 def _run(config: ServerConfig, worker: int = 0) -> None:

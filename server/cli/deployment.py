@@ -51,8 +51,13 @@ def db_upgrade(args: argparse.Namespace) -> int:
     from ca.store.migrate import upgrade
 
     config = read_config(args.config)
-    upgrade(config.database_url)
-    print("database schema is current")
+    before, after = upgrade(config.database_url)
+    if before is None:
+        print(f"created the Tetra schema (revision {after})")
+    elif before != after:
+        print(f"upgraded the schema from revision {before} to {after}")
+    else:
+        print(f"the schema is already current (revision {after})")
     return 0
 
 

@@ -420,3 +420,18 @@ def test_version_and_an_empty_request_list_say_so(ca_dir: Path) -> None:
     assert empty.returncode == 0 and empty.stdout == "" and empty.stderr.strip() == "no requests", empty
     pending = tetra("requests", "list", "--status", "pending", "--config", config)
     assert pending.returncode == 0 and pending.stderr.strip() == "no pending requests", pending
+
+
+@pytest.mark.parametrize("listener", ["HTTP", "HTTPS"])
+def test_a_port_in_use_is_one_line(ca_dir: Path, listener: str) -> None:
+    """`tetra serve` on a port another process holds: one line naming the address and the
+    listener, a configuration error's exit status, no traceback."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {f"TETRA_SERVER__{listener}": f"127.0.0.1:{port}", "TETRA_SERVER__PROTOCOLS": '["crl"]'}
+        result = tetra("serve", "--config", str(ca_dir / "tetra.toml"), env=env)
+    assert_clean_error(result, f"cannot listen on 127.0.0.1:{port} ({listener.lower()}): address already in use")

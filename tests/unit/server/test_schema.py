@@ -50,15 +50,23 @@ def test_init_and_upgrade_create_the_declared_schema(db_url: str) -> None:
 def test_tetra_db_upgrade_creates_the_declared_schema(
     backend: str, ca_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """`tetra db upgrade` on an empty database, as an operator runs it (a real process)."""
+    """`tetra db upgrade` on an empty database, as an operator runs it (a real process): it says it
+    created the schema, and run again, that the schema was already current."""
     url = f"sqlite:///{tmp_path / 'empty.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "db", "upgrade", "--config", str(ca_dir / "tetra.toml")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TETRA_DATABASE__URL": url},
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "database schema is current" in result.stdout
+
+    def db_upgrade() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", "db", "upgrade", "--config", str(ca_dir / "tetra.toml")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TETRA_DATABASE__URL": url},
+            timeout=120,
+        )
+
+    head = head_revision()
+    first = db_upgrade()
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"created the Tetra schema (revision {head})"
     assert schema_differences(url) == []
+    again = db_upgrade()
+    assert again.returncode == 0 and again.stdout.strip() == f"the schema is already current (revision {head})"
