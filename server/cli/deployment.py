@@ -28,9 +28,18 @@ def init(args: argparse.Namespace) -> int:
             protocols=sorted(PROTOCOLS),
         )
     )
+    config = read_config(str(result.config))
     print(f"Created a demo CA in {args.dir}")
-    print(f"  config:                 {result.config}")
+    print(f"  config:                   {result.config}")
     print(f"  root SHA-256 fingerprint: {result.root_fingerprint}")
+    if config.https_url and "acme" in config.protocols:
+        print(f"  ACME directory:           {config.https_url}/acme/directory")
+    print(f"  API bearer token:         {result.config.parent / 'secrets' / 'api-token'}")
+    if config.http:
+        # Fetched over plain HTTP on purpose: the fingerprint is what makes the root trustworthy.
+        print("Check the root from a client before you trust it (the fingerprint must match):")
+        roots = f"http://{config.http.host}:{config.http.port}/roots.pem"
+        print(f"  curl -s {roots} | openssl x509 -noout -fingerprint -sha256")
     print(f"Start it with: tetra serve --config {result.config}")
     return 0
 

@@ -52,6 +52,10 @@ def test_init_prints_fingerprint_and_refuses_twice(tmp_path: Path) -> None:
     result = tetra("init", "--dir", str(tmp_path / "var"))
     assert result.returncode == 0, result.stderr
     assert "root SHA-256 fingerprint:" in result.stdout
+    assert "ACME directory:           https://127.0.0.1:8443/acme/directory" in result.stdout
+    assert f"API bearer token:         {tmp_path / 'var' / 'secrets' / 'api-token'}" in result.stdout
+    check = "curl -s http://127.0.0.1:8080/roots.pem | openssl x509 -noout -fingerprint -sha256"
+    assert check in result.stdout
     for name in ("tetra.toml", "tetra.db", "ca/root.pem", "ca/issuing-ca.pem", "tls/server.pem", "ra/ra.pem"):
         assert (tmp_path / "var" / name).exists(), name
     for secret in ("passphrase", "api-token"):
@@ -71,6 +75,12 @@ def test_init_prints_fingerprint_and_refuses_twice(tmp_path: Path) -> None:
     assert shown.returncode == 0 and "root sha256:" in shown.stdout
     fp = result.stdout.split("fingerprint:")[1].split()[0]
     assert fp in shown.stdout
+    # The printed check, run on the file that URL serves (the demo's roots.pem), shows the same fingerprint.
+    roots = (tmp_path / "var" / "ca" / "root.pem").read_bytes()
+    openssl = subprocess.run(
+        ["openssl", "x509", "-noout", "-fingerprint", "-sha256"], input=roots, capture_output=True, check=True
+    )
+    assert openssl.stdout.decode().strip().split("=", 1)[1] == fp
 
 
 def test_issue_dry_run_issue_list_revoke_audit(ca_dir: Path, tmp_path: Path) -> None:
