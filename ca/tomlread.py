@@ -7,7 +7,7 @@ same way ("conf/profiles/x.toml: validity.max_days: expected integer, got string
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -38,11 +38,16 @@ def _describe(value: object) -> str:
 class Table:
     """A view of one TOML table that remembers which keys were read."""
 
-    def __init__(self, data: dict[str, Any], source: str, prefix: str = "") -> None:
+    def __init__(
+        self, data: dict[str, Any], source: str, prefix: str = "", origins: Mapping[str, str] | None = None
+    ) -> None:
         self._data = data
         self._source = source
         self._prefix = prefix
         self._seen: set[str] = set()
+        # Dotted keys whose value came from elsewhere than the file (an environment variable),
+        # so that an error names where the operator must look.
+        self._origins: Mapping[str, str] = origins or {}
 
     @property
     def source(self) -> str:
@@ -50,7 +55,9 @@ class Table:
         return self._source
 
     def where(self, key: str) -> str:
-        return f"{self._source}: {self._prefix}{key}"
+        dotted = f"{self._prefix}{key}"
+        origin = self._origins.get(dotted)
+        return f"environment {origin}: {dotted}" if origin else f"{self._source}: {dotted}"
 
     def error(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.where(key)}: {message}")
@@ -100,7 +107,7 @@ class Table:
 
     def table(self, key: str, required: bool = False) -> Table:
         value = self.get(key, dict, _MISSING if required else {})
-        return Table(value, self._source, f"{self._prefix}{key}.")
+        return Table(value, self._source, f"{self._prefix}{key}.", self._origins)
 
     def tables(self, key: str) -> dict[str, Table]:
         """A table of tables, e.g. [issuers.NAME]."""
@@ -108,8 +115,8 @@ class Table:
         result: dict[str, Table] = {}
         for name, inner in outer.items():
             if not isinstance(inner, dict):
-                raise ConfigError(f"{self._source}: {self._prefix}{key}.{name}: expected table")
-            result[name] = Table(inner, self._source, f"{self._prefix}{key}.{name}.")
+                raise ConfigError(f"{self.where(f'{key}.{name}')}: expected table")
+            result[name] = Table(inner, self._source, f"{self._prefix}{key}.{name}.", self._origins)
         return result
 
     def finish(self) -> None:

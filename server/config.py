@@ -105,15 +105,21 @@ def _norm(key: str) -> str:
     return key.lower().replace("-", "_")
 
 
-def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """TETRA_SECTION__KEY=value sets data[section][key]; existing keys match case- and dash-insensitively."""
+def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """TETRA_SECTION__KEY=value sets data[section][key]; existing keys match case- and dash-insensitively.
+    Returns each overridden dotted key with the variable that set it (errors name the variable)."""
+    origins: dict[str, str] = {}
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         path = name[len(ENV_PREFIX) :].split("__")
         target = data
+        keys: list[str] = []
         for part in path[:-1]:
             key = next((k for k in target if _norm(k) == _norm(part)), part.lower())
+            keys.append(key)
+            if key not in target:  # a table only the environment names
+                origins.setdefault(".".join(keys), name)
             nxt = target.setdefault(key, {})
             if not isinstance(nxt, dict):
                 raise ConfigError(f"environment {name}: {key} is not a table")
@@ -123,6 +129,8 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> Non
             target[leaf] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             target[leaf] = raw
+        origins[".".join([*keys, leaf])] = name
+    return origins
 
 
 def _path(base: Path, text: str) -> Path:
@@ -142,13 +150,15 @@ def load_config(
     path: Path, environ: Mapping[str, str] | None = None, protocol_parsers: Mapping[str, Any] | None = None
 ) -> ServerConfig:
     data = read_toml_file(path, "config file")
-    apply_env_overrides(data, os.environ if environ is None else environ)
-    return parse_config(data, path, protocol_parsers or {})
+    origins = apply_env_overrides(data, os.environ if environ is None else environ)
+    return parse_config(data, path, protocol_parsers or {}, origins)
 
 
-def parse_config(data: dict[str, Any], path: Path, protocol_parsers: Mapping[str, Any]) -> ServerConfig:
+def parse_config(
+    data: dict[str, Any], path: Path, protocol_parsers: Mapping[str, Any], origins: Mapping[str, str] | None = None
+) -> ServerConfig:
     base = path.parent
-    top = Table(data, str(path))
+    top = Table(data, str(path), origins=origins)
 
     server = top.table("server")
     http = server.get("http", str, "127.0.0.1:8080")

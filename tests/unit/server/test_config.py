@@ -144,3 +144,25 @@ def test_listener_limits_default_overridden_and_validated(ca_dir: Path) -> None:
         with pytest.raises(ConfigError) as err:
             read_config(ca_dir / "tetra.toml", environ={f"TETRA_SERVER__{key}": value})
         assert f"server.{key.lower()}" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("TETRA_SERVER__WORKERS", "zero", "server.workers"),
+        ("TETRA_SERVER__HEADER_TIMEOUT_SECONDS", "-1", "server.header_timeout_seconds"),
+        ("TETRA_ACME__VALIDATION__HTTP_PORT", '"x"', "acme.validation.http_port"),
+        ("TETRA_SERVER__NO_SUCH_KEY", "1", "server.no_such_key"),
+        ("TETRA_NO_SUCH_SECTION__KEY", "1", "no_such_section"),
+    ],
+)
+def test_a_bad_environment_override_is_blamed_on_the_variable(
+    ca_dir: Path, variable: str, value: str, named: str
+) -> None:
+    """An override from the environment that does not parse names the variable, not the file
+    (which the operator would search in vain)."""
+    with pytest.raises(ConfigError) as err:
+        read_config(ca_dir / "tetra.toml", environ={variable: value})
+    message = str(err.value)
+    assert message.startswith(f"environment {variable}: {named}"), message
+    assert "tetra.toml" not in message
