@@ -4,9 +4,10 @@ each protocol's context from a ServerConfig: the one place the server's parts ar
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from ca.clock import Clock
 from ca.errors import ConfigError
@@ -19,6 +20,7 @@ from ca.revocation.settings import CrlSettings, OcspSettings
 from ca.service import CertificateAuthority
 from ca.signers.base import Signer
 from ca.signers.registry import open_signer
+from ca.signers.unopened import UnopenedSigner
 from ca.store.db import Database
 from ca.tomlread import Table
 from protocols.base import ProtocolContext, RevocationServices
@@ -121,8 +123,10 @@ def open_database(config: ServerConfig, clock: Clock | None = None) -> Database:
 
 
 async def build_ca(
-    config: ServerConfig, *, clock: Clock | None = None, db: Database | None = None
+    config: ServerConfig, *, clock: Clock | None = None, db: Database | None = None, open_signers: bool = True
 ) -> CertificateAuthority:
+    """The CA the config describes. ``open_signers=False`` is for commands that only read the
+    store: no key is opened, so no PIN or passphrase is asked for (ca/signers/unopened.py)."""
     roots = [c for p in config.roots for c in load_certificates(p)]
     pool = [c for p in config.intermediates for c in load_certificates(p)]
     profiles = load_profiles(config.profiles_dir)
@@ -132,7 +136,9 @@ async def build_ca(
     signers: dict[str, Signer] = {}
     linter = default_linter()
 
-    async def signer(name: str) -> Signer:
+    async def signer(name: str, cert: x509.Certificate) -> Signer:
+        if not open_signers:
+            return UnopenedSigner(name, cast(CertificateIssuerPublicKeyTypes, cert.public_key()))
         if name not in signers:
             signers[name] = await open_signer(config.signers[name])
         return signers[name]
@@ -143,10 +149,11 @@ async def build_ca(
             cert = load_certificates(icfg.certificate)[0]
             chain = build_chain(cert, pool, roots)
             urls = IssuerUrls(icfg.crl_url, icfg.ocsp_url, icfg.ca_issuers_url)
-            issuers[name] = Issuer(name, cert, chain, await signer(icfg.signer), urls, db, linter)
+            issuers[name] = Issuer(name, cert, chain, await signer(icfg.signer, cert), urls, db, linter)
         ras = {}
         for name, rcfg in config.ras.items():
-            ras[name] = RegistrationAuthority(name, load_certificates(rcfg.certificate)[0], await signer(rcfg.signer))
+            ra_cert = load_certificates(rcfg.certificate)[0]
+            ras[name] = RegistrationAuthority(name, ra_cert, await signer(rcfg.signer, ra_cert))
         for profile in profiles.values():
             if profile.issuer and profile.issuer not in issuers:
                 raise ConfigError(f"{profile.source}: issuer: no issuer named {profile.issuer!r}")

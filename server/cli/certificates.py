@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from server.cli.common import CLIError, add_config_option, add_operator_option, on_ca
+from server.cli.common import CLIError, add_config_option, add_operator_option, on_ca, on_ca_reading
 
 if TYPE_CHECKING:
     from ca.records import CertificateRecord
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 # -- requests ---------------------------------------------------------------------------------
-@on_ca
+@on_ca_reading
 async def requests_list(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
     found = await ca.requests.list(status=args.status)
     if not found:
@@ -127,7 +127,7 @@ def _as_json(r: CertificateRecord) -> dict[str, Any]:
     }
 
 
-@on_ca
+@on_ca_reading
 async def certs_list(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
     """One page of the inventory in id order. One row more than the page is read, so a cut
     result is known and said (on stderr, so JSON on stdout stays a plain list), with the
@@ -170,7 +170,7 @@ async def certs_list(args: argparse.Namespace, ca: CertificateAuthority, config:
     return 0
 
 
-@on_ca
+@on_ca_reading
 async def audit_verify(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
     report = await ca.audit.verify()
     if report.ok:

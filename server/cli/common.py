@@ -86,13 +86,24 @@ def on_ca(work: CaWork) -> Command:
     return command
 
 
-async def _run_on_ca(args: argparse.Namespace, work: CaWork) -> int:
+def on_ca_reading(work: CaWork) -> Command:
+    """`on_ca` for a command that only reads the store: no signer is opened, so listing
+    certificates never asks for an HSM PIN or a key passphrase."""
+
+    @functools.wraps(work)
+    def command(args: argparse.Namespace) -> int:
+        return asyncio.run(_run_on_ca(args, work, open_signers=False))
+
+    return command
+
+
+async def _run_on_ca(args: argparse.Namespace, work: CaWork, *, open_signers: bool = True) -> int:
     from ca.revocation.pointers import install_pointers
     from ca.store.migrate import require_current
     from server.wiring import build_ca, crl_settings
 
     config = read_config(args.config)
-    ca = await build_ca(config)
+    ca = await build_ca(config, open_signers=open_signers)
     try:
         await require_current(ca.db)
         # What a certificate issued here points at (CRL partition, delta CRL) must match what

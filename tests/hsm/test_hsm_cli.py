@@ -1,4 +1,5 @@
-"""The operator's HSM path end to end: `tetra ca init-intermediate --pkcs11-uri` then `tetra issue`."""
+"""The operator's HSM path end to end: `tetra ca init-intermediate --pkcs11-uri`, `tetra issue`,
+and the read-only commands that must not ask for the PIN."""
 
 from __future__ import annotations
 
@@ -65,6 +66,15 @@ def test_intermediate_on_token_via_cli_then_issue(
     leaf, ca_cert = x509.load_pem_x509_certificates((tmp_path / "leaf.pem").read_bytes())
     leaf.verify_directly_issued_by(ca_cert)
     assert ca_cert.subject.rfc4514_string() == "CN=hsm-cli-ca"
+    # Reading the store opens no signer: no PIN asked for (the environment has none here).
+    for command in (["certs", "list"], ["requests", "list"], ["audit", "verify"]):
+        read = tetra(*command, "--config", str(cfg), env={"HSM_PIN": ""})
+        assert read.returncode == 0, (command, read.stderr)
+    listed = tetra("certs", "list", "--config", str(cfg), env={"HSM_PIN": ""})
+    assert format(leaf.serial_number, "x") in listed.stdout
+    # Signing does need it: one line.
+    assert_clean_error(tetra("issue", "--config", str(cfg), "--csr", str(tmp_path / "r.csr"), "--profile",
+                             "hsm-client", env={"HSM_PIN": ""}))  # fmt: skip
     # Same label twice: refused, one line.
     again = tetra(
         "ca",
