@@ -103,6 +103,13 @@ signer = "issuing-ca"
 certificate = "ra/ra.pem"
 signer = "ra"
 
+# The OCSP responder's key lives in a file, so a restart reuses its certificate instead of
+# issuing another (the default, "ephemeral", makes a key in memory at every start).
+[ocsp.responder_key]
+source = "file"
+file = "keys/ocsp-responder.key"
+passphrase_file = "secrets/passphrase"
+
 # Operator API bearer token (TETRA_API_TOKEN in the environment wins over the file).
 [api]
 token_file = "secrets/api-token"
@@ -144,6 +151,7 @@ async def init_demo(
     _write(directory / "ca" / "issuing-ca.pem", _pem(issuing))
     ra_key = generate_private_key("rsa-2048")
     save_encrypted_key(ra_key, directory / "keys" / "ra.key", passphrase)
+    save_encrypted_key(generate_private_key("ec-p256"), directory / "keys" / "ocsp-responder.key", passphrase)
     # The RA certificate is issued below through the core; a placeholder keeps config loading simple.
     _write(directory / "ra" / "ra.pem", _pem(issuing))
     shutil.copytree(REPO_CONF / "profiles", directory / "profiles", dirs_exist_ok=True)
