@@ -155,12 +155,21 @@ async def certs_list(args: argparse.Namespace, ca: CertificateAuthority, config:
     if args.format == "json":
         print(json.dumps([_as_json(r) for r in records], indent=2))
     else:
-        print(f"{'id':>7} {'serial':<34} {'status':<8} {'not after':<17} {'profile':<13} {'proto':<5} names")
-        for r in records:
-            print(
-                f"{r.id:>7} {r.serial_hex:<34} {r.status:<8} {r.not_after:%Y-%m-%d %H:%M} {r.profile:<13} "
-                f"{r.protocol:<5} {','.join(r.sans) or r.subject}"
-            )
+        when = "%Y-%m-%d %H:%M"
+        rows = [
+            [
+                str(r.id),
+                r.serial_hex,
+                r.status,
+                f"{r.not_after:{when}}",
+                r.profile,
+                r.protocol,
+                ",".join(r.sans) or r.subject,
+            ]
+            for r in records
+        ]
+        for line in _columns(["id", "serial", "status", "not after", "profile", "proto", "names"], rows):
+            print(line)
     if more:
         print(
             f"tetra: listed the first {args.limit} matching certificates (ids {records[0].id} to {records[-1].id}); "
@@ -168,6 +177,19 @@ async def certs_list(args: argparse.Namespace, ca: CertificateAuthority, config:
             file=sys.stderr,
         )
     return 0
+
+
+def _columns(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Lines of a table whose columns are as wide as their longest cell (a 40-digit serial, a long
+    profile name), the first right-aligned (ids) and the last left as long as it is (names)."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].rjust(widths[0])
+        middle = [cell.ljust(width) for cell, width in zip(cells[1:-1], widths[1:-1], strict=True)]
+        return " ".join([first, *middle, cells[-1]])
+
+    return [line(headers)] + [line(row) for row in rows]
 
 
 @on_ca_reading
