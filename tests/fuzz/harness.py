@@ -14,6 +14,7 @@ runs many more. Each target's count and time are printed at the end of the sessi
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -61,6 +62,17 @@ class Reply:
     @property
     def content_type(self) -> str:
         return self.headers.get("Content-Type", "").split(";")[0].strip()
+
+    def json_object(self, content_type: str) -> dict[str, Any] | None:
+        """The body as a JSON object when it is declared as ``content_type`` and is one; else None
+        (how each protocol's own error format is recognised)."""
+        if self.content_type != content_type:
+            return None
+        try:
+            body = json.loads(self.body)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
 
 
 class LogWatch(logging.Handler):

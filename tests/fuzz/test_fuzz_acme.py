@@ -38,13 +38,8 @@ PAYLOAD_MEMBERS = [
 
 
 def is_problem(reply: Reply) -> bool:
-    if reply.content_type != "application/problem+json":
-        return False
-    try:
-        body = json.loads(reply.body)
-    except ValueError:
-        return False
-    return isinstance(body, dict) and str(body.get("type", "")).startswith("urn:ietf:params:acme:error:")
+    body = reply.json_object("application/problem+json")
+    return body is not None and str(body.get("type", "")).startswith("urn:ietf:params:acme:error:")
 
 
 def paths() -> st.SearchStrategy[str]:

@@ -37,13 +37,8 @@ REVOKE_MEMBERS = ["serial", "issuer", "reason"]
 
 
 def is_api_error(reply: Reply) -> bool:
-    if reply.content_type != "application/json":
-        return False
-    try:
-        body = json.loads(reply.body)
-    except ValueError:
-        return False
-    return isinstance(body, dict) and isinstance(body.get("error"), str) and isinstance(body.get("detail"), str)
+    body = reply.json_object("application/json")
+    return body is not None and isinstance(body.get("error"), str) and isinstance(body.get("detail"), str)
 
 
 def valid_csr_der() -> bytes:
