@@ -50,8 +50,10 @@ def render_config(http: Listen, https: Listen, protocols: list[str], http_url: s
     url_line = f'http_url = "{http_url}"\n' if http_url else ""
     acme_block = (
         "\n# A demo on one machine: validate http-01 and tls-alpn-01 on unprivileged loopback ports\n"
-        "# (certbot --http-01-port 5002, lego --http.port :5002 --tls.port :5001).\n"
-        "[acme.validation]\nhttp_port = 5002\ntls_port = 5001\n"
+        "# (certbot --http-01-port 5002, lego --http.port :5002 --tls.port :5001), and take every\n"
+        "# name under example.test to be 127.0.0.1 (no DNS needed). Remove demo_loopback_domains\n"
+        "# before this CA validates real names.\n"
+        '[acme.validation]\nhttp_port = 5002\ntls_port = 5001\ndemo_loopback_domains = ["example.test"]\n'
         if "acme" in protocols
         else ""
     )

@@ -1,7 +1,9 @@
 """Challenge types per identifier and the validation authority that checks them.
 
 Nothing here skips validation: tests point the ports and the resolver at
-loopback servers of their own, exactly as they would point at the Internet.
+loopback servers of their own, exactly as they would point at the Internet. The demo's
+``demo_loopback_domains`` changes only where a name resolves to; the client's answer is still
+fetched and checked.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import secrets
 
 from ca.enrollment import Identifier
@@ -19,6 +22,8 @@ from protocols.acme.va.errors import ValidationError
 from protocols.acme.va.http01 import validate_http01
 from protocols.acme.va.resolve import Resolver
 from protocols.acme.va.tlsalpn01 import validate_tls_alpn01
+
+log = logging.getLogger(__name__)
 
 HTTP01, DNS01, TLSALPN01 = "http-01", "dns-01", "tls-alpn-01"
 TOKEN_BYTES = 32  # RFC 8555 §8.1: at least 128 bits of entropy
@@ -50,7 +55,13 @@ class ValidationAuthority:
         self.config = config
         self.chaos = chaos
         self.caa_identities = caa_identities
-        self.resolver = Resolver(config.resolver, config.timeout)
+        self.resolver = Resolver(config.resolver, config.timeout, config.demo_loopback_domains)
+        if config.demo_loopback_domains:
+            log.warning(
+                "DEMO SETTING: ACME validation resolves every name under %s to 127.0.0.1 "
+                "([acme.validation] demo_loopback_domains); never use this outside a demo",
+                ", ".join(config.demo_loopback_domains),
+            )
         self._slots = asyncio.Semaphore(config.max_concurrent)
 
     async def validate(

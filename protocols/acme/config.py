@@ -21,6 +21,10 @@ class ValidationConfig:
     max_concurrent: int = 256
     inline_wait: float = 2.0  # answer the challenge POST with the result if validation is this quick
     max_redirects: int = 10
+    # A demo on one machine with no DNS: names under these domains resolve to 127.0.0.1 for
+    # validation. Only special-use domains (RFC 6761: .test, .example, .invalid, .localhost) are
+    # accepted, so a production name can never be pointed at loopback by mistake.
+    demo_loopback_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,20 @@ def _resolver(table: Table) -> tuple[str, int] | None:
     return host.strip("[]"), port
 
 
+SPECIAL_USE_TLDS = ("test", "example", "invalid", "localhost")
+
+
+def _demo_loopback_domains(table: Table) -> tuple[str, ...]:
+    domains = tuple(d.lower().strip(".") for d in table.strings("demo_loopback_domains", []))
+    for domain in domains:
+        if domain.rsplit(".", 1)[-1] not in SPECIAL_USE_TLDS:
+            raise table.error(
+                "demo_loopback_domains",
+                f"{domain!r} is not under a special-use top-level domain ({', '.join(SPECIAL_USE_TLDS)})",
+            )
+    return domains
+
+
 def parse_config(table: Table) -> AcmeConfig:
     d = AcmeConfig()
     v_t = table.table("validation")
@@ -128,6 +146,7 @@ def parse_config(table: Table) -> AcmeConfig:
         max_concurrent=_positive(v_t, "max_concurrent", vd.max_concurrent),
         inline_wait=v_t.get("inline_wait", float, vd.inline_wait),
         max_redirects=v_t.get("max_redirects", int, vd.max_redirects),
+        demo_loopback_domains=_demo_loopback_domains(v_t),
     )
     for key in ("http_port", "tls_port"):
         if not 0 < getattr(validation, key) < 65536:

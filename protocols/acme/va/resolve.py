@@ -27,10 +27,22 @@ class CaaRecord:
     value: str
 
 
+def under(name: str, domains: tuple[str, ...]) -> bool:
+    """True when ``name`` is one of ``domains`` or a name below one of them."""
+    name = name.lower().rstrip(".")
+    return any(name == d or name.endswith("." + d) for d in domains)
+
+
 class Resolver:
-    def __init__(self, server: tuple[str, int] | None, timeout: float) -> None:
+    """``demo_loopback_domains``: names that resolve to 127.0.0.1 and have no CAA records,
+    without a query (a demo on one machine, where no DNS knows the demo's names)."""
+
+    def __init__(
+        self, server: tuple[str, int] | None, timeout: float, demo_loopback_domains: tuple[str, ...] = ()
+    ) -> None:
         self._server = server
         self._timeout = timeout
+        self._loopback_domains = demo_loopback_domains
         if server is not None:
             self._resolver = dns.asyncresolver.Resolver(configure=False)
             self._resolver.nameservers = [server[0]]
@@ -66,6 +78,8 @@ class Resolver:
             return [name]
         except ValueError:
             pass
+        if under(name, self._loopback_domains):
+            return ["127.0.0.1"]
         if self._server is None:
             return await self._system_addresses(name)
         found: list[str] = []
@@ -102,6 +116,8 @@ class Resolver:
 
     async def caa(self, name: str) -> list[CaaRecord] | None:
         """CAA records at exactly this name (CNAMEs followed by the resolver); None when absent."""
+        if under(name, self._loopback_domains):
+            return None
         records = await self._query(name, "CAA")
         if not records:
             return None
