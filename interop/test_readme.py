@@ -1,4 +1,4 @@
-"""The README as a newcomer follows it (OPS-20): a fresh copy of the repository, `make run`,
+"""The README as a newcomer follows it (OPS-19): a fresh copy of the repository, `make run`,
 then every command block of README.md run as written, in that copy, against the server
 `make run` started: certbot and lego issue with no DNS, `tetra certs list` shows both,
 `tetra revoke` and `openssl ocsp` then say revoked.
@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 from interop.conftest import need
-from interop.readme_blocks import Block, blocks
+from tests.doc_blocks import Block, blocks
+from tests.doc_shell import ShellSession
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -92,31 +93,14 @@ def _newcomer_env(home: Path) -> dict[str, str]:
     return {**env, "PATH": path, "HOME": str(home)}
 
 
-class Demo:
-    """The copy, its `make run` log, and a terminal: what one block sets up in the shell
-    (`. .venv/bin/activate`, `export ...`) holds for the blocks after it, as it would for a
-    reader who pastes them one after another."""
+class Demo(ShellSession):
+    """The copy, its `make run` log, and a terminal in the copy: what one block sets up in
+    the shell holds for the blocks after it, as it would for a reader who pastes them one
+    after another."""
 
     def __init__(self, root: Path, env: dict[str, str], log: Path) -> None:
-        self.root, self.env, self.log = root, env, log
-        self.session: list[str] = []
-
-    def sh(self, script: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run README text with bash in the copy, as a reader pastes it into that terminal."""
-        return subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", "\n".join([*self.session, script])],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def run_ok(self, script: str) -> str:
-        done = self.sh(script)
-        assert done.returncode == 0, f"{script}\nexit {done.returncode}\n{done.stdout}\n{done.stderr}"
-        self.session += [c for c in Block("", "sh", script, 0).commands if c.startswith((". ", "source ", "export "))]
-        return done.stdout + done.stderr
+        super().__init__(root, env)
+        self.root, self.log = root, log
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The demo's `[acme.validation] demo_loopback_domains` (OPS-21): names under a listed
+"""The demo's `[acme.validation] demo_loopback_domains` (OPS-20): names under a listed
 special-use domain resolve to 127.0.0.1 with no DNS query and have no CAA; every other name
 still goes to DNS; a domain that is not special-use (RFC 6761) is refused when the config is
 read, so a production name can never be pointed at loopback by this setting."""
