@@ -14,8 +14,12 @@ from ca.errors import ConfigError
 
 
 def read_secret(env: str = "", file: str = "", what: str = "secret") -> bytes:
-    """A secret from an environment variable or a file (trailing newline dropped)."""
-    if env:
+    """A secret from an environment variable or a file (trailing newline dropped).
+
+    Given both, the variable wins when it is set and the file is read otherwise: a service
+    keeps its PIN in a root-only file, and an operator can still hand one command another
+    PIN (or a test its own) without editing the config."""
+    if env and (env in os.environ or not file):
         value = os.environ.get(env)
         if value is None:
             raise ConfigError(f"{what}: environment variable {env} is not set")

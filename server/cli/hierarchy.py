@@ -7,6 +7,8 @@ list and show read the config.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +117,8 @@ def ca_init_intermediate(args: argparse.Namespace) -> int:
     from ca.hierarchy import CAProfile, create_intermediate, fingerprint_sha256
     from server.wiring import load_certificates
 
+    if args.add_to_config:
+        _refuse_taken_name(Path(args.add_to_config), args.name)  # before any key is made
     parent = load_certificates(Path(args.parent_cert))[0]
     parent_key = _load_private_key(args.parent_key, args.parent_passphrase_env, args.parent_passphrase_file)
     if parent_key.public_key() != parent.public_key():
@@ -139,20 +143,40 @@ def ca_init_intermediate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_taken_name(config_path: Path, name: str) -> None:
+    """A second [signers.NAME] or [issuers.NAME] would make the file invalid TOML: refuse first."""
+    config = read_config(str(config_path))  # also refuses to edit a config that does not load
+    for kind, names in (("issuer", config.issuers), ("signer", config.signers)):
+        if name in names:
+            raise CLIError(f"{config_path}: [{kind}s.{name}] already exists; choose another --name")
+
+
+def _relative_to(config_path: Path, path: str | Path) -> str:
+    """``path`` as the config loader will read it: relative to the config file's directory, so a
+    CA directory can be moved or copied (to another machine, into a container) as a whole."""
+    return os.path.relpath(Path(path).resolve(), config_path.resolve().parent)
+
+
+def _toml_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a TOML basic string for any path or URI
+
+
 def _append_issuer(config_path: Path, args: argparse.Namespace, cert_path: Path, key_path: Path) -> None:
-    read_config(str(config_path))  # refuse to edit a config that does not load
+    def entry(key: str, value: str) -> str:
+        return f"{key} = {_toml_string(value)}"
+
     lines = [f"\n[signers.{args.name}]"]
     if args.pkcs11_uri:
-        lines += ['backend = "pkcs11"', f'module = "{args.module}"', f'uri = "{args.pkcs11_uri}"']
-        lines += [f'pin_env = "{args.pin_env}"'] if args.pin_env else [f'pin_file = "{args.pin_file}"']
+        lines += [entry("backend", "pkcs11"), entry("module", args.module), entry("uri", args.pkcs11_uri)]
+        env_key, env, file_key, file = "pin_env", args.pin_env, "pin_file", args.pin_file
     else:
-        lines += ['backend = "software"', f'key_file = "{key_path.resolve()}"']
-        lines += (
-            [f'passphrase_env = "{args.passphrase_env}"']
-            if args.passphrase_env
-            else [f'passphrase_file = "{Path(args.passphrase_file).resolve()}"']
-        )
-    lines += [f"\n[issuers.{args.name}]", f'certificate = "{cert_path.resolve()}"', f'signer = "{args.name}"', ""]
+        lines += [entry("backend", "software"), entry("key_file", _relative_to(config_path, key_path))]
+        env_key, env, file_key, file = "passphrase_env", args.passphrase_env, "passphrase_file", args.passphrase_file
+    # Both when both were given: the variable wins when set, the file otherwise (read_secret).
+    lines += [entry(env_key, env)] if env else []
+    lines += [entry(file_key, _relative_to(config_path, file))] if file else []
+    lines += [f"\n[issuers.{args.name}]"]
+    lines += [entry("certificate", _relative_to(config_path, cert_path)), entry("signer", args.name), ""]
     with config_path.open("a") as out:
         out.write("\n".join(lines))
 

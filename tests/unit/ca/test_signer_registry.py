@@ -132,6 +132,21 @@ async def test_missing_secret_names_the_signer(key_file: tuple[Path, str, ec.Ell
     _one_line_error(err, f"signer ca passphrase: environment variable {unset} is not set")
 
 
+async def test_environment_first_then_file(
+    key_file: tuple[Path, str, ec.EllipticCurvePrivateKey], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given both, the variable wins when set (a wrong one fails) and the file serves when it is not."""
+    path, env, _ = key_file
+    (tmp_path / "pass").write_text("s3cret\n")
+    both = SignerSpec("ca", "software", key_file=path, passphrase_env=env, passphrase_file=str(tmp_path / "pass"))
+    assert isinstance(await open_signer(both), SoftwareSigner)
+    monkeypatch.setenv(env, "wrong")
+    with pytest.raises(ConfigError):
+        await open_signer(both)
+    monkeypatch.delenv(env)
+    assert isinstance(await open_signer(both), SoftwareSigner)
+
+
 def test_every_backend_says_whether_callers_must_verify() -> None:
     """CORE-11: part of the Signer protocol, so no caller guesses a default."""
     assert set(BACKENDS) == {"software", "pkcs11"}
