@@ -297,6 +297,10 @@ def _run(config: ServerConfig, worker: int = 0) -> None:
 
 
 def serve(config: ServerConfig) -> None:
+    # SIGHUP means "reload" (systemd's ExecReload), never "die": until a worker's loop installs
+    # its reload handler, and in the supervisor until its relay is set, one is ignored. Its
+    # default action killed a worker still starting, and so the whole server.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(config.log_format, config.log_level)
     if config.workers <= 1:
         _run(config)
