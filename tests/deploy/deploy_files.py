@@ -3,6 +3,8 @@ reads it (repeatable keys), and the production config loaded from a temporary ro
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -80,3 +82,40 @@ def passwd_entry(root: Path, name: str) -> list[str]:
         if fields[0] == name:
             return fields
     raise AssertionError(f"no user {name!r} in {root}/etc/passwd")
+
+
+CONTAINERFILE = DEPLOY / "Containerfile"
+DOCKERIGNORE = REPO / ".dockerignore"  # the build context is the repository root
+
+
+def _ignore_patterns() -> list[str]:
+    lines = (line.strip() for line in DOCKERIGNORE.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def in_build_context(relative: str, patterns: list[str] | None = None) -> bool:
+    """Whether the container build sees `relative` (a path from the repository root): the
+    .dockerignore rules in order, the last that matches the path or one of its parent
+    directories deciding, a leading ! admitting again (Docker's and Podman's reading)."""
+    keep = True
+    parts = relative.split("/")
+    for pattern in _ignore_patterns() if patterns is None else patterns:
+        admit = pattern.startswith("!")
+        glob = pattern.removeprefix("!").strip("/")
+        if any(fnmatch.fnmatchcase("/".join(parts[:depth]), glob) for depth in range(1, len(parts) + 1)):
+            keep = admit
+    return keep
+
+
+def copy_build_context(target: Path) -> Path:
+    """The files of this working tree that the container build would receive, copied to `target`."""
+    patterns = _ignore_patterns()
+    for directory, subdirs, files in os.walk(REPO):
+        subdirs[:] = [d for d in subdirs if d not in (".git", ".venv")]
+        for name in files:
+            source = Path(directory) / name
+            relative = source.relative_to(REPO).as_posix()
+            if in_build_context(relative, patterns):
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target / relative)
+    return target
