@@ -5,6 +5,7 @@ production config they go with loaded and served from a temporary root (OPS-15).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -19,6 +20,8 @@ from server.cli import build_parser
 from server.cli.deployment import serve
 from tests.deploy.deploy_files import (
     CONFIG_DIR,
+    PRODUCTION_CONFIG,
+    REPO,
     STATE_DIR,
     UNIT,
     install_users_and_directories,
@@ -27,7 +30,9 @@ from tests.deploy.deploy_files import (
     service,
     unit_settings,
 )
-from tests.tetra_process import TetraProcess, free_port, init_ca
+from tests.doc_blocks import blocks
+from tests.doc_shell import ShellSession
+from tests.tetra_process import TetraProcess, free_port, tetra_command
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_systemd_tools = pytest.mark.skipif(
@@ -147,26 +152,27 @@ def test_sysusers_and_tmpfiles_make_the_user_and_its_directories(tmp_path: Path)
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, int(gid), 0o640)
 
 
-def _lay_out_production_ca(root: Path, demo: Path) -> Path:
-    """Put a `tetra init` CA's files where conf/deploy/tetra.toml expects them under `root`."""
-    etc, state = root / CONFIG_DIR.lstrip("/"), root / STATE_DIR.lstrip("/")
-    moves = {
-        demo / "ca" / "root.pem": etc / "ca" / "root.pem",
-        demo / "tls" / "server.pem": etc / "tls" / "server.pem",
-        demo / "tls" / "server.key": etc / "tls" / "server.key",
-        demo / "secrets" / "passphrase": etc / "secrets" / "passphrase",
-        demo / "secrets" / "api-token": etc / "secrets" / "api-token",
-        demo / "ca" / "issuing-ca.pem": state / "ca" / "issuing-ca.pem",
-        demo / "keys" / "issuing-ca.key": state / "ca" / "issuing-ca.key",
-        demo / "keys" / "ocsp-responder.key": state / "keys" / "ocsp-responder.key",
-        demo / "tetra.db": state / "tetra.db",
-    }
-    for source, target in moves.items():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(source, target)
-    shutil.copytree(demo / "profiles", etc / "profiles", dirs_exist_ok=True)
-    production_config(root)
-    return etc / "tetra.toml"
+def _follow_the_guide(root: Path, share: Path) -> Path:
+    """Run docs/deployment.md's "The CA's files" block as root would, with /etc/tetra,
+    /var/lib/tetra and /root/offline-ca moved under `root`, the venv's tetra replaced by this
+    checkout's and the group tetra by the id systemd-sysusers gave it in `root`."""
+    install_users_and_directories(root)
+    _, _, uid, gid, *_ = passwd_entry(root, "tetra")
+    shutil.copytree(REPO / "conf" / "profiles", share / "profiles")
+    (share / "deploy").mkdir()
+    (share / "deploy" / "tetra.toml").write_text(_moved(PRODUCTION_CONFIG.read_text(), root))
+    (block,) = [b for b in blocks(REPO / "docs" / "deployment.md") if b.heading == "The CA's files"]
+    script = block.text.replace("/opt/tetra/share/tetra", str(share))
+    script = script.replace("/opt/tetra/bin/tetra", shlex.join(tetra_command()))
+    script = _moved(script, root).replace("/root/offline-ca", f"{root}/root/offline-ca")
+    script = script.replace("tetra:tetra", f"{uid}:{gid}")
+    script = re.sub(r"(-g|chgrp -R) tetra\b", rf"\g<1> {gid}", script)
+    ShellSession(root, dict(os.environ)).run_ok(script)
+    return root / CONFIG_DIR.lstrip("/") / "tetra.toml"
+
+
+def _moved(text: str, root: Path) -> str:
+    return text.replace(CONFIG_DIR, f"{root}{CONFIG_DIR}").replace(STATE_DIR, f"{root}{STATE_DIR}")
 
 
 def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
@@ -175,15 +181,15 @@ def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
 
 @pytest.mark.slow
 def test_production_config_serves_from_state_and_reloads_on_sighup(tmp_path: Path) -> None:
-    """OPS-15: conf/deploy/tetra.toml, its paths moved under a temporary root and its listeners
-    onto free loopback ports, serves: /readyz (database and signer) answers 200, the
+    """OPS-15: the CA docs/deployment.md sets up (its block run in a temporary root, after
+    systemd-sysusers and systemd-tmpfiles) with conf/deploy/tetra.toml, listeners moved onto
+    free loopback ports, serves: /readyz (database and signer) answers 200, the
     ExecReload signal (SIGHUP) re-reads the profiles in every worker (and one sent while they
     still start is ignored, where it used to kill the server), SIGTERM stops it cleanly, and it wrote
     nothing under /etc/tetra: all its state is under /var/lib/tetra, as ProtectSystem=strict
     demands."""
     http, https = free_port(), free_port()
-    init_ca(tmp_path / "demo", http, https)
-    config = _lay_out_production_ca(tmp_path / "root", tmp_path / "demo")
+    config = _follow_the_guide(tmp_path / "root", tmp_path / "share")
     etc_before = _snapshot(config.parent)
     env = {"TETRA_SERVER__HTTP": f"127.0.0.1:{http}", "TETRA_SERVER__HTTPS": f"127.0.0.1:{https}"}
     env["TETRA_SERVER__HTTP_URL"] = f"http://127.0.0.1:{http}"
