@@ -9,12 +9,14 @@ import re
 import shlex
 import shutil
 import signal
+import ssl
 import stat
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from server.cli import build_parser
 from server.cli.deployment import serve
@@ -179,36 +181,48 @@ def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in directory.rglob("*") if p.is_file()}
 
 
+def _served_serial(port: int) -> int:
+    pem = ssl.get_server_certificate(("127.0.0.1", port), timeout=10)
+    return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+
+def _wait_for_log(server: TetraProcess, text: str, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while server.log_path.read_text().count(text) < count:
+        assert time.monotonic() < deadline, server.log_tail()
+        assert server.proc.poll() is None, server.log_tail()
+        time.sleep(0.02)
+
+
 @pytest.mark.slow
 def test_production_config_serves_from_state_and_reloads_on_sighup(tmp_path: Path) -> None:
     """OPS-15: the CA docs/deployment.md sets up (its block run in a temporary root, after
     systemd-sysusers and systemd-tmpfiles) with conf/deploy/tetra.toml, listeners moved onto
-    free loopback ports, serves: /readyz (database and signer) answers 200, the
-    ExecReload signal (SIGHUP) re-reads the profiles in every worker (and one sent while they
-    still start is ignored, where it used to kill the server), SIGTERM stops it cleanly, and it wrote
-    nothing under /etc/tetra: all its state is under /var/lib/tetra, as ProtectSystem=strict
-    demands."""
+    free loopback ports, serves: /readyz (database and signer) answers 200; the ExecReload
+    signal (SIGHUP) makes every worker re-read the profiles and the HTTPS certificate, so a
+    renewed one (the guide's `tetra issue` run again) is served without a restart; one sent
+    while the workers still start is ignored (it used to kill the server); SIGTERM stops it
+    cleanly; and it wrote nothing under /etc/tetra: all its state is under /var/lib/tetra, as
+    ProtectSystem=strict demands."""
     http, https = free_port(), free_port()
     config = _follow_the_guide(tmp_path / "root", tmp_path / "share")
-    etc_before = _snapshot(config.parent)
+    tls = config.parent / "tls"
     env = {"TETRA_SERVER__HTTP": f"127.0.0.1:{http}", "TETRA_SERVER__HTTPS": f"127.0.0.1:{https}"}
-    env["TETRA_SERVER__HTTP_URL"] = f"http://127.0.0.1:{http}"
     server = TetraProcess(config, env, tmp_path / "serve.log")
     try:
-        while "supervising 2 workers" not in server.log_path.read_text():
-            assert server.proc.poll() is None, server.log_tail()
-            time.sleep(0.01)
+        _wait_for_log(server, "supervising 2 workers", 1)
         server.proc.send_signal(signal.SIGHUP)  # `systemctl reload` while the workers still start
         server.wait_ready(f"http://127.0.0.1:{http}/readyz")
-        while server.log_path.read_text().count('"serving (pid') < 2:
-            assert server.proc.poll() is None, server.log_tail()
-            time.sleep(0.05)
+        _wait_for_log(server, '"serving (pid', 2)
+        first = _served_serial(https)
+        renewed = server.cli("issue", "--csr", str(tls / "server.csr"), "--profile", "tls-server")
+        (tls / "server.pem").write_text(renewed)
+        etc_before = _snapshot(config.parent)
         server.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 15
-        while server.log_path.read_text().count("profiles reloaded") < 2:  # both workers
-            assert time.monotonic() < deadline, server.log_tail()
-            assert server.proc.poll() is None, server.log_tail()
-            time.sleep(0.05)
+        _wait_for_log(server, "profiles reloaded", 2)  # both workers
+        _wait_for_log(server, "TLS certificate reloaded", 2)
+        new = x509.load_pem_x509_certificate(renewed.encode()).serial_number
+        assert new != first and {_served_serial(https) for _ in range(6)} == {new}
     finally:
         server.stop()
     assert server.proc.returncode == 0, server.log_tail()
