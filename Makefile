@@ -7,7 +7,7 @@ TETRA := $(VENV)/bin/tetra
 # Debian packages the tests drive for real: SoftHSM2 (PKCS#11 token), lego, dehydrated, uacme, Go with
 # golang.org/x/crypto/acme (cert-manager's ACME library) and pebble (ACME),
 # scep (scepclient), openssl (ocsp, cmp, verify), curl (EST), wrk (the OCSP benchmark's load generator).
-DEB_PACKAGES := softhsm2 lego dehydrated uacme golang-go golang-golang-x-crypto-dev scep pebble openssl curl ca-certificates wrk jq
+DEB_PACKAGES := softhsm2 lego dehydrated uacme golang-go golang-golang-x-crypto-dev scep pebble openssl curl ca-certificates wrk jq systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test bench fuzz soak lint typecheck debian-packages clean-var

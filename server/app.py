@@ -1,4 +1,4 @@
-"""build_app(config) -> web.Application, and serve(): both listeners, SIGHUP reload, clean shutdown."""
+"""build_app(config) -> web.Application, and serve(): both listeners, SIGHUP reload (profiles, TLS), clean shutdown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import signal
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from server.logs import setup_logging
 from server.metrics import Metrics
 from server.plain_http import PlainListener
 from server.protocol_jobs import ProtocolJobs
-from server.tls import server_context
+from server.tls import load_certificate, server_context
 from server.wiring import build_ca, build_revocation, protocol_context
 
 log = logging.getLogger("tetra.server")
@@ -226,6 +227,7 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
     loop = asyncio.get_running_loop()
     shared = config.workers > 1  # sibling processes bind the same ports (SO_REUSEPORT)
     plain: PlainListener | None = None
+    tls: ssl.SSLContext | None = None  # the HTTPS listener's, its certificate reloaded on SIGHUP
     refused = app[METRICS].refused
     try:
         # Every listener bounds its clients (server/limits.py): timeouts, connections per address.
@@ -245,8 +247,8 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
             sites.append(("http", config.http.host, config.http.port, site))
         if config.https:
             guard = ListenerGuard("https", config.limits, refused)
-            ctx = server_context(config, app[CA])
-            site = BoundedSite(runner, config.https.host, config.https.port, guard, ssl_context=ctx, reuse_port=shared)
+            tls = server_context(config, app[CA])
+            site = BoundedSite(runner, config.https.host, config.https.port, guard, ssl_context=tls, reuse_port=shared)
             sites.append(("https", config.https.host, config.https.port, site))
         for name, host, port, listener in sites:
             await _listen(name, host, port, listener.start())
@@ -257,11 +259,18 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
         gc.freeze()
 
         def reload() -> None:
+            """SIGHUP (systemd's ExecReload): the profiles, and the HTTPS listener's certificate."""
             try:
                 app[CA].reload_profiles(load_profiles(config.profiles_dir))
                 log.info("profiles reloaded from %s", config.profiles_dir)
             except Exception as exc:  # keep serving with the old profiles
                 log.error("profile reload failed, keeping the old profiles: %s", exc)
+            if tls is not None:
+                try:
+                    load_certificate(tls, config)
+                    log.info("TLS certificate reloaded from %s", config.tls_certificate)
+                except ConfigError as exc:  # keep serving with the old certificate
+                    log.error("TLS certificate reload failed, keeping the old one: %s", exc)
 
         loop.add_signal_handler(signal.SIGHUP, reload)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -297,6 +306,10 @@ def _run(config: ServerConfig, worker: int = 0) -> None:
 
 
 def serve(config: ServerConfig) -> None:
+    # SIGHUP means "reload" (systemd's ExecReload), never "die": until a worker's loop installs
+    # its reload handler, and in the supervisor until its relay is set, one is ignored. Its
+    # default action killed a worker still starting, and so the whole server.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(config.log_format, config.log_level)
     if config.workers <= 1:
         _run(config)

@@ -23,9 +23,8 @@ from ca.profiles.policy import build_template
 from ca.signers.software import save_encrypted_key
 from ca.store.migrate import upgrade
 from server.config import Listen
+from server.shipped_files import shipped
 from server.wiring import build_ca, read_config
-
-REPO_CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass(frozen=True)
@@ -131,6 +130,7 @@ async def init_demo(
     """http_url: the public base URL written into certificates (default: the HTTP listener)."""
     if (directory / "tetra.toml").exists():
         raise ConfigError(f"{directory}/tetra.toml already exists: this directory already holds a CA")
+    profiles = shipped("profiles")  # before writing anything: an install without them fails cleanly
     directory.mkdir(parents=True, exist_ok=True)
     passphrase = secrets.token_urlsafe(32).encode()
     _write(directory / "secrets" / "passphrase", passphrase + b"\n", 0o600)
@@ -156,7 +156,7 @@ async def init_demo(
     save_encrypted_key(generate_private_key("ec-p256"), directory / "keys" / "ocsp-responder.key", passphrase)
     # The RA certificate is issued below through the core; a placeholder keeps config loading simple.
     _write(directory / "ra" / "ra.pem", _pem(issuing))
-    shutil.copytree(REPO_CONF / "profiles", directory / "profiles", dirs_exist_ok=True)
+    shutil.copytree(profiles, directory / "profiles", dirs_exist_ok=True)
     if not http_url:
         _allow_internal_names(directory / "profiles" / "tls-server.toml")
     config_path = directory / "tetra.toml"

@@ -14,11 +14,7 @@ from server.config import ServerConfig
 def server_context(config: ServerConfig, ca: CertificateAuthority) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # EST-12: no TLS 1.0/1.1
-    assert config.tls_certificate and config.tls_key
-    try:
-        ctx.load_cert_chain(str(config.tls_certificate), str(config.tls_key))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"{config.tls_certificate}: cannot load TLS certificate/key: {exc}") from None
+    load_certificate(ctx, config)
     if config.client_certificates == "optional":
         # EST and CMP authenticate by client certificate; the protocols check it against the store.
         ctx.verify_mode = ssl.CERT_OPTIONAL
@@ -26,3 +22,14 @@ def server_context(config: ServerConfig, ca: CertificateAuthority) -> ssl.SSLCon
         pem += "".join(c.public_bytes(Encoding.PEM).decode() for c in ca.intermediates())
         ctx.load_verify_locations(cadata=pem)
     return ctx
+
+
+def load_certificate(ctx: ssl.SSLContext, config: ServerConfig) -> None:
+    """(Re)load the listener's certificate chain and key into `ctx`: on SIGHUP a renewed
+    certificate serves the next handshakes without a restart (connections already open keep
+    theirs). A pair that fails to load leaves the one in use."""
+    assert config.tls_certificate and config.tls_key
+    try:
+        ctx.load_cert_chain(str(config.tls_certificate), str(config.tls_key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"{config.tls_certificate}: cannot load TLS certificate/key: {exc}") from None
