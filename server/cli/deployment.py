@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 
 def init(args: argparse.Namespace) -> int:
+    from ca.store.copy import masked
     from protocols.registry import PROTOCOLS
     from server.config import Listen
     from server.demo import init_demo
@@ -31,6 +32,7 @@ def init(args: argparse.Namespace) -> int:
     config = read_config(str(result.config))
     print(f"Created a demo CA in {args.dir}")
     print(f"  config:                   {result.config}")
+    print(f"  database:                 {masked(config.database_url)}")
     print(f"  root SHA-256 fingerprint: {result.root_fingerprint}")
     if config.https_url and "acme" in config.protocols:
         print(f"  ACME directory:           {config.https_url}/acme/directory")
