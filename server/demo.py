@@ -171,9 +171,7 @@ async def init_demo(
     )
     _write(directory / "tls" / "server.pem", b"")
 
-    # Read as `tetra serve` will read it: TETRA_DATABASE__URL in the environment (a PostgreSQL
-    # database, docs/postgresql.md) is where the CA's first rows go, unless the caller names one.
-    environ = {**os.environ, "TETRA_DATABASE__URL": database_url} if database_url else None
+    environ = {"TETRA_DATABASE__URL": database_url} if database_url else {}
     config = read_config(config_path, environ=environ)
     upgrade(config.database_url)
     ca = await build_ca(config)

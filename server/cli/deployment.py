@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,9 @@ def init(args: argparse.Namespace) -> int:
             https=Listen.parse(args.https, "--https"),
             hostnames=args.hostname or ["localhost", "127.0.0.1"],
             protocols=sorted(PROTOCOLS),
+            # As `tetra serve` will read it: a PostgreSQL database named in the environment
+            # (docs/postgresql.md) is where the CA's schema and first records go.
+            database_url=os.environ.get("TETRA_DATABASE__URL", ""),
         )
     )
     config = read_config(str(result.config))
