@@ -175,9 +175,27 @@ def _refuse_unknown_tables(src: Connection, metadata: MetaData, shown: str) -> N
 
 
 def _refuse_rows(dst: Connection, tables: list[Table], shown: str) -> None:
+    occupied = _first_with_rows(dst, tables)
+    if occupied is not None:
+        raise CopyRefused(f"destination {shown} is not empty (table {occupied} has rows): give an empty database")
+
+
+def _first_with_rows(conn: Connection, tables: list[Table]) -> str | None:
     for table in tables:
-        if dst.execute(select(literal(1)).select_from(table).limit(1)).first() is not None:
-            raise CopyRefused(f"destination {shown} is not empty (table {table.name} has rows): give an empty database")
+        if conn.execute(select(literal(1)).select_from(table).limit(1)).first() is not None:
+            return table.name
+    return None
+
+
+def table_with_rows(url: str, metadata: MetaData) -> str | None:
+    """The first of Tetra's tables holding a row in that database, or None (no tables, or all
+    empty): `tetra init` will not put a second CA into a database that holds one."""
+    try:
+        with _engine(url) as engine, engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            return _first_with_rows(conn, [t for t in metadata.sorted_tables if t.name in present])
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"database {masked(url)}: {describe(exc)}") from exc
 
 
 def _copy_table(src: Connection, dst: Connection, table: Table, batch: int) -> int:

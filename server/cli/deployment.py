@@ -16,11 +16,20 @@ if TYPE_CHECKING:
 
 
 def init(args: argparse.Namespace) -> int:
-    from ca.store.copy import masked
+    from ca.revocation import tables as _revocation_tables  # noqa: F401
+    from ca.store.copy import masked, table_with_rows
+    from ca.store.tables import Base
     from protocols.registry import PROTOCOLS
     from server.config import Listen
     from server.demo import init_demo
 
+    database_url = os.environ.get("TETRA_DATABASE__URL", "")
+    # (A SQLite file named there is relative to the config; opening it from here would create one.)
+    if database_url.startswith("postgresql") and (occupied := table_with_rows(database_url, Base.metadata)) is not None:
+        raise CLIError(
+            f"database {masked(database_url)} already holds records (table {occupied}): "
+            "give tetra init an empty database"
+        )
     result = asyncio.run(
         init_demo(
             Path(args.dir),
@@ -30,7 +39,7 @@ def init(args: argparse.Namespace) -> int:
             protocols=sorted(PROTOCOLS),
             # As `tetra serve` will read it: a PostgreSQL database named in the environment
             # (docs/postgresql.md) is where the CA's schema and first records go.
-            database_url=os.environ.get("TETRA_DATABASE__URL", ""),
+            database_url=database_url,
         )
     )
     config = read_config(str(result.config))

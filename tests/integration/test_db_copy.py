@@ -206,3 +206,56 @@ def test_bad_urls_are_one_line_errors(
     assert_clean_error(result, *fragments)
     assert "s3cret" not in result.stderr
     assert not (tmp_path / "missing.db").exists() and not (tmp_path / "copy.db").exists()
+
+
+def test_a_row_the_destination_alters_is_caught_and_rolled_back(ca_dir: Path, postgres_url: str) -> None:
+    """ST-22: the row-by-row check can fail: a trigger that rewrites a column on insert makes the
+    copy refuse, naming the table and column, and the destination keeps no row."""
+    from ca.store.migrate import upgrade
+
+    upgrade(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION tamper() RETURNS trigger AS $$ BEGIN NEW.requester := 'someone-else'; RETURN NEW; END $$"
+            " LANGUAGE plpgsql"
+        )
+        conn.execute("CREATE TRIGGER tamper BEFORE INSERT ON certificates FOR EACH ROW EXECUTE FUNCTION tamper()")
+    refused = tetra("db", "copy", "--from", SqliteCa(ca_dir, []).url, "--to", postgres_url)
+    assert_clean_error(refused, "table certificates: row 1 differs in column requester")
+    assert _pg_rows(postgres_url, "SELECT count(*) FROM certificates UNION ALL SELECT count(*) FROM audit_log") == [
+        (0,),
+        (0,),
+    ]
+
+
+def test_a_source_whose_audit_chain_is_broken_is_not_copied(ca_dir: Path, tmp_path: Path) -> None:
+    """ST-22: an edited audit event in the source stops the copy (the chain would not verify
+    in the copy either); the SQLite destination stays without rows."""
+    source = SqliteCa(ca_dir, [])
+    db = sqlite3.connect(ca_dir / "tetra.db")
+    try:
+        with db:
+            db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    finally:
+        db.close()
+    refused = tetra("db", "copy", "--from", source.url, "--to", f"sqlite:///{tmp_path / 'copy.db'}")
+    assert_clean_error(refused, "the source's audit chain does not verify", "event 2")
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    try:
+        assert copy.execute("SELECT count(*) FROM audit_log").fetchone() == (0,)
+    finally:
+        copy.close()
+
+
+def test_sqlite_to_sqlite_is_a_copy_too(ca_dir: Path, tmp_path: Path) -> None:
+    """ST-22: any URL to any: a new SQLite file gets the schema and every row, and verifies."""
+    copied = _ok("db", "copy", "--from", SqliteCa(ca_dir, []).url, "--to", f"sqlite:///{tmp_path / 'copy.db'}")
+    assert "verified: every row equal" in copied
+    verified = _ok(
+        "audit",
+        "verify",
+        "--config",
+        str(ca_dir / "tetra.toml"),
+        env={"TETRA_DATABASE__URL": f"sqlite:///{tmp_path / 'copy.db'}"},
+    )
+    assert verified.startswith("audit log intact:")

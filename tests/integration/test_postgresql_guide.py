@@ -26,6 +26,7 @@ from cryptography.x509 import ocsp
 from tests.conftest import PG_ADMIN, _pg_exec
 from tests.doc_blocks import Block, blocks
 from tests.doc_shell import ShellSession
+from tests.integration.test_cli import assert_clean_error, tetra
 from tests.integration.test_db_copy import _issue, _ok
 from tests.revocation_support import check_ocsp, request_der
 from tests.tetra_process import free_port
@@ -173,7 +174,8 @@ def test_the_guides_config_example_is_the_key_tetra_reads() -> None:
 
 def test_init_creates_the_ca_in_the_database_the_environment_names(tmp_path: Path, postgres_url: str) -> None:
     """ST-23: `tetra init` with TETRA_DATABASE__URL set writes the schema and the CA's first
-    records to PostgreSQL, as the guide says, and no SQLite file appears."""
+    records to PostgreSQL, as the guide says, and no SQLite file appears; a second `tetra init`
+    on that database is refused before it writes anything."""
     env = {"TETRA_DATABASE__URL": postgres_url}
     out = _ok("init", "--dir", str(tmp_path / "ca"), "--http", f"127.0.0.1:{free_port()}", env=env)
     assert f"database:                 {postgres_url}" in out, out
@@ -181,3 +183,6 @@ def test_init_creates_the_ca_in_the_database_the_environment_names(tmp_path: Pat
     with psycopg.connect(postgres_url) as conn:
         issued = conn.execute("SELECT count(*) FROM certificates WHERE status = 'issued'").fetchone()
     assert issued is not None and issued[0] >= 2
+    again = tetra("init", "--dir", str(tmp_path / "second"), env=env)
+    assert_clean_error(again, "already holds records", "give tetra init an empty database")
+    assert not (tmp_path / "second").exists()
