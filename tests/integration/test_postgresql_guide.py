@@ -150,7 +150,6 @@ def test_the_guide_runs_as_written(template_dir: Path, tmp_path: Path, guide_db:
 
     assert list(printed) == [
         "Create the database",
-        "Tell Tetra where it is",
         "Create the schema",
         "Move the CA from SQLite",
         "Serve",
