@@ -259,3 +259,18 @@ def test_sqlite_to_sqlite_is_a_copy_too(ca_dir: Path, tmp_path: Path) -> None:
         env={"TETRA_DATABASE__URL": f"sqlite:///{tmp_path / 'copy.db'}"},
     )
     assert verified.startswith("audit log intact:")
+
+
+def test_postgresql_back_to_sqlite_round_trips(ca_dir: Path, postgres_url: str, tmp_path: Path) -> None:
+    """ST-22: any URL to any: PostgreSQL (read in one read-only REPEATABLE READ transaction) back
+    to a new SQLite file gives the rows the original SQLite file has."""
+    original = SqliteCa(ca_dir, [])
+    _ok("db", "copy", "--from", original.url, "--to", postgres_url)
+    back = tmp_path / "back.db"
+    _ok("db", "copy", "--from", postgres_url, "--to", f"sqlite:///{back}")
+    query = "SELECT id, serial, status, tbs, der, created_at FROM certificates ORDER BY id"
+    db = sqlite3.connect(back)
+    try:
+        assert db.execute(query).fetchall() == _sqlite_rows(original, query)
+    finally:
+        db.close()
