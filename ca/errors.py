@@ -89,6 +89,13 @@ class StoreUnavailable(CAError):
     peer_caused = False
 
 
+class CopyRefused(CAError):
+    """`tetra db copy` did not happen (bad URL, wrong schema, a destination with rows, a copied
+    row or audit chain that does not verify); the destination was left as it was."""
+
+    peer_caused = False
+
+
 class InternalError(CAError):
     reason = FailureReason.INTERNAL
     peer_caused = False

@@ -1,10 +1,11 @@
-"""Setting a CA up and running it: `tetra init`, `tetra serve`, `tetra db upgrade`."""
+"""Setting a CA up and running it: `tetra init`, `tetra serve`, `tetra db upgrade`, `tetra db copy`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,10 +16,20 @@ if TYPE_CHECKING:
 
 
 def init(args: argparse.Namespace) -> int:
+    from ca.revocation import tables as _revocation_tables  # noqa: F401
+    from ca.store.copy import masked, table_with_rows
+    from ca.store.tables import Base
     from protocols.registry import PROTOCOLS
     from server.config import Listen
     from server.demo import init_demo
 
+    database_url = os.environ.get("TETRA_DATABASE__URL", "")
+    # (A SQLite file named there is relative to the config; opening it from here would create one.)
+    if database_url.startswith("postgresql") and (occupied := table_with_rows(database_url, Base.metadata)) is not None:
+        raise CLIError(
+            f"database {masked(database_url)} already holds records (table {occupied}): "
+            "give tetra init an empty database"
+        )
     result = asyncio.run(
         init_demo(
             Path(args.dir),
@@ -26,11 +37,15 @@ def init(args: argparse.Namespace) -> int:
             https=Listen.parse(args.https, "--https"),
             hostnames=args.hostname or ["localhost", "127.0.0.1"],
             protocols=sorted(PROTOCOLS),
+            # As `tetra serve` will read it: a PostgreSQL database named in the environment
+            # (docs/postgresql.md) is where the CA's schema and first records go.
+            database_url=database_url,
         )
     )
     config = read_config(str(result.config))
     print(f"Created a demo CA in {args.dir}")
     print(f"  config:                   {result.config}")
+    print(f"  database:                 {masked(config.database_url)}")
     print(f"  root SHA-256 fingerprint: {result.root_fingerprint}")
     if config.https_url and "acme" in config.protocols:
         print(f"  ACME directory:           {config.https_url}/acme/directory")
@@ -70,6 +85,23 @@ def db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def db_copy(args: argparse.Namespace) -> int:
+    import protocols.registry  # noqa: F401  (declares every protocol's tables on the metadata)
+    from ca.revocation import tables as _revocation_tables  # noqa: F401
+    from ca.store.copy import copy_database
+    from ca.store.tables import Base
+
+    report = copy_database(args.source, args.destination, Base.metadata)
+    print(f"copied {report.source} to {report.destination} (schema revision {report.revision})")
+    if report.schema_created:
+        print("  the destination was empty: created the schema first")
+    width = max(len(name) for name in report.rows)
+    for name, count in report.rows.items():
+        print(f"  {name:<{width}}  {count:>9} rows")
+    print(f"verified: every row equal in both databases; audit chain intact ({report.audit_events} events)")
+    return 0
+
+
 def add_commands(sub: Subcommands) -> None:
     p = sub.add_parser("init", help="create a demo CA hierarchy, TLS certificate, database and config")
     p.add_argument("--dir", required=True)
@@ -86,3 +118,7 @@ def add_commands(sub: Subcommands) -> None:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     add_config_option(db.add_parser("upgrade", help="apply schema migrations")).set_defaults(func=db_upgrade)
+    p = db.add_parser("copy", help="copy the whole database into an empty one (SQLite to PostgreSQL), verified")
+    p.add_argument("--from", dest="source", metavar="URL", required=True, help="database to copy (read only)")
+    p.add_argument("--to", dest="destination", metavar="URL", required=True, help="empty database to fill")
+    p.set_defaults(func=db_copy)
