@@ -109,7 +109,7 @@ def log_event(event: Event, *, level: int = logging.INFO, **fields: Any) -> None
     LOGGER.log(level, "%s", render_text(entry), extra={"activity": entry})
 
 
-_BARE = re.compile(r"[A-Za-z0-9_.:/@+*-]+")
+_BARE = re.compile(r"[A-Za-z0-9_.,:/@+*-]+")
 
 
 def render_value(value: Any) -> str:

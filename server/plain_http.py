@@ -384,10 +384,11 @@ class OcspConnection(asyncio.Protocol):
         access = self.listener.access
         if access is not None:
             response, request_id = access.named(response)
-        transport.write(render(response, head.version, keep_alive, self.listener.date.now()))
+        data = render(response, head.version, keep_alive, self.listener.date.now())
+        transport.write(data)
         self.listener.count(method, response.status)
         if access is not None:
-            access.answered(method, head.url, response, head.started, request_id, transport)
+            access.answered(method, head.url, response.status, len(data), head.started, request_id, transport)
         if not keep_alive:
             transport.close()
 

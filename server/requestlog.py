@@ -18,6 +18,7 @@ import logging
 import time
 from asyncio import BaseTransport
 from dataclasses import replace
+from time import perf_counter
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +33,7 @@ from protocols.base import WireResponse
 ACCESS = logging.getLogger("tetra.access")
 HEADER = "X-Request-Id"
 REQUEST_ID = web.RequestKey("tetra_request_id", str)  # kept on the aiohttp request for the access log
+STARTED = web.RequestKey("tetra_request_started", float)  # perf_counter() when routing began
 
 
 @web.middleware
@@ -39,6 +41,7 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     """The outermost middleware: a fresh id for the request, its activity scope, its header."""
     request_id = new_request_id()
     request[REQUEST_ID] = request_id
+    request[STARTED] = time.perf_counter()
     with request_scope(request_id):
         try:
             response = await handler(request)
@@ -75,9 +78,12 @@ class AccessLog(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         request_id = request.get(REQUEST_ID) or "-"  # "-": refused before routing (a malformed head)
+        started = request.get(STARTED)
+        # aiohttp's own `time` has the loop clock's millisecond steps; ours is finer when we have it.
+        millis = (perf_counter() - started) * 1000 if started is not None else time * 1000
         path = request.rel_url.raw_path
         fields = access_fields(
-            request.method, path, response.status, response.body_length, time * 1000, request_id, request.remote
+            request.method, path, response.status, response.body_length, millis, request_id, request.remote
         )
         log_access(fields)
 
@@ -101,13 +107,13 @@ class FastPathAccess:
 
     @staticmethod
     def answered(
-        method: str, url: bytes, response: WireResponse, started: float, request_id: str, transport: BaseTransport
+        method: str, url: bytes, status: int, size: int, started: float, request_id: str, transport: BaseTransport
     ) -> None:
         millis = (time.perf_counter() - started) * 1000
         path = url.partition(b"?")[0].decode("latin-1")
         peer = transport.get_extra_info("peername")
         remote = peer[0] if isinstance(peer, tuple) else None
-        log_access(access_fields(method, path, response.status, len(response.body), millis, request_id, remote))
+        log_access(access_fields(method, path, status, size, millis, request_id, remote))
 
 
 __all__ = ["HEADER", "AccessLog", "FastPathAccess", "log_access", "request_ids"]
