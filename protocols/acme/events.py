@@ -13,7 +13,8 @@ PROTOCOL = "acme"
 
 
 def _name(authz: Authz) -> str:
-    return ("*." if authz.wildcard else "") + authz.identifier.value
+    """As orders name identifiers (dns:www.example.com), with the wildcard an authorization drops."""
+    return f"{authz.identifier.type}:{'*.' if authz.wildcard else ''}{authz.identifier.value}"
 
 
 def account_created(account: Account, remote: str) -> None:
