@@ -218,7 +218,8 @@ def check_events(log: str, outcome: Outcome) -> None:
     ids = outcome.ids
     one(events, "acme.account.created", request_id=ids["account"], protocol="acme")
     one(events, "acme.order.created", request_id=ids["order"], protocol="acme", profile="tls-server")
-    one(events, "acme.authorization.valid", request_id=ids["validated"], identifier="dns:ok.example.com", method="http-01")
+    valid = one(events, "acme.authorization.valid", request_id=ids["validated"], identifier="dns:ok.example.com")
+    assert valid["method"] == "http-01"
     failed = one(events, "acme.validation.failed", request_id=ids["failed"], identifier="dns:bad.example.com")
     assert failed["reason"] and failed["detail"] and failed["protocol"] == "acme"
     issued = one(events, "certificate.issued", request_id=ids["finalize"], serial=outcome.serial)
