@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ca.activity import Event, log_event
+from protocols.acme.errors import AcmeProblem
 from protocols.acme.records import Account, Authz, Challenge, Order
 
 PROTOCOL = "acme"
@@ -54,6 +55,21 @@ def order_created(order: Order) -> None:
     )
 
 
+def csr_refused(order: Order, problem: AcmeProblem) -> None:
+    """finalize refused the CSR before the core saw it (unreadable, other names, the account's key):
+    the same `issuance.refused` the core logs for what its policy refuses, reason `bad_csr`."""
+    log_event(
+        Event.REFUSED,
+        protocol=PROTOCOL,
+        profile=order.profile,
+        account=order.account_id,
+        order=order.id,
+        identifiers=[str(i) for i in order.identifiers],
+        reason="bad_csr",
+        detail=problem.detail,
+    )
+
+
 def authorization_valid(authz: Authz, challenge: Challenge) -> None:
     log_event(
         Event.AUTHORIZATION_VALID,
@@ -84,6 +100,7 @@ __all__ = [
     "account_deactivated",
     "account_key_changed",
     "authorization_valid",
+    "csr_refused",
     "order_created",
     "validation_failed",
 ]

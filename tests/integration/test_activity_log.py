@@ -127,6 +127,9 @@ async def scenario(server: ServerProcess, env: AcmeEnv) -> Outcome:
         answered = await client.post(chall["url"], {})
         ids["validated"] = request_id(answered.headers)
         assert (await client.poll(order["authorizations"][0], ("valid", "invalid"))).json["status"] == "valid"
+        wrong = await client.finalize(order, make_csr(["other.example.com"])[0])  # badCSR: the order stays ready
+        assert wrong.status == 400 and wrong.problem_type == "badCSR", wrong.body
+        ids["bad_csr"] = request_id(wrong.headers)
         finalized = await client.finalize(order, make_csr(["ok.example.com"])[0])
         assert finalized.status == 200, finalized.body
         ids["finalize"] = request_id(finalized.headers)
@@ -228,6 +231,8 @@ def check_events(log: str, outcome: Outcome) -> None:
     )
     refused = one(events, "issuance.refused", request_id=ids["refused"], protocol="api", profile="email")
     assert refused["reason"] == "rejected_by_policy" and "SAN type ip not allowed" in refused["detail"]
+    bad_csr = one(events, "issuance.refused", request_id=ids["bad_csr"], protocol="acme", profile="tls-server")
+    assert bad_csr["reason"] == "bad_csr" and "other.example.com" in bad_csr["detail"]
     one(events, "request.held", request_id=ids["held"], protocol="acme", profile="held-tls", held_request=outcome.held)
     revoked = one(events, "certificate.revoked", request_id=ids["revoked"], serial=outcome.serial)
     assert revoked["protocol"] == "acme" and revoked["reason"] == "keyCompromise" and revoked["by"].startswith("acme")
@@ -236,7 +241,7 @@ def check_events(log: str, outcome: Outcome) -> None:
     one(events, "server.stopping", signal="SIGTERM")
     counts = Counter(e["event"] for e in events)
     # Exactly once each: the held request's issuance happens in the command, not the server.
-    assert counts["certificate.issued"] == 1 and counts["issuance.refused"] == 1, counts
+    assert counts["certificate.issued"] == 1 and counts["issuance.refused"] == 2, counts
     assert counts["acme.order.created"] == 3 and counts["acme.authorization.valid"] == 2, counts
     assert counts["acme.account.created"] == 1 and counts["acme.validation.failed"] == 1, counts
     assert all(
