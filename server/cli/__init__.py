@@ -42,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     resolve_config(parser, args)
     if args.func is not deployment.serve:
-        # One-shot commands report through their own one-line errors; keep library chatter out.
         # One-shot commands report through their own one-line errors; keep library chatter out,
         # but log the activity events they decide (server/logs.py).
         setup_command_logging()
