@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
+from ca import service_events
 from ca.audit import AuditEvent
 from ca.authz import check_identifiers_proven
 from ca.clock import Clock
@@ -132,17 +133,22 @@ class CertificateAuthority:
 
     # -- enrollment ---------------------------------------------------------------------
     async def decide(self, request: EnrollmentRequest, *, replaced: CertificateRecord | None = None) -> Decision:
-        """Policy only: what would be issued, or the rule that refuses it (dry run, nothing stored)."""
-        profile = self.profile(request.profile_name)
-        if _spki(request.public_key) in self._own_keys:
-            # CORE-12: a leaf for our own key would let its holder pass as the CA (or the RA).
-            raise CAError("the certificate key is one of this CA's own keys (CA or RA)", FailureReason.BAD_CSR)
-        check_identifiers_proven(request)
-        issuer = self.issuer_for(profile)
-        template = build_template(
-            profile, request, issuer_name=issuer.name, issuer_not_after=issuer.not_after, now=self.clock.now()
-        )
-        return Decision(request, template, await self._replaced(request, replaced))
+        """Policy only: what would be issued, or the rule that refuses it (dry run, nothing stored).
+        A refusal is logged here, where it is decided (ca/service_events.py)."""
+        try:
+            profile = self.profile(request.profile_name)
+            if _spki(request.public_key) in self._own_keys:
+                # CORE-12: a leaf for our own key would let its holder pass as the CA (or the RA).
+                raise CAError("the certificate key is one of this CA's own keys (CA or RA)", FailureReason.BAD_CSR)
+            check_identifiers_proven(request)
+            issuer = self.issuer_for(profile)
+            template = build_template(
+                profile, request, issuer_name=issuer.name, issuer_not_after=issuer.not_after, now=self.clock.now()
+            )
+            return Decision(request, template, await self._replaced(request, replaced))
+        except CAError as exc:
+            service_events.refused(request, exc)
+            raise
 
     async def enroll(self, decision: Decision, *, on_issued: ResultWrite | None = None) -> EnrollmentOutcome:
         request, template = decision.request, decision.template
@@ -187,7 +193,12 @@ class CertificateAuthority:
             inventory=request.inventory,
             on_issued=on_issued,
         )
-        certificate, row_id = await issuer.issue(template, intent)
+        try:
+            certificate, row_id = await issuer.issue(template, intent)
+        except CAError as exc:  # the lint gate, the store, the signer
+            service_events.refused(request, exc)
+            raise
+        service_events.issued(request, template, certificate)
         elapsed = time.perf_counter() - started
         for observe in self.issuance_observers:
             observe(request.protocol, template.profile.name, elapsed)
@@ -219,6 +230,7 @@ class CertificateAuthority:
             {"protocol": request.protocol, "sans": values["sans"]},
         )
         request_id = await self.requests.create(values, event)
+        service_events.held(request, template, request_id)
         return Pending(request_id, self.pending_retry_after)
 
     async def approve(self, request_id: int, operator: str) -> Issued:
@@ -234,12 +246,13 @@ class CertificateAuthority:
         )
         if not won:
             raise CAError(f"request {request_id} was decided meanwhile", FailureReason.MALFORMED)
+        service_events.approved(record, operator)
         # The request points at its certificate in the transaction that records it.
         link = RequestRepository.link_certificate(request_id)
         return await self._issue(decision, request_id=request_id, on_issued=link)
 
     async def reject(self, request_id: int, operator: str, note: str = "") -> None:
-        await self._pending(request_id)
+        record = await self._pending(request_id)
         event = AuditEvent(operator, "request.rejected", f"request/{request_id}", {"note": note})
         now = self.clock.now()
         won = await self.db.write(
@@ -252,6 +265,7 @@ class CertificateAuthority:
         )
         if not won:
             raise CAError(f"request {request_id} was decided meanwhile", FailureReason.MALFORMED)
+        service_events.rejected(record, operator, note)
 
     async def _pending(self, request_id: int) -> RequestRecord:
         record = await self.requests.get(request_id)
@@ -341,6 +355,7 @@ class CertificateAuthority:
             raise AlreadyRevoked(f"certificate {serial:x} is already revoked")
         revoked = await self.certificates.get(record.id)
         assert revoked is not None
+        service_events.revoked(revoked, requester)
         for observe in self.revocation_observers:
             observe(revoked)
         return revoked

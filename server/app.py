@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ca.activity import Event, log_event, request_scope
 from ca.clock import Clock
 from ca.errors import CAError, ConfigError
 from ca.profiles.loader import load_profiles
@@ -32,6 +33,7 @@ from server.logs import setup_logging
 from server.metrics import Metrics
 from server.plain_http import PlainListener
 from server.protocol_jobs import ProtocolJobs
+from server.requestlog import ACCESS, AccessLog, FastPathAccess, request_ids
 from server.tls import load_certificate, server_context
 from server.wiring import build_ca, build_revocation, protocol_context
 
@@ -55,10 +57,11 @@ def _protocol_app(spec: ProtocolSpec) -> web.Application:
             metrics = request.config_dict[METRICS]
             path = request.path[len(spec.prefix) :] or "/"
             wire = await to_wire(request, path, spec.max_body)
-            try:
-                response = await getattr(handlers, route_handler)(wire)
-            except Exception as exc:  # a bug this request reached: DOS-15, server/failures.py
-                response = request.config_dict[FAILURES].answer(spec, handlers, wire, exc)
+            with request_scope(protocol=spec.name):  # events carry the protocol (ca/activity.py)
+                try:
+                    response = await getattr(handlers, route_handler)(wire)
+                except Exception as exc:  # a bug this request reached: DOS-15, server/failures.py
+                    response = request.config_dict[FAILURES].answer(spec, handlers, wire, exc)
             metrics.requests.labels(spec.name, request.method, str(response.status)).inc()
             return to_aiohttp(response)
 
@@ -142,7 +145,7 @@ async def metrics_view(request: web.Request) -> web.Response:
 def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int = 0) -> web.Application:
     """The whole server as one aiohttp app; `worker` is this process's index among the
     `workers` forked by serve(), part of its stable lease holder name (server/lease_identity.py)."""
-    app = web.Application(middlewares=[last_resort], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[request_ids, last_resort], client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[FAILURES] = UnexpectedFailures(app[METRICS])
@@ -220,8 +223,10 @@ def endpoint_lines(config: ServerConfig) -> list[str]:
 
 
 async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *, worker: int = 0) -> None:
+    log_event(Event.SERVER_STARTING, pid=os.getpid(), worker=worker, config=str(config.source))
     app = build_app(config, worker=worker)
-    runner = web.AppRunner(app, access_log=None)
+    # The access log (server/requestlog.py) only when asked for: off, aiohttp does not even time requests.
+    runner = web.AppRunner(app, access_log=ACCESS if config.access_log else None, access_log_class=AccessLog)
     await runner.setup()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -237,7 +242,13 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
             guard = ListenerGuard("http", config.limits, refused)
             aiohttp_protocol = bounded_handlers(runner.server, guard)
             plain = PlainListener(
-                app[HANDLERS]["ocsp"], aiohttp_protocol, app[METRICS], guard, app[FAILURES], max_body=OCSP.max_body
+                app[HANDLERS]["ocsp"],
+                aiohttp_protocol,
+                app[METRICS],
+                guard,
+                app[FAILURES],
+                max_body=OCSP.max_body,
+                access=FastPathAccess() if config.access_log else None,
             )
             listening = plain.start(config.http.host, config.http.port, reuse_port=shared)
             await _listen("http", config.http.host, config.http.port, listening)
@@ -272,17 +283,21 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
                 except ConfigError as exc:  # keep serving with the old certificate
                     log.error("TLS certificate reload failed, keeping the old one: %s", exc)
 
+        def stop_on(signum: signal.Signals) -> None:
+            log_event(Event.SERVER_STOPPING, pid=os.getpid(), worker=worker, signal=signum.name)
+            stop.set()
+
         loop.add_signal_handler(signal.SIGHUP, reload)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop_on, signal.SIGTERM)
+        loop.add_signal_handler(signal.SIGINT, stop_on, signal.SIGINT)
         print("Tetra is serving:\n" + "\n".join(endpoint_lines(config)), flush=True)
-        log.info("serving (pid %s, worker %s) on %s", os.getpid(), worker, ", ".join(_addresses(config)))
+        log_event(Event.SERVER_SERVING, pid=os.getpid(), worker=worker, listeners=_addresses(config))
         await stop.wait()
-        log.info("stopping (pid %s, worker %s)", os.getpid(), worker)
     finally:
         if plain is not None:
             await plain.stop()
         await runner.cleanup()
+    log_event(Event.SERVER_STOPPED, pid=os.getpid(), worker=worker)
 
 
 async def _listen(name: str, host: str, port: int, start: Awaitable[None]) -> None:
@@ -295,7 +310,7 @@ async def _listen(name: str, host: str, port: int, start: Awaitable[None]) -> No
 
 
 def _addresses(config: ServerConfig) -> list[str]:
-    return [f"{kind} {a.host}:{a.port}" for kind, a in (("http", config.http), ("https", config.https)) if a]
+    return [f"{kind}:{a.host}:{a.port}" for kind, a in (("http", config.http), ("https", config.https)) if a]
 
 
 def _run(config: ServerConfig, worker: int = 0) -> None:

@@ -97,6 +97,7 @@ class ServerConfig:
     issuers: dict[str, IssuerConfig]
     ras: dict[str, RAConfig]
     protocol_settings: dict[str, Any] = field(default_factory=dict)
+    access_log: bool = False  # [logging] access_log: one line per HTTP request (server/requestlog.py)
     workers: int = 1  # server processes sharing the listeners (SO_REUSEPORT) and the database
     limits: ListenerLimits = ListenerLimits()
 
@@ -185,6 +186,7 @@ def parse_config(
     logging_t = top.table("logging")
     log_format = logging_t.choice("format", ("text", "json"), "text")
     log_level = logging_t.choice("level", ("debug", "info", "warning", "error"), "info")
+    access_log = logging_t.get("access_log", bool, False)
     logging_t.finish()
 
     db = top.table("database")
@@ -254,6 +256,7 @@ def parse_config(
         protocols=tuple(protocols),
         log_format=log_format,
         log_level=log_level,
+        access_log=access_log,
         database_url=db_url,
         database_mode=db_mode,
         database_pool_size=pool,

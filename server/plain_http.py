@@ -39,6 +39,7 @@ from protocols.ocsp.handlers import OcspHandlers
 from server.failures import UnexpectedFailures, internal_error
 from server.limits import ListenerGuard, Refusal
 from server.metrics import Metrics
+from server.requestlog import FastPathAccess
 
 MAX_HEAD = 16 * 1024  # larger heads go to aiohttp, which applies its own limits
 MAX_BUFFERED = 256 * 1024  # pipelined bytes held while an answer is pending: then stop reading
@@ -74,6 +75,7 @@ class _Head:
         "keep_alive",
         "method",
         "parser",
+        "started",
         "url",
         "version",
     )
@@ -88,6 +90,7 @@ class _Head:
         self.if_none_match: str | None = None
         self.handed_off = False  # a header the fast path leaves to aiohttp
         self.complete = False
+        self.started = 0.0  # when the request was complete; only timed with the access log on
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -124,6 +127,7 @@ class PlainListener:
         failures: UnexpectedFailures,
         *,
         max_body: int,
+        access: FastPathAccess | None = None,
     ) -> None:
         self.ocsp = ocsp
         self.aiohttp_protocol = aiohttp_protocol  # made with the same guard (server/limits.py)
@@ -131,6 +135,7 @@ class PlainListener:
         self.limits = guard.limits
         self.failures = failures
         self.max_body = max_body
+        self.access = access  # the access log (server/requestlog.py), None when it is off
         self.date = _Date()
         self.connections: set[OcspConnection] = set()
         self._requests = metrics.requests
@@ -334,27 +339,29 @@ class OcspConnection(asyncio.Protocol):
     def _answer(self, head: _Head, body: bytes) -> None:
         ocsp = self.listener.ocsp
         get = head.method == b"GET"
-        version, keep_alive = head.version, head.keep_alive
+        keep_alive = head.keep_alive
         if get:
             path = unquote(head.url.partition(b"?")[0].decode("latin-1"))[len(PREFIX) :]
             request: bytes | str = path or "/"
         else:
             request = body
         method = "GET" if get else "POST"
+        if self.listener.access is not None:
+            head.started = self.listener.access.started()
         try:
             now = ocsp.answer_now(request, get=get, if_none_match=head.if_none_match)
         except Exception as exc:
             self.listener.failures.record("ocsp", f"{method} on the fast path", exc)
             now = _INTERNAL_ERROR
         if isinstance(now, WireResponse):
-            self._write(now, method, version, keep_alive)
+            self._write(now, head, method, keep_alive)
             return
         self.deadline = math.inf  # our turn to answer, not the client's
         self.waiting_for = None
         later = ocsp.answer_later(now, get=get, if_none_match=head.if_none_match)
-        self._pending = asyncio.ensure_future(self._finish(later, method, version, keep_alive))
+        self._pending = asyncio.ensure_future(self._finish(later, head, method, keep_alive))
 
-    async def _finish(self, answer: Awaitable[WireResponse], method: str, version: str, keep_alive: bool) -> None:
+    async def _finish(self, answer: Awaitable[WireResponse], head: _Head, method: str, keep_alive: bool) -> None:
         try:
             response = await answer
         except asyncio.CancelledError:
@@ -363,19 +370,25 @@ class OcspConnection(asyncio.Protocol):
             self.listener.failures.record("ocsp", f"{method} on the fast path", exc)
             response = _INTERNAL_ERROR
         self._pending = None
-        self._write(response, method, version, keep_alive)
+        self._write(response, head, method, keep_alive)
         if self.transport is not None and not self.transport.is_closing():
             self._restart_clock()
             self.transport.resume_reading()
             self._serve()
 
-    def _write(self, response: WireResponse, method: str, version: str, keep_alive: bool) -> None:
+    def _write(self, response: WireResponse, head: _Head, method: str, keep_alive: bool) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         keep_alive = keep_alive and not self._closing and response.status != 500
-        transport.write(render(response, version, keep_alive, self.listener.date.now()))
+        access = self.listener.access
+        if access is not None:
+            response, request_id = access.named(response)
+        data = render(response, head.version, keep_alive, self.listener.date.now())
+        transport.write(data)
         self.listener.count(method, response.status)
+        if access is not None:
+            access.answered(method, head.url, response.status, len(data), head.started, request_id, transport)
         if not keep_alive:
             transport.close()
 

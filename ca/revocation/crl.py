@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import logging
 import os
 import tempfile
 import time
@@ -25,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
+from ca.activity import Event, log_event
 from ca.errors import CAError, InternalError, SignerUnavailable
 from ca.issuer import Issuer, throwaway_key
 from ca.revocation import asn1, crl_store, feed
@@ -36,8 +36,6 @@ from ca.revocation.signing import algorithm_identifier, sign_all, signature_hash
 from ca.service import CertificateAuthority
 from ca.sigalg import sign_bytes, verify_bytes
 from ca.store.db import Tx
-
-log = logging.getLogger("tetra.crl")
 
 PAGE = 20_000  # revoked rows per read: the event loop gets a turn between pages
 COMPLETE = "complete"
@@ -206,8 +204,14 @@ class CrlService:
                 )
                 published.append(record)
                 self._served[(name, scope, kind)] = _Served(record, time.monotonic())  # this process: at once
-                log.info(
-                    "issuer %s: published %s CRL %s number %d with %d entries", name, kind, scope, number, len(entries)
+                log_event(
+                    Event.CRL_PUBLISHED,
+                    issuer=name,
+                    kind=kind,
+                    scope=scope,
+                    number=number,
+                    entries=len(entries),
+                    next_update=next_update.isoformat(),
                 )
         except BaseException:
             done = {r.id for r in published}

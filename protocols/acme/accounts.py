@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from protocols.acme import events
 from protocols.acme.auth import Signed, account_does_not_exist
 from protocols.acme.codec import decode_account_update, decode_key_change_inner, decode_new_account, encode_account
 from protocols.acme.context import AcmeContext, Reply
@@ -50,6 +51,8 @@ async def new_account(ctx: AcmeContext, signed: Signed, directory: str | None, u
         },
         ctx.limiter.new_account(remote),
     )
+    if created:
+        events.account_created(account, remote)
     return Reply(201 if created else 200, encode_account(account, ctx.urls), location=ctx.urls.account(account.id))
 
 
@@ -104,6 +107,8 @@ async def account_resource(ctx: AcmeContext, signed: Signed, account_id: int) ->
             account.id, values, "acme.account." + ("deactivated" if update.deactivate else "updated")
         )
         assert changed is not None
+        if update.deactivate and account.status != "deactivated":
+            events.account_deactivated(changed)
         account = changed
         ctx.remember_account(account)
     return Reply(200, encode_account(account, ctx.urls), location=ctx.urls.account(account.id))
@@ -150,5 +155,6 @@ async def key_change(ctx: AcmeContext, signed: Signed, url: str) -> Reply:
     )
     if changed is None:
         raise AcmeProblem("conflict", "another account already uses the new key", 409)
+    events.account_key_changed(changed, account.thumbprint)
     ctx.remember_account(changed)
     return Reply(200, encode_account(changed, ctx.urls), location=ctx.urls.account(changed.id))

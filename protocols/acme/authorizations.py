@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
+from protocols.acme import events
 from protocols.acme.auth import NOT_LOADED, Signed
 from protocols.acme.codec import (
     decode_authz_update,
@@ -186,4 +187,8 @@ async def validate_and_record(ctx: AcmeContext, challenge: Challenge, authz: Aut
         return None
     if not recorded:
         return None
+    if ok:
+        events.authorization_valid(authz, challenge)
+    else:
+        events.validation_failed(authz, challenge, error)
     return replace(challenge, status="valid" if ok else "invalid", validated_at=now if ok else None, error=error)

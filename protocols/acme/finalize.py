@@ -15,8 +15,17 @@ from dataclasses import replace
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca.csr import enrollment_from_csr, parse_csr
-from ca.enrollment import AuthMethod, CertificateRef, EnrollmentKind, Identifier, Issued, Requester
+from ca.enrollment import (
+    AuthMethod,
+    CertificateRef,
+    EnrollmentKind,
+    EnrollmentRequest,
+    Identifier,
+    Issued,
+    Requester,
+)
 from ca.errors import CAError, FailureReason
+from protocols.acme import events
 from protocols.acme.auth import Signed
 from protocols.acme.codec import decode_finalize, encode_order
 from protocols.acme.context import AcmeContext, Reply
@@ -51,6 +60,33 @@ async def _recheck_caa(ctx: AcmeContext, authzs: list[Authz], account_uri: str, 
             raise AcmeProblem("caa", exc.detail, 403) from None
 
 
+def _read_csr(csr_der: bytes, order: Order, requester: Requester, signed: Signed) -> tuple[EnrollmentRequest, bytes]:
+    """The CSR, read once (its names and key come from the EnrollmentRequest it stands for), and
+    its SubjectPublicKeyInfo; badCSR unless it names exactly the order's identifiers with a key
+    that is not the account's."""
+    try:
+        enrollment = enrollment_from_csr(
+            parse_csr(csr_der),
+            protocol="acme",
+            profile_name=order.profile,
+            requester=requester,
+            transaction_id=f"acme-order-{order.id}",
+        )
+        spki = enrollment.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    except CAError as exc:
+        raise bad_csr(exc.detail) from None
+    except (ValueError, TypeError) as exc:
+        raise bad_csr(f"CSR public key is not usable: {exc}") from None
+    names = enrollment.subject_alt_names
+    if set(names) != set(order.identifiers) or len(names) != len(set(names)):
+        wanted = ", ".join(sorted(str(i) for i in order.identifiers))
+        got = ", ".join(sorted(str(i) for i in names)) or "none"
+        raise bad_csr(f"the CSR must name exactly the order's identifiers ({wanted}); it names {got}")
+    if spki == signed.jwk.spki():
+        raise bad_csr("the certificate key must not be the account key")  # CORE-12; CA and RA keys: core.decide
+    return enrollment, spki
+
+
 async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
     account = signed.require_account()
     order, authzs = await owned_order(ctx, account, order_id, signed.loaded)
@@ -71,29 +107,13 @@ async def finalize(ctx: AcmeContext, signed: Signed, order_id: int) -> Reply:
         order = await current_status(ctx, order, authzs)
     if order.status != "ready":
         raise order_not_ready(order, ctx.config.retry_after if order.status == "processing" else None)
-    request = decode_finalize(signed.payload)
     requester = Requester(requester_name(account.id), AuthMethod.ACME_ACCOUNT)
+    csr_der = decode_finalize(signed.payload).csr_der
     try:
-        # The CSR is read once: its names and key come from the EnrollmentRequest it stands for.
-        enrollment = enrollment_from_csr(
-            parse_csr(request.csr_der),
-            protocol="acme",
-            profile_name=order.profile,
-            requester=requester,
-            transaction_id=f"acme-order-{order.id}",
-        )
-        spki = enrollment.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    except CAError as exc:
-        raise bad_csr(exc.detail) from None
-    except (ValueError, TypeError) as exc:
-        raise bad_csr(f"CSR public key is not usable: {exc}") from None
-    names = enrollment.subject_alt_names
-    if set(names) != set(order.identifiers) or len(names) != len(set(names)):
-        wanted = ", ".join(sorted(str(i) for i in order.identifiers))
-        got = ", ".join(sorted(str(i) for i in names)) or "none"
-        raise bad_csr(f"the CSR must name exactly the order's identifiers ({wanted}); it names {got}")
-    if spki == signed.jwk.spki():
-        raise bad_csr("the certificate key must not be the account key")  # CORE-12; CA and RA keys: core.decide
+        enrollment, spki = _read_csr(csr_der, order, requester, signed)
+    except AcmeProblem as refused:  # a refused issuance; the core logs the refusals of decide (below)
+        events.csr_refused(order, refused)
+        raise
     now = ctx.clock.now()
     await _recheck_caa(ctx, authzs, ctx.urls.account(account.id), now)
     proven = frozenset(a.proves for a in authzs if a.current_status(now) == "valid" and a.account_id == account.id)

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ca.errors import CAError
 from ca.profiles.model import Profile
 from ca.profiles.policy import cabf_max_days, check_names
+from protocols.acme import events
 from protocols.acme.ari import find_certificate, parse_cert_id
 from protocols.acme.auth import NOT_LOADED, Signed
 from protocols.acme.challenges import challenge_types, new_token
@@ -145,6 +146,7 @@ async def new_order(ctx: AcmeContext, signed: Signed, directory: str | None) -> 
         replaces_cert_id=replaces_id,
         charges=charges,
     )
+    events.order_created(order)
     return Reply(201, encode_order(order, order.status, ctx.urls), location=ctx.urls.order(order.id))
 
 

@@ -9,13 +9,13 @@ common holds what they share: --config, --operator, opening the CA.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from importlib import metadata
 
 from ca.errors import CAError, ConfigError
 from server.cli import certificates, deployment, hierarchy, protocol_commands, revocation
 from server.cli.common import CLIError, add_global_config_option, resolve_config
+from server.logs import setup_command_logging
 
 
 def _version() -> str:
@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     resolve_config(parser, args)
     if args.func is not deployment.serve:
-        # One-shot commands report through their own one-line errors; keep library chatter out.
-        logging.basicConfig(level=logging.ERROR, format="tetra: %(levelname)s: %(message)s")
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        # One-shot commands report through their own one-line errors; keep library chatter out,
+        # but log the activity events they decide (server/logs.py).
+        setup_command_logging()
     try:
         return int(args.func(args))
     except (CLIError, ConfigError) as exc:

@@ -98,17 +98,21 @@ def on_ca_reading(work: CaWork) -> Command:
 
 
 async def _run_on_ca(args: argparse.Namespace, work: CaWork, *, open_signers: bool = True) -> int:
+    from ca.activity import new_request_id, request_scope
     from ca.revocation.pointers import install_pointers
     from ca.store.migrate import require_current
+    from server.logs import command_log_format
     from server.wiring import build_ca, crl_settings
 
     config = read_config(args.config)
+    command_log_format(config.log_format)
     ca = await build_ca(config, open_signers=open_signers)
     try:
         await require_current(ca.db)
         # What a certificate issued here points at (CRL partition, delta CRL) must match what
         # the server would have put there.
         await install_pointers(ca, crl_settings(config))
-        return await work(args, ca, config)
+        with request_scope(new_request_id("cli-"), protocol="cli"):  # the events it logs (ca/activity.py)
+            return await work(args, ca, config)
     finally:
         await ca.close()

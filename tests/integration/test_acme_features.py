@@ -4,6 +4,7 @@ deactivation, ARI, rate limits, CAA, authorization reuse, pre-authorization, pro
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,9 +216,14 @@ async def test_external_account_binding(aiohttp_client: Any, ca_dir: Path, sqlit
     assert resp.status == 403
 
 
-async def test_key_change_and_deactivation(aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any) -> None:
+async def test_key_change_and_deactivation(
+    aiohttp_client: Any, ca_dir: Path, sqlite_url: str, loopback: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Key rollover and deactivation, each logged once as an activity event (OPS-13)."""
+    caplog.set_level(logging.INFO, logger="tetra.activity")
     env = await env_with(aiohttp_client, ca_dir, sqlite_url, loopback)
     client = await account(env)
+    account_id = int((client.kid or "").rsplit("/", 1)[1])
     new_key = ec.generate_private_key(ec.SECP384R1())
     url = client.directory["keyChange"]
     import json
@@ -238,8 +244,15 @@ async def test_key_change_and_deactivation(aiohttp_client: Any, ca_dir: Path, sq
     client.key = new_key
     resp = await client.post(client.kid or "", {"status": "deactivated"})
     assert resp.status == 200 and resp.json["status"] == "deactivated"
+    deactivated_by = {k.lower(): v for k, v in resp.headers.items()}["x-request-id"]
     resp = await client.new_order(["x.example.com"])
     assert resp.status == 403 and resp.problem_type == "unauthorized"
+    events = [getattr(r, "activity", {}) for r in caplog.records if r.name == "tetra.activity"]
+    changed = [e for e in events if e["event"] == "acme.account.key_changed"]
+    assert len(changed) == 1 and changed[0]["account"] == account_id and changed[0]["protocol"] == "acme"
+    assert changed[0]["new_key"] == client.thumbprint and changed[0]["old_key"] != client.thumbprint
+    deactivated = [e for e in events if e["event"] == "acme.account.deactivated"]
+    assert [(e["account"], e["request_id"]) for e in deactivated] == [(account_id, deactivated_by)]
 
 
 async def test_renewal_information_and_replaces(
