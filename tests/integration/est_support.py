@@ -114,14 +114,16 @@ class EstServer(ServerProcess):
         self.root = ca_dir / "ca" / "root.pem"
         self.url = f"https://localhost:{self.https_port}/.well-known/est"
         self.plain_url = f"http://127.0.0.1:{self.http_port}/.well-known/est"
+        self.factory: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None  # IDevID CA and key
 
     def counts(self) -> tuple[int, int, int]:
         """(certificates, enrollment requests, EST pending rows): "nothing issued or stored"."""
         with sqlite3.connect(self.ca_dir / "tetra.db") as db:
-            return tuple(  # type: ignore[return-value]
-                db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            certs, requests, pending = (
+                int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
                 for table in ("certificates", "enrollment_requests", "est_pending")
             )
+        return certs, requests, pending
 
     def tls_context(self, tls_max: ssl.TLSVersion | None = None) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.root))
@@ -136,10 +138,11 @@ def est_server(ca_dir: Path, tmp_path: Path) -> Iterator[EstServer]:
     _profile_from_device(profiles, "keygen", keygen=True)
     _profile_from_device(profiles, "pop")
     _profile_from_device(profiles, "factory")
-    factory_ca(ca_dir)
+    factory = factory_ca(ca_dir)
     with (ca_dir / "tetra.toml").open("a") as config:
         config.write(EST_CONFIG)
     server = EstServer(ca_dir, tmp_path / "serve.log")
+    server.factory = factory
     try:
         server.wait_ready()
         server.cli("est", "user", "add", USER, "--password", PASSWORD)
@@ -234,3 +237,19 @@ def verify_chain(server: EstServer, tmp: Path, cert: x509.Certificate) -> None:
         "verify", "-CAfile", str(server.root), "-untrusted", str(server.ca_dir / "ca" / "issuing-ca.pem"), str(leaf)
     )
     assert out.strip().endswith(b": OK"), out
+
+
+def enroll_basic(server: EstServer, tmp: Path, name: str, label: str = "iot") -> tuple[x509.Certificate, Path, Path]:
+    """A certificate for ``name`` through simpleenroll with Basic: (certificate, key file, PEM file)."""
+    key, csr = openssl_csr(tmp, name, sans=f"DNS:{name}")
+    reply = curl(server, tmp, f"{server.url}/{label}/simpleenroll", *enroll_args(csr, "-u", f"{USER}:{PASSWORD}"))
+    assert reply.status == 200, reply.text
+    (cert,) = certificates(reply)
+    return cert, key, write_pem(tmp / f"{name}.pem", cert)
+
+
+def curl_exit_code(server: EstServer, url: str, *args: str) -> int:
+    """curl's exit status where the TLS handshake itself is expected to fail (35, 56: refused)."""
+    return subprocess.run(
+        ["curl", "-sS", "--cacert", str(server.root), "-o", "/dev/null", *args, url], capture_output=True, timeout=60
+    ).returncode

@@ -112,12 +112,12 @@ def test_serverkeygen_returns_key_and_certificate(server: EstServer, tmp_path: P
     assert reply.headers["content-type"].startswith("multipart/mixed; boundary=")
     raw = f"Content-Type: {reply.headers['content-type']}\r\n\r\n".encode() + reply.body
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    parts = list(message.iter_parts())  # type: ignore[attr-defined]
+    parts = list(message.iter_parts())
     assert [p.get_content_type() for p in parts] == ["application/pkcs8", "application/pkcs7-mime"]
-    key_der = base64.b64decode(b"".join(parts[0].get_payload().encode().split()))
+    key_der = base64.b64decode(b"".join(str(parts[0].get_payload()).encode().split()))
     key_file = tmp_path / "gen.key"
     key_file.write_bytes(openssl("pkey", "-inform", "DER", "-outform", "PEM", data=key_der))
-    cert_b64 = parts[1].get_payload().encode()
+    cert_b64 = str(parts[1].get_payload()).encode()
     (cert,) = certificates(type(reply)(200, {}, cert_b64))
     _check_issued(server, tmp_path, cert, key_file, ["gen.example.com"])
 
