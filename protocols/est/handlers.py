@@ -167,7 +167,7 @@ class EstHandlers:
 
     def _reply(self, outcome: EnrollmentOutcome) -> WireResponse:
         if isinstance(outcome, Pending):
-            retry = max(outcome.retry_after, 1)
+            retry = min(outcome.retry_after, self.config.retry_after)  # [est] retry_after, or sooner
             return WireResponse(
                 202,
                 {"Retry-After": str(retry), "Content-Type": "text/plain; charset=utf-8"},
