@@ -132,7 +132,9 @@ class EstServer(ServerProcess):
         return ctx
 
 
-def est_server(ca_dir: Path, tmp_path: Path) -> Iterator[EstServer]:
+def prepare_est_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Add the test profiles, the factory CA (factory-ca.pem) and the [est] section to a CA
+    directory made by `tetra init`; returns the factory CA and its key."""
     profiles = ca_dir / "profiles"
     _profile_from_device(profiles, "held", approval="manual")
     _profile_from_device(profiles, "keygen", keygen=True)
@@ -141,6 +143,11 @@ def est_server(ca_dir: Path, tmp_path: Path) -> Iterator[EstServer]:
     factory = factory_ca(ca_dir)
     with (ca_dir / "tetra.toml").open("a") as config:
         config.write(EST_CONFIG)
+    return factory
+
+
+def est_server(ca_dir: Path, tmp_path: Path) -> Iterator[EstServer]:
+    factory = prepare_est_ca(ca_dir)
     server = EstServer(ca_dir, tmp_path / "serve.log")
     server.factory = factory
     try:
