@@ -26,6 +26,7 @@ from ca.records import CertificateRecord
 from protocols.base import WireRequest
 from protocols.est.config import EstProfileSettings
 from protocols.est.errors import EstError, forbidden, unauthenticated
+from protocols.est.lockout import FailedPasswords
 
 PROTOCOL = "est"
 
@@ -87,19 +88,24 @@ def basic_credentials(header: str) -> tuple[str, str]:
     return user, password
 
 
-async def by_password(core: CoreApi, header: str, profile: Profile) -> Client:
+async def by_password(core: CoreApi, header: str, profile: Profile, guard: FailedPasswords, address: str) -> Client:
     user, password = basic_credentials(header)
     _allowed(profile, AuthMethod.PASSWORD)
+    guard.check(address)
     credential = await core.credentials.verify_password(PROTOCOL, user, password)
     if credential is None:
+        guard.failed(address)
         raise unauthenticated("wrong user name or password")
+    guard.succeeded(address)
     if credential.profile is not None and credential.profile != profile.name:
         raise forbidden(f"EST user {user} may enroll under profile {credential.profile} only")
     proven = frozenset(Identifier.parse(i) for i in credential.identities) if credential.identities else None
     return Client(Requester(f"est-user:{user}", AuthMethod.PASSWORD, proven))
 
 
-async def authenticate(core: CoreApi, req: WireRequest, profile: Profile, settings: EstProfileSettings) -> Client:
+async def authenticate(
+    core: CoreApi, req: WireRequest, profile: Profile, settings: EstProfileSettings, guard: FailedPasswords
+) -> Client:
     """The client's proof, or the EstError that refuses it. Credentials never cross plain HTTP."""
     if req.scheme != "https":
         raise forbidden("EST enrolment needs HTTPS: credentials and keys never travel over plain HTTP")
@@ -108,7 +114,7 @@ async def authenticate(core: CoreApi, req: WireRequest, profile: Profile, settin
     header = req.headers.get("Authorization")
     if header is None:
         raise unauthenticated("authentication required: a TLS client certificate or HTTP Basic")
-    return await by_password(core, header, profile)
+    return await by_password(core, header, profile, guard, req.remote)
 
 
 __all__ = ["Client", "EstError", "authenticate"]

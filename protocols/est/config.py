@@ -38,6 +38,8 @@ class EstConfig:
     labels: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, EstProfileSettings] = field(default_factory=dict)
     retry_after: int = 60
+    password_failures: int = 10  # wrong Basic passwords per client address and window...
+    password_window: int = 300  # ...seconds, before 429 (EST-03)
 
     def settings(self, profile: str) -> EstProfileSettings:
         return self.profiles.get(profile, EstProfileSettings())
@@ -76,5 +78,9 @@ def parse_config(table: Table) -> EstConfig:
     retry_after = table.get("retry_after", int, 60)
     if not 1 <= retry_after <= 86400:
         raise ConfigError(f"{table.source}: est.retry_after must be 1 to 86400 seconds")
+    failures = table.get("password_failures", int, 10)
+    window = table.get("password_window", int, 300)
+    if failures < 1 or window < 1:
+        raise ConfigError(f"{table.source}: est.password_failures and est.password_window must be at least 1")
     table.finish()
-    return EstConfig(default_profile, labels, profiles, retry_after)
+    return EstConfig(default_profile, labels, profiles, retry_after, failures, window)

@@ -23,6 +23,7 @@ from protocols.est.config import EstConfig, EstProfileSettings
 from protocols.est.csrattrs import csr_attributes
 from protocols.est.errors import EstError, forbidden, not_found, not_implemented, render_error
 from protocols.est.keygen import server_keygen_reply
+from protocols.est.lockout import FailedPasswords
 from protocols.est.pending import PendingStore, csr_digest
 from protocols.est.pop import check_linked
 from protocols.labels import ProfileLabels
@@ -58,6 +59,7 @@ class EstHandlers:
         self.labels = labels
         self.default_profile = config.default_profile or default_profile
         self.pending = PendingStore(core.state)
+        self.failed_passwords = FailedPasswords(config.password_failures, config.password_window)
 
     @classmethod
     def create(cls, ctx: ProtocolContext[EstConfig]) -> EstHandlers:
@@ -79,7 +81,7 @@ class EstHandlers:
     async def _enrolment(self, req: WireRequest) -> Enrolment:
         profile = self._profile(req)
         settings = self.config.settings(profile.name)
-        client = await authenticate(self.core, req, profile, settings)
+        client = await authenticate(self.core, req, profile, settings, self.failed_passwords)
         der = codec.request_der(req)
         csr = parse_csr(der)
         if settings.pop_required:

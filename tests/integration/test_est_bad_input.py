@@ -23,6 +23,7 @@ from tests.integration.est_support import (
     enroll_args,
     enroll_basic,
     est_server,
+    openssl,
     openssl_csr,
     write_pem,
 )
@@ -133,7 +134,7 @@ def test_untrusted_expired_and_misplaced_client_certificates(server: EstServer, 
             str(key_file),
             *enroll_args(csr),
         )
-        assert code in (35, 56), f"curl exit {code}: the handshake should have refused the certificate"
+        assert code in (35, 52, 56), f"curl exit {code}: the handshake should have refused the certificate"
     assert server.counts() == before
     factory_cert, factory_key = _factory(server)
     cert, key = device_certificate(factory_cert, factory_key, "SN-2")
@@ -182,3 +183,26 @@ def test_reenroll_refusals(server: EstServer, tmp_path: Path) -> None:
     before = server.counts()
     reply = curl(server, tmp_path, f"{server.url}/iot/simplereenroll", *tls, *enroll_args(same))
     _refused(server, reply, 403, "revoked", before)
+
+
+def test_csr_outside_the_csrattrs_advice(server: EstServer, tmp_path: Path) -> None:
+    """EST-10: a CSR whose key the profile does not allow (csrattrs names EC P-256/P-384 and RSA
+    2048+; this is RSA 1024): 400 with the rule, nothing issued."""
+    key = tmp_path / "weak.key"
+    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", str(key))
+    _, csr = openssl_csr(tmp_path, "weak.example.com", sans="DNS:weak.example.com", key=key)
+    before = server.counts()
+    reply = curl(server, tmp_path, f"{server.url}/iot/simpleenroll", *enroll_args(csr, *BASIC))
+    _refused(server, reply, 400, "not allowed", before)
+
+
+def test_wrong_passwords_are_braked(server: EstServer, tmp_path: Path) -> None:
+    """EST-03: after password_failures (4 here) wrong passwords from one address, even the right
+    password is refused with 429 and Retry-After, without being checked; nothing issued."""
+    body = base64.b64encode(_csr_der(tmp_path, "brake.example.com"))
+    before = server.counts()
+    for _ in range(4):
+        assert _post(server, tmp_path, "simpleenroll", body, "-u", f"{USER}:guess").status == 401
+    reply = _post(server, tmp_path, "simpleenroll", body, *BASIC)
+    _refused(server, reply, 429, "too many wrong passwords", before)
+    assert 500 <= int(reply.headers["retry-after"]) <= 600
