@@ -97,7 +97,7 @@ def test_wrong_or_missing_password(server: EstServer, tmp_path: Path) -> None:
 
 
 def test_unknown_label_and_forbidden_serverkeygen(server: EstServer, tmp_path: Path) -> None:
-    """An unknown label: 404; serverkeygen under a profile without server-generated keys: 403."""
+    """EST-17: an unknown label: 404; EST-13: serverkeygen under a profile without server-generated keys: 403."""
     before = server.counts()
     body = base64.b64encode(_csr_der(tmp_path, "lbl.example.com"))
     _refused(server, _post(server, tmp_path, "nosuch/simpleenroll", body, *BASIC), 404, "no EST profile", before)

@@ -93,7 +93,7 @@ def test_simpleenroll_basic_then_reenroll_with_the_certificate(server: EstServer
 
 
 def test_rfc_8951_encodings(server: EstServer, tmp_path: Path) -> None:
-    """RFC 8951 §3.2: base64 without line breaks is accepted, Content-Transfer-Encoding is ignored,
+    """EST-15, RFC 8951 §3.2: base64 without line breaks is accepted, Content-Transfer-Encoding is ignored,
     and a Content-Type with parameters is still application/pkcs10."""
     key, csr = openssl_csr(tmp_path, "flat.example.com", sans="DNS:flat.example.com")
     flat = tmp_path / "flat.b64"
@@ -123,6 +123,7 @@ def test_serverkeygen_returns_key_and_certificate(server: EstServer, tmp_path: P
 
 
 def test_csrattrs_and_fullcmc(server: EstServer, tmp_path: Path) -> None:
+    """csrattrs follows the profile (challengePassword only where PoP is required); EST-17: fullcmc 501."""
     reply = curl(server, tmp_path, f"{server.url}/pop/csrattrs")
     assert reply.status == 200
     assert reply.headers["content-type"] == "application/csrattrs"

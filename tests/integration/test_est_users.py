@@ -35,6 +35,7 @@ def _failing_cli(server: EstServer, *args: str) -> str:
 
 
 def test_user_lifecycle(server: EstServer, tmp_path: Path) -> None:
+    """EST-16: generated password, label binding, removal."""
     out = server.cli("est", "user", "add", "bob", "--label", "iot")
     password = out.split("password:")[1].split()[0]
     assert len(password) >= 20
@@ -50,6 +51,7 @@ def test_user_lifecycle(server: EstServer, tmp_path: Path) -> None:
 
 
 def test_user_command_mistakes(server: EstServer) -> None:
+    """EST-16: each mistake is one line on stderr."""
     assert "exists" in _failing_cli(server, "est", "user", "add", "alice")
     assert "no EST label" in _failing_cli(server, "est", "user", "add", "carol", "--label", "nosuch")
     assert "no EST user" in _failing_cli(server, "est", "user", "remove", "nobody")
