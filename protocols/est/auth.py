@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from ca.enrollment import AuthMethod, Identifier, Requester
 from ca.errors import CAError
@@ -43,16 +45,16 @@ def _allowed(profile: Profile, method: AuthMethod) -> None:
         raise forbidden(f"profile {profile.name} does not accept {method.value} authentication")
 
 
-def anchored(certificate: x509.Certificate, anchors: tuple[x509.Certificate, ...], now: object) -> bool:
+def anchored(certificate: x509.Certificate, anchors: tuple[x509.Certificate, ...], now: dt.datetime) -> bool:
     """Whether an external anchor issued ``certificate`` directly and it is valid now."""
-    if not (certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc):  # type: ignore[operator]
+    if not (certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc):
         return False
     for anchor in anchors:
         if anchor.subject != certificate.issuer:
             continue
         try:
             certificate.verify_directly_issued_by(anchor)
-        except (ValueError, TypeError, Exception):
+        except (ValueError, TypeError, InvalidSignature):
             continue
         return True
     return False

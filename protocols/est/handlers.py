@@ -151,7 +151,10 @@ class EstHandlers:
         digest = csr_digest(e.der)
         held = await self.pending.request_for(e.profile.name, digest)
         if held is not None:  # a retry of a request held for approval (EST-11)
-            return self._reply(await self.core.poll(held))
+            request_id, requester = held
+            if requester != e.client.requester.name[:255]:
+                raise forbidden("this CSR waits for approval on behalf of another client")
+            return self._reply(await self.core.poll(request_id))
         request = enrollment_from_csr(
             e.csr,
             protocol="est",
@@ -164,7 +167,8 @@ class EstHandlers:
             request = replace(request, replaces=CertificateRef(replaced.issuer, replaced.serial))
         outcome = await self.core.enroll(await self.core.decide(request, replaced=replaced))
         if isinstance(outcome, Pending):
-            await self.pending.remember(e.profile.name, digest, outcome.request_id, self.core.clock.now())
+            now = self.core.clock.now()
+            await self.pending.remember(e.profile.name, digest, outcome.request_id, e.client.requester.name, now)
         return self._reply(outcome)
 
     def _reply(self, outcome: EnrollmentOutcome) -> WireResponse:

@@ -63,3 +63,15 @@ def test_rejected_request_is_refused_on_retry(server: EstServer, tmp_path: Path)
     server.cli("requests", "reject", match.group(1))
     retry = curl(server, tmp_path, f"{server.url}/held/simpleenroll", *args)
     assert retry.status == 403 and "rejected" in retry.text
+
+
+def test_another_client_cannot_poll_a_held_csr(server: EstServer, tmp_path: Path) -> None:
+    """The same CSR posted by another user while held: 403, no second request."""
+    _, csr = openssl_csr(tmp_path, "mine.example.com", sans="DNS:mine.example.com")
+    first = curl(server, tmp_path, f"{server.url}/held/simpleenroll", *enroll_args(csr, "-u", f"{USER}:{PASSWORD}"))
+    assert first.status == 202
+    password = server.cli("est", "user", "add", "mallory").split("password:")[1].split()[0]
+    before = server.counts()
+    reply = curl(server, tmp_path, f"{server.url}/held/simpleenroll", *enroll_args(csr, "-u", f"mallory:{password}"))
+    assert reply.status == 403 and "another client" in reply.text
+    assert server.counts() == before

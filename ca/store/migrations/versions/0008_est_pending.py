@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("profile", sa.String(64), nullable=False),
         sa.Column("csr_sha256", sa.String(64), nullable=False),
         sa.Column("request_id", Id, nullable=False),
+        sa.Column("requester", sa.String(255), nullable=False),
         sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("profile", "csr_sha256", name="uq_est_pending_csr"),
     )
