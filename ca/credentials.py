@@ -132,6 +132,17 @@ class CredentialStore:
             return None
         return _to_credential(found) if check_password(password, found.secret_hash) else None
 
+    async def list_credentials(self, protocol: str, kind: str) -> list[tuple[Credential, bool]]:
+        """Every credential of ``kind`` for ``protocol`` by key id, each with whether it is revoked
+        (operator listings; a revoked key id stays taken: its audit trail names it)."""
+        query = (
+            select(credentials)
+            .where(credentials.c.protocol == protocol, credentials.c.kind == kind)
+            .order_by(credentials.c.key_id)
+        )
+        rows = await self.db.read(lambda conn: list(conn.execute(query)))
+        return [(_to_credential(row), row.revoked_at is not None) for row in rows]
+
     async def create_challenge(
         self,
         protocol: str,

@@ -109,6 +109,8 @@ class Credentials(Protocol):
 
     async def revoke(self, protocol: str, key_id: str, actor: str = "operator") -> bool: ...
 
+    async def list_credentials(self, protocol: str, kind: str) -> list[tuple[Credential, bool]]: ...
+
 
 class CoreApi(Protocol):
     """What a protocol may ask of the certificate authority."""
@@ -123,6 +125,11 @@ class CoreApi(Protocol):
 
     @property
     def issuer_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def default_issuer(self) -> str:
+        """The issuer of a profile that names none (EST /cacerts answers with its chain)."""
+        ...
 
     def chain(self, issuer: str) -> tuple[x509.Certificate, ...]:
         """The issuing CA certificate first, then the intermediates above it; no root."""

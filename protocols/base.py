@@ -189,6 +189,10 @@ class ProtocolSpec:
     # The path labels the parsed config maps to profiles ({label: profile}); a label not
     # listed selects the profile of that name (ProfileLabels).
     path_labels: Callable[[Any], Mapping[str, str]] = lambda config: {}
+    # PEM files of external CAs whose certificates the HTTPS listener accepts as client
+    # certificates for this protocol (EST: device makers' CAs for IDevID bootstrap), besides the
+    # CA's own hierarchy: (parsed config) -> paths. The protocol still decides what each proves.
+    tls_client_anchors: Callable[[Any], Sequence[str]] = lambda config: ()
     jobs: Callable[[Any], Sequence[BackgroundJob]] = lambda handlers: ()  # handlers -> its jobs
     cli: tuple[CliCommand, ...] = ()
     cli_help: str = ""  # what `tetra --help` says of `tetra <protocol>`

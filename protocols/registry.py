@@ -6,6 +6,7 @@ from protocols.acme import SPEC as ACME
 from protocols.api import SPEC as API
 from protocols.base import ProtocolSpec
 from protocols.crl import SPEC as CRL
+from protocols.est import SPEC as EST
 from protocols.ocsp import SPEC as OCSP
 
-PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME, OCSP, CRL)}
+PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME, EST, OCSP, CRL)}

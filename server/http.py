@@ -32,6 +32,11 @@ def tls_unique(request: web.Request) -> bytes | None:
     sslobj = transport.get_extra_info("ssl_object") if transport else None
     if not isinstance(sslobj, ssl.SSLObject):
         return None
+    if sslobj.version() == "TLSv1.3":
+        # RFC 9266 §1: tls-unique is not defined for TLS 1.3 (OpenSSL would still answer with
+        # the Finished message, which is not unique there): offer none, so EST's PoP linking
+        # refuses clearly instead of trusting a value that binds nothing.
+        return None
     try:
         return sslobj.get_channel_binding("tls-unique")
     except (ValueError, ssl.SSLError):

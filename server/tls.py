@@ -8,7 +8,19 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.errors import ConfigError
 from ca.service import CertificateAuthority
+from protocols.registry import PROTOCOLS
 from server.config import ServerConfig
+
+
+def client_anchor_files(config: ServerConfig) -> list[str]:
+    """The external client-certificate anchors every enabled protocol names (EST: IDevID CAs)."""
+    files: list[str] = []
+    for name in config.protocols:
+        spec = PROTOCOLS.get(name)
+        settings = config.protocol_settings.get(name)
+        if spec is not None and settings is not None:
+            files.extend(spec.tls_client_anchors(settings))
+    return files
 
 
 def server_context(config: ServerConfig, ca: CertificateAuthority) -> ssl.SSLContext:
@@ -21,6 +33,11 @@ def server_context(config: ServerConfig, ca: CertificateAuthority) -> ssl.SSLCon
         pem = "".join(c.public_bytes(Encoding.PEM).decode() for c in ca.roots)
         pem += "".join(c.public_bytes(Encoding.PEM).decode() for c in ca.intermediates())
         ctx.load_verify_locations(cadata=pem)
+        for path in client_anchor_files(config):
+            try:
+                ctx.load_verify_locations(cafile=path)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"{path}: cannot load client trust anchors: {exc}") from None
     return ctx
 
 

@@ -83,6 +83,7 @@ def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
     signature_hash = keys.get("signature_hash", str, "") or None
     if signature_hash not in (None, "sha256", "sha384", "sha512"):
         raise keys.error("signature_hash", f"{signature_hash!r} is not sha256, sha384 or sha512")
+    server_generation = keys.get("server_generation", bool, False)
     keys.finish()
 
     validity = top.table("validity")
@@ -145,6 +146,7 @@ def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
         policies=policies,
         renewal_window_days=window,
         allow_requested_validity=allow_requested,
+        server_key_generation=server_generation,
         source=source,
     )
 

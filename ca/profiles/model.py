@@ -54,5 +54,7 @@ class Profile:
     policies: tuple[ObjectIdentifier, ...]
     renewal_window_days: int
     allow_requested_validity: bool
+    # [keys] server_generation: the CA may make the key pair (EST serverkeygen) and send it back.
+    server_key_generation: bool = False
     source: str = ""  # the file it came from, for error messages
     extra: dict[str, object] = field(default_factory=dict)
