@@ -269,7 +269,9 @@ async def main(args: argparse.Namespace) -> int:
     )
     noted = [r for r in results if r.notes]
     if noted:
-        md += "\n## Errors\n\n" + "".join(f"- {r.server} / {r.auth} / {r.concurrency}: {'; '.join(r.notes)}\n" for r in noted)
+        md += "\n## Errors\n\n" + "".join(
+            f"- {r.server} / {r.auth} / {r.concurrency}: {'; '.join(r.notes)}\n" for r in noted
+        )
     print()
     print(md)
     args.output.parent.mkdir(parents=True, exist_ok=True)

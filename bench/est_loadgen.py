@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_acme import cpu_seconds  # noqa: E402
-from loadgen import LoadResult, check_sample, run_asyncio  # noqa: E402
+from bench_acme import cpu_seconds
+from loadgen import LoadResult, check_sample, run_asyncio
 
 
 def read_requests(path: Path) -> list[bytes]:

@@ -23,13 +23,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import core_setup
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
-import core_setup
 from tests.tetra_process import free_port, tetra_command
 
 EST_PREFIX = "/.well-known/est"
@@ -179,9 +179,9 @@ class LibestServer:
         (ca / "index.txt.attr").write_text("unique_subject = no\n")
         self.cafile = ca / "cacert.crt"
         p256 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        ca_ext = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
         _openssl("req", "-x509", *p256, "-keyout", str(ca / "private" / "cakey.pem"), "-out", str(self.cafile),
-                 "-days", "30", "-subj", "/CN=libest bench CA",
-                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+                 "-days", "30", "-subj", "/CN=libest bench CA", *ca_ext)  # fmt: skip
         self.config = work / "ca.cnf"
         self.config.write_text(CA_CONFIG.format(dir=ca))
         self.server_key, self.server_cert = work / "server.key", work / "server.pem"
@@ -262,7 +262,9 @@ class TetraServer:
         self.log = self.work / "tetra.log"
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]
+            ),
             "TETRA_DATABASE__URL": json.dumps(fresh.url),
             "TETRA_DATABASE__MODE": self.db_mode,
             "TETRA_SERVER__HTTP": f"127.0.0.1:{free_port()}",
