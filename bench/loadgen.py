@@ -182,16 +182,18 @@ async def run_asyncio(
     """`concurrency` asyncio connections in this process (over TLS with `ssl`), each sending the
     next request when the previous answer is in; a connection the server closes, or drops, is
     opened again (a TLS handshake then counts in that request's latency). `requests` counts the
-    answers inside the window; `errors` those of them with a status other than 200, plus the
-    requests whose connection dropped (not in `requests`); the first is kept in `first_error`."""
+    answers that arrive inside the window (also those sent before it opened: with slow answers,
+    counting only requests sent inside the window would undercount the rate); `errors` those of
+    them with a status other than 200, plus the connections that dropped inside the window (not
+    in `requests`); the first is kept in `first_error`."""
     result = LoadResult()
     latencies: list[float] = []
     counter = [0]
     measure_from = time.monotonic() + warmup
     stop_at = measure_from + seconds
 
-    def failed(begin: float, why: str) -> None:
-        if begin >= measure_from:
+    def failed(at: float, why: str) -> None:
+        if measure_from <= at <= stop_at:
             result.errors += 1
             result.first_error = result.first_error or why
 
@@ -207,19 +209,19 @@ async def run_asyncio(
                 writer.write(requests[counter[0] % len(requests)])
                 status, body, keep = await _read_response(reader)
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                failed(begin, f"{type(exc).__name__}: {exc}"[:300])
+                failed(time.monotonic(), f"{type(exc).__name__}: {exc}"[:300])
                 if writer is not None:
                     writer.close()
                 writer = None
                 continue
             end = time.monotonic()
-            if begin >= measure_from and end <= stop_at:
+            if measure_from <= end <= stop_at:
                 result.requests += 1
                 latencies.append(end - begin)
                 result.connections_answered += not answered
                 answered = True
                 if status != 200:
-                    failed(begin, f"HTTP {status}: {body[:300]!r}")
+                    failed(end, f"HTTP {status}: {body[:300]!r}")
             if not keep:
                 writer.close()
                 writer = None
