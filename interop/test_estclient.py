@@ -10,8 +10,8 @@ generated and returned), and passes pkilint.
 What this libest build cannot do, and how the tests get around it:
 - `--path-seg` (labels) needs libest built with uriparser, which the client build leaves out
   ("Use of path segments not supported in this build of libEST"). So each profile under test
-  is the *unlabelled* path of its own `tetra serve` on the same CA and database
-  (TETRA_EST__DEFAULT_PROFILE); labels are covered with curl in tests/integration/test_est_flow.py.
+  is the *unlabelled* path of its own `tetra serve` (interop/est_server.py's, with
+  TETRA_EST__DEFAULT_PROFILE); labels are covered with curl in tests/integration/test_est_flow.py.
 - estclient refuses a server-generated private key shorter than 256 bytes
   (EST_MIN_CLIENT_PKEY_LEN: "Malformed payload; data too short"), which every P-256 PKCS#8 is;
   serverkeygen is therefore asked with an RSA CSR key, so Tetra generates RSA-2048.
@@ -21,6 +21,7 @@ What this libest build cannot do, and how the tests get around it:
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -34,19 +35,9 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from interop.conftest import in_ci
-from tests.integration.est_support import (
-    PASSWORD,
-    USER,
-    EstServer,
-    device_certificate,
-    est_server,
-    factory_ca,
-    openssl,
-    verify_chain,
-    write_pem,
-)
+from interop.est_server import EstTetra, start_est_tetra
+from tests.integration.est_support import PASSWORD, USER, openssl, write_pem
 from tests.pkilint_check import assert_certificate_lints_clean
-from tests.tetra_process import free_port, init_ca
 
 CHALLENGE_PASSWORD_OID = "1.2.840.113549.1.9.7"
 
@@ -66,36 +57,44 @@ def estclient_bin() -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def est(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EstServer]:
-    """A fresh demo CA with the EST test profiles and Basic user (est_support); no label: `device`."""
-    workdir = tmp_path_factory.mktemp("estclient")
-    init_ca(workdir / "ca", free_port(), free_port())
-    yield from est_server(workdir / "ca", workdir)
-
-
 @contextmanager
-def serving(est: EstServer, default_profile: str, log: Path) -> Iterator[EstServer]:
-    """Another `tetra serve` on the same CA and database whose unlabelled EST path selects
-    `default_profile` (estclient here cannot send a label)."""
+def serving(workdir: Path, default_profile: str = "") -> Iterator[EstTetra]:
+    """interop/est_server.py's `tetra serve` (fresh CA, EST test profiles, user alice) whose
+    unlabelled EST path selects `default_profile` (estclient here cannot send a label)."""
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("TETRA_EST__DEFAULT_PROFILE", default_profile)
-        server = EstServer(est.ca_dir, log)
+        if default_profile:
+            env.setenv("TETRA_EST__DEFAULT_PROFILE", default_profile)
+        server = start_est_tetra(workdir)
     try:
-        server.wait_ready()
         yield server
     finally:
         server.stop()
 
 
+@pytest.fixture
+def est(tmp_path: Path) -> Iterator[EstTetra]:
+    """No label: profile `device`."""
+    with serving(tmp_path / "server") as server:
+        yield server
+
+
 class EstClient:
-    def __init__(self, binary: Path, server: EstServer, out: Path) -> None:
+    def __init__(self, binary: Path, server: EstTetra, out: Path) -> None:
         self.binary, self.server, self.out = binary, server, out
         out.mkdir(parents=True, exist_ok=True)
 
     def run(self, *args: str) -> str:
         """estclient against the server (trust anchor: Tetra's root); its output."""
-        command = [str(self.binary), *args, "-s", "127.0.0.1", "-p", str(self.server.https_port), "-o", str(self.out)]
+        command = [
+            str(self.binary),
+            *args,
+            "-s",
+            self.server.host,
+            "-p",
+            str(self.server.https_port),
+            "-o",
+            str(self.out),
+        ]
         env = {**os.environ, "EST_OPENSSL_CACERT": str(self.server.root)}
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         return done.stdout + done.stderr
@@ -121,10 +120,15 @@ def spki(key: x509.Certificate | Path) -> bytes:
     return serialization.load_pem_private_key(key.read_bytes(), None).public_key().public_bytes(der, info)
 
 
-def check_issued(server: EstServer, tmp: Path, pem: Path, key: Path, common_name: str) -> x509.Certificate:
-    """Chains to the root, names what was asked, holds the client's key, lints clean."""
+def issued_count(server: EstTetra) -> int:
+    return len(json.loads(server.cli("certs", "list", "--format", "json")))
+
+
+def check_issued(server: EstTetra, pem: Path, key: Path, common_name: str) -> x509.Certificate:
+    """Chains to the root (`openssl verify`), names what was asked, holds the client's key, lints clean."""
     cert = x509.load_pem_x509_certificate(pem.read_bytes())
-    verify_chain(server, tmp, cert)
+    out = openssl("verify", "-CAfile", str(server.root), "-untrusted", str(server.issuing_ca), str(pem))
+    assert out.strip().endswith(b": OK"), out
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == common_name
     assert spki(cert) == spki(key)
     assert_certificate_lints_clean(cert.public_bytes(serialization.Encoding.DER))
@@ -140,17 +144,21 @@ def basic() -> tuple[str, str, str, str]:
     return ("-u", USER, "-h", PASSWORD)
 
 
-def test_cacerts(estclient_bin: Path, est: EstServer, tmp_path: Path) -> None:
-    """EST-01, EST-20: -g fetches the certs-only chain without authentication; it holds the
-    issuing CA and the root."""
+def test_cacerts_and_csrattrs(estclient_bin: Path, est: EstTetra, tmp_path: Path) -> None:
+    """EST-01, EST-20: -g fetches the certs-only chain without authentication: the issuing CA and
+    the root. -a fetches the profile's CSR attributes; without PoP linking required they do not
+    ask for challengePassword."""
     client = EstClient(estclient_bin, est, tmp_path / "out")
     received = set(pkcs7.load_der_pkcs7_certificates(base64_file(client.expect("cacert-0-0.pkcs7", "-g"))))
-    for pem in (est.ca_dir / "ca" / "issuing-ca.pem", est.root):
+    for pem in (est.issuing_ca, est.root):
         assert x509.load_pem_x509_certificate(pem.read_bytes()) in received
+    attrs = openssl("asn1parse", "-inform", "DER", data=base64_file(client.expect("csr-0-0.base64", "-a"))).decode()
+    assert "id-ecPublicKey" in attrs, attrs
+    assert CHALLENGE_PASSWORD_OID not in attrs and "challengePassword" not in attrs, attrs
 
 
 def test_simpleenroll_basic_then_client_certificate_then_reenroll(
-    estclient_bin: Path, est: EstServer, tmp_path: Path
+    estclient_bin: Path, est: EstTetra, tmp_path: Path
 ) -> None:
     """EST-20: -e with HTTP Basic, then -e authenticated by that certificate (-c/-k) for a
     second key, then -r renewing the first certificate: same subject and key, new serial."""
@@ -159,7 +167,7 @@ def test_simpleenroll_basic_then_client_certificate_then_reenroll(
     pem = client.expect(
         "cert-0-0.pem", "-e", *basic(), "-x", str(first_key), "--common-name", "dev1.example.com", "--pem-output"
     )
-    first = check_issued(est, tmp_path, pem, first_key, "dev1.example.com")
+    first = check_issued(est, pem, first_key, "dev1.example.com")
 
     second_key = p256_key(tmp_path / "second.key")
     by_cert = EstClient(estclient_bin, est, tmp_path / "mtls")
@@ -167,47 +175,43 @@ def test_simpleenroll_basic_then_client_certificate_then_reenroll(
         "cert-0-0.pem", "-e", "-c", str(pem), "-k", str(first_key), "-x", str(second_key),
         "--common-name", "dev2.example.com", "--pem-output",
     )  # fmt: skip
-    check_issued(est, tmp_path, pem, second_key, "dev2.example.com")
+    check_issued(est, pem, second_key, "dev2.example.com")
 
     first_pem = write_pem(tmp_path / "first.pem", first)
     renewer = EstClient(estclient_bin, est, tmp_path / "renew")
     pem = renewer.expect("cert-0-0.pem", "-r", "-c", str(first_pem), "-k", str(first_key), "--pem-output")
-    renewed = check_issued(est, tmp_path, pem, first_key, "dev1.example.com")
+    renewed = check_issued(est, pem, first_key, "dev1.example.com")
     assert renewed.subject == first.subject
     assert renewed.serial_number != first.serial_number
 
 
-def test_serverkeygen_returns_the_key_of_the_certificate(estclient_bin: Path, est: EstServer, tmp_path: Path) -> None:
+def test_serverkeygen_returns_the_key_of_the_certificate(estclient_bin: Path, tmp_path: Path) -> None:
     """EST-13, EST-20: -q under a profile with server-generated keys: the returned PKCS#8 key is
     the certificate's (RSA: estclient refuses keys under 256 bytes, see the module docstring)."""
     csr_key = tmp_path / "csr-rsa.key"
     openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(csr_key))
-    with serving(est, "keygen", tmp_path / "keygen.log") as server:
+    with serving(tmp_path / "server", "keygen") as server:
         client = EstClient(estclient_bin, server, tmp_path / "out")
         key_file = client.expect(
             "key-0-0.key", "-q", *basic(), "-x", str(csr_key), "--common-name", "gen.example.com", "--pem-output"
         )
-    returned = serialization.load_der_private_key(base64_file(key_file), None)
-    key_pem = tmp_path / "returned.key"
-    key_pem.write_bytes(
-        returned.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        returned = serialization.load_der_private_key(base64_file(key_file), None)
+        key_pem = tmp_path / "returned.key"
+        key_pem.write_bytes(
+            returned.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
         )
-    )
-    cert = check_issued(est, tmp_path, tmp_path / "out" / "cert-0-0.pem", key_pem, "gen.example.com")
+        cert = check_issued(server, tmp_path / "out" / "cert-0-0.pem", key_pem, "gen.example.com")
     assert spki(cert) != spki(csr_key)  # the server's key, not the one that signed the CSR
 
 
-def test_csrattrs_and_pop_linking(estclient_bin: Path, est: EstServer, tmp_path: Path) -> None:
+def test_pop_linking_on_and_off(estclient_bin: Path, tmp_path: Path) -> None:
     """EST-08, EST-20: under a profile requiring PoP linking, -a lists challengePassword; -e -z
     (tls-unique in challengePassword, over the TLS 1.2 estclient speaks) is issued; -e without -z
-    is refused with 400 and nothing is stored. Without PoP required, -a does not ask for it."""
-    plain = EstClient(estclient_bin, est, tmp_path / "plain")
-    attrs = base64_file(plain.expect("csr-0-0.base64", "-a"))
-    assert CHALLENGE_PASSWORD_OID not in openssl("asn1parse", "-inform", "DER", data=attrs).decode()
-
+    is refused with 400 and nothing is stored."""
     key = p256_key(tmp_path / "pop.key")
-    with serving(est, "pop", tmp_path / "pop.log") as server:
+    with serving(tmp_path / "server", "pop") as server:
         client = EstClient(estclient_bin, server, tmp_path / "pop")
         attrs = base64_file(client.expect("csr-0-0.base64", "-a"))
         assert "challengePassword" in openssl("asn1parse", "-inform", "DER", data=attrs).decode()
@@ -215,43 +219,36 @@ def test_csrattrs_and_pop_linking(estclient_bin: Path, est: EstServer, tmp_path:
         pem = client.expect(
             "cert-0-0.pem", "-e", "-z", *basic(), "-x", str(key), "--common-name", "pop.example.com", "--pem-output"
         )
-        check_issued(est, tmp_path, pem, key, "pop.example.com")
+        check_issued(server, pem, key, "pop.example.com")
 
-        before = est.counts()
+        before = issued_count(server)
         refused = EstClient(estclient_bin, server, tmp_path / "nopop")
         output = refused.run("-e", *basic(), "-x", str(key), "--common-name", "nopop.example.com", "-v")
         assert not list((tmp_path / "nopop").glob("cert-*"))
         assert "HTTP status 400 received" in output, output[-3000:]
-        assert est.counts() == before
+        assert issued_count(server) == before
 
 
-def test_idevid_bootstrap(estclient_bin: Path, est: EstServer, tmp_path: Path) -> None:
+def test_idevid_bootstrap(estclient_bin: Path, tmp_path: Path) -> None:
     """EST-21: a device maker's certificate (not Tetra's) authorises the first -e under the
-    profile that trusts its CA; the certificate Tetra issued then renews itself with -r."""
-    ca_cert, ca_key = factory_ca(est.ca_dir)  # a new factory-ca.pem, read by the server started next
-    idevid, idevid_key = device_certificate(ca_cert, ca_key, "SN-0042")
-    idevid_pem = write_pem(tmp_path / "idevid.pem", idevid)
-    idevid_key_pem = tmp_path / "idevid.key"
-    idevid_key_pem.write_bytes(
-        idevid_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    profile that trusts its CA; the certificate Tetra issued then renews itself with -r, and
+    the factory certificate cannot renew (403)."""
     key = p256_key(tmp_path / "ldevid.key")
-    with serving(est, "factory", tmp_path / "factory.log") as server:
+    with serving(tmp_path / "server", "factory") as server:
+        idevid, idevid_key = server.factory_device("SN-0042")
         client = EstClient(estclient_bin, server, tmp_path / "enroll")
         pem = client.expect(
-            "cert-0-0.pem", "-e", "-c", str(idevid_pem), "-k", str(idevid_key_pem), "-x", str(key),
+            "cert-0-0.pem", "-e", "-c", str(idevid), "-k", str(idevid_key), "-x", str(key),
             "--common-name", "sn-0042.devices.example.com", "--pem-output",
         )  # fmt: skip
-        issued = check_issued(est, tmp_path, pem, key, "sn-0042.devices.example.com")
+        issued = check_issued(server, pem, key, "sn-0042.devices.example.com")
 
         renewer = EstClient(estclient_bin, server, tmp_path / "renew")
         pem = renewer.expect("cert-0-0.pem", "-r", "-c", str(pem), "-k", str(key), "--pem-output")
-        renewed = check_issued(est, tmp_path, pem, key, "sn-0042.devices.example.com")
+        renewed = check_issued(server, pem, key, "sn-0042.devices.example.com")
         assert renewed.serial_number != issued.serial_number
 
         idevid_again = EstClient(estclient_bin, server, tmp_path / "idevid-renew")
-        output = idevid_again.run("-r", "-c", str(idevid_pem), "-k", str(idevid_key_pem), "-v")
+        output = idevid_again.run("-r", "-c", str(idevid), "-k", str(idevid_key), "-v")
         assert not list((tmp_path / "idevid-renew").glob("cert-*")), "a factory certificate renewed itself"
         assert "403 Forbidden" in output, output[-3000:]
