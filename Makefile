@@ -6,11 +6,19 @@ PY := $(VENV)/bin/python
 TETRA := $(VENV)/bin/tetra
 # Debian packages the tests drive for real: SoftHSM2 (PKCS#11 token), lego, dehydrated, uacme, Go with
 # golang.org/x/crypto/acme (cert-manager's ACME library) and pebble (ACME),
-# scep (scepclient), openssl (ocsp, cmp, verify), curl (EST), wrk (the OCSP benchmark's load generator).
-DEB_PACKAGES := softhsm2 lego dehydrated uacme golang-go golang-golang-x-crypto-dev scep pebble openssl curl ca-certificates wrk jq systemd
+# scep (scepclient), openssl (ocsp, cmp, verify), curl (EST), wrk (the OCSP benchmark's load generator), jq (the API guide),
+# systemd (systemd-analyze verify for the unit),
+# and gcc, make, cmake, libssl-dev to build libest's estclient/estserver and sscep from source (`clients`).
+DEB_PACKAGES := softhsm2 lego dehydrated uacme golang-go golang-golang-x-crypto-dev scep pebble openssl curl ca-certificates wrk jq systemd \
+	build-essential cmake libssl-dev
+# libest's estclient and estserver (EST) and sscep (SCEP), built once from source into this cached folder;
+# the interop tests and benchmarks find them through the same variable (exported).
+TETRA_CLIENTS_DIR ?= $(HOME)/.cache/tetra/clients
+export TETRA_CLIENTS_DIR
+CLIENT_BINS := $(addprefix $(TETRA_CLIENTS_DIR)/bin/,estclient estserver sscep)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench fuzz soak lint typecheck debian-packages clean-var
+.PHONY: run test bench fuzz soak lint typecheck debian-packages clients clean-var
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,18 +34,23 @@ debian-packages:
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEB_PACKAGES) >/dev/null
 
+# Skipped when the binaries exist (file targets with no prerequisites but the packages, order-only).
+clients: $(CLIENT_BINS)
+$(CLIENT_BINS) &: | debian-packages
+	$(firstword $(wildcard ../shared/clients /work/shared/clients))/build.sh $(TETRA_CLIENTS_DIR)
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(wildcard ca protocols server tests interop bench)
 	$(VENV)/bin/ruff format --check $(wildcard ca protocols server tests interop bench)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: debian-packages $(VENV)/.installed lint
+test: debian-packages clients $(VENV)/.installed lint
 	$(PY) -m pytest -p no:cacheprovider tests interop
 
-bench: debian-packages $(VENV)/.installed
+bench: debian-packages clients $(VENV)/.installed
 	$(PY) bench/bench_core.py
-	@for b in bench/bench_ocsp.py bench/bench_crl.py bench/bench_acme.py bench/bench_acme_floor.py; do \
+	@for b in bench/bench_ocsp.py bench/bench_crl.py bench/bench_acme.py bench/bench_acme_floor.py bench/bench_est.py; do \
 		if [ -f $$b ]; then $(PY) $$b || exit 1; fi; done
 
 # DOS-06 at length: every fuzz target with 50 times the examples `make test` gives it.
