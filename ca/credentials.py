@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import hmac
 import json
 import secrets
 from collections.abc import Callable
@@ -19,30 +18,12 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, insert, select, update
 
 from ca.audit import AuditEvent
+from ca.passwords import hash_password, verify
 from ca.records import Credential
 from ca.store.db import Database, Tx
 from ca.store.tables import credentials
 
 T = TypeVar("T", str, bytes)
-
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, salt_b64, digest_b64 = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    digest = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b64), dklen=32, **_SCRYPT)
-    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
 
 
 def challenge_key(challenge: str) -> str:
@@ -127,10 +108,9 @@ class CredentialStore:
 
     async def verify_password(self, protocol: str, username: str, password: str) -> Credential | None:
         found = await self.db.read_first(_usable(protocol, "password", username), lambda row: row)
-        if found is None:
-            check_password(password, hash_password("x"))  # same work whether or not the user exists
+        if not await verify(password, None if found is None else found.secret_hash):
             return None
-        return _to_credential(found) if check_password(password, found.secret_hash) else None
+        return _to_credential(found)
 
     async def list_credentials(self, protocol: str, kind: str) -> list[tuple[Credential, bool]]:
         """Every credential of ``kind`` for ``protocol`` by key id, each with whether it is revoked

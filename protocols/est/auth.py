@@ -1,7 +1,8 @@
 """Who is asking (RFC 7030 §3.2.3, §3.3): a TLS client certificate or HTTP Basic, per profile.
 
 - A certificate Tetra issued (not expired, not revoked: `CoreApi.authenticate_certificate`)
-  authenticates any operation; it is the only proof simplereenroll accepts.
+  authenticates any operation, for the names it carries only; it is the only proof
+  simplereenroll accepts.
 - A certificate issued directly by one of the profile's external trust anchors (a device
   maker's CA: IDevID bootstrap) authenticates simpleenroll and serverkeygen under that profile
   only. The TLS listener asks for client certificates with those anchors (server/tls.py).
@@ -73,7 +74,10 @@ async def by_certificate(core: CoreApi, der: bytes, profile: Profile, settings: 
             subject = certificate.subject.rfc4514_string()[:200]
             return Client(Requester(f"est-anchor:{subject}", AuthMethod.CLIENT_CERTIFICATE), certificate)
         raise forbidden(f"TLS client certificate refused for profile {profile.name}: {exc.public_detail()}") from None
-    requester = Requester(f"est-cert:{record.issuer}/{record.serial_hex}", AuthMethod.CLIENT_CERTIFICATE)
+    # A certificate of ours vouches only for the names it carries: the device of dev1 may
+    # enrol another key for dev1, never a certificate for dev2 (SEC-01).
+    proven = frozenset(Identifier.parse(name) for name in record.sans)
+    requester = Requester(f"est-cert:{record.issuer}/{record.serial_hex}", AuthMethod.CLIENT_CERTIFICATE, proven)
     return Client(requester, certificate, record)
 
 

@@ -149,7 +149,8 @@ class EstHandlers:
     # -- issuing or holding ------------------------------------------------------------------
     async def _enroll(self, e: Enrolment, kind: EnrollmentKind, replaced: CertificateRecord | None) -> WireResponse:
         digest = csr_digest(e.der)
-        held = await self.pending.request_for(e.profile.name, digest)
+        # Only a profile that holds requests can have one waiting; the others skip the lookup.
+        held = await self.pending.request_for(e.profile.name, digest) if e.profile.approval != "auto" else None
         if held is not None:  # a retry of a request held for approval (EST-11)
             request_id, requester = held
             if requester != e.client.requester.name[:255]:

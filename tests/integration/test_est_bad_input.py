@@ -185,6 +185,20 @@ def test_reenroll_refusals(server: EstServer, tmp_path: Path) -> None:
     _refused(server, reply, 403, "revoked", before)
 
 
+def test_a_certificate_enrols_only_its_own_names(server: EstServer, tmp_path: Path) -> None:
+    """SEC-01: a Tetra certificate for dev1 authenticates simpleenroll of a new key for dev1, and
+    is refused (403, nothing issued) a certificate naming dev2."""
+    _, key, cert_file = enroll_basic(server, tmp_path, "dev1.example.com")
+    tls = ("--cert", str(cert_file), "--key", str(key))
+    _, other = openssl_csr(tmp_path, "dev2.example.com", sans="DNS:dev2.example.com")
+    before = server.counts()
+    reply = curl(server, tmp_path, f"{server.url}/iot/simpleenroll", *tls, *enroll_args(other))
+    _refused(server, reply, 403, "dev2.example.com", before)
+    _, own = openssl_csr(tmp_path, "dev1-next", subject="/CN=dev1.example.com", sans="DNS:dev1.example.com")
+    reply = curl(server, tmp_path, f"{server.url}/iot/simpleenroll", *tls, *enroll_args(own))
+    assert reply.status == 200, reply.text
+
+
 def test_csr_outside_the_csrattrs_advice(server: EstServer, tmp_path: Path) -> None:
     """EST-10: a CSR whose key the profile does not allow (csrattrs names EC P-256/P-384 and RSA
     2048+; this is RSA 1024): 400 with the rule, nothing issued."""

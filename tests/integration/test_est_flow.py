@@ -84,12 +84,13 @@ def test_simpleenroll_basic_then_reenroll_with_the_certificate(server: EstServer
     assert renewed.serial_number != cert.serial_number
     _check_issued(server, tmp_path, renewed, new_key, ["dev1.example.com"])
 
-    # The renewed certificate authenticates a simpleenroll of its own (client-certificate auth).
-    other_key, other = openssl_csr(tmp_path, "dev2.example.com", sans="DNS:dev2.example.com")
+    # The renewed certificate authenticates a simpleenroll for its own name (client-certificate
+    # auth): a second key for dev1, as a device with two key slots would ask.
+    other_key, other = openssl_csr(tmp_path, "dev1-second", subject="/CN=dev1.example.com", sans="DNS:dev1.example.com")
     tls = ("--cert", str(write_pem(tmp_path / "renewed.pem", renewed)), "--key", str(new_key))
     reply = curl(server, tmp_path, f"{server.url}/simpleenroll", *enroll_args(other, *tls))
     assert reply.status == 200, reply.text
-    _check_issued(server, tmp_path, certificates(reply)[0], other_key, ["dev2.example.com"])
+    _check_issued(server, tmp_path, certificates(reply)[0], other_key, ["dev1.example.com"])
 
 
 def test_rfc_8951_encodings(server: EstServer, tmp_path: Path) -> None:
