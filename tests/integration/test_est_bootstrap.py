@@ -32,7 +32,7 @@ def server(ca_dir: Path, tmp_path: Path) -> Iterator[EstServer]:
 
 
 def test_factory_certificate_then_tetra_certificate(server: EstServer, tmp_path: Path) -> None:
-    """EST-14: the IDevID enrolls under its label, never renews; the issued LDevID renews itself."""
+    """EST-14: the IDevID enrolls under its label, never renews (EST-05); the issued LDevID renews itself."""
     assert server.factory is not None
     idevid, idevid_key = device_certificate(*server.factory, "SN-0042")
     idevid_pem = write_pem(tmp_path / "idevid.pem", idevid)

@@ -1,4 +1,5 @@
-"""EST's encodings, PoP check, csrattrs and config, without a server (RFC 7030, RFC 8951)."""
+"""EST's encodings (EST-15), PoP check, csrattrs (EST-10), key-encryption requests (EST-13) and
+config, without a server (RFC 7030, RFC 8951)."""
 
 from __future__ import annotations
 
