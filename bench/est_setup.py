@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import core_setup
+from bench_acme import stop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -109,16 +110,6 @@ def wait_tls(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"no TLS on port {port} after {timeout:.0f} s: {log.read_text(errors='replace')[-2000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- libest's estserver -----------------------------------------------------------------------

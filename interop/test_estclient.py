@@ -161,7 +161,8 @@ def test_simpleenroll_basic_then_client_certificate_then_reenroll(
     estclient_bin: Path, est: EstTetra, tmp_path: Path
 ) -> None:
     """EST-20: -e with HTTP Basic, then -e authenticated by that certificate (-c/-k) for a
-    second key of the same device (a certificate vouches for its own names only), then -r renewing the first certificate: same subject and key, new serial."""
+    second key of the same device (a certificate vouches for its own names only), then -r
+    renewing the first certificate: same subject and key, new serial."""
     first_key = p256_key(tmp_path / "first.key")
     client = EstClient(estclient_bin, est, tmp_path / "basic")
     pem = client.expect(
