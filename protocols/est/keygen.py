@@ -103,6 +103,12 @@ def key_transport_recipient(identifier: bytes, client_certificate: x509.Certific
             "the certificate AsymmetricDecryptKeyIdentifier names has no RSA key; Tetra encrypts "
             "server-generated keys by RSA key transport only (RFC 7030 §4.4.2 KeyTransRecipientInfo)"
         )
+    try:
+        usage = client_certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.key_encipherment:  # RFC 5280 §4.2.1.3: the key may not wrap keys
+        raise bad_request("the certificate AsymmetricDecryptKeyIdentifier names does not allow keyEncipherment")
     return client_certificate
 
 

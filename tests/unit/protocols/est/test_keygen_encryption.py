@@ -25,7 +25,9 @@ from protocols.est.keygen import (
 )
 
 
-def _cert(key: CertificateIssuerPrivateKeyTypes, *, ski: bool = True) -> x509.Certificate:
+def _cert(
+    key: CertificateIssuerPrivateKeyTypes, *, ski: bool = True, key_encipherment: bool = True
+) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")])
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -37,6 +39,8 @@ def _cert(key: CertificateIssuerPrivateKeyTypes, *, ski: bool = True) -> x509.Ce
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=1))
     )
+    usage = x509.KeyUsage(True, False, key_encipherment, False, False, False, False, False, False)
+    builder = builder.add_extension(usage, critical=True)
     if ski:
         builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     return builder.sign(key, hashes.SHA256())
@@ -76,6 +80,10 @@ def test_the_identifier_must_name_the_tls_client_certificate() -> None:
         with pytest.raises(EstError, match="names no certificate the server knows") as refused:
             key_transport_recipient(identifier, client)
         assert refused.value.status == 400
+    signing_only = _cert(rsa.generate_private_key(65537, 2048), key_encipherment=False)
+    with pytest.raises(EstError, match="keyEncipherment") as refused:
+        key_transport_recipient(_ski(signing_only), signing_only)
+    assert refused.value.status == 400
     ec_cert = _cert(ec.generate_private_key(ec.SECP256R1()))
     with pytest.raises(EstError, match="RSA") as refused:
         key_transport_recipient(_ski(ec_cert), ec_cert)
