@@ -28,7 +28,7 @@ from ca.cms.keypackage import encrypted_key_package
 from ca.cms.signed import certs_only
 from ca.enrollment import EnrollmentRequest
 from ca.errors import CAError
-from ca.interface import CoreApi
+from ca.interface import CoreApi, RegistrationAuthority
 from ca.keys import describe_public_key
 from ca.profiles.model import Profile
 from protocols.base import WireResponse
@@ -112,6 +112,30 @@ def key_transport_recipient(identifier: bytes, client_certificate: x509.Certific
     return client_certificate
 
 
+def encryption_target(
+    core: CoreApi, csr: x509.CertificateSigningRequest, client_certificate: x509.Certificate | None
+) -> tuple[x509.Certificate, RegistrationAuthority] | None:
+    """Who the key is encrypted to and who signs it, when the CSR asks for encryption (§4.4.1)."""
+    asked = requested_key_encryption(csr)
+    if asked is None:
+        return None
+    if asked == _KEY_ENCRYPTION[OID_DECRYPT_KEY_ID]:
+        raise not_implemented(
+            "the CSR asks for the returned key to be encrypted with a pre-shared symmetric key "
+            "(DecryptKeyIdentifier, RFC 7030 §4.4.1.1); Tetra holds no such keys: ask with "
+            "AsymmetricDecryptKeyIdentifier or without encryption"
+        )
+    identifier = requested_key_identifier(csr)
+    if identifier is None:  # the OID was seen in the DER but no such attribute could be read
+        raise bad_request("AsymmetricDecryptKeyIdentifier cannot be read (RFC 7030 §4.4.1.2)")
+    recipient = key_transport_recipient(identifier, client_certificate)
+    try:
+        ra = core.ra()
+    except CAError as exc:
+        raise not_implemented(f"no RA can sign the encrypted key: {exc.public_detail()}") from None
+    return recipient, ra
+
+
 async def server_keygen_reply(
     core: CoreApi,
     profile: Profile,
@@ -122,25 +146,12 @@ async def server_keygen_reply(
     """Everything that can refuse the request is checked before the key is made and issued."""
     if not profile.server_key_generation:
         raise forbidden(f"profile {profile.name} does not allow server-generated keys")
-    asked = requested_key_encryption(csr)
-    recipient = None
-    if asked == _KEY_ENCRYPTION[OID_DECRYPT_KEY_ID]:
-        raise not_implemented(
-            "the CSR asks for the returned key to be encrypted with a pre-shared symmetric key "
-            "(DecryptKeyIdentifier, RFC 7030 §4.4.1.1); Tetra holds no such keys: ask with "
-            "AsymmetricDecryptKeyIdentifier or without encryption"
-        )
-    if asked is not None:
-        identifier = requested_key_identifier(csr)
-        if identifier is None:  # the OID was seen but the attribute could not be read
-            raise bad_request("AsymmetricDecryptKeyIdentifier cannot be read (RFC 7030 §4.4.1.2)")
-        recipient = key_transport_recipient(identifier, client_certificate)
-        ra = core.ra()  # no RA to sign the key package: an error before anything is issued
+    target = encryption_target(core, csr, client_certificate)
     issued = await core.enroll_with_server_key(await core.decide(request), key_spec_for(profile, csr))
     assert issued.private_key is not None
     key = issued.private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     key_part = (codec.PKCS8, key)
-    if recipient is not None:
-        package = await encrypted_key_package(key, recipient, ra.signer, ra.certificate)
-        key_part = (codec.SERVER_GENERATED_KEY, package)
+    if target is not None:
+        recipient, ra = target
+        key_part = (codec.SERVER_GENERATED_KEY, await encrypted_key_package(key, recipient, ra.signer, ra.certificate))
     return codec.multipart_mixed([key_part, (codec.CERTS_ONLY, certs_only([issued.certificate]))])
