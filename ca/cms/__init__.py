@@ -6,7 +6,8 @@ always reached through a `Signer`, so HSM-held RA and CA keys work. Modules:
 - `signed`: certs-only bags and SignedData signed by a Signer;
 - `verify`: parsing and verifying a peer's SignedData (bounded; every refusal a CAError);
 - `enveloped`: EnvelopedData to an RSA recipient, and decryption with a DecryptingSigner;
-- `scep`: SCEP's authenticated attributes (OIDs, build, read).
+- `scep`: SCEP's authenticated attributes (OIDs, build, read);
+- `keypackage`: a server-generated key signed, then enveloped to its owner (EST serverkeygen).
 """
 
 from __future__ import annotations

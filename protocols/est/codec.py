@@ -22,6 +22,7 @@ from protocols.est.errors import bad_request, unsupported_media
 PKCS10 = "application/pkcs10"
 CERTS_ONLY = "application/pkcs7-mime; smime-type=certs-only"
 PKCS8 = "application/pkcs8"
+SERVER_GENERATED_KEY = "application/pkcs7-mime; smime-type=server-generated-key"  # RFC 7030 §4.4.2
 CSRATTRS = "application/csrattrs"
 MAX_BODY = 64 * 1024
 

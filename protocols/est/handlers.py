@@ -139,7 +139,7 @@ class EstHandlers:
             request = enrollment_from_csr(
                 e.csr, protocol="est", profile_name=e.profile.name, requester=e.client.requester
             )
-            return await server_keygen_reply(self.core, e.profile, e.csr, request)
+            return await server_keygen_reply(self.core, e.profile, e.csr, request, e.client.certificate)
         except (EstError, CAError) as exc:
             return render_error(exc)
 
