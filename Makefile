@@ -46,7 +46,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 test: debian-packages clients $(VENV)/.installed lint
-	$(PY) -m pytest -p no:cacheprovider tests interop
+	$(PY) -m pytest -p no:cacheprovider --durations=25 tests interop
 
 bench: debian-packages clients $(VENV)/.installed
 	$(PY) bench/bench_core.py

@@ -213,7 +213,7 @@ def test_production_config_serves_from_state_and_reloads_on_sighup(tmp_path: Pat
         _wait_for_log(server, "supervising 2 workers", 1)
         server.proc.send_signal(signal.SIGHUP)  # `systemctl reload` while the workers still start
         server.wait_ready(f"http://127.0.0.1:{http}/readyz")
-        _wait_for_log(server, '"serving (pid', 2)
+        _wait_for_log(server, '"event": "server.serving"', 2)
         first = _served_serial(https)
         renewed = server.cli("issue", "--csr", str(tls / "server.csr"), "--profile", "tls-server")
         (tls / "server.pem").write_text(renewed)

@@ -134,10 +134,31 @@ class FuzzApp:
 
 
 @contextmanager
+def api_token_in_environment(token: str = API_TOKEN) -> Iterator[None]:
+    """The operator API reads its token from TETRA_API_TOKEN before the config's file; set for an
+    in-process server, then put back, so that no later test's server inherits it."""
+    previous = os.environ.get("TETRA_API_TOKEN")
+    os.environ["TETRA_API_TOKEN"] = token
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TETRA_API_TOKEN", None)
+        else:
+            os.environ["TETRA_API_TOKEN"] = previous
+
+
+@contextmanager
 def fuzz_app(name: str, ca_dir: Path, extra: dict[str, str] | None = None) -> Iterator[FuzzApp]:
     """The app with every protocol that takes untrusted input, on the demo CA's SQLite store,
     its refusal budget out of the way (a 429 is a correct answer, but a fuzzer that gets only
     429s tests nothing). Records the target's examples and time in STATS."""
+    with api_token_in_environment(), _app(name, ca_dir, extra) as app:
+        yield app
+
+
+@contextmanager
+def _app(name: str, ca_dir: Path, extra: dict[str, str] | None) -> Iterator[FuzzApp]:
     dns, http01 = LoopbackDns().start(), Http01Responder().start()
     db_url = f"sqlite:///{ca_dir / 'tetra.db'}"
     environ = {
@@ -150,8 +171,6 @@ def fuzz_app(name: str, ca_dir: Path, extra: dict[str, str] | None = None) -> It
         "TETRA_ACME__RATE_LIMITS__REFUSALS_PER_MINUTE": "1000000000",
         **(extra or {}),
     }
-    previous_token = os.environ.get("TETRA_API_TOKEN")
-    os.environ["TETRA_API_TOKEN"] = API_TOKEN
     config = read_config(ca_dir / "tetra.toml", environ=environ)
     loop = asyncio.new_event_loop()
     http: TestClient[Any, Any] = TestClient(TestServer(build_app(config)), loop=loop)
@@ -170,10 +189,6 @@ def fuzz_app(name: str, ca_dir: Path, extra: dict[str, str] | None = None) -> It
             app._engine.dispose()
         dns.stop()
         http01.stop()
-        if previous_token is None:
-            os.environ.pop("TETRA_API_TOKEN", None)
-        else:
-            os.environ["TETRA_API_TOKEN"] = previous_token
         count, seconds = STATS.setdefault(name, [0, 0.0])
         STATS[name] = [count + app.examples, seconds + time.monotonic() - started]
 
