@@ -107,8 +107,9 @@ def test_unknown_label_and_forbidden_serverkeygen(server: EstServer, tmp_path: P
 
 
 def test_untrusted_expired_and_misplaced_client_certificates(server: EstServer, tmp_path: Path) -> None:
-    """EST-04: a client certificate from a CA nobody configured, or an expired one, fails the TLS
-    handshake; a factory certificate outside its label: 403. Nothing issued."""
+    """EST-04: a client certificate from a CA nobody configured, or an expired one (a factory's,
+    or one signed by Tetra's own issuing CA, offered for simplereenroll), fails the TLS handshake;
+    a factory certificate outside its label: 403. Nothing issued."""
     from tests.integration.est_support import factory_ca
 
     stranger_dir = tmp_path / "stranger"
@@ -116,7 +117,12 @@ def test_untrusted_expired_and_misplaced_client_certificates(server: EstServer, 
     stranger_ca, stranger_key = factory_ca(stranger_dir)  # a CA the server does not know
     before = server.counts()
     _, csr = openssl_csr(tmp_path, "tls.example.com", sans="DNS:tls.example.com")
-    for ca_cert, ca_key, expired in ((stranger_ca, stranger_key, False), (*_factory(server), True)):
+    cases = (
+        (stranger_ca, stranger_key, False, "factory/simpleenroll"),
+        (*_factory(server), True, "factory/simpleenroll"),
+        (*_issuing_ca(server), True, "iot/simplereenroll"),  # one of ours, expired: no re-enrolment
+    )
+    for ca_cert, ca_key, expired, operation in cases:
         cert, key = device_certificate(ca_cert, ca_key, "SN-1", expired=expired)
         cert_file = write_pem(tmp_path / "client.pem", cert)
         key_file = tmp_path / "client.key"
@@ -127,7 +133,7 @@ def test_untrusted_expired_and_misplaced_client_certificates(server: EstServer, 
         )
         code = curl_exit_code(
             server,
-            f"{server.url}/factory/simpleenroll",
+            f"{server.url}/{operation}",
             "--cert",
             str(cert_file),
             "--key",
@@ -154,6 +160,15 @@ def test_untrusted_expired_and_misplaced_client_certificates(server: EstServer, 
         *enroll_args(csr),
     )
     _refused(server, reply, 403, "TLS client certificate refused", before)
+
+
+def _issuing_ca(server: EstServer) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Tetra's issuing CA and its key, read as `tetra init` left them."""
+    cert = x509.load_pem_x509_certificate((server.ca_dir / "ca" / "issuing-ca.pem").read_bytes())
+    passphrase = (server.ca_dir / "secrets" / "passphrase").read_bytes().strip()
+    key = serialization.load_pem_private_key((server.ca_dir / "keys" / "issuing-ca.key").read_bytes(), passphrase)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return cert, key
 
 
 def _factory(server: EstServer) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
