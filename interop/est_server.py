@@ -8,7 +8,8 @@
         password = est_tetra.add_user("bob")         # `tetra est user add bob`: HTTP Basic
         cert, key = est_tetra.client_certificate("dev1.example.com")  # for TLS client auth
 
-Labels (`/.well-known/est/<label>/...`, estclient `--pem-output ... -path-seg <label>`):
+Labels (`/.well-known/est/<label>/...`; the estclient built here has no `--path-seg`, so its
+tests serve one profile per server with TETRA_EST__DEFAULT_PROFILE):
 ``iot`` and no label -> profile device; ``pop`` (tls-unique linking required, TLS 1.2 only);
 ``keygen`` (serverkeygen allowed); ``held`` (manual approval: 202 until `tetra requests approve`);
 ``factory`` (IDevID bootstrap: certificates of ``factory`` below authorise simpleenroll).
