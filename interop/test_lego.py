@@ -88,7 +88,14 @@ def test_lego_dns01_exec_provider(tetra: TetraServer, tmp_path: Path, dns_server
     script = tmp_path / "exec-hook.sh"
     script.write_text(f'#!/bin/sh\nexec {sys.executable} {HOOK} {dns_server.txt_file} "$@"\n')
     script.chmod(0o755)
-    env = {"EXEC_PATH": str(script), "EXEC_PROPAGATION_TIMEOUT": "30", "EXEC_POLLING_INTERVAL": "1"}
+    # The wildcard and the apex share one TXT name, so lego solves them one after the other,
+    # waiting EXEC_SEQUENCE_INTERVAL (60 s by default) between: loopback DNS needs no wait.
+    env = {
+        "EXEC_PATH": str(script),
+        "EXEC_PROPAGATION_TIMEOUT": "30",
+        "EXEC_POLLING_INTERVAL": "1",
+        "EXEC_SEQUENCE_INTERVAL": "1",
+    }
     lego(
         tetra,
         work,
