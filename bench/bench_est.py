@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import core_setup  # noqa: E402
 from bench_core import DB_LABEL, Row, git_state, run_row  # noqa: E402
 from core_setup import BENCH_PROFILE  # noqa: E402
-from est_setup import LibestServer, TetraServer, clients_dir, simpleenroll_request  # noqa: E402
+from est_setup import CLIENT_NAME, LibestServer, TetraServer, clients_dir, simpleenroll_request  # noqa: E402
 from loadgen import write_requests  # noqa: E402
 
 from ca.enrollment import EnrollmentRequest  # noqa: E402
@@ -216,7 +216,9 @@ def environment(args: argparse.Namespace) -> str:
             "- estserver: libest's example server, its own OpenSSL P-256 CA with the same extensions, "
             "`-b -o` (Basic, or a client certificate instead); 5 worker threads, a keep-alive connection "
             "holds one until closed (`connections answered`)",
-            f"- {args.requests} distinct P-256 CSRs (one DNS name each), cycled; TLS as each server negotiates it",
+            f"- {args.requests} distinct P-256 CSRs, cycled: one DNS name each for Basic, the client "
+            "certificate's own name (each with a new key) for client-certificate rows; TLS as each server "
+            "negotiates it",
         ]
     )
 
@@ -231,6 +233,9 @@ async def main(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="tetra-bench-est-"))
     print(f"work directory: {work}", flush=True)
     requests = core_setup.make_requests(args.requests, BENCH_PROFILE)
+    # Client-certificate rows: one device's name with a fresh key per CSR (its certificate may
+    # enrol only its own names); Basic rows: a different name per CSR.
+    by_auth = {"cert": core_setup.make_requests(args.requests, BENCH_PROFILE, host=CLIENT_NAME), "basic": requests}
     results: list[Result] = []
     started: list[TetraServer | LibestServer] = []
     try:
@@ -251,7 +256,7 @@ async def main(args: argparse.Namespace) -> int:
                     started.append(server)
                     server.start()  # fresh for every row: same state, and a fresh database for Tetra
                     try:
-                        result = load(server, requests, auth, c, args, work)
+                        result = load(server, by_auth[auth], auth, c, args, work)
                     finally:
                         server.stop()
                         started.remove(server)

@@ -205,17 +205,19 @@ def fresh_database(kind: str, directory: Path, tag: str) -> FreshDatabase:
 # -- requests ----------------------------------------------------------------------------
 
 
-def make_requests(count: int, profile: str) -> list[EnrollmentRequest]:
-    """`count` distinct P-256 keys and CSRs (one DNS name each), turned into requests as a protocol would."""
+def make_requests(count: int, profile: str, host: str = "") -> list[EnrollmentRequest]:
+    """`count` distinct P-256 keys and CSRs (one DNS name each: hostN.bench.example.com, or
+    ``host`` for all of them, as one device re-keying would ask), turned into requests as a
+    protocol would."""
     requester = Requester("bench", AuthMethod.OPERATOR)
     out = []
     for i in range(count):
         key = ec.generate_private_key(ec.SECP256R1())
-        host = f"host{i}.bench.example.com"
+        name = host or f"host{i}.bench.example.com"
         csr = (
             x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
             .sign(key, hashes.SHA256())
         )
         out.append(enrollment_from_csr(csr, protocol="cli", profile_name=profile, requester=requester))

@@ -38,6 +38,10 @@ LIBEST_USER, LIBEST_PASSWORD = "estuser", "estpwd"  # compiled into estserver.c
 TETRA_USER = "bench"
 CLIENT_LABEL = "client"  # Tetra's EST label for the tls-client profile (the mTLS identity)
 
+# The name of the load generator's TLS client certificate: a certificate vouches for its own
+# names only, so the client-certificate rows ask for this name, each time with a new key.
+CLIENT_NAME = "client.bench.example.com"
+
 
 def clients_dir() -> Path:
     """Where `make clients` put estclient and estserver (the same variable the interop tests read)."""
@@ -204,7 +208,7 @@ class LibestServer:
         wait_tls(self.port, self.proc, self.log)
         if self.identity is None:
             self.identity = enroll_identity(
-                self.port, self.enroll_path, self.cafile, self.basic, "client.bench.example.com", self.work
+                self.port, self.enroll_path, self.cafile, self.basic, CLIENT_NAME, self.work
             )
 
     def stop(self) -> None:
@@ -281,7 +285,7 @@ class TetraServer:
             f"{EST_PREFIX}/{CLIENT_LABEL}/simpleenroll",
             self.cafile,
             self.basic,
-            "client.bench.example.com",
+            CLIENT_NAME,
             self.work,
         )
 
