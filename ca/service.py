@@ -8,19 +8,17 @@ the server, the CLI and the jobs may use the rest (repositories, issuers, signer
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca import service_events
 from ca.audit import AuditEvent
@@ -29,17 +27,15 @@ from ca.clock import Clock
 from ca.credentials import CredentialStore
 from ca.enrollment import (
     AuthMethod,
-    CertificateRef,
-    EnrollmentKind,
     EnrollmentOutcome,
     EnrollmentRequest,
     Identifier,
-    InventoryFields,
     Issued,
     Pending,
     Requester,
 )
 from ca.errors import AlreadyRevoked, CAError, FailureReason, NotAuthorized, PolicyViolation, UnknownCertificate
+from ca.held_requests import request_from_record, request_to_json
 from ca.interface import Decision, RegistrationAuthority, ResultWrite
 from ca.issuer import Intent, Issuer
 from ca.keys import generate_private_key
@@ -216,7 +212,7 @@ class CertificateAuthority:
             "profile": template.profile.name,
             "transaction_id": request.transaction_id,
             "requester": request.requester.name[:255],
-            "request": json.dumps(_request_to_json(request)),
+            "request": json.dumps(request_to_json(request)),
             "public_key": request.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo),
             "raw_request": request.raw_request,
             "subject": template.subject.rfc4514_string(),
@@ -235,7 +231,7 @@ class CertificateAuthority:
 
     async def approve(self, request_id: int, operator: str) -> Issued:
         record = await self._pending(request_id)
-        request = _request_from_record(record)
+        request = request_from_record(record)
         decision = await self.decide(request)  # the profile as it is now
         event = AuditEvent(operator, "request.approved", f"request/{request_id}")
         now = self.clock.now()
@@ -413,64 +409,3 @@ def _own_keys(
     certificates = [c for i in issuers.values() for c in (i.certificate, *i.chain)]
     certificates += [*roots, *(ra.certificate for ra in ras.values())]
     return frozenset(_spki(c.public_key()) for c in certificates)
-
-
-def _request_to_json(request: EnrollmentRequest) -> dict[str, Any]:
-    return {
-        "protocol": request.protocol,
-        "profile": request.profile_name,
-        "subject": base64.b64encode(request.subject.public_bytes()).decode(),
-        "sans": [str(i) for i in request.subject_alt_names],
-        "requester": {
-            "name": request.requester.name,
-            "method": request.requester.method.value,
-            "proven": None
-            if request.requester.proven_identifiers is None
-            else sorted(str(i) for i in request.requester.proven_identifiers),
-        },
-        "kind": request.kind.value,
-        "replaces": None
-        if request.replaces is None
-        else {"issuer": request.replaces.issuer, "serial": format(request.replaces.serial, "x")},
-        "not_before": request.not_before.isoformat() if request.not_before else None,
-        "not_after": request.not_after.isoformat() if request.not_after else None,
-        "inventory": vars(request.inventory),
-        "transaction_id": request.transaction_id,
-    }
-
-
-def _request_from_record(record: RequestRecord) -> EnrollmentRequest:
-    data = record.request
-    req = data["requester"]
-    proven = None if req["proven"] is None else frozenset(Identifier.parse(s) for s in req["proven"])
-    rep = data["replaces"]
-    return EnrollmentRequest(
-        protocol=data["protocol"],
-        profile_name=data["profile"],
-        public_key=load_der_public_key(record.public_key),  # type: ignore[arg-type]
-        subject=x509.Name.from_rfc4514_string("")
-        if not data["subject"]
-        else _name_from_der(base64.b64decode(data["subject"])),
-        subject_alt_names=tuple(Identifier.parse(s) for s in data["sans"]),
-        requester=Requester(req["name"], AuthMethod(req["method"]), proven),
-        kind=EnrollmentKind(data["kind"]),
-        raw_request=record.raw_request,
-        transaction_id=data["transaction_id"],
-        replaces=None if rep is None else CertificateRef(rep["issuer"], int(rep["serial"], 16)),
-        not_before=dt.datetime.fromisoformat(data["not_before"]) if data["not_before"] else None,
-        not_after=dt.datetime.fromisoformat(data["not_after"]) if data["not_after"] else None,
-        inventory=InventoryFields(**data["inventory"]),
-    )
-
-
-def _name_from_der(der: bytes) -> x509.Name:
-    """cryptography has no Name loader; wrap the Name in a throwaway CSR-free path via asn1crypto."""
-    from asn1crypto import x509 as asn1_x509
-
-    parsed = asn1_x509.Name.load(der)
-    attrs = []
-    for rdn in parsed.chosen:
-        for atv in rdn:
-            oid = x509.ObjectIdentifier(atv["type"].dotted)
-            attrs.append(x509.NameAttribute(oid, str(atv["value"].native)))
-    return x509.Name(attrs)
