@@ -4,6 +4,7 @@ integration, multi-process and interop tests start a server."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import ssl
 import subprocess
@@ -12,11 +13,37 @@ import time
 import urllib.request
 from pathlib import Path
 
+_EPHEMERAL = (32768, 60999)  # Linux's default ip_local_port_range
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, for a server the test is about to start.
+
+    Chosen outside the ephemeral range: a port the kernel hands out for bind(("", 0)) can be
+    taken by any outgoing connection (a database client, curl) between this check and the
+    server's own bind, which made a server start fail now and then with "address already in
+    use". Never the same port twice in one run, so a server's two listeners cannot collide.
+    """
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(20000, 65536) if not low <= p <= high and p not in _handed_out]
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port from 20000 up outside the ephemeral range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return _EPHEMERAL
 
 
 def tetra_command() -> list[str]:
