@@ -117,8 +117,9 @@ def prepare_scep_ca(ca_dir: Path) -> None:
     _profile_from_device(profiles, "held", approval="manual")
     _profile_from_device(profiles, "legacy")
     _profile_from_device(profiles, "chain")
-    with (ca_dir / "tetra.toml").open("a") as config:
-        config.write(SCEP_CONFIG)
+    config = ca_dir / "tetra.toml"
+    demo = config.read_text()
+    config.write_text(demo[: demo.index("[scep]")] + SCEP_CONFIG)  # the demo's [scep] is the last section
 
 
 def scep_server(ca_dir: Path, tmp_path: Path) -> Iterator[ScepServer]:
