@@ -119,7 +119,9 @@ def prepare_scep_ca(ca_dir: Path) -> None:
     _profile_from_device(profiles, "chain")
     config = ca_dir / "tetra.toml"
     demo = config.read_text()
-    config.write_text(demo[: demo.index("[scep]")] + SCEP_CONFIG)  # the demo's [scep] is the last section
+    if "\n[scep]" in demo:  # `tetra init` with SCEP writes a [scep] of its own, as the last section
+        demo = demo[: demo.index("\n[scep]")]
+    config.write_text(demo + SCEP_CONFIG)
 
 
 def scep_server(ca_dir: Path, tmp_path: Path) -> Iterator[ScepServer]:
