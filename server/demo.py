@@ -58,7 +58,7 @@ def render_config(http: Listen, https: Listen, protocols: list[str], http_url: s
     )
     scep_block = (
         "\n# SCEP at <http_url>/scep (and /cgi-bin/pkiclient.exe, /certsrv/mscep/mscep.dll) enrols\n"
-        "# profile \"device\" with the static challenge in secrets/scep-challenge; docs/scep.md.\n"
+        '# profile "device" with the static challenge in secrets/scep-challenge; docs/scep.md.\n'
         '[scep]\ndefault_profile = "device"\n\n'
         '[scep.profiles.device]\nchallenge_file = "secrets/scep-challenge"\n'
         if "scep" in protocols
