@@ -11,18 +11,25 @@ starts `tetra serve` with SCEP (and CRL, for GetCRL) on free loopback ports. Pro
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from server.wiring import build_ca, read_config
 from tests import scep_client
-from tests.integration.est_support import _profile_from_device
+from tests.integration.est_support import _profile_from_device, openssl
 from tests.integration.serverproc import ServerProcess
+from tests.pkilint_check import assert_certificate_lints_clean
 
 STATIC, HELD, LEGACY = "device-static-secret", "held-static-secret", "legacy-static-secret"
 
@@ -90,6 +97,26 @@ class ScepServer(ServerProcess):
         except urllib.error.HTTPError as err:
             return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
 
+    def one_time_challenge(self, profile: str = "device", identities: tuple[str, ...] = ()) -> str:
+        """A one-time challenge made through the core (what `tetra scep challenge` does)."""
+
+        async def make() -> str:
+            ca = await build_ca(read_config(self.config, environ=self.env), open_signers=False)
+            try:
+                return await ca.credentials.create_challenge("scep", profile=profile, identities=identities)
+            finally:
+                await ca.close()
+
+        return asyncio.run(make())
+
+    def pending_request_ids(self) -> list[int]:
+        with sqlite3.connect(self.ca_dir / "tetra.db") as db:
+            rows = db.execute("SELECT id FROM enrollment_requests WHERE status = 'pending' ORDER BY id")
+            return [int(r[0]) for r in rows]
+
+    def issuing_ca(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate((self.ca_dir / "ca" / "issuing-ca.pem").read_bytes())
+
     def ra_certificate(self) -> x509.Certificate:
         """The RA certificate from GetCACert: the one without CA basic constraints."""
         if self._ra is None:
@@ -132,3 +159,39 @@ def scep_server(ca_dir: Path, tmp_path: Path) -> Iterator[ScepServer]:
         yield server
     finally:
         server.stop()
+
+
+def module_server(factory: pytest.TempPathFactory, template_dir: Path) -> Iterator[ScepServer]:
+    """One server for a test module (each test enrols its own names)."""
+    tmp = factory.mktemp("scep")
+    shutil.copytree(template_dir, tmp / "ca")
+    yield from scep_server(tmp / "ca", tmp)
+
+
+def enrol(
+    server: ScepServer,
+    name: str,
+    *,
+    challenge: str = STATIC,
+    path: str = "/scep/pkiclient.exe",
+    requester: scep_client.Requester | None = None,
+    **options: Any,
+) -> tuple[scep_client.Requester, scep_client.CertRep]:
+    """One PKCSReq for ``name`` (CN and DNS SAN) with a fresh key; the requester and the CertRep."""
+    requester = requester or scep_client.Requester.fresh(name)
+    message = scep_client.pkcs_req(requester, server.ra_certificate(), name, [name], challenge=challenge, **options)
+    return requester, server.exchange(message, requester, path)
+
+
+def check_issued(
+    server: ScepServer, tmp: Path, cert: x509.Certificate, requester: scep_client.Requester, names: list[str]
+) -> None:
+    """Chains to the root (`openssl verify`), holds the requester's key and names, lints clean."""
+    leaf = tmp / "leaf.pem"
+    leaf.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    chain = server.ca_dir / "ca" / "issuing-ca.pem"
+    openssl("verify", "-CAfile", str(server.root), "-untrusted", str(chain), str(leaf))
+    assert cert.public_key() == requester.key.public_key()
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == names
+    assert_certificate_lints_clean(cert.public_bytes(serialization.Encoding.DER))
