@@ -36,7 +36,7 @@ STATIC, HELD, LEGACY = "device-static-secret", "held-static-secret", "legacy-sta
 SCEP_CONFIG = f"""
 [scep]
 default_profile = "device"
-challenge_failures = 3
+challenge_failures = 1000
 challenge_window = 600
 max_body = 65536
 
@@ -67,12 +67,12 @@ class Reply:
 
 
 class ScepServer(ServerProcess):
-    def __init__(self, ca_dir: Path, log: Path) -> None:
+    def __init__(self, ca_dir: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
         super().__init__(
             ca_dir / "tetra.toml",
             f"sqlite:///{ca_dir / 'tetra.db'}",
             log,
-            {"TETRA_SERVER__PROTOCOLS": '["api", "scep", "crl"]'},
+            {"TETRA_SERVER__PROTOCOLS": '["api", "scep", "crl"]', **(extra_env or {})},
         )
         self.ca_dir = ca_dir
         self.root = ca_dir / "ca" / "root.pem"
@@ -151,9 +151,9 @@ def prepare_scep_ca(ca_dir: Path) -> None:
     config.write_text(demo + SCEP_CONFIG)
 
 
-def scep_server(ca_dir: Path, tmp_path: Path) -> Iterator[ScepServer]:
+def scep_server(ca_dir: Path, tmp_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[ScepServer]:
     prepare_scep_ca(ca_dir)
-    server = ScepServer(ca_dir, tmp_path / "serve.log")
+    server = ScepServer(ca_dir, tmp_path / "serve.log", extra_env)
     try:
         server.wait_ready()
         yield server
