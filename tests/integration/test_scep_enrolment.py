@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import scep_client
-from tests.integration.scep_support import HELD, ScepServer, check_issued, enrol, module_server
+from tests.integration.scep_support import HELD, STATIC, ScepServer, check_issued, enrol, module_server
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ def test_same_transaction_id_returns_the_same_certificate(server: ScepServer) ->
     key): the same certificate comes back, and no second one is issued."""
     requester = scep_client.Requester.fresh("again.example.com")
     message = scep_client.pkcs_req(
-        requester, server.ra_certificate(), "again.example.com", ["again.example.com"], challenge=scep_client_static()
+        requester, server.ra_certificate(), "again.example.com", ["again.example.com"], challenge=STATIC
     )
     first = server.exchange(message, requester)
     assert first.status == scep_client.SUCCESS, first.fail_info_text
@@ -91,7 +91,7 @@ def test_same_transaction_id_with_another_key_is_refused(server: ScepServer) -> 
         server.ra_certificate(),
         "taken.example.com",
         ["taken.example.com"],
-        challenge=scep_client_static(),
+        challenge=STATIC,
         transaction=requester.transaction_id(),
     )
     assert_failure(server.exchange(message, intruder), scep_client.BAD_REQUEST)
@@ -103,7 +103,7 @@ def test_concurrent_twins_issue_one_certificate(server: ScepServer) -> None:
     certificate or PENDING (a twin still issuing), and a CertPoll then returns it."""
     requester = scep_client.Requester.fresh("twins.example.com")
     message = scep_client.pkcs_req(
-        requester, server.ra_certificate(), "twins.example.com", ["twins.example.com"], challenge=scep_client_static()
+        requester, server.ra_certificate(), "twins.example.com", ["twins.example.com"], challenge=STATIC
     )
     before = server.counts()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -202,9 +202,3 @@ def test_pending_then_rejected(server: ScepServer) -> None:
 def test_cert_poll_for_an_unknown_transaction_is_bad_cert_id(server: ScepServer) -> None:
     stranger = scep_client.Requester.fresh("ghost.example.com")
     assert_failure(_poll(server, stranger), scep_client.BAD_CERT_ID)
-
-
-def scep_client_static() -> str:
-    from tests.integration.scep_support import STATIC
-
-    return STATIC
