@@ -92,6 +92,11 @@ class ScepServer(ServerProcess):
         with psycopg.connect(self.db_url) as pg:
             return list(pg.execute(sql).fetchall())
 
+    def write_sqlite(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Plant a row as a crash would have left it (SQLite stores only)."""
+        with sqlite3.connect(self.db_url.removeprefix("sqlite:///")) as db:
+            db.execute(sql, params)
+
     def counts(self) -> tuple[int, int]:
         """(certificates, enrollment requests): "nothing issued or stored"."""
         certs, requests = (
