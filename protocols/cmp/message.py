@@ -86,7 +86,7 @@ class PkiMessage:
         if not field.isValue:
             return None
         with _malformed("messageTime"):
-            when = field.asDateTime
+            when: dt.datetime = field.asDateTime
         if when.tzinfo is None:
             raise bad_data_format("messageTime has no time zone")
         return when.astimezone(dt.UTC)

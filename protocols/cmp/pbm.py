@@ -14,12 +14,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1_alt_modules import rfc8018, rfc9810
 
-from ca.sigalg import HASHES
+from ca.sigalg import HASH_OIDS, HASHES
 from protocols.cmp.der import algorithm_identifier, integer, octet_string, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo, bad_data_format
 
@@ -36,7 +35,7 @@ HMAC_WITH = {  # RFC 8018 / RFC 4231 HMAC OIDs -> hash name
     str(rfc8018.id_hmacWithSHA512): "sha512",
 }
 HMAC_OID = {name: oid for oid, name in HMAC_WITH.items() if oid.startswith("1.2.840.113549.2.") and name != "sha1"}
-OWF_HASHES = {oid: cls.name for oid, cls in HASHES.items() if cls is not hashes.SHA1}  # SHA-2 only
+OWF_HASHES = {oid: name for name, oid in HASH_OIDS.items() if name != "sha1"}  # SHA-2 only
 
 
 @dataclass(frozen=True)
@@ -64,15 +63,11 @@ class Derivation:
         return key
 
     def pbkdf2(self, hash_name: str, secret: bytes, salt: bytes, iterations: int, length: int) -> bytes:
-        algorithm = HASHES[_hash_oid(hash_name)]()
+        algorithm = HASHES[HASH_OIDS[hash_name]]()
         return PBKDF2HMAC(algorithm=algorithm, length=length, salt=salt, iterations=iterations).derive(secret)
 
 
 DERIVATION = Derivation()
-
-
-def _hash_oid(name: str) -> str:
-    return next(oid for oid, cls in HASHES.items() if cls.name == name)
 
 
 @dataclass(frozen=True)
@@ -174,7 +169,10 @@ def mac_scheme(algorithm: Any, algorithm_der: bytes, limits: MacLimits) -> MacSc
 def password_based_mac_algorithm(salt: bytes, iterations: int, owf: str = "sha256", mac: str = "sha256") -> bytes:
     """A PasswordBasedMac protectionAlg (DER) for a message we start ourselves."""
     params = sequence(
-        octet_string(salt), algorithm_identifier(_hash_oid(owf)), integer(iterations), algorithm_identifier(HMAC_OID[mac])
+        octet_string(salt),
+        algorithm_identifier(HASH_OIDS[owf]),
+        integer(iterations),
+        algorithm_identifier(HMAC_OID[mac]),
     )
     return algorithm_identifier(PASSWORD_BASED_MAC, params)
 

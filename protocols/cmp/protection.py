@@ -23,7 +23,7 @@ from pyasn1.codec.der import encoder as der_encoder
 
 from ca.errors import CAError, FailureReason, SignerUnavailable
 from ca.interface import Signer
-from ca.sigalg import ECDSA_WITH, ED448, ED25519, HASHES, sign_bytes, verify_bytes, verify_signature
+from ca.sigalg import ECDSA_WITH, ED448, ED25519, HASH_OIDS, HASHES, sign_bytes, verify_bytes, verify_signature
 from protocols.cmp.der import algorithm_identifier
 from protocols.cmp.errors import CmpFailure, FailInfo, bad_message_check
 from protocols.cmp.message import PkiMessage
@@ -58,9 +58,7 @@ def is_mac_protected(message: PkiMessage) -> bool:
     return algorithm is not None and str(algorithm["algorithm"]) in MAC_ALGORITHMS
 
 
-def verify_mac(
-    message: PkiMessage, secret: bytes, limits: MacLimits, derivation: Derivation = DERIVATION
-) -> MacKey:
+def verify_mac(message: PkiMessage, secret: bytes, limits: MacLimits, derivation: Derivation = DERIVATION) -> MacKey:
     """Check a MAC protection with ``secret``; return the key for protecting the reply."""
     _, algorithm_der = _protection_alg(message)
     assert message.protection_alg is not None and message.protection is not None
@@ -93,10 +91,12 @@ def verify_signature_protection(message: PkiMessage, certificate: x509.Certifica
         raise bad_message_check(f"the signature protection does not verify: {exc.detail}") from None
 
 
-def signature_algorithm(public_key: PublicKeyTypes, hash_name: str = "sha256") -> tuple[bytes, hashes.HashAlgorithm | None]:
+def signature_algorithm(
+    public_key: PublicKeyTypes, hash_name: str = "sha256"
+) -> tuple[bytes, hashes.HashAlgorithm | None]:
     """The protectionAlg (DER) a reply signed with this key carries, and the hash to sign with
     (None for EdDSA). RFC 9481 §3: ECDSA and RSA PKCS#1 v1.5 with SHA-2, Ed25519, Ed448."""
-    hash_alg = next(cls() for cls in HASHES.values() if cls.name == hash_name)
+    hash_alg = HASHES[HASH_OIDS[hash_name]]()
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return algorithm_identifier(ECDSA_WITH[hash_name]), hash_alg
     if isinstance(public_key, rsa.RSAPublicKey):
