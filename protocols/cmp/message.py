@@ -66,6 +66,7 @@ class PkiMessage:
     protected_part: bytes  # SEQUENCE { header, body } from the bytes as received
     protection: bytes | None  # the protection BIT STRING's octets
     sender_der: bytes  # the sender GeneralName as received: a reply's recipient
+    protection_alg_der: bytes | None  # the protectionAlg AlgorithmIdentifier as received
     extra_certs_der: tuple[bytes, ...]
 
     @property
@@ -184,7 +185,8 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> PkiMes
         body_type = str(body.getName())
     if pvno not in SUPPORTED_PVNO:
         raise CmpFailure(FailInfo.unsupportedVersion, f"pvno {pvno} is not supported (2 or 3)")
-    sender = children(data, header_tlv)[1]
+    header_fields = children(data, header_tlv)
+    algorithm = next((field for field in header_fields if field.tag == 0xA1), None)
     span = data[header_tlv.start : body_tlv.end]
     return PkiMessage(
         raw=data,
@@ -193,6 +195,7 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> PkiMes
         body_type=body_type,
         protected_part=b"\x30" + encode_length(len(span)) + span,
         protection=_protection_octets(data, protection_tlv) if protection_tlv else None,
-        sender_der=sender.whole(data),
+        sender_der=header_fields[1].whole(data),
+        protection_alg_der=algorithm.inner(data) if algorithm else None,
         extra_certs_der=_extra_certs(data, extra_tlv) if extra_tlv else (),
     )

@@ -19,7 +19,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from pyasn1.codec.der import encoder as der_encoder
 
 from ca.errors import CAError, FailureReason, SignerUnavailable
 from ca.interface import Signer
@@ -47,9 +46,9 @@ class MacKey:
 
 def _protection_alg(message: PkiMessage) -> tuple[str, bytes]:
     algorithm = message.protection_alg
-    if algorithm is None or message.protection is None:
+    if algorithm is None or message.protection is None or message.protection_alg_der is None:
         raise bad_message_check("the message is not protected")  # CMP-01
-    return str(algorithm["algorithm"]), bytes(der_encoder.encode(algorithm))
+    return str(algorithm["algorithm"]), message.protection_alg_der
 
 
 def is_mac_protected(message: PkiMessage) -> bool:
