@@ -50,7 +50,10 @@ def test_every_openssl_vector_decodes(name: str) -> None:
     if name.endswith("-mac.req.der"):
         assert message.sender_kid == REFERENCE
     if "-sig." in name:
-        assert message.extra_certs()[0].subject in (certificate("client.pem").subject, certificate("server.pem").subject)
+        assert message.extra_certs()[0].subject in (
+            certificate("client.pem").subject,
+            certificate("server.pem").subject,
+        )
     assert message.implicit_confirm == name.startswith("ir-implicit")
 
 

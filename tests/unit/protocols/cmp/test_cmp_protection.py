@@ -79,7 +79,10 @@ def test_cmp_02_signed_vectors_verify_with_the_sender_certificate_only(name: str
 def test_cmp_01_unprotected_message_is_bad_message_check() -> None:
     raw = vector("ir-mac.req.der")
     unprotected = decode_message(decode_message(raw).protected_part)
-    for check in (lambda m: verify_mac(m, SECRET, MacLimits()), lambda m: verify_signature_protection(m, certificate("client.pem"))):
+    for check in (
+        lambda m: verify_mac(m, SECRET, MacLimits()),
+        lambda m: verify_signature_protection(m, certificate("client.pem")),
+    ):
         with pytest.raises(CmpFailure) as caught:
             check(unprotected)
         assert caught.value.fail_info is FailInfo.badMessageCheck
@@ -187,7 +190,10 @@ def test_pbmac1_matches_an_independent_pbkdf2() -> None:
 async def test_cmp_02_signature_round_trip_and_wrong_certificate() -> None:
     protection = SignatureProtection(server_signer(), certificate("server.pem"), (certificate("root.pem"),))
     message = decode_message(await build_reply(None, certificate("server.pem").subject, bodies.pki_conf(), protection))
-    assert [c.subject for c in message.extra_certs()] == [certificate("server.pem").subject, certificate("root.pem").subject]
+    assert [c.subject for c in message.extra_certs()] == [
+        certificate("server.pem").subject,
+        certificate("root.pem").subject,
+    ]
     verify_signature_protection(message, certificate("server.pem"))
     with pytest.raises(CmpFailure) as caught:
         verify_signature_protection(message, certificate("client.pem"))
