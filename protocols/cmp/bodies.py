@@ -15,7 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyasn1_alt_modules import rfc9810
 
-from protocols.cmp.der import explicit, integer, oid, sequence, tlv
+from ca.der import tlv
+from protocols.cmp.der import explicit, integer, oid, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo
 
 

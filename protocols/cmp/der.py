@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ca.der import encode_length
+from ca.der import tlv
 from protocols.cmp.errors import bad_data_format
 
 MAX_DEPTH = 32  # a PKIMessage with a CRMF request and a certificate nests about 15 deep
@@ -84,12 +84,6 @@ def scan(data: bytes, *, max_depth: int = MAX_DEPTH) -> Tlv:
             raise bad_data_format(f"nesting deeper than {max_depth} levels")
         stack.extend((child, depth + 1) for child in children(data, element))
     return top
-
-
-def tlv(tag: int, *parts: bytes) -> bytes:
-    """One DER element with ``tag`` around the concatenated ``parts``."""
-    body = b"".join(parts)
-    return bytes([tag]) + encode_length(len(body)) + body
 
 
 def integer(value: int) -> bytes:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ca.der import encode_length
-from protocols.cmp.der import explicit, integer, sequence, tlv
+from ca.der import encode_length, tlv
+from protocols.cmp.der import explicit, integer, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo
 from protocols.cmp.message import MAX_MESSAGE_BYTES, decode_message
 from tests.unit.protocols.cmp.cmp_vectors import REFERENCE, certificate, mac_vectors, signed_vectors, vector
