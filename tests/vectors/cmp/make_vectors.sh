@@ -22,7 +22,7 @@ issue client "/CN=CMP Vector Client" "keyUsage=critical,digitalSignature" 3
 key new.key  # the key every request asks to certify; the mock answers with issued.pem, its certificate
 issue issued "/CN=CMP Vector Issued" "keyUsage=critical,digitalSignature" 4 new.key
 rm issued.key
-openssl req -new -key new.key -subj "/CN=CMP Vector P10" -out "$tmp/p10.csr"
+openssl req -new -key new.key -subj "/CN=CMP Vector P10" -out p10.csr
 
 # Common options: the mock server answers with issued.pem; replies by MAC use the same secret.
 mock_mac="-use_mock_srv -srv_ref vector -srv_secret pass:vector-secret -rsp_cert issued.pem -rsp_capubs root.pem"
@@ -43,7 +43,7 @@ for p in mac sig; do
   if [ $p = mac ]; then prot=$mac mock=$mock_mac; else prot=$sig mock=$mock_sig; fi
   run "ir-$p" "$prot" "$mock" -cmd ir -newkey new.key -subject "/CN=CMP Vector Issued"
   run "cr-$p" "$prot" "$mock" -cmd cr -newkey new.key -subject "/CN=CMP Vector Issued"
-  run "p10cr-$p" "$prot" "$mock" -cmd p10cr -csr "$tmp/p10.csr"
+  run "p10cr-$p" "$prot" "$mock" -cmd p10cr -csr p10.csr
   run "kur-$p" "$prot" "$mock" -cmd kur -newkey new.key -oldcert issued.pem
   run "rr-$p" "$prot" "$mock" -cmd rr -oldcert issued.pem -revreason 1
   run "genm-$p" "$prot" "$mock" -cmd genm -infotype caCerts

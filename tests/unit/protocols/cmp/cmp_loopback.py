@@ -25,16 +25,22 @@ from tests.tetra_process import free_port
 from tests.unit.protocols.cmp.cmp_vectors import CA_NAME, SECRET, certificate, server_signer
 
 
+P10CR_CERT_REQ_ID = 0  # what OpenSSL 3.0 expects in a cp answering p10cr
+
+
 @dataclass
 class Responder:
-    """Answers ir/cr/kur with issued.pem, certConf with pkiconf, genm with caCerts; bodies
-    named in ``refuse`` with an error message carrying ``failure``."""
+    """Answers ir/cr/kur/p10cr with issued.pem (after ``polls`` rounds of polling), rr with
+    accepted, certConf with pkiconf, genm with caCerts; bodies named in ``refuse`` with an
+    error message carrying ``failure``."""
 
     grant_implicit_confirm: bool = False
+    polls: int = 0  # answer an enrolment "waiting" and this many pollReqs with pollRep first
     refuse: tuple[str, ...] = ()
     failure: CmpFailure = field(default_factory=lambda: CmpFailure(FailInfo.badCertTemplate, "template refused"))
     seen: list[PkiMessage] = field(default_factory=list)
     replies: list[PkiMessage] = field(default_factory=list)
+    enrolment: tuple[int, int] = (0, 0)  # reply tag and certReqId of the enrolment being polled for
 
     def protection_for(self, request: PkiMessage) -> Protection:
         if is_mac_protected(request):
@@ -46,9 +52,19 @@ class Responder:
         kind = request.body_type
         if kind in self.refuse:
             return bodies.error(self.failure)
-        if kind in ("ir", "cr", "kur"):
-            cert_req_id = int(request.body[kind][0]["certReq"]["certReqId"])
-            return bodies.cert_rep(bodies.CERT_REP_TAGS[kind], cert_req_id, certificate("issued.pem"))
+        if kind in ("ir", "cr", "kur", "p10cr"):
+            cert_req_id = P10CR_CERT_REQ_ID if kind == "p10cr" else int(request.body[kind][0]["certReq"]["certReqId"])
+            issued = None if self.polls else certificate("issued.pem")
+            self.enrolment = (bodies.CERT_REP_TAGS[kind], cert_req_id)
+            return bodies.cert_rep(bodies.CERT_REP_TAGS[kind], cert_req_id, issued)
+        if kind == "pollReq":
+            tag, cert_req_id = self.enrolment
+            self.polls -= 1
+            if self.polls:
+                return bodies.poll_rep(cert_req_id, check_after=0, reason="waiting for approval")
+            return bodies.cert_rep(tag, cert_req_id, certificate("issued.pem"))
+        if kind == "rr":
+            return bodies.revocation_reply(bodies.PkiStatus.accepted)
         if kind == "certConf":
             return bodies.pki_conf()
         if kind == "genm":

@@ -62,6 +62,38 @@ def test_openssl_accepts_ip_and_pkiconf_in_a_live_transaction(protection: list[s
         assert reply.pvno == 2
 
 
+@pytest.mark.parametrize("protection", [MAC, SIGNED], ids=["mac", "signature"])
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["-cmd", "cr", *ENROL], ["cr", "certConf"]),
+        (["-cmd", "kur", "-newkey", str(VECTORS / "new.key"), "-oldcert", str(VECTORS / "issued.pem")], ["kur", "certConf"]),
+        (["-cmd", "p10cr", "-csr", str(VECTORS / "p10.csr")], ["p10cr", "certConf"]),
+        (["-cmd", "rr", "-oldcert", str(VECTORS / "issued.pem"), "-revreason", "1"], ["rr"]),
+    ],
+    ids=["cp", "kup", "cp-for-p10cr", "rp"],
+)
+def test_openssl_accepts_cp_kup_and_rp(protection: list[str], command: list[str], expected: list[str], tmp_path: Path) -> None:
+    responder = Responder()
+    with serving(responder) as server:
+        done = openssl_cmp("-server", server, *command, *protection, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [m.body_type for m in responder.seen] == expected
+    if expected[0] != "rr":
+        _issued_matches(tmp_path)
+
+
+@pytest.mark.parametrize("protection", [MAC, SIGNED], ids=["mac", "signature"])
+def test_openssl_polls_through_waiting_and_poll_rep(protection: list[str], tmp_path: Path) -> None:
+    responder = Responder(polls=2)
+    with serving(responder) as server:
+        done = openssl_cmp("-server", server, "-cmd", "ir", *protection, *ENROL, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [m.body_type for m in responder.seen] == ["ir", "pollReq", "pollReq", "certConf"]
+    assert [m.body_type for m in responder.replies] == ["ip", "pollRep", "ip", "pkiconf"]
+    _issued_matches(tmp_path)
+
+
 def test_openssl_accepts_a_granted_implicit_confirm(tmp_path: Path) -> None:
     responder = Responder(grant_implicit_confirm=True)
     with serving(responder) as server:
