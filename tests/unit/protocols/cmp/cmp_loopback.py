@@ -24,7 +24,6 @@ from protocols.cmp.reply import MacProtection, Protection, SignatureProtection, 
 from tests.tetra_process import free_port
 from tests.unit.protocols.cmp.cmp_vectors import CA_NAME, SECRET, certificate, server_signer
 
-
 P10CR_CERT_REQ_ID = 0  # what OpenSSL 3.0 expects in a cp answering p10cr
 
 

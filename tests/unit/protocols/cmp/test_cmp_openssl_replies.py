@@ -33,6 +33,7 @@ SIGNED = [
     "-trusted",
     str(VECTORS / "root.pem"),
 ]
+OLD_CERT = str(VECTORS / "issued.pem")
 ENROL = ["-newkey", str(VECTORS / "new.key"), "-subject", "/CN=CMP Vector Issued"]
 
 
@@ -67,13 +68,18 @@ def test_openssl_accepts_ip_and_pkiconf_in_a_live_transaction(protection: list[s
     ("command", "expected"),
     [
         (["-cmd", "cr", *ENROL], ["cr", "certConf"]),
-        (["-cmd", "kur", "-newkey", str(VECTORS / "new.key"), "-oldcert", str(VECTORS / "issued.pem")], ["kur", "certConf"]),
+        (
+            ["-cmd", "kur", "-newkey", str(VECTORS / "new.key"), "-oldcert", str(VECTORS / "issued.pem")],
+            ["kur", "certConf"],
+        ),
         (["-cmd", "p10cr", "-csr", str(VECTORS / "p10.csr")], ["p10cr", "certConf"]),
-        (["-cmd", "rr", "-oldcert", str(VECTORS / "issued.pem"), "-revreason", "1"], ["rr"]),
+        (["-cmd", "rr", "-oldcert", OLD_CERT, "-revreason", "1"], ["rr"]),
     ],
     ids=["cp", "kup", "cp-for-p10cr", "rp"],
 )
-def test_openssl_accepts_cp_kup_and_rp(protection: list[str], command: list[str], expected: list[str], tmp_path: Path) -> None:
+def test_openssl_accepts_cp_kup_and_rp(
+    protection: list[str], command: list[str], expected: list[str], tmp_path: Path
+) -> None:
     responder = Responder()
     with serving(responder) as server:
         done = openssl_cmp("-server", server, *command, *protection, tmp_path=tmp_path)
