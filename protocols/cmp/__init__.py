@@ -6,6 +6,7 @@ Built so far, sans I/O and not mounted (no routes, no line in protocols/registry
   `FailureReason` to failInfo;
 - `der`: a strict, bounded DER walk and the few DER builders replies use;
 - `message`: decoding a PKIMessage into a frozen `PkiMessage` view;
+- `checks`: transactionID, nonce and messageTime checks with their failInfo;
 - `pbm` and `protection`: MAC protection (PasswordBasedMac and PBMAC1, bounded before any
   key derivation) and signature protection (verified through ca.sigalg, made by a Signer);
 - `reply` and `bodies`: reply headers and bodies (ip/cp/kup, rp, pkiconf, genp, pollRep,

@@ -5,13 +5,22 @@ derivation (CMP-03); what we create, we verify, and PBMAC1 agrees with hashlib's
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
+from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1_alt_modules import rfc5280
 
+from ca.errors import SignerUnavailable
+from ca.keys import generate_private_key
+from ca.signers.software import SoftwareSigner
 from protocols.cmp import bodies
 from protocols.cmp.der import algorithm_identifier, integer, octet_string, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo
@@ -27,6 +36,8 @@ from protocols.cmp.pbm import (
 )
 from protocols.cmp.protection import MacKey, verify_mac, verify_signature_protection
 from protocols.cmp.reply import MacProtection, SignatureProtection, build_reply
+from tests.helpers import CountingSigner
+from tests.pkilint_check import assert_certificate_lints_clean
 from tests.unit.protocols.cmp.cmp_vectors import (
     CA_NAME,
     SECRET,
@@ -198,3 +209,50 @@ async def test_cmp_02_signature_round_trip_and_wrong_certificate() -> None:
     with pytest.raises(CmpFailure) as caught:
         verify_signature_protection(message, certificate("client.pem"))
     assert caught.value.fail_info is FailInfo.badMessageCheck
+
+
+def _self_signed(key: Any) -> x509.Certificate:
+    """A CMP signing certificate for ``key``, linted like every certificate a test makes."""
+    name = x509.Name.from_rfc4514_string("CN=CMP Signer")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    public = key.public_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+    )
+    cert = builder.sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
+    assert_certificate_lints_clean(cert.public_bytes(Encoding.DER))
+    return cert
+
+
+@pytest.mark.parametrize("key_spec", ["rsa-2048", "ec-p384", "ed25519"])
+async def test_cmp_02_signature_round_trip_for_each_key_family(key_spec: str) -> None:
+    key = generate_private_key(key_spec)
+    cert = _self_signed(key)
+    protection = SignatureProtection(SoftwareSigner("cmp", key), cert, hash_name="sha384")
+    message = decode_message(await build_reply(None, cert.subject, bodies.pki_conf(), protection))
+    verify_signature_protection(message, cert)
+    assert message.sender_kid == cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    with pytest.raises(CmpFailure):
+        verify_signature_protection(message, certificate("server.pem"))
+
+
+async def test_a_faulty_signer_is_caught_by_verify_after_sign() -> None:
+    """CORE-11: a backend that asks for the check and returns a bad signature releases nothing."""
+
+    class Faulty(CountingSigner):
+        async def run(self, work: Any) -> Any:
+            await super().run(work)
+            return b"\x30\x06\x02\x01\x01\x02\x01\x01"  # a well-formed ECDSA signature of nothing
+
+    protection = SignatureProtection(Faulty(server_signer()), certificate("server.pem"))
+    with pytest.raises(SignerUnavailable):
+        await build_reply(None, CA_NAME, bodies.pki_conf(), protection)
