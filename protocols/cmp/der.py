@@ -1,8 +1,9 @@
 """A strict, bounded walk over DER before pyasn1 sees it, and the TLV slices CMP needs raw.
 
-pyasn1's decoder recurses once per nesting level, accepts indefinite lengths (BER) and
-non-minimal length octets. `scan` refuses all three up front, iteratively, in time linear
-in the input: a hostile message costs a loop over its bytes, not a deep Python stack.
+pyasn1's decoder recurses once per nesting level, accepts indefinite lengths, constructed
+strings (BER) and non-minimal length octets. `scan` refuses all of these up front,
+iteratively, in time linear in the input: a hostile message costs a loop over its bytes,
+not a deep Python stack.
 It also hands back the top-level pieces of a PKIMessage as slices of the received bytes,
 because the protection is computed over header and body *as received* and because
 extraCerts and the protection BIT STRING need no ASN.1 schema at all.
@@ -80,6 +81,8 @@ def scan(data: bytes, *, max_depth: int = MAX_DEPTH) -> Tlv:
         element, depth = stack.pop()
         if not element.tag & 0x20:  # primitive
             continue
+        if element.tag & 0xC0 == 0 and element.tag not in (0x30, 0x31):
+            raise bad_data_format("a constructed string is BER, not DER")  # e.g. OCTET STRING in pieces
         if depth > max_depth:
             raise bad_data_format(f"nesting deeper than {max_depth} levels")
         stack.extend((child, depth + 1) for child in children(data, element))

@@ -99,6 +99,10 @@ def test_indefinite_length_is_ber_not_der() -> None:
     _refused(b"\x30\x80\x05\x00\x00\x00")
 
 
+def test_constructed_octet_string_is_ber_not_der() -> None:
+    assert "constructed" in _refused(sequence(tlv(0x24, tlv(0x04, b"ab"), tlv(0x04, b"cd")))).text
+
+
 def test_non_minimal_length_is_refused() -> None:
     _refused(b"\x30\x81\x02\x05\x00")
 
