@@ -71,6 +71,18 @@ def children(data: bytes, parent: Tlv) -> list[Tlv]:
     return out
 
 
+def _check_oid(body: bytes) -> None:
+    """OBJECT IDENTIFIER arcs of at most 8 octets (below 2^56): every OID we know fits, and an
+    arc of thousands of digits, which Python refuses to turn into a string, never gets in."""
+    run = 0
+    for octet in body:
+        run = run + 1 if octet & 0x80 else 0
+        if run >= 8:
+            raise bad_data_format("an OBJECT IDENTIFIER arc is too long")
+    if not body or body[-1] & 0x80:
+        raise bad_data_format("an OBJECT IDENTIFIER is empty or truncated")
+
+
 def scan(data: bytes, *, max_depth: int = MAX_DEPTH) -> Tlv:
     """Check the whole buffer is one DER element, nested at most ``max_depth`` deep; return it."""
     top = read_tlv(data, 0, len(data))
@@ -80,6 +92,8 @@ def scan(data: bytes, *, max_depth: int = MAX_DEPTH) -> Tlv:
     while stack:
         element, depth = stack.pop()
         if not element.tag & 0x20:  # primitive
+            if element.tag == 0x06:
+                _check_oid(element.inner(data))
             continue
         if element.tag & 0xC0 == 0 and element.tag not in (0x30, 0x31):
             raise bad_data_format("a constructed string is BER, not DER")  # e.g. OCTET STRING in pieces

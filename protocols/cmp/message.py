@@ -184,7 +184,7 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> PkiMes
         pvno = int(header["pvno"])
         body_type = str(body.getName())
     if pvno not in SUPPORTED_PVNO:
-        raise CmpFailure(FailInfo.unsupportedVersion, f"pvno {pvno} is not supported (2 or 3)")
+        raise CmpFailure(FailInfo.unsupportedVersion, "pvno must be 2 or 3")
     header_fields = children(data, header_tlv)
     algorithm = next((field for field in header_fields if field.tag == 0xA1), None)
     span = data[header_tlv.start : body_tlv.end]

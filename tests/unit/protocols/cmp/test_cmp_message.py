@@ -79,6 +79,19 @@ def test_unsupported_pvno_is_unsupported_version() -> None:
     _refused(bytes(raw), FailInfo.unsupportedVersion)
 
 
+def test_a_huge_pvno_is_unsupported_version_not_a_crash() -> None:
+    raw = vector("ir-mac.req.der")
+    header, body, *rest = _top_parts(raw)
+    header_fields = _top_parts(header)
+    huge = sequence(integer(10**20_000), *header_fields[1:])
+    _refused(sequence(huge, body, *rest), FailInfo.unsupportedVersion)
+
+
+def test_an_oid_with_a_huge_arc_is_refused() -> None:
+    huge_arc = b"\x06" + encode_length(3001) + b"\x2a" + b"\xff" * 2999 + b"\x01"
+    assert "arc" in _refused(sequence(sequence(huge_arc), explicit(19, b"\x05\x00"))).text
+
+
 def test_oversize_is_refused_before_decoding() -> None:
     big = sequence(b"\x04" + encode_length(MAX_MESSAGE_BYTES) + bytes(MAX_MESSAGE_BYTES))
     assert "limit" in _refused(big).text

@@ -121,6 +121,7 @@ REFUSED_PBM = {
     "zero iterations": _pbm(b"s" * 16, 0),
     "one iteration": _pbm(b"s" * 16, 1),
     "2^31-1 iterations": _pbm(b"s" * 16, 2**31 - 1),
+    "a 20,000-digit iteration count": _pbm(b"s" * 16, 10**20_000),
     "empty salt": _pbm(b"", 1000),
     "huge salt": _pbm(b"s" * 100_000, 1000),
     "unknown OWF (MD5)": _pbm(b"s" * 16, 1000, owf="1.2.840.113549.2.5"),
