@@ -123,10 +123,8 @@ class PkiMessage:
     def extra_certs(self) -> tuple[x509.Certificate, ...]:
         """extraCerts, parsed now (not cached: see the module docstring). RFC 9483 §3.3: the
         first is the protection certificate when the message is signed."""
-        try:
+        with _malformed("an extraCerts certificate"):  # ValueError, InvalidVersion, warnings as errors
             return tuple(x509.load_der_x509_certificate(der) for der in self.extra_certs_der)
-        except ValueError as exc:
-            raise bad_data_format(f"an extraCerts certificate cannot be parsed: {exc}") from None
 
 
 def _top_level(data: bytes, top: Tlv) -> tuple[Tlv, Tlv, Tlv | None, Tlv | None]:

@@ -16,6 +16,7 @@ import hmac
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -77,8 +78,12 @@ def verify_signature_protection(message: PkiMessage, certificate: x509.Certifica
         raise bad_message_check("the message is MAC-protected, not signed")
     parameters = message.protection_alg["parameters"]
     try:
+        public_key = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise CmpFailure(FailInfo.badAlg, "the sender certificate's key cannot be used") from None
+    try:
         verify_signature(
-            certificate.public_key(),
+            public_key,
             oid,
             bytes(parameters) if parameters.isValue else None,
             message.protection,

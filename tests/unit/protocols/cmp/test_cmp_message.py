@@ -10,7 +10,9 @@ from ca.der import encode_length, tlv
 from protocols.cmp.der import explicit, integer, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo
 from protocols.cmp.message import MAX_MESSAGE_BYTES, decode_message
-from tests.unit.protocols.cmp.cmp_vectors import REFERENCE, certificate, mac_vectors, signed_vectors, vector
+from protocols.cmp.pbm import MacLimits
+from protocols.cmp.protection import is_mac_protected, verify_mac, verify_signature_protection
+from tests.unit.protocols.cmp.cmp_vectors import REFERENCE, SECRET, certificate, mac_vectors, signed_vectors, vector
 
 EXPECTED_BODIES = {
     "ir": "ir",
@@ -152,20 +154,35 @@ def _top_parts(raw: bytes) -> list[bytes]:
     return [part.whole(raw) for part in children(raw, top)]
 
 
+def test_an_extra_cert_with_an_impossible_version_is_bad_data_format() -> None:
+    raw = vector("ir-sig.req.der")
+    cert = decode_message(raw).extra_certs_der[0]
+    broken = cert.replace(bytes.fromhex("a003020102"), bytes.fromhex("a00302014d"), 1)  # v3 -> "v78"
+    message = decode_message(raw.replace(cert, broken))
+    with pytest.raises(CmpFailure) as caught:
+        message.extra_certs()
+    assert caught.value.fail_info is FailInfo.badDataFormat
+
+
 def test_unknown_field_after_body_is_refused() -> None:
     raw = vector("ir-mac.req.der")
     _refused(sequence(*_top_parts(raw), tlv(0xA5, b"\x05\x00")))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.data())
 def test_mutated_vectors_never_escape_as_anything_but_cmp_failure(data: st.DataObject) -> None:
+    """Decoding and checking the protection of damaged vectors: a CmpFailure or success, never
+    another exception (a crash would become an HTTP 500 instead of a CMP error message)."""
     raw = bytearray(vector(data.draw(st.sampled_from(["ir-mac.req.der", "ir-sig.req.der", "genm-mac.rsp.der"]))))
     for _ in range(data.draw(st.integers(1, 4))):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     try:
         message = decode_message(bytes(raw))
-        message.extra_certs()
         _ = (message.message_time, message.implicit_confirm, message.transaction_id)
+        if is_mac_protected(message):
+            verify_mac(message, SECRET, MacLimits())
+        elif message.extra_certs():
+            verify_signature_protection(message, message.extra_certs()[0])
     except CmpFailure:
         pass
