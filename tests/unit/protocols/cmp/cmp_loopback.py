@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from protocols.cmp import bodies
+from protocols.cmp.der import explicit, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo
 from protocols.cmp.message import PkiMessage, decode_message
 from protocols.cmp.pbm import MacLimits
@@ -30,7 +31,7 @@ P10CR_CERT_REQ_ID = 0  # what OpenSSL 3.0 expects in a cp answering p10cr
 @dataclass
 class Responder:
     """Answers ir/cr/kur/p10cr with issued.pem (after ``polls`` rounds of polling), rr with
-    accepted, certConf with pkiconf, genm with caCerts; bodies named in ``refuse`` with an
+    accepted, certConf with pkiconf, genm with caCerts or a certReqTemplate; bodies named in ``refuse`` with an
     error message carrying ``failure``."""
 
     grant_implicit_confirm: bool = False
@@ -67,8 +68,17 @@ class Responder:
         if kind == "certConf":
             return bodies.pki_conf()
         if kind == "genm":
-            return bodies.genp([bodies.ca_certs([certificate("root.pem")])])
+            return bodies.genp([self.itav_for(str(itav["infoType"])) for itav in request.body["genm"]])
         return bodies.error(CmpFailure(FailInfo.badRequest, f"{kind} is not answered here"))
+
+    def itav_for(self, info_type: str) -> bytes:
+        if info_type == bodies.ID_IT_CA_CERTS:
+            return bodies.ca_certs([certificate("root.pem")])
+        if info_type == bodies.ID_IT_CERT_REQ_TEMPLATE:
+            return bodies.cert_req_template(
+                sequence(sequence(explicit(5, certificate("issued.pem").subject.public_bytes())))
+            )
+        return bodies.itav(info_type)  # nothing to say about it
 
     def answer(self, raw: bytes) -> bytes:
         request = decode_message(raw)
