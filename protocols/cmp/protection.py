@@ -23,13 +23,22 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from ca.errors import CAError, FailureReason, SignerUnavailable
 from ca.interface import Signer
-from ca.sigalg import ECDSA_WITH, ED448, ED25519, HASH_OIDS, HASHES, sign_bytes, verify_bytes, verify_signature
+from ca.sigalg import (
+    ECDSA_WITH,
+    ED448,
+    ED25519,
+    HASH_OIDS,
+    HASHES,
+    RSA_WITH,
+    sign_bytes,
+    verify_bytes,
+    verify_signature,
+)
 from protocols.cmp.der import algorithm_identifier
 from protocols.cmp.errors import CmpFailure, FailInfo, bad_message_check
 from protocols.cmp.message import PkiMessage
 from protocols.cmp.pbm import DERIVATION, PASSWORD_BASED_MAC, PBMAC1, Derivation, MacLimits, mac_scheme
 
-RSA_WITH = {"sha256": "1.2.840.113549.1.1.11", "sha384": "1.2.840.113549.1.1.12", "sha512": "1.2.840.113549.1.1.13"}
 MAC_ALGORITHMS = (PASSWORD_BASED_MAC, PBMAC1)
 
 
