@@ -35,6 +35,7 @@ class PkiStatus(enum.IntEnum):
 # PKIBody CHOICE tags (RFC 9810 §5.1.2), for the bodies a server sends
 IP, CP, KUP, RP, PKICONF, GENP, ERROR, POLLREP = 1, 3, 8, 12, 19, 22, 23, 26
 CERT_REP_TAGS = {"ir": IP, "cr": CP, "p10cr": CP, "kur": KUP}  # request body -> its reply's tag
+P10CR_CERT_REQ_ID = -1  # a p10cr has no certReqId; its cp and certConf say -1 (as OpenSSL 3.0's mock does)
 
 ID_IT_CA_CERTS = str(rfc9810.id_it_caCerts)
 ID_IT_ROOT_CA_UPDATE = str(rfc9810.id_it_rootCaKeyUpdate)

@@ -85,6 +85,8 @@ def test_openssl_accepts_cp_kup_and_rp(
         done = openssl_cmp("-server", server, *command, *protection, tmp_path=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert [m.body_type for m in responder.seen] == expected
+    if expected[0] == "p10cr":  # the client confirms the id our cp gave
+        assert int(responder.seen[1].body["certConf"][0]["certReqId"]) == bodies.P10CR_CERT_REQ_ID
     if expected[0] != "rr":
         _issued_matches(tmp_path)
 
