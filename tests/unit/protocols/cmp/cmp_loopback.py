@@ -25,6 +25,7 @@ from protocols.cmp.reply import MacProtection, Protection, SignatureProtection, 
 from tests.tetra_process import free_port
 from tests.unit.protocols.cmp.cmp_vectors import CA_NAME, SECRET, certificate, server_signer
 
+
 @dataclass
 class Responder:
     """Answers ir/cr/kur/p10cr with issued.pem (after ``polls`` rounds of polling), rr with
@@ -50,7 +51,10 @@ class Responder:
         if kind in self.refuse:
             return bodies.error(self.failure)
         if kind in ("ir", "cr", "kur", "p10cr"):
-            cert_req_id = bodies.P10CR_CERT_REQ_ID if kind == "p10cr" else int(request.body[kind][0]["certReq"]["certReqId"])
+            if kind == "p10cr":
+                cert_req_id = bodies.P10CR_CERT_REQ_ID
+            else:
+                cert_req_id = int(request.body[kind][0]["certReq"]["certReqId"])
             issued = None if self.polls else certificate("issued.pem")
             self.enrolment = (bodies.CERT_REP_TAGS[kind], cert_req_id)
             return bodies.cert_rep(bodies.CERT_REP_TAGS[kind], cert_req_id, issued)
