@@ -20,7 +20,7 @@ import datetime as dt
 from typing import Any
 
 from ca.durations import parse_duration
-from ca.errors import BadRequest
+from ca.errors import UsageError
 from ca.records import Credential
 from protocols.base import CliCommand, ProtocolContext
 
@@ -40,9 +40,9 @@ def scep_profile(ctx: ProtocolContext[Any], name: str) -> str:
     """``name`` if it is a profile SCEP may enrol under, else a one-line refusal."""
     profile = ctx.core.profiles.get(name)
     if profile is None:
-        raise BadRequest(f"no profile named {name!r}")
+        raise UsageError(f"no profile named {name!r}")
     if PROTOCOL not in profile.protocols:
-        raise BadRequest(
+        raise UsageError(
             f"profile {name!r} does not allow SCEP (its protocols: {', '.join(sorted(profile.protocols))})"
         )
     return name
@@ -52,9 +52,9 @@ def challenge_ttl(text: str) -> dt.timedelta:
     try:
         ttl = parse_duration(text)
     except ValueError as exc:
-        raise BadRequest(f"--ttl: {exc}") from None
+        raise UsageError(f"--ttl: {exc}") from None
     if not MIN_TTL <= ttl <= MAX_TTL:
-        raise BadRequest(f"--ttl: {text!r} is outside 1m to 30d")
+        raise UsageError(f"--ttl: {text!r} is outside 1m to 30d")
     return ttl
 
 
@@ -63,11 +63,11 @@ def bound_identities(cn: str | None, dns: list[str]) -> tuple[str, ...]:
     names: list[str] = []
     if cn is not None:
         if not cn or len(cn) > MAX_CN or not cn.isprintable():
-            raise BadRequest(f"--cn: a common name is 1 to {MAX_CN} printable characters")
+            raise UsageError(f"--cn: a common name is 1 to {MAX_CN} printable characters")
         names.append(f"cn:{cn}")
     for name in dns:
         if not name or len(name) > MAX_DNS or not name.isascii() or not name.isprintable() or " " in name:
-            raise BadRequest(f"--dns: {name!r} is not a DNS name")
+            raise UsageError(f"--dns: {name!r} is not a DNS name")
         names.append(f"dns:{name.lower().rstrip('.')}")
     return tuple(dict.fromkeys(names))
 
@@ -78,9 +78,9 @@ async def challenge(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
     if args.action == "revoke":
         return await _revoke(ctx, args)
     if args.id is not None:
-        raise BadRequest(f"unexpected argument {args.id!r} (did you mean `challenge revoke {args.id}`?)")
+        raise UsageError(f"unexpected argument {args.id!r} (did you mean `challenge revoke {args.id}`?)")
     if not args.profile:
-        raise BadRequest("--profile is required to create a challenge")
+        raise UsageError("--profile is required to create a challenge")
     profile = scep_profile(ctx, args.profile)
     ttl = challenge_ttl(args.ttl)
     identities = bound_identities(args.cn, args.dns)
@@ -110,7 +110,7 @@ def _when(moment: dt.datetime | None) -> str:
 
 async def _list(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
     if args.id is not None or args.cn is not None or args.dns:
-        raise BadRequest("`challenge list` takes only --profile")
+        raise UsageError("`challenge list` takes only --profile")
     now = ctx.core.clock.now()
     rows = [
         (c, _state(c, revoked, now))
@@ -131,12 +131,12 @@ async def _list(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
 
 async def _revoke(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
     if args.id is None or not args.id.isdigit():
-        raise BadRequest("`challenge revoke` takes the challenge's ID from `challenge list`")
+        raise UsageError("`challenge revoke` takes the challenge's ID from `challenge list`")
     wanted = int(args.id)
     rows = await ctx.core.credentials.list_credentials(PROTOCOL, KIND)
     found = [c for c, revoked in rows if c.id == wanted and not revoked]
     if not found or not await ctx.core.credentials.revoke(PROTOCOL, found[0].key_id, actor=_actor(args)):
-        raise BadRequest(f"no active SCEP challenge with ID {wanted}")
+        raise UsageError(f"no active SCEP challenge with ID {wanted}")
     print(f"SCEP challenge {wanted} revoked")
     return 0
 
