@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from typing import Any
 
 from ca.durations import parse_duration
 from ca.errors import UsageError
 from ca.records import Credential
 from protocols.base import CliCommand, ProtocolContext
+from protocols.scep.config import ScepConfig
 
 PROTOCOL = "scep"
 KIND = "challenge"
@@ -36,8 +36,9 @@ def _actor(args: argparse.Namespace) -> str:
     return f"cli:{args.operator}"
 
 
-def scep_profile(ctx: ProtocolContext[Any], name: str) -> str:
-    """``name`` if it is a profile SCEP may enrol under, else a one-line refusal."""
+def scep_profile(ctx: ProtocolContext[ScepConfig], name: str) -> str:
+    """``name`` if SCEP enrols under it and would accept a one-time challenge there, else a
+    one-line refusal (a challenge that can never work is worse than none)."""
     profile = ctx.core.profiles.get(name)
     if profile is None:
         raise UsageError(f"no profile named {name!r}")
@@ -45,6 +46,11 @@ def scep_profile(ctx: ProtocolContext[Any], name: str) -> str:
         raise UsageError(
             f"profile {name!r} does not allow SCEP (its protocols: {', '.join(sorted(profile.protocols))})"
         )
+    settings = ctx.config.settings(name)
+    if settings.webhook is not None:
+        raise UsageError(f"profile {name!r} has a validation webhook, which alone judges its challenges")
+    if not settings.one_time_challenges:
+        raise UsageError(f"profile {name!r} takes no one-time challenges ([scep.profiles.{name}] one_time_challenges)")
     return name
 
 
@@ -72,7 +78,7 @@ def bound_identities(cn: str | None, dns: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-async def challenge(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
+async def challenge(ctx: ProtocolContext[ScepConfig], args: argparse.Namespace) -> int:
     if args.action == "list":
         return await _list(ctx, args)
     if args.action == "revoke":
@@ -108,7 +114,7 @@ def _when(moment: dt.datetime | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
 
 
-async def _list(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
+async def _list(ctx: ProtocolContext[ScepConfig], args: argparse.Namespace) -> int:
     if args.id is not None or args.cn is not None or args.dns:
         raise UsageError("`challenge list` takes only --profile")
     now = ctx.core.clock.now()
@@ -129,7 +135,7 @@ async def _list(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
     return 0
 
 
-async def _revoke(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
+async def _revoke(ctx: ProtocolContext[ScepConfig], args: argparse.Namespace) -> int:
     if args.id is None or not args.id.isdigit():
         raise UsageError("`challenge revoke` takes the challenge's ID from `challenge list`")
     wanted = int(args.id)

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import os
 import re
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,23 @@ from ca.service import CertificateAuthority
 from tests.tetra_process import tetra_command
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ca_dir(ca_dir: Path) -> Path:
+    """The demo CA with two SCEP profiles where a one-time challenge could never be used."""
+    with (ca_dir / "tetra.toml").open("a") as config:
+        config.write(
+            """
+[scep.profiles.tls-client]
+challenge = "static-only-secret"
+one_time_challenges = false
+
+[scep.profiles.email]
+webhook_url = "http://127.0.0.1:9/validate"
+"""
+        )
+    return ca_dir
 
 
 def cli(ca_dir: Path, db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -85,7 +103,9 @@ async def test_scep15_challenge_lifecycle(ca: CertificateAuthority, ca_dir: Path
 
 MISTAKES = [
     (("challenge", "--profile", "nosuch"), "no profile named 'nosuch'"),
-    (("challenge", "--profile", "tls-server"), "profile 'tls-server' does not allow SCEP"),
+    (("challenge", "--profile", "code-signing"), "profile 'code-signing' does not allow SCEP"),
+    (("challenge", "--profile", "tls-client"), "profile 'tls-client' takes no one-time challenges"),
+    (("challenge", "--profile", "email"), "profile 'email' has a validation webhook"),
     (("challenge",), "--profile is required"),
     (("challenge", "--profile", "device", "--ttl", "1 hour"), "--ttl: '1 hour' is not a duration"),
     (("challenge", "--profile", "device", "--ttl", "0m"), "--ttl: '0m' is outside 1m to 30d"),
@@ -100,11 +120,14 @@ MISTAKES = [
 ]
 
 
-async def test_scep15_challenge_mistakes(ca: CertificateAuthority, ca_dir: Path, db_url: str) -> None:
-    """SCEP-15: each mistake is one line on stderr, exit 2, and stores no challenge."""
+def test_scep15_challenge_mistakes(ca_dir: Path) -> None:
+    """SCEP-15: each mistake is one line on stderr, exit 2, and stores no challenge (checked on
+    SQLite only: the refusals come before the store is written)."""
+    db_url = f"sqlite:///{ca_dir / 'tetra.db'}"
     for args, message in MISTAKES:
         done = cli(ca_dir, db_url, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert message in done.stderr, (args, done.stderr)
-    assert await ca.credentials.list_credentials("scep", "challenge") == []
+    with sqlite3.connect(ca_dir / "tetra.db") as db:
+        assert db.execute("SELECT count(*) FROM credentials").fetchone() == (0,)
