@@ -73,9 +73,7 @@ webhook_ca_file = "webhook-ca.pem"
 
 def enrol(server: ScepServer, profile: str, name: str) -> tuple[scep_client.CertRep, scep_client.Message]:
     requester = scep_client.Requester.fresh(name)
-    message = scep_client.pkcs_req(
-        requester, server.ra_certificate(), name, [f"dns:{name}"], challenge=f"mdm-token-for-{name}"
-    )
+    message = scep_client.pkcs_req(requester, server.ra_certificate(), name, [name], challenge=f"mdm-token-for-{name}")
     return server.exchange(message, requester, path=f"/scep/{profile}/pkiclient.exe"), message
 
 
