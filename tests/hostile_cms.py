@@ -1,20 +1,24 @@
-"""Hostile CMS for the SCEP path (SCEP-10): EnvelopedData a hostile client builds on purpose.
+"""Hostile CMS for the SCEP path (SCEP-09, SCEP-10): EnvelopedData a hostile client builds on purpose.
 
 Shared by the parser fuzz test (tests/fuzz/test_fuzz_scep_cms.py), which feeds them to ca/cms,
 and the wire test (tests/integration/test_scep_hostile.py), which POSTs them to `tetra serve`:
 recipients of every other kind (KeyAgreeRecipientInfo whose algorithm lacks its parameters,
 PasswordRecipientInfo, KEKRecipientInfo, OtherRecipientInfo), a ktri naming the RA with an
 algorithm not taken, content encryption without its IV, too many recipients, nesting 40,000
-deep (DER and BER indefinite lengths), a length of 2^64 - 1.
+deep (DER and BER indefinite lengths), a length of 2^64 - 1. And for SCEP-09 (used by
+tests/unit/protocols/scep/test_uniform_decryption.py and the wire test): encrypted content keys
+that are wrong in every way RSA PKCS#1 v1.5 can be, and a content whose CBC padding is broken.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.cms import ContentCipher, envelope
@@ -154,3 +158,49 @@ def nested(depth: int, indefinite: bool, content_type: str = ENVELOPED) -> bytes
 def huge_length(prefix_octets: int, fill: int) -> bytes:
     """A SEQUENCE claiming up to 2^64 bytes of content, followed by a few real ones."""
     return b"\x30" + bytes([0x80 | prefix_octets]) + bytes([fill]) * prefix_octets + b"\x06\x03\x2a\x03\x04"
+
+
+def raw_rsa(block: bytes, certificate: x509.Certificate) -> bytes:
+    """``block`` (one modulus-sized message) encrypted with no padding: a chosen RSA ciphertext."""
+    public = certificate.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    numbers = public.public_numbers()
+    size = (numbers.n.bit_length() + 7) // 8
+    assert len(block) == size
+    return pow(int.from_bytes(block, "big"), numbers.e, numbers.n).to_bytes(size, "big")
+
+
+def nonzero(count: int) -> bytes:
+    return bytes(b % 255 + 1 for b in os.urandom(count))
+
+
+def with_encrypted_key(der: bytes, encrypted_key: bytes) -> bytes:
+    info = cms.ContentInfo.load(der)
+    original = info["content"]["recipient_infos"][0].chosen["encrypted_key"].native
+    assert len(encrypted_key) == len(original)
+    return der.replace(original, encrypted_key)
+
+
+def broken_content_padding(der: bytes) -> bytes:
+    """The right key, but the last CBC block's padding made invalid (the baseline refusal)."""
+    info = cms.ContentInfo.load(der)
+    ciphertext = info["content"]["encrypted_content_info"]["encrypted_content"].native
+    flipped = bytearray(ciphertext)
+    flipped[-17] ^= 0x5A  # XORs into the last padding byte through CBC: never valid padding
+    return der.replace(ciphertext, bytes(flipped))
+
+
+def bad_encrypted_keys(ra: x509.Certificate, other: x509.Certificate, key_bytes: int) -> dict[str, bytes]:
+    """encryptedKey fields for an envelope to ``ra`` that an attacker (or a confused client) might
+    send, by name: none yields a content key of ``key_bytes`` that the sender knows (SCEP-09)."""
+    other_public = other.public_key()
+    assert isinstance(other_public, rsa.RSAPublicKey)
+    size = 256
+    return {
+        "encrypted to another RA key": other_public.encrypt(os.urandom(key_bytes), padding.PKCS1v15()),
+        "random ciphertext": os.urandom(size),
+        "block type 1": raw_rsa(b"\x00\x01" + b"\xff" * (size - 3 - key_bytes) + b"\x00" + os.urandom(key_bytes), ra),
+        "no zero separator": raw_rsa(b"\x00\x02" + nonzero(size - 2), ra),
+        "padding under 8 bytes": raw_rsa(b"\x00\x02" + nonzero(4) + b"\x00" + os.urandom(size - 7), ra),
+        "key of the wrong length": raw_rsa(b"\x00\x02" + nonzero(size - 3 - 5) + b"\x00" + os.urandom(5), ra),
+    }

@@ -11,19 +11,19 @@ Variants: the content key encrypted to another RA certificate's key (while namin
 random bytes as the encrypted key, and RSA blocks with broken PKCS#1 v1.5 padding (wrong block
 type, no zero separator, a padding string under 8 bytes) or a well-padded key of the wrong
 length. An envelope that names another certificate is refused by name before the key is used:
-the recipient identifier is in clear, so that answer tells an attacker nothing about the key.
+the recipient identifier is in clear, so that answer tells an attacker nothing about the key; on
+the wire protocols/scep/request.py gives it the same CertRep as the rest
+(tests/integration/test_scep_hostile.py compares the CertReps).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import pytest
-from asn1crypto import cms as asn1_cms
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ca.cms import ContentCipher, decrypt_enveloped, envelope
 from ca.cms import enveloped as enveloped_module
@@ -31,6 +31,7 @@ from ca.cms.enveloped import THE_ERROR
 from ca.errors import CAError, FailureReason
 from ca.signers.software import SoftwareSigner
 from tests.helpers import self_signed
+from tests.hostile_cms import bad_encrypted_keys, broken_content_padding, with_encrypted_key
 
 CSR_STAND_IN = b"a PKCS#10 request, as the envelope's content" * 3
 
@@ -59,52 +60,8 @@ class RecordingSigner(SoftwareSigner):
         return result
 
 
-def raw_rsa(block: bytes, certificate: x509.Certificate) -> bytes:
-    """``block`` (one modulus-sized message) encrypted with no padding: a chosen RSA ciphertext."""
-    public = certificate.public_key()
-    assert isinstance(public, rsa.RSAPublicKey)
-    numbers = public.public_numbers()
-    size = (numbers.n.bit_length() + 7) // 8
-    assert len(block) == size
-    return pow(int.from_bytes(block, "big"), numbers.e, numbers.n).to_bytes(size, "big")
-
-
-def nonzero(count: int) -> bytes:
-    return bytes(b % 255 + 1 for b in os.urandom(count))
-
-
-def with_encrypted_key(der: bytes, encrypted_key: bytes) -> bytes:
-    info = asn1_cms.ContentInfo.load(der)
-    original = info["content"]["recipient_infos"][0].chosen["encrypted_key"].native
-    assert len(encrypted_key) == len(original)
-    return der.replace(original, encrypted_key)
-
-
-def broken_content_padding(der: bytes) -> bytes:
-    """The right key, but the last CBC block's padding made invalid (the baseline refusal)."""
-    info = asn1_cms.ContentInfo.load(der)
-    ciphertext = info["content"]["encrypted_content_info"]["encrypted_content"].native
-    flipped = bytearray(ciphertext)
-    flipped[-17] ^= 0x5A  # XORs into the last padding byte through CBC: never valid padding
-    return der.replace(ciphertext, bytes(flipped))
-
-
 def bad_key_variants(cipher: ContentCipher) -> dict[str, bytes]:
-    """Encrypted-key fields an attacker (or a confused client) might send, by name."""
-    ours = ra("ours")[1]
-    other_public = ra("other")[1].public_key()
-    assert isinstance(other_public, rsa.RSAPublicKey)
-    size = 256
-    return {
-        "encrypted to another RA key": other_public.encrypt(os.urandom(cipher.key_bytes), padding.PKCS1v15()),
-        "random ciphertext": os.urandom(size),
-        "block type 1": raw_rsa(
-            b"\x00\x01" + b"\xff" * (size - 3 - cipher.key_bytes) + b"\x00" + os.urandom(cipher.key_bytes), ours
-        ),
-        "no zero separator": raw_rsa(b"\x00\x02" + nonzero(size - 2), ours),
-        "padding under 8 bytes": raw_rsa(b"\x00\x02" + nonzero(4) + b"\x00" + os.urandom(size - 7), ours),
-        "key of the wrong length": raw_rsa(b"\x00\x02" + nonzero(size - 3 - 5) + b"\x00" + os.urandom(5), ours),
-    }
+    return bad_encrypted_keys(ra("ours")[1], ra("other")[1], cipher.key_bytes)
 
 
 @pytest.mark.parametrize("cipher", [ContentCipher.AES128_CBC, ContentCipher.AES256_CBC])
