@@ -8,6 +8,7 @@ must end in a CAError with one of the reasons the protocols map (never another e
 would be a 500) within `CALL_SECONDS`. tests/integration/test_scep_hostile.py sends the same
 bytes to `tetra serve`.
 """
+
 from __future__ import annotations
 
 import asyncio
