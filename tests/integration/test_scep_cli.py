@@ -4,7 +4,8 @@ The real `python -m server.cli` against a `tetra init` directory: a challenge pr
 the last line, bound to the names given (cn:, dns:), good once within its ttl; `challenge list`
 shows unused, used, expired and revoked challenges without ever printing one; `challenge
 revoke ID` withdraws one. Every mistake is one line on stderr, exit 2, no traceback, nothing
-stored. The challenges are consumed through the same core the SCEP handlers use.
+stored. The challenges are consumed through the same core the SCEP handlers use, and once
+through `tetra serve` itself: a challenge bound to names enrols those names only.
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ import os
 import re
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.service import CertificateAuthority
+from tests import scep_client
+from tests.integration.scep_support import ScepServer, scep_server
+from tests.pkilint_check import assert_certificate_lints_clean
 from tests.tetra_process import tetra_command
 
 pytestmark = pytest.mark.slow
@@ -131,3 +137,33 @@ def test_scep15_challenge_mistakes(ca_dir: Path) -> None:
         assert message in done.stderr, (args, done.stderr)
     with sqlite3.connect(ca_dir / "tetra.db") as db:
         assert db.execute("SELECT count(*) FROM credentials").fetchone() == (0,)
+
+
+@pytest.fixture
+def scep(ca_dir: Path, tmp_path: Path) -> Iterator[ScepServer]:
+    yield from scep_server(ca_dir, tmp_path)
+
+
+def test_scep15_cli_challenge_enrols_its_names_only(scep: ScepServer) -> None:
+    """SCEP-15 end to end: a challenge `tetra scep challenge` made for cn:/dns: names enrols a
+    PKCSReq for those names through `tetra serve`, once; one made for other names is refused
+    (FAILURE badRequest) and nothing is issued for it."""
+    ra = scep.ra_certificate()
+    name = "router7.example.com"
+    bound = scep.cli("scep", "challenge", "--profile", "device", "--cn", name, "--dns", name).splitlines()[-1]
+    elsewhere = scep.cli("scep", "challenge", "--profile", "device", "--dns", "other.example.com").splitlines()[-1]
+
+    requester = scep_client.Requester.fresh(name)
+    reply = scep.exchange(scep_client.pkcs_req(requester, ra, name, [name], challenge=bound), requester)
+    assert reply.status == scep_client.SUCCESS, reply
+    assert reply.certificate.public_key() == requester.key.public_key()
+    assert_certificate_lints_clean(reply.certificate.public_bytes(Encoding.DER))
+
+    before = scep.counts()
+    for challenge in (bound, elsewhere):  # used once already; made for another name
+        again = scep_client.Requester.fresh(name)
+        reply = scep.exchange(scep_client.pkcs_req(again, ra, name, [name], challenge=challenge), again)
+        assert (reply.status, reply.fail_info) == (scep_client.FAILURE, "2"), reply
+    assert scep.counts() == before
+    states = sorted(row.split()[1] for row in scep.cli("scep", "challenge", "list").splitlines()[1:])
+    assert states == ["used", "used"]  # a one-time challenge is spent by its first use, right or wrong
