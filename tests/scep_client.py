@@ -178,13 +178,21 @@ def issuer_and_subject(issuer: x509.Name, subject: x509.Name) -> bytes:
     return bytes(value.dump())
 
 
-def envelope(content: bytes, recipient: x509.Certificate, cipher: str = "aes256") -> bytes:
-    """pkcsPKIEnvelope (§3.2.2): EnvelopedData, KeyTransRecipientInfo with RSA PKCS#1 v1.5."""
+def envelope(
+    content: bytes, recipient: x509.Certificate, cipher: str = "aes256", *, bad_padding: bool = False
+) -> bytes:
+    """pkcsPKIEnvelope (§3.2.2): EnvelopedData, KeyTransRecipientInfo with RSA PKCS#1 v1.5.
+    ``bad_padding``: the plaintext's last block ends in 0x00, which no PKCS#7 padding does (a
+    recipient that decrypts it must refuse it, every time)."""
     oid, key_bytes, block = CIPHERS[cipher]
     key, iv = os.urandom(key_bytes), os.urandom(block)
-    padder = sym_padding.PKCS7(block * 8).padder()
+    if bad_padding:
+        padded = content + b"\x00" * (block - len(content) % block)
+    else:
+        padder = sym_padding.PKCS7(block * 8).padder()
+        padded = padder.update(content) + padder.finalize()
     encryptor = Cipher(_algorithm(cipher, key), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(padder.update(content) + padder.finalize()) + encryptor.finalize()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
     public = recipient.public_key()
     assert isinstance(public, rsa.RSAPublicKey)
     asn1 = _asn1_cert(recipient)
@@ -305,6 +313,7 @@ def pki_message(
     digest: str = "sha256",
     transaction: str | None = None,
     nonce: bytes | None = None,
+    bad_padding: bool = False,
 ) -> Message:
     """Any PKIMessage (§3.2): ``content`` enveloped to the RA, signed by the requester."""
     tid = transaction if transaction is not None else requester.transaction_id()
@@ -314,7 +323,7 @@ def pki_message(
         _attribute(OID_TRANSACTION_ID, core.PrintableString(tid)),
         _attribute(OID_SENDER_NONCE, core.OctetString(sender_nonce)),
     ]
-    enveloped = envelope(content, ra_certificate, cipher)
+    enveloped = envelope(content, ra_certificate, cipher, bad_padding=bad_padding)
     der = sign(enveloped, requester.key, requester.certificate, attributes, digest)
     return Message(der, message_type, tid, sender_nonce)
 

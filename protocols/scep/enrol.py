@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from cryptography import x509
 
 from ca.cms.scep import FailInfo, IssuerAndSubject
-from ca.csr import enrollment_from_csr, parse_csr
+from ca.csr import enrollment_from_csr
 from ca.enrollment import CertificateRef, EnrollmentKind, EnrollmentOutcome, EnrollmentRequest, Issued, Pending
 from ca.errors import CAError, FailureReason
 from ca.interface import CoreApi
@@ -24,8 +24,8 @@ from ca.profiles.model import Profile
 from ca.records import CertificateRecord
 from protocols.scep.challenge import ChallengeChecker
 from protocols.scep.config import ScepProfileSettings
+from protocols.scep.csr import parse_scep_csr
 from protocols.scep.errors import ScepFailure, bad_request
-from protocols.scep.legacy_csr import parse_legacy_csr
 from protocols.scep.request import ScepRequest
 from protocols.scep.transaction_ids import matches_key
 from protocols.scep.transactions import Transaction, TransactionStore, spki_digest
@@ -107,9 +107,7 @@ class Enroller:
     # -- shared --------------------------------------------------------------------------------
     @staticmethod
     def _csr(request: ScepRequest, settings: ScepProfileSettings) -> x509.CertificateSigningRequest:
-        if settings.legacy:
-            return parse_legacy_csr(request.content)
-        return parse_csr(request.content)
+        return parse_scep_csr(request.content, legacy=settings.legacy)
 
     @staticmethod
     def _check_transaction_id(request: ScepRequest, csr: x509.CertificateSigningRequest) -> None:
