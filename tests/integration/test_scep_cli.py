@@ -163,7 +163,7 @@ def test_scep15_cli_challenge_enrols_its_names_only(scep: ScepServer) -> None:
     for challenge in (bound, elsewhere):  # used once already; made for another name
         again = scep_client.Requester.fresh(name)
         reply = scep.exchange(scep_client.pkcs_req(again, ra, name, [name], challenge=challenge), again)
-        assert (reply.status, reply.fail_info) == (scep_client.FAILURE, "2"), reply
+        assert (reply.status, reply.fail_info) == (scep_client.FAILURE, scep_client.BAD_REQUEST), reply
     assert scep.counts() == before
     states = sorted(row.split()[1] for row in scep.cli("scep", "challenge", "list").splitlines()[1:])
     assert states == ["used", "used"]  # a one-time challenge is spent by its first use, right or wrong

@@ -36,9 +36,8 @@ from tests.integration.scep_support import STATIC, ScepServer, scep_server
 
 pytestmark = pytest.mark.slow
 
-PKCS_REQ = "19"
 MAX_BODY = 65536  # [scep] max_body in tests/integration/scep_support.py
-FAIL_INFOS = {"0", "1", "2"}  # badAlg, badMessageCheck, badRequest: what a broken message may get
+FAIL_INFOS = {scep_client.BAD_ALG, scep_client.BAD_MESSAGE_CHECK, scep_client.BAD_REQUEST}  # for a broken message
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +51,12 @@ def signed_pkcs_req(envelope_der: bytes, requester: scep_client.Requester) -> sc
     """A PKCSReq signed by ``requester`` whose pkcsPKIEnvelope is ``envelope_der``, whatever it is."""
     tid, nonce = requester.transaction_id(), os.urandom(16)
     attributes = [
-        cms.CMSAttribute({"type": OID_MESSAGE_TYPE, "values": [core.PrintableString(PKCS_REQ)]}),
+        cms.CMSAttribute({"type": OID_MESSAGE_TYPE, "values": [core.PrintableString(scep_client.PKCS_REQ)]}),
         cms.CMSAttribute({"type": OID_TRANSACTION_ID, "values": [core.PrintableString(tid)]}),
         cms.CMSAttribute({"type": OID_SENDER_NONCE, "values": [core.OctetString(nonce)]}),
     ]
     der = scep_client.sign(envelope_der, requester.key, requester.certificate, attributes)
-    return scep_client.Message(der, PKCS_REQ, tid, nonce)
+    return scep_client.Message(der, scep_client.PKCS_REQ, tid, nonce)
 
 
 def failure(server: ScepServer, message: scep_client.Message, requester: scep_client.Requester) -> tuple[str, ...]:
@@ -77,7 +76,7 @@ def test_scep10_hostile_envelopes_get_failure(server: ScepServer) -> None:
             assert server.post(message).status == 413, name
         else:
             failure(server, message, requester)
-        bare = server.post(scep_client.Message(der, PKCS_REQ, "", b""))
+        bare = server.post(scep_client.Message(der, scep_client.PKCS_REQ, "", b""))
         assert bare.status == (413 if len(der) > MAX_BODY else 400), (name, bare.status, bare.body[:200])
     assert server.counts() == before
 
@@ -125,7 +124,7 @@ def test_scep09_decryption_failures_are_one_answer(server: ScepServer) -> None:
         return failure(server, signed_pkcs_req(envelope, requester), requester)
 
     expected = attempt("broken CBC padding")
-    assert expected[1] == "1", expected  # badMessageCheck
+    assert expected[1] == scep_client.BAD_MESSAGE_CHECK, expected
     for variant in ("envelope to another RA certificate", *bad_encrypted_keys(ra, other, 16)):
         answers = [attempt(variant) for _ in range(3)]
         assert expected in answers, (variant, answers)

@@ -81,7 +81,7 @@ def refused(server: ScepServer, profile: str, name: str) -> str:
     """Enrol and expect FAILURE badRequest with nothing issued; returns the failInfoText."""
     before = server.counts()
     reply, _ = enrol(server, profile, name)
-    assert (reply.status, reply.fail_info) == (scep_client.FAILURE, "2"), reply  # 2: badRequest
+    assert (reply.status, reply.fail_info) == (scep_client.FAILURE, scep_client.BAD_REQUEST), reply
     assert server.counts() == before, "a refused enrolment stored something"
     return reply.fail_info_text or ""
 
