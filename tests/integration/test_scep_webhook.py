@@ -127,4 +127,5 @@ def test_scep16_5xx_is_retried_then_issues(server: ScepServer, hook: WebhookServ
     hook.script(Answer(503, b""), YES)
     reply, _ = enrol(server, "hooked", "router5.example.com")
     assert reply.status == scep_client.SUCCESS, reply
+    assert_certificate_lints_clean(reply.certificate.public_bytes(Encoding.DER))
     assert len(hook.queries) == 2
