@@ -83,7 +83,8 @@ def test_scep10_hostile_envelopes_get_failure(server: ScepServer) -> None:
 
 def test_scep10_mutated_messages_never_5xx(server: ScepServer) -> None:
     """SCEP-10, DOS-06: mutations of a signed PKCSReq (wrong challenge, so nothing may issue) and
-    of the hostile envelopes: HTTP 200 with a CertRep, or 4xx; never 5xx; nothing stored."""
+    of the hostile envelopes: HTTP 200 with a CertRep, or 4xx; never 5xx; nothing stored; no
+    traceback in the server's log."""
     before = server.counts()
     requester = scep_client.Requester.fresh("mutant")
     ra = server.ra_certificate()
@@ -101,6 +102,7 @@ def test_scep10_mutated_messages_never_5xx(server: ScepServer) -> None:
 
     check()
     assert server.counts() == before
+    assert "Traceback" not in server.log_path.read_text(errors="replace"), server.log_tail()
 
 
 def test_scep09_decryption_failures_are_one_answer(server: ScepServer) -> None:
