@@ -89,10 +89,13 @@ def new_key(bits: int = 2048) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def self_signed(key: rsa.RSAPrivateKey, common_name: str = "scep-client") -> x509.Certificate:
-    """The throw-away certificate a client signs PKCSReq with before it has one (§2.3)."""
+def self_signed(
+    key: rsa.RSAPrivateKey, common_name: str = "scep-client", *, now: dt.datetime | None = None
+) -> x509.Certificate:
+    """The throw-away certificate a client signs PKCSReq with before it has one (§2.3), valid from
+    five minutes before ``now`` for a day (``now`` in the past: an expired one)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(name)

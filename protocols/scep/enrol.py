@@ -46,6 +46,10 @@ class Enroller:
         csr = self._csr(request, settings)
         if request.signer.public_key() != csr.public_key():
             raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the signer certificate does not hold the CSR's key")
+        # SCEP-06: an expired signer is refused; one not yet valid is not (devices with unset clocks
+        # make their throw-away certificate in the past or the future: its key is what counts).
+        if request.signer.not_valid_after_utc < self.core.clock.now():
+            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the signer certificate has expired")
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
         seen = await self.transactions.find(profile.name, request.transaction_id)

@@ -5,6 +5,7 @@ each case nothing issued or stored (the store's counts do not move)."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,9 +97,19 @@ def test_signer_without_the_csr_key(server: ScepServer) -> None:
     refused(server, message, signer, scep_client.BAD_MESSAGE_CHECK)
 
 
+def test_expired_signer(server: ScepServer) -> None:
+    """SCEP-06: a PKCSReq signed by an expired (self-signed) certificate is badMessageCheck."""
+    key = scep_client.new_key()
+    old = scep_client.self_signed(key, "old", now=dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+    requester = scep_client.Requester(key, old)
+    message = scep_client.pkcs_req(requester, server.ra_certificate(), "old.example.com", challenge=STATIC)
+    assert "expired" in refused(server, message, requester, scep_client.BAD_MESSAGE_CHECK)
+
+
 def test_envelopes_the_ra_cannot_open_get_one_answer(server: ScepServer) -> None:
     """SCEP-09: an envelope to another certificate and one whose content is garbled get the same
-    FAILURE (badMessageCheck, the same text): no oracle on what went wrong."""
+    FAILURE (badMessageCheck, the same text): no oracle on what went wrong. SCEP-11: only the RA
+    key decrypts (an envelope to any other certificate is not opened)."""
     requester = scep_client.Requester.fresh()
     stranger = scep_client.Requester.fresh("not-the-ra").certificate
     to_other = scep_client.pkcs_req(requester, stranger, "e.example.com", challenge=STATIC)

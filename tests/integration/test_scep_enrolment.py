@@ -27,7 +27,7 @@ def assert_failure(rep: scep_client.CertRep, fail_info: str) -> None:
 
 
 def test_one_time_challenge_enrols_once(server: ScepServer, tmp_path: Path) -> None:
-    """SEC-02 through SCEP: a one-time challenge is spent by its first use; a second PKCSReq with
+    """SCEP-03, SEC-02: a one-time challenge is spent by its first use; a second PKCSReq with
     it (another key, another transaction) is badRequest and issues nothing."""
     challenge = server.one_time_challenge()
     requester, rep = enrol(server, "once.example.com", challenge=challenge)

@@ -42,6 +42,9 @@ def test_get_ca_cert_is_the_ra_and_the_chain(server: ScepServer) -> None:
 
 
 def test_pkcs_req_post_with_the_static_challenge(server: ScepServer, tmp_path: Path) -> None:
+    """SCEP-12: the CertRep is signed by the RA (SCEP-11), echoes the transactionID, answers our
+    senderNonce as its recipientNonce with a fresh senderNonce of its own, messageType CertRep,
+    pkiStatus SUCCESS (tests/scep_client.parse_cert_rep checks each), AES-256 as we asked."""
     requester = scep_client.Requester.fresh()
     message = scep_client.pkcs_req(
         requester, server.ra_certificate(), "router1.example.com", ["router1.example.com"], challenge=STATIC
