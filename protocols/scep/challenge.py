@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -47,33 +48,39 @@ def challenge_of(csr: x509.CertificateSigningRequest) -> str | None:
     return text
 
 
-def requested_names(csr: x509.CertificateSigningRequest) -> tuple[str, ...]:
-    """The CSR's common names and subjectAltName values, as a one-time challenge is bound to them."""
-    cns = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    return (*cns, *(i.value for i in csr_identifiers(csr)))
+_BOUND_TYPES = ("cn", "dns", "ip", "email", "uri")
 
 
-def _bare(name: str) -> str:
-    """A bound name as stored: "dns:host", "ip:..." or just "host"; compared without the type."""
+def requested_names(csr: x509.CertificateSigningRequest) -> tuple[tuple[str, str], ...]:
+    """The CSR's common names and subjectAltName values as (type, value): ("cn", ...), ("dns", ...)."""
+    cns = [("cn", str(a.value)) for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return (*cns, *((i.type, i.value) for i in csr_identifiers(csr)))
+
+
+def _typed(name: str) -> tuple[str | None, str]:
+    """A bound name as stored ("cn:router1", "dns:host", or bare "host") as (type or None, lower-case value)."""
     kind, sep, value = name.partition(":")
-    return value.lower() if sep and kind in ("dns", "ip", "email", "uri", "cn") else name.lower()
+    return (kind, value.lower()) if sep and kind in _BOUND_TYPES else (None, name.lower())
+
+
+def _admitted(kind: str, value: str, bound: set[tuple[str | None, str]]) -> bool:
+    """A requested name is admitted by a binding of its own type or a bare one; a CN also by a bound
+    DNS name (a CN repeating the host name is the usual CSR). A bound CN never admits a SAN."""
+    value = value.lower()
+    kinds: tuple[str | None, ...] = (kind, None, "dns") if kind == "cn" else (kind, None)
+    return any((k, value) in bound for k in kinds)
 
 
 class ChallengeChecker:
-    def __init__(self, core: CoreApi, guard: FailedAttempts) -> None:
+    def __init__(self, core: CoreApi, guard: FailedAttempts, webhooks: Iterable[WebhookSettings] = ()) -> None:
         self.core = core
         self.guard = guard
-        self._webhooks: dict[WebhookSettings, WebhookClient] = {}
+        # Built at start, so a webhook_ca_file that cannot be read stops the server, not a request.
+        self._webhooks = {settings: WebhookClient(settings) for settings in webhooks}
 
     async def close(self) -> None:
         for client in self._webhooks.values():
             await client.close()
-
-    def _webhook(self, settings: WebhookSettings) -> WebhookClient:
-        client = self._webhooks.get(settings)
-        if client is None:
-            client = self._webhooks[settings] = WebhookClient(settings)
-        return client
 
     async def requester(
         self,
@@ -87,15 +94,13 @@ class ChallengeChecker:
         """The Requester this CSR's challenge proves, or ScepFailure(badRequest)."""
         challenge = challenge_of(csr)
         if settings.webhook is not None:
-            return await self._ask_webhook(profile, settings.webhook, csr, challenge or "", transaction_id)
+            self._brake(address)
+            return await self._ask_webhook(profile, settings.webhook, csr, challenge or "", transaction_id, address)
         if challenge is None:
             if settings.open_enrollment:
                 return Requester(f"scep-open:{profile}", AuthMethod.NONE)
             raise bad_request("the CSR carries no challengePassword")
-        wait = self.guard.wait(address)
-        if wait:
-            log.warning("scep: %s sent too many wrong challenges; refused for %d s", address, wait)
-            raise bad_request(f"too many wrong challenges from this address; retry after {wait} s")
+        self._brake(address)
         if settings.challenge is not None and hmac.compare_digest(challenge.encode(), settings.challenge.encode()):
             self.guard.succeeded(address)
             return Requester(f"scep-static:{profile}", AuthMethod.CHALLENGE)
@@ -108,18 +113,31 @@ class ChallengeChecker:
         self.guard.failed(address)
         raise bad_request("wrong, expired or already used challengePassword")
 
+    def _brake(self, address: str) -> None:
+        """Past the limit of refusals from this address, the challenge is not even looked at (SCEP-03)."""
+        wait = self.guard.wait(address)
+        if wait:
+            log.warning("scep: %s sent too many wrong challenges; refused for %d s", address, wait)
+            raise bad_request(f"too many wrong challenges from this address; retry after {wait} s")
+
     @staticmethod
     def _check_bound(identities: tuple[str, ...], csr: x509.CertificateSigningRequest) -> None:
         """SCEP-15: a challenge made for names enrols those names only."""
         if not identities:
             return
-        bound = {_bare(i) for i in identities}
-        outside = [n for n in requested_names(csr) if n.lower() not in bound]
+        bound = {_typed(i) for i in identities}
+        outside = [f"{kind}:{value}" for kind, value in requested_names(csr) if not _admitted(kind, value, bound)]
         if outside:
-            raise bad_request(f"the challenge was made for other names than {', '.join(outside[:3])}")
+            raise bad_request(f"the challenge was made for other names, not for {', '.join(outside[:3])}")
 
     async def _ask_webhook(
-        self, profile: str, settings: WebhookSettings, csr: x509.CertificateSigningRequest, challenge: str, tid: str
+        self,
+        profile: str,
+        settings: WebhookSettings,
+        csr: x509.CertificateSigningRequest,
+        challenge: str,
+        tid: str,
+        address: str,
     ) -> Requester:
         query = WebhookQuery(
             profile=profile,
@@ -130,7 +148,9 @@ class ChallengeChecker:
             sans=tuple(str(i) for i in csr_identifiers(csr)),
         )
         try:
-            await self._webhook(settings).allows(query)
+            await self._webhooks[settings].allows(query)
         except WebhookRefused as exc:
+            self.guard.failed(address)  # a flood of refused CSRs must not become a flood of webhook calls
             raise bad_request(f"the validation webhook refused: {exc}") from None
+        self.guard.succeeded(address)
         return Requester(f"scep-webhook:{profile}", AuthMethod.CHALLENGE)

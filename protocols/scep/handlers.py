@@ -76,7 +76,8 @@ class ScepHandlers:
         self.writer = CertRepWriter(self.ra) if self.ra is not None else None
         self.crls = crls
         guard = FailedAttempts(config.challenge_failures, config.challenge_window)
-        self.challenges = ChallengeChecker(core, guard)
+        webhooks = {s.webhook for s in config.profiles.values() if s.webhook is not None}
+        self.challenges = ChallengeChecker(core, guard, webhooks)
         self.enroller = Enroller(core, TransactionStore(core.state), self.challenges)
 
     @classmethod

@@ -55,6 +55,20 @@ def test_one_time_challenge_bound_to_names(server: ScepServer) -> None:
     assert server.counts() == before
 
 
+def test_bound_names_keep_their_type(server: ScepServer) -> None:
+    """SCEP-15: a challenge bound to a common name does not admit that name as a DNS SAN; one bound
+    to a DNS name admits it as the SAN and as the CN that repeats it."""
+    cn_only = server.one_time_challenge(identities=("cn:typed.example.com",))
+    before = server.counts()
+    _, rep = enrol(server, "typed.example.com", challenge=cn_only)  # CN and dns SAN of that name
+    assert_failure(rep, scep_client.BAD_REQUEST)
+    assert "dns:typed.example.com" in (rep.fail_info_text or "")
+    assert server.counts() == before
+    dns = server.one_time_challenge(identities=("dns:typed.example.com",))
+    _, rep = enrol(server, "typed.example.com", challenge=dns)
+    assert rep.status == scep_client.SUCCESS, rep.fail_info_text
+
+
 def test_one_time_challenge_for_another_profile_is_refused(server: ScepServer) -> None:
     challenge = server.one_time_challenge(profile="held")
     before = server.counts()
