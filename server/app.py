@@ -47,7 +47,8 @@ HANDLERS = web.AppKey("protocol_handlers", dict)
 REVOCATION = web.AppKey("revocation", RevocationServices)
 
 
-def _protocol_app(spec: ProtocolSpec) -> web.Application:
+def _protocol_app(spec: ProtocolSpec, prefix: str) -> web.Application:
+    """The sub-application serving ``spec``'s routes under ``prefix`` (its own, or an alias)."""
     middlewares = [_worded_by(spec.http_error)] if spec.http_error is not None else []
     sub = web.Application(client_max_size=spec.max_body, middlewares=middlewares)
 
@@ -55,7 +56,7 @@ def _protocol_app(spec: ProtocolSpec) -> web.Application:
         async def handle(request: web.Request) -> web.StreamResponse:
             handlers = request.config_dict[HANDLERS][spec.name]
             metrics = request.config_dict[METRICS]
-            path = request.path[len(spec.prefix) :] or "/"
+            path = request.path[len(prefix) :] or "/"
             wire = await to_wire(request, path, spec.max_body)
             with request_scope(protocol=spec.name):  # events carry the protocol (ca/activity.py)
                 try:
@@ -201,7 +202,8 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
     app.router.add_get("/metrics", metrics_view)
     for name in config.protocols:
         spec = PROTOCOLS[name]
-        app.add_subapp(spec.prefix, _protocol_app(spec))
+        for prefix in spec.mounts:
+            app.add_subapp(prefix, _protocol_app(spec, prefix))
     return app
 
 
