@@ -147,6 +147,11 @@ class CoreApi(Protocol):
     @property
     def roots(self) -> tuple[x509.Certificate, ...]: ...
 
+    def next_certificate(self, issuer: str) -> x509.Certificate | None:
+        """The CA certificate staged to succeed ``issuer``'s ([issuers.<name>] next_certificate),
+        if a rollover is pending: SCEP GetNextCACert hands it out ahead of time."""
+        ...
+
     # -- enrollment ---------------------------------------------------------------------
     async def decide(self, request: EnrollmentRequest, *, replaced: CertificateRecord | None = None) -> Decision:
         """Policy, once: what would be issued, or the CAError that refuses it. Nothing is stored.

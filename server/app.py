@@ -31,7 +31,7 @@ from server.http import last_resort, to_aiohttp, to_wire
 from server.limits import BoundedSite, ListenerGuard, bounded_handlers
 from server.logs import setup_logging
 from server.metrics import Metrics
-from server.plain_http import PlainListener
+from server.plain_http import MAX_HEAD, PlainListener
 from server.protocol_jobs import ProtocolJobs
 from server.requestlog import ACCESS, AccessLog, FastPathAccess, request_ids
 from server.tls import load_certificate, server_context
@@ -228,7 +228,14 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
     log_event(Event.SERVER_STARTING, pid=os.getpid(), worker=worker, config=str(config.source))
     app = build_app(config, worker=worker)
     # The access log (server/requestlog.py) only when asked for: off, aiohttp does not even time requests.
-    runner = web.AppRunner(app, access_log=ACCESS if config.access_log else None, access_log_class=AccessLog)
+    # A request line up to the fast path's MAX_HEAD: a SCEP PKIOperation by GET carries the whole
+    # message in its query (RFC 8894 §4.1), over aiohttp's default 8190 bytes with a big key.
+    runner = web.AppRunner(
+        app,
+        access_log=ACCESS if config.access_log else None,
+        access_log_class=AccessLog,
+        max_line_size=MAX_HEAD,
+    )
     await runner.setup()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -89,10 +89,13 @@ def new_key(bits: int = 2048) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def self_signed(key: rsa.RSAPrivateKey, common_name: str = "scep-client") -> x509.Certificate:
-    """The throw-away certificate a client signs PKCSReq with before it has one (§2.3)."""
+def self_signed(
+    key: rsa.RSAPrivateKey, common_name: str = "scep-client", *, now: dt.datetime | None = None
+) -> x509.Certificate:
+    """The throw-away certificate a client signs PKCSReq with before it has one (§2.3), valid from
+    five minutes before ``now`` for a day (``now`` in the past: an expired one)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -178,13 +181,21 @@ def issuer_and_subject(issuer: x509.Name, subject: x509.Name) -> bytes:
     return bytes(value.dump())
 
 
-def envelope(content: bytes, recipient: x509.Certificate, cipher: str = "aes256") -> bytes:
-    """pkcsPKIEnvelope (§3.2.2): EnvelopedData, KeyTransRecipientInfo with RSA PKCS#1 v1.5."""
+def envelope(
+    content: bytes, recipient: x509.Certificate, cipher: str = "aes256", *, bad_padding: bool = False
+) -> bytes:
+    """pkcsPKIEnvelope (§3.2.2): EnvelopedData, KeyTransRecipientInfo with RSA PKCS#1 v1.5.
+    ``bad_padding``: the plaintext's last block ends in 0x00, which no PKCS#7 padding does (a
+    recipient that decrypts it must refuse it, every time)."""
     oid, key_bytes, block = CIPHERS[cipher]
     key, iv = os.urandom(key_bytes), os.urandom(block)
-    padder = sym_padding.PKCS7(block * 8).padder()
+    if bad_padding:
+        padded = content + b"\x00" * (block - len(content) % block)
+    else:
+        padder = sym_padding.PKCS7(block * 8).padder()
+        padded = padder.update(content) + padder.finalize()
     encryptor = Cipher(_algorithm(cipher, key), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(padder.update(content) + padder.finalize()) + encryptor.finalize()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
     public = recipient.public_key()
     assert isinstance(public, rsa.RSAPublicKey)
     asn1 = _asn1_cert(recipient)
@@ -305,6 +316,7 @@ def pki_message(
     digest: str = "sha256",
     transaction: str | None = None,
     nonce: bytes | None = None,
+    bad_padding: bool = False,
 ) -> Message:
     """Any PKIMessage (§3.2): ``content`` enveloped to the RA, signed by the requester."""
     tid = transaction if transaction is not None else requester.transaction_id()
@@ -314,7 +326,7 @@ def pki_message(
         _attribute(OID_TRANSACTION_ID, core.PrintableString(tid)),
         _attribute(OID_SENDER_NONCE, core.OctetString(sender_nonce)),
     ]
-    enveloped = envelope(content, ra_certificate, cipher)
+    enveloped = envelope(content, ra_certificate, cipher, bad_padding=bad_padding)
     der = sign(enveloped, requester.key, requester.certificate, attributes, digest)
     return Message(der, message_type, tid, sender_nonce)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from cryptography import x509
 
 from ca.cms.scep import FailInfo, IssuerAndSubject
-from ca.csr import enrollment_from_csr, parse_csr
+from ca.csr import enrollment_from_csr
 from ca.enrollment import CertificateRef, EnrollmentKind, EnrollmentOutcome, EnrollmentRequest, Issued, Pending
 from ca.errors import CAError, FailureReason
 from ca.interface import CoreApi
@@ -24,8 +24,8 @@ from ca.profiles.model import Profile
 from ca.records import CertificateRecord
 from protocols.scep.challenge import ChallengeChecker
 from protocols.scep.config import ScepProfileSettings
+from protocols.scep.csr import parse_scep_csr
 from protocols.scep.errors import ScepFailure, bad_request
-from protocols.scep.legacy_csr import parse_legacy_csr
 from protocols.scep.request import ScepRequest
 from protocols.scep.transaction_ids import matches_key
 from protocols.scep.transactions import Transaction, TransactionStore, spki_digest
@@ -50,6 +50,10 @@ class Enroller:
                 # certificate it renews (ours or not: renewal_req decides, SCEP-07).
                 return await self.renewal_req(profile, settings, request)
             raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the signer certificate does not hold the CSR's key")
+        # SCEP-06: an expired signer is refused; one not yet valid is not (devices with unset clocks
+        # make their throw-away certificate in the past or the future: its key is what counts).
+        if request.signer.not_valid_after_utc < self.core.clock.now():
+            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the signer certificate has expired")
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
         seen = await self.transactions.find(profile.name, request.transaction_id)
@@ -111,9 +115,7 @@ class Enroller:
     # -- shared --------------------------------------------------------------------------------
     @staticmethod
     def _csr(request: ScepRequest, settings: ScepProfileSettings) -> x509.CertificateSigningRequest:
-        if settings.legacy:
-            return parse_legacy_csr(request.content)
-        return parse_csr(request.content)
+        return parse_scep_csr(request.content, legacy=settings.legacy)
 
     @staticmethod
     def _check_transaction_id(request: ScepRequest, csr: x509.CertificateSigningRequest) -> None:

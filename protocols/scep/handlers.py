@@ -13,7 +13,7 @@ import logging
 
 from cryptography import x509
 
-from ca.cms import certs_only
+from ca.cms import certs_only, sign_data
 from ca.cms.scep import MessageType
 from ca.errors import CAError
 from ca.interface import CoreApi, RegistrationAuthority
@@ -100,6 +100,8 @@ class ScepHandlers:
                 return self._capabilities(self.config.settings(profile.name))
             if op == "GetCACert":
                 return self._ca_certificates(profile)
+            if op == "GetNextCACert":
+                return await self._next_ca_certificate(profile)
             if op == "PKIOperation":
                 return await self._pki_operation(profile, wire.pki_message(req, self.config.max_body), req.remote)
             raise NotScep(400, f"unknown operation {op[:64]!r}")
@@ -121,6 +123,15 @@ class ScepHandlers:
         """GetCACert (§4.2): the RA certificate and the CA chain as a degenerate PKCS#7."""
         body = certs_only([self.ra.certificate, *self._issuer_chain(profile)])
         return WireResponse(200, {"Content-Type": wire.CA_RA_CERT}, body)
+
+    async def _next_ca_certificate(self, profile: Profile) -> WireResponse:
+        """GetNextCACert (§4.7, SCEP-19): the staged next CA certificate in a SignedData the RA
+        signs, so a client can trust it through the RA it already knows."""
+        following = self.core.next_certificate(profile.issuer or self.core.default_issuer)
+        if following is None:
+            raise NotScep(404, "no CA rollover is pending")
+        body = await sign_data(self.ra.signer, self.ra.certificate, b"", certificates=[following])
+        return WireResponse(200, {"Content-Type": wire.NEXT_CA_CERT}, body)
 
     async def _pki_operation(self, profile: Profile, der: bytes, address: str) -> WireResponse:
         settings = self.config.settings(profile.name)

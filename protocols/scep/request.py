@@ -55,7 +55,7 @@ async def open_message(
     if header.sender_nonce is None:
         raise bad_request("senderNonce is missing (RFC 8894 §3.2.1.5)")
     try:
-        signed = parse_signed_data(der, max_bytes=max_bytes, allow_sha1=legacy)
+        signed = parse_signed_data(der, max_bytes=max_bytes, allow_sha1=legacy, allow_md5=legacy)
     except CAError as exc:
         raise failure_for(exc) from None
     try:
