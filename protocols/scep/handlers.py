@@ -126,11 +126,14 @@ class ScepHandlers:
 
     async def _next_ca_certificate(self, profile: Profile) -> WireResponse:
         """GetNextCACert (§4.7, SCEP-19): the staged next CA certificate in a SignedData the RA
-        signs, so a client can trust it through the RA it already knows."""
+        signs, so a client can trust it through the RA it already knows. The signed content is a
+        degenerate certs-only SignedData holding it (§4.7.1): sscep reads the certificates from
+        there (and crashes on an empty content); the outer certificates carry it too."""
         following = self.core.next_certificate(profile.issuer or self.core.default_issuer)
         if following is None:
             raise NotScep(404, "no CA rollover is pending")
-        body = await sign_data(self.ra.signer, self.ra.certificate, b"", certificates=[following])
+        inner = certs_only([following])
+        body = await sign_data(self.ra.signer, self.ra.certificate, inner, certificates=[following])
         return WireResponse(200, {"Content-Type": wire.NEXT_CA_CERT}, body)
 
     async def _pki_operation(self, profile: Profile, der: bytes, address: str) -> WireResponse:
