@@ -86,6 +86,11 @@ class Enroller:
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
         seen = await self.transactions.find(profile.name, request.transaction_id)
+        if seen is not None and seen.certificate_id == record.id:
+            # The certificate this transaction issued renews itself with the same key, hence the
+            # same transactionID (micromdm's scepclient): that transaction is over, this is a new one.
+            await self.transactions.retire(profile.name, request.transaction_id, record.id)
+            seen = None
         if seen is not None:
             return await self._resume(seen, spki, profile, settings)
         same_key = csr.public_key() == request.signer.public_key()

@@ -125,6 +125,19 @@ class TransactionStore:
             )
         )
 
+    async def retire(self, profile: str, transaction_id: str, certificate_id: int) -> None:
+        """Forget a finished transaction whose certificate now renews itself under the same id; a
+        concurrent twin that retired it first leaves nothing to delete, and the claims race as usual."""
+        await self.db.write(
+            lambda tx: tx.conn.execute(
+                delete(scep_transactions).where(
+                    scep_transactions.c.profile == profile,
+                    scep_transactions.c.transaction_id == transaction_id,
+                    scep_transactions.c.certificate_id == certificate_id,
+                )
+            )
+        )
+
     async def release(self, profile: str, transaction_id: str) -> None:
         """Forget a claim whose enrolment was refused: the client may try again under the same id."""
         await self.db.write(
