@@ -44,16 +44,26 @@ def load_certificate(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
-def assert_issued(cert_path: Path, key_path: Path, name: str, *, root: Path, chain: Path) -> x509.Certificate:
-    """The certificate a client wrote chains to root via chain, names `name` (CN and DNS SAN),
-    holds the public half of key_path, and lints clean; returned for further checks."""
+def assert_issued(
+    cert_path: Path, key_path: Path, name: str, *, root: Path, chain: Path, dns: tuple[str, ...] | None = None
+) -> x509.Certificate:
+    """The certificate a client wrote chains to root via chain, has CN `name` and the DNS SANs
+    asked for (`dns`; by default `name` alone), holds the public half of key_path, and lints
+    clean; returned for further checks."""
     openssl("verify", "-CAfile", str(root), "-untrusted", str(chain), str(cert_path))
     cert = load_certificate(cert_path)
     common_names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     assert common_names == [name], cert.subject.rfc4514_string()
-    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert sans.get_values_for_type(x509.DNSName) == [name]
+    assert _dns_names(cert) == list((name,) if dns is None else dns)
     private = serialization.load_pem_private_key(key_path.read_bytes(), None)
     assert cert.public_key() == private.public_key(), "the certificate does not hold the client's key"
     assert_certificate_lints_clean(cert.public_bytes(Encoding.DER))
     return cert
+
+
+def _dns_names(cert: x509.Certificate) -> list[str]:
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return sans.get_values_for_type(x509.DNSName)

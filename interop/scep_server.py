@@ -8,14 +8,17 @@
         scep_tetra.one_time_challenge("onetime")  # `tetra scep challenge --profile onetime`
         scep_tetra.approve(scep_tetra.pending_request("held.example.com"))
 
-SCEP profiles (each a certificate profile made from the shipped ``device`` one, each selected by
-its path label ``/scep/<profile>``; ``/scep`` alone selects ``device``):
+SCEP profiles, each selected by its path label ``/scep/<profile>``:
 
-- ``device``: the static challenge :data:`STATIC_CHALLENGE`, modern algorithms only (AES, SHA-2);
+- ``device``: what `tetra init` (and so `make run`) sets up, untouched: ``/scep`` selects it, its
+  static challenge is ``secrets/scep-challenge`` (:attr:`ScepTetra.static_challenge`), modern
+  algorithms only (AES, SHA-2);
 - ``onetime``: no static challenge, only one-time challenges from `tetra scep challenge`;
-- ``held``: the static challenge, but the certificate profile needs an operator's approval
+- ``held``: the same static challenge, but the certificate profile needs an operator's approval
   (PENDING until `tetra requests approve ID`);
-- ``legacy``: the static challenge and ``legacy = true`` (DES/3DES, SHA-1 and MD5 accepted).
+- ``legacy``: the same static challenge and ``legacy = true`` (DES/3DES, SHA-1 and MD5 accepted).
+
+The last three are certificate profiles copied from the shipped ``device`` one.
 
 A next issuing CA (`tetra ca init-intermediate`, signed by the root) is staged with
 ``[issuers.issuing-ca] next_certificate``, so GetNextCACert has a rollover to announce.
@@ -36,24 +39,18 @@ from interop.acme_server import protocols
 from tests.integration.est_support import _profile_from_device
 from tests.tetra_process import TetraProcess, free_port, init_ca, tetra_command
 
-STATIC_CHALLENGE = "interop-static-challenge"
 NEXT_CA = "next-issuing-ca"
 
-SCEP_CONFIG = f"""
-[scep]
-default_profile = "device"
-
-[scep.profiles.device]
-challenge = "{STATIC_CHALLENGE}"
-
+# Appended to the [scep] section `tetra init` writes (default profile device, static challenge file).
+EXTRA_PROFILES = """
 [scep.profiles.onetime]
 one_time_challenges = true
 
 [scep.profiles.held]
-challenge = "{STATIC_CHALLENGE}"
+challenge_file = "secrets/scep-challenge"
 
 [scep.profiles.legacy]
-challenge = "{STATIC_CHALLENGE}"
+challenge_file = "secrets/scep-challenge"
 legacy = true
 """
 
@@ -83,6 +80,11 @@ class ScepTetra(TetraProcess):
     @property
     def ra_certificate(self) -> Path:
         return self.directory / "ra" / "ra.pem"
+
+    @property
+    def static_challenge(self) -> str:
+        """The demo's static challenge (profiles device, held and legacy)."""
+        return (self.directory / "secrets" / "scep-challenge").read_text().strip()
 
     def url(self, profile: str = "") -> str:
         """The SCEP URL of a profile (its path label) on the plain-HTTP listener."""
@@ -117,10 +119,10 @@ class ScepTetra(TetraProcess):
         return f"sqlite:///{self.directory / 'tetra.db'}"
 
     def pending_request(self, name: str) -> int:
-        """The id of the request for `name` waiting for approval (`tetra requests list`)."""
+        """The id of the request for DNS name `name` waiting for approval (`tetra requests list`)."""
         for line in self.cli("requests", "list", "--status", "pending").splitlines():
             fields = line.split()
-            if fields and name in fields[-1].split(","):
+            if fields and f"dns:{name}" in fields[-1].split(","):
                 return int(fields[0])
         raise AssertionError(f"no pending request for {name}")
 
@@ -148,14 +150,17 @@ def _stage_next_ca(server_dir: Path) -> None:
 
 
 def prepare_scep_ca(directory: Path) -> None:
-    """The SCEP test profiles, the staged next CA and the [scep] section, in a `tetra init` directory."""
+    """The SCEP test profiles and the staged next CA, in a `tetra init` directory (which serves
+    SCEP on profile device already)."""
     profiles = directory / "profiles"
     _profile_from_device(profiles, "onetime")
     _profile_from_device(profiles, "held", approval="manual")
     _profile_from_device(profiles, "legacy")
     _stage_next_ca(directory)
-    with (directory / "tetra.toml").open("a") as config:
-        config.write(SCEP_CONFIG)
+    config = directory / "tetra.toml"
+    assert "\n[scep]\n" in config.read_text(), "tetra init no longer writes a [scep] section"
+    with config.open("a") as out:
+        out.write(EXTRA_PROFILES)
 
 
 def start_scep_tetra(workdir: Path) -> ScepTetra:

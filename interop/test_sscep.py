@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from interop.conftest import built_client
 from interop.scep_certs import assert_issued, csr_with_challenge, load_certificate, rsa_key
-from interop.scep_server import STATIC_CHALLENGE, ScepTetra
+from interop.scep_server import ScepTetra
 from interop.sscep_client import BAD_ALG, BAD_REQUEST, Sscep
 from tests.integration.est_support import openssl
 from tests.pkilint_check import assert_crl_lints_clean
@@ -45,14 +45,15 @@ def _enroll(
     sscep: Sscep,
     profile: str,
     name: str,
-    challenge: str = STATIC_CHALLENGE,
+    challenge: str = "",
     *,
     cipher: str = "aes",
     digest: str = "sha256",
 ) -> tuple[Path, Path]:
-    """A key, a CSR with `challenge` and a successful `sscep enroll`; (certificate, key) checked (SCEP-12)."""
+    """A key, a CSR with `challenge` (default: the static one) and a successful `sscep enroll`;
+    (certificate, key), checked (SCEP-12)."""
     key = rsa_key(sscep.directory / f"{name}.key")
-    csr = csr_with_challenge(sscep.directory, name, key, challenge)
+    csr = csr_with_challenge(sscep.directory, name, key, challenge or sscep.server.static_challenge)
     cert = sscep.directory / f"{name}.pem"
     sscep.enroll(profile, key, csr, cert, cipher=cipher, digest=digest).expect(0)
     server = sscep.server
@@ -131,7 +132,7 @@ def test_sscep_polls_a_pending_enrolment_until_approved_scep_20(sscep: Sscep) ->
     (CertPoll) every second; `tetra requests approve ID` lets the next poll return the certificate."""
     name = "held.sscep.example.com"
     key = rsa_key(sscep.directory / f"{name}.key")
-    csr = csr_with_challenge(sscep.directory, name, key, STATIC_CHALLENGE)
+    csr = csr_with_challenge(sscep.directory, name, key, sscep.server.static_challenge)
     cert = sscep.directory / f"{name}.pem"
     polling = sscep.start_enroll("held", key, csr, cert, "-t", "1", "-T", "40", "-n", "40")
     try:
@@ -200,4 +201,4 @@ def test_sscep_legacy_profile_takes_des3_and_sha1_scep_20(sscep: Sscep) -> None:
 def test_sscep_strict_profile_refuses_des3_scep_20(sscep: Sscep) -> None:
     """SCEP-20 / SCEP-02: the default profile answers a 3DES envelope with FAILURE badAlg
     (sscep exits 70); nothing is issued."""
-    _refused(sscep, "", "des3-refused.sscep.example.com", STATIC_CHALLENGE, BAD_ALG, cipher="3des")
+    _refused(sscep, "", "des3-refused.sscep.example.com", sscep.server.static_challenge, BAD_ALG, cipher="3des")
