@@ -5,7 +5,7 @@
     def test_something(scep_tetra: ScepTetra) -> None:
         scep_tetra.url("held")                 # http://127.0.0.1:PORT/scep/held (plain HTTP, as devices use)
         scep_tetra.root, scep_tetra.issuing_ca, scep_tetra.ra_certificate
-        scep_tetra.one_time_challenge("onetime")  # `tetra scep challenge --profile onetime`
+        scep_tetra.one_time_challenge("onetime", "dev1.example.com")  # `tetra scep challenge`
         scep_tetra.approve(scep_tetra.pending_request("held.example.com"))
 
 SCEP profiles, each selected by its path label ``/scep/<profile>``:
@@ -90,24 +90,27 @@ class ScepTetra(TetraProcess):
         """The SCEP URL of a profile (its path label) on the plain-HTTP listener."""
         return f"http://{self.host}:{self.http_port}/scep" + (f"/{profile}" if profile else "")
 
-    def one_time_challenge(self, profile: str, cn: str = "") -> str:
-        """A fresh one-time challenge for `profile` (bound to `cn` if given), as an operator makes it."""
+    def one_time_challenge(self, profile: str, name: str = "") -> str:
+        """A fresh one-time challenge for `profile`, bound to CN and DNS name `name` if given, as an
+        operator makes it: `tetra scep challenge --profile P [--cn NAME --dns NAME]`."""
+        bound = ("--cn", name, "--dns", name) if name else ()
         try:
-            out = self.cli("scep", "challenge", "--profile", profile, *(("--cn", cn) if cn else ()))
+            out = self.cli("scep", "challenge", "--profile", profile, *bound)
         except AssertionError as failed:
             if "invalid choice: 'scep'" not in str(failed):
                 raise
-            return self._challenge_through_core(profile, cn)  # until `tetra scep challenge` is merged
+            return self._challenge_through_core(profile, name)  # until `tetra scep challenge` is merged
         return out.strip().splitlines()[-1].strip()
 
-    def _challenge_through_core(self, profile: str, cn: str) -> str:
+    def _challenge_through_core(self, profile: str, name: str) -> str:
+        """What `tetra scep challenge` stores, through the core's credential store (same database)."""
         from ca.credentials import CredentialStore
         from ca.store.db import Database
 
         async def create() -> str:
             db = Database(self.database_url)
             try:
-                identities = (f"dns:{cn}",) if cn else ()
+                identities = (f"cn:{name}", f"dns:{name}") if name else ()
                 return await CredentialStore(db).create_challenge("scep", profile=profile, identities=identities)
             finally:
                 await db.close()

@@ -3,15 +3,20 @@ real `tetra serve` (SCEP-21).
 
 scepclient has no separate operations: every run asks GetCACert, then GetCACaps, then sends one
 PKIOperation, and -debug logs each step, which is what the GetCACert/GetCACaps row reads. Its
-habits, from its source (cmd/scepclient in micromdm/scep 2.1.0) and the wire:
-- it makes (or reuses) an RSA key and csr.pem beside -private-key; the CSR carries CN, O, OU and
-  C from flags (an empty flag leaves the attribute out) and no SAN in this version;
+habits, from its source (cmd/scepclient in micromdm/scep) and Tetra's log of what it sent:
+- it signs with SHA-1 and envelopes with single DES whatever GetCACaps says, so it enrols only on
+  a profile with ``legacy = true`` (the rows below use ``legacy``; the default profile answers
+  badAlg, which one row checks);
 - it envelopes the request to *every* certificate GetCACert returned unless -ca-fingerprint
-  (SHA-256) picks one: Tetra's chain is ECDSA, which RSA key transport cannot encrypt to, so a
-  device is pointed at the RA with -ca-fingerprint;
+  (SHA-256) picks one, and panics on the first ECDSA one ("interface conversion: ... is
+  *ecdsa.PublicKey, not *rsa.PublicKey"): Tetra's chain is ECDSA, so it is pointed at the RA;
+- its Go CMS sends encryptedContent as a constructed, definite-length [0] (BER);
+- the transactionID is the standard base64 of the first 20 octets of SHA-256 over the PKCS#1
+  public key;
+- it makes (or reuses) an RSA key and csr.pem beside -private-key; the CSR carries CN, O, OU and
+  C from flags (an empty flag leaves the attribute out) and, in 2.1.0, no SAN;
 - when -certificate already exists it sends a RenewalReq signed by that certificate, with the
-  same key and CSR, hence the same transactionID as the first enrolment; no challenge;
-- the transactionID is the standard base64 of the SHA-1 of the public key;
+  same key and CSR, hence the same transactionID as the first enrolment, and no challenge;
 - it exits 1 with "... failInfo: X" on FAILURE, and sleeps 30 s between polls on PENDING (so no
   pending row here: sscep covers polling).
 """
@@ -87,8 +92,18 @@ def test_scepclient_reads_getcacert_and_getcacaps_scep_21(scepclient: ScepClient
     assert server.certificate_count() == before and not scepclient.cert.exists()
 
 
+def test_scepclient_is_refused_badalg_on_a_strict_profile_scep_21(scepclient: ScepClient) -> None:
+    """SCEP-21 / SCEP-02: on the default (strict) profile scepclient's SHA-1/DES request is
+    FAILURE badAlg; nothing is issued."""
+    before = scepclient.server.certificate_count()
+    run = scepclient.run("strict.scepclient.example.com", scepclient.server.static_challenge, profile="")
+    assert run.status == 1 and "failInfo: badAlg" in run.log, run.log[-3000:]
+    assert scepclient.server.certificate_count() == before and not scepclient.cert.exists()
+
+
 def test_scepclient_enrolls_with_the_static_challenge_scep_21(scepclient: ScepClient) -> None:
-    """SCEP-21 / SCEP-12: PKCSReq with the static challenge; the certificate is written."""
+    """SCEP-21 / SCEP-12: PKCSReq with the static challenge on the legacy profile; the
+    certificate is written."""
     name = "enrol.scepclient.example.com"
     run = scepclient.run(name, challenge=scepclient.server.static_challenge)
     assert run.status == 0, run.log[-3000:]

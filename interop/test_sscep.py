@@ -115,11 +115,13 @@ def test_sscep_enrolls_with_the_static_challenge_aes_sha256_scep_20(sscep: Sscep
 
 
 def test_sscep_enrolls_with_a_one_time_challenge_once_scep_20(sscep: Sscep) -> None:
-    """SCEP-20 / SCEP-03: a one-time challenge from `tetra scep challenge` enrols once; the same
-    challenge again is refused with badRequest and nothing is issued."""
-    challenge = sscep.server.one_time_challenge("onetime")
+    """SCEP-20 / SCEP-03 / SCEP-15: a one-time challenge from `tetra scep challenge`, bound to the
+    name it enrols, works once; the same challenge again is refused with badRequest and nothing
+    is issued."""
+    challenge = sscep.server.one_time_challenge("onetime", "once.sscep.example.com")
     _enroll(sscep, "onetime", "once.sscep.example.com", challenge)
-    _refused(sscep, "onetime", "twice.sscep.example.com", challenge, BAD_REQUEST)
+    again = Sscep(sscep.binary, sscep.server, sscep.directory / "again")  # a new key, the same name
+    _refused(again, "onetime", "once.sscep.example.com", challenge, BAD_REQUEST)
 
 
 def test_sscep_refuses_a_wrong_challenge_scep_20(sscep: Sscep) -> None:
