@@ -1,6 +1,6 @@
 """A real `tetra serve` with SCEP on loopback, for the sscep and micromdm scepclient tests.
 
-    from interop.scep_server import scep_tetra  # the fixture (one server per module); or start_scep_tetra(workdir)
+    from interop.scep_server import scep_tetra  # the fixture (one server per session); or start_scep_tetra(workdir)
 
     def test_something(scep_tetra: ScepTetra) -> None:
         scep_tetra.url("held")                 # http://127.0.0.1:PORT/scep/held (plain HTTP, as devices use)
@@ -177,9 +177,11 @@ def start_scep_tetra(workdir: Path) -> ScepTetra:
     return server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def scep_tetra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScepTetra]:
-    """One server per test module: its rows each enrol their own names, so they do not interfere."""
+    """One server for the sscep and scepclient modules (a start costs about 9 s of the 60 s the
+    SCEP interop run may take): each row enrols its own names and counts certificates around
+    its own refusals only, so rows do not interfere."""
     server = start_scep_tetra(tmp_path_factory.mktemp("scep"))
     try:
         yield server

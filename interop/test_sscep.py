@@ -1,8 +1,8 @@
 """sscep (certnanny's SCEP client, the one Tetra's design names) against a real `tetra serve` (SCEP-20).
 
-One server for the module (interop/scep_server.py: profiles device, onetime, held, legacy; a
-staged next CA); each row enrols its own name, so a row fails on its own. Every certificate
-sscep writes is held to SCEP-12 (interop/scep_certs.py: chains to the root, the requested name,
+One server for the session, shared with test_scepclient.py (interop/scep_server.py: profiles
+device, onetime, held, legacy; a staged next CA); each row enrols its own name, so a row fails
+on its own. Every certificate sscep writes is held to SCEP-12 (interop/scep_certs.py: chains to the root, the requested name,
 the client's key, pkilint clean). Refusals are sscep's exit status for the failInfo, with the
 certificate count unchanged. How sscep behaves on the wire: interop/sscep_client.py.
 """
