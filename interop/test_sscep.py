@@ -2,9 +2,10 @@
 
 One server for the session, shared with test_scepclient.py (interop/scep_server.py: profiles
 device, onetime, held, legacy; a staged next CA); each row enrols its own name, so a row fails
-on its own. Every certificate sscep writes is held to SCEP-12 (interop/scep_certs.py: chains to the root, the requested name,
-the client's key, pkilint clean). Refusals are sscep's exit status for the failInfo, with the
-certificate count unchanged. How sscep behaves on the wire: interop/sscep_client.py.
+on its own. Every certificate sscep writes is held to SCEP-12 (interop/scep_certs.py: chains to
+the root, the requested name, the client's key, pkilint clean). Refusals are sscep's exit
+status for the failInfo, with the certificate count unchanged. How sscep behaves on the wire:
+interop/sscep_client.py.
 """
 
 from __future__ import annotations
@@ -146,6 +147,26 @@ def test_sscep_polls_a_pending_enrolment_until_approved_scep_20(sscep: Sscep) ->
     assert polling.returncode == 0, output[-3000:]
     assert "pkistatus: PENDING" in output and "requesting certificate (#" in output, output[-3000:]
     assert_issued(cert, key, name, root=sscep.server.root, chain=sscep.server.issuing_ca)
+
+
+def test_sscep_polling_ends_in_failure_when_rejected_scep_20(sscep: Sscep) -> None:
+    """SCEP-20 / SCEP-14: `tetra requests reject ID` turns the next poll into FAILURE badRequest
+    (sscep exits 72); nothing is issued."""
+    name = "rejected.sscep.example.com"
+    key = rsa_key(sscep.directory / f"{name}.key")
+    csr = csr_with_challenge(sscep.directory, name, key, sscep.server.static_challenge)
+    cert = sscep.directory / f"{name}.pem"
+    before = sscep.server.certificate_count()
+    polling = sscep.start_enroll("held", key, csr, cert, "-t", "1", "-T", "40", "-n", "40")
+    try:
+        request_id = _wait_for_pending(sscep.server, name, polling)
+        sscep.server.cli("requests", "reject", str(request_id), "--note", "interop test")
+        output, _ = polling.communicate(timeout=30)
+    finally:
+        polling.kill()
+    assert polling.returncode == BAD_REQUEST, output[-3000:]
+    assert "pkistatus: FAILURE" in output, output[-3000:]
+    assert sscep.server.certificate_count() == before and not cert.exists()
 
 
 def _wait_for_pending(server: ScepTetra, name: str, polling: subprocess.Popen[str]) -> int:
