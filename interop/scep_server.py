@@ -6,7 +6,7 @@
         scep_tetra.url("held")                 # http://127.0.0.1:PORT/scep/held (plain HTTP, as devices use)
         scep_tetra.root, scep_tetra.issuing_ca, scep_tetra.ra_certificate
         scep_tetra.one_time_challenge("onetime", "dev1.example.com")  # `tetra scep challenge`
-        scep_tetra.approve(scep_tetra.pending_request("held.example.com"))
+        scep_tetra.cli("requests", "approve", str(scep_tetra.pending_request("held.example.com")))
 
 SCEP profiles, each selected by its path label ``/scep/<profile>``:
 
