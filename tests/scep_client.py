@@ -110,14 +110,17 @@ def self_signed(
 
 def transaction_id(public_key: rsa.RSAPublicKey, form: str = "sha256-hex") -> str:
     """A transactionID derived from the key (§3.2.1.1). ``form``: sha256-hex (this client's
-    default), md5-hex (sscep), sha1-base64 of the PKCS#1 key (micromdm scepclient)."""
+    default), md5-hex (sscep), rfc7093-base64 (micromdm scepclient 2.x: SHA-256 of the PKCS#1 key
+    cut to 160 bits), sha1-base64 (older micromdm: SHA-1 of the PKCS#1 key)."""
     spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if form == "sha256-hex":
         return hashlib.sha256(spki).hexdigest().upper()
     if form == "md5-hex":
         return hashlib.md5(spki).hexdigest().upper()
+    pkcs1 = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    if form == "rfc7093-base64":
+        return base64.b64encode(hashlib.sha256(pkcs1).digest()[:20]).decode()
     if form == "sha1-base64":
-        pkcs1 = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
         return base64.b64encode(hashlib.sha1(pkcs1).digest()).decode()
     raise ValueError(f"unknown transactionID form {form!r}")
 
@@ -129,11 +132,14 @@ def build_csr(
     *,
     challenge: str | None = None,
     digest: str = "sha256",
+    country: str | None = None,
 ) -> bytes:
-    """A PKCS#10 request (DER) with the challengePassword attribute (§3.3.1) and DNS SANs.
+    """A PKCS#10 request (DER) with the challengePassword attribute (§3.3.1) and DNS SANs;
+    ``country`` adds C= to the subject (as micromdm's scepclient does, which profiles may drop).
     SHA-1 and MD5 signatures (legacy clients) are made here by hand: cryptography refuses them."""
+    attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, country)] if country else []
     builder = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False)
@@ -352,11 +358,13 @@ def renewal_req(
     new_key: rsa.RSAPrivateKey,
     common_name: str,
     sans: Sequence[str] = (),
+    *,
+    country: str | None = None,
     **options: object,
 ) -> Message:
     """RenewalReq (§3.3.1.2): a CSR for ``new_key`` (or the same key), signed with the current
     certificate (``requester.certificate``, Tetra-issued) and its key."""
-    der = build_csr(new_key, common_name, sans)
+    der = build_csr(new_key, common_name, sans, country=country)
     options.setdefault("transaction", transaction_id(new_key.public_key()))
     return pki_message(RENEWAL_REQ, der, requester, ra_certificate, **options)  # type: ignore[arg-type]
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 import os
+from typing import ClassVar
 
-from asn1crypto import cms, core, parser
+from asn1crypto import cms, core
 from cryptography import x509
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import padding as sym_padding
@@ -28,6 +29,7 @@ from ca.cms._asn1 import (
     load_content_info,
     malformed,
 )
+from ca.der import encode_length
 from ca.errors import CAError, FailureReason
 from ca.sigalg import RSA_ENCRYPTION
 from ca.signers.base import DecryptingSigner
@@ -122,35 +124,28 @@ def envelope_cipher(der: bytes, *, max_bytes: int = MAX_CMS_BYTES) -> ContentCip
     return _cipher(oid, allow_des3=True)
 
 
-def _encrypted_content(eci: cms.EncryptedContentInfo) -> bytes | None:
-    """The ciphertext, in either BER form of the [0] IMPLICIT OCTET STRING (None if absent).
+class _RawEncryptedContentInfo(core.Sequence):  # type: ignore[misc]
+    """EncryptedContentInfo with its ciphertext left raw (see `_ciphertext`)."""
 
-    Go's pkcs7 (micromdm's scepclient and the MDM servers built on it) sends it constructed with a
-    definite length, [0] wrapping OCTET STRING chunks, which BER allows but asn1crypto parses only
-    with an indefinite length; so the field is read here from the raw SEQUENCE. A ValueError is
-    malformed input (the caller's `malformed`).
-    """
-    fields = _ber_values(eci.contents)
-    if len(fields) < 3:
-        return None
-    class_, method, tag, _, content, _ = fields[2]
-    if (class_, tag) != (2, 0):
-        raise ValueError("encryptedContent is not [0]")
-    if method == 0:
-        return bytes(content)
-    chunks = _ber_values(content)
-    if any((c, m, t) != (0, 0, 4) for c, m, t, _, _, _ in chunks):
-        raise ValueError("a constructed encryptedContent holds something other than OCTET STRINGs")
-    return b"".join(chunk for _, _, _, _, chunk, _ in chunks)
+    _fields: ClassVar[list[tuple[str, type[core.Asn1Value], dict[str, bool]]]] = [
+        ("content_type", cms.ContentType, {}),
+        ("content_encryption_algorithm", cms.EncryptionAlgorithm, {}),
+        ("encrypted_content", core.Any, {"optional": True}),
+    ]
 
 
-def _ber_values(data: bytes) -> list[tuple[int, int, int, bytes, bytes, bytes]]:
-    values, offset = [], 0
-    while offset < len(data):
-        length = parser.peek(data[offset:])
-        values.append(parser.parse(data[offset : offset + length], strict=True))
-        offset += length
-    return values
+def _ciphertext(eci: cms.EncryptedContentInfo) -> object:
+    """The encryptedContent octets. BER senders may write them as a constructed [0] of OCTET STRING
+    chunks (Go's pkcs7, which micromdm's scepclient uses); asn1crypto reads only the primitive
+    form of an implicitly tagged OCTET STRING, so the chunks are joined as a constructed one."""
+    try:
+        return eci["encrypted_content"].native
+    except ValueError:
+        body = bytes(eci.contents)  # as received: the failed read above leaves eci unable to dump
+        raw = _RawEncryptedContentInfo.load(b"\x30" + encode_length(len(body)) + body)["encrypted_content"]
+        return core.OctetString.load(
+            b"\x24\x80" + raw.contents + b"\x00\x00"
+        ).native  # indefinite length: asn1crypto joins chunks
 
 
 def _decrypt_content(cipher: ContentCipher, key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
@@ -196,7 +191,7 @@ async def decrypt_enveloped(
         iv = algorithm["parameters"].native
         if not isinstance(iv, bytes) or len(iv) != cipher.block_bytes:
             raise CAError("content encryption IV is missing or of the wrong size", FailureReason.MALFORMED)
-        ciphertext = _encrypted_content(eci)
+        ciphertext = _ciphertext(eci)
         if not isinstance(ciphertext, bytes) or not ciphertext or len(ciphertext) % cipher.block_bytes:
             raise CAError("encrypted content is missing or not whole blocks", FailureReason.MALFORMED)
 

@@ -17,11 +17,10 @@ from cryptography import x509
 
 from ca.cms.scep import FailInfo, IssuerAndSubject
 from ca.csr import enrollment_from_csr
-from ca.enrollment import CertificateRef, EnrollmentKind, EnrollmentOutcome, EnrollmentRequest, Issued, Pending
+from ca.enrollment import CertificateRef, EnrollmentKind, EnrollmentOutcome, Issued, Pending
 from ca.errors import CAError, FailureReason
-from ca.interface import CoreApi
+from ca.interface import CoreApi, Decision
 from ca.profiles.model import Profile
-from ca.records import CertificateRecord
 from protocols.scep.challenge import ChallengeChecker
 from protocols.scep.config import ScepProfileSettings
 from protocols.scep.csr import parse_scep_csr
@@ -69,7 +68,7 @@ class Enroller:
             requester=requester,
             transaction_id=self._core_id(profile, request),
         )
-        return await self._issue(profile, settings, request, enrollment, spki, None)
+        return await self._issue(profile, settings, request, await self.core.decide(enrollment), spki)
 
     # -- RenewalReq ----------------------------------------------------------------------------
     async def renewal_req(self, profile: Profile, settings: ScepProfileSettings, request: ScepRequest) -> Certificates:
@@ -81,8 +80,6 @@ class Enroller:
             raise bad_request(
                 f"RenewalReq must be signed by a valid certificate of this CA: {exc.public_detail()}"
             ) from None
-        if csr.subject != request.signer.subject:
-            raise bad_request("the CSR's subject differs from the certificate being renewed")
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
         seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
@@ -103,7 +100,12 @@ class Enroller:
             transaction_id=self._core_id(profile, request),
         )
         enrollment = replace(enrollment, replaces=CertificateRef(record.issuer, record.serial))
-        return await self._issue(profile, settings, request, enrollment, spki, record)
+        decision = await self.core.decide(enrollment, replaced=record)
+        # The same subject as the profile makes it, not as the CSR spells it: a device re-sends its
+        # first CSR's subject, attributes the profile dropped included (micromdm's C=US).
+        if decision.template.subject != request.signer.subject:
+            raise bad_request("the CSR asks for another subject than the certificate being renewed")
+        return await self._issue(profile, settings, request, decision, spki)
 
     # -- CertPoll ------------------------------------------------------------------------------
     async def cert_poll(self, profile: Profile, settings: ScepProfileSettings, request: ScepRequest) -> Certificates:
@@ -136,13 +138,14 @@ class Enroller:
         profile: Profile,
         settings: ScepProfileSettings,
         request: ScepRequest,
-        enrollment: EnrollmentRequest,
+        decision: Decision,
         spki: str,
-        replaced: CertificateRecord | None,
     ) -> Certificates:
-        decision = await self.core.decide(enrollment, replaced=replaced)  # a refusal stores nothing
+        """Claim the transactionID, then issue (or hold) what was decided (a refusal before this
+        point stored nothing); a twin that claimed it first answers instead."""
         tid = request.transaction_id
-        twin = await self.transactions.claim(profile.name, tid, spki, enrollment.requester.name, self.core.clock.now())
+        requester = decision.request.requester.name
+        twin = await self.transactions.claim(profile.name, tid, spki, requester, self.core.clock.now())
         if twin is not None:
             return await self._resume(twin, spki, profile, settings)
         try:
