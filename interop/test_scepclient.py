@@ -14,7 +14,8 @@ habits, from its source (cmd/scepclient in micromdm/scep) and Tetra's log of wha
 - the transactionID is the standard base64 of the first 20 octets of SHA-256 over the PKCS#1
   public key;
 - it makes (or reuses) an RSA key and csr.pem beside -private-key; the CSR carries CN, O, OU and
-  C from flags (an empty flag leaves the attribute out) and, in 2.1.0, no SAN;
+  C from flags (C=US unless told otherwise) and, in 2.1.0, no SAN; the device profile keeps CN,
+  O and OU and drops C, also when the renewal's CSR names it again;
 - when -certificate already exists it sends a RenewalReq signed by that certificate, with the
   same key and CSR, hence the same transactionID as the first enrolment, and no challenge;
 - it exits 1 with "... failInfo: X" on FAILURE, and sleeps 30 s between polls on PENDING (so no
@@ -58,7 +59,7 @@ class ScepClient:
         command = [
             self.binary,
             *("-server-url", self.server.url(profile), "-private-key", str(self.key), "-certificate", str(self.cert)),
-            *("-cn", name, "-organization", ORGANIZATION, "-ou", UNIT, "-country", ""),
+            *("-cn", name, "-organization", ORGANIZATION, "-ou", UNIT),  # and its default C=US
             *("-ca-fingerprint", self.ra_fingerprint(), "-debug"),
             *(("-challenge", challenge) if challenge else ()),
         ]
@@ -76,6 +77,7 @@ def _issued(client: ScepClient, name: str) -> None:
     cert = assert_issued(client.cert, client.key, name, root=client.server.root, chain=client.server.issuing_ca, dns=())
     assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == [ORGANIZATION]
     assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)] == [UNIT]
+    assert not cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)  # the profile drops it
 
 
 def test_scepclient_reads_getcacert_and_getcacaps_scep_21(scepclient: ScepClient) -> None:
