@@ -11,6 +11,7 @@ row linked in the same commit. A twin that lost the claim answers from the winne
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from cryptography import x509
@@ -30,6 +31,15 @@ from protocols.scep.transaction_ids import matches_key
 from protocols.scep.transactions import Transaction, TransactionStore, spki_digest
 
 Certificates = tuple[x509.Certificate, ...] | None  # what a SUCCESS carries; None: PENDING
+
+
+def renewal_row(renewed: x509.Certificate, transaction_id: str) -> str:
+    """The scep_transactions key of a RenewalReq. Not the bare transactionID: a renewal with the
+    same key has the same one as the PKCSReq that got the certificate, and would be answered
+    with that old certificate. Per renewed certificate, so a retry finds its renewal and the next
+    renewal (signed by the new certificate) is a new one."""
+    digest = hashlib.sha256(f"{renewed.serial_number:x}:{transaction_id}".encode()).hexdigest()
+    return f"renew:{digest}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,8 @@ class Enroller:
             raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the signer certificate has expired")
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
-        seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
+        row = request.transaction_id
+        seen = await self.transactions.find(profile.name, row, self.core.clock.now())
         if seen is not None:
             return await self._resume(seen, spki, profile, settings)
         requester = await self.challenges.requester(
@@ -66,9 +77,9 @@ class Enroller:
             protocol="scep",
             profile_name=profile.name,
             requester=requester,
-            transaction_id=self._core_id(profile, request),
+            transaction_id=self._core_id(profile, row),
         )
-        return await self._issue(profile, settings, request, await self.core.decide(enrollment), spki)
+        return await self._issue(profile, settings, row, await self.core.decide(enrollment), spki)
 
     # -- RenewalReq ----------------------------------------------------------------------------
     async def renewal_req(self, profile: Profile, settings: ScepProfileSettings, request: ScepRequest) -> Certificates:
@@ -82,12 +93,8 @@ class Enroller:
             ) from None
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
-        seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
-        if seen is not None and seen.certificate_id == record.id:
-            # The certificate this transaction issued renews itself with the same key, hence the
-            # same transactionID (micromdm's scepclient): that transaction is over, this is a new one.
-            await self.transactions.retire(profile.name, request.transaction_id, record.id)
-            seen = None
+        row = renewal_row(request.signer, request.transaction_id)
+        seen = await self.transactions.find(profile.name, row, self.core.clock.now())
         if seen is not None:
             return await self._resume(seen, spki, profile, settings)
         same_key = csr.public_key() == request.signer.public_key()
@@ -97,7 +104,7 @@ class Enroller:
             profile_name=profile.name,
             requester=self.core.renewal_requester(record),
             kind=EnrollmentKind.RENEW if same_key else EnrollmentKind.REKEY,
-            transaction_id=self._core_id(profile, request),
+            transaction_id=self._core_id(profile, row),
         )
         enrollment = replace(enrollment, replaces=CertificateRef(record.issuer, record.serial))
         decision = await self.core.decide(enrollment, replaced=record)
@@ -105,7 +112,7 @@ class Enroller:
         # first CSR's subject, attributes the profile dropped included (micromdm's C=US).
         if decision.template.subject != request.signer.subject:
             raise bad_request("the CSR asks for another subject than the certificate being renewed")
-        return await self._issue(profile, settings, request, decision, spki)
+        return await self._issue(profile, settings, row, decision, spki)
 
     # -- CertPoll ------------------------------------------------------------------------------
     async def cert_poll(self, profile: Profile, settings: ScepProfileSettings, request: ScepRequest) -> Certificates:
@@ -114,7 +121,10 @@ class Enroller:
             IssuerAndSubject.load(request.content, strict=True).native  # noqa: B018 (parse it all)
         except Exception:
             raise bad_request("CertPoll content is not an IssuerAndSubject") from None
-        seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
+        now = self.core.clock.now()
+        seen = await self.transactions.find(profile.name, request.transaction_id, now)
+        if seen is None:  # a renewal's, polled with the certificate being renewed
+            seen = await self.transactions.find(profile.name, renewal_row(request.signer, request.transaction_id), now)
         if seen is None:
             raise ScepFailure(FailInfo.BAD_CERT_ID, "no enrolment is known under this transactionID")
         return await self._resume(seen, spki_digest(request.signer.public_key()), profile, settings)
@@ -130,20 +140,20 @@ class Enroller:
             raise bad_request("the transactionID is not a hash of the CSR's public key (RFC 8894 §3.2.1.1)")
 
     @staticmethod
-    def _core_id(profile: Profile, request: ScepRequest) -> str:
-        return f"{profile.name}:{request.transaction_id}"[:255]
+    def _core_id(profile: Profile, row: str) -> str:
+        return f"scep:{profile.name}:{hashlib.sha256(row.encode()).hexdigest()}"
 
     async def _issue(
         self,
         profile: Profile,
         settings: ScepProfileSettings,
-        request: ScepRequest,
+        row: str,
         decision: Decision,
         spki: str,
     ) -> Certificates:
         """Claim the transactionID, then issue (or hold) what was decided (a refusal before this
         point stored nothing); a twin that claimed it first answers instead."""
-        tid = request.transaction_id
+        tid = row
         requester = decision.request.requester.name
         twin = await self.transactions.claim(profile.name, tid, spki, requester, self.core.clock.now())
         if twin is not None:
