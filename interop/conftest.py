@@ -16,6 +16,7 @@ import pytest
 
 from interop.acme_helpers import Http01Responder, LoopbackDns
 from interop.acme_server import TetraServer, start_tetra
+from interop.scep_server import scep_tetra  # noqa: F401  (the SCEP fixture, for every interop module)
 from tests.tetra_process import TetraProcess, free_port, init_ca
 
 BIN = Path(sys.executable).parent
@@ -35,6 +36,22 @@ def need(tool: str) -> str:
             pytest.fail(f"{tool} is not installed; CI must run the interop tests (make debian-packages)")
         pytest.skip(f"{tool} is not installed")
     return found
+
+
+def clients_dir() -> Path:
+    """Where `make clients` builds libest's and sscep's clients (TETRA_CLIENTS_DIR)."""
+    return Path(os.environ.get("TETRA_CLIENTS_DIR") or Path.home() / ".cache" / "tetra" / "clients")
+
+
+def built_client(name: str) -> Path:
+    """A client `make clients` built from source; skip without it, except under CI where it is a failure."""
+    path = clients_dir() / "bin" / name
+    if not path.exists():
+        message = f"{path} is missing: `make clients` builds it (or set TETRA_CLIENTS_DIR)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 class RevocationServer(TetraProcess):

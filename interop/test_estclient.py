@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
-from interop.conftest import in_ci
+from interop.conftest import built_client
 from interop.est_server import EstTetra, start_est_tetra
 from tests.integration.est_support import PASSWORD, USER, openssl, write_pem
 from tests.pkilint_check import assert_certificate_lints_clean
@@ -42,19 +42,9 @@ from tests.pkilint_check import assert_certificate_lints_clean
 CHALLENGE_PASSWORD_OID = "1.2.840.113549.1.9.7"
 
 
-def clients_dir() -> Path:
-    return Path(os.environ.get("TETRA_CLIENTS_DIR") or Path.home() / ".cache" / "tetra" / "clients")
-
-
 @pytest.fixture(scope="module")
 def estclient_bin() -> Path:
-    path = clients_dir() / "bin" / "estclient"
-    if not path.exists():
-        message = f"{path} is missing: `make clients` builds it (or set TETRA_CLIENTS_DIR)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return built_client("estclient")
 
 
 @contextmanager

@@ -54,6 +54,10 @@ class Enroller:
     ) -> Certificates:
         csr = self._csr(request, settings)
         if request.signer.public_key() != csr.public_key():
+            if request.signer.issuer != request.signer.subject:
+                # The draft-nourse renewal sscep and older devices send: a PKCSReq signed by the
+                # certificate it renews (ours or not: renewal_req decides, SCEP-07).
+                return await self.renewal_req(profile, settings, request)
             raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the signer certificate does not hold the CSR's key")
         # SCEP-06: an expired signer is refused; one not yet valid is not (devices with unset clocks
         # make their throw-away certificate in the past or the future: its key is what counts).

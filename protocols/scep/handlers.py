@@ -151,12 +151,14 @@ class ScepHandlers:
 
     async def _next_ca_certificate(self, profile: Profile) -> WireResponse:
         """GetNextCACert (§4.7, SCEP-19): the staged next CA certificate in a SignedData the RA
-        signs, so a client can trust it through the RA it already knows."""
+        signs, so a client can trust it through the RA it already knows. The signed content is a
+        degenerate certs-only SignedData holding it (§4.7.1): sscep reads the certificates from
+        there (and crashes on an empty content); the outer certificates carry it too."""
         following = self.core.next_certificate(profile.issuer or self.core.default_issuer)
         if following is None:
             raise NotScep(404, "no CA rollover is pending")
         ra, _ = self._signing_ra()
-        body = await sign_data(ra.signer, ra.certificate, b"", certificates=[following])
+        body = await sign_data(ra.signer, ra.certificate, certs_only([following]), certificates=[following])
         return WireResponse(200, {"Content-Type": wire.NEXT_CA_CERT}, body)
 
     async def _pki_operation(self, profile: Profile, der: bytes, address: str) -> WireResponse:
