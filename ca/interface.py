@@ -23,16 +23,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptography import x509
 
 from ca.clock import Clock
 from ca.enrollment import EnrollmentOutcome, EnrollmentRequest, Issued, Requester
+from ca.errors import CAError, FailureReason
 from ca.profiles.model import Profile
 from ca.profiles.policy import CertificateTemplate
 from ca.records import CertificateRecord, Credential
-from ca.signers.base import Signer
+from ca.signers.base import DecryptingSigner, Signer
 from ca.state_store import StateDatabase, Tx
 
 ResultWrite = Callable[[Tx, int], None]
@@ -59,6 +60,14 @@ class RegistrationAuthority:
     name: str
     certificate: x509.Certificate
     signer: Signer
+
+    @property
+    def decrypter(self) -> DecryptingSigner:
+        """The RA key as the decrypter of SCEP envelopes (software and PKCS#11 keys both are);
+        CAError at once for a backend that cannot decrypt, never a failure per request."""
+        if not callable(getattr(self.signer, "decrypt", None)):
+            raise CAError(f"RA {self.name}: its signer cannot decrypt", FailureReason.INTERNAL)
+        return cast(DecryptingSigner, self.signer)
 
 
 class Credentials(Protocol):
@@ -137,6 +146,11 @@ class CoreApi(Protocol):
 
     @property
     def roots(self) -> tuple[x509.Certificate, ...]: ...
+
+    def next_certificate(self, issuer: str) -> x509.Certificate | None:
+        """The CA certificate staged to succeed ``issuer``'s ([issuers.<name>] next_certificate),
+        if a rollover is pending: SCEP GetNextCACert hands it out ahead of time."""
+        ...
 
     # -- enrollment ---------------------------------------------------------------------
     async def decide(self, request: EnrollmentRequest, *, replaced: CertificateRecord | None = None) -> Decision:

@@ -65,6 +65,7 @@ class CertificateAuthority:
         *,
         ras: dict[str, RegistrationAuthority] | None = None,
         pending_retry_after: int = 60,
+        next_certificates: dict[str, x509.Certificate] | None = None,
     ) -> None:
         if default_issuer not in issuers:
             raise CAError(f"default issuer {default_issuer!r} is not configured", FailureReason.INTERNAL)
@@ -74,6 +75,7 @@ class CertificateAuthority:
         self._profiles = dict(profiles)
         self.roots = roots
         self.ras = ras or {}
+        self.next_certificates = next_certificates or {}  # staged rollover certificates, by issuer
         self.pending_retry_after = pending_retry_after
         self.certificates = CertificateRepository(db)
         self.requests = RequestRepository(db)
@@ -95,6 +97,9 @@ class CertificateAuthority:
     @property
     def issuer_names(self) -> tuple[str, ...]:
         return tuple(self.issuers)
+
+    def next_certificate(self, issuer: str) -> x509.Certificate | None:
+        return self.next_certificates.get(issuer)
 
     def ra(self, name: str | None = None) -> RegistrationAuthority:
         if name is None and len(self.ras) == 1:

@@ -4,9 +4,10 @@ Our own signatures (certificates in ca/issuer.py, OCSP responses and CRLs in ca/
 are made and checked by `sign_bytes` and `verify_bytes`, from the key's type and the hash
 the issuer chose. Signatures made by someone else's key (CMS in ca/cms/, CRMF in
 ca/crmf.py) come with an AlgorithmIdentifier: `verify_signature` maps it onto the same
-table, so SCEP, EST and CMP refuse the same weak algorithms (MD5 always, SHA-1 only when a
+table, so SCEP, EST and CMP refuse the same weak algorithms (MD5 and SHA-1 unless a
 caller opts in for legacy clients) and report the same `FailureReason`s: BAD_ALGORITHM for
-what we do not accept, BAD_SIGNATURE for what does not verify.
+what we do not accept, BAD_SIGNATURE for what does not verify. MD5 is in the table only so that
+a SCEP profile for legacy clients can opt in (``allow_md5``); no other caller does.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "2.16.840.1.101.3.4.2.1": hashes.SHA256,
     "2.16.840.1.101.3.4.2.2": hashes.SHA384,
     "2.16.840.1.101.3.4.2.3": hashes.SHA512,
+    "1.2.840.113549.2.5": hashes.MD5,  # legacy SCEP only: allow_md5
 }
 HASH_OIDS: dict[str, str] = {cls().name: oid for oid, cls in HASHES.items()}
 
@@ -54,11 +56,13 @@ _SIGNATURES: dict[str, tuple[str, str | None]] = {
     EC_PUBLIC_KEY: ("ecdsa", None),
     ED25519: ("ed25519", None),
     ED448: ("ed448", None),
-} | {
-    oid: (family, HASH_OIDS[hash_name])
+}
+_SIGNATURES.update(
+    (oid, (family, HASH_OIDS[hash_name]))
     for hash_name, oids in _HASHED_SIGNATURES.items()
     for family, oid in zip(("rsa", "ecdsa"), oids, strict=True)
-}
+)
+_SIGNATURES["1.2.840.113549.1.1.4"] = ("rsa", HASH_OIDS["md5"])  # md5WithRSAEncryption: legacy SCEP CSRs only
 
 VerifyingKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
@@ -120,13 +124,15 @@ def verify_bytes(key: PublicKeyTypes, signature: bytes, data: bytes, hash_alg: h
     return True
 
 
-def hash_for(oid: str, *, allow_sha1: bool) -> hashes.HashAlgorithm:
-    """The hash an OID names, if we accept it."""
+def hash_for(oid: str, *, allow_sha1: bool, allow_md5: bool = False) -> hashes.HashAlgorithm:
+    """The hash an OID names, if we accept it (SHA-1 and MD5 only when the caller opts in)."""
     cls = HASHES.get(oid)
     if cls is None:
         raise CAError(f"digest algorithm {oid} is not accepted", FailureReason.BAD_ALGORITHM)
     if cls is hashes.SHA1 and not allow_sha1:
         raise CAError("SHA-1 is not accepted here", FailureReason.BAD_ALGORITHM)
+    if cls is hashes.MD5 and not allow_md5:
+        raise CAError("MD5 is not accepted here", FailureReason.BAD_ALGORITHM)
     return cls()
 
 
@@ -164,6 +170,7 @@ def verify_signature(
     *,
     digest: str | None = None,
     allow_sha1: bool = False,
+    allow_md5: bool = False,
 ) -> None:
     """Check ``signature`` over ``data`` under the AlgorithmIdentifier (dotted OID, parameters DER).
 
@@ -191,7 +198,7 @@ def verify_signature(
     elif scheme.arguments is not None:
         if hash_oid is None:
             raise CAError(f"{scheme.name} without a digest algorithm", FailureReason.BAD_ALGORITHM)
-        arguments = scheme.arguments(hash_for(hash_oid, allow_sha1=allow_sha1))
+        arguments = scheme.arguments(hash_for(hash_oid, allow_sha1=allow_sha1, allow_md5=allow_md5))
     else:
         arguments = ()
     try:

@@ -196,3 +196,12 @@ class ProtocolSpec:
     jobs: Callable[[Any], Sequence[BackgroundJob]] = lambda handlers: ()  # handlers -> its jobs
     cli: tuple[CliCommand, ...] = ()
     cli_help: str = ""  # what `tetra --help` says of `tetra <protocol>`
+    # Further mount prefixes serving the same routes, for clients that hard-code a path (SCEP:
+    # "/cgi-bin/pkiclient.exe", "/certsrv/mscep/mscep.dll"). A handler sees the path below
+    # whichever prefix the request came in on.
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def mounts(self) -> tuple[str, ...]:
+        """The prefix, then each alias: every place the server mounts these routes."""
+        return (self.prefix, *self.aliases)

@@ -8,5 +8,6 @@ from protocols.base import ProtocolSpec
 from protocols.crl import SPEC as CRL
 from protocols.est import SPEC as EST
 from protocols.ocsp import SPEC as OCSP
+from protocols.scep import SPEC as SCEP
 
-PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME, EST, OCSP, CRL)}
+PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME, EST, SCEP, OCSP, CRL)}

@@ -31,7 +31,7 @@ from server.http import last_resort, to_aiohttp, to_wire
 from server.limits import BoundedSite, ListenerGuard, bounded_handlers
 from server.logs import setup_logging
 from server.metrics import Metrics
-from server.plain_http import PlainListener
+from server.plain_http import MAX_HEAD, PlainListener
 from server.protocol_jobs import ProtocolJobs
 from server.requestlog import ACCESS, AccessLog, FastPathAccess, request_ids
 from server.tls import load_certificate, server_context
@@ -47,7 +47,8 @@ HANDLERS = web.AppKey("protocol_handlers", dict)
 REVOCATION = web.AppKey("revocation", RevocationServices)
 
 
-def _protocol_app(spec: ProtocolSpec) -> web.Application:
+def _protocol_app(spec: ProtocolSpec, prefix: str) -> web.Application:
+    """The sub-application serving ``spec``'s routes under ``prefix`` (its own, or an alias)."""
     middlewares = [_worded_by(spec.http_error)] if spec.http_error is not None else []
     sub = web.Application(client_max_size=spec.max_body, middlewares=middlewares)
 
@@ -55,7 +56,7 @@ def _protocol_app(spec: ProtocolSpec) -> web.Application:
         async def handle(request: web.Request) -> web.StreamResponse:
             handlers = request.config_dict[HANDLERS][spec.name]
             metrics = request.config_dict[METRICS]
-            path = request.path[len(spec.prefix) :] or "/"
+            path = request.path[len(prefix) :] or "/"
             wire = await to_wire(request, path, spec.max_body)
             with request_scope(protocol=spec.name):  # events carry the protocol (ca/activity.py)
                 try:
@@ -201,7 +202,8 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
     app.router.add_get("/metrics", metrics_view)
     for name in config.protocols:
         spec = PROTOCOLS[name]
-        app.add_subapp(spec.prefix, _protocol_app(spec))
+        for prefix in spec.mounts:
+            app.add_subapp(prefix, _protocol_app(spec, prefix))
     return app
 
 
@@ -226,7 +228,14 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
     log_event(Event.SERVER_STARTING, pid=os.getpid(), worker=worker, config=str(config.source))
     app = build_app(config, worker=worker)
     # The access log (server/requestlog.py) only when asked for: off, aiohttp does not even time requests.
-    runner = web.AppRunner(app, access_log=ACCESS if config.access_log else None, access_log_class=AccessLog)
+    # A request line up to the fast path's MAX_HEAD: a SCEP PKIOperation by GET carries the whole
+    # message in its query (RFC 8894 §4.1), over aiohttp's default 8190 bytes with a big key.
+    runner = web.AppRunner(
+        app,
+        access_log=ACCESS if config.access_log else None,
+        access_log_class=AccessLog,
+        max_line_size=MAX_HEAD,
+    )
     await runner.setup()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

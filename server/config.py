@@ -61,6 +61,7 @@ class IssuerConfig:
     crl_url: str
     ocsp_url: str
     ca_issuers_url: str
+    next_certificate: Path | None = None  # a staged next CA certificate (SCEP GetNextCACert)
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ def parse_config(
             crl_url=t.get("crl_url", str, f"{http_url}/crl/{{issuer}}.crl" if http_url else ""),
             ocsp_url=t.get("ocsp_url", str, f"{http_url}/ocsp" if http_url else ""),
             ca_issuers_url=t.get("ca_issuers_url", str, f"{http_url}/ca/{{issuer}}.cer" if http_url else ""),
+            next_certificate=_path(base, nxt) if (nxt := t.get("next_certificate", str, "")) else None,
         )
         t.finish()
     if default_issuer not in issuers:

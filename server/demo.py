@@ -56,6 +56,14 @@ def render_config(http: Listen, https: Listen, protocols: list[str], http_url: s
         if "acme" in protocols
         else ""
     )
+    scep_block = (
+        "\n# SCEP at <http_url>/scep (and /cgi-bin/pkiclient.exe, /certsrv/mscep/mscep.dll) enrols\n"
+        '# profile "device" with the static challenge in secrets/scep-challenge; docs/scep.md.\n'
+        '[scep]\ndefault_profile = "device"\n\n'
+        '[scep.profiles.device]\nchallenge_file = "secrets/scep-challenge"\n'
+        if "scep" in protocols
+        else ""
+    )
     return f"""# Tetra demo configuration written by `tetra init`. Every key is explained in
 # conf/tetra.example.toml; any key can be overridden by TETRA_<SECTION>__<KEY>.
 
@@ -114,7 +122,7 @@ passphrase_file = "secrets/passphrase"
 # Operator API bearer token (TETRA_API_TOKEN in the environment wins over the file).
 [api]
 token_file = "secrets/api-token"
-{acme_block}"""
+{acme_block}{scep_block}"""
 
 
 async def init_demo(
@@ -135,6 +143,7 @@ async def init_demo(
     passphrase = secrets.token_urlsafe(32).encode()
     _write(directory / "secrets" / "passphrase", passphrase + b"\n", 0o600)
     _write(directory / "secrets" / "api-token", secrets.token_urlsafe(32).encode() + b"\n", 0o600)
+    _write(directory / "secrets" / "scep-challenge", secrets.token_urlsafe(18).encode() + b"\n", 0o600)
 
     now = dt.datetime.now(dt.UTC)
     root_key = generate_private_key("ec-p256")

@@ -148,9 +148,12 @@ class BoundedRequestHandler(RequestHandler):
     __slots__ = ("_admitted", "_body", "_deadline", "_waiting_for", "guard")
 
     def __init__(self, manager: web.Server, guard: ListenerGuard, *, loop: asyncio.AbstractEventLoop) -> None:
-        # The access log as run_server asked AppRunner for it (server/requestlog.py): none when off.
+        # The access log as run_server asked AppRunner for it (server/requestlog.py): none when off;
+        # and its request-line limit (a SCEP GET carries its whole message in the query).
         made_with = getattr(manager, "_kwargs", {})
-        access = {key: made_with[key] for key in ("access_log", "access_log_class") if key in made_with}
+        access = {
+            key: made_with[key] for key in ("access_log", "access_log_class", "max_line_size") if key in made_with
+        }
         access.setdefault("access_log", None)
         keepalive = guard.limits.keepalive_timeout
         super().__init__(manager, loop=loop, keepalive_timeout=keepalive, **access)

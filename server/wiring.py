@@ -145,11 +145,14 @@ async def build_ca(
 
     try:
         issuers = {}
+        next_certificates = {}
         for name, icfg in config.issuers.items():
             cert = load_certificates(icfg.certificate)[0]
             chain = build_chain(cert, pool, roots)
             urls = IssuerUrls(icfg.crl_url, icfg.ocsp_url, icfg.ca_issuers_url)
             issuers[name] = Issuer(name, cert, chain, await signer(icfg.signer, cert), urls, db, linter)
+            if icfg.next_certificate is not None:
+                next_certificates[name] = load_certificates(icfg.next_certificate)[0]
         ras = {}
         for name, rcfg in config.ras.items():
             ra_cert = load_certificates(rcfg.certificate)[0]
@@ -157,7 +160,9 @@ async def build_ca(
         for profile in profiles.values():
             if profile.issuer and profile.issuer not in issuers:
                 raise ConfigError(f"{profile.source}: issuer: no issuer named {profile.issuer!r}")
-        return CertificateAuthority(db, issuers, config.default_issuer, profiles, tuple(roots), ras=ras)
+        return CertificateAuthority(
+            db, issuers, config.default_issuer, profiles, tuple(roots), ras=ras, next_certificates=next_certificates
+        )
     except BaseException:
         for s in signers.values():
             await s.close()

@@ -34,22 +34,30 @@ from ca.signers.base import DecryptingSigner
 
 
 class ContentCipher(enum.Enum):
-    """Content-encryption algorithms by OID; DES3_CBC only for legacy SCEP clients."""
+    """Content-encryption algorithms by OID; DES3_CBC and DES_CBC only for legacy SCEP clients."""
 
     AES128_CBC = "2.16.840.1.101.3.4.1.2"
     AES192_CBC = "2.16.840.1.101.3.4.1.22"
     AES256_CBC = "2.16.840.1.101.3.4.1.42"
     DES3_CBC = "1.2.840.113549.3.7"
+    DES_CBC = "1.3.14.3.2.7"  # single DES (OIW): old SCEP clients' default
 
     @property
     def key_bytes(self) -> int:
-        return {"AES128_CBC": 16, "AES192_CBC": 24, "AES256_CBC": 32, "DES3_CBC": 24}[self.name]
+        return {"AES128_CBC": 16, "AES192_CBC": 24, "AES256_CBC": 32, "DES3_CBC": 24, "DES_CBC": 8}[self.name]
+
+    @property
+    def legacy(self) -> bool:
+        """DES and 3DES: accepted only where a caller allows legacy clients."""
+        return self in (ContentCipher.DES3_CBC, ContentCipher.DES_CBC)
 
     @property
     def block_bytes(self) -> int:
-        return 8 if self is ContentCipher.DES3_CBC else 16
+        return 8 if self.legacy else 16
 
     def algorithm(self, key: bytes) -> BlockCipherAlgorithm:
+        if self is ContentCipher.DES_CBC:
+            return TripleDES(key * 3)  # single DES is 3DES with K1 = K2 = K3
         return TripleDES(key) if self is ContentCipher.DES3_CBC else algorithms.AES(key)
 
 
@@ -100,9 +108,18 @@ def _cipher(oid: str, allow_des3: bool) -> ContentCipher:
         cipher = ContentCipher(oid)
     except ValueError:
         raise CAError(f"content encryption {oid} is not accepted", FailureReason.BAD_ALGORITHM) from None
-    if cipher is ContentCipher.DES3_CBC and not allow_des3:
-        raise CAError("3DES content encryption is not accepted here", FailureReason.BAD_ALGORITHM)
+    if cipher.legacy and not allow_des3:
+        raise CAError("DES and 3DES content encryption are not accepted here", FailureReason.BAD_ALGORITHM)
     return cipher
+
+
+def envelope_cipher(der: bytes, *, max_bytes: int = MAX_CMS_BYTES) -> ContentCipher:
+    """The content cipher an EnvelopedData names (SCEP answers in the same one), BAD_ALGORITHM
+    if it is none we know; nothing is decrypted and no legacy rule applies here."""
+    info = load_content_info(der, OID_ENVELOPED_DATA, max_bytes, "EnvelopedData")
+    with malformed("EnvelopedData"):
+        oid = info["content"]["encrypted_content_info"]["content_encryption_algorithm"]["algorithm"].dotted
+    return _cipher(oid, allow_des3=True)
 
 
 def _decrypt_content(cipher: ContentCipher, key: bytes, iv: bytes, ciphertext: bytes) -> bytes:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from asn1crypto import core
+from asn1crypto import x509 as asn1_x509
 
 from ca.cms.signed import SignedAttribute
 from ca.errors import CAError, FailureReason
@@ -157,3 +159,12 @@ def read_scep_attributes(attrs: Mapping[str, tuple[bytes, ...]]) -> ScepAttribut
         fail_info=fail if isinstance(fail, FailInfo) else None,
         fail_info_text=_text(attrs, OID_FAIL_INFO_TEXT, core.UTF8String),
     )
+
+
+class IssuerAndSubject(core.Sequence):  # type: ignore[misc]
+    """CertPoll's (GetCertInitial's) content, RFC 8894 §3.3.3: which enrolment is polled for."""
+
+    _fields: ClassVar[list[tuple[str, type[core.Asn1Value]]]] = [
+        ("issuer", asn1_x509.Name),
+        ("subject", asn1_x509.Name),
+    ]

@@ -42,15 +42,21 @@ _RESERVED = {OID_CONTENT_TYPE, OID_MESSAGE_DIGEST, OID_SIGNING_TIME}
 
 
 def _certificate_set(certificates: Sequence[x509.Certificate]) -> cms.CertificateSet:
+    """The certificates in the caller's order, duplicates dropped.
+
+    Not DER-sorted on purpose (RFC 5652 asks DER only of signed attributes): clients read the
+    bag in order, and sscep takes the first certificate that is not self-signed as the one it
+    enrolled for, so a SCEP reply must put the new certificate before its CA chain, as OpenSSL
+    does. asn1crypto would sort a SET OF it builds, so the SET is assembled here and loaded."""
     seen: set[bytes] = set()
-    choices = []
+    encodings: list[bytes] = []
     for cert in certificates:
-        asn1 = asn1_certificate(cert)
-        if asn1.dump() in seen:
-            continue
-        seen.add(asn1.dump())
-        choices.append(cms.CertificateChoices(name="certificate", value=asn1))
-    return cms.CertificateSet(choices)
+        der = bytes(asn1_certificate(cert).dump())
+        if der not in seen:
+            seen.add(der)
+            encodings.append(der)
+    body = b"".join(encodings)
+    return cms.CertificateSet.load(b"\x31" + encode_length(len(body)) + body)
 
 
 def certs_only(certificates: Sequence[x509.Certificate]) -> bytes:

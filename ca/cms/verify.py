@@ -116,6 +116,21 @@ def _check_signed_attributes(
     return when
 
 
+def unverified_signed_attributes(der: bytes, *, max_bytes: int = MAX_CMS_BYTES) -> dict[str, tuple[bytes, ...]]:
+    """The signed attributes of a SignedData's one signer, NOT verified.
+
+    Only for answering a message whose signature fails: SCEP still owes the sender a CertRep
+    FAILURE that echoes its transactionID and senderNonce (RFC 8894 §3.3.2). Never act on them.
+    """
+    info = load_content_info(der, OID_SIGNED_DATA, max_bytes, "SignedData")
+    with malformed("SignedData"):
+        infos = info["content"]["signer_infos"]
+        if len(infos) != 1:
+            raise CAError(f"SignedData must have exactly one signer, has {len(infos)}", FailureReason.MALFORMED)
+        signed_attrs = infos[0]["signed_attrs"]
+        return {} if signed_attrs.native is None else _attributes(signed_attrs)
+
+
 def parse_signed_data(
     der: bytes,
     *,
@@ -123,14 +138,16 @@ def parse_signed_data(
     certificates: Sequence[x509.Certificate] = (),
     detached_content: bytes | None = None,
     allow_sha1: bool = False,
+    allow_md5: bool = False,
 ) -> SignedMessage:
     """Parse a ContentInfo(SignedData) with exactly one signer and verify that signer.
 
     The signer's certificate is looked up among the message's certificates, then among
     ``certificates`` (one the caller already holds). With signed attributes the
     signature covers them and messageDigest must match the content; without, it covers
-    the content. Every refusal is a CAError: MALFORMED for structure, BAD_ALGORITHM for
-    algorithms we do not accept, BAD_SIGNATURE for what does not verify.
+    the content. SHA-1 and MD5 digests only when the caller allows them (legacy SCEP).
+    Every refusal is a CAError: MALFORMED for structure, BAD_ALGORITHM for algorithms we
+    do not accept, BAD_SIGNATURE for what does not verify.
     """
     info = load_content_info(der, OID_SIGNED_DATA, max_bytes, "SignedData")
     with malformed("SignedData"):
@@ -152,7 +169,7 @@ def parse_signed_data(
             raise CAError(f"SignedData must have exactly one signer, has {len(infos)}", FailureReason.MALFORMED)
         si = infos[0]
         digest_oid = si["digest_algorithm"]["algorithm"].dotted
-        algorithm = hash_for(digest_oid, allow_sha1=allow_sha1)
+        algorithm = hash_for(digest_oid, allow_sha1=allow_sha1, allow_md5=allow_md5)
         sid = si["sid"]
         signer_certificate = next((c for c in (*bag, *certificates) if identifies(sid, c)), None)
         if signer_certificate is None:
@@ -180,6 +197,7 @@ def parse_signed_data(
             to_verify,
             digest=digest_oid,
             allow_sha1=allow_sha1,
+            allow_md5=allow_md5,
         )
         return SignedMessage(
             content_type=content_type,

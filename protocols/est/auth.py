@@ -29,7 +29,7 @@ from ca.records import CertificateRecord
 from protocols.base import WireRequest
 from protocols.est.config import EstProfileSettings
 from protocols.est.errors import EstError, forbidden, unauthenticated
-from protocols.est.lockout import FailedPasswords
+from protocols.lockout import FailedAttempts
 
 PROTOCOL = "est"
 
@@ -94,10 +94,19 @@ def basic_credentials(header: str) -> tuple[str, str]:
     return user, password
 
 
-async def by_password(core: CoreApi, header: str, profile: Profile, guard: FailedPasswords, address: str) -> Client:
+def check_not_braked(guard: FailedAttempts, address: str) -> None:
+    """429 with Retry-After for an address that used up its wrong passwords for now (EST-03)."""
+    wait = guard.wait(address)
+    if wait:
+        raise EstError(
+            429, f"too many wrong passwords from this address; retry after {wait} s", {"Retry-After": str(wait)}
+        )
+
+
+async def by_password(core: CoreApi, header: str, profile: Profile, guard: FailedAttempts, address: str) -> Client:
     user, password = basic_credentials(header)
     _allowed(profile, AuthMethod.PASSWORD)
-    guard.check(address)
+    check_not_braked(guard, address)
     credential = await core.credentials.verify_password(PROTOCOL, user, password)
     if credential is None:
         guard.failed(address)
@@ -110,7 +119,7 @@ async def by_password(core: CoreApi, header: str, profile: Profile, guard: Faile
 
 
 async def authenticate(
-    core: CoreApi, req: WireRequest, profile: Profile, settings: EstProfileSettings, guard: FailedPasswords
+    core: CoreApi, req: WireRequest, profile: Profile, settings: EstProfileSettings, guard: FailedAttempts
 ) -> Client:
     """The client's proof, or the EstError that refuses it. Credentials never cross plain HTTP."""
     if req.scheme != "https":

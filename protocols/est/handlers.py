@@ -23,10 +23,10 @@ from protocols.est.config import EstConfig, EstProfileSettings
 from protocols.est.csrattrs import csr_attributes
 from protocols.est.errors import EstError, forbidden, not_found, not_implemented, render_error
 from protocols.est.keygen import server_keygen_reply
-from protocols.est.lockout import FailedPasswords
 from protocols.est.pending import PendingStore, csr_digest
 from protocols.est.pop import check_linked
 from protocols.labels import ProfileLabels
+from protocols.lockout import FailedAttempts
 
 OPERATIONS = (
     ("GET", "cacerts"),
@@ -59,7 +59,7 @@ class EstHandlers:
         self.labels = labels
         self.default_profile = config.default_profile or default_profile
         self.pending = PendingStore(core.state)
-        self.failed_passwords = FailedPasswords(config.password_failures, config.password_window)
+        self.failed_passwords = FailedAttempts(config.password_failures, config.password_window)
 
     @classmethod
     def create(cls, ctx: ProtocolContext[EstConfig]) -> EstHandlers:

@@ -50,6 +50,9 @@ def init(args: argparse.Namespace) -> int:
     if config.https_url and "acme" in config.protocols:
         print(f"  ACME directory:           {config.https_url}/acme/directory")
     print(f"  API bearer token:         {result.config.parent / 'secrets' / 'api-token'}")
+    if config.http_url and "scep" in config.protocols:
+        challenge = result.config.parent / "secrets" / "scep-challenge"
+        print(f"  SCEP URL and challenge:   {config.http_url}/scep  {challenge}")
     if config.http:
         # Fetched over plain HTTP on purpose: the fingerprint is what makes the root trustworthy.
         print("Check the root from a client before you trust it (the fingerprint must match):")

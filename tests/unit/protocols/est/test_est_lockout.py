@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import pytest
 
+from protocols.est.auth import check_not_braked
 from protocols.est.errors import EstError
-from protocols.est.lockout import FailedPasswords
+from protocols.lockout import FailedAttempts
 
 
 def test_brake_after_the_limit_and_release_after_the_window() -> None:
     now = [1000.0]
-    guard = FailedPasswords(3, 60, lambda: now[0])
+    guard = FailedAttempts(3, 60, lambda: now[0])
     for _ in range(3):
-        guard.check("192.0.2.1")
+        check_not_braked(guard, "192.0.2.1")
         guard.failed("192.0.2.1")
         now[0] += 1
     with pytest.raises(EstError) as err:
-        guard.check("192.0.2.1")
+        check_not_braked(guard, "192.0.2.1")
     assert err.value.status == 429 and err.value.headers["Retry-After"] == "57"
-    guard.check("192.0.2.2")  # another address is not braked
+    check_not_braked(guard, "192.0.2.2")  # another address is not braked
     now[0] += 57
-    guard.check("192.0.2.1")  # the oldest failure left the window
+    check_not_braked(guard, "192.0.2.1")  # the oldest failure left the window
 
 
 def test_success_forgets_the_failures() -> None:
-    guard = FailedPasswords(2, 60, lambda: 0.0)
+    guard = FailedAttempts(2, 60, lambda: 0.0)
     guard.failed("a")
     guard.succeeded("a")
     guard.failed("a")
-    guard.check("a")
+    check_not_braked(guard, "a")

@@ -1,11 +1,11 @@
-"""Wrong HTTP Basic passwords are braked per client address (EST-03).
+"""Wrong secrets are braked per client address: EST Basic passwords (EST-03), SCEP challenges (SCEP-03).
 
-After ``limit`` failures within ``window`` seconds from one address, Basic authentication from
-it is refused with 429 and Retry-After until the oldest failure leaves the window, without the
-password being checked (guessing costs the guesser time, not the server scrypt work). The count
-lives in each server process: N processes allow at most N x limit guesses per window. The
-password itself is compared in constant time by ca/credentials.py (an unknown user costs the same
-scrypt work as a known one).
+After ``limit`` failures within ``window`` seconds from one address, the protocol refuses that
+address's next attempts without checking the secret (guessing costs the guesser time, not the
+server scrypt work or a one-time challenge) until the oldest failure leaves the window: EST with
+429 and Retry-After, SCEP with a CertRep FAILURE. The count lives in each server process: N
+processes allow at most N x limit guesses per window. The secrets themselves are compared in
+constant time elsewhere (ca/credentials.py, protocols/scep/challenge.py).
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from protocols.est.errors import EstError
-
 MAX_ADDRESSES = 10_000  # addresses tracked at once; the least recently failed is forgotten first
 
 
-class FailedPasswords:
+class FailedAttempts:
     def __init__(self, limit: int, window: float, now: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.window = window
@@ -39,14 +37,12 @@ class FailedPasswords:
             return None
         return failures
 
-    def check(self, address: str) -> None:
-        """Refuse (429) an address that used up its wrong passwords for now."""
+    def wait(self, address: str) -> int:
+        """Seconds before this address may try again (0: it may now)."""
         failures = self._recent(address)
         if failures is not None and len(failures) >= self.limit:
-            wait = max(1, math.ceil(failures[0] + self.window - self._now()))
-            raise EstError(
-                429, f"too many wrong passwords from this address; retry after {wait} s", {"Retry-After": str(wait)}
-            )
+            return max(1, math.ceil(failures[0] + self.window - self._now()))
+        return 0
 
     def failed(self, address: str) -> None:
         failures = self._failures.pop(address, None) or deque()

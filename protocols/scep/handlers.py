@@ -1,0 +1,197 @@
+"""The SCEP service (RFC 8894 §4): one GET and one POST handler, ``operation=`` picks the rest.
+
+Mounted at /scep and its aliases (/cgi-bin/pkiclient.exe, /certsrv/mscep/mscep.dll), with any
+trailing path below the mount. The first path segment selects a profile when it is a label
+(protocols/labels.py: /scep/device, /scep/device/pkiclient.exe); a lone trailing file name
+(/scep/pkiclient.exe, Cisco's habit) or none selects [scep] default_profile. Anything else is a
+404. What is a SCEP message gets a signed CertRep; what is not gets an HTTP 4xx (SCEP-22).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cryptography import x509
+
+from ca.cms import certs_only, sign_data
+from ca.cms.scep import MessageType
+from ca.errors import CAError
+from ca.interface import CoreApi, RegistrationAuthority
+from ca.profiles.model import Profile
+from ca.revocation.crl import CrlService
+from protocols.base import ProtocolContext, Route, WireRequest, WireResponse
+from protocols.labels import ProfileLabels
+from protocols.lockout import FailedAttempts
+from protocols.scep import queries, wire
+from protocols.scep.challenge import ChallengeChecker
+from protocols.scep.config import ScepConfig, ScepProfileSettings
+from protocols.scep.enrol import Enroller
+from protocols.scep.errors import NotScep, ScepFailure, bad_request, failure_for
+from protocols.scep.reply import CertRepWriter
+from protocols.scep.request import ScepRequest, open_message, read_header
+from protocols.scep.transactions import TransactionStore
+
+log = logging.getLogger("tetra.scep")
+
+ROUTES = (
+    Route("GET", "", "get"),
+    Route("POST", "", "post"),
+    Route("GET", "/{tail:.*}", "get"),
+    Route("POST", "/{tail:.*}", "post"),
+)
+CAPABILITIES = ("POSTPKIOperation", "SHA-256", "SHA-512", "AES", "SCEPStandard", "Renewal", "GetNextCACert")
+LEGACY_CAPABILITIES = ("DES3", "SHA-1")
+
+
+class ScepHandlers:
+    def __init__(
+        self,
+        core: CoreApi,
+        config: ScepConfig,
+        labels: ProfileLabels,
+        default_profile: str,
+        crls: CrlService | None = None,
+    ) -> None:
+        self.core = core
+        self.config = config
+        self.labels = labels
+        self.default_profile = config.default_profile or default_profile
+        self.ra: RegistrationAuthority = core.ra(config.ra or None)
+        _ = self.ra.decrypter  # an RA key that cannot decrypt is refused at start, not per request
+        self.writer = CertRepWriter(self.ra)
+        self.crls = crls
+        guard = FailedAttempts(config.challenge_failures, config.challenge_window)
+        self.challenges = ChallengeChecker(core, guard)
+        self.enroller = Enroller(core, TransactionStore(core.state), self.challenges)
+
+    @classmethod
+    def create(cls, ctx: ProtocolContext[ScepConfig]) -> ScepHandlers:
+        return cls(ctx.core, ctx.config, ctx.labels, ctx.default_profile, ctx.revocation.crl)
+
+    async def close(self) -> None:
+        await self.challenges.close()
+
+    # -- routing -------------------------------------------------------------------------------
+    def _profile(self, req: WireRequest) -> Profile:
+        segments = [s for s in req.path.split("/") if s]
+        name: str | None = self.default_profile
+        if segments:
+            labelled = self.labels.profile(segments[0])
+            if labelled is not None:
+                name, segments = labelled, segments[1:]
+            if len(segments) > 1 or (segments and "." not in segments[0]):
+                raise NotScep(404, f"no SCEP profile for label {segments[0]!r}")
+        profile = self.core.profiles.get(name) if name else None
+        if profile is None or "scep" not in profile.protocols:
+            raise NotScep(404, "no SCEP profile is selected by this path")
+        return profile
+
+    async def get(self, req: WireRequest) -> WireResponse:
+        return await self._serve(req)
+
+    async def post(self, req: WireRequest) -> WireResponse:
+        return await self._serve(req)
+
+    async def _serve(self, req: WireRequest) -> WireResponse:
+        try:
+            profile = self._profile(req)
+            op = wire.operation(req)
+            if op == "GetCACaps":
+                return self._capabilities(self.config.settings(profile.name))
+            if op == "GetCACert":
+                return self._ca_certificates(profile)
+            if op == "GetNextCACert":
+                return await self._next_ca_certificate(profile)
+            if op == "PKIOperation":
+                return await self._pki_operation(profile, wire.pki_message(req, self.config.max_body), req.remote)
+            raise NotScep(400, f"unknown operation {op[:64]!r}")
+        except NotScep as exc:
+            return wire.refusal(exc)
+
+    # -- the operations ------------------------------------------------------------------------
+    def _capabilities(self, settings: ScepProfileSettings) -> WireResponse:
+        """GetCACaps (§3.5.2): one capability per line; DES3 and SHA-1 only on legacy profiles (SCEP-01)."""
+        caps = CAPABILITIES + (LEGACY_CAPABILITIES if settings.legacy else ())
+        return WireResponse(200, {"Content-Type": "text/plain"}, "\n".join(caps).encode() + b"\n")
+
+    def _issuer_chain(self, profile: Profile) -> tuple[x509.Certificate, ...]:
+        chain = self.core.chain(profile.issuer or self.core.default_issuer)
+        roots = [r for r in self.core.roots if r.subject == chain[-1].issuer and r not in chain]
+        return (*chain, *roots)
+
+    def _ca_certificates(self, profile: Profile) -> WireResponse:
+        """GetCACert (§4.2): the RA certificate and the CA chain as a degenerate PKCS#7."""
+        body = certs_only([self.ra.certificate, *self._issuer_chain(profile)])
+        return WireResponse(200, {"Content-Type": wire.CA_RA_CERT}, body)
+
+    async def _next_ca_certificate(self, profile: Profile) -> WireResponse:
+        """GetNextCACert (§4.7, SCEP-19): the staged next CA certificate in a SignedData the RA
+        signs, so a client can trust it through the RA it already knows."""
+        following = self.core.next_certificate(profile.issuer or self.core.default_issuer)
+        if following is None:
+            raise NotScep(404, "no CA rollover is pending")
+        body = await sign_data(self.ra.signer, self.ra.certificate, b"", certificates=[following])
+        return WireResponse(200, {"Content-Type": wire.NEXT_CA_CERT}, body)
+
+    async def _pki_operation(self, profile: Profile, der: bytes, address: str) -> WireResponse:
+        settings = self.config.settings(profile.name)
+        header = read_header(der, self.config.max_body)
+        digest = "sha256"
+        try:
+            request = await open_message(der, header, self.ra, legacy=settings.legacy, max_bytes=self.config.max_body)
+            digest = request.digest
+            return await self._answer(profile, settings, request, address)
+        except (ScepFailure, CAError) as exc:
+            failure = failure_for(exc)
+            log.info(
+                "scep: %s from %s under profile %s refused (failInfo %s): %s",
+                header.message_type.name,
+                address or "?",
+                profile.name,
+                failure.fail_info.name,
+                failure.text,
+            )
+            return await self.writer.failure(
+                transaction_id=header.transaction_id,
+                recipient_nonce=header.sender_nonce,
+                digest=digest,
+                fail_info=failure.fail_info,
+                text=failure.text,
+            )
+
+    async def _answer(
+        self, profile: Profile, settings: ScepProfileSettings, request: ScepRequest, address: str
+    ) -> WireResponse:
+        kind = request.message_type
+        if kind is MessageType.GET_CRL:
+            crl = await queries.get_crl(self.core, self.crls, request.content)
+            return await self.writer.success(
+                transaction_id=request.transaction_id,
+                recipient_nonce=request.sender_nonce,
+                digest=request.digest,
+                cipher=request.cipher,
+                recipient=request.signer,
+                crl=crl,
+            )
+        if kind is MessageType.PKCS_REQ:
+            certificates = await self.enroller.pkcs_req(profile, settings, request, address)
+        elif kind is MessageType.RENEWAL_REQ:
+            certificates = await self.enroller.renewal_req(profile, settings, request)
+        elif kind is MessageType.CERT_POLL:
+            certificates = await self.enroller.cert_poll(profile, settings, request)
+        elif kind is MessageType.GET_CERT:
+            certificates = await queries.get_cert(self.core, request.content)
+        else:
+            raise bad_request(f"{kind.name} is not a request a CA answers")
+        if certificates is None:
+            return await self.writer.pending(
+                transaction_id=request.transaction_id, recipient_nonce=request.sender_nonce, digest=request.digest
+            )
+        return await self.writer.success(
+            transaction_id=request.transaction_id,
+            recipient_nonce=request.sender_nonce,
+            digest=request.digest,
+            cipher=request.cipher,
+            recipient=request.signer,
+            certificates=certificates,
+        )

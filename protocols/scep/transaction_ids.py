@@ -1,0 +1,41 @@
+"""Does a transactionID belong to the CSR's key? (RFC 8894 §3.2.1.1)
+
+The RFC says the transactionID SHOULD be a hash of the public key, "encoded as a hexadecimal or
+base64 string" without naming the hash or what exactly is hashed. Clients differ: sscep sends
+the upper-case hex MD5 of the SubjectPublicKeyInfo (newer builds let -F pick SHA-1/SHA-256/...),
+micromdm's scepclient the standard base64 SHA-1 of the subjectPublicKey bits (the PKCS#1 key),
+others hex SHA-256. Every combination of those hashes, inputs and encodings is accepted; an id
+that none of them produces is refused (badRequest): it cannot be tied to this key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from asn1crypto import keys
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+HASHES = ("md5", "sha1", "sha256", "sha512")
+
+
+def _candidates(public_key: CertificatePublicKeyTypes) -> set[str]:
+    spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    bits = bytes(keys.PublicKeyInfo.load(spki)["public_key"].contents[1:])  # after the unused-bits octet
+    inputs = (spki, bits)
+    out: set[str] = set()
+    for name in HASHES:
+        for data in inputs:
+            digest = hashlib.new(name, data).digest()
+            out.add(digest.hex())  # compared lower-cased
+            out.add(base64.b64encode(digest).decode())
+    return out
+
+
+def matches_key(transaction_id: str, public_key: CertificatePublicKeyTypes) -> bool:
+    """Whether ``transaction_id`` is one of the accepted encodings of a hash of this key (the id is
+    no secret: a plain comparison will do)."""
+    wanted = transaction_id.strip()
+    candidates = _candidates(public_key)
+    return wanted in candidates or wanted.lower() in candidates
