@@ -11,30 +11,32 @@ same messages can then be sent again in the next row, and no server has seen the
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import core_setup
+from asn1crypto import cms
 from bench_acme import stop
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.x509.oid import AttributeOID, NameOID
 
+from tests import scep_client
 from tests.tetra_process import free_port, init_ca, tetra_command
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATION = "operation=PKIOperation"
 PKI_MESSAGE = "application/x-pki-message"
 KEY_BITS = 2048  # SCEP returns the certificate encrypted to the device's key: RSA key transport
+CIPHER = "aes128"  # the PKCSReq envelope's content cipher (sscep's `-E aes`); SHA-256 signatures
 
 
 # -- devices and messages ------------------------------------------------------------------------
@@ -42,57 +44,91 @@ KEY_BITS = 2048  # SCEP returns the certificate encrypted to the device's key: R
 
 @dataclass(frozen=True)
 class Device:
-    """One enrolling device: a fresh RSA key, its CSR (with the challenge) and the self-signed
-    certificate that signs its PKCSReq (RFC 8894 §2.3), all DER so they cross process pools."""
+    """One enrolling device: a fresh RSA key, the self-signed certificate that signs its PKCSReq
+    (RFC 8894 §2.3), and one PKCSReq per server (its CSR carries the static challenge), built by
+    the tests' SCEP client. DER and plain data, so that it crosses the process pool."""
 
+    name: str
     key_der: bytes
-    csr_der: bytes
     signer_der: bytes
+    messages: dict[str, scep_client.Message]  # server label -> the PKCSReq built for it
 
-    def key(self) -> rsa.RSAPrivateKey:
+    def requester(self) -> scep_client.Requester:
         key = serialization.load_der_private_key(self.key_der, None)
         assert isinstance(key, rsa.RSAPrivateKey)
-        return key
-
-    def csr(self) -> x509.CertificateSigningRequest:
-        return x509.load_der_x509_csr(self.csr_der)
-
-    def signer(self) -> x509.Certificate:
-        return x509.load_der_x509_certificate(self.signer_der)
+        return scep_client.Requester(key, x509.load_der_x509_certificate(self.signer_der))
 
 
-def _make_device(job: tuple[int, str]) -> Device:
-    index, challenge = job
-    key = rsa.generate_private_key(65537, KEY_BITS)
+def _make_device(job: tuple[int, str, dict[str, bytes]]) -> Device:
+    index, challenge, recipients = job
     name = f"device{index}.bench.example.com"
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(subject)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_attribute(AttributeOID.CHALLENGE_PASSWORD, challenge.encode())
-        .sign(key, hashes.SHA256())
-    )
-    now = dt.datetime.now(dt.UTC)
-    signer = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .sign(key, hashes.SHA256())
-    )
+    requester = scep_client.Requester.fresh(name, KEY_BITS)
+    messages = {
+        label: scep_client.pkcs_req(
+            requester, x509.load_der_x509_certificate(der), name, [name], challenge=challenge, cipher=CIPHER
+        )
+        for label, der in recipients.items()
+    }
     der = serialization.Encoding.DER
-    key_der = key.private_bytes(der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return Device(key_der, csr.public_bytes(der), signer.public_bytes(der))
+    key_der = requester.key.private_bytes(der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return Device(name, key_der, requester.certificate.public_bytes(der), messages)
 
 
-def make_devices(count: int, challenge: str) -> list[Device]:
-    """`count` devices, their RSA keys generated on every CPU (about 45 ms each on one core)."""
+def make_devices(count: int, challenge: str, recipients: dict[str, x509.Certificate]) -> list[Device]:
+    """`count` devices, each with a PKCSReq for every server in `recipients` (label -> the
+    certificate its messages are encrypted to), made on every CPU: an RSA-2048 key takes about
+    45 ms on one core here."""
+    ders = {label: cert.public_bytes(serialization.Encoding.DER) for label, cert in recipients.items()}
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(_make_device, [(i, challenge) for i in range(count)], chunksize=16))
+        return list(pool.map(_make_device, [(i, challenge, ders) for i in range(count)], chunksize=16))
+
+
+def sample_problem(
+    device: Device, label: str, body: bytes, recipient: x509.Certificate, *, strict: bool
+) -> tuple[str | None, str | None]:
+    """(what is wrong with one CertRep, how it departs from RFC 8894) after a full parse: signed by
+    the server, transactionID and nonces as §3.3.2 says, SUCCESS, a certificate for the device's
+    key. Not `strict` (a server we compare with, not ours), a reply the strict parse refuses is
+    still checked for its certificate by decrypting its envelope, and the refusal is only noted."""
+    requester = device.requester()
+    try:
+        reply = scep_client.parse_cert_rep(body, device.messages[label], requester.key, recipient)
+        if reply.status != scep_client.SUCCESS:
+            return f"pkiStatus {reply.status}, failInfo {reply.fail_info}: {reply.fail_info_text}", None
+        certificates, deviation = reply.certificates, None
+    except (AssertionError, ValueError, KeyError) as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1].line
+        deviation = f"the strict CertRep parse refuses it: {type(exc).__name__} {exc} at `{where}`"
+        if strict:
+            return deviation, None
+        enveloped = cms.ContentInfo.load(body)["content"]["encap_content_info"]["content"].native
+        certificates = openssl_decrypt_certificates(enveloped, requester)
+    if not any(c.public_key() == requester.key.public_key() for c in certificates):
+        return "no certificate for the device's key in the reply", deviation
+    return None, deviation
+
+
+def openssl_decrypt_certificates(enveloped: bytes, requester: scep_client.Requester) -> list[x509.Certificate]:
+    """The certificates in a CertRep's envelope, read by `openssl cms`: scepserver's envelope is
+    BER (constructed OCTET STRINGs) encrypted with DES-CBC whatever the request used, which
+    neither the tests' client (written to the DER Tetra sends) nor cryptography reads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "env.der").write_bytes(enveloped)
+        (folder / "cert.pem").write_bytes(requester.certificate.public_bytes(serialization.Encoding.PEM))
+        (folder / "key.pem").write_bytes(
+            requester.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        decrypt = ["openssl", "cms", "-decrypt", "-binary", "-inform", "DER", "-in", str(folder / "env.der")]
+        decrypt += ["-recip", str(folder / "cert.pem"), "-inkey", str(folder / "key.pem")]
+        decrypt += ["-provider", "legacy", "-provider", "default"]  # scepserver answers in single DES
+        plain = subprocess.run(decrypt, capture_output=True, check=True)
+        certs = subprocess.run(
+            ["openssl", "pkcs7", "-inform", "DER", "-print_certs"], input=plain.stdout, capture_output=True, check=True
+        )
+    return x509.load_pem_x509_certificates(certs.stdout)
 
 
 def pkcsreq_request(path: str, message: bytes) -> bytes:
@@ -139,15 +175,8 @@ def recipient_certificate(port: int, path: str) -> x509.Certificate:
         raise SystemExit(f"GetCACert at {path}: HTTP {status} {body[:200]!r}")
     if content_type.startswith("application/x-x509-ca-cert"):
         return x509.load_der_x509_certificate(body)
-    certs = pkcs7.load_der_pkcs7_certificates(body)
-
-    def is_ca(cert: x509.Certificate) -> bool:
-        try:
-            return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-        except x509.ExtensionNotFound:
-            return False
-
-    return next((c for c in certs if not is_ca(c)), certs[0])
+    certs = scep_client.certs_only(body)
+    return next((c for c in certs if not scep_client._is_ca(c)), certs[0])
 
 
 def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
@@ -261,5 +290,5 @@ class TetraScepServer:
 
 
 def demo_challenge(ca_dir: Path) -> str:
-    """The static challenge `tetra init` wrote for its demo SCEP profile. PROVISIONAL."""
-    return os.environ.get("TETRA_BENCH_SCEP_CHALLENGE", "bench-challenge")
+    """The static challenge `tetra init` wrote for its demo SCEP profile ("device")."""
+    return (ca_dir / "secrets" / "scep-challenge").read_text().strip()
