@@ -40,6 +40,9 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeAlias
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,12 +57,12 @@ from scep_setup import (  # noqa: E402
     http_post,
     make_devices,
     pkcsreq_request,
+    read_sample,
     recipient_certificate,
-    sample_problem,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-Server = TetraScepServer | MicromdmServer
+Server: TypeAlias = TetraScepServer | MicromdmServer
 AIM_RATIO, AIM_RATIO_AT, AIM_CLEAN_AT = 2.0, 16, 32  # issue 12: >= 2x scepserver at 16, no failure at 32
 
 
@@ -88,9 +91,10 @@ class Result:
         return self.successes / self.cpu if self.cpu else 0.0
 
 
-def sample_check(server: Server, devices: list[Device]) -> list[str]:
+def sample_check(server: Server, devices: list[Device], keep: Path | None) -> list[str]:
     """Send each sample device's message alone and parse its CertRep in full: what was wrong
-    (a failure for Tetra), and, once, how scepserver's replies depart from RFC 8894 (a note)."""
+    (a failure for Tetra), and, once, how scepserver's replies depart from RFC 8894 (a note).
+    With `keep`, Tetra's sample certificates are written there (DER) for a test to lint."""
     assert server.recipient is not None
     notes: list[str] = []
     strict = isinstance(server, TetraScepServer)
@@ -99,11 +103,14 @@ def sample_check(server: Server, devices: list[Device]) -> list[str]:
         if status != 200:
             notes.append(f"sample reply wrong: HTTP {status}: {body[:200]!r}")
             continue
-        problem, deviation = sample_problem(device, server.label, body, server.recipient, strict=strict)
-        if problem:
-            notes.append(f"sample reply wrong: {problem}")
-        elif deviation and not any(deviation in n for n in notes):
-            notes.append(f"sample replies carry their certificate, but {deviation}")
+        verdict = read_sample(device, server.label, body, server.recipient, strict=strict)
+        if verdict.problem:
+            notes.append(f"sample reply wrong: {verdict.problem}")
+        elif verdict.deviation and not any(verdict.deviation in n for n in notes):
+            notes.append(f"sample replies carry their certificate, but {verdict.deviation}")
+        if keep is not None and strict and verdict.certificate is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            (keep / f"{device.name}.der").write_bytes(verdict.certificate.public_bytes(Encoding.DER))
     return notes
 
 
@@ -242,7 +249,7 @@ async def main(args: argparse.Namespace) -> int:
                 started.append(server)
                 server.start()  # fresh for every row: same state, nothing remembered from the last one
                 try:
-                    notes = sample_check(server, devices[args.messages :])
+                    notes = sample_check(server, devices[args.messages :], args.certificates)
                     result = load(server, raw[: args.messages], c, args, work)
                 finally:
                     server.stop()
@@ -272,7 +279,7 @@ async def main(args: argparse.Namespace) -> int:
     print(md)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(md)
-    record = {"arguments": {k: str(v) for k, v in vars(args).items()}, "load_average": load_average}
+    record: dict[str, Any] = {"arguments": {k: str(v) for k, v in vars(args).items()}, "load_average": load_average}
     record["rows"] = [asdict(r) | {"rate": r.rate, "per_cpu": r.per_cpu} for r in results]
     args.output.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"written to {args.output} and {args.output.with_suffix('.json').name}")
@@ -288,6 +295,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--messages", type=int, default=2500, help="devices (keys, CSRs, messages) per row, each sent once")
     p.add_argument("--sample", type=int, default=3, help="extra messages per row whose CertRep is parsed in full")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds an answer may take before it is a failure")
+    p.add_argument("--certificates", type=Path, help="write Tetra's sample certificates (DER) to this folder")
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     p.add_argument("--output", type=Path, default=RESULTS / "scep.md", help="markdown; the JSON record beside it")
     return p.parse_args(argv)

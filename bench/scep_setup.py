@@ -83,29 +83,37 @@ def make_devices(count: int, challenge: str, recipients: dict[str, x509.Certific
         return list(pool.map(_make_device, [(i, challenge, ders) for i in range(count)], chunksize=16))
 
 
-def sample_problem(
-    device: Device, label: str, body: bytes, recipient: x509.Certificate, *, strict: bool
-) -> tuple[str | None, str | None]:
-    """(what is wrong with one CertRep, how it departs from RFC 8894) after a full parse: signed by
-    the server, transactionID and nonces as §3.3.2 says, SUCCESS, a certificate for the device's
-    key. Not `strict` (a server we compare with, not ours), a reply the strict parse refuses is
-    still checked for its certificate by decrypting its envelope, and the refusal is only noted."""
+@dataclass(frozen=True)
+class Verdict:
+    """One sample CertRep, read in full."""
+
+    problem: str | None  # what is wrong with it (None: SUCCESS with a certificate for the device's key)
+    deviation: str | None  # how a server we compare with departs from RFC 8894, when it does
+    certificate: x509.Certificate | None  # the device's certificate
+
+
+def read_sample(device: Device, label: str, body: bytes, recipient: x509.Certificate, *, strict: bool) -> Verdict:
+    """A full parse of one CertRep: signed by the server, transactionID and nonces as §3.3.2 says,
+    SUCCESS, a certificate for the device's key. Not `strict` (a server we compare with, not
+    ours), a reply the strict parse refuses is still checked for its certificate by decrypting its
+    envelope, and the refusal is only noted."""
     requester = device.requester()
     try:
         reply = scep_client.parse_cert_rep(body, device.messages[label], requester.key, recipient)
         if reply.status != scep_client.SUCCESS:
-            return f"pkiStatus {reply.status}, failInfo {reply.fail_info}: {reply.fail_info_text}", None
+            return Verdict(f"pkiStatus {reply.status}, failInfo {reply.fail_info}: {reply.fail_info_text}", None, None)
         certificates, deviation = reply.certificates, None
     except (AssertionError, ValueError, KeyError) as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1].line
         deviation = f"the strict CertRep parse refuses it: {type(exc).__name__} {exc} at `{where}`"
         if strict:
-            return deviation, None
+            return Verdict(deviation, None, None)
         enveloped = cms.ContentInfo.load(body)["content"]["encap_content_info"]["content"].native
         certificates = openssl_decrypt_certificates(enveloped, requester)
-    if not any(c.public_key() == requester.key.public_key() for c in certificates):
-        return "no certificate for the device's key in the reply", deviation
-    return None, deviation
+    mine = [c for c in certificates if c.public_key() == requester.key.public_key()]
+    if not mine:
+        return Verdict("no certificate for the device's key in the reply", deviation, None)
+    return Verdict(None, deviation, mine[0])
 
 
 def openssl_decrypt_certificates(enveloped: bytes, requester: scep_client.Requester) -> list[x509.Certificate]:
