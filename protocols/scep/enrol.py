@@ -52,7 +52,7 @@ class Enroller:
             raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the signer certificate has expired")
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
-        seen = await self.transactions.find(profile.name, request.transaction_id)
+        seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
         if seen is not None:
             return await self._resume(seen, spki, profile, settings)
         requester = await self.challenges.requester(
@@ -81,7 +81,7 @@ class Enroller:
             raise bad_request("the CSR's subject differs from the certificate being renewed")
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
-        seen = await self.transactions.find(profile.name, request.transaction_id)
+        seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
         if seen is not None:
             return await self._resume(seen, spki, profile, settings)
         same_key = csr.public_key() == request.signer.public_key()
@@ -103,7 +103,7 @@ class Enroller:
             IssuerAndSubject.load(request.content, strict=True).native  # noqa: B018 (parse it all)
         except Exception:
             raise bad_request("CertPoll content is not an IssuerAndSubject") from None
-        seen = await self.transactions.find(profile.name, request.transaction_id)
+        seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
         if seen is None:
             raise ScepFailure(FailInfo.BAD_CERT_ID, "no enrolment is known under this transactionID")
         return await self._resume(seen, spki_digest(request.signer.public_key()), profile, settings)
@@ -138,7 +138,7 @@ class Enroller:
             return await self._resume(twin, spki, profile, settings)
         try:
             outcome = await self.core.enroll(decision, on_issued=self.transactions.issued(profile.name, tid))
-        except BaseException:
+        except Exception:  # refused or failed: the client may try again under the same id
             await self.transactions.release(profile.name, tid)
             raise
         if isinstance(outcome, Pending):

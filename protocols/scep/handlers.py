@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.cms import certs_only, sign_data
 from ca.cms.scep import MessageType
@@ -43,6 +44,21 @@ CAPABILITIES = ("POSTPKIOperation", "SHA-256", "SHA-512", "AES", "SCEPStandard",
 LEGACY_CAPABILITIES = ("DES3", "SHA-1")
 
 
+def _registration_authority(core: CoreApi, config: ScepConfig) -> RegistrationAuthority | None:
+    """The RA that opens envelopes and signs CertReps. [scep] ra names one (an unknown name stops
+    the start); without a name, the only one. With none (or several and no name), SCEP still
+    answers GetCACaps and GetCACert (the CA certificate alone) and refuses PKIOperation."""
+    try:
+        ra = core.ra(config.ra or None)
+    except CAError:
+        if config.ra:
+            raise
+        log.warning("scep: no RA to decrypt and sign (set [scep] ra or configure one [ra.<name>]); PKIOperation is off")
+        return None
+    _ = ra.decrypter  # an RA key that cannot decrypt is refused at start, not per request
+    return ra
+
+
 class ScepHandlers:
     def __init__(
         self,
@@ -56,9 +72,8 @@ class ScepHandlers:
         self.config = config
         self.labels = labels
         self.default_profile = config.default_profile or default_profile
-        self.ra: RegistrationAuthority = core.ra(config.ra or None)
-        _ = self.ra.decrypter  # an RA key that cannot decrypt is refused at start, not per request
-        self.writer = CertRepWriter(self.ra)
+        self.ra = _registration_authority(core, config)
+        self.writer = CertRepWriter(self.ra) if self.ra is not None else None
         self.crls = crls
         guard = FailedAttempts(config.challenge_failures, config.challenge_window)
         self.challenges = ChallengeChecker(core, guard)
@@ -120,9 +135,18 @@ class ScepHandlers:
         return (*chain, *roots)
 
     def _ca_certificates(self, profile: Profile) -> WireResponse:
-        """GetCACert (§4.2): the RA certificate and the CA chain as a degenerate PKCS#7."""
-        body = certs_only([self.ra.certificate, *self._issuer_chain(profile)])
+        """GetCACert (§4.2.1): the RA certificate and the CA chain as a degenerate PKCS#7; the
+        issuing CA's certificate alone (DER) when there is no RA."""
+        chain = self._issuer_chain(profile)
+        if self.ra is None:
+            return WireResponse(200, {"Content-Type": wire.CA_CERT}, chain[0].public_bytes(Encoding.DER))
+        body = certs_only([self.ra.certificate, *chain])
         return WireResponse(200, {"Content-Type": wire.CA_RA_CERT}, body)
+
+    def _signing_ra(self) -> tuple[RegistrationAuthority, CertRepWriter]:
+        if self.ra is None or self.writer is None:
+            raise NotScep(503, "this server has no SCEP RA: PKIOperation and GetNextCACert are unavailable")
+        return self.ra, self.writer
 
     async def _next_ca_certificate(self, profile: Profile) -> WireResponse:
         """GetNextCACert (§4.7, SCEP-19): the staged next CA certificate in a SignedData the RA
@@ -130,17 +154,19 @@ class ScepHandlers:
         following = self.core.next_certificate(profile.issuer or self.core.default_issuer)
         if following is None:
             raise NotScep(404, "no CA rollover is pending")
-        body = await sign_data(self.ra.signer, self.ra.certificate, b"", certificates=[following])
+        ra, _ = self._signing_ra()
+        body = await sign_data(ra.signer, ra.certificate, b"", certificates=[following])
         return WireResponse(200, {"Content-Type": wire.NEXT_CA_CERT}, body)
 
     async def _pki_operation(self, profile: Profile, der: bytes, address: str) -> WireResponse:
+        ra, writer = self._signing_ra()
         settings = self.config.settings(profile.name)
         header = read_header(der, self.config.max_body)
         digest = "sha256"
         try:
-            request = await open_message(der, header, self.ra, legacy=settings.legacy, max_bytes=self.config.max_body)
+            request = await open_message(der, header, ra, legacy=settings.legacy, max_bytes=self.config.max_body)
             digest = request.digest
-            return await self._answer(profile, settings, request, address)
+            return await self._answer(writer, profile, settings, request, address)
         except (ScepFailure, CAError) as exc:
             failure = failure_for(exc)
             log.info(
@@ -151,7 +177,7 @@ class ScepHandlers:
                 failure.fail_info.name,
                 failure.text,
             )
-            return await self.writer.failure(
+            return await writer.failure(
                 transaction_id=header.transaction_id,
                 recipient_nonce=header.sender_nonce,
                 digest=digest,
@@ -160,12 +186,12 @@ class ScepHandlers:
             )
 
     async def _answer(
-        self, profile: Profile, settings: ScepProfileSettings, request: ScepRequest, address: str
+        self, writer: CertRepWriter, profile: Profile, settings: ScepProfileSettings, request: ScepRequest, address: str
     ) -> WireResponse:
         kind = request.message_type
         if kind is MessageType.GET_CRL:
             crl = await queries.get_crl(self.core, self.crls, request.content)
-            return await self.writer.success(
+            return await writer.success(
                 transaction_id=request.transaction_id,
                 recipient_nonce=request.sender_nonce,
                 digest=request.digest,
@@ -184,10 +210,10 @@ class ScepHandlers:
         else:
             raise bad_request(f"{kind.name} is not a request a CA answers")
         if certificates is None:
-            return await self.writer.pending(
+            return await writer.pending(
                 transaction_id=request.transaction_id, recipient_nonce=request.sender_nonce, digest=request.digest
             )
-        return await self.writer.success(
+        return await writer.success(
             transaction_id=request.transaction_id,
             recipient_nonce=request.sender_nonce,
             digest=request.digest,

@@ -21,6 +21,8 @@ from sqlalchemy import Row, String, UniqueConstraint, delete, insert, select, up
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ca.errors import CAError, FailureReason
+from ca.interface import ResultWrite
 from ca.state_store import Base, Id, StateDatabase, Tx, UTCDateTime, read_record, table_of
 
 
@@ -46,6 +48,11 @@ def spki_digest(public_key: CertificatePublicKeyTypes) -> str:
     return hashlib.sha256(spki).hexdigest()
 
 
+# A claim with neither certificate nor pending request this long after it was made belongs to an
+# enrolment a crash or a lost database cut short: it is forgotten, and the client may start over.
+ABANDONED_AFTER = dt.timedelta(minutes=5)
+
+
 @dataclass(frozen=True)
 class Transaction:
     id: int
@@ -53,11 +60,16 @@ class Transaction:
     request_id: int | None
     certificate_id: int | None
     requester: str
+    created_at: dt.datetime
+
+    def abandoned(self, now: dt.datetime) -> bool:
+        in_flight = self.request_id is None and self.certificate_id is None
+        return in_flight and now - self.created_at > ABANDONED_AFTER
 
 
 def _transaction(row: Row[Any]) -> Transaction:
     m = row._mapping
-    return Transaction(m["id"], m["spki_sha256"], m["request_id"], m["certificate_id"], m["requester"])
+    return Transaction(m["id"], m["spki_sha256"], m["request_id"], m["certificate_id"], m["requester"], m["created_at"])
 
 
 _COLUMNS = (
@@ -66,6 +78,7 @@ _COLUMNS = (
     scep_transactions.c.request_id,
     scep_transactions.c.certificate_id,
     scep_transactions.c.requester,
+    scep_transactions.c.created_at,
 )
 
 
@@ -73,11 +86,16 @@ class TransactionStore:
     def __init__(self, db: StateDatabase) -> None:
         self.db = db
 
-    async def find(self, profile: str, transaction_id: str) -> Transaction | None:
+    async def find(self, profile: str, transaction_id: str, now: dt.datetime) -> Transaction | None:
+        """The row of this id, if any; an abandoned claim is released and not returned."""
         query = select(*_COLUMNS).where(
             scep_transactions.c.profile == profile, scep_transactions.c.transaction_id == transaction_id
         )
-        return await read_record(self.db, query, _transaction)
+        found = await read_record(self.db, query, _transaction)
+        if found is not None and found.abandoned(now):
+            await self.release(profile, transaction_id)
+            return None
+        return found
 
     async def claim(
         self, profile: str, transaction_id: str, spki: str, requester: str, now: dt.datetime
@@ -95,16 +113,21 @@ class TransactionStore:
                 )
             )
 
-        existing = await self.find(profile, transaction_id)
+        existing = await self.find(profile, transaction_id, now)
         if existing is not None:
             return existing
         try:
             await self.db.write(w)
         except IntegrityError:  # a concurrent twin inserted it first: its row wins
-            return await self.find(profile, transaction_id)
+            twin = await self.find(profile, transaction_id, now)
+            if twin is None:  # ...and gave it up again in between
+                raise CAError(
+                    "a concurrent request under this transactionID failed; send it again", FailureReason.UNAVAILABLE
+                ) from None
+            return twin
         return None
 
-    def issued(self, profile: str, transaction_id: str) -> Any:
+    def issued(self, profile: str, transaction_id: str) -> ResultWrite:
         """The ResultWrite that links the claimed row to its certificate, in the issuing commit."""
 
         def write(tx: Tx, certificate_id: int) -> None:

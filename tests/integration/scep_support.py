@@ -12,6 +12,7 @@ starts `tetra serve` with SCEP (and CRL, for GetCRL) on free loopback ports. Pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sqlite3
 import urllib.error
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -67,10 +69,13 @@ class Reply:
 
 
 class ScepServer(ServerProcess):
-    def __init__(self, ca_dir: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, ca_dir: Path, log: Path, extra_env: dict[str, str] | None = None, db_url: str | None = None
+    ) -> None:
+        self.db_url = db_url or f"sqlite:///{ca_dir / 'tetra.db'}"
         super().__init__(
             ca_dir / "tetra.toml",
-            f"sqlite:///{ca_dir / 'tetra.db'}",
+            self.db_url,
             log,
             {"TETRA_SERVER__PROTOCOLS": '["api", "scep", "crl"]', **(extra_env or {})},
         )
@@ -79,13 +84,25 @@ class ScepServer(ServerProcess):
         self.url = f"{self.base}/scep"
         self._ra: x509.Certificate | None = None
 
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """A read of the server's store, SQLite or PostgreSQL."""
+        if self.db_url.startswith("sqlite:///"):
+            with sqlite3.connect(self.db_url.removeprefix("sqlite:///")) as db:
+                return list(db.execute(sql).fetchall())
+        with psycopg.connect(self.db_url) as pg:
+            return list(pg.execute(sql).fetchall())
+
+    def write_sqlite(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Plant a row as a crash would have left it (SQLite stores only)."""
+        with sqlite3.connect(self.db_url.removeprefix("sqlite:///")) as db:
+            db.execute(sql, params)
+
     def counts(self) -> tuple[int, int]:
         """(certificates, enrollment requests): "nothing issued or stored"."""
-        with sqlite3.connect(self.ca_dir / "tetra.db") as db:
-            return tuple(  # type: ignore[return-value]
-                int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-                for table in ("certificates", "enrollment_requests")
-            )
+        certs, requests = (
+            int(self._rows(f"SELECT count(*) FROM {t}")[0][0]) for t in ("certificates", "enrollment_requests")
+        )
+        return certs, requests
 
     def http(self, method: str, url: str, body: bytes | None = None, content_type: str = "") -> Reply:
         request = urllib.request.Request(url, data=body, method=method)
@@ -110,9 +127,8 @@ class ScepServer(ServerProcess):
         return asyncio.run(make())
 
     def pending_request_ids(self) -> list[int]:
-        with sqlite3.connect(self.ca_dir / "tetra.db") as db:
-            rows = db.execute("SELECT id FROM enrollment_requests WHERE status = 'pending' ORDER BY id")
-            return [int(r[0]) for r in rows]
+        rows = self._rows("SELECT id FROM enrollment_requests WHERE status = 'pending' ORDER BY id")
+        return [int(r[0]) for r in rows]
 
     def issuing_ca(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate((self.ca_dir / "ca" / "issuing-ca.pem").read_bytes())
@@ -151,14 +167,20 @@ def prepare_scep_ca(ca_dir: Path) -> None:
     config.write_text(demo + SCEP_CONFIG)
 
 
-def scep_server(ca_dir: Path, tmp_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[ScepServer]:
+def scep_server(
+    ca_dir: Path, tmp_path: Path, extra_env: dict[str, str] | None = None, db_url: str | None = None
+) -> Iterator[ScepServer]:
     prepare_scep_ca(ca_dir)
-    server = ScepServer(ca_dir, tmp_path / "serve.log", extra_env)
+    server = ScepServer(ca_dir, tmp_path / "serve.log", extra_env, db_url)
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+running_server = contextlib.contextmanager(scep_server)
+"""``with running_server(ca_dir, tmp_path, ...) as server:`` for a test that needs its own."""
 
 
 def module_server(factory: pytest.TempPathFactory, template_dir: Path) -> Iterator[ScepServer]:

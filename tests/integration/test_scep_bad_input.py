@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import scep_client
-from tests.integration.scep_support import STATIC, ScepServer, enrol, module_server, scep_server
+from tests.integration.scep_support import STATIC, ScepServer, enrol, module_server, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -194,7 +194,7 @@ def test_wrong_challenges_brake_the_source(template_dir: Path, tmp_path: Path) -
     import shutil
 
     shutil.copytree(template_dir, tmp_path / "ca")
-    for server in scep_server(tmp_path / "ca", tmp_path, {"TETRA_SCEP__CHALLENGE_FAILURES": "3"}):
+    with running_server(tmp_path / "ca", tmp_path, {"TETRA_SCEP__CHALLENGE_FAILURES": "3"}) as server:
         before = server.counts()
         for _ in range(3):
             _, rep = enrol(server, "guess.example.com", challenge="guess-guess")

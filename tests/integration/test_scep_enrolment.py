@@ -5,10 +5,12 @@ CertPoll until an operator approves or rejects (SCEP-14)."""
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests import scep_client
 from tests.integration.scep_support import HELD, STATIC, ScepServer, check_issued, enrol, module_server
@@ -96,6 +98,20 @@ def test_same_transaction_id_with_another_key_is_refused(server: ScepServer) -> 
     )
     assert_failure(server.exchange(message, intruder), scep_client.BAD_REQUEST)
     assert server.counts() == before
+
+
+def test_an_abandoned_claim_does_not_block_its_transaction_id(server: ScepServer) -> None:
+    """SCEP-17: a claim a crash left behind (no certificate, no pending request, older than five
+    minutes) is forgotten when the client sends its PKCSReq again, which then succeeds."""
+    requester = scep_client.Requester.fresh("abandoned.example.com")
+    spki = requester.key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    server.write_sqlite(
+        "INSERT INTO scep_transactions (profile, transaction_id, spki_sha256, requester, created_at)"
+        " VALUES ('device', ?, ?, 'crashed', '2020-01-01 00:00:00.000000')",
+        (requester.transaction_id(), hashlib.sha256(spki).hexdigest()),
+    )
+    _, rep = enrol(server, "abandoned.example.com", requester=requester)
+    assert rep.status == scep_client.SUCCESS, rep.fail_info_text
 
 
 def test_concurrent_twins_issue_one_certificate(server: ScepServer) -> None:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.integration.scep_support import scep_server
+from tests.integration.scep_support import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def test_get_next_ca_cert_serves_the_staged_certificate(template_dir: Path, tmp_
             'signer = "issuing-ca"\n', 'signer = "issuing-ca"\nnext_certificate = "ca/next.pem"\n', 1
         )
     )
-    for server in scep_server(ca_dir, tmp_path):
+    with running_server(ca_dir, tmp_path) as server:
         reply = server.http("GET", f"{server.url}?operation=GetNextCACert")
         assert reply.status == 200
         assert reply.headers["content-type"] == "application/x-x509-next-ca-cert"
