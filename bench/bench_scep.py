@@ -209,7 +209,8 @@ def environment(args: argparse.Namespace, load: str) -> str:
             f"then {args.seconds:g} s measured per row; load average before the run: {load}",
             f"- machine: {platform.node()}, {os.cpu_count()} CPUs; Python {platform.python_version()}, {openssl}; "
             "servers and the load generator (one process, asyncio over plain HTTP, keep-alive) share them",
-            "- Tetra: one `tetra serve` (default worker count), SCEP only, on the plain-HTTP listener, "
+            f"- Tetra: one `tetra serve` ({f'{args.workers} workers' if args.workers else 'default worker count'}), "
+            "SCEP only, on the plain-HTTP listener, "
             "from a `tetra init` directory: its demo SCEP profile with a static challenge; SQLite, fresh per row",
             f"- scepserver: micromdm's (Debian `scep`, {(go.stdout or go.stderr).strip() or 'version unknown'}), "
             "`scepserver ca -init -keySize 2048`, `-challenge`, a fresh depot with the same CA per row",
@@ -229,7 +230,7 @@ async def main(args: argparse.Namespace) -> int:
     failed = False
     started: list[Server] = []
     try:
-        tetra = TetraScepServer(work)
+        tetra = TetraScepServer(work, args.workers)
         servers: list[Server] = [tetra] if "tetra" in names else []
         if "micromdm" in names:
             servers.append(MicromdmServer(work, tetra.challenge))
@@ -295,6 +296,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--messages", type=int, default=2500, help="devices (keys, CSRs, messages) per row, each sent once")
     p.add_argument("--sample", type=int, default=3, help="extra messages per row whose CertRep is parsed in full")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds an answer may take before it is a failure")
+    p.add_argument("--workers", type=int, help="Tetra's [server] workers (default: the server's own default)")
     p.add_argument("--certificates", type=Path, help="write Tetra's sample certificates (DER) to this folder")
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     p.add_argument("--output", type=Path, default=RESULTS / "scep.md", help="markdown; the JSON record beside it")

@@ -248,14 +248,14 @@ class MicromdmServer:
 class TetraScepServer:
     """`tetra serve` with SCEP only, from a `tetra init` directory (its demo SCEP profile and
     static challenge), on its plain-HTTP listener, with a fresh SQLite database per start and
-    the server's default worker count."""
+    the server's default worker count unless `workers` says otherwise."""
 
     label = "Tetra"
     path = "/scep"
     recipient: x509.Certificate | None = None  # from GetCACert: the RA certificate
 
-    def __init__(self, work: Path) -> None:
-        self.work = work
+    def __init__(self, work: Path, workers: int | None = None) -> None:
+        self.work, self.workers = work, workers  # None: the server's default ([server] workers)
         self.ca_dir = work / "tetra"
         init_ca(self.ca_dir, free_port(), free_port())
         self.challenge = demo_challenge(self.ca_dir)
@@ -279,6 +279,8 @@ class TetraScepServer:
             # Every load client connects from 127.0.0.1 ([server] max_connections_per_address).
             "TETRA_SERVER__MAX_CONNECTIONS_PER_ADDRESS": "1000000",
         }
+        if self.workers is not None:
+            env["TETRA_SERVER__WORKERS"] = str(self.workers)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*tetra_command(), "serve", "--config", str(self.ca_dir / "tetra.toml")],
