@@ -16,7 +16,8 @@ Load: one generator process (scep_loadgen.py: asyncio + uvloop, loadgen.run_asyn
 `concurrency` keep-alive connections, a warm-up, then the measured window; it reads every
 answer's pkiStatus and the server's CPU time (all its processes, /proc) as the window opens
 and closes. Before each row a few extra messages are sent one by one and their CertReps
-parsed in full: SUCCESS, signed by the server, and a certificate for the device's key.
+parsed in full: SUCCESS, signed by the server, and a certificate for the device's key (for
+Tetra strictly, SCEP-12: recipientNonce = senderNonce, a fresh senderNonce, the transactionID).
 
 Reported per row: requests, successes (CertRep SUCCESS), failures (HTTP errors, FAILURE or
 PENDING, dropped connections, answers slower than --timeout), enrolments/s, server CPU

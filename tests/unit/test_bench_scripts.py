@@ -27,8 +27,9 @@ def test_bench_script_starts(script: str) -> None:
 def test_bench_scep_runs_against_both_servers(tmp_path: Path) -> None:
     """bench_scep.py end to end in a tiny configuration (a few PKCSReqs, concurrency 2) against
     `tetra serve` and micromdm's scepserver, so that the benchmark cannot rot: both servers
-    answer SUCCESS with a certificate for the device's key (sample CertReps parsed in full),
-    Tetra fails none, and the record is written. Tetra's sample certificates pass pkilint."""
+    answer SUCCESS with a certificate for the device's key (sample CertReps parsed in full; for
+    Tetra strictly, SCEP-12: RA signature, recipientNonce = senderNonce, transactionID), Tetra
+    fails none, and the record is written. Tetra's sample certificates pass pkilint."""
     output = tmp_path / "scep.md"
     certificates = tmp_path / "certificates"
     arguments = ["--concurrency", "2", "--messages", "40", "--sample", "2", "--warmup", "0.2", "--seconds", "0.5"]
