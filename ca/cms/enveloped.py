@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+from typing import ClassVar
 
 from asn1crypto import cms, core
 from cryptography import x509
@@ -28,6 +29,7 @@ from ca.cms._asn1 import (
     load_content_info,
     malformed,
 )
+from ca.der import encode_length
 from ca.errors import CAError, FailureReason
 from ca.sigalg import RSA_ENCRYPTION
 from ca.signers.base import DecryptingSigner
@@ -122,6 +124,30 @@ def envelope_cipher(der: bytes, *, max_bytes: int = MAX_CMS_BYTES) -> ContentCip
     return _cipher(oid, allow_des3=True)
 
 
+class _RawEncryptedContentInfo(core.Sequence):  # type: ignore[misc]
+    """EncryptedContentInfo with its ciphertext left raw (see `_ciphertext`)."""
+
+    _fields: ClassVar[list[tuple[str, type[core.Asn1Value], dict[str, bool]]]] = [
+        ("content_type", cms.ContentType, {}),
+        ("content_encryption_algorithm", cms.EncryptionAlgorithm, {}),
+        ("encrypted_content", core.Any, {"optional": True}),
+    ]
+
+
+def _ciphertext(eci: cms.EncryptedContentInfo) -> object:
+    """The encryptedContent octets. BER senders may write them as a constructed [0] of OCTET STRING
+    chunks (Go's pkcs7, which micromdm's scepclient uses); asn1crypto reads only the primitive
+    form of an implicitly tagged OCTET STRING, so the chunks are joined as a constructed one."""
+    try:
+        return eci["encrypted_content"].native
+    except ValueError:
+        body = bytes(eci.contents)  # as received: the failed read above leaves eci unable to dump
+        raw = _RawEncryptedContentInfo.load(b"\x30" + encode_length(len(body)) + body)["encrypted_content"]
+        return core.OctetString.load(
+            b"\x24\x80" + raw.contents + b"\x00\x00"
+        ).native  # indefinite length: asn1crypto joins chunks
+
+
 def _decrypt_content(cipher: ContentCipher, key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
     try:
         decryptor = Cipher(cipher.algorithm(key), modes.CBC(iv)).decryptor()
@@ -165,7 +191,7 @@ async def decrypt_enveloped(
         iv = algorithm["parameters"].native
         if not isinstance(iv, bytes) or len(iv) != cipher.block_bytes:
             raise CAError("content encryption IV is missing or of the wrong size", FailureReason.MALFORMED)
-        ciphertext = eci["encrypted_content"].native
+        ciphertext = _ciphertext(eci)
         if not isinstance(ciphertext, bytes) or not ciphertext or len(ciphertext) % cipher.block_bytes:
             raise CAError("encrypted content is missing or not whole blocks", FailureReason.MALFORMED)
 

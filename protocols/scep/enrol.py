@@ -11,17 +11,17 @@ row linked in the same commit. A twin that lost the claim answers from the winne
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from cryptography import x509
 
 from ca.cms.scep import FailInfo, IssuerAndSubject
 from ca.csr import enrollment_from_csr
-from ca.enrollment import CertificateRef, EnrollmentKind, EnrollmentOutcome, EnrollmentRequest, Issued, Pending
+from ca.enrollment import CertificateRef, EnrollmentKind, EnrollmentOutcome, Issued, Pending
 from ca.errors import CAError, FailureReason
-from ca.interface import CoreApi
+from ca.interface import CoreApi, Decision
 from ca.profiles.model import Profile
-from ca.records import CertificateRecord
 from protocols.scep.challenge import ChallengeChecker
 from protocols.scep.config import ScepProfileSettings
 from protocols.scep.csr import parse_scep_csr
@@ -31,6 +31,15 @@ from protocols.scep.transaction_ids import matches_key
 from protocols.scep.transactions import Transaction, TransactionStore, spki_digest
 
 Certificates = tuple[x509.Certificate, ...] | None  # what a SUCCESS carries; None: PENDING
+
+
+def renewal_row(renewed: x509.Certificate, transaction_id: str) -> str:
+    """The scep_transactions key of a RenewalReq. Not the bare transactionID: a renewal with the
+    same key has the same one as the PKCSReq that got the certificate, and would be answered
+    with that old certificate. Per renewed certificate, so a retry finds its renewal and the next
+    renewal (signed by the new certificate) is a new one."""
+    digest = hashlib.sha256(f"{renewed.serial_number:x}:{transaction_id}".encode()).hexdigest()
+    return f"renew:{digest}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,8 @@ class Enroller:
             raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the signer certificate has expired")
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
-        seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
+        row = request.transaction_id
+        seen = await self.transactions.find(profile.name, row, self.core.clock.now())
         if seen is not None:
             return await self._resume(seen, spki, profile, settings)
         requester = await self.challenges.requester(
@@ -63,9 +73,9 @@ class Enroller:
             protocol="scep",
             profile_name=profile.name,
             requester=requester,
-            transaction_id=self._core_id(profile, request),
+            transaction_id=self._core_id(profile, row),
         )
-        return await self._issue(profile, settings, request, enrollment, spki, None)
+        return await self._issue(profile, settings, row, await self.core.decide(enrollment), spki)
 
     # -- RenewalReq ----------------------------------------------------------------------------
     async def renewal_req(self, profile: Profile, settings: ScepProfileSettings, request: ScepRequest) -> Certificates:
@@ -77,11 +87,10 @@ class Enroller:
             raise bad_request(
                 f"RenewalReq must be signed by a valid certificate of this CA: {exc.public_detail()}"
             ) from None
-        if csr.subject != request.signer.subject:
-            raise bad_request("the CSR's subject differs from the certificate being renewed")
         self._check_transaction_id(request, csr)
         spki = spki_digest(csr.public_key())
-        seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
+        row = renewal_row(request.signer, request.transaction_id)
+        seen = await self.transactions.find(profile.name, row, self.core.clock.now())
         if seen is not None:
             return await self._resume(seen, spki, profile, settings)
         same_key = csr.public_key() == request.signer.public_key()
@@ -91,10 +100,15 @@ class Enroller:
             profile_name=profile.name,
             requester=self.core.renewal_requester(record),
             kind=EnrollmentKind.RENEW if same_key else EnrollmentKind.REKEY,
-            transaction_id=self._core_id(profile, request),
+            transaction_id=self._core_id(profile, row),
         )
         enrollment = replace(enrollment, replaces=CertificateRef(record.issuer, record.serial))
-        return await self._issue(profile, settings, request, enrollment, spki, record)
+        decision = await self.core.decide(enrollment, replaced=record)
+        # The same subject as the profile makes it, not as the CSR spells it: a device re-sends its
+        # first CSR's subject, attributes the profile dropped included (micromdm's C=US).
+        if decision.template.subject != request.signer.subject:
+            raise bad_request("the CSR asks for another subject than the certificate being renewed")
+        return await self._issue(profile, settings, row, decision, spki)
 
     # -- CertPoll ------------------------------------------------------------------------------
     async def cert_poll(self, profile: Profile, settings: ScepProfileSettings, request: ScepRequest) -> Certificates:
@@ -103,7 +117,10 @@ class Enroller:
             IssuerAndSubject.load(request.content, strict=True).native  # noqa: B018 (parse it all)
         except Exception:
             raise bad_request("CertPoll content is not an IssuerAndSubject") from None
-        seen = await self.transactions.find(profile.name, request.transaction_id, self.core.clock.now())
+        now = self.core.clock.now()
+        seen = await self.transactions.find(profile.name, request.transaction_id, now)
+        if seen is None:  # a renewal's, polled with the certificate being renewed
+            seen = await self.transactions.find(profile.name, renewal_row(request.signer, request.transaction_id), now)
         if seen is None:
             raise ScepFailure(FailInfo.BAD_CERT_ID, "no enrolment is known under this transactionID")
         return await self._resume(seen, spki_digest(request.signer.public_key()), profile, settings)
@@ -119,21 +136,22 @@ class Enroller:
             raise bad_request("the transactionID is not a hash of the CSR's public key (RFC 8894 §3.2.1.1)")
 
     @staticmethod
-    def _core_id(profile: Profile, request: ScepRequest) -> str:
-        return f"{profile.name}:{request.transaction_id}"[:255]
+    def _core_id(profile: Profile, row: str) -> str:
+        return f"scep:{profile.name}:{hashlib.sha256(row.encode()).hexdigest()}"
 
     async def _issue(
         self,
         profile: Profile,
         settings: ScepProfileSettings,
-        request: ScepRequest,
-        enrollment: EnrollmentRequest,
+        row: str,
+        decision: Decision,
         spki: str,
-        replaced: CertificateRecord | None,
     ) -> Certificates:
-        decision = await self.core.decide(enrollment, replaced=replaced)  # a refusal stores nothing
-        tid = request.transaction_id
-        twin = await self.transactions.claim(profile.name, tid, spki, enrollment.requester.name, self.core.clock.now())
+        """Claim the transactionID, then issue (or hold) what was decided (a refusal before this
+        point stored nothing); a twin that claimed it first answers instead."""
+        tid = row
+        requester = decision.request.requester.name
+        twin = await self.transactions.claim(profile.name, tid, spki, requester, self.core.clock.now())
         if twin is not None:
             return await self._resume(twin, spki, profile, settings)
         try:

@@ -161,29 +161,45 @@ class ScepHandlers:
     async def _pki_operation(self, profile: Profile, der: bytes, address: str) -> WireResponse:
         ra, writer = self._signing_ra()
         settings = self.config.settings(profile.name)
-        header = read_header(der, self.config.max_body)
-        digest = "sha256"
         try:
-            request = await open_message(der, header, ra, legacy=settings.legacy, max_bytes=self.config.max_body)
-            digest = request.digest
+            request = await open_message(der, ra, legacy=settings.legacy, max_bytes=self.config.max_body)
+        except (ScepFailure, CAError) as exc:
+            header = read_header(der, self.config.max_body)  # NotScep (HTTP 400) if it has none
+            ids = (header.message_type, header.transaction_id, header.sender_nonce)
+            return await self._refuse(writer, profile, address, ids, "sha256", exc)
+        try:
             return await self._answer(writer, profile, settings, request, address)
         except (ScepFailure, CAError) as exc:
-            failure = failure_for(exc)
-            log.info(
-                "scep: %s from %s under profile %s refused (failInfo %s): %s",
-                header.message_type.name,
-                address or "?",
-                profile.name,
-                failure.fail_info.name,
-                failure.text,
-            )
-            return await writer.failure(
-                transaction_id=header.transaction_id,
-                recipient_nonce=header.sender_nonce,
-                digest=digest,
-                fail_info=failure.fail_info,
-                text=failure.text,
-            )
+            ids = (request.message_type, request.transaction_id, request.sender_nonce)
+            return await self._refuse(writer, profile, address, ids, request.digest, exc)
+
+    async def _refuse(
+        self,
+        writer: CertRepWriter,
+        profile: Profile,
+        address: str,
+        ids: tuple[MessageType, str, bytes | None],
+        digest: str,
+        exc: ScepFailure | CAError,
+    ) -> WireResponse:
+        """The CertRep FAILURE for a refused message (type, transactionID, senderNonce), logged."""
+        message_type, transaction_id, sender_nonce = ids
+        failure = failure_for(exc)
+        log.info(
+            "scep: %s from %s under profile %s refused (failInfo %s): %s",
+            message_type.name,
+            address or "?",
+            profile.name,
+            failure.fail_info.name,
+            failure.text,
+        )
+        return await writer.failure(
+            transaction_id=transaction_id,
+            recipient_nonce=sender_nonce,
+            digest=digest,
+            fail_info=failure.fail_info,
+            text=failure.text,
+        )
 
     async def _answer(
         self, writer: CertRepWriter, profile: Profile, settings: ScepProfileSettings, request: ScepRequest, address: str

@@ -1,11 +1,11 @@
 """One PKIMessage (RFC 8894 §3.2) read: signature verified, envelope decrypted, attributes checked.
 
-`read_header` takes the transactionID and senderNonce before anything is verified, only so that
-a message that then fails still gets its CertRep FAILURE (§3.3.2 echoes both). `open_message`
-does the real work and returns a frozen `ScepRequest`; every refusal is a `ScepFailure` with the
-failInfo RFC 8894 names: badAlg for an algorithm the profile does not allow (SCEP-02),
-badMessageCheck for a signature or an envelope that does not check out (SCEP-09: one answer for
-every decryption failure, whatever went wrong), badRequest for the rest.
+`open_message` does the work and returns a frozen `ScepRequest`. When it refuses, `read_header`
+takes the transactionID and senderNonce from the unverified message, only so that the refusal
+can be a CertRep FAILURE (§3.3.2 echoes both), or an HTTP 400 for what is no SCEP message at
+all. Each refusal carries the failInfo RFC 8894 names: badAlg for an algorithm the profile does
+not allow (SCEP-02), badMessageCheck for a signature or an envelope that does not check out
+(SCEP-09: one answer for every decryption failure, whatever went wrong), badRequest for the rest.
 """
 
 from __future__ import annotations
@@ -48,16 +48,16 @@ def read_header(der: bytes, max_bytes: int) -> ScepAttributes:
         raise NotScep(400, f"not a SCEP PKIMessage: {exc.detail}") from None
 
 
-async def open_message(
-    der: bytes, header: ScepAttributes, ra: RegistrationAuthority, *, legacy: bool, max_bytes: int
-) -> ScepRequest:
-    """Verify the signature, then decrypt the envelope; ScepFailure for every refusal."""
-    if header.sender_nonce is None:
-        raise bad_request("senderNonce is missing (RFC 8894 §3.2.1.5)")
+async def open_message(der: bytes, ra: RegistrationAuthority, *, legacy: bool, max_bytes: int) -> ScepRequest:
+    """Verify the signature, read the SCEP attributes it covers, then decrypt the envelope; a
+    CAError or ScepFailure for every refusal (the caller then reads the header to answer it)."""
     try:
         signed = parse_signed_data(der, max_bytes=max_bytes, allow_sha1=legacy, allow_md5=legacy)
     except CAError as exc:
         raise failure_for(exc) from None
+    attributes = read_scep_attributes(signed.signed_attributes)  # CAError (MALFORMED) if not SCEP's
+    if attributes.sender_nonce is None:
+        raise bad_request("senderNonce is missing (RFC 8894 §3.2.1.5)")
     try:
         cipher = envelope_cipher(signed.content, max_bytes=max_bytes)
     except CAError as exc:
@@ -72,12 +72,10 @@ async def open_message(
         if exc.reason is FailureReason.BAD_ALGORITHM:
             raise failure_for(exc) from None
         raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, UNDECRYPTABLE) from None
-    verified = read_scep_attributes(signed.signed_attributes)  # the same bytes, now signed for
-    assert verified.sender_nonce is not None
     return ScepRequest(
-        message_type=verified.message_type,
-        transaction_id=verified.transaction_id,
-        sender_nonce=verified.sender_nonce,
+        message_type=attributes.message_type,
+        transaction_id=attributes.transaction_id,
+        sender_nonce=attributes.sender_nonce,
         signer=signed.signer_certificate,
         content=content,
         cipher=cipher,

@@ -3,7 +3,8 @@
 The RFC says the transactionID SHOULD be a hash of the public key, "encoded as a hexadecimal or
 base64 string" without naming the hash or what exactly is hashed. Clients differ: sscep sends
 the upper-case hex MD5 of the SubjectPublicKeyInfo (newer builds let -F pick SHA-1/SHA-256/...),
-micromdm's scepclient the standard base64 SHA-1 of the subjectPublicKey bits (the PKCS#1 key),
+micromdm's scepclient the standard base64 of a subject key identifier of the subjectPublicKey bits
+(the PKCS#1 key): SHA-1 in old releases, SHA-256 cut to 160 bits (RFC 7093 §2 method 1) in 2.x;
 others hex SHA-256. Every combination of those hashes, inputs and encodings is accepted; an id
 that none of them produces is refused (badRequest): it cannot be tied to this key.
 """
@@ -25,9 +26,10 @@ def _candidates(public_key: CertificatePublicKeyTypes) -> set[str]:
     bits = bytes(keys.PublicKeyInfo.load(spki)["public_key"].contents[1:])  # after the unused-bits octet
     inputs = (spki, bits)
     out: set[str] = set()
-    for name in HASHES:
-        for data in inputs:
-            digest = hashlib.new(name, data).digest()
+    for data in inputs:
+        digests = [hashlib.new(name, data).digest() for name in HASHES]
+        digests.append(hashlib.sha256(data).digest()[:20])  # RFC 7093 §2 method 1
+        for digest in digests:
             out.add(digest.hex())  # compared lower-cased
             out.add(base64.b64encode(digest).decode())
     return out

@@ -100,7 +100,8 @@ class TransactionStore:
     async def claim(
         self, profile: str, transaction_id: str, spki: str, requester: str, now: dt.datetime
     ) -> Transaction | None:
-        """Claim the id for this key; the row already there (a twin's, or an earlier one) if any."""
+        """Claim the id for this key (the caller found no row for it a moment ago); the row of a
+        twin that claimed it in between, if one did."""
 
         def w(tx: Tx) -> None:
             tx.conn.execute(
@@ -113,9 +114,6 @@ class TransactionStore:
                 )
             )
 
-        existing = await self.find(profile, transaction_id, now)
-        if existing is not None:
-            return existing
         try:
             await self.db.write(w)
         except IntegrityError:  # a concurrent twin inserted it first: its row wins

@@ -139,7 +139,7 @@ class ScepServer(ServerProcess):
             reply = self.http("GET", f"{self.url}/pkiclient.exe?operation=GetCACert")
             assert reply.status == 200, reply.body
             certs = scep_client.certs_only(reply.body)
-            self._ra = next(c for c in certs if not scep_client._is_ca(c))
+            self._ra = next(c for c in certs if not scep_client.is_ca(c))
         return self._ra
 
     def post(self, message: scep_client.Message, path: str = "/scep/pkiclient.exe") -> Reply:

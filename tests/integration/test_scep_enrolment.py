@@ -139,6 +139,15 @@ def test_renewal_signed_by_the_certificate(server: ScepServer, tmp_path: Path) -
     (rekey) and then the same key again (renew) both succeed."""
     requester, rep = enrol(server, "renew.example.com")
     current = scep_client.Requester(requester.key, rep.certificate)
+    # the same key: its transactionID is the PKCSReq's, yet this is a new certificate, not that one
+    same = scep_client.renewal_req(
+        current, server.ra_certificate(), requester.key, "renew.example.com", ["renew.example.com"]
+    )
+    renewed_same_key = server.exchange(same, current)
+    assert renewed_same_key.status == scep_client.SUCCESS, renewed_same_key.fail_info_text
+    assert renewed_same_key.certificate.serial_number != rep.certificate.serial_number
+    assert renewed_same_key.certificate.public_key() == requester.key.public_key()
+    assert server.exchange(same, current).certificate == renewed_same_key.certificate  # a retry: the same
     new_key = scep_client.new_key()
     message = scep_client.renewal_req(
         current, server.ra_certificate(), new_key, "renew.example.com", ["renew.example.com"]
@@ -157,8 +166,19 @@ def test_renewal_signed_by_the_certificate(server: ScepServer, tmp_path: Path) -
     same_key = scep_client.renewal_req(
         again, server.ra_certificate(), new_key, "renew.example.com", ["renew.example.com"]
     )
-    # the same key means the same transactionID: answered from the first renewal's row
-    assert server.exchange(same_key, again).status == scep_client.SUCCESS
+    # renewing the renewed certificate with its key: a renewal of its own, not the rekey's row again
+    next_renewal = server.exchange(same_key, again)
+    assert next_renewal.status == scep_client.SUCCESS, next_renewal.fail_info_text
+    assert next_renewal.certificate.serial_number != renewed.certificate.serial_number
+    # a CSR subject with an attribute the profile drops (C=, as micromdm's scepclient sends) still
+    # names the same subject: what counts is the subject the profile makes of it
+    third_key = scep_client.new_key()
+    with_country = scep_client.renewal_req(
+        again, server.ra_certificate(), third_key, "renew.example.com", ["renew.example.com"], country="US"
+    )
+    third = server.exchange(with_country, again)
+    assert third.status == scep_client.SUCCESS, third.fail_info_text
+    assert third.certificate.subject == renewed.certificate.subject
 
 
 def test_renewal_refusals(server: ScepServer) -> None:

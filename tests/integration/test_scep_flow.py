@@ -6,6 +6,8 @@ chains to the CA, carries the requested names and key, and passes pkilint."""
 from __future__ import annotations
 
 import socket
+import ssl
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +179,19 @@ def test_get_crl_returns_the_issuers_crl(server: ScepServer) -> None:
     (crl,) = got.crls
     assert crl.issuer == server.issuing_ca().subject
     assert crl.is_signature_valid(server.issuing_ca().public_key())  # type: ignore[arg-type]
+
+
+def test_the_https_listener_serves_scep_too(server: ScepServer, tmp_path: Path) -> None:
+    """Both listeners: a PKCSReq over HTTPS (the demo TLS certificate, verified against the root)."""
+    context = ssl.create_default_context(cafile=str(server.root))
+    requester = scep_client.Requester.fresh("tls.example.com")
+    message = scep_client.pkcs_req(
+        requester, server.ra_certificate(), "tls.example.com", ["tls.example.com"], challenge=STATIC
+    )
+    request = urllib.request.Request(
+        f"https://localhost:{server.https_port}/scep?operation=PKIOperation", data=message.der, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30, context=context) as reply:
+        rep = scep_client.parse_cert_rep(reply.read(), message, requester.key, server.ra_certificate())
+    assert rep.status == scep_client.SUCCESS, rep.fail_info_text
+    check_issued(server, tmp_path, rep.certificate, requester, ["tls.example.com"])

@@ -59,9 +59,9 @@ def test_a_forged_md5_csr_is_still_refused(server: ScepServer) -> None:
 
 
 def test_sscep_md5_transaction_id_is_accepted(server: ScepServer) -> None:
-    """sscep's transactionID (hex MD5 of the SubjectPublicKeyInfo) and micromdm's (base64 SHA-1
-    of the PKCS#1 key) both tie the request to its key."""
-    for form in ("md5-hex", "sha1-base64"):
+    """sscep's transactionID (hex MD5 of the SubjectPublicKeyInfo) and micromdm's (base64 of
+    SHA-256 cut to 160 bits, or SHA-1, of the PKCS#1 key) all tie the request to its key."""
+    for form in ("md5-hex", "rfc7093-base64", "sha1-base64"):
         requester = scep_client.Requester.fresh()
         _, rep = enrol(
             server,

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 from asn1crypto import cms as asn1_cms
+from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -44,6 +45,7 @@ from ca.cms.scep import (
     read_scep_attributes,
     scep_attributes,
 )
+from ca.der import encode_length
 from ca.errors import CAError, FailureReason, SignerUnavailable
 from ca.signers.software import SoftwareSigner
 from tests.unit.ca.pki_fixtures import FUZZ, OPENSSL, mutate, needs_openssl, pem_private_key
@@ -286,10 +288,28 @@ async def test_envelope_round_trip(cipher: ContentCipher) -> None:
     plaintext = os.urandom(100)
     der = envelope(plaintext, identity("rsa")[1], cipher=cipher)
     assert await decrypt_enveloped(der, signer("rsa"), identity("rsa")[1], allow_des3=True) == plaintext
-    if cipher is ContentCipher.DES3_CBC:
+    if cipher.legacy:
         with pytest.raises(CAError) as err:
             await decrypt_enveloped(der, signer("rsa"), identity("rsa")[1])
         assert err.value.reason is FailureReason.BAD_ALGORITHM
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + encode_length(len(body)) + body
+
+
+async def test_constructed_encrypted_content_is_read() -> None:
+    """BER, as Go's pkcs7 writes it (micromdm's scepclient): encryptedContent as a constructed [0]
+    of OCTET STRING chunks. Decrypted like the primitive form."""
+    plaintext = os.urandom(100)
+    parsed = asn1_cms.ContentInfo.load(envelope(plaintext, identity("rsa")[1]))["content"]
+    eci = parsed["encrypted_content_info"]
+    ciphertext = eci["encrypted_content"].native
+    chunks = b"".join(_tlv(0x04, ciphertext[i : i + 16]) for i in range(0, len(ciphertext), 16))
+    ber_eci = _tlv(0x30, eci["content_type"].dump() + eci["content_encryption_algorithm"].dump() + _tlv(0xA0, chunks))
+    enveloped = _tlv(0x30, parsed["version"].dump() + parsed["recipient_infos"].dump() + ber_eci)
+    der = _tlv(0x30, core.ObjectIdentifier("1.2.840.113549.1.7.3").dump() + _tlv(0xA0, enveloped))
+    assert await decrypt_enveloped(der, signer("rsa"), identity("rsa")[1]) == plaintext
 
 
 async def test_wrong_recipient_and_wrong_key() -> None:

@@ -16,7 +16,8 @@ def test_the_forms_clients_send() -> None:
     spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     pkcs1 = key.public_bytes(Encoding.DER, PublicFormat.PKCS1)
     assert matches_key(hashlib.md5(spki).hexdigest().upper(), key)  # sscep
-    assert matches_key(base64.b64encode(hashlib.sha1(pkcs1).digest()).decode(), key)  # micromdm scepclient
+    assert matches_key(base64.b64encode(hashlib.sha256(pkcs1).digest()[:20]).decode(), key)  # micromdm 2.x
+    assert matches_key(base64.b64encode(hashlib.sha1(pkcs1).digest()).decode(), key)  # older micromdm
     assert matches_key(hashlib.sha256(spki).hexdigest(), key)
     assert matches_key(hashlib.sha512(spki).hexdigest().upper(), key)
 
