@@ -184,7 +184,7 @@ def recipient_certificate(port: int, path: str) -> x509.Certificate:
     if content_type.startswith("application/x-x509-ca-cert"):
         return x509.load_der_x509_certificate(body)
     certs = scep_client.certs_only(body)
-    return next((c for c in certs if not scep_client._is_ca(c)), certs[0])
+    return next((c for c in certs if not scep_client.is_ca(c)), certs[0])
 
 
 def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
