@@ -43,6 +43,9 @@ def _to_credential(row: object) -> Credential:
         one_time=bool(mapping["one_time"]),
         bound_to=mapping["bound_to"],
         secret=mapping["secret"],
+        created_at=mapping["created_at"],
+        expires_at=mapping["expires_at"],
+        used_at=mapping["used_at"],
     )
 
 

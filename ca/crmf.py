@@ -30,7 +30,7 @@ from pyasn1.codec.der import encoder as der_encoder
 from pyasn1_alt_modules import rfc4211
 
 from ca.csr import san_identifiers
-from ca.der import encode_length
+from ca.der import tlv
 from ca.enrollment import EnrollmentKind, EnrollmentRequest, Identifier, InventoryFields, Requester
 from ca.errors import CAError, FailureReason
 from ca.sigalg import verify_signature
@@ -71,11 +71,6 @@ def _malformed(what: str) -> Iterator[None]:
         raise
     except Exception as exc:  # pyasn1 and cryptography parsers: their exception types are not a contract
         raise CAError(f"{what} is malformed ({type(exc).__name__})", FailureReason.MALFORMED) from None
-
-
-def _tlv(*parts: bytes, tag: int = 0x30) -> bytes:
-    body = b"".join(parts)
-    return bytes([tag]) + encode_length(len(body)) + body
 
 
 def _content(der: bytes) -> bytes:
@@ -130,10 +125,10 @@ def _template_fields(
         if len(template["extensions"]) > MAX_EXTENSIONS:
             raise CAError(f"certTemplate has over {MAX_EXTENSIONS} extensions", FailureReason.BAD_CSR)
         extensions = b"\x30" + der_encoder.encode(template["extensions"])[1:]  # [9] IMPLICIT → SEQUENCE
-        attributes = _tlv(_EXTENSION_REQUEST, _tlv(extensions, tag=0x31))
-    info = _tlv(b"\x02\x01\x00", name, spki, _tlv(attributes, tag=0xA0))
+        attributes = tlv(0x30, _EXTENSION_REQUEST, tlv(0x31, extensions))
+    info = tlv(0x30, b"\x02\x01\x00", name, spki, tlv(0xA0, attributes))
     try:
-        shell = x509.load_der_x509_csr(_tlv(info, _SHELL_TAIL))
+        shell = x509.load_der_x509_csr(tlv(0x30, info, _SHELL_TAIL))
         return shell.subject, tuple(shell.extensions)
     except ValueError as exc:  # includes DuplicateExtension
         raise CAError(f"certTemplate subject or extensions cannot be parsed: {exc}", FailureReason.MALFORMED) from None

@@ -1,4 +1,4 @@
-"""The few DER moves cryptography does not offer: splitting and assembling a Certificate."""
+"""The few DER moves cryptography does not offer: one element, splitting and assembling a Certificate."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ def encode_length(length: int) -> bytes:
         return bytes([length])
     body = length.to_bytes((length.bit_length() + 7) // 8, "big")
     return bytes([0x80 | len(body)]) + body
+
+
+def tlv(tag: int, *parts: bytes) -> bytes:
+    """One DER element: ``tag``, the definite length, then the concatenated ``parts``."""
+    body = b"".join(parts)
+    return bytes([tag]) + encode_length(len(body)) + body
 
 
 def certificate_parts(der: bytes) -> tuple[bytes, bytes]:

@@ -103,3 +103,9 @@ class InternalError(CAError):
 
 class ConfigError(Exception):
     """A config or profile file is wrong; the message names the file and key."""
+
+
+class UsageError(ConfigError):
+    """A command's arguments are wrong (a bad --ttl, a profile that does not exist): what a
+    protocol's CLI command raises where argparse cannot check. `tetra` prints it as one line and
+    exits 2, as for a usage error, rather than 1, which says the CA refused a request."""

@@ -218,4 +218,5 @@ __all__ = [
     "Decision",
     "RegistrationAuthority",
     "ResultWrite",
+    "Signer",  # what RegistrationAuthority carries; CMP signs its replies through it
 ]

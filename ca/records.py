@@ -95,3 +95,7 @@ class Credential:
     one_time: bool
     bound_to: str | None
     secret: bytes | None
+    # For operator listings (`tetra scep challenge list`: unused, used or expired).
+    created_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    used_at: dt.datetime | None = None

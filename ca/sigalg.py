@@ -49,6 +49,7 @@ _HASHED_SIGNATURES = {
     "sha512": ("1.2.840.113549.1.1.13", "1.2.840.10045.4.3.4"),
 }
 ECDSA_WITH = {hash_name: ecdsa for hash_name, (_, ecdsa) in _HASHED_SIGNATURES.items()}
+RSA_WITH = {hash_name: rsa_pkcs1 for hash_name, (rsa_pkcs1, _) in _HASHED_SIGNATURES.items()}
 # signature OID -> (family, hash OID or None when the hash comes from elsewhere)
 _SIGNATURES: dict[str, tuple[str, str | None]] = {
     RSA_ENCRYPTION: ("rsa", None),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +41,30 @@ def make_csr(
         builder = builder.add_extension(ext, critical)
     algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return builder.sign(key, algorithm), key
+
+
+def self_signed(
+    cn: str, *, key_spec: str = "rsa-2048", ca: bool = False, key: Any = None
+) -> tuple[Any, x509.Certificate]:
+    """A key and a self-signed certificate valid from an hour ago for a day: an RA or TLS test
+    CA (``ca``: with basicConstraints cA), or a SCEP client's signing certificate."""
+    key = key or generate_private_key(key_spec)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return key, builder.sign(key, algorithm)
 
 
 class CountingSigner:

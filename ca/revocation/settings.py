@@ -8,28 +8,15 @@ the parsed values from the server config, so every process agrees on them.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ca.durations import parse_duration
 from ca.keys import KEY_SPECS
 from ca.signers.registry import SignerSpec, parse_signer_spec
 from ca.tomlread import Table
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 CERT_ID_HASHES = ("sha1", "sha256", "sha384", "sha512")
-
-
-def parse_duration(text: object) -> dt.timedelta:
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        return dt.timedelta(seconds=text)
-    if not isinstance(text, str):
-        raise ValueError(f"expected a duration, got {text!r}")
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 4h or 7d")
-    return dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _duration(table: Table, key: str, default: str, *, zero_ok: bool = False) -> dt.timedelta:

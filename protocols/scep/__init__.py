@@ -7,6 +7,7 @@ Enrolment is authorised by a challengePassword: a static one per profile, one-ti
 """
 
 from protocols.base import ProtocolSpec
+from protocols.scep.cli import COMMANDS
 from protocols.scep.config import MAX_BODY_LIMIT, ScepConfig, parse_config
 from protocols.scep.errors import http_error
 from protocols.scep.handlers import ROUTES, ScepHandlers
@@ -27,6 +28,6 @@ SPEC = ProtocolSpec(
     max_body=MAX_BODY_LIMIT,  # the server's cap; [scep] max_body (smaller) is checked by the handlers
     http_error=http_error,
     path_labels=_labels,
-    cli=(),
+    cli=COMMANDS,
     cli_help="SCEP: one-time challenges",
 )

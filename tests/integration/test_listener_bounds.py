@@ -268,7 +268,8 @@ MALFORMED = {
     "content-length-and-chunked": request(
         "POST", "/api/v1/enroll", body=b"0\r\n\r\n", headers={"Content-Length": "5", "Transfer-Encoding": "chunked"}
     ),
-    "8k-url": request("GET", "/" + "a" * 8192),
+    # over the request-line limit (server/plain_http.MAX_HEAD, 16 KiB: SCEP GETs carry a message)
+    "16k-url": request("GET", "/" + "a" * 16384),
     "bad-chunk-size": request(
         "POST", "/api/v1/enroll", body=b"zz\r\nabc\r\n0\r\n\r\n", headers={"Transfer-Encoding": "chunked"}
     ),
