@@ -41,6 +41,7 @@ class LoadResult:
     bodies_checked: int = 0
     first_error: str = ""  # the first failure's status and body head (asyncio client only)
     connections_answered: int = 0  # connections with an answer inside the window (asyncio client only)
+    exhausted: bool = False  # run_asyncio(once=True) sent every request before the window closed
 
     @property
     def rps(self) -> float:
@@ -118,20 +119,35 @@ def run_wrk(
 
 
 # -- raw asyncio client: answers checked, and the comparison in --selftest -------------------------
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A chunked body (RFC 9112 §7.1), trailers skipped."""
+    parts = []
+    while size := int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16):
+        parts.append(await reader.readexactly(size + 2))
+    while await reader.readuntil(b"\r\n") != b"\r\n":
+        pass
+    return b"".join(part[:-2] for part in parts)
+
+
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    """(status, body, server keeps the connection)."""
+    """(status, body, server keeps the connection). Bodies come with a Content-Length, chunked
+    (Go's net/http chunks answers it did not size, such as scepserver's CertRep), or until close."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    length, keep = None, lines[0].startswith("HTTP/1.1")
+    length, keep, chunked = None, lines[0].startswith("HTTP/1.1"), False
     for line in lines[1:]:
         name, _, value = line.partition(":")
         name = name.strip().lower()
         if name == "content-length":
             length = int(value)
+        elif name == "transfer-encoding":
+            chunked = value.strip().lower() == "chunked"
         elif name == "connection":
             keep = value.strip().lower() == "keep-alive" or (keep and value.strip().lower() != "close")
-    if length is None:
+    if chunked:
+        body = await _read_chunked(reader)
+    elif length is None:
         body = await reader.read()
         keep = False
     else:
@@ -178,6 +194,9 @@ async def run_asyncio(
     seconds: float,
     warmup: float = 0.5,
     ssl: ssl_module.SSLContext | None = None,
+    check: Callable[[bytes], str | None] | None = None,
+    once: bool = False,
+    timeout: float | None = None,
 ) -> LoadResult:
     """`concurrency` asyncio connections in this process (over TLS with `ssl`), each sending the
     next request when the previous answer is in; a connection the server closes, or drops, is
@@ -185,7 +204,12 @@ async def run_asyncio(
     answers that arrive inside the window (also those sent before it opened: with slow answers,
     counting only requests sent inside the window would undercount the rate); `errors` those of
     them with a status other than 200, plus the connections that dropped inside the window (not
-    in `requests`); the first is kept in `first_error`."""
+    in `requests`); the first is kept in `first_error`.
+
+    For protocols whose failures come back as HTTP 200 (SCEP's CertRep FAILURE), `check` reads each
+    200 body and returns why it is wrong, or None. `once` sends each request at most once (SCEP
+    messages carry a transactionID a server may remember) and sets `exhausted` when the list ran
+    out before the window closed. `timeout` bounds each answer; one that takes longer is an error."""
     result = LoadResult()
     latencies: list[float] = []
     counter = [0]
@@ -205,9 +229,12 @@ async def run_asyncio(
                 if writer is None:
                     reader, writer = await asyncio.open_connection(host, port, ssl=ssl)
                 assert reader is not None
+                if once and counter[0] >= len(requests):
+                    result.exhausted = True
+                    break
                 counter[0] += 1
-                writer.write(requests[counter[0] % len(requests)])
-                status, body, keep = await _read_response(reader)
+                writer.write(requests[(counter[0] - (1 if once else 0)) % len(requests)])
+                status, body, keep = await asyncio.wait_for(_read_response(reader), timeout)
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 failed(time.monotonic(), f"{type(exc).__name__}: {exc}"[:300])
                 if writer is not None:
@@ -222,6 +249,8 @@ async def run_asyncio(
                 answered = True
                 if status != 200:
                     failed(end, f"HTTP {status}: {body[:300]!r}")
+                elif check is not None and (why := check(body)) is not None:
+                    failed(end, why)
             if not keep:
                 writer.close()
                 writer = None
