@@ -29,8 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
-from interop.conftest import need
+from interop.conftest import built_client, need
 from tests.doc_blocks import Block, blocks
 from tests.doc_shell import ShellSession
 
@@ -39,7 +40,7 @@ README = REPO / "README.md"
 PORTS = (8080, 8443, 5002)
 MAKE_RUN_TIMEOUT = 900  # a fresh .venv: pip installs Tetra and its test extra
 
-WALKTHROUGH = ("Tetra CA", "What `make run` gives you", "Your first certificate")
+WALKTHROUGH = ("Tetra CA", "What `make run` gives you", "Your first certificate", "SCEP")
 COVERED_ELSEWHERE = {
     "The command line": "test_command_line_synopsis_matches_the_parser",
     "Development": "test_development_commands_are_make_targets",
@@ -113,6 +114,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     root = base / "tetra"
     _copy_of_repository(root)
     (base / "home").mkdir()
+    # The SCEP blocks use sscep where `make clients` builds it for this user ($HOME/.cache/...):
+    # the newcomer's home gets the one `make test` built, as if they had run it themselves.
+    (base / "home/.cache/tetra").mkdir(parents=True)
+    (base / "home/.cache/tetra/clients").symlink_to(built_client("sscep").parent.parent)
     env = _newcomer_env(base / "home")
     log = base / "make-run.log"
     with log.open("wb") as out:
@@ -180,6 +185,20 @@ def test_first_certificate_then_revoke_and_ocsp(demo: Demo) -> None:
     assert "Response verify OK" in answer and ": revoked" in answer and "Reason: keyCompromise" in answer, answer
 
 
+def test_scep_enrolment_and_renewal_with_sscep(demo: Demo) -> None:
+    """SCEP-20 as a reader meets it: sscep against `make run`'s demo, enrolment with the static
+    challenge, then a renewal signed by the first certificate; both chain to the root."""
+    enrol, renew = _blocks_under("SCEP")
+    out = demo.run_ok(enrol.text)
+    assert "router.pem: OK" in out, out
+    out = demo.run_ok(renew.text)
+    assert "CN = router1.example.test" in out or "CN=router1.example.test" in out, out
+    first = x509.load_pem_x509_certificate((demo.root / "router.pem").read_bytes())
+    second = x509.load_pem_x509_certificate((demo.root / "router-new.pem").read_bytes())
+    assert second.serial_number != first.serial_number
+    assert second.public_key() != first.public_key()
+
+
 def _synopsis_words(command: str) -> tuple[str, set[str], set[str]]:
     """A synopsis line's group, its --options, and its other lower-case words that name
     subcommands (the value after an option and UPPER-CASE placeholders are not words)."""
@@ -209,6 +228,8 @@ def _tree(parser: object) -> tuple[set[str], set[str]]:
     names: set[str] = set()
     for action in parser._actions:
         options.update(s for s in action.option_strings if s.startswith("--"))
+        if not action.option_strings and action.choices and not isinstance(action, argparse._SubParsersAction):
+            names.update(str(c) for c in action.choices)  # a positional word with choices (`challenge list`)
         if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
                 names.add(name)

@@ -46,6 +46,7 @@ def test_a_decoded_request_body_goes_to_ca_crmf_with_its_pop_checked(name: str) 
 
 
 def test_a_pop_signature_over_another_request_is_refused_as_bad_pop() -> None:
+    """CMP-09 (message layer): a POPO signature that does not cover this request is badPOP."""
     message = decode_message(vector("ir-mac.req.der"))
     cert_req_msg = message.body["ir"][0]
     cert_req_msg["certReq"]["certReqId"] = 5  # the POP signed certReqId 0
