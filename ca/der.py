@@ -28,6 +28,20 @@ def tlv(tag: int, *parts: bytes) -> bytes:
     return bytes([tag]) + encode_length(len(body)) + body
 
 
+def oid(dotted: str) -> bytes:
+    """A DER OBJECT IDENTIFIER from its dotted form (base-128 arcs, the first two folded)."""
+    arcs = [int(arc) for arc in dotted.split(".")]
+    body = bytearray()
+    for arc in [arcs[0] * 40 + arcs[1], *arcs[2:]]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        body.extend(reversed(chunk))
+    return tlv(0x06, bytes(body))
+
+
 def certificate_parts(der: bytes) -> tuple[bytes, bytes]:
     """(tbsCertificate TLV, signatureAlgorithm TLV) of a DER certificate."""
     start, _ = _read_header(der, 0)

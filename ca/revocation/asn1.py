@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ca.der import encode_length
+from ca.der import encode_length, oid
 
 SEQUENCE = 0x30
 UTC_TIME_LIMIT = dt.datetime(2050, 1, 1, tzinfo=dt.UTC)
@@ -68,19 +68,6 @@ def boolean_true() -> bytes:
 
 def enumerated(value: int) -> bytes:
     return tlv(0x0A, bytes((value,)))
-
-
-def oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    body = bytearray()
-    for arc in [arcs[0] * 40 + arcs[1], *arcs[2:]]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        body.extend(reversed(chunk))
-    return tlv(0x06, bytes(body))
 
 
 def generalized_time(at: dt.datetime) -> bytes:

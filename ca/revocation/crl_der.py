@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from ca.der import encode_length
+from ca.der import encode_length, oid
 from ca.revocation import asn1
 from ca.revocation.reasons import reason_code
 
-_REASON_OID = asn1.oid("2.5.29.21")
-_INVALIDITY_OID = asn1.oid("2.5.29.24")
+_REASON_OID = oid("2.5.29.21")
+_INVALIDITY_OID = oid("2.5.29.24")
 _V2 = b"\x02\x01\x01"
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 
-from ca.der import encode_length
+from ca.der import encode_length, oid
 from ca.revocation import asn1
 from ca.revocation.model import HASH_OIDS, NONCE_OID, CertId, CertStatus, ResponseStatus
 from ca.revocation.reasons import reason_code
 
-_BASIC = asn1.oid("1.3.6.1.5.5.7.48.1.1")  # id-pkix-ocsp-basic
-_NONCE = asn1.oid(NONCE_OID)
+_BASIC = oid("1.3.6.1.5.5.7.48.1.1")  # id-pkix-ocsp-basic
+_NONCE = oid(NONCE_OID)
 # Hash AlgorithmIdentifiers with NULL parameters, as OpenSSL, NSS and Go write them.
-_HASH_ALGS = {name: asn1.seq(asn1.oid(dotted), b"\x05\x00") for name, dotted in HASH_OIDS.items()}
+_HASH_ALGS = {name: asn1.seq(oid(dotted), b"\x05\x00") for name, dotted in HASH_OIDS.items()}
 _GOOD = b"\x80\x00"  # [0] IMPLICIT NULL
 _UNKNOWN = b"\x82\x00"  # [2] IMPLICIT UnknownInfo (NULL)
 

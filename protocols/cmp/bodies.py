@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyasn1_alt_modules import rfc9810
 
-from ca.der import tlv
-from protocols.cmp.der import explicit, integer, oid, sequence
+from ca.der import oid, tlv
+from protocols.cmp.der import explicit, integer, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ca.der import tlv
+from ca.der import oid, tlv
 from protocols.cmp.errors import bad_data_format
 
 MAX_DEPTH = 32  # a PKIMessage with a CRMF request and a certificate nests about 15 deep
@@ -125,20 +125,6 @@ def sequence(*parts: bytes) -> bytes:
 def explicit(number: int, *parts: bytes) -> bytes:
     """A context-specific constructed tag [number] around ``parts`` (EXPLICIT tagging)."""
     return tlv(0xA0 | number, *parts)
-
-
-def oid(dotted: str) -> bytes:
-    """A DER OBJECT IDENTIFIER."""
-    arcs = [int(arc) for arc in dotted.split(".")]
-    body = bytearray()
-    for arc in [arcs[0] * 40 + arcs[1], *arcs[2:]]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        body.extend(reversed(chunk))
-    return tlv(0x06, bytes(body))
 
 
 def algorithm_identifier(dotted: str, parameters: bytes | None = None) -> bytes:

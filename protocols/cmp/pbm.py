@@ -35,7 +35,8 @@ HMAC_WITH = {  # RFC 8018 / RFC 4231 HMAC OIDs -> hash name
     str(rfc8018.id_hmacWithSHA512): "sha512",
 }
 HMAC_OID = {name: oid for oid, name in HMAC_WITH.items() if oid.startswith("1.2.840.113549.2.") and name != "sha1"}
-OWF_HASHES = {oid: name for name, oid in HASH_OIDS.items() if name != "sha1"}  # SHA-2 only
+OWF_SHA2 = ("sha224", "sha256", "sha384", "sha512")  # never SHA-1 nor the MD5 legacy SCEP brought into HASHES
+OWF_HASHES = {HASH_OIDS[name]: name for name in OWF_SHA2}
 
 
 @dataclass(frozen=True)

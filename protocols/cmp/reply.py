@@ -19,9 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.der import tlv
+from ca.der import oid, tlv
 from ca.interface import Signer
-from protocols.cmp.der import bit_string, explicit, integer, octet_string, oid, sequence
+from protocols.cmp.der import bit_string, explicit, integer, octet_string, sequence
 from protocols.cmp.message import ID_IT_IMPLICIT_CONFIRM, PkiMessage
 from protocols.cmp.protection import MacKey, sign_protection, signature_algorithm
 
