@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
@@ -61,23 +63,52 @@ def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
 
 
-def issuer_and_serial(certificate: x509.Certificate) -> cms.IssuerAndSerialNumber:
+@dataclass(frozen=True)
+class _Identity:
+    """What a CMS identifier can say about one certificate, read from it once."""
+
+    issuer: asn1_x509.Name  # compared by RFC 5280 rules when the DER differs
+    issuer_der: bytes
+    serial: int
+    key_identifier: bytes | None
+    issuer_and_serial_der: bytes
+
+
+@lru_cache(maxsize=64)
+def _identity(certificate: x509.Certificate) -> _Identity:
+    """Cached: every SCEP request names the same RA certificate, and every reply signs with it.
+    asn1crypto's parse of a certificate costs more than the RSA operation it is used beside."""
     cert = asn1_certificate(certificate)
-    return cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number})
+    named = cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number})
+    return _Identity(cert.issuer, cert.issuer.dump(), cert.serial_number, cert.key_identifier, named.dump())
+
+
+def issuer_and_serial_der(certificate: x509.Certificate) -> bytes:
+    """The DER IssuerAndSerialNumber naming this certificate (RFC 5652 §10.2.4)."""
+    return _identity(certificate).issuer_and_serial_der
+
+
+def issuer_and_serial(certificate: x509.Certificate) -> cms.IssuerAndSerialNumber:
+    """A fresh IssuerAndSerialNumber (callers embed it in structures they build), from cached DER."""
+    return cms.IssuerAndSerialNumber.load(issuer_and_serial_der(certificate))
 
 
 def identifies(identifier: cms.SignerIdentifier | cms.RecipientIdentifier, certificate: x509.Certificate) -> bool:
     """Whether a SignerIdentifier / RecipientIdentifier names this certificate.
 
     issuerAndSerialNumber is compared with RFC 5280 name matching (asn1crypto's Name
-    equality), subjectKeyIdentifier with the certificate's SKI extension.
+    equality; identical DER matches without it), subjectKeyIdentifier with the certificate's
+    SKI extension.
     """
-    cert = asn1_certificate(certificate)
+    known = _identity(certificate)
     if identifier.name == "issuer_and_serial_number":
         chosen = identifier.chosen
-        return bool(chosen["serial_number"].native == cert.serial_number and chosen["issuer"] == cert.issuer)
+        if chosen["serial_number"].native != known.serial:
+            return False
+        issuer = chosen["issuer"]
+        return bool(issuer.dump() == known.issuer_der or issuer == known.issuer)
     if identifier.name == "subject_key_identifier":
-        return cert.key_identifier is not None and identifier.chosen.native == cert.key_identifier
+        return known.key_identifier is not None and identifier.chosen.native == known.key_identifier
     return False
 
 

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import lru_cache
 
 from asn1crypto import cms, core
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from ca import der
 from ca.cms._asn1 import (
     OID_CONTENT_TYPE,
     OID_DATA,
     OID_MESSAGE_DIGEST,
+    OID_SIGNED_DATA,
     OID_SIGNING_TIME,
-    asn1_certificate,
-    issuer_and_serial,
+    issuer_and_serial_der,
 )
-from ca.der import encode_length
 from ca.errors import CAError, SignerUnavailable
 from ca.sigalg import ECDSA_WITH, HASH_OIDS, RSA_ENCRYPTION, verify_signature
 from ca.signers.base import Signer
@@ -41,22 +43,48 @@ DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
 _RESERVED = {OID_CONTENT_TYPE, OID_MESSAGE_DIGEST, OID_SIGNING_TIME}
 
 
-def _certificate_set(certificates: Sequence[x509.Certificate]) -> cms.CertificateSet:
-    """The certificates in the caller's order, duplicates dropped.
+def _certificate_set(certificates: Sequence[x509.Certificate]) -> bytes:
+    """The contents of a CertificateSet: the certificates in the caller's order, duplicates dropped.
 
     Not DER-sorted on purpose (RFC 5652 asks DER only of signed attributes): clients read the
     bag in order, and sscep takes the first certificate that is not self-signed as the one it
     enrolled for, so a SCEP reply must put the new certificate before its CA chain, as OpenSSL
-    does. asn1crypto would sort a SET OF it builds, so the SET is assembled here and loaded."""
+    does. asn1crypto would sort a SET OF it builds, so the SET is assembled here."""
     seen: set[bytes] = set()
     encodings: list[bytes] = []
     for cert in certificates:
-        der = bytes(asn1_certificate(cert).dump())
-        if der not in seen:
-            seen.add(der)
-            encodings.append(der)
-    body = b"".join(encodings)
-    return cms.CertificateSet.load(b"\x31" + encode_length(len(body)) + body)
+        encoded = cert.public_bytes(Encoding.DER)
+        if encoded not in seen:
+            seen.add(encoded)
+            encodings.append(encoded)
+    return b"".join(encodings)
+
+
+def _signed_data(
+    *,
+    version: int,
+    digest_algorithms: bytes,
+    content_type: str,
+    content: bytes | None,
+    certificates: bytes | None,
+    signer_infos: bytes,
+) -> bytes:
+    """ContentInfo { signedData, [0] SignedData } (RFC 5652 §5.1), DER, from encoded parts.
+
+    Assembled directly rather than through asn1crypto's classes: building and dumping those
+    cost more than the RSA signature of a SCEP CertRep (bench/README.md, SCEP)."""
+    encap = [der.oid(content_type)]
+    if content is not None:
+        encap.append(der.tlv(0xA0, der.tlv(0x04, content)))  # eContent [0] EXPLICIT OCTET STRING
+    signed = der.tlv(
+        0x30,
+        der.tlv(0x02, bytes([version])),
+        der.tlv(0x31, digest_algorithms),
+        der.tlv(0x30, *encap),
+        b"" if certificates is None else der.tlv(0xA0, certificates),  # [0] IMPLICIT SET OF Certificate
+        der.tlv(0x31, signer_infos),
+    )
+    return der.tlv(0x30, der.oid(OID_SIGNED_DATA), der.tlv(0xA0, signed))
 
 
 def certs_only(certificates: Sequence[x509.Certificate]) -> bytes:
@@ -64,16 +92,14 @@ def certs_only(certificates: Sequence[x509.Certificate]) -> bytes:
 
     No signers, no content: what EST /cacerts and SCEP GetCACert return.
     """
-    signed = cms.SignedData(
-        {
-            "version": "v1",
-            "digest_algorithms": cms.DigestAlgorithms([]),
-            "encap_content_info": {"content_type": "data"},
-            "certificates": _certificate_set(certificates),
-            "signer_infos": cms.SignerInfos([]),
-        }
+    return _signed_data(
+        version=1,
+        digest_algorithms=b"",
+        content_type=OID_DATA,
+        content=None,
+        certificates=_certificate_set(certificates),
+        signer_infos=b"",
     )
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
 
 
 def _time(when: dt.datetime) -> cms.Time:
@@ -84,31 +110,36 @@ def _time(when: dt.datetime) -> cms.Time:
     return cms.Time(name="generalized_time", value=when)
 
 
-def _attribute(oid: str, values: Sequence[bytes]) -> cms.CMSAttribute:
+def _attribute(oid: str, values: Sequence[bytes]) -> bytes:
     """Attribute ::= SEQUENCE { attrType OID, attrValues SET OF ANY }, the values DER-sorted."""
-    body = b"".join(sorted(values))
-    seq = bytes(core.ObjectIdentifier(oid).dump()) + b"\x31" + encode_length(len(body)) + body
-    return cms.CMSAttribute.load(b"\x30" + encode_length(len(seq)) + seq)
+    return der.tlv(0x30, der.oid(oid), der.tlv(0x31, *sorted(values)))
 
 
 def _signed_attributes(
     content_type: str, message_digest: bytes, when: dt.datetime, extra: Sequence[SignedAttribute]
-) -> cms.CMSAttributes:
-    """The attributes, DER-sorted: verifiers such as OpenSSL re-encode the SET before checking."""
-    attrs = [
-        _attribute(OID_CONTENT_TYPE, [core.ObjectIdentifier(content_type).dump()]),
-        _attribute(OID_SIGNING_TIME, [_time(when).dump()]),
-        _attribute(OID_MESSAGE_DIGEST, [core.OctetString(message_digest).dump()]),
-    ]
+) -> bytes:
+    """The contents of the SET OF attributes, DER-sorted: verifiers such as OpenSSL re-encode the
+    SET before checking."""
     for oid, values in extra:
         if oid in _RESERVED:
             raise ValueError(f"attribute {oid} is added by sign_data itself")
         if not values:
             raise ValueError(f"attribute {oid} has no values")
-        attrs.append(_attribute(oid, values))
-    if len({a["type"].dotted for a in attrs}) != len(attrs):
+    if len({oid for oid, _ in extra}) != len(extra):
         raise ValueError("an attribute type appears twice")
-    return cms.CMSAttributes(sorted(attrs, key=lambda a: bytes(a.dump())))
+    attrs = [
+        _attribute(OID_CONTENT_TYPE, [der.oid(content_type)]),
+        _attribute(OID_SIGNING_TIME, [_time(when).dump()]),
+        _attribute(OID_MESSAGE_DIGEST, [der.tlv(0x04, message_digest)]),
+        *(_attribute(oid, values) for oid, values in extra),
+    ]
+    return b"".join(sorted(attrs))
+
+
+@lru_cache(maxsize=32)
+def _algorithm(kind: type[core.Sequence], name: str) -> bytes:
+    """An AlgorithmIdentifier as asn1crypto encodes it (parameters included), made once per name."""
+    return bytes(kind({"algorithm": name}).dump())
 
 
 async def sign_data(
@@ -146,7 +177,7 @@ async def sign_data(
     h.update(content)
     when = signing_time or dt.datetime.now(dt.UTC)
     signed_attrs = _signed_attributes(content_type, h.finalize(), when, attributes)
-    to_sign = b"\x31" + bytes(signed_attrs.dump())[1:]  # the SET OF form is what gets signed (§5.4)
+    to_sign = der.tlv(0x31, signed_attrs)  # the SET OF form is what gets signed (§5.4)
 
     def work() -> bytes:
         key = signer.private_key()
@@ -165,24 +196,22 @@ async def sign_data(
                 f"signer {signer.name}: CMS signature does not verify with the certificate's key"
             ) from None
 
-    signer_info = cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(name="issuer_and_serial_number", value=issuer_and_serial(certificate)),
-            "digest_algorithm": {"algorithm": digest},
-            "signed_attrs": signed_attrs,
-            "signature_algorithm": {"algorithm": signature_oid},
-            "signature": signature,
-        }
+    digest_algorithm = _algorithm(cms.DigestAlgorithm, digest)
+    signer_info = der.tlv(
+        0x30,
+        der.tlv(0x02, b"\x01"),  # version 1: the signer named by issuer and serial number
+        issuer_and_serial_der(certificate),
+        digest_algorithm,
+        der.tlv(0xA0, signed_attrs),  # signedAttrs [0] IMPLICIT SET OF
+        _algorithm(cms.SignedDigestAlgorithm, signature_oid),
+        der.tlv(0x04, signature),
     )
     bag = ([certificate] if include_signer_certificate else []) + list(certificates)
-    fields: dict[str, object] = {
-        "version": "v1" if content_type == OID_DATA else "v3",
-        "digest_algorithms": [{"algorithm": digest}],
-        "encap_content_info": {"content_type": content_type, "content": content},
-        "signer_infos": [signer_info],
-    }
-    if bag:
-        fields["certificates"] = _certificate_set(bag)
-    signed = cms.SignedData(fields)
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
+    return _signed_data(
+        version=1 if content_type == OID_DATA else 3,
+        digest_algorithms=digest_algorithm,
+        content_type=content_type,
+        content=content,
+        certificates=_certificate_set(bag) if bag else None,
+        signer_infos=signer_info,
+    )

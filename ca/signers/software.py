@@ -23,6 +23,8 @@ from ca.errors import ConfigError, SignerUnavailable
 
 T = TypeVar("T")
 
+INLINE_RSA_BITS = 2048  # RSA keys up to this size sign and decrypt on the calling thread
+
 
 def save_encrypted_key(key: CertificateIssuerPrivateKeyTypes, path: Path, passphrase: bytes) -> None:
     """Write a PKCS#8 PEM, encrypted with the passphrase, readable by its owner only."""
@@ -75,10 +77,11 @@ class SoftwareSigner:
         return self._key
 
     async def run(self, work: Callable[[], T]) -> T:
-        # ECDSA and EdDSA signatures take tens of microseconds: a thread hop
-        # costs more than it saves. RSA private operations take milliseconds,
-        # so they go to the default executor.
-        if isinstance(self._key, rsa.RSAPrivateKey):
+        # ECDSA, EdDSA and RSA up to 2048 bits take well under half a millisecond: the thread
+        # hop (a queue, a wake-up, the GIL handed over twice) cost as much CPU as an RSA-2048
+        # operation (bench/README.md, SCEP), so they run here. Larger RSA keys take
+        # milliseconds and go to the default executor, so the event loop keeps answering.
+        if isinstance(self._key, rsa.RSAPrivateKey) and self._key.key_size > INLINE_RSA_BITS:
             return await asyncio.get_running_loop().run_in_executor(None, work)
         return work()
 
