@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
-from asn1crypto import cms
+from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -88,11 +88,6 @@ def issuer_and_serial_der(certificate: x509.Certificate) -> bytes:
     return _identity(certificate).issuer_and_serial_der
 
 
-def issuer_and_serial(certificate: x509.Certificate) -> cms.IssuerAndSerialNumber:
-    """A fresh IssuerAndSerialNumber (callers embed it in structures they build), from cached DER."""
-    return cms.IssuerAndSerialNumber.load(issuer_and_serial_der(certificate))
-
-
 def identifies(identifier: cms.SignerIdentifier | cms.RecipientIdentifier, certificate: x509.Certificate) -> bool:
     """Whether a SignerIdentifier / RecipientIdentifier names this certificate.
 
@@ -110,6 +105,13 @@ def identifies(identifier: cms.SignerIdentifier | cms.RecipientIdentifier, certi
     if identifier.name == "subject_key_identifier":
         return known.key_identifier is not None and identifier.chosen.native == known.key_identifier
     return False
+
+
+@lru_cache(maxsize=32)
+def algorithm_identifier(kind: type[core.Sequence], name: str) -> bytes:
+    """An AlgorithmIdentifier without parameters of its own, DER as asn1crypto encodes it (a NULL
+    where its tables put one), made once per name: the replies are assembled from DER parts."""
+    return bytes(kind({"algorithm": name}).dump())
 
 
 def load_certificates(certificates: cms.CertificateSet | None, what: str) -> tuple[x509.Certificate, ...]:

@@ -19,13 +19,15 @@ from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm, Cipher, algorithms, modes
 
+from ca import der
 from ca.cms._asn1 import (
     MAX_CMS_BYTES,
     MAX_RECIPIENTS,
     OID_DATA,
     OID_ENVELOPED_DATA,
+    algorithm_identifier,
     identifies,
-    issuer_and_serial,
+    issuer_and_serial_der,
     load_content_info,
     malformed,
 )
@@ -83,26 +85,21 @@ def envelope(
     padded = padder.update(content) + padder.finalize()
     encryptor = Cipher(cipher.algorithm(key), modes.CBC(iv)).encryptor()
     ciphertext = encryptor.update(padded) + encryptor.finalize()
-    recipient_info = cms.KeyTransRecipientInfo(
-        {
-            "version": "v0",
-            "rid": cms.RecipientIdentifier(name="issuer_and_serial_number", value=issuer_and_serial(recipient)),
-            "key_encryption_algorithm": {"algorithm": "rsaes_pkcs1v15"},
-            "encrypted_key": public.encrypt(key, padding.PKCS1v15()),
-        }
+    recipient_info = der.tlv(  # KeyTransRecipientInfo, RFC 5652 §6.2.1
+        0x30,
+        der.tlv(0x02, b"\x00"),  # version 0: the recipient named by issuer and serial number
+        issuer_and_serial_der(recipient),
+        algorithm_identifier(cms.KeyEncryptionAlgorithm, "rsaes_pkcs1v15"),
+        der.tlv(0x04, public.encrypt(key, padding.PKCS1v15())),
     )
-    enveloped = cms.EnvelopedData(
-        {
-            "version": "v0",
-            "recipient_infos": [cms.RecipientInfo(name="ktri", value=recipient_info)],
-            "encrypted_content_info": {
-                "content_type": content_type,
-                "content_encryption_algorithm": {"algorithm": cipher.value, "parameters": core.OctetString(iv)},
-                "encrypted_content": ciphertext,
-            },
-        }
+    encrypted_content_info = der.tlv(
+        0x30,
+        der.oid(content_type),
+        der.tlv(0x30, der.oid(cipher.value), der.tlv(0x04, iv)),  # the IV is the cipher's parameter
+        der.tlv(0x80, ciphertext),  # encryptedContent [0] IMPLICIT OCTET STRING
     )
-    return bytes(cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump())
+    enveloped = der.tlv(0x30, der.tlv(0x02, b"\x00"), der.tlv(0x31, recipient_info), encrypted_content_info)
+    return der.tlv(0x30, der.oid(OID_ENVELOPED_DATA), der.tlv(0xA0, enveloped))
 
 
 def _cipher(oid: str, allow_des3: bool) -> ContentCipher:

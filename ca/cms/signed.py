@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from functools import lru_cache
 
-from asn1crypto import cms, core
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -25,6 +24,7 @@ from ca.cms._asn1 import (
     OID_MESSAGE_DIGEST,
     OID_SIGNED_DATA,
     OID_SIGNING_TIME,
+    algorithm_identifier,
     issuer_and_serial_der,
 )
 from ca.errors import CAError, SignerUnavailable
@@ -136,12 +136,6 @@ def _signed_attributes(
     return b"".join(sorted(attrs))
 
 
-@lru_cache(maxsize=32)
-def _algorithm(kind: type[core.Sequence], name: str) -> bytes:
-    """An AlgorithmIdentifier as asn1crypto encodes it (parameters included), made once per name."""
-    return bytes(kind({"algorithm": name}).dump())
-
-
 async def sign_data(
     signer: Signer,
     certificate: x509.Certificate,
@@ -196,14 +190,14 @@ async def sign_data(
                 f"signer {signer.name}: CMS signature does not verify with the certificate's key"
             ) from None
 
-    digest_algorithm = _algorithm(cms.DigestAlgorithm, digest)
+    digest_algorithm = algorithm_identifier(cms.DigestAlgorithm, digest)
     signer_info = der.tlv(
         0x30,
         der.tlv(0x02, b"\x01"),  # version 1: the signer named by issuer and serial number
         issuer_and_serial_der(certificate),
         digest_algorithm,
         der.tlv(0xA0, signed_attrs),  # signedAttrs [0] IMPLICIT SET OF
-        _algorithm(cms.SignedDigestAlgorithm, signature_oid),
+        algorithm_identifier(cms.SignedDigestAlgorithm, signature_oid),
         der.tlv(0x04, signature),
     )
     bag = ([certificate] if include_signer_certificate else []) + list(certificates)
