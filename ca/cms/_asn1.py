@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 
 from asn1crypto import cms, core
@@ -63,47 +62,38 @@ def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
 
 
-@dataclass(frozen=True)
-class _Identity:
-    """What a CMS identifier can say about one certificate, read from it once."""
-
-    issuer: asn1_x509.Name  # compared by RFC 5280 rules when the DER differs
-    issuer_der: bytes
-    serial: int
-    key_identifier: bytes | None
-    issuer_and_serial_der: bytes
+@lru_cache(maxsize=64)
+def _parsed(certificate: x509.Certificate) -> asn1_x509.Certificate:
+    """Cached, and read only (asn1crypto parses a field when first asked, then keeps it): every
+    SCEP request names the same RA certificate and every reply is signed with it, and a parse
+    of a certificate costs more than the RSA operation it is used beside."""
+    return asn1_certificate(certificate)
 
 
 @lru_cache(maxsize=64)
-def _identity(certificate: x509.Certificate) -> _Identity:
-    """Cached: every SCEP request names the same RA certificate, and every reply signs with it.
-    asn1crypto's parse of a certificate costs more than the RSA operation it is used beside."""
-    cert = asn1_certificate(certificate)
-    named = cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number})
-    return _Identity(cert.issuer, cert.issuer.dump(), cert.serial_number, cert.key_identifier, named.dump())
-
-
 def issuer_and_serial_der(certificate: x509.Certificate) -> bytes:
-    """The DER IssuerAndSerialNumber naming this certificate (RFC 5652 §10.2.4)."""
-    return _identity(certificate).issuer_and_serial_der
+    """The DER IssuerAndSerialNumber naming this certificate (RFC 5652 §10.2.4), its issuer as
+    the certificate encodes it."""
+    cert = _parsed(certificate)
+    return bytes(cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number}).dump())
 
 
 def identifies(identifier: cms.SignerIdentifier | cms.RecipientIdentifier, certificate: x509.Certificate) -> bool:
     """Whether a SignerIdentifier / RecipientIdentifier names this certificate.
 
     issuerAndSerialNumber is compared with RFC 5280 name matching (asn1crypto's Name
-    equality; identical DER matches without it), subjectKeyIdentifier with the certificate's
+    equality; the same DER matches without it), subjectKeyIdentifier with the certificate's
     SKI extension.
     """
-    known = _identity(certificate)
     if identifier.name == "issuer_and_serial_number":
         chosen = identifier.chosen
-        if chosen["serial_number"].native != known.serial:
+        if chosen["serial_number"].native != certificate.serial_number:
             return False
-        issuer = chosen["issuer"]
-        return bool(issuer.dump() == known.issuer_der or issuer == known.issuer)
+        issuer, ours = chosen["issuer"], _parsed(certificate).issuer
+        return bool(issuer.dump() == ours.dump() or issuer == ours)
     if identifier.name == "subject_key_identifier":
-        return known.key_identifier is not None and identifier.chosen.native == known.key_identifier
+        key_identifier = _parsed(certificate).key_identifier
+        return key_identifier is not None and identifier.chosen.native == key_identifier
     return False
 
 

@@ -128,7 +128,7 @@ def unverified_signed_attributes(der: bytes, *, max_bytes: int = MAX_CMS_BYTES) 
         if len(infos) != 1:
             raise CAError(f"SignedData must have exactly one signer, has {len(infos)}", FailureReason.MALFORMED)
         signed_attrs = infos[0]["signed_attrs"]
-        return {} if signed_attrs.native is None else _attributes(signed_attrs)
+        return {} if isinstance(signed_attrs, core.Void) else _attributes(signed_attrs)
 
 
 def parse_signed_data(
@@ -155,7 +155,7 @@ def parse_signed_data(
         encap = signed["encap_content_info"]
         content_type = encap["content_type"].dotted
         econtent = encap["content"]
-        if econtent.native is None:
+        if isinstance(econtent, core.Void):
             if detached_content is None:
                 raise CAError("SignedData has no content and none was supplied", FailureReason.MALFORMED)
             content = detached_content
@@ -180,7 +180,7 @@ def parse_signed_data(
         signed_attrs = si["signed_attrs"]
         signing_time = None
         attrs: dict[str, tuple[bytes, ...]] = {}
-        if signed_attrs.native is None:
+        if isinstance(signed_attrs, core.Void):
             to_verify = content
         else:
             attrs = _attributes(signed_attrs)

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import Row, String, UniqueConstraint, delete, insert, select, update
+from sqlalchemy import Row, String, UniqueConstraint, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -80,6 +80,12 @@ _COLUMNS = (
     scep_transactions.c.requester,
     scep_transactions.c.created_at,
 )
+# Built once (every PKCSReq looks its transactionID up first): SQLAlchemy's statement building
+# cost more than the SQLite lookup itself.
+_FIND = select(*_COLUMNS).where(
+    scep_transactions.c.profile == bindparam("profile"),
+    scep_transactions.c.transaction_id == bindparam("transaction_id"),
+)
 
 
 class TransactionStore:
@@ -88,10 +94,7 @@ class TransactionStore:
 
     async def find(self, profile: str, transaction_id: str, now: dt.datetime) -> Transaction | None:
         """The row of this id, if any; an abandoned claim is released and not returned."""
-        query = select(*_COLUMNS).where(
-            scep_transactions.c.profile == profile, scep_transactions.c.transaction_id == transaction_id
-        )
-        found = await read_record(self.db, query, _transaction)
+        found = await read_record(self.db, _FIND, _transaction, {"profile": profile, "transaction_id": transaction_id})
         if found is not None and found.abandoned(now):
             await self.release(profile, transaction_id)
             return None
@@ -114,8 +117,8 @@ class TransactionStore:
                 )
             )
 
-        try:
-            await self.db.write(w)
+        try:  # shares a commit with concurrent writes; a twin's unique violation stays its own
+            await self.db.write_grouped(w)
         except IntegrityError:  # a concurrent twin inserted it first: its row wins
             twin = await self.find(profile, transaction_id, now)
             if twin is None:  # ...and gave it up again in between
