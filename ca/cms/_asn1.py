@@ -18,6 +18,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ca.der import encode_length
 from ca.errors import CAError, FailureReason
 
 MAX_CMS_BYTES = 256 * 1024  # a SCEP PKCSReq with a chain of certificates is a few KiB
@@ -74,8 +75,9 @@ def _parsed(certificate: x509.Certificate) -> asn1_x509.Certificate:
 def issuer_and_serial_der(certificate: x509.Certificate) -> bytes:
     """The DER IssuerAndSerialNumber naming this certificate (RFC 5652 §10.2.4), its issuer as
     the certificate encodes it."""
-    cert = _parsed(certificate)
-    return bytes(cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number}).dump())
+    issuer = bytes(_parsed(certificate).issuer.dump())
+    serial = bytes(core.Integer(certificate.serial_number).dump())
+    return b"\x30" + encode_length(len(issuer) + len(serial)) + issuer + serial
 
 
 def identifies(identifier: cms.SignerIdentifier | cms.RecipientIdentifier, certificate: x509.Certificate) -> bool:
