@@ -18,7 +18,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.der import encode_length
+from ca.der import tlv
 from ca.errors import CAError, FailureReason
 
 MAX_CMS_BYTES = 256 * 1024  # a SCEP PKCSReq with a chain of certificates is a few KiB
@@ -77,7 +77,7 @@ def issuer_and_serial_der(certificate: x509.Certificate) -> bytes:
     the certificate encodes it."""
     issuer = bytes(_parsed(certificate).issuer.dump())
     serial = bytes(core.Integer(certificate.serial_number).dump())
-    return b"\x30" + encode_length(len(issuer) + len(serial)) + issuer + serial
+    return tlv(0x30, issuer, serial)
 
 
 def identifies(identifier: cms.SignerIdentifier | cms.RecipientIdentifier, certificate: x509.Certificate) -> bool:
