@@ -44,13 +44,14 @@ def make_csr(
 
 
 def self_signed(
-    cn: str, *, key_spec: str = "rsa-2048", ca: bool = False, key: Any = None
+    cn: str, *, key_spec: str = "rsa-2048", ca: bool = False, key: Any = None, now: dt.datetime | None = None
 ) -> tuple[Any, x509.Certificate]:
-    """A key and a self-signed certificate valid from an hour ago for a day: an RA or TLS test
-    CA (``ca``: with basicConstraints cA), or a SCEP client's signing certificate."""
+    """A key and a self-signed certificate valid from an hour before ``now`` (default: now) for a
+    day: an RA or TLS test CA (``ca``: with basicConstraints cA), or a SCEP client's signing
+    certificate (``now`` days ago: an expired one)."""
     key = key or generate_private_key(key_spec)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)

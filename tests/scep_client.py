@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 # The codes and the reading side live in two modules of their own; tests use them from here.
+from tests import helpers
 from tests.scep_cms import (
     BAD_ALG,
     BAD_CERT_ID,
@@ -81,20 +82,9 @@ def new_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 def self_signed(
     key: rsa.RSAPrivateKey, common_name: str = "scep-client", *, now: dt.datetime | None = None
 ) -> x509.Certificate:
-    """The throw-away certificate a client signs PKCSReq with before it has one (§2.3), valid from
-    five minutes before ``now`` for a day (``now`` in the past: an expired one)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = now or dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    """The throw-away certificate a client signs PKCSReq with before it has one (§2.3), valid for a
+    day around ``now`` (``now`` in the past: an expired one)."""
+    return helpers.self_signed(common_name, key=key, now=now)[1]
 
 
 def transaction_id(public_key: rsa.RSAPublicKey, form: str = "sha256-hex") -> str:

@@ -208,17 +208,11 @@ class ScepHandlers:
         self, writer: CertRepWriter, profile: Profile, settings: ScepProfileSettings, request: ScepRequest, address: str
     ) -> WireResponse:
         kind = request.message_type
+        crl: x509.CertificateRevocationList | None = None
+        certificates: tuple[x509.Certificate, ...] | None = ()
         if kind is MessageType.GET_CRL:
             crl = await queries.get_crl(self.core, self.crls, request.content)
-            return await writer.success(
-                transaction_id=request.transaction_id,
-                recipient_nonce=request.sender_nonce,
-                digest=request.digest,
-                cipher=request.cipher,
-                recipient=request.signer,
-                crl=crl,
-            )
-        if kind is MessageType.PKCS_REQ:
+        elif kind is MessageType.PKCS_REQ:
             certificates = await self.enroller.pkcs_req(profile, settings, request, address)
         elif kind is MessageType.RENEWAL_REQ:
             certificates = await self.enroller.renewal_req(profile, settings, request)
@@ -228,7 +222,7 @@ class ScepHandlers:
             certificates = await queries.get_cert(self.core, request.content)
         else:
             raise bad_request(f"{kind.name} is not a request a CA answers")
-        if certificates is None:
+        if certificates is None:  # held for approval, or a twin is issuing it: the client polls
             return await writer.pending(
                 transaction_id=request.transaction_id, recipient_nonce=request.sender_nonce, digest=request.digest
             )
@@ -239,4 +233,5 @@ class ScepHandlers:
             cipher=request.cipher,
             recipient=request.signer,
             certificates=certificates,
+            crl=crl,
         )
