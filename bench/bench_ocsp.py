@@ -53,13 +53,14 @@ from cryptography.x509 import ocsp  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 from loadgen import LoadResult, check_sample, get_request, post_request, run_wrk  # noqa: E402
 
+from ca.der import oid  # noqa: E402
 from ca.keys import default_hash, generate_private_key  # noqa: E402
 from ca.revocation import asn1  # noqa: E402
 from ca.revocation.model import NONCE_OID  # noqa: E402
 from ca.revocation.ocsp_store import CertRow  # noqa: E402
 from ca.signers.software import load_encrypted_key  # noqa: E402
 
-SHA1_ALG = asn1.seq(asn1.oid("1.3.14.3.2.26"), b"\x05\x00")
+SHA1_ALG = asn1.seq(oid("1.3.14.3.2.26"), b"\x05\x00")
 
 
 def free_port() -> int:
@@ -81,7 +82,7 @@ def request_der(fx: Fixture, serial: int, nonce: bytes | None = None) -> bytes:
     cert_id = asn1.seq(SHA1_ALG, asn1.octet_string(fx.name_hash), asn1.octet_string(fx.key_hash), asn1.integer(serial))
     tbs = [asn1.seq(asn1.seq(cert_id))]
     if nonce is not None:
-        ext = asn1.extension(asn1.oid(NONCE_OID), asn1.octet_string(nonce))
+        ext = asn1.extension(oid(NONCE_OID), asn1.octet_string(nonce))
         tbs.append(asn1.explicit(2, asn1.seq(ext)))
     return asn1.seq(asn1.seq(*tbs))
 
