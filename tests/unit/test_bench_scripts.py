@@ -29,7 +29,9 @@ def test_bench_scep_runs_against_both_servers(tmp_path: Path) -> None:
     `tetra serve` and micromdm's scepserver, so that the benchmark cannot rot: both servers
     answer SUCCESS with a certificate for the device's key (sample CertReps parsed in full; for
     Tetra strictly, SCEP-12: RA signature, recipientNonce = senderNonce, transactionID), Tetra
-    fails none, and the record is written. Tetra's sample certificates pass pkilint."""
+    fails none, and the record is written. Tetra's sample certificates pass pkilint. Whether a row
+    ran out of messages ("raise --messages") depends on how fast this machine is that minute, so
+    it is not asserted: a quiet machine sends all 200 within the half-second window."""
     output = tmp_path / "scep.md"
     certificates = tmp_path / "certificates"
     arguments = ["--concurrency", "2", "--messages", "200", "--sample", "2", "--warmup", "0.1", "--seconds", "0.4"]
@@ -45,9 +47,7 @@ def test_bench_scep_runs_against_both_servers(tmp_path: Path) -> None:
     assert set(rows) == {"Tetra", "micromdm scepserver"}
     for row in rows.values():
         assert row["concurrency"] == 2 and row["successes"] > 0, row
-        assert not any(note.startswith("sample reply wrong") or "raise --messages" in note for note in row["notes"]), (
-            row
-        )
+        assert not any(note.startswith("sample reply wrong") for note in row["notes"]), row
     assert rows["Tetra"]["failures"] == 0, rows["Tetra"]["notes"]
     assert "| Tetra | 2 |" in output.read_text()
     issued = sorted(certificates.glob("*.der"))
