@@ -275,10 +275,10 @@ def p10cr_body(csr: x509.CertificateSigningRequest | bytes) -> bytes:
 
 
 def rr_body(certificate: x509.Certificate, reason: x509.ReasonFlags | None = x509.ReasonFlags.unspecified) -> bytes:
-    """rr: one RevDetails naming the certificate by issuer [3] and serialNumber [1] (IMPLICIT),
+    """rr: one RevDetails naming the certificate by serialNumber [1] and issuer [3] (IMPLICIT),
     with a reasonCode CRL entry extension unless ``reason`` is None."""
     serial = integer(certificate.serial_number)
-    details = sequence(tlv(0xA3, certificate.issuer.public_bytes()), b"\x81" + serial[1:])
+    details = sequence(b"\x81" + serial[1:], tlv(0xA3, certificate.issuer.public_bytes()))  # in tag order
     entry = b""
     if reason is not None:
         code = x509.CRLReason(reason).public_bytes()  # ENUMERATED
