@@ -6,6 +6,7 @@ for describing a request's public key to profile policy.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
 )
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca.errors import CAError, FailureReason
 
@@ -105,3 +107,10 @@ def hash_by_name(name: str) -> SignatureHash:
         return table[name.lower()]
     except KeyError:
         raise ValueError(f"unknown hash {name!r}; expected sha256, sha384 or sha512") from None
+
+
+def spki_digest(public_key: CertificatePublicKeyTypes) -> str:
+    """SHA-256 of the key's SubjectPublicKeyInfo, hex: what ties a protocol transaction to one key
+    (SCEP and CMP refuse a known transactionID that comes back with another key)."""
+    spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from protocols.acme import SPEC as ACME
 from protocols.api import SPEC as API
 from protocols.base import ProtocolSpec
+from protocols.cmp import SPEC as CMP
 from protocols.crl import SPEC as CRL
 from protocols.est import SPEC as EST
 from protocols.ocsp import SPEC as OCSP
 from protocols.scep import SPEC as SCEP
 
-PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME, EST, SCEP, OCSP, CRL)}
+PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME, EST, SCEP, CMP, OCSP, CRL)}

@@ -64,6 +64,13 @@ def render_config(http: Listen, https: Listen, protocols: list[str], http_url: s
         if "scep" in protocols
         else ""
     )
+    cmp_block = (
+        '\n# CMP at <http_url>/.well-known/cmp enrols profile "device": add a shared secret with\n'
+        "# `tetra cmp secret add REF`, or sign with a certificate this CA issued; docs/cmp.md.\n"
+        '[cmp]\ndefault_profile = "device"\n'
+        if "cmp" in protocols
+        else ""
+    )
     return f"""# Tetra demo configuration written by `tetra init`. Every key is explained in
 # conf/tetra.example.toml; any key can be overridden by TETRA_<SECTION>__<KEY>.
 
@@ -122,7 +129,7 @@ passphrase_file = "secrets/passphrase"
 # Operator API bearer token (TETRA_API_TOKEN in the environment wins over the file).
 [api]
 token_file = "secrets/api-token"
-{acme_block}{scep_block}"""
+{acme_block}{scep_block}{cmp_block}"""
 
 
 async def init_demo(

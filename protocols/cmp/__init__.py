@@ -1,16 +1,39 @@
-"""CMP (RFC 9810, Lightweight CMP Profile RFC 9483, algorithms RFC 9481): the message layer.
+"""CMP (RFC 9810, Lightweight CMP Profile RFC 9483, algorithms RFC 9481, HTTP transfer RFC 9811):
+ir, cr, p10cr, kur, rr, certConf, pollReq and genm at POST /.well-known/cmp and
+/.well-known/cmp/p/<label>, on both listeners.
 
-Built so far, sans I/O and not mounted (no routes, no line in protocols/registry.py):
-
-- `errors`: PKIFailureInfo bits, `CmpFailure`, and the one table from the core's
-  `FailureReason` to failInfo;
-- `der`: a strict, bounded DER walk and the few DER builders replies use;
-- `message`: decoding a PKIMessage into a frozen `PkiMessage` view;
-- `checks`: transactionID, nonce and messageTime checks with their failInfo;
-- `pbm` and `protection`: MAC protection (PasswordBasedMac and PBMAC1, bounded before any
-  key derivation) and signature protection (verified through ca.sigalg, made by a Signer);
-- `reply` and `bodies`: reply headers and bodies (ip/cp/kup, rp, pkiconf, genp, pollRep,
-  error), protected like the request or by a Signer.
-
-The server (handlers, transactions, secrets, HTTP transfer per RFC 9811) is issue 13.
+Requests are MAC-protected with a shared secret (`tetra cmp secret add REF`) or signed by a
+trusted certificate; replies are protected the same way. protocols/cmp/responder.py gives the
+order every message goes through; docs/cmp.md describes it all.
 """
+
+from protocols.base import ProtocolSpec, WireResponse
+from protocols.cmp.cli import COMMANDS
+from protocols.cmp.config import MAX_BODY_LIMIT, CmpConfig, parse_config
+from protocols.cmp.handlers import ROUTES, CmpHandlers
+
+
+def _labels(config: CmpConfig) -> dict[str, str]:
+    return dict(config.labels)
+
+
+def _http_error(status: int, reason: str) -> WireResponse:
+    """What the server answers under /.well-known/cmp when no handler does (404, 405, 413) or a
+    handler failed unexpectedly (500): plain text, as RFC 9811 leaves HTTP errors to HTTP."""
+    return WireResponse.text(status, f"{reason}\n")
+
+
+SPEC = ProtocolSpec(
+    name="cmp",
+    prefix="/.well-known/cmp",
+    routes=ROUTES,
+    factory=CmpHandlers.create,
+    parse_config=parse_config,
+    listeners=("http", "https"),
+    max_body=MAX_BODY_LIMIT,  # the server's cap; [cmp] max_body (smaller) is checked per message
+    http_error=_http_error,
+    path_labels=_labels,
+    jobs=CmpHandlers.jobs,
+    cli=COMMANDS,
+    cli_help="CMP: shared secrets for MAC-protected requests",
+)

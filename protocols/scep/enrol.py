@@ -21,6 +21,7 @@ from ca.csr import enrollment_from_csr
 from ca.enrollment import CertificateRef, EnrollmentKind, EnrollmentOutcome, Issued, Pending
 from ca.errors import CAError, FailureReason
 from ca.interface import CoreApi, Decision
+from ca.keys import spki_digest
 from ca.profiles.model import Profile
 from protocols.scep.challenge import ChallengeChecker
 from protocols.scep.config import ScepProfileSettings
@@ -28,7 +29,7 @@ from protocols.scep.csr import parse_scep_csr
 from protocols.scep.errors import ScepFailure, bad_request
 from protocols.scep.request import ScepRequest
 from protocols.scep.transaction_ids import matches_key
-from protocols.scep.transactions import Transaction, TransactionStore, spki_digest
+from protocols.scep.transactions import Transaction, TransactionStore
 
 Certificates = tuple[x509.Certificate, ...] | None  # what a SUCCESS carries; None: PENDING
 

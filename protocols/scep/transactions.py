@@ -11,12 +11,9 @@ hash of the CSR key ties the id to one key: the same id with another key is refu
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Row, String, UniqueConstraint, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -41,11 +38,6 @@ class ScepTransactionRow(Base):
 
 
 scep_transactions = table_of(ScepTransactionRow)
-
-
-def spki_digest(public_key: CertificatePublicKeyTypes) -> str:
-    spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(spki).hexdigest()
 
 
 # A claim with neither certificate nor pending request this long after it was made belongs to an

@@ -53,6 +53,8 @@ def init(args: argparse.Namespace) -> int:
     if config.http_url and "scep" in config.protocols:
         challenge = result.config.parent / "secrets" / "scep-challenge"
         print(f"  SCEP URL and challenge:   {config.http_url}/scep  {challenge}")
+    if config.http_url and "cmp" in config.protocols:
+        print(f"  CMP URL:                  {config.http_url}/.well-known/cmp  (tetra cmp secret add REF)")
     if config.http:
         # Fetched over plain HTTP on purpose: the fingerprint is what makes the root trustworthy.
         print("Check the root from a client before you trust it (the fingerprint must match):")
