@@ -119,7 +119,9 @@ class Enroller:
             return Wanted(crmf.cert_req_id, crmf.request)
         record = sender.record
         if record is None or sender.certificate is None:
-            raise CmpFailure(FailInfo.notAuthorized, "a kur must be signed by the certificate it updates")  # CMP-10
+            raise CmpFailure(
+                FailInfo.notAuthorized, "a kur must be signed by the certificate of this CA that it updates"
+            )  # CMP-10
         crmf = enrollment_from_cert_req_msg(
             content[0], profile_name=ex.profile.name, requester=sender.requester, transaction_id=core_id
         )
