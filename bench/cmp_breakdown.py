@@ -38,7 +38,7 @@ from ca.enrollment import AuthMethod, Requester
 from protocols.cmp.handlers import CmpHandlers
 from protocols.cmp.message import decode_message
 from protocols.cmp.pbm import MacLimits
-from protocols.cmp.protection import verify_mac
+from protocols.cmp.protection import verify_mac, verify_signature_protection
 from protocols.cmp.responder import Responder
 from server.wiring import build_ca, protocol_context, read_config
 from tests import cmp_client
@@ -144,12 +144,21 @@ async def main(args: argparse.Namespace) -> None:
         one = messages[0]
         decoded = decode_message(one)
         requester = Requester(f"cmp:{REFERENCE}", AuthMethod.SHARED_SECRET)
+        check_name = "MAC check (500 x SHA-256 + HMAC)"
+
+        def check() -> object:
+            return verify_mac(decoded, SECRET.encode(), config_limits(responder))
+
+        if args.protection == "sig":
+            check_name = "signature check (parse extraCerts[0] + ECDSA verify; trust path not included)"
+
+            def check() -> object:
+                verify_signature_protection(decoded, decoded.extra_certs()[0])
+                return None
+
         steps: list[tuple[str, Callable[[int], Awaitable[object]]]] = [
             ("decode_message (scan + pyasn1 header and body)", lambda _: _now(lambda: decode_message(one))),
-            (
-                "MAC check (500 x SHA-256 + HMAC)",
-                lambda _: _now(lambda: verify_mac(decoded, SECRET.encode(), config_limits(responder))),
-            ),
+            (check_name, lambda _: _now(check)),
             (
                 "CRMF: POP verify + template -> EnrollmentRequest (ca/crmf)",
                 lambda _: _now(
