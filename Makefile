@@ -45,8 +45,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# Two workers, a test file each at a time (--dist loadfile: a module's shared server stays in one
+# process). Every test uses its own ports, directories and PostgreSQL database, so files run side by side.
 test: debian-packages clients $(VENV)/.installed lint
-	$(PY) -m pytest -p no:cacheprovider --durations=25 tests interop
+	$(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25 tests interop
 
 bench: debian-packages clients $(VENV)/.installed
 	$(PY) bench/bench_core.py

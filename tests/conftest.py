@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -53,9 +54,10 @@ def ca_dir(template_dir: Path, tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database's URL, dropped afterwards (skips the test without a
+    server, except in CI)."""
     name = f"tetra_test_{secrets.token_hex(6)}"
     try:
         _pg_exec(f'CREATE DATABASE "{name}"')
@@ -67,6 +69,13 @@ def postgres_url() -> Iterator[str]:
         yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     finally:
         _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

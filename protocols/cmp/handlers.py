@@ -30,7 +30,7 @@ log = logging.getLogger("tetra.cmp")
 
 CONTENT_TYPE = "application/pkixcmp"
 ROUTES = (Route("POST", "", "post"), Route("POST", "/p/{label}", "post"))
-UNCONFIRMED_SWEEP_SECONDS = 15.0
+MAX_SWEEP_SECONDS = 15.0  # how often the unconfirmed certificates are looked for, at most
 
 
 def _signing(core: CoreApi, config: CmpConfig) -> SignatureProtection | None:
@@ -83,11 +83,10 @@ class CmpHandlers:
         """Nothing of its own to release: the store and the keys belong to the core."""
 
     def jobs(self) -> tuple[BackgroundJob, ...]:
-        return (
-            BackgroundJob(
-                "cmp-unconfirmed", UNCONFIRMED_SWEEP_SECONDS, lambda: revoke_unconfirmed(self.core, self.transactions)
-            ),
-        )
+        """The sweep that revokes certificates whose certConf is overdue, run twice per
+        confirm_wait (a short wait gets a prompt sweep), at least every 15 s."""
+        interval = max(1.0, min(MAX_SWEEP_SECONDS, self.config.confirm_wait.total_seconds() / 2))
+        return (BackgroundJob("cmp-unconfirmed", interval, lambda: revoke_unconfirmed(self.core, self.transactions)),)
 
     def _profile(self, req: WireRequest) -> Profile | None:
         label = req.match.get("label")
