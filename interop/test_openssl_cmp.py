@@ -13,7 +13,9 @@ openssl exits non-zero and its log names the failInfo.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,10 +28,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from interop.cmp_server import HELD, CmpTetra, start_cmp_tetra
 from interop.conftest import need
+from tests.doc_blocks import Block, blocks
+from tests.doc_shell import ShellSession
 from tests.integration.est_support import device_certificate, factory_ca, openssl
 from tests.pkilint_check import assert_certificate_lints_clean
 
 REFERENCE, HELD_REFERENCE = "device-ref", "held-ref"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "cmp.md"
+GUIDE_SERVER = "127.0.0.1:8080"  # `make run`'s plain-HTTP listener, which the guide's commands name
 SIGNER = "signer.example.com"  # the name of the Tetra certificate that signs the `tetra` rows
 
 
@@ -277,3 +283,31 @@ def test_cmp14_refusals(module: Module, tmp_path: Path) -> None:
     # protection certificate at all and answers badMessageCheck.)
     stranger, stranger_key = write_pair(tmp_path, "stranger", *device_certificate(*factory_ca(tmp_path), "SN-STRANGER"))
     refused(server.openssl_cmp(*request, "-cert", str(stranger), "-key", str(stranger_key)), "signerNotTrusted")
+
+
+def guide_blocks() -> list[Block]:
+    """The `sh` blocks of the section "Using openssl cmp" (up to the next `## ` heading)."""
+    lines = GUIDE.read_text().splitlines()
+    start = lines.index("## Using openssl cmp") + 1
+    end = next((n for n in range(start, len(lines)) if lines[n].startswith("## ")), len(lines))
+    return [b for b in blocks(GUIDE) if b.language == "sh" and start < b.line <= end]
+
+
+def test_cmp14_the_guide_runs_as_written(module: Module, tmp_path: Path) -> None:
+    """CMP-14: every `sh` block of docs/cmp.md "Using openssl cmp", in order, in one shell, from a
+    directory whose var/ is this module's CA, with the guide's 127.0.0.1:8080 swapped for this
+    server; the revoked certificate is revoked in OCSP."""
+    (tmp_path / "var").symlink_to(module.server.directory)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "tetra").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m server.cli "$@"\n')
+    (bin_dir / "tetra").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETRA_")}
+    shell = ShellSession(tmp_path, {**env, "PATH": f"{bin_dir}:{env['PATH']}"})
+    guide = guide_blocks()
+    assert len(guide) >= 6, "docs/cmp.md lost its openssl cmp commands"
+    printed = [shell.run_ok(block.text.replace(GUIDE_SERVER, module.server.server), timeout=60) for block in guide]
+    assert "device-1c.pem: revoked" in printed[-1], printed[-1]
+    assert "genp contains ITAV of type: id-it-caCerts" in "".join(printed)
+    for name in ("device-1", "device-1b", "device-1c", "device-2"):
+        assert_issued(module.server, tmp_path / f"{name}.pem", tmp_path / f"{name}.key")
