@@ -17,6 +17,7 @@ What `tetra init` makes, plus:
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -87,6 +88,11 @@ class CmpTetra(TetraProcess):
             if len(fields) > 2 and fields[1] == f"{serial:x}":
                 return fields[2]
         return "missing"
+
+    def certificate_count(self) -> int:
+        """Certificates in the store: "nothing issued" is this number not moving."""
+        with sqlite3.connect(self.directory / "tetra.db") as db:
+            return int(db.execute("SELECT count(*) FROM certificates").fetchone()[0])
 
     def pending_request_ids(self) -> list[int]:
         """The ids `tetra requests list --status pending` shows."""

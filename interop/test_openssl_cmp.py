@@ -7,8 +7,8 @@ Protections: ``mac`` (`-ref -secret`, the secret `tetra cmp secret add` generate
 (`-cert -key`: a certificate Tetra issued earlier in the module) and ``maker`` (`-cert -key`: a
 device certificate from the maker's CA, which may only ir/cr/p10cr). Replies are judged by
 openssl against the CA root (`-trusted`). Every certificate issued passes `openssl verify` up
-to the root and pkilint; a revoked one is revoked in `tetra certs list` and in OCSP. Refusals:
-openssl exits non-zero and its log names the failInfo.
+to the root and pkilint; a revoked one is revoked in `tetra certs list` and in OCSP. Refusals
+(REFUSALS): openssl exits non-zero, its log names the failInfo, and nothing is issued.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Identity:
 
     options: tuple[str, ...]
     name: str = ""  # "": any name (MAC, maker); else the signer's own name (Tetra's ownership rule)
+    certificate: Path | None = None  # the protection certificate, if any
 
 
 @dataclass
@@ -117,7 +118,17 @@ def module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Module]:
         tetra = ("-cert", str(signer), "-key", str(signer_key), "-extracerts", str(server.issuing_ca))
         module.identities["tetra"] = Identity(tetra, SIGNER)
         device, device_key = write_pair(directory, "maker-device", *device_certificate(*server.maker, "SN-OPENSSL-1"))
-        module.identities["maker"] = Identity(("-cert", str(device), "-key", str(device_key)))
+        module.identities["maker"] = Identity(("-cert", str(device), "-key", str(device_key)), certificate=device)
+        # A device of another maker, whose CA is no trust anchor. (A self-signed -cert would not
+        # do: openssl 3.0 leaves self-signed certificates out of extraCerts, so the server would
+        # see no protection certificate at all and answer badMessageCheck.)
+        other_maker = directory / "other-maker"
+        other_maker.mkdir()
+        stranger = device_certificate(*factory_ca(other_maker), "SN-STRANGER")
+        stranger_cert, stranger_key = write_pair(directory, "stranger", *stranger)
+        module.identities["stranger"] = Identity(("-cert", str(stranger_cert), "-key", str(stranger_key)))
+        module.identities["wrong-secret"] = Identity(("-ref", REFERENCE, "-secret", "pass:not-the-secret"))
+        module.identities["unknown-reference"] = Identity(("-ref", "nobody", "-secret", "pass:not-the-secret"))
         yield module
     finally:
         server.stop()
@@ -181,17 +192,6 @@ def test_cmp14_kur_signed_by_the_certificate_it_updates(module: Module, tmp_path
     succeeded(module.server.openssl_cmp("-cmd", "kur", *signed, "-newkey", str(key), "-certout", str(certificate)))
     updated = assert_issued(module.server, certificate, key)
     assert updated.subject.rfc4514_string() == "CN=kur.example.com"
-
-
-def test_cmp14_kur_by_mac_is_refused(module: Module, tmp_path: Path) -> None:
-    """CMP-10 through openssl: a kur must be signed by the certificate it updates, MAC is not enough."""
-    old, _ = enrol_by_mac(module, tmp_path, "kur-mac.example.com")
-    key = new_key(tmp_path / "updated.key")
-    options = module.identities["mac"].options
-    result = module.server.openssl_cmp(
-        "-cmd", "kur", *options, "-oldcert", str(old), "-newkey", str(key), "-certout", str(tmp_path / "c.pem")
-    )
-    refused(result, "notAuthorized")
 
 
 @pytest.mark.parametrize("protection", ["tetra", "mac"])
@@ -267,22 +267,34 @@ def test_cmp14_delayed_delivery_after_approval(module: Module, tmp_path: Path) -
     assert_issued(server, certificate, key)
 
 
-def test_cmp14_refusals(module: Module, tmp_path: Path) -> None:
-    """CMP-02/CMP-04 through openssl: a wrong secret is badMessageCheck, an unknown reference
-    and a self-signed (untrusted) certificate are signerNotTrusted; openssl exits non-zero."""
-    server = module.server
+# (command, protection, failInfo): refusals, openssl's exit status and the failInfo it prints.
+REFUSALS = [
+    ("ir", "wrong-secret", "badMessageCheck"),  # CMP-02
+    ("ir", "unknown-reference", "signerNotTrusted"),  # CMP-02
+    ("ir", "stranger", "signerNotTrusted"),  # CMP-04: a certificate chaining to no trust anchor
+    ("kur", "mac", "notAuthorized"),  # CMP-10: a kur must be signed by the certificate it updates
+    ("kur", "maker", "notAuthorized"),  # CMP-10: a maker's certificate is not Tetra's to update
+    ("rr", "maker", "notAuthorized"),  # CMP-11: the maker's device does not own that certificate
+]
+
+
+@pytest.mark.parametrize(("command", "protection", "fail_info"), REFUSALS, ids=[f"{c}-{p}" for c, p, _ in REFUSALS])
+def test_cmp14_refused(module: Module, tmp_path: Path, command: str, protection: str, fail_info: str) -> None:
+    """CMP-14 refusal rows: openssl exits non-zero, prints the failInfo, and nothing is issued.
+    Tetra cannot protect its answer to a request it could not authenticate; openssl accepts such
+    an unprotected error only with -unprotected_errors."""
+    identity = module.identities[protection]
     key = new_key(tmp_path / "new.key")
-    # The server cannot MAC its answer with a secret it does not know nor trust the signer: its
-    # error is unprotected, which openssl accepts only with -unprotected_errors.
-    enrol = enrol_options(key, "refused.example.com")
-    request = ("-cmd", "ir", "-unprotected_errors", *enrol, "-certout", str(tmp_path / "c.pem"))
-    refused(server.openssl_cmp(*request, "-ref", REFERENCE, "-secret", "pass:not-the-secret"), "badMessageCheck")
-    refused(server.openssl_cmp(*request, "-ref", "nobody", "-secret", "pass:not-the-secret"), "signerNotTrusted")
-    # A device of another maker, whose CA is no trust anchor. (A self-signed -cert would not do:
-    # openssl 3.0 leaves self-signed certificates out of extraCerts, so the server sees no
-    # protection certificate at all and answers badMessageCheck.)
-    stranger, stranger_key = write_pair(tmp_path, "stranger", *device_certificate(*factory_ca(tmp_path), "SN-STRANGER"))
-    refused(server.openssl_cmp(*request, "-cert", str(stranger), "-key", str(stranger_key)), "signerNotTrusted")
+    if command == "ir":
+        request: tuple[str, ...] = (*enrol_options(key, "refused.example.com"), "-certout", str(tmp_path / "c.pem"))
+    elif command == "kur":
+        old = identity.certificate or enrol_by_mac(module, tmp_path, f"kur-{protection}.example.com")[0]
+        request = ("-oldcert", str(old), "-newkey", str(key), "-certout", str(tmp_path / "c.pem"))
+    else:
+        request = ("-oldcert", str(enrol_by_mac(module, tmp_path, f"rr-{protection}.example.com")[0]))
+    before = module.server.certificate_count()
+    refused(module.server.openssl_cmp("-cmd", command, "-unprotected_errors", *identity.options, *request), fail_info)
+    assert module.server.certificate_count() == before
 
 
 def guide_blocks() -> list[Block]:
