@@ -35,9 +35,10 @@ CMP_SETTINGS = 'trust_anchors = ["factory-ca.pem"]\npoll_interval = 1\n'
 class CmpTetra(TetraProcess):
     host = "127.0.0.1"
 
-    def __init__(self, directory: Path, http_port: int, log: Path) -> None:
+    def __init__(self, directory: Path, http_port: int, https_port: int, log: Path) -> None:
         self.directory = directory
         self.http_port = http_port
+        self.https_port = https_port
         self.maker: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]  # the device maker's CA and key
         super().__init__(directory / "tetra.toml", {}, log)
 
@@ -59,6 +60,12 @@ class CmpTetra(TetraProcess):
         return f"{self.host}:{self.http_port}"
 
     @property
+    def tls_options(self) -> tuple[str, ...]:
+        """The `openssl cmp` options that send the request over the HTTPS listener instead
+        (Tetra's TLS certificate names 127.0.0.1 and chains to the CA root)."""
+        return ("-server", f"{self.host}:{self.https_port}", "-tls_used", "-tls_trusted", str(self.root))
+
+    @property
     def ocsp_url(self) -> str:
         return f"http://{self.server}/ocsp"
 
@@ -72,7 +79,8 @@ class CmpTetra(TetraProcess):
         return self.cli("cmp", "secret", "add", reference, "--profile", profile).strip().splitlines()[-1]
 
     def openssl_cmp(self, *args: str, profile: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """`openssl cmp` against this server; replies are judged against the CA root (`-trusted`).
+        """`openssl cmp` against this server (plain HTTP; a later -server option wins, see
+        tls_options); replies are judged against the CA root (`-trusted`).
         Its log (info lines on stdout, errors on stderr) is the result's stdout, in order."""
         command = self.openssl_cmp_command(*args, profile=profile)
         return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
@@ -114,11 +122,11 @@ def prepare_cmp_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurveP
 
 def start_cmp_tetra(workdir: Path) -> CmpTetra:
     """A fresh `tetra init` in workdir/tetra with the CMP test additions, served on free ports."""
-    http_port = free_port()
+    http_port, https_port = free_port(), free_port()
     directory = workdir / "tetra"
-    init_ca(directory, http_port, free_port())
+    init_ca(directory, http_port, https_port)
     maker = prepare_cmp_ca(directory)
-    server = CmpTetra(directory, http_port, workdir / "tetra.log")
+    server = CmpTetra(directory, http_port, https_port, workdir / "tetra.log")
     server.maker = maker
     server.wait_ready(f"http://127.0.0.1:{http_port}/healthz", timeout=30)
     return server

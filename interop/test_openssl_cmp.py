@@ -184,6 +184,17 @@ def test_cmp14_implicit_confirm_on_and_off(module: Module, tmp_path: Path, impli
     assert_issued(module.server, certificate, key)
 
 
+def test_cmp14_ir_over_https(module: Module, tmp_path: Path) -> None:
+    """CMP-14: the same MAC-protected ir on the HTTPS listener (`-tls_used`), the server's TLS
+    certificate checked against the CA root."""
+    key, certificate = new_key(tmp_path / "new.key"), tmp_path / "new.pem"
+    options = (*module.server.tls_options, *module.identities["mac"].options)
+    enrol = enrol_options(key, "https.example.com")
+    log = succeeded(module.server.openssl_cmp("-cmd", "ir", *options, *enrol, "-certout", str(certificate)))
+    assert f"will contact https://127.0.0.1:{module.server.https_port}/.well-known/cmp" in log, log
+    assert_issued(module.server, certificate, key)
+
+
 def test_cmp14_kur_signed_by_the_certificate_it_updates(module: Module, tmp_path: Path) -> None:
     """CMP-14: kur signed by a Tetra certificate (-oldcert is -cert) gets a certificate for a new key."""
     old, old_key = enrol_by_mac(module, tmp_path, "kur.example.com")
