@@ -102,6 +102,24 @@ def enrol_options(key: Path, name: str) -> tuple[str, ...]:
     return ("-newkey", str(key), "-subject", f"/CN={name}", "-sans", name)
 
 
+def certificate_identities(module: Module) -> None:
+    """The signing identities: a Tetra certificate (enrolled by MAC here), a device certificate
+    from the maker's CA (a trust anchor) and one from another maker's CA (no trust anchor; a
+    self-signed -cert would not do: openssl 3.0 leaves self-signed certificates out of
+    extraCerts, so the server would see no protection certificate and answer badMessageCheck)."""
+    server, directory = module.server, module.directory
+    signer, signer_key = enrol_by_mac(module, directory, SIGNER)
+    tetra = ("-cert", str(signer), "-key", str(signer_key), "-extracerts", str(server.issuing_ca))
+    module.identities["tetra"] = Identity(tetra, SIGNER)
+    device, device_key = write_pair(directory, "maker-device", *device_certificate(*server.maker, "SN-OPENSSL-1"))
+    module.identities["maker"] = Identity(("-cert", str(device), "-key", str(device_key)), certificate=device)
+    other_maker = directory / "other-maker"
+    other_maker.mkdir()
+    stranger = device_certificate(*factory_ca(other_maker), "SN-STRANGER")
+    stranger_cert, stranger_key = write_pair(directory, "stranger", *stranger)
+    module.identities["stranger"] = Identity(("-cert", str(stranger_cert), "-key", str(stranger_key)))
+
+
 @pytest.fixture(scope="module")
 def module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Module]:
     need("openssl")
@@ -112,23 +130,13 @@ def module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Module]:
             REFERENCE: server.add_secret(REFERENCE, "device"),
             HELD_REFERENCE: server.add_secret(HELD_REFERENCE, HELD),
         }
-        mac = Identity(("-ref", REFERENCE, "-secret", f"pass:{secrets[REFERENCE]}"))
-        module = Module(server, {"mac": mac}, secrets, directory)
-        signer, signer_key = enrol_by_mac(module, directory, SIGNER)
-        tetra = ("-cert", str(signer), "-key", str(signer_key), "-extracerts", str(server.issuing_ca))
-        module.identities["tetra"] = Identity(tetra, SIGNER)
-        device, device_key = write_pair(directory, "maker-device", *device_certificate(*server.maker, "SN-OPENSSL-1"))
-        module.identities["maker"] = Identity(("-cert", str(device), "-key", str(device_key)), certificate=device)
-        # A device of another maker, whose CA is no trust anchor. (A self-signed -cert would not
-        # do: openssl 3.0 leaves self-signed certificates out of extraCerts, so the server would
-        # see no protection certificate at all and answer badMessageCheck.)
-        other_maker = directory / "other-maker"
-        other_maker.mkdir()
-        stranger = device_certificate(*factory_ca(other_maker), "SN-STRANGER")
-        stranger_cert, stranger_key = write_pair(directory, "stranger", *stranger)
-        module.identities["stranger"] = Identity(("-cert", str(stranger_cert), "-key", str(stranger_key)))
-        module.identities["wrong-secret"] = Identity(("-ref", REFERENCE, "-secret", "pass:not-the-secret"))
-        module.identities["unknown-reference"] = Identity(("-ref", "nobody", "-secret", "pass:not-the-secret"))
+        identities = {
+            "mac": Identity(("-ref", REFERENCE, "-secret", f"pass:{secrets[REFERENCE]}")),
+            "wrong-secret": Identity(("-ref", REFERENCE, "-secret", "pass:not-the-secret")),
+            "unknown-reference": Identity(("-ref", "nobody", "-secret", "pass:not-the-secret")),
+        }
+        module = Module(server, identities, secrets, directory)
+        certificate_identities(module)
         yield module
     finally:
         server.stop()
