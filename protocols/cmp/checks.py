@@ -3,7 +3,7 @@
 A transaction is tied together by its transactionID and nonces: a request without a
 128-bit transactionID or senderNonce cannot be bound to its replies (CMP-05, CMP-06), a
 follow-up (certConf, pollReq) must echo the senderNonce we last sent as its recipNonce
-(CMP-06), and a messageTime far from our clock is refused (CMP-07). The server (issue 13)
+(CMP-06), and a messageTime far from our clock is refused (CMP-07). The server (protocols/cmp/transactions.py)
 keeps the state these compare against; these functions only compare.
 """
 

@@ -1,6 +1,6 @@
 """A loopback HTTP endpoint that answers `openssl cmp` with replies built by protocols/cmp.
 
-Not the CMP server (issue 13): a test responder that decodes each request, checks its
+Not the CMP server (protocols/cmp/responder.py): a test responder that decodes each request, checks its
 protection, and answers with `protocols.cmp.reply`, so that the real client, which checks
 protection, transactionID, nonces, pvno and the certificate against its key, judges our
 replies inside a live transaction.
