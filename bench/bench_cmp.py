@@ -48,9 +48,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -62,7 +61,7 @@ import core_setup  # noqa: E402
 from bench_core import Row, git_state, run_row  # noqa: E402
 from cmp_setup import CmpServer, OpenSslMock, TetraCmpServer, make_irs, requests_for, sample  # noqa: E402
 from core_setup import BENCH_PROFILE  # noqa: E402
-from loadgen import write_requests  # noqa: E402
+from loadgen import write_record, write_requests  # noqa: E402
 
 from ca.enrollment import EnrollmentRequest  # noqa: E402
 
@@ -294,14 +293,7 @@ async def main(args: argparse.Namespace) -> int:
         md += "\n## Notes\n\n" + "".join(
             f"- {r.server} / {r.protection} / {r.concurrency}: {'; '.join(r.notes)}\n" for r in noted
         )
-    print()
-    print(md)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(md)
-    record: dict[str, Any] = {"arguments": {k: str(v) for k, v in vars(args).items()}, "load_average": load_average}
-    record["rows"] = [asdict(r) | {"rate": r.rate, "per_cpu": r.per_cpu} for r in results]
-    args.output.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"written to {args.output} and {args.output.with_suffix('.json').name}")
+    write_record(args, md, results, load_average)
     return 1 if failed else 0
 
 

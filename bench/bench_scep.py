@@ -39,9 +39,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_core import git_state  # noqa: E402
-from loadgen import write_requests  # noqa: E402
+from loadgen import write_record, write_requests  # noqa: E402
 from scep_setup import (  # noqa: E402
     Device,
     MicromdmServer,
@@ -277,14 +277,7 @@ async def main(args: argparse.Namespace) -> int:
     noted = [r for r in results if r.notes]
     if noted:
         md += "\n## Notes\n\n" + "".join(f"- {r.server} / {r.concurrency}: {'; '.join(r.notes)}\n" for r in noted)
-    print()
-    print(md)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(md)
-    record: dict[str, Any] = {"arguments": {k: str(v) for k, v in vars(args).items()}, "load_average": load_average}
-    record["rows"] = [asdict(r) | {"rate": r.rate, "per_cpu": r.per_cpu} for r in results]
-    args.output.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"written to {args.output} and {args.output.with_suffix('.json').name}")
+    write_record(args, md, results, load_average)
     return 1 if failed else 0
 
 

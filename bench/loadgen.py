@@ -25,8 +25,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 LUA = Path(__file__).resolve().parent / "wrk_cycle.lua"
 Check = Callable[[int, bytes], bool]
@@ -325,3 +326,17 @@ if __name__ == "__main__":
     if not args.selftest:
         parser.error("nothing to do: pass --selftest")
     print(selftest(args.seconds))
+
+
+def write_record(args: argparse.Namespace, md: str, rows: list[Any], load_average: object) -> None:
+    """Print a benchmark's markdown and write it to --output, with the JSON record beside it:
+    the arguments, the load average at the start, and every row (its dataclass fields, rate and
+    per_cpu)."""
+    print()
+    print(md)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(md)
+    record: dict[str, Any] = {"arguments": {k: str(v) for k, v in vars(args).items()}, "load_average": load_average}
+    record["rows"] = [asdict(r) | {"rate": r.rate, "per_cpu": r.per_cpu} for r in rows]
+    args.output.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"written to {args.output} and {args.output.with_suffix('.json').name}")
