@@ -30,7 +30,7 @@ from pyasn1.codec.der import encoder as der_encoder
 from pyasn1_alt_modules import rfc4211
 
 from ca.csr import san_identifiers
-from ca.der import tlv
+from ca.der import first_element, tlv
 from ca.enrollment import EnrollmentKind, EnrollmentRequest, Identifier, InventoryFields, Requester
 from ca.errors import CAError, FailureReason
 from ca.sigalg import verify_signature
@@ -191,13 +191,21 @@ def _controls(cert_request: rfc4211.CertRequest) -> Mapping[str, bytes]:
     return types.MappingProxyType(out)
 
 
-def check_pop(msg: rfc4211.CertReqMsg, public_key: CertificatePublicKeyTypes, *, trusted_ra: bool) -> PopMethod:
+def check_pop(
+    msg: rfc4211.CertReqMsg,
+    public_key: CertificatePublicKeyTypes,
+    *,
+    trusted_ra: bool,
+    cert_request_der: bytes | None = None,
+) -> PopMethod:
     """Proof of possession (RFC 4211 §4): a signature by the requested key over certRequest.
 
     raVerified counts only when ``trusted_ra`` (the CMP layer authenticated an RA as the
     sender). poposkInput (§4.1 case for templates without subject or key; RFC 9483 says
     to omit it), keyEncipherment and keyAgreement are refused: this CA offers no indirect
     POP. Refusals are BAD_SIGNATURE (CMP badPOP), unknown algorithms BAD_ALGORITHM.
+    ``cert_request_der``: certRequest as received, when the caller has it (re-encoding it with
+    pyasn1 gives the same DER, at a cost).
     """
     popo = msg["popo"]
     if not popo.isValue:
@@ -221,7 +229,7 @@ def check_pop(msg: rfc4211.CertReqMsg, public_key: CertificatePublicKeyTypes, *,
         str(algorithm["algorithm"]),
         bytes(der_encoder.encode(parameters)) if parameters.isValue else None,
         pop["signature"].asOctets(),
-        bytes(der_encoder.encode(msg["certReq"])),
+        cert_request_der or bytes(der_encoder.encode(msg["certReq"])),
     )
     return PopMethod.SIGNATURE
 
@@ -236,17 +244,21 @@ def enrollment_from_cert_req_msg(
     kind: EnrollmentKind = EnrollmentKind.NEW,
     transaction_id: str | None = None,
     inventory: InventoryFields | None = None,
+    der: bytes | None = None,
 ) -> CrmfRequest:
     """The neutral request one CertReqMsg stands for, after its proof of possession verified.
 
-    ``msg`` is DER or an already decoded CertReqMsg (from a CMP PKIBody). Structure
+    ``msg`` is DER or an already decoded CertReqMsg (from a CMP PKIBody; ``der`` then gives its
+    bytes as received, which spares encoding it again: the caller vouches they are the DER
+    ``msg`` was decoded from). Structure
     errors are MALFORMED, template content BAD_CSR / BAD_PUBLIC_KEY / BAD_TIME, POP
     failures BAD_SIGNATURE / BAD_ALGORITHM: only CAError leaves this function.
     """
     with _malformed("CertReqMsg"):
         if isinstance(msg, bytes | bytearray | memoryview):
-            msg = _decode_one(bytes(msg))
-        raw = bytes(der_encoder.encode(msg))
+            der = bytes(msg)
+            msg = _decode_one(der)
+        raw = der if der is not None else bytes(der_encoder.encode(msg))
         if len(raw) > MAX_CRMF_BYTES:
             raise CAError(f"CertReqMsg is over the {MAX_CRMF_BYTES}-byte limit", FailureReason.MALFORMED)
         cert_request = msg["certReq"]
@@ -256,7 +268,7 @@ def enrollment_from_cert_req_msg(
         template = cert_request["certTemplate"]
         _check_template(template)
         spki, public_key = _public_key(template)
-        pop = check_pop(msg, public_key, trusted_ra=trusted_ra)
+        pop = check_pop(msg, public_key, trusted_ra=trusted_ra, cert_request_der=first_element(raw))
         subject, extensions = _template_fields(template, spki)
         identifiers, other_extensions = _names(extensions)
         not_before, not_after = _validity(template)

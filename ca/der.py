@@ -51,6 +51,13 @@ def certificate_parts(der: bytes) -> tuple[bytes, bytes]:
     return der[start:tbs_end], der[tbs_end : alg_start + alg_len]
 
 
+def first_element(der: bytes) -> bytes:
+    """The first element inside the outer one (a SEQUENCE's first field), as its bytes stand."""
+    start, _ = _read_header(der, 0)
+    inner_start, inner_len = _read_header(der, start)
+    return der[start : inner_start + inner_len]
+
+
 def assemble_certificate(tbs: bytes, algorithm: bytes, signature: bytes) -> bytes:
     """Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }"""
     bits = b"\x03" + encode_length(len(signature) + 1) + b"\x00" + signature

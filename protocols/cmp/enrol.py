@@ -28,9 +28,10 @@ from ca.records import CertificateRecord
 from protocols.cmp import bodies
 from protocols.cmp.checks import recip_nonce
 from protocols.cmp.config import CmpConfig
-from protocols.cmp.der import explicit, scan
+from protocols.cmp.der import children, explicit, read_tlv, scan
 from protocols.cmp.errors import CmpFailure, FailInfo, failure_for
 from protocols.cmp.exchange import Answer, Exchange
+from protocols.cmp.message import PkiMessage
 from protocols.cmp.transactions import Claim, State, Transaction, TransactionStore
 
 OLD_CERT_ID = str(rfc4211.id_regCtrl_oldCertID)
@@ -108,6 +109,7 @@ class Enroller:
             return Wanted(bodies.P10CR_CERT_REQ_ID, request)
         if len(content) != 1:
             raise CmpFailure(FailInfo.badRequest, "exactly one certificate request per message (RFC 9483 §4.1.1)")
+        received = first_request(ex.message)
         if body_type != "kur":
             crmf = enrollment_from_cert_req_msg(
                 content[0],
@@ -115,6 +117,7 @@ class Enroller:
                 requester=sender.requester,
                 trusted_ra=sender.ra,
                 transaction_id=core_id,
+                der=received,
             )
             return Wanted(crmf.cert_req_id, crmf.request)
         record = sender.record
@@ -123,7 +126,7 @@ class Enroller:
                 FailInfo.notAuthorized, "a kur must be signed by the certificate of this CA that it updates"
             )  # CMP-10
         crmf = enrollment_from_cert_req_msg(
-            content[0], profile_name=ex.profile.name, requester=sender.requester, transaction_id=core_id
+            content[0], profile_name=ex.profile.name, requester=sender.requester, transaction_id=core_id, der=received
         )
         _check_old_cert_id(crmf.controls.get(OLD_CERT_ID), sender.certificate)
         same_key = crmf.request.public_key == sender.certificate.public_key()
@@ -204,6 +207,16 @@ class Enroller:
         roots in caPubs (RFC 9483 §4.1.1): the device has no trust anchor yet."""
         ca_pubs = self.core.roots if ex.sender.by_mac and tag == bodies.IP else ()
         return Answer(bodies.cert_rep(tag, cert_req_id, certificate, ca_pubs=ca_pubs), implicit_confirm=grant)
+
+
+def first_request(message: PkiMessage) -> bytes:
+    """The first CertReqMsg of an ir/cr/kur as received: ca/crmf then verifies the POP over the
+    bytes the client signed instead of re-encoding the decoded request (a third of the CPU an ir
+    took). decode_message has walked these bytes as strict DER already."""
+    part = message.protected_part
+    body = children(part, read_tlv(part, 0, len(part)))[1]  # [n] EXPLICIT CertReqMessages
+    requests = read_tlv(part, body.content, body.end)
+    return children(part, requests)[0].whole(part)
 
 
 def _check_old_cert_id(value: bytes | None, certificate: x509.Certificate) -> None:

@@ -11,6 +11,7 @@ through a `Derivation` object so tests can count that no work was done for a ref
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +59,10 @@ class Derivation:
     def owf_iterated(self, hash_name: str, secret: bytes, salt: bytes, iterations: int) -> bytes:
         """RFC 9810 §5.1.3.1: the OWF over secret || salt, then over its own output, in all
         ``iterations`` times."""
-        key = hashlib.new(hash_name, secret + salt).digest()
+        digest: Callable[[bytes], hashlib._Hash] = getattr(hashlib, hash_name)  # hashlib.new's lookup, once
+        key = digest(secret + salt).digest()
         for _ in range(iterations - 1):
-            key = hashlib.new(hash_name, key).digest()
+            key = digest(key).digest()
         return key
 
     def pbkdf2(self, hash_name: str, secret: bytes, salt: bytes, iterations: int, length: int) -> bytes:
