@@ -85,7 +85,7 @@ def _directly_issued(certificate: x509.Certificate, issuer: x509.Certificate) ->
         return False
     try:
         certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, Exception):  # InvalidSignature, unsupported key: not issued by it
+    except Exception:  # InvalidSignature, ValueError, TypeError (an unsupported key): not issued by it
         return False
     return True
 
