@@ -82,6 +82,18 @@ class SignerUnavailable(CAError):
     peer_caused = False
 
 
+class IssuerUnavailable(CAError):
+    """The issuing CA cannot issue: revoked, expired, not yet active, or its key not loaded.
+    Nothing is signed; an operator has to act (activate or import another generation)."""
+
+    reason = FailureReason.UNAVAILABLE
+
+
+class IssuerRetired(IssuerUnavailable):
+    """The generation asked to sign was replaced a moment ago (its successor's activation time
+    has come): the core decides the request again against the generation now active."""
+
+
 class StoreUnavailable(CAError):
     """The database cannot be reached or failed mid-transaction. Retry later."""
 

@@ -144,6 +144,10 @@ class CoreApi(Protocol):
         """The issuing CA certificate first, then the intermediates above it; no root."""
         ...
 
+    def issuing_generation(self, family: str) -> str:
+        """The issuer name of the generation of CA ``family`` (a profile's ``issuer``) issuing now."""
+        ...
+
     @property
     def roots(self) -> tuple[x509.Certificate, ...]: ...
 

@@ -46,7 +46,16 @@ from ca import faults
 from ca.audit import AuditEvent
 from ca.der import assemble_certificate, certificate_parts
 from ca.enrollment import InventoryFields
-from ca.errors import CAError, FailureReason, InternalError, PolicyViolation, RejectedValue, SignerUnavailable
+from ca.errors import (
+    CAError,
+    FailureReason,
+    InternalError,
+    IssuerRetired,
+    IssuerUnavailable,
+    PolicyViolation,
+    RejectedValue,
+    SignerUnavailable,
+)
 from ca.interface import ResultWrite
 from ca.keys import SignatureHash, default_hash, describe_public_key, hash_by_name
 from ca.placeholder_keys import placeholder_key
@@ -185,11 +194,26 @@ class Issuer:
         self._static_extensions = self._build_static_extensions()
         self._pointers: PointerExtensions | None = None
         self.signing_attempts = 0  # counted for tests ("nothing issued" = unchanged)
+        # Set from the CA registry (ca/authorities): after retire_at, or once revoked, this
+        # generation signs no certificate, whatever was decided before (CAL-02, CAL-06).
+        self.retire_at: dt.datetime | None = None
+        self.revoked = False
         self.unrecorded = UnrecordedResults()  # signed, result not stored: for ca/recovery.py
 
     @property
     def not_after(self) -> dt.datetime:
         return self.certificate.not_valid_after_utc
+
+    def refusal(self) -> IssuerUnavailable | None:
+        """Why this generation may not sign a certificate now (None: it may)."""
+        now = self._db.clock.now()
+        if self.revoked:
+            return IssuerUnavailable(f"issuing CA {self.name} is revoked")
+        if self.retire_at is not None and now >= self.retire_at:
+            return IssuerRetired(f"issuing CA {self.name} was replaced at {self.retire_at:%Y-%m-%d %H:%M:%S} UTC")
+        if now >= self.not_after:
+            return IssuerUnavailable(f"issuing CA {self.name} expired at {self.not_after:%Y-%m-%d %H:%M:%S} UTC")
+        return None
 
     def _build_static_extensions(self) -> list[tuple[x509.ExtensionType, bool]]:
         exts: list[tuple[x509.ExtensionType, bool]] = [(self._aki, False)]
@@ -340,6 +364,9 @@ class Issuer:
             raise InternalError(f"issuer {self.name}: serial {serial_text(token.serial)} was already signed once")
         token.spent = True
         row_id, serial, requester = token.row_id, token.serial, token.intent.requester
+        if (refusal := self.refusal()) is not None:
+            await self._mark_failed(row_id, serial, requester, refusal.detail)
+            raise refusal
         certificate = await self._sign_and_check(
             token.tbs, token.lint_certificate, token.hash_alg, row_id, serial, requester
         )

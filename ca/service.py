@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from cryptography import x509
@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca import service_events
 from ca.audit import AuditEvent
+from ca.authorities.lineage import active_generation, families, retire_at
+from ca.authorities.model import Authority, Kind
 from ca.authz import check_identifiers_proven
 from ca.clock import Clock
 from ca.credentials import CredentialStore
@@ -34,7 +36,16 @@ from ca.enrollment import (
     Pending,
     Requester,
 )
-from ca.errors import AlreadyRevoked, CAError, FailureReason, NotAuthorized, PolicyViolation, UnknownCertificate
+from ca.errors import (
+    AlreadyRevoked,
+    CAError,
+    FailureReason,
+    IssuerRetired,
+    IssuerUnavailable,
+    NotAuthorized,
+    PolicyViolation,
+    UnknownCertificate,
+)
 from ca.held_requests import request_from_record, request_to_json
 from ca.interface import Decision, RegistrationAuthority, ResultWrite
 from ca.issuer import Intent, Issuer
@@ -84,6 +95,10 @@ class CertificateAuthority:
         self.issuance_observers: list[IssuanceObserver] = []
         self.revocation_observers: list[RevocationObserver] = []
         self._own_keys = _own_keys(issuers, roots, self.ras)
+        self.authorities: dict[str, Authority] = {}  # the CA registry as last read (ca/authorities)
+        self._families: dict[str, list[Authority]] = {}
+        # Re-reads the registry (set by server/wiring.py; the server's watch job calls it).
+        self.sync_registry: Callable[[], Awaitable[list[str]]] | None = None
 
     @property
     def clock(self) -> Clock:
@@ -98,8 +113,21 @@ class CertificateAuthority:
     def issuer_names(self) -> tuple[str, ...]:
         return tuple(self.issuers)
 
+    @property
+    def ca_names(self) -> frozenset[str]:
+        """What a profile's ``issuer`` may name: a CA family, or one generation by its own name."""
+        return frozenset(self.issuers) | frozenset(self._families)
+
+    def issuing_generation(self, family: str) -> str:
+        """The issuer name of the generation of CA ``family`` that issues now (EST cacerts, SCEP
+        GetCACert, CMP genm answer with its chain)."""
+        try:
+            return self.current_issuer(family).name
+        except IssuerUnavailable:
+            return family if family in self.issuers else next(iter(self.issuers))
+
     def next_certificate(self, issuer: str) -> x509.Certificate | None:
-        return self.next_certificates.get(issuer)
+        return self.staged_successor(issuer)
 
     def ra(self, name: str | None = None) -> RegistrationAuthority:
         if name is None and len(self.ras) == 1:
@@ -119,7 +147,7 @@ class CertificateAuthority:
     def reload_profiles(self, profiles: dict[str, Profile]) -> None:
         """Swap the whole set at once: an issuance in flight keeps the Profile it resolved (CORE-14)."""
         for profile in profiles.values():
-            if profile.issuer and profile.issuer not in self.issuers:
+            if profile.issuer and profile.issuer not in self.ca_names:
                 raise CAError(f"profile {profile.name}: unknown issuer {profile.issuer!r}", FailureReason.INTERNAL)
         self._profiles = dict(profiles)
 
@@ -130,7 +158,56 @@ class CertificateAuthority:
             raise PolicyViolation(f"unknown profile {name!r}") from None
 
     def issuer_for(self, profile: Profile) -> Issuer:
-        return self.issuers[profile.issuer or self.default_issuer]
+        return self.current_issuer(profile.issuer or self.default_issuer)
+
+    def current_issuer(self, family: str) -> Issuer:
+        """The generation of CA ``family`` that issues now (ca/authorities/lineage.py). A CA built
+        without a registry (tools, unit tests) issues from the issuer of that name."""
+        generations = self._families.get(family)
+        if not generations:
+            issuer = self.issuers[family]
+        else:
+            active = active_generation(generations, self.clock.now())
+            if active is None:
+                raise IssuerUnavailable(f"issuing CA {family} has no active generation")
+            if active.revoked_at is not None:
+                raise IssuerUnavailable(f"issuing CA {active.name} is revoked; activate another generation")
+            if active.name not in self.issuers:
+                raise IssuerUnavailable(f"issuing CA {active.name} is not loaded in this process yet")
+            issuer = self.issuers[active.name]
+        if (refusal := issuer.refusal()) is not None and not isinstance(refusal, IssuerRetired):
+            raise refusal
+        return issuer
+
+    def adopt(
+        self, records: list[Authority], new_issuers: dict[str, Issuer], roots: tuple[x509.Certificate, ...]
+    ) -> None:
+        """Take the registry as just read: new generations' issuers, every generation's schedule
+        and revocation, and the roots. Called at start-up and by the server's registry watch."""
+        self.issuers = {**self.issuers, **new_issuers}
+        self.roots = roots
+        self.authorities = {a.name: a for a in records}
+        grouped = families(records).items()
+        self._families = {name: members for name, members in grouped if members[0].kind is Kind.ISSUING}
+        for name, issuer in self.issuers.items():
+            record = self.authorities.get(name)
+            if record is not None:
+                issuer.revoked = record.revoked_at is not None
+                issuer.retire_at = retire_at(record, self._families.get(record.family, ()))
+        self._own_keys = _own_keys(self.issuers, self.roots, self.ras)
+
+    def staged_successor(self, issuer: str) -> x509.Certificate | None:
+        """The certificate of the next generation of ``issuer``'s CA, staged or scheduled but not yet
+        issuing: what SCEP GetNextCACert and EST announce before a rollover."""
+        record = self.authorities.get(issuer)
+        if record is None:
+            return self.next_certificates.get(issuer)
+        now = self.clock.now()
+        for later in self._families.get(record.family, ()):
+            if later.generation > record.generation and later.der is not None and later.revoked_at is None:
+                if later.activate_at is None or later.activate_at > now:
+                    return later.certificate
+        return self.next_certificates.get(issuer)
 
     # -- enrollment ---------------------------------------------------------------------
     async def decide(self, request: EnrollmentRequest, *, replaced: CertificateRecord | None = None) -> Decision:
@@ -195,7 +272,13 @@ class CertificateAuthority:
             on_issued=on_issued,
         )
         try:
-            certificate, row_id = await issuer.issue(template, intent)
+            try:
+                certificate, row_id = await issuer.issue(template, intent)
+            except IssuerRetired:
+                # CAL-06: the generation changed between decision and signature; decide again.
+                decision = await self.decide(request, replaced=decision.replaced)
+                template, issuer = decision.template, self.issuers[decision.template.issuer_name]
+                certificate, row_id = await issuer.issue(template, intent)
         except CAError as exc:  # the lint gate, the store, the signer
             service_events.refused(request, exc)
             raise
@@ -384,11 +467,15 @@ class CertificateAuthority:
         return self.issuers[issuer].chain
 
     def intermediates(self) -> list[x509.Certificate]:
-        """Every CA certificate below the roots, once each (for /intermediates.pem and TLS trust)."""
+        """Every CA certificate below the roots, once each (for /intermediates.pem and TLS trust):
+        every generation not revoked, and the link certificates of a root rollover, so a client
+        that trusts either root finds a path (RFC 4210 §4.4)."""
         roots = {r.fingerprint(hashes.SHA256()) for r in self.roots}
         found: dict[bytes, x509.Certificate] = {}
-        for issuer in self.issuers.values():
-            for cert in issuer.chain:
+        links = [c for a in self.authorities.values() if a.kind is Kind.ROOT and a.revoked_at is None for c in a.links]
+        chains = [issuer.chain for issuer in self.issuers.values() if not issuer.revoked]
+        for chain in [*chains, links]:
+            for cert in chain:
                 fingerprint = cert.fingerprint(hashes.SHA256())
                 if fingerprint not in roots:
                     found.setdefault(fingerprint, cert)

@@ -3,6 +3,8 @@ each protocol's context from a ServerConfig: the one place the server's parts ar
 
 from __future__ import annotations
 
+import logging
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -10,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from ca.clock import Clock
-from ca.errors import ConfigError
+from ca.errors import ConfigError, StoreUnavailable
 from ca.interface import RegistrationAuthority
 from ca.issuer import Issuer, IssuerUrls, Linter
 from ca.profiles.loader import load_profiles
@@ -26,7 +28,10 @@ from ca.tomlread import Table
 from protocols.base import ProtocolContext, RevocationServices
 from protocols.labels import ProfileLabels
 from protocols.registry import PROTOCOLS
+from server.ca_registry import RegistryLoader
 from server.config import ServerConfig, load_config
+
+log = logging.getLogger("tetra.wiring")
 
 
 def read_config(path: Path, environ: dict[str, str] | None = None) -> ServerConfig:
@@ -157,12 +162,23 @@ async def build_ca(
         for name, rcfg in config.ras.items():
             ra_cert = load_certificates(rcfg.certificate)[0]
             ras[name] = RegistrationAuthority(name, ra_cert, await signer(rcfg.signer, ra_cert))
-        for profile in profiles.values():
-            if profile.issuer and profile.issuer not in issuers:
-                raise ConfigError(f"{profile.source}: issuer: no issuer named {profile.issuer!r}")
-        return CertificateAuthority(
+        ca = CertificateAuthority(
             db, issuers, config.default_issuer, profiles, tuple(roots), ras=ras, next_certificates=next_certificates
         )
+        # The registry (server/ca_registry.py): the config's CAs registered once, then every
+        # generation made since loaded beside them, sharing the keys opened above.
+        loader = RegistryLoader(config, db, linter, build_chain, tuple(roots), pool, open_signers=open_signers)
+        loader.signers = signers
+        try:
+            await loader.register_config(db.clock.now(), load_certificates)
+            await loader.sync(ca)
+        except StoreUnavailable as exc:  # serve the config's CAs; the server's watch reads it later
+            log.warning("CA registry not read: %s", exc.detail)
+        ca.sync_registry = partial(loader.sync, ca)
+        for profile in profiles.values():
+            if profile.issuer and profile.issuer not in ca.ca_names:
+                raise ConfigError(f"{profile.source}: issuer: no issuer named {profile.issuer!r}")
+        return ca
     except BaseException:
         for s in signers.values():
             await s.close()

@@ -63,7 +63,7 @@ class GeneralMessages:
         content = ex.message.body.getComponent()
         if len(content) > MAX_ITAVS:
             raise CmpFailure(FailInfo.badRequest, f"a genm may ask at most {MAX_ITAVS} questions")
-        issuer = ex.profile.issuer or self.core.default_issuer
+        issuer = self.core.issuing_generation(ex.profile.issuer or self.core.default_issuer)
         answers: list[bytes] = []
         for itav in content:
             answer = await self._answer(str(itav["infoType"]), issuer, ex.profile)

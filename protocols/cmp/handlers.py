@@ -72,7 +72,11 @@ class CmpHandlers:
             "rr": Revoker(core).revoke,
             "genm": GeneralMessages(core, ctx.revocation.crl).genp,
         }
-        name = signing.certificate.subject if signing else core.chain(core.default_issuer)[0].subject
+        name = (
+            signing.certificate.subject
+            if signing
+            else core.chain(core.issuing_generation(core.default_issuer))[0].subject
+        )
         self.responder = Responder(core, config, Authenticator(core, config, signing), handlers, name)
 
     @classmethod

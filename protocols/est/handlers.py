@@ -95,7 +95,7 @@ class EstHandlers:
             profile = self._profile(req)
         except EstError as exc:
             return render_error(exc)
-        chain = self.core.chain(profile.issuer or self.core.default_issuer)
+        chain = self.core.chain(self.core.issuing_generation(profile.issuer or self.core.default_issuer))
         roots = [r for r in self.core.roots if r.subject == chain[-1].issuer and r not in chain]
         return codec.certs_only_response([*chain, *roots])
 

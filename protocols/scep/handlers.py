@@ -131,7 +131,7 @@ class ScepHandlers:
         return WireResponse(200, {"Content-Type": "text/plain"}, "\n".join(caps).encode() + b"\n")
 
     def _issuer_chain(self, profile: Profile) -> tuple[x509.Certificate, ...]:
-        chain = self.core.chain(profile.issuer or self.core.default_issuer)
+        chain = self.core.chain(self.core.issuing_generation(profile.issuer or self.core.default_issuer))
         roots = [r for r in self.core.roots if r.subject == chain[-1].issuer and r not in chain]
         return (*chain, *roots)
 
@@ -154,7 +154,7 @@ class ScepHandlers:
         signs, so a client can trust it through the RA it already knows. The signed content is a
         degenerate certs-only SignedData holding it (§4.7.1): sscep reads the certificates from
         there (and crashes on an empty content); the outer certificates carry it too."""
-        following = self.core.next_certificate(profile.issuer or self.core.default_issuer)
+        following = self.core.next_certificate(self.core.issuing_generation(profile.issuer or self.core.default_issuer))
         if following is None:
             raise NotScep(404, "no CA rollover is pending")
         ra, _ = self._signing_ra()

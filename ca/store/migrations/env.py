@@ -14,6 +14,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import ca.authorities.tables  # core tables: the CA registry
 import ca.revocation.tables  # noqa: F401  (core tables: OCSP and CRL state)
 from ca.store.tables import Base
 
