@@ -42,7 +42,7 @@ class CAProfile:
         return x509.Name(attrs)
 
 
-_CA_KEY_USAGE = x509.KeyUsage(
+CA_KEY_USAGE = x509.KeyUsage(
     digital_signature=True,  # lets the CA key sign OCSP responses itself when configured so
     content_commitment=False,
     key_encipherment=False,
@@ -73,7 +73,7 @@ def _base_builder(
             now.replace(microsecond=0) + dt.timedelta(days=profile.validity_days) - dt.timedelta(seconds=1)
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=profile.path_length), critical=True)
-        .add_extension(_CA_KEY_USAGE, critical=True)
+        .add_extension(CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
     if profile.permitted_dns or profile.excluded_dns:

@@ -112,8 +112,38 @@ class AuthorityStore:
         event = AuditEvent(actor, "ca.revoked", f"ca/{name}", {"reason": reason, "revoked_at": at.isoformat()})
         return await self.change(name, {"revoked_at": at, "revocation_reason": reason}, event, unless_revoked=True)
 
-    async def attach_certificate(self, name: str, der: bytes, chain_pem: bytes, actor: str, **more: Any) -> bool:
-        """A pending generation (a CSR went out) receives its certificate."""
-        event = AuditEvent(actor, "ca.certificate_imported", f"ca/{name}", {k: str(v) for k, v in more.items()})
-        values = {"der": der, "chain": chain_pem or None, **more}
-        return await self.change(name, values, event, unless_revoked=True)
+    async def attach_certificate(
+        self, name: str, der: bytes, chain_pem: bytes, actor: str, *, root: Authority | None = None, **more: Any
+    ) -> bool:
+        """A pending generation (a CSR went out) receives its certificate; False when ``name`` is not
+        pending (certified meanwhile, revoked, or gone). ``root``: the external root above it, when
+        new, registered in the same transaction so neither is there without the other."""
+        details: dict[str, object] = {k: str(v) for k, v in more.items()}
+        if root is not None:
+            details["root"] = root.name
+        event = AuditEvent(actor, "ca.certificate_imported", f"ca/{name}", details)
+
+        def w(tx: Tx) -> bool:
+            pending = (authorities.c.name == name, authorities.c.der.is_(None), authorities.c.revoked_at.is_(None))
+            values = {"der": der, "chain": chain_pem or None, **more}
+            if tx.conn.execute(update(authorities).where(*pending).values(**values)).rowcount != 1:
+                return False
+            if root is not None:
+                tx.conn.execute(insert(authorities).values(_values(root)))
+                tx.audit(
+                    AuditEvent(
+                        actor,
+                        "ca.root_registered",
+                        f"ca/{root.name}",
+                        {"subject": root.certificate.subject.rfc4514_string()},
+                    )
+                )
+            tx.audit(event)
+            return True
+
+        try:
+            return await self._db.write(w)
+        except IntegrityError:
+            raise CAError(
+                f"a CA named {root.name if root else name!r} is already registered", FailureReason.MALFORMED
+            ) from None

@@ -17,7 +17,7 @@ from ca.signers.pkcs11_objects import _ED25519_PARAMS, _find_objects, _find_toke
 from ca.signers.pkcs11_token import _describe, _Module, _NotFound, _pin_text, _resolve, _WrongPin
 from ca.signers.pkcs11_uri import Pkcs11Uri
 
-__all__ = ["KEYGEN_TIMEOUT", "generate_token_key"]
+__all__ = ["KEYGEN_TIMEOUT", "destroy_token_key", "generate_token_key"]
 
 # RSA-4096 generation on a slow token can take minutes.
 KEYGEN_TIMEOUT = 300.0
@@ -137,3 +137,27 @@ def _generate_in_session(
         raise SignerUnavailable(
             f"keygen {label}: token {token.label} did not honour sensitive/non-extractable; key destroyed"
         )
+
+
+def destroy_token_key(module_path: str, uri: str, pin: bytes | str, *, timeout: float = 30.0) -> None:
+    """Remove the key pair `generate_token_key` made under the URI's label (blocking): what a
+    command does when it fails after making a CA key, so no orphan key stays on the token."""
+    module, parsed = _resolve(module_path, uri)
+    label = parsed.object
+    if label is None:
+        raise ConfigError(f"{parsed}: removing a key needs object=<label>")
+
+    def on_thread() -> None:
+        try:
+            token = _find_token(module.lib(), parsed)
+            module.login(token, _pin_text(pin))
+            with token.open(rw=True) as session:
+                for object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+                    for obj in _find_objects(session, {Attribute.CLASS: object_class, Attribute.LABEL: label}):
+                        obj.destroy()
+        except (_WrongPin, _NotFound) as exc:
+            raise ConfigError(f"removing key {label}: {exc}") from None
+        except p11err.PKCS11Error as exc:
+            raise SignerUnavailable(f"removing key {label}: token failed: {_describe(exc)}") from None
+
+    module.call(on_thread, timeout, f"remove {label}")

@@ -1,7 +1,8 @@
 """The CA hierarchy: `tetra ca list | show | init-root | init-intermediate`.
 
 init-root and init-intermediate work on files (an offline root needs no server config);
-list and show read the config.
+list and show read the config. The parent's key (file or token) is opened by ca_keys.py, the new
+CA's key made by new_key.py; `ca csr` and `ca import` (an external root) are in ca_import.py.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.keys import KEY_SPECS
+from server.cli import ca_import
+from server.cli.ca_keys import add_parent_key_options, open_parent_key
 from server.cli.common import CLIError, add_config_option, read_config
+from server.cli.new_key import add_new_key_options, make_new_key, new_key_secret
 
 if TYPE_CHECKING:
     from server.cli.common import Subcommands
@@ -61,51 +65,40 @@ def ca_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_private_key(path: str, passphrase_env: str, passphrase_file: str) -> Any:
-    from ca.config_secrets import read_secret
-    from ca.signers.software import load_encrypted_key
-
-    secret = read_secret(passphrase_env, passphrase_file, f"{path} passphrase")
-    return load_encrypted_key(Path(path), secret)
-
-
-def _new_key(args: argparse.Namespace, out_key: Path) -> Any:
-    """Generate the CA key in software (encrypted file) or on a PKCS#11 token."""
-    if args.pkcs11_uri:
-        from ca.config_secrets import read_secret
-        from ca.signers.pkcs11 import Pkcs11Signer, generate_token_key
-
-        pin = read_secret(args.pin_env, args.pin_file, "PKCS#11 PIN")
-        generate_token_key(args.module, args.pkcs11_uri, args.key_type, pin)
-        return Pkcs11Signer.open_blocking("new-ca", args.module, args.pkcs11_uri, pin)
-    from ca.config_secrets import read_secret
-    from ca.keys import generate_private_key
-    from ca.signers.software import save_encrypted_key
-
-    key = generate_private_key(args.key_type)
-    save_encrypted_key(key, out_key, read_secret(args.passphrase_env, args.passphrase_file, "key passphrase"))
-    return key
-
-
 def _output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    """NAME.pem and NAME.key in --out-dir; never overwrite a CA certificate."""
+    """NAME.pem and NAME.key in --out-dir; never overwrite a CA certificate or key."""
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = out / f"{args.name}.pem", out / f"{args.name}.key"
-    if cert_path.exists():
-        raise CLIError(f"{cert_path} already exists")
+    for path in (cert_path, key_path) if not args.pkcs11_uri else (cert_path,):
+        if path.exists():
+            raise CLIError(f"{path} already exists")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"{out}: cannot create the directory: {exc.strerror}") from None
     return cert_path, key_path
+
+
+def _write_certificate(path: Path, cert: x509.Certificate) -> None:
+    try:
+        path.write_bytes(cert.public_bytes(Encoding.PEM))
+    except OSError as exc:
+        raise CLIError(f"{path}: cannot write the certificate: {exc.strerror}") from None
 
 
 def ca_init_root(args: argparse.Namespace) -> int:
     from ca.hierarchy import CAProfile, create_root, fingerprint_sha256
 
+    secret = new_key_secret(args)
     cert_path, key_path = _output_paths(args)
-    key = _new_key(args, key_path)
-    private = key.private_key() if hasattr(key, "run") else key
-    profile = CAProfile(args.common_name or args.name, args.organization, args.validity_days, args.path_length)
-    cert = create_root(profile, private)
-    cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+    key = make_new_key(args, key_path, secret)
+    try:
+        profile = CAProfile(args.common_name or args.name, args.organization, args.validity_days, args.path_length)
+        cert = create_root(profile, key.private)
+        _write_certificate(cert_path, cert)
+    except BaseException:
+        key.remove()
+        raise
     print(f"root certificate: {cert_path}")
     if not args.pkcs11_uri:
         print(f"root key:         {key_path} (keep it offline)")
@@ -114,28 +107,32 @@ def ca_init_root(args: argparse.Namespace) -> int:
 
 
 def ca_init_intermediate(args: argparse.Namespace) -> int:
+    """The parent's key is opened and checked, and the new key's secret read, before the new key
+    is made; a failure after that removes the key and the certificate (CAL-05)."""
     from ca.hierarchy import CAProfile, create_intermediate, fingerprint_sha256
     from server.wiring import load_certificates
 
     if args.add_to_config:
         _refuse_taken_name(Path(args.add_to_config), args.name)  # before any key is made
     parent = load_certificates(Path(args.parent_cert))[0]
-    parent_key = _load_private_key(args.parent_key, args.parent_passphrase_env, args.parent_passphrase_file)
-    if parent_key.public_key() != parent.public_key():
-        raise CLIError(f"{args.parent_key} is not the key of {args.parent_cert}")
+    parent_key = open_parent_key(args, parent)
+    secret = new_key_secret(args)
     cert_path, key_path = _output_paths(args)
-    key = _new_key(args, key_path)
-    public = key.public_key()
-    profile = CAProfile(
-        args.common_name or args.name,
-        args.organization,
-        args.validity_days,
-        args.path_length,
-        tuple(args.permitted_dns or ()),
-        tuple(args.excluded_dns or ()),
-    )
-    cert = create_intermediate(profile, public, parent, parent_key)
-    cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+    key = make_new_key(args, key_path, secret)
+    try:
+        profile = CAProfile(
+            args.common_name or args.name,
+            args.organization,
+            args.validity_days,
+            args.path_length,
+            tuple(args.permitted_dns or ()),
+            tuple(args.excluded_dns or ()),
+        )
+        cert = create_intermediate(profile, key.private.public_key(), parent, parent_key.key)
+        _write_certificate(cert_path, cert)
+    except BaseException:
+        key.remove()
+        raise
     print(f"intermediate certificate: {cert_path}  sha256 {fingerprint_sha256(cert)}")
     if args.add_to_config:
         _append_issuer(Path(args.add_to_config), args, cert_path, key_path)
@@ -189,13 +186,7 @@ def _new_ca_options(p: argparse.ArgumentParser, *, validity_days: int, path_leng
     p.add_argument("--organization", default=None)
     p.add_argument("--validity-days", type=int, default=validity_days)
     p.add_argument("--path-length", type=int, default=path_length)
-    p.add_argument("--key-type", choices=KEY_SPECS, default="ec-p256")
-    p.add_argument("--passphrase-env", default="", help="environment variable holding the key passphrase")
-    p.add_argument("--passphrase-file", default="", help="file holding the key passphrase")
-    p.add_argument("--pkcs11-uri", default="", help="generate the key on a token: pkcs11:token=...;object=...")
-    p.add_argument("--module", default="/usr/lib/softhsm/libsofthsm2.so", help="PKCS#11 module path")
-    p.add_argument("--pin-env", default="", help="environment variable holding the token PIN")
-    p.add_argument("--pin-file", default="", help="file holding the token PIN")
+    add_new_key_options(p)
 
 
 def add_commands(sub: Subcommands) -> None:
@@ -213,9 +204,8 @@ def add_commands(sub: Subcommands) -> None:
     _new_ca_options(p, validity_days=1825, path_length=0)
     p.add_argument("--permitted-dns", action="append", help="name constraint: permitted DNS subtree")
     p.add_argument("--excluded-dns", action="append", help="name constraint: excluded DNS subtree")
-    p.add_argument("--parent-cert", required=True)
-    p.add_argument("--parent-key", required=True, help="the parent's encrypted PKCS#8 key file")
-    p.add_argument("--parent-passphrase-env", default="")
-    p.add_argument("--parent-passphrase-file", default="")
+    p.add_argument("--parent-cert", required=True, help="the parent CA's certificate (PEM)")
+    add_parent_key_options(p)
     p.add_argument("--add-to-config", default="", help="append [signers]/[issuers] entries to this config")
     p.set_defaults(func=ca_init_intermediate)
+    ca_import.add_commands(ca)
