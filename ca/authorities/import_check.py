@@ -118,6 +118,7 @@ def _check_ca(what: str, cert: x509.Certificate) -> None:
 
 def _check_validity(what: str, cert: x509.Certificate, now: dt.datetime) -> None:
     if cert.not_valid_before_utc > now:
-        raise ImportRefused(f"{what} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
+        start = f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S}"
+        raise ImportRefused(f"{what} is not valid before {start} UTC (its validity has not begun)")
     if cert.not_valid_after_utc <= now:
         raise ImportRefused(f"{what} expired at {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
