@@ -60,18 +60,23 @@ def _serial() -> int:
 
 
 def _base_builder(
-    profile: CAProfile, public_key: CertificateIssuerPublicKeyTypes, issuer_name: x509.Name, now: dt.datetime
+    profile: CAProfile,
+    public_key: CertificateIssuerPublicKeyTypes,
+    issuer_name: x509.Name,
+    now: dt.datetime,
+    latest_end: dt.datetime | None = None,
 ) -> x509.CertificateBuilder:
+    """``latest_end``: the parent's notAfter, which a CA certificate never outlives."""
+    start = now.replace(microsecond=0)
+    end = start + dt.timedelta(days=profile.validity_days) - dt.timedelta(seconds=1)
     builder = (
         x509.CertificateBuilder()
         .subject_name(profile.subject())
         .issuer_name(issuer_name)
         .public_key(public_key)
         .serial_number(_serial())
-        .not_valid_before(now.replace(microsecond=0))
-        .not_valid_after(
-            now.replace(microsecond=0) + dt.timedelta(days=profile.validity_days) - dt.timedelta(seconds=1)
-        )
+        .not_valid_before(start)
+        .not_valid_after(min(end, latest_end) if latest_end is not None else end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=profile.path_length), critical=True)
         .add_extension(CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
@@ -104,9 +109,9 @@ def create_intermediate(
 ) -> x509.Certificate:
     """An issuing CA signed by its parent; never outlives the parent."""
     now = now or dt.datetime.now(dt.UTC)
-    builder = _base_builder(profile, public_key, parent_certificate.subject, now)
-    if now + dt.timedelta(days=profile.validity_days) > parent_certificate.not_valid_after_utc:
-        builder = builder.not_valid_after(parent_certificate.not_valid_after_utc)
+    builder = _base_builder(
+        profile, public_key, parent_certificate.subject, now, parent_certificate.not_valid_after_utc
+    )
     try:
         ski = parent_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)

@@ -89,8 +89,8 @@ async def _next_generation(store: AuthorityStore, config: ServerConfig, family: 
 def _subject(text: str) -> x509.Name:
     try:
         name = x509.Name.from_rfc4514_string(text)
-    except ValueError as exc:
-        raise CLIError(f"--subject {text!r}: not an RFC 4514 name ({exc})") from None
+    except ValueError:
+        raise CLIError(f"--subject {text!r}: not an RFC 4514 name such as 'CN=Example Issuing CA,O=Example'") from None
     if not name.rdns:
         raise CLIError("--subject: the CA needs a subject name, such as 'CN=Example Issuing CA,O=Example'")
     return name

@@ -22,6 +22,7 @@ from server.cli.common import CLIError, add_config_option, read_config
 from server.cli.new_key import add_new_key_options, make_new_key, new_key_secret
 
 if TYPE_CHECKING:
+    from ca.hierarchy import CAProfile
     from server.cli.common import Subcommands
 
 
@@ -86,18 +87,42 @@ def _write_certificate(path: Path, cert: x509.Certificate) -> None:
         raise CLIError(f"{path}: cannot write the certificate: {exc.strerror}") from None
 
 
-def ca_init_root(args: argparse.Namespace) -> int:
-    from ca.hierarchy import CAProfile, create_root, fingerprint_sha256
+def _profile(args: argparse.Namespace) -> CAProfile:
+    """The new CA's profile, checked before its key is made: a name or constraint the certificate
+    cannot carry is an option error, not a failure after the key exists."""
+    from ca.hierarchy import CAProfile
 
+    if args.validity_days < 1:
+        raise CLIError(f"--validity-days {args.validity_days}: must be at least 1")
+    permitted, excluded = (
+        tuple(getattr(args, "permitted_dns", None) or ()),
+        tuple(getattr(args, "excluded_dns", None) or ()),
+    )
+    profile = CAProfile(
+        args.common_name or args.name, args.organization, args.validity_days, args.path_length, permitted, excluded
+    )
+    try:
+        profile.subject()
+        for name in permitted + excluded:
+            x509.DNSName(name)
+    except ValueError as exc:
+        raise CLIError(f"the new CA's name or name constraints: {exc}") from None
+    return profile
+
+
+def ca_init_root(args: argparse.Namespace) -> int:
+    from ca.hierarchy import create_root, fingerprint_sha256
+
+    profile = _profile(args)
     secret = new_key_secret(args)
     cert_path, key_path = _output_paths(args)
     key = make_new_key(args, key_path, secret)
     try:
-        profile = CAProfile(args.common_name or args.name, args.organization, args.validity_days, args.path_length)
         cert = create_root(profile, key.private)
         _write_certificate(cert_path, cert)
     except BaseException:
         key.remove()
+        cert_path.unlink(missing_ok=True)
         raise
     print(f"root certificate: {cert_path}")
     if not args.pkcs11_uri:
@@ -109,33 +134,28 @@ def ca_init_root(args: argparse.Namespace) -> int:
 def ca_init_intermediate(args: argparse.Namespace) -> int:
     """The parent's key is opened and checked, and the new key's secret read, before the new key
     is made; a failure after that removes the key and the certificate (CAL-05)."""
-    from ca.hierarchy import CAProfile, create_intermediate, fingerprint_sha256
+    from ca.hierarchy import create_intermediate, fingerprint_sha256
     from server.wiring import load_certificates
 
     if args.add_to_config:
         _refuse_taken_name(Path(args.add_to_config), args.name)  # before any key is made
+    profile = _profile(args)
     parent = load_certificates(Path(args.parent_cert))[0]
     parent_key = open_parent_key(args, parent)
     secret = new_key_secret(args)
     cert_path, key_path = _output_paths(args)
     key = make_new_key(args, key_path, secret)
     try:
-        profile = CAProfile(
-            args.common_name or args.name,
-            args.organization,
-            args.validity_days,
-            args.path_length,
-            tuple(args.permitted_dns or ()),
-            tuple(args.excluded_dns or ()),
-        )
         cert = create_intermediate(profile, key.private.public_key(), parent, parent_key.key)
         _write_certificate(cert_path, cert)
+        if args.add_to_config:
+            _append_issuer(Path(args.add_to_config), args, cert_path, key_path)
     except BaseException:
         key.remove()
+        cert_path.unlink(missing_ok=True)  # _output_paths refused one that was there before
         raise
     print(f"intermediate certificate: {cert_path}  sha256 {fingerprint_sha256(cert)}")
     if args.add_to_config:
-        _append_issuer(Path(args.add_to_config), args, cert_path, key_path)
         print(f"added issuer {args.name} to {args.add_to_config}")
     return 0
 
@@ -174,8 +194,11 @@ def _append_issuer(config_path: Path, args: argparse.Namespace, cert_path: Path,
     lines += [entry(file_key, _relative_to(config_path, file))] if file else []
     lines += [f"\n[issuers.{args.name}]"]
     lines += [entry("certificate", _relative_to(config_path, cert_path)), entry("signer", args.name), ""]
-    with config_path.open("a") as out:
-        out.write("\n".join(lines))
+    try:
+        with config_path.open("a") as out:
+            out.write("\n".join(lines))
+    except OSError as exc:
+        raise CLIError(f"{config_path}: cannot add the issuer: {exc.strerror}") from None
 
 
 def _new_ca_options(p: argparse.ArgumentParser, *, validity_days: int, path_length: int | None) -> None:
