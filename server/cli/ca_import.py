@@ -112,6 +112,13 @@ def _make_csr(subject: x509.Name, key: NewKey) -> x509.CertificateSigningRequest
     return builder.sign(key.private, default_hash(public))
 
 
+def _write_csr(out: Path, request: x509.CertificateSigningRequest) -> None:
+    try:
+        out.write_bytes(request.public_bytes(Encoding.PEM))
+    except OSError as exc:
+        raise CLIError(f"{out}: cannot write the CSR: {exc.strerror}") from None
+
+
 def _relative(config: ServerConfig, path: str | Path) -> str:
     """Stored relative to the config's directory, as the config's own paths are read."""
     return os.path.relpath(Path(path).resolve(), config.source.resolve().parent)
@@ -150,7 +157,7 @@ def ca_csr(args: argparse.Namespace) -> int:
     name = generation_name(family, generation)
     key = make_new_key(args, Path(args.out_dir or ".") / f"{name}.key", secret)
     try:
-        out.write_bytes(_make_csr(subject, key).public_bytes(Encoding.PEM))
+        _write_csr(out, _make_csr(subject, key))
         location = _key_location(args, config, key)
 
         async def register(store: AuthorityStore, db: Database) -> None:
@@ -159,13 +166,9 @@ def ca_csr(args: argparse.Namespace) -> int:
             await store.add(record, AuditEvent(f"cli:{args.operator}", "ca.csr_created", f"ca/{name}", details))
 
         asyncio.run(_on_registry(config, register))
-    except OSError as exc:
-        key.remove()
-        out.unlink(missing_ok=True)
-        raise CLIError(f"{out}: cannot write the CSR: {exc.strerror}") from None
     except BaseException:
         key.remove()
-        out.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)  # refused above when it was there before
         raise
     what = "a new CA" if generation == 1 else f"rollover: generation {generation} of CA {family}"
     print(f"CSR for {name} ({what}): {out}")

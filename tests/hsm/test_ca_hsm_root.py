@@ -163,3 +163,53 @@ def test_a_new_token_key_is_removed_when_the_command_fails_after_making_it(
     assert (tmp_path / "k.key").exists()
     in_file.remove()
     assert not (tmp_path / "k.key").exists()
+
+
+async def test_csr_key_on_the_token_then_import_and_issue(
+    ca_dir: Path,
+    tmp_path: Path,
+    softhsm_module: str,
+    softhsm_token: str,
+    softhsm_pin: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CAL-04 with a token: `ca csr --pkcs11-uri` makes a non-extractable key and registers where it
+    is (no PIN stored); `ca import` opens it with the PIN from the environment and the CA built from
+    the config issues with it."""
+    from ca.csr import enrollment_from_csr
+    from ca.enrollment import Issued
+    from server.wiring import build_ca, read_config
+    from tests.helpers import enroll, make_csr
+    from tests.integration.test_ca_import import CA_EXTENSIONS, OPERATOR, _add_profile, _external_root, _sign
+
+    monkeypatch.setenv("HSM_PIN", softhsm_pin)
+    cfg = str(ca_dir / "tetra.toml")
+    label = fresh_label("csr")
+    uri = token_uri(softhsm_token, label)
+    made = tetra("ca", "csr", "--config", cfg, "--name", "ext-ca", "--subject", "CN=Token Issuing CA,O=Example",
+                 "--out", str(tmp_path / "ext.csr"), "--pkcs11-uri", uri, "--module", softhsm_module,
+                 "--pin-env", "HSM_PIN")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert _key_on_token(softhsm_module, softhsm_token, softhsm_pin, label)["private"] == {
+        "sensitive": True,
+        "extractable": False,
+    }
+    root = _external_root(tmp_path / "ext", "Ext Root")
+    signed = _sign(tmp_path / "ext.csr", root, tmp_path / "ext.pem", CA_EXTENSIONS)
+    imported = tetra(
+        "ca", "import", "--config", cfg, "--name", "ext-ca", "--cert", str(signed), "--chain", str(root[1])
+    )
+    assert imported.returncode == 0, imported.stderr
+
+    _add_profile(ca_dir)
+    ca = await build_ca(read_config(ca_dir / "tetra.toml"))
+    try:
+        assert softhsm_pin not in json.dumps([a.key.to_json() for a in ca.authorities.values() if a.key])
+        csr, _ = make_csr(["token-leaf.example.com"])
+        request = enrollment_from_csr(csr, protocol="cli", profile_name="ext-client", requester=OPERATOR)
+        outcome = await enroll(ca, request)
+        assert isinstance(outcome, Issued) and outcome.issuer == "ext-ca"
+        outcome.certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(signed.read_bytes()))
+        assert_certificate_lints_clean(outcome.certificate.public_bytes(Encoding.DER))
+    finally:
+        await ca.close()
