@@ -225,9 +225,8 @@ def _new_root(checked: CheckedPath, records: list[Authority], family: str, now: 
     if any(r.kind is Kind.ROOT and r.der == der for r in records):
         return None
     taken = {r.name for r in records}
-    name = next(
-        n for i in range(1, len(taken) + 2) if (n := f"{family}-root" + (f"-{i}" if i > 1 else "")) not in taken
-    )
+    candidates = [f"{family}-root", *(f"{family}-root-{i}" for i in range(2, len(taken) + 3))]
+    name = next(n for n in candidates if n not in taken)
     return Authority(name, name, 1, Kind.ROOT, None, der, None, checked.root.not_valid_before_utc, now)
 
 
