@@ -87,10 +87,9 @@ class OcspService:
         self._bucket = TokenBucket(settings.fresh_rate, settings.fresh_burst, monotonic)
         self._slots = asyncio.Semaphore(settings.fresh_concurrency)
         self._monotonic = monotonic
-        self._hashes = {name: issuer_hashes(issuer) for name, issuer in ca.issuers.items()}
-        self._index = {
-            (alg, h.name_hash[alg], h.key_hash[alg]): name for name, h in self._hashes.items() for alg in HASH_OIDS
-        }
+        self._hashes: dict[str, IssuerHashes] = {}
+        self._index: dict[tuple[str, bytes, bytes], str] = {}
+        self._track(list(ca.issuers))
         self._unsettled: dict[str, set[int]] = {}  # revocations seen whose responses are not re-signed yet
         self.feed_position = 0
         self.presign_issued = False  # the leader pre-signs what any process issued
@@ -110,6 +109,19 @@ class OcspService:
 
     async def close(self) -> None:
         await self.responders.close()
+
+    def _track(self, names: list[str]) -> None:
+        for name in names:
+            hashes = self._hashes[name] = issuer_hashes(self.ca.issuers[name])
+            for alg in HASH_OIDS:
+                # A same-key generation shares its predecessor's CertID hashes: the first one answers.
+                self._index.setdefault((alg, hashes.name_hash[alg], hashes.key_hash[alg]), name)
+
+    async def track(self, names: list[str]) -> None:
+        """Answer for issuers the CA registry added while serving (a rollover's new generation)."""
+        self._track(names)
+        for name in names:
+            await self.responders.identity(name)
 
     # -- answering ------------------------------------------------------------------------
     def _issuer_of(self, query: StatusQuery) -> str | None:
