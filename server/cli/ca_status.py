@@ -31,6 +31,7 @@ class CaLine:
     key: str
     valid_certificates: int
     parent: str
+    default: bool  # a generation of the CA that profiles naming no issuer use
 
 
 def key_description(record: Authority, config: ServerConfig) -> str:
@@ -72,6 +73,7 @@ def ca_lines(ca: CertificateAuthority, config: ServerConfig, counts: dict[str, i
                     # A same-key generation's leaves are stored under the generation that owns the key.
                     valid_certificates=counts.get(record.name, 0) if owner == record.name else 0,
                     parent=record.parent or "",
+                    default=record.family == ca.default_issuer,
                 )
             )
     return lines
@@ -107,7 +109,16 @@ async def ca_list(args: argparse.Namespace, ca: CertificateAuthority, config: Se
         return 0
     header = ("NAME", "KIND", "STATE", "NOT BEFORE", "NOT AFTER", "VALID", "KEY", "SUBJECT")
     rows = [
-        (ln.name, ln.kind, ln.state, ln.not_before, ln.not_after, str(ln.valid_certificates), ln.key, ln.subject)
+        (
+            ln.name + (" (default)" if ln.default else ""),
+            ln.kind,
+            ln.state,
+            ln.not_before,
+            ln.not_after,
+            str(ln.valid_certificates),
+            ln.key,
+            ln.subject,
+        )
         for ln in lines
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
