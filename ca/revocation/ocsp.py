@@ -37,6 +37,7 @@ from ca.revocation.model import (
     StatusQuery,
 )
 from ca.revocation.ocsp_cache import AnswerCache, CachedAnswer
+from ca.revocation.ocsp_roots import RootAnswers
 from ca.revocation.ocsp_store import CertRow, StoredResponse
 from ca.revocation.ratelimit import TokenBucket
 from ca.revocation.responder import RESPONDER_PROFILE, ResponderIdentity, Responders
@@ -94,6 +95,7 @@ class OcspService:
         self.feed_position = 0
         self.presign_issued = False  # the leader pre-signs what any process issued
         self.fresh_signatures = 0
+        self.roots = RootAnswers(ca, monotonic)  # what our offline roots pre-signed about their CAs
 
     @property
     def clock(self) -> Clock:
@@ -140,7 +142,8 @@ class OcspService:
         response. None sends the query to `respond`. The plain-HTTP fast path lives on this."""
         issuer = self._issuer_of(query)
         if issuer is None:
-            return ERRORS[ResponseStatus.UNAUTHORIZED]
+            root = self.roots.match(query)
+            return ERRORS[ResponseStatus.UNAUTHORIZED] if root is None else self.roots.answer_now(*root)
         if query.nonce is None and len(query.cert_ids) == 1:
             cid = query.cert_ids[0]
             entry = self.cache.get((issuer, cid.serial, cid.hash_alg))
@@ -189,7 +192,9 @@ class OcspService:
     async def respond(self, query: StatusQuery) -> OcspAnswer:
         issuer = self._issuer_of(query)
         if issuer is None:
-            return ERRORS[ResponseStatus.UNAUTHORIZED]
+            root = self.roots.match(query)
+            answer = None if root is None else await self.roots.respond(*root)
+            return answer or ERRORS[ResponseStatus.UNAUTHORIZED]
         try:
             if query.nonce is None and len(query.cert_ids) == 1:
                 cached = await self._presigned(issuer, query.cert_ids[0])
