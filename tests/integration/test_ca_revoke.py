@@ -275,3 +275,41 @@ def test_bad_revocations_change_nothing(
     assert main(_tetra(ca_dir, "crl", "generate", "--ca", "root")) == 2
     assert "exactly one of --parent-key" in capsys.readouterr().err
     assert asyncio.run(_registry(db_url))[1:] == (1, 1, 2)
+
+
+async def _register_external(db_url: str) -> x509.Certificate:
+    """An issuing CA whose parent is not ours (as `ca import` registers one): parent None."""
+    from ca.authorities.model import Kind
+    from ca.hierarchy import CAProfile, create_intermediate, create_root
+    from ca.keys import generate_private_key
+
+    outside_key = generate_private_key("ec-p256")
+    outside = create_root(CAProfile("Somebody Else's Root", validity_days=7300), outside_key)
+    cert = create_intermediate(
+        CAProfile("Imported CA", path_length=0), generate_private_key("ec-p256").public_key(), outside, outside_key
+    )
+    db = Database(db_url)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        der = cert.public_bytes(Encoding.DER)
+        await AuthorityStore(db).add(Authority("ext-ca", "ext-ca", 1, Kind.ISSUING, None, der, None, now, now), None)
+    finally:
+        await db.close()
+    return cert
+
+
+def test_external_parent_changes_the_registry_only(
+    revoke_config: ServerConfig, ca_dir: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CAL-02: a CA an outside root signed is revoked in the registry only (nothing for our root to
+    sign, so a root key given is refused), and the output says who must revoke its certificate."""
+    cert = asyncio.run(_register_external(db_url))
+    revoke = _tetra(ca_dir, "ca", "revoke", "ext-ca", "--reason", "superseded")
+    assert main([*revoke, *_root_key(ca_dir)]) == 2
+    assert "not signed by a root of this CA" in capsys.readouterr().err
+    assert main(revoke) == 0
+    out = capsys.readouterr().out
+    assert f"CN=Somebody Else's Root must revoke serial {cert.serial_number:x}" in out
+    record, events, arls, answers = asyncio.run(_registry(db_url))
+    assert record is not None and record.revoked_at is None  # issuing-ca untouched
+    assert (events, arls, answers) == (1, 0, 0)
