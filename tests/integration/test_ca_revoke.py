@@ -313,3 +313,72 @@ def test_external_parent_changes_the_registry_only(
     record, events, arls, answers = asyncio.run(_registry(db_url))
     assert record is not None and record.revoked_at is None  # issuing-ca untouched
     assert (events, arls, answers) == (1, 0, 0)
+
+
+async def _register_staged(ca_dir: Path, db_url: str) -> x509.Certificate:
+    """A second generation of issuing-ca, signed by the demo root, staged to start in a week."""
+    from ca.authorities.model import KeyLocation, Kind
+    from ca.hierarchy import CAProfile, create_intermediate
+    from ca.keys import generate_private_key
+    from ca.signers.software import load_encrypted_key, save_encrypted_key
+
+    passphrase = (ca_dir / "secrets" / "passphrase").read_bytes().strip()
+    root_key = load_encrypted_key(ca_dir / "keys" / "root.key", passphrase)
+    key = generate_private_key("ec-p256")
+    save_encrypted_key(key, ca_dir / "keys" / "issuing-ca.2.key", passphrase)
+    cert = create_intermediate(
+        CAProfile("Tetra Demo Issuing CA 2", "Tetra", validity_days=1000, path_length=0),
+        key.public_key(),
+        _pem(ca_dir, "root"),
+        root_key,
+    )
+    now = dt.datetime.now(dt.UTC)
+    where = KeyLocation("software", key_file="keys/issuing-ca.2.key", passphrase_file="secrets/passphrase")
+    der = cert.public_bytes(Encoding.DER)
+    record = Authority(
+        "issuing-ca.2", "issuing-ca", 2, Kind.ISSUING, "root", der, where, now + dt.timedelta(days=7), now
+    )
+    db = Database(db_url)
+    try:
+        await AuthorityStore(db).add(record, None)
+    finally:
+        await db.close()
+    return cert
+
+
+def test_a_staged_generation_is_revoked_without_force(
+    revoke_config: ServerConfig, ca_dir: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CAL-02: a generation no profile issues from yet needs no --force; the root's ARL lists it
+    alone, and the root answers OCSP for both CAs it signed: revoked for it, good for the other."""
+    assert main(_tetra(ca_dir, "ca", "list")) == 0
+    staged = asyncio.run(_register_staged(ca_dir, db_url))
+    revoke = _tetra(ca_dir, "ca", "revoke", "issuing-ca.2", "--reason", "superseded", *_root_key(ca_dir))
+    assert main(revoke) == 0
+    assert "root: ARL number" in capsys.readouterr().out
+
+    async def published() -> tuple[bytes, dict[int, str]]:
+        db = Database(db_url)
+        try:
+            arl = await db.read(lambda c: c.execute(select(crls.c.der).where(crls.c.issuer == "root")).scalar_one())
+            rows = await db.read(
+                lambda c: c.execute(
+                    select(ocsp_responses.c.der, ocsp_responses.c.status).where(ocsp_responses.c.issuer == "root")
+                ).all()
+            )
+            statuses = {ocsp.load_der_ocsp_response(bytes(r[0])).serial_number: r[1] for r in rows}
+            assert len(rows) == 4  # two CA certificates, SHA-1 and SHA-256 CertIDs
+            for row in rows:
+                assert_ocsp_lints_clean(bytes(row[0]))
+            return bytes(arl), statuses
+        finally:
+            await db.close()
+
+    arl_der, statuses = asyncio.run(published())
+    arl = x509.load_der_x509_crl(arl_der)
+    _check_arl(arl, _pem(ca_dir, "root"))
+    assert [e.serial_number for e in arl] == [staged.serial_number]
+    entry = arl.get_revoked_certificate_by_serial_number(staged.serial_number)
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.superseded
+    assert statuses == {staged.serial_number: "revoked", _pem(ca_dir, "issuing-ca").serial_number: "good"}
