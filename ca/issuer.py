@@ -200,6 +200,15 @@ class Issuer:
         self.revoked = False
         self.unrecorded = UnrecordedResults()  # signed, result not stored: for ca/recovery.py
 
+    def present(self, certificate: x509.Certificate) -> None:
+        """Present another certificate for the same subject and key (a same-key rollover,
+        ca/authorities/lineage.key_owner): leaves, CRLs and OCSP answers are unchanged, the chain
+        handed out and the notAfter that caps leaves come from the new certificate."""
+        if certificate.public_key() != self._public or certificate.subject != self.certificate.subject:
+            raise InternalError(f"issuer {self.name}: a new certificate must keep the subject and the key")
+        self.certificate = certificate
+        self.chain = (certificate, *self.chain[1:])
+
     @property
     def not_after(self) -> dt.datetime:
         return self.certificate.not_valid_after_utc

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca import service_events
 from ca.audit import AuditEvent
-from ca.authorities.lineage import active_generation, families, retire_at
+from ca.authorities.lineage import active_generation, families, group_retire_at, key_owner
 from ca.authorities.model import Authority, Kind
 from ca.authz import check_identifiers_proven
 from ca.clock import Clock
@@ -97,6 +97,7 @@ class CertificateAuthority:
         self._own_keys = _own_keys(issuers, roots, self.ras)
         self.authorities: dict[str, Authority] = {}  # the CA registry as last read (ca/authorities)
         self._families: dict[str, list[Authority]] = {}
+        self._owners: dict[str, str] = {}  # generation -> the issuer that signs for it (lineage.key_owner)
         # Re-reads the registry (set by server/wiring.py; the server's watch job calls it).
         self.sync_registry: Callable[[], Awaitable[list[str]]] | None = None
 
@@ -172,9 +173,10 @@ class CertificateAuthority:
                 raise IssuerUnavailable(f"issuing CA {family} has no active generation")
             if active.revoked_at is not None:
                 raise IssuerUnavailable(f"issuing CA {active.name} is revoked; activate another generation")
-            if active.name not in self.issuers:
+            owner = self._owners.get(active.name, active.name)
+            if owner not in self.issuers:
                 raise IssuerUnavailable(f"issuing CA {active.name} is not loaded in this process yet")
-            issuer = self.issuers[active.name]
+            issuer = self.issuers[owner]
         if (refusal := issuer.refusal()) is not None and not isinstance(refusal, IssuerRetired):
             raise refusal
         return issuer
@@ -189,12 +191,30 @@ class CertificateAuthority:
         self.authorities = {a.name: a for a in records}
         grouped = families(records).items()
         self._families = {name: members for name, members in grouped if members[0].kind is Kind.ISSUING}
-        for name, issuer in self.issuers.items():
-            record = self.authorities.get(name)
-            if record is not None:
-                issuer.revoked = record.revoked_at is not None
-                issuer.retire_at = retire_at(record, self._families.get(record.family, ()))
+        now = self.clock.now()
+        self._owners = {}
+        for members in self._families.values():
+            for record in members:
+                self._owners[record.name] = key_owner(record, members)
+            for name in {self._owners[m.name] for m in members} & set(self.issuers):
+                issuer = self.issuers[name]
+                # The certificate it presents: the newest started generation sharing its key.
+                current = [m for m in members if self._owners[m.name] == name and m.der is not None]
+                started = [m for m in current if m.activate_at is not None and m.activate_at <= now]
+                shown = max(started, key=lambda m: (m.activate_at, m.generation), default=None)
+                if shown is not None and shown.der != issuer.certificate.public_bytes(Encoding.DER):
+                    issuer.present(shown.certificate)
+                issuer.retire_at = group_retire_at(name, members)
+                issuer.revoked = shown is not None and shown.revoked_at is not None
         self._own_keys = _own_keys(self.issuers, self.roots, self.ras)
+
+    def ca_certificate(self, name: str) -> x509.Certificate | None:
+        """The certificate behind /ca/<name>.cer: the one an issuer presents now (for a same-key
+        rollover, the newest), else a registered generation's own."""
+        if name in self.issuers:
+            return self.issuers[name].certificate
+        record = self.authorities.get(name)
+        return record.certificate if record is not None and record.der is not None else None
 
     def staged_successor(self, issuer: str) -> x509.Certificate | None:
         """The certificate of the next generation of ``issuer``'s CA, staged or scheduled but not yet

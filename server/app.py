@@ -107,10 +107,10 @@ async def intermediates_pem(request: web.Request) -> web.Response:
 async def issuer_der(request: web.Request) -> web.Response:
     """caIssuers URL of every leaf: the issuing CA certificate in DER (RFC 5280 §4.2.2.1)."""
     ca = request.app[CA]
-    issuer = ca.issuers.get(request.match_info["issuer"])
-    if issuer is None:
+    certificate = ca.ca_certificate(request.match_info["issuer"])
+    if certificate is None:
         raise web.HTTPNotFound(text="unknown issuer\n")
-    return web.Response(body=issuer.certificate.public_bytes(Encoding.DER), content_type="application/pkix-cert")
+    return web.Response(body=certificate.public_bytes(Encoding.DER), content_type="application/pkix-cert")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ca.authorities.lineage import key_owner
 from ca.authorities.model import Authority, Kind
 from ca.authorities.store import AuthorityStore
 from ca.errors import CAError, ConfigError
@@ -151,9 +152,12 @@ class RegistryLoader:
         pool += [r.certificate for r in records if r.der is not None and r.kind is Kind.ISSUING]
         pool += [c for r in records for c in (*r.chain, *r.links)]
         new: dict[str, Issuer] = {}
+        family = {r.family: [m for m in records if m.family == r.family] for r in records}
         for record in records:
             if record.kind is not Kind.ISSUING or record.der is None or record.name in loaded:
                 continue
+            if key_owner(record, family[record.family]) != record.name:
+                continue  # a same-key generation: a new certificate for an issuer already here
             cert = record.certificate
             try:
                 chain = self.chain_of(cert, pool, list(roots)) if not record.chain else (cert, *record.chain)

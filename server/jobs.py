@@ -45,6 +45,7 @@ CURSOR = "revocation-feed"
 RECONCILE_EVERY = 600.0  # seconds between OCSP repair sweeps on the leader
 RECOVER_EVERY = 60.0  # seconds between passes settling intents left in 'signing' (ST-17)
 STOP_GRACE = 10.0  # seconds a running job gets to finish at shutdown
+REGISTRY_EVERY = 1.0  # seconds between reads of the CA registry (a new generation, an activation time)
 
 
 class RevocationJobs:
@@ -101,6 +102,7 @@ class RevocationJobs:
                     name="revocation-maintenance",
                 ),
                 asyncio.create_task(self._every(RECOVER_EVERY, self.recovery_tick), name="intent-recovery"),
+                asyncio.create_task(self._every(REGISTRY_EVERY, self.registry_tick), name="ca-registry"),
             ]
 
     async def stop(self) -> None:
@@ -138,6 +140,24 @@ class RevocationJobs:
                 log.exception("revocation job %s failed; retrying", getattr(tick, "__name__", tick))
 
     # -- ticks ---------------------------------------------------------------------------------
+    async def registry_tick(self) -> None:
+        """Re-read the CA registry (server/ca_registry.py). A generation another process added is
+        opened here and gets its CRL pointers, CRLs and OCSP responder; a scheduled activation or a
+        revocation reaches this process's issuers within a second."""
+        if self.ca.sync_registry is None:
+            return
+        added = await self.ca.sync_registry()
+        if not added:
+            return
+        log.info("CA registry: now serving %s", ", ".join(added))
+        await install_pointers(self.ca, self.crl_settings)
+        if self.crl is not None:
+            await self.crl.start()
+        if self.ocsp is not None:
+            await self.ocsp.track(added)
+        if self.leader:
+            await self.maintenance_tick(wait=True)  # the new generation's first CRLs
+
     async def lease_tick(self) -> None:
         was = self.leader
         try:

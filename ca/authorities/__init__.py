@@ -10,4 +10,5 @@ they issued. Roots are registered the same way, so a root rollover is a generati
 - `model.py`: the frozen `Authority` record and the `State` it is in at a moment.
 - `lineage.py`: which generation of a family issues now, and when each one retires.
 - `store.py`: reading and changing the registry, each change with its audit event.
+- `root_publication.py`: a root's ARL and OCSP answers, signed ahead of time with its offline key.
 """

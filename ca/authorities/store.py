@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -53,6 +54,12 @@ def _values(a: Authority) -> dict[str, Any]:
     }
 
 
+def children(conn: Connection, parent: str) -> list[Authority]:
+    """The generations ``parent`` signed, read inside a caller's transaction."""
+    rows = conn.execute(select(authorities).where(authorities.c.parent == parent).order_by(authorities.c.name))
+    return [_record(r) for r in rows]
+
+
 class AuthorityStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -90,8 +97,18 @@ class AuthorityStore:
         except CAError:
             pass  # another process registered it meanwhile
 
-    async def change(self, name: str, values: dict[str, Any], event: AuditEvent, *, unless_revoked: bool) -> bool:
-        """Update one row (and audit it) when it exists and, if asked, is not revoked."""
+    async def change(
+        self,
+        name: str,
+        values: dict[str, Any],
+        event: AuditEvent,
+        *,
+        unless_revoked: bool,
+        then: Callable[[Tx], None] | None = None,
+    ) -> bool:
+        """Update one row (and audit it) when it exists and, if asked, is not revoked. ``then``
+        runs in the same transaction after the update: what must be published with the change
+        or not at all (a root's ARL and OCSP answers when one of its CAs is revoked)."""
 
         def w(tx: Tx) -> bool:
             stmt = update(authorities).where(authorities.c.name == name)
@@ -100,6 +117,8 @@ class AuthorityStore:
             if tx.conn.execute(stmt.values(**values)).rowcount != 1:
                 return False
             tx.audit(event)
+            if then is not None:
+                then(tx)
             return True
 
         return await self._db.write(w)
@@ -108,9 +127,12 @@ class AuthorityStore:
         event = AuditEvent(actor, "ca.activation_scheduled", f"ca/{name}", {"activate_at": at.isoformat()})
         return await self.change(name, {"activate_at": at}, event, unless_revoked=True)
 
-    async def mark_revoked(self, name: str, reason: str, at: dt.datetime, actor: str) -> bool:
+    async def mark_revoked(
+        self, name: str, reason: str, at: dt.datetime, actor: str, *, then: Callable[[Tx], None] | None = None
+    ) -> bool:
         event = AuditEvent(actor, "ca.revoked", f"ca/{name}", {"reason": reason, "revoked_at": at.isoformat()})
-        return await self.change(name, {"revoked_at": at, "revocation_reason": reason}, event, unless_revoked=True)
+        values = {"revoked_at": at, "revocation_reason": reason}
+        return await self.change(name, values, event, unless_revoked=True, then=then)
 
     async def attach_certificate(
         self, name: str, der: bytes, chain_pem: bytes, actor: str, *, root: Authority | None = None, **more: Any

@@ -37,6 +37,7 @@ from ca.revocation.model import (
     StatusQuery,
 )
 from ca.revocation.ocsp_cache import AnswerCache, CachedAnswer
+from ca.revocation.ocsp_roots import RootAnswers
 from ca.revocation.ocsp_store import CertRow, StoredResponse
 from ca.revocation.ratelimit import TokenBucket
 from ca.revocation.responder import RESPONDER_PROFILE, ResponderIdentity, Responders
@@ -87,14 +88,14 @@ class OcspService:
         self._bucket = TokenBucket(settings.fresh_rate, settings.fresh_burst, monotonic)
         self._slots = asyncio.Semaphore(settings.fresh_concurrency)
         self._monotonic = monotonic
-        self._hashes = {name: issuer_hashes(issuer) for name, issuer in ca.issuers.items()}
-        self._index = {
-            (alg, h.name_hash[alg], h.key_hash[alg]): name for name, h in self._hashes.items() for alg in HASH_OIDS
-        }
+        self._hashes: dict[str, IssuerHashes] = {}
+        self._index: dict[tuple[str, bytes, bytes], str] = {}
+        self._track(list(ca.issuers))
         self._unsettled: dict[str, set[int]] = {}  # revocations seen whose responses are not re-signed yet
         self.feed_position = 0
         self.presign_issued = False  # the leader pre-signs what any process issued
         self.fresh_signatures = 0
+        self.roots = RootAnswers(ca, monotonic)  # what our offline roots pre-signed about their CAs
 
     @property
     def clock(self) -> Clock:
@@ -110,6 +111,19 @@ class OcspService:
 
     async def close(self) -> None:
         await self.responders.close()
+
+    def _track(self, names: list[str]) -> None:
+        for name in names:
+            hashes = self._hashes[name] = issuer_hashes(self.ca.issuers[name])
+            for alg in HASH_OIDS:
+                # A same-key generation shares its predecessor's CertID hashes: the first one answers.
+                self._index.setdefault((alg, hashes.name_hash[alg], hashes.key_hash[alg]), name)
+
+    async def track(self, names: list[str]) -> None:
+        """Answer for issuers the CA registry added while serving (a rollover's new generation)."""
+        self._track(names)
+        for name in names:
+            await self.responders.identity(name)
 
     # -- answering ------------------------------------------------------------------------
     def _issuer_of(self, query: StatusQuery) -> str | None:
@@ -128,7 +142,8 @@ class OcspService:
         response. None sends the query to `respond`. The plain-HTTP fast path lives on this."""
         issuer = self._issuer_of(query)
         if issuer is None:
-            return ERRORS[ResponseStatus.UNAUTHORIZED]
+            root = self.roots.match(query)
+            return ERRORS[ResponseStatus.UNAUTHORIZED] if root is None else self.roots.answer_now(*root)
         if query.nonce is None and len(query.cert_ids) == 1:
             cid = query.cert_ids[0]
             entry = self.cache.get((issuer, cid.serial, cid.hash_alg))
@@ -177,7 +192,9 @@ class OcspService:
     async def respond(self, query: StatusQuery) -> OcspAnswer:
         issuer = self._issuer_of(query)
         if issuer is None:
-            return ERRORS[ResponseStatus.UNAUTHORIZED]
+            root = self.roots.match(query)
+            answer = None if root is None else await self.roots.respond(*root)
+            return answer or ERRORS[ResponseStatus.UNAUTHORIZED]
         try:
             if query.nonce is None and len(query.cert_ids) == 1:
                 cached = await self._presigned(issuer, query.cert_ids[0])

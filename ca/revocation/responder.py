@@ -223,7 +223,9 @@ class Responders:
         return rotated
 
     async def _make(self, issuer: Issuer) -> ResponderIdentity:
-        if self.settings.responder == "ca":
+        # A revoked or retired generation may not sign a new responder certificate, but its
+        # leaves stay answered until they expire (CAL-02): its own key signs their responses.
+        if self.settings.responder == "ca" or issuer.refusal() is not None:
             return make_identity(issuer.name, issuer.signer, None, issuer.not_after)
         signer = await self.keys.signer_for(issuer)
         now = self.ca.clock.now()

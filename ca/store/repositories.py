@@ -162,6 +162,19 @@ class CertificateRepository:
 
         return await self.db.read(q)
 
+    async def count_valid_by_issuer(self, now: dt.datetime) -> dict[str, int]:
+        """Issued, unrevoked, unexpired certificates per issuer name (`tetra ca list`)."""
+
+        def q(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(
+                select(certificates.c.issuer, func.count())
+                .where(certificates.c.status == "issued", certificates.c.not_after > now)
+                .group_by(certificates.c.issuer)
+            )
+            return {issuer: int(n) for issuer, n in rows}
+
+        return await self.db.read(q)
+
     async def count_by_status(self) -> dict[str, int]:
         def q(conn: Connection) -> dict[str, int]:
             rows = conn.execute(select(certificates.c.status, func.count()).group_by(certificates.c.status))

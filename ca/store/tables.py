@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
     Table,
     Text,
@@ -58,6 +59,17 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 class Base(DeclarativeBase):
     pass
+
+
+def core_metadata() -> MetaData:
+    """`Base.metadata` with every core table declared on it. The revocation and CA registry tables
+    live beside the code that uses them (ca/revocation/tables.py, ca/authorities/tables.py); whoever
+    needs the whole schema (migrations, `tetra db copy`, `tetra init`) asks here, so none is missed.
+    Protocol tables are declared by importing protocols.registry, which ca/ may not do."""
+    import ca.authorities.tables
+    import ca.revocation.tables  # noqa: F401  (one import of the package declares both)
+
+    return Base.metadata
 
 
 def table_of(row: type[Base]) -> Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ca.authorities.model import Kind
 from ca.errors import CAError
 from ca.revocation.crl import CrlService
 from protocols.base import RevocationHandlers, Route, WireRequest, WireResponse
@@ -20,7 +21,7 @@ class CrlHandlers(RevocationHandlers[CrlService]):
             wanted = codec.decode_path(req.path)
         except CrlNotFound as exc:
             return not_found(str(exc))
-        if wanted.issuer not in self.service.ca.issuers:
+        if wanted.issuer not in self.service.ca.issuers and not self._is_root(wanted.issuer):
             return not_found(f"no issuing CA named {wanted.issuer!r}")
         if wanted.scope not in self.service.scopes(wanted.issuer):
             return not_found(f"issuer {wanted.issuer} has no CRL partition {wanted.scope}")
@@ -29,6 +30,8 @@ class CrlHandlers(RevocationHandlers[CrlService]):
         except CAError as exc:
             return render_error(exc)
         if record is None or record.der is None:
+            if self._is_root(wanted.issuer):  # signed only where its key is: no use waiting
+                return not_found(f"root {wanted.issuer} has no {wanted.kind} CRL published")
             return WireResponse(
                 503,
                 {"Content-Type": "text/plain; charset=utf-8", "Retry-After": "30"},
@@ -38,3 +41,9 @@ class CrlHandlers(RevocationHandlers[CrlService]):
         if req.headers.get("If-None-Match") == headers["ETag"]:
             return WireResponse.not_modified(headers)
         return WireResponse(200, headers, body)
+
+    def _is_root(self, name: str) -> bool:
+        """A root's ARL, signed ahead of time from the CLI (ca/authorities/root_publication.py),
+        is served from the store like any CRL; only its complete, unpartitioned scope exists."""
+        authority = self.service.ca.authorities.get(name)
+        return authority is not None and authority.kind is Kind.ROOT

@@ -16,16 +16,16 @@ if TYPE_CHECKING:
 
 
 def init(args: argparse.Namespace) -> int:
-    from ca.revocation import tables as _revocation_tables  # noqa: F401
     from ca.store.copy import masked, table_with_rows
-    from ca.store.tables import Base
+    from ca.store.tables import core_metadata
     from protocols.registry import PROTOCOLS
     from server.config import Listen
     from server.demo import init_demo
 
     database_url = os.environ.get("TETRA_DATABASE__URL", "")
     # (A SQLite file named there is relative to the config; opening it from here would create one.)
-    if database_url.startswith("postgresql") and (occupied := table_with_rows(database_url, Base.metadata)) is not None:
+    occupied = table_with_rows(database_url, core_metadata()) if database_url.startswith("postgresql") else None
+    if occupied is not None:
         raise CLIError(
             f"database {masked(database_url)} already holds records (table {occupied}): "
             "give tetra init an empty database"
@@ -92,11 +92,10 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
 def db_copy(args: argparse.Namespace) -> int:
     import protocols.registry  # noqa: F401  (declares every protocol's tables on the metadata)
-    from ca.revocation import tables as _revocation_tables  # noqa: F401
     from ca.store.copy import copy_database
-    from ca.store.tables import Base
+    from ca.store.tables import core_metadata
 
-    report = copy_database(args.source, args.destination, Base.metadata)
+    report = copy_database(args.source, args.destination, core_metadata())
     print(f"copied {report.source} to {report.destination} (schema revision {report.revision})")
     if report.schema_created:
         print("  the destination was empty: created the schema first")

@@ -16,33 +16,14 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from server.cli import ca_import
+from server.cli import ca_import, ca_revoke, ca_status
 from server.cli.ca_keys import add_parent_key_options, open_parent_key
-from server.cli.common import CLIError, add_config_option, read_config
+from server.cli.common import CLIError, add_config_option, on_ca_reading, read_config
 from server.cli.new_key import add_new_key_options, make_new_key, new_key_secret
 
 if TYPE_CHECKING:
     from ca.hierarchy import CAProfile
     from server.cli.common import Subcommands
-
-
-def ca_list(args: argparse.Namespace) -> int:
-    from ca.hierarchy import fingerprint_sha256
-    from server.wiring import load_certificates
-
-    config = read_config(args.config)
-    for path in config.roots:
-        for cert in load_certificates(path):
-            print(f"root      {cert.subject.rfc4514_string()}  sha256 {fingerprint_sha256(cert)}")
-    for name, icfg in config.issuers.items():
-        cert = load_certificates(icfg.certificate)[0]
-        default = " (default)" if name == config.default_issuer else ""
-        print(
-            f"issuer    {name}{default}  {cert.subject.rfc4514_string()}  "
-            f"signer {icfg.signer} ({config.signers[icfg.signer].backend})  "
-            f"until {cert.not_valid_after_utc:%Y-%m-%d}"
-        )
-    return 0
 
 
 def ca_show(args: argparse.Namespace) -> int:
@@ -214,7 +195,9 @@ def _new_ca_options(p: argparse.ArgumentParser, *, validity_days: int, path_leng
 
 def add_commands(sub: Subcommands) -> None:
     ca = sub.add_parser("ca", help="CA hierarchy").add_subparsers(dest="action", required=True)
-    add_config_option(ca.add_parser("list", help="roots and issuing CAs")).set_defaults(func=ca_list)
+    p = add_config_option(ca.add_parser("list", help="every CA generation: state, validity, key, valid certificates"))
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=on_ca_reading(ca_status.ca_list))
     p = add_config_option(ca.add_parser("show", help="one issuing CA and the root fingerprint"))
     p.add_argument("name", nargs="?")
     p.set_defaults(func=ca_show)
@@ -231,4 +214,5 @@ def add_commands(sub: Subcommands) -> None:
     add_parent_key_options(p)
     p.add_argument("--add-to-config", default="", help="append [signers]/[issuers] entries to this config")
     p.set_defaults(func=ca_init_intermediate)
+    ca_revoke.add_commands(ca)
     ca_import.add_commands(ca)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from server.cli.ca_keys import parent_key_given
+from server.cli.ca_revoke import add_root_publication_options, publish_root
 from server.cli.common import CLIError, add_config_option, on_ca
 
 if TYPE_CHECKING:
@@ -15,12 +17,21 @@ if TYPE_CHECKING:
 
 @on_ca
 async def crl_generate(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
-    """Generate and publish CRLs now (complete, partitions, deltas)."""
+    """Generate and publish CRLs now (complete, partitions, deltas); for a root, with its key,
+    its ARL and its OCSP answers about the CAs it signed (server/cli/ca_revoke.py)."""
+    from ca.authorities.model import Kind
     from ca.revocation.crl import CrlService
     from server.wiring import crl_settings
 
+    roots = [a.name for a in ca.authorities.values() if a.kind is Kind.ROOT]
+    if args.ca in roots:
+        if args.delta:
+            raise CLIError(f"{args.ca} is a root: it publishes a complete ARL only, no delta CRL")
+        return await publish_root(args, ca, config, args.ca)
+    if parent_key_given(args):
+        raise CLIError("the root's key is for --ca ROOT only: issuing CAs sign their own CRLs")
     if args.ca and args.ca not in ca.issuers:
-        raise CLIError(f"no issuer named {args.ca!r} (have: {', '.join(ca.issuers)})")
+        raise CLIError(f"no issuer or root named {args.ca!r} (have: {', '.join([*ca.issuers, *roots])})")
     service = CrlService(ca, crl_settings(config))
     await service.start()
     for name in [args.ca] if args.ca else list(ca.issuers):
@@ -53,8 +64,13 @@ async def ocsp_refresh(args: argparse.Namespace, ca: CertificateAuthority, confi
 def add_commands(sub: Subcommands) -> None:
     crl = sub.add_parser("crl", help="certificate revocation lists").add_subparsers(dest="action", required=True)
     p = add_config_option(crl.add_parser("generate", help="generate and publish CRLs now"))
-    p.add_argument("--ca", default=None, help="issuing CA name (default: every issuer)")
+    p.add_argument(
+        "--ca",
+        default=None,
+        help="issuing CA name (default: every issuer), or a root's name with its key: its ARL and OCSP answers",
+    )
     p.add_argument("--delta", action="store_true", help="delta CRLs only, on top of the published ones")
+    add_root_publication_options(p)
     p.set_defaults(func=crl_generate)
     ocsp = sub.add_parser("ocsp", help="OCSP responses").add_subparsers(dest="action", required=True)
     add_config_option(ocsp.add_parser("refresh", help="sign missing and aging pre-signed responses now")).set_defaults(

@@ -14,12 +14,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import ca.authorities.tables  # core tables: the CA registry
-import ca.revocation.tables  # noqa: F401  (core tables: OCSP and CRL state)
-from ca.store.tables import Base
+from ca.store.tables import core_metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = core_metadata()
 
 
 def run_migrations_offline() -> None:

@@ -20,9 +20,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 import protocols.registry  # noqa: F401  (every protocol's tables onto Base.metadata)
-from ca.state_store import Base
 from ca.store.db import driver_url
 from ca.store.migrate import head_revision
+from ca.store.tables import core_metadata
 
 ACME_TABLES = {"acme_accounts", "acme_orders", "acme_authzs", "acme_challenges", "acme_nonces", "acme_renew_now"}
 
@@ -35,7 +35,7 @@ def schema_differences(url: str) -> list[object]:
         with engine.connect() as conn:
             assert MigrationContext.configure(conn).get_current_revision() == head_revision()
             assert ACME_TABLES <= set(inspect(conn).get_table_names())
-            return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+            return list(compare_metadata(MigrationContext.configure(conn), core_metadata()))
     finally:
         engine.dispose()
 
