@@ -150,7 +150,7 @@ def test_the_hsm_guide_runs_as_written(shell: GuideShell) -> None:
 
     listing = shell.run(read_only)
     assert answer["serial"] in listing and "hsm-server" in listing, listing
-    assert "signer hsm-ca (pkcs11)" in listing and "audit" in listing.lower(), listing
+    assert "pkcs11 pkcs11:token=tetra;object=hsm-ca" in listing and "audit" in listing.lower(), listing
     # What the guide says a signing command prints without the PIN (before pin_file exists).
     refused = shell.sh("env -u HSM_PIN tetra issue --config var/tetra.toml --csr www.csr --profile hsm-server")
     assert refused.returncode != 0
