@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.keys import KEY_SPECS
-from server.cli import ca_revoke, ca_status
+from server.cli import ca_revoke, ca_rollover, ca_status
 from server.cli.common import CLIError, add_config_option, on_ca_reading, read_config
 
 if TYPE_CHECKING:
@@ -204,3 +204,4 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--add-to-config", default="", help="append [signers]/[issuers] entries to this config")
     p.set_defaults(func=ca_init_intermediate)
     ca_revoke.add_commands(ca)
+    ca_rollover.add_commands(ca)
