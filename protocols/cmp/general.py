@@ -1,8 +1,8 @@
 """genm -> genp (RFC 9483 §4.3): what a device may ask the CA outside an enrolment.
 
 - caCerts (§4.3.1): the issuing chain and root of the profile's issuer;
-- rootCaKeyUpdate (§4.3.2): the root's successor; Tetra stages successors for issuing CAs
-  only (`[issuers.<name>] next_certificate`), so the answer is "no update" (an empty value);
+- rootCaKeyUpdate (§4.3.2): after a root rollover (`tetra ca rollover ROOT`), newWithNew,
+  newWithOld and oldWithNew of the root above the profile's issuer; else "no update" (no value);
 - certReqTemplate (§4.3.3): an empty CertTemplate (the profile shapes the subject and
   extensions) and keySpec listing the key types the profile accepts;
 - crlStatusList (§4.3.4) and currentCRL: the issuer's current complete CRL.
@@ -74,7 +74,7 @@ class GeneralMessages:
     async def _answer(self, info_type: str, issuer: str, profile: Profile) -> bytes | None:
         simple: dict[str, Callable[[], bytes]] = {
             bodies.ID_IT_CA_CERTS: lambda: bodies.ca_certs(self._chain(issuer)),
-            bodies.ID_IT_ROOT_CA_UPDATE: lambda: bodies.root_ca_update(None),
+            bodies.ID_IT_ROOT_CA_UPDATE: lambda: bodies.root_ca_update(*(self.core.root_update(issuer) or (None,))),
             bodies.ID_IT_CERT_REQ_TEMPLATE: lambda: bodies.cert_req_template(cert_req_template(profile)),
         }
         if info_type in simple:
