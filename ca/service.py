@@ -512,7 +512,14 @@ class CertificateAuthority:
         found: dict[bytes, x509.Certificate] = {}
         links = [c for a in self.authorities.values() if a.kind is Kind.ROOT and a.revoked_at is None for c in a.links]
         chains = [issuer.chain for issuer in self.issuers.values() if not issuer.revoked]
-        for chain in [*chains, links]:
+        # Every certified generation, also one that shares its issuer's key (a same-key rollover:
+        # staged, or retired while its leaves are still valid).
+        generations = [
+            a.certificate
+            for a in self.authorities.values()
+            if a.kind is Kind.ISSUING and a.der is not None and a.revoked_at is None
+        ]
+        for chain in [*chains, generations, links]:
             for cert in chain:
                 fingerprint = cert.fingerprint(hashes.SHA256())
                 if fingerprint not in roots:

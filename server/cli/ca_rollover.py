@@ -224,7 +224,7 @@ async def ca_activate(args: argparse.Namespace, ca: CertificateAuthority, config
         raise CLIError(refusal)
     if not await store.schedule(args.name, at, f"cli:{args.operator}"):
         raise CLIError(f"{args.name} was revoked meanwhile")
-    when = "now" if at <= now else f"at {at:%Y-%m-%d %H:%M:%S} UTC"
+    when = "now" if at <= now else f"{at:%Y-%m-%d %H:%M:%S} UTC"
     print(f"{args.name} issues for CA {record.family if record else args.name} from {when}")
     print("  running servers switch within a second of that time; the previous generation keeps its OCSP and CRLs")
     return 0
