@@ -156,9 +156,11 @@ class CoreApi(Protocol):
         if a rollover is pending: SCEP GetNextCACert hands it out ahead of time."""
         ...
 
-    def root_update(self, issuer: str) -> tuple[x509.Certificate, x509.Certificate, x509.Certificate] | None:
-        """newWithNew, newWithOld, oldWithNew when the root above ``issuer``'s chain has a newer
-        generation (a root rollover, RFC 4210 §4.4); None otherwise."""
+    def root_update(
+        self, issuer: str, old_root: x509.Certificate | None = None
+    ) -> tuple[x509.Certificate, x509.Certificate, x509.Certificate] | None:
+        """newWithNew, newWithOld, oldWithNew when the root above ``issuer``'s chain (or the root
+        ``old_root`` a client names) has a newer generation (a root rollover, RFC 4210 §4.4)."""
         ...
 
     def alternate_chains(self, issuer: str) -> list[tuple[x509.Certificate, ...]]:

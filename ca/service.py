@@ -496,8 +496,9 @@ class CertificateAuthority:
             self._roots_above[issuer] = root_links.root_above(self.chain(issuer)[-1], self.authorities.values())
         return self._roots_above[issuer]
 
-    def root_update(self, issuer: str) -> root_links.RootUpdate | None:
-        root = self._root_above(issuer)
+    def root_update(self, issuer: str, old_root: x509.Certificate | None = None) -> root_links.RootUpdate | None:
+        values = self.authorities.values()
+        root = self._root_above(issuer) if old_root is None else root_links.registered_root(old_root, values)
         return root_links.root_update(root, self.authorities.values()) if root is not None else None
 
     def alternate_chains(self, issuer: str) -> list[tuple[x509.Certificate, ...]]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.authorities.model import Authority, Kind
 
@@ -28,6 +29,12 @@ def root_above(top: x509.Certificate, authorities: Iterable[Authority]) -> Autho
                 continue
             return a
     return None
+
+
+def registered_root(cert: x509.Certificate, authorities: Iterable[Authority]) -> Authority | None:
+    """The root generation whose certificate is ``cert`` (a client names the root it trusts)."""
+    der = cert.public_bytes(Encoding.DER)
+    return next((a for a in authorities if a.kind is Kind.ROOT and a.der == der), None)
 
 
 def root_update(root: Authority, authorities: Iterable[Authority]) -> RootUpdate | None:

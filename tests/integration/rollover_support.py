@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from protocols.cmp.bodies import ID_IT_ROOT_CA_UPDATE
+from protocols.cmp.bodies import ID_IT_ROOT_CA_CERT, ID_IT_ROOT_CA_UPDATE
 from server.app import CA, build_app
 from server.cli import main
 from server.config import ServerConfig
@@ -129,14 +129,22 @@ async def ocsp_status(client: Client, leaf: x509.Certificate, issuer: x509.Certi
     return answer.certificate_status
 
 
-async def root_ca_key_update(client: Client) -> tuple[bytes, bytes, bytes] | None:
-    """CMP genm rootCaKeyUpdate (RFC 9483 §4.3.2): the DER of newWithNew and the explicitly
-    tagged newWithOld [0] and oldWithNew [1], or None for "no update"."""
+async def root_ca_key_update(
+    client: Client, old_root: x509.Certificate | None = None
+) -> tuple[bytes, bytes, bytes] | None:
+    """CMP genm rootCaKeyUpdate (RFC 9483 §4.3.2), asked as OpenSSL 3.0 asks (infoType
+    rootCaKeyUpdate) or, given ``old_root``, with rootCaCert naming it: the DER of newWithNew and
+    the explicitly tagged newWithOld [0] and oldWithNew [1], or None for "no update"."""
     from pyasn1.codec.der import decoder, encoder
     from pyasn1_alt_modules import rfc9810
 
     mac = cmp_client.Client(cmp_client.Mac(CMP_REF.encode(), CMP_SECRET))
-    request = mac.genm(cmp_client.itav(ID_IT_ROOT_CA_UPDATE))
+    question = (
+        cmp_client.itav(ID_IT_ROOT_CA_UPDATE)
+        if old_root is None
+        else cmp_client.itav(ID_IT_ROOT_CA_CERT, old_root.public_bytes(Encoding.DER))
+    )
+    request = mac.genm(question)
     resp = await client.post("/.well-known/cmp", data=request.der, headers={"Content-Type": "application/pkixcmp"})
     assert resp.status == 200
     reply = cmp_client.read_reply(await resp.read())

@@ -155,7 +155,10 @@ async def test_root_rollover_links_and_announcements(
         assert_certificate_lints_clean(_der(cert))
     await until(lambda: "root.2" in ca.authorities, "the server reads the new root")
 
-    assert await root_ca_key_update(client) == (_der(nwn), explicit(0, _der(nwo)), explicit(1, _der(own)))
+    update = (_der(nwn), explicit(0, _der(nwo)), explicit(1, _der(own)))
+    assert await root_ca_key_update(client) == update
+    assert await root_ca_key_update(client, old_root) == update  # RFC 9483: rootCaCert names the old root
+    assert await root_ca_key_update(client, nwn) is None  # a client already on the new root
     assert {nwn, nwo, own, old_root, old_ca} <= set(await est_cacerts(client))
     assert ca.alternate_chains("issuing-ca") == [(old_ca, own)]
     # A client that trusts only the new root verifies an old leaf through oldWithNew.
