@@ -62,3 +62,39 @@ def test_new_key_rollover_on_the_token(
     assert_certificate_lints_clean(leaf.public_bytes(Encoding.DER))
     token_key = Pkcs11Signer.open_blocking("check", softhsm_module, token_uri(softhsm_token, f"{name}.2"), softhsm_pin)
     assert token_key.public_key() == new_ca.public_key()
+
+
+def test_root_rollover_to_a_token_key(
+    ca_dir: Path, tmp_path: Path, softhsm_module: str, softhsm_token: str, softhsm_pin: str
+) -> None:
+    """A root rolled over to a key made on the token: the three link certificates verify with the
+    keys that should have signed them, and the new root's key never left the token."""
+    label = fresh_label("root")
+    uri = token_uri(softhsm_token, label)
+    passphrase = str(ca_dir / "secrets/passphrase")
+    out = tmp_path / "root2"
+    done = tetra(
+        "ca", "rollover", "root", "--new-key", "--parent-key", str(ca_dir / "keys/root.key"),
+        "--parent-passphrase-file", passphrase, "--out-dir", str(out), "--pkcs11-uri", uri,
+        "--module", softhsm_module, "--pin-env", "HSM_PIN", "--config", str(ca_dir / "tetra.toml"),
+        env={"HSM_PIN": softhsm_pin},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"root.2-{k}.pem" for k in ("newWithNew", "newWithOld", "oldWithNew")
+    ]
+    old = x509.load_pem_x509_certificate((ca_dir / "ca/root.pem").read_bytes())
+    nwn, nwo, own = (
+        x509.load_pem_x509_certificate((out / f"root.2-{k}.pem").read_bytes())
+        for k in ("newWithNew", "newWithOld", "oldWithNew")
+    )
+    token_key = Pkcs11Signer.open_blocking("check", softhsm_module, uri, softhsm_pin)
+    assert token_key.public_key() == nwn.public_key() == nwo.public_key()
+    nwn.verify_directly_issued_by(nwn)
+    nwo.verify_directly_issued_by(old)
+    own.verify_directly_issued_by(nwn)
+    for cert in (nwn, nwo, own):
+        assert_certificate_lints_clean(cert.public_bytes(Encoding.DER))
+    with sqlite3.connect(ca_dir / "tetra.db") as db:
+        (signer,) = db.execute("SELECT signer FROM authorities WHERE name = 'root.2'").fetchone()
+    assert uri in signer and softhsm_pin not in signer
