@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from server.cli.common import CLIError, add_config_option, add_operator_option, 
 if TYPE_CHECKING:
     from ca.authorities.model import Authority, KeyLocation
     from ca.service import CertificateAuthority
+    from ca.signers.registry import SignerSpec
     from server.cli.common import Subcommands
     from server.config import ServerConfig
 
@@ -40,6 +42,15 @@ def _describe(name: str, authority: Authority) -> str:
         f"  valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} .. {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
         f"  sha256 {fingerprint_sha256(cert)}"
     )
+
+
+def _discard(spec: SignerSpec) -> None:
+    """Remove a key made by a command that then failed (a token key is named for the operator)."""
+    from ca.authorities.rollover import discard_key
+
+    left = discard_key(spec)
+    if left:
+        print(f"tetra: note: {left}", file=sys.stderr)
 
 
 @on_ca_reading
@@ -106,7 +117,7 @@ async def _issuing_rollover(
         )
     except BaseException:
         if spec is not None:
-            rollover.discard_key(spec)
+            _discard(spec)
         raise
     print(_describe(name, record))
     print(f"  key: {key.describe() if args.new_key and key else 'the same as ' + base.name}")
@@ -158,9 +169,7 @@ async def _root_rollover(
     except BaseException:
         for path in made:
             path.unlink(missing_ok=True)
-        left = rollover.discard_key(spec)
-        if left:
-            print(f"tetra: note: {left}")
+        _discard(spec)
         raise
     print(_describe(name, record))
     for kind, path in files.items():
