@@ -33,8 +33,12 @@ class CAProfile:
     excluded_dns: tuple[str, ...] = ()
     crl_url: str = ""
     ca_issuers_url: str = ""
+    name: x509.Name | None = None  # the whole subject, when it is more than O and CN (a rollover keeps it)
+    not_after: dt.datetime | None = None  # an end earlier than validity_days gives (RFC 4210 link certificates)
 
     def subject(self) -> x509.Name:
+        if self.name is not None:
+            return self.name
         attrs = []
         if self.organization:
             attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization))
@@ -64,19 +68,20 @@ def _base_builder(
     public_key: CertificateIssuerPublicKeyTypes,
     issuer_name: x509.Name,
     now: dt.datetime,
-    latest_end: dt.datetime | None = None,
+    limit: dt.datetime | None = None,
 ) -> x509.CertificateBuilder:
-    """``latest_end``: the parent's notAfter, which a CA certificate never outlives."""
-    start = now.replace(microsecond=0)
-    end = start + dt.timedelta(days=profile.validity_days) - dt.timedelta(seconds=1)
+    """The common part of every CA certificate; it ends after validity_days, or at ``limit`` if sooner."""
+    end = now.replace(microsecond=0) + dt.timedelta(days=profile.validity_days) - dt.timedelta(seconds=1)
+    if limit is not None and limit < end:
+        end = limit.replace(microsecond=0)
     builder = (
         x509.CertificateBuilder()
         .subject_name(profile.subject())
         .issuer_name(issuer_name)
         .public_key(public_key)
         .serial_number(_serial())
-        .not_valid_before(start)
-        .not_valid_after(min(end, latest_end) if latest_end is not None else end)
+        .not_valid_before(now.replace(microsecond=0))
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=profile.path_length), critical=True)
         .add_extension(CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
@@ -109,9 +114,8 @@ def create_intermediate(
 ) -> x509.Certificate:
     """An issuing CA signed by its parent; never outlives the parent."""
     now = now or dt.datetime.now(dt.UTC)
-    builder = _base_builder(
-        profile, public_key, parent_certificate.subject, now, parent_certificate.not_valid_after_utc
-    )
+    limit = min(parent_certificate.not_valid_after_utc, profile.not_after or parent_certificate.not_valid_after_utc)
+    builder = _base_builder(profile, public_key, parent_certificate.subject, now, limit)
     try:
         ski = parent_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)

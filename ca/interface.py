@@ -156,6 +156,18 @@ class CoreApi(Protocol):
         if a rollover is pending: SCEP GetNextCACert hands it out ahead of time."""
         ...
 
+    def root_update(
+        self, issuer: str, old_root: x509.Certificate | None = None
+    ) -> tuple[x509.Certificate, x509.Certificate, x509.Certificate] | None:
+        """newWithNew, newWithOld, oldWithNew when the root above ``issuer``'s chain (or the root
+        ``old_root`` a client names) has a newer generation (a root rollover, RFC 4210 §4.4)."""
+        ...
+
+    def alternate_chains(self, issuer: str) -> list[tuple[x509.Certificate, ...]]:
+        """``issuer``'s chain extended to the other root of a root rollover (through a link
+        certificate), for the clients that trust only that root; empty without a rollover."""
+        ...
+
     # -- enrollment ---------------------------------------------------------------------
     async def decide(self, request: EnrollmentRequest, *, replaced: CertificateRecord | None = None) -> Decision:
         """Policy, once: what would be issued, or the CAError that refuses it. Nothing is stored.

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca import service_events
 from ca.audit import AuditEvent
+from ca.authorities import links as root_links
 from ca.authorities.lineage import active_generation, families, group_retire_at, key_owner
 from ca.authorities.model import Authority, Kind
 from ca.authz import check_identifiers_proven
@@ -98,6 +99,7 @@ class CertificateAuthority:
         self.authorities: dict[str, Authority] = {}  # the CA registry as last read (ca/authorities)
         self._families: dict[str, list[Authority]] = {}
         self._owners: dict[str, str] = {}  # generation -> the issuer that signs for it (lineage.key_owner)
+        self._roots_above: dict[str, Authority | None] = {}  # issuer -> registered root above its chain
         # Re-reads the registry (set by server/wiring.py; the server's watch job calls it).
         self.sync_registry: Callable[[], Awaitable[list[str]]] | None = None
 
@@ -207,6 +209,7 @@ class CertificateAuthority:
                 issuer.retire_at = group_retire_at(name, members)
                 issuer.revoked = shown is not None and shown.revoked_at is not None
         self._own_keys = _own_keys(self.issuers, self.roots, self.ras)
+        self._roots_above = {}
 
     def ca_certificate(self, name: str) -> x509.Certificate | None:
         """The certificate behind /ca/<name>.cer: the one an issuer presents now (for a same-key
@@ -486,6 +489,22 @@ class CertificateAuthority:
     def chain(self, issuer: str) -> tuple[x509.Certificate, ...]:
         return self.issuers[issuer].chain
 
+    def _root_above(self, issuer: str) -> Authority | None:
+        if issuer not in self.issuers:
+            return None
+        if issuer not in self._roots_above:  # a signature check: once per issuer and registry read
+            self._roots_above[issuer] = root_links.root_above(self.chain(issuer)[-1], self.authorities.values())
+        return self._roots_above[issuer]
+
+    def root_update(self, issuer: str, old_root: x509.Certificate | None = None) -> root_links.RootUpdate | None:
+        values = self.authorities.values()
+        root = self._root_above(issuer) if old_root is None else root_links.registered_root(old_root, values)
+        return root_links.root_update(root, self.authorities.values()) if root is not None else None
+
+    def alternate_chains(self, issuer: str) -> list[tuple[x509.Certificate, ...]]:
+        root = self._root_above(issuer)
+        return root_links.alternate_chains(self.chain(issuer), root, self.root_update(issuer)) if root else []
+
     def intermediates(self) -> list[x509.Certificate]:
         """Every CA certificate below the roots, once each (for /intermediates.pem and TLS trust):
         every generation not revoked, and the link certificates of a root rollover, so a client
@@ -494,7 +513,14 @@ class CertificateAuthority:
         found: dict[bytes, x509.Certificate] = {}
         links = [c for a in self.authorities.values() if a.kind is Kind.ROOT and a.revoked_at is None for c in a.links]
         chains = [issuer.chain for issuer in self.issuers.values() if not issuer.revoked]
-        for chain in [*chains, links]:
+        # Every certified generation, also one that shares its issuer's key (a same-key rollover:
+        # staged, or retired while its leaves are still valid).
+        generations = [
+            a.certificate
+            for a in self.authorities.values()
+            if a.kind is Kind.ISSUING and a.der is not None and a.revoked_at is None
+        ]
+        for chain in [*chains, generations, links]:
             for cert in chain:
                 fingerprint = cert.fingerprint(hashes.SHA256())
                 if fingerprint not in roots:

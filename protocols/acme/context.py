@@ -173,8 +173,9 @@ class AcmeContext:
         return out
 
     def chains(self, issuer: str) -> list[tuple[x509.Certificate, ...]]:
-        """The default chain first, then the alternates served through Link rel="alternate"."""
-        return [self.core.chain(issuer), *self._alternates.get(issuer, [])]
+        """The default chain first, then the alternates served through Link rel="alternate": the
+        configured ones, then those to the other root of a root rollover (from the core)."""
+        return [self.core.chain(issuer), *self._alternates.get(issuer, []), *self.core.alternate_chains(issuer)]
 
     # -- responses -----------------------------------------------------------------------
     def index_link(self, directory: str | None = None) -> str:

@@ -39,6 +39,7 @@ P10CR_CERT_REQ_ID = -1  # a p10cr has no certReqId; its cp and certConf say -1 (
 
 ID_IT_CA_CERTS = str(rfc9810.id_it_caCerts)
 ID_IT_ROOT_CA_UPDATE = str(rfc9810.id_it_rootCaKeyUpdate)
+ID_IT_ROOT_CA_CERT = str(rfc9810.id_it_rootCaCert)  # a genm's question: is there a successor to this root?
 ID_IT_CERT_REQ_TEMPLATE = str(rfc9810.id_it_certReqTemplate)
 ID_IT_CRL_STATUS_LIST = str(rfc9810.id_it_crlStatusList)
 ID_IT_CRLS = str(rfc9810.id_it_crls)

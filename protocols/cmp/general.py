@@ -1,8 +1,10 @@
 """genm -> genp (RFC 9483 §4.3): what a device may ask the CA outside an enrolment.
 
 - caCerts (§4.3.1): the issuing chain and root of the profile's issuer;
-- rootCaKeyUpdate (§4.3.2): the root's successor; Tetra stages successors for issuing CAs
-  only (`[issuers.<name>] next_certificate`), so the answer is "no update" (an empty value);
+- rootCaKeyUpdate (§4.3.2): after a root rollover (`tetra ca rollover ROOT`), newWithNew,
+  newWithOld and oldWithNew of the root the client names in rootCaCert, or without one (or
+  asked by infoType rootCaKeyUpdate, as OpenSSL 3.0 does) of the root above the profile's
+  issuer; else "no update" (no value);
 - certReqTemplate (§4.3.3): an empty CertTemplate (the profile shapes the subject and
   extensions) and keySpec listing the key types the profile accepts;
 - crlStatusList (§4.3.4) and currentCRL: the issuer's current complete CRL.
@@ -13,6 +15,7 @@ An infoType this CA does not know is left out of the genp, as RFC 9810 §5.3.19 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from cryptography import x509
 
@@ -66,7 +69,11 @@ class GeneralMessages:
         issuer = self.core.issuing_generation(ex.profile.issuer or self.core.default_issuer)
         answers: list[bytes] = []
         for itav in content:
-            answer = await self._answer(str(itav["infoType"]), issuer, ex.profile)
+            info_type = str(itav["infoType"])
+            if info_type == bodies.ID_IT_ROOT_CA_CERT:  # RFC 9483 §4.3.2: the root the client has
+                answers.append(self._root_update(issuer, itav["infoValue"]))
+                continue
+            answer = await self._answer(info_type, issuer, ex.profile)
             if answer is not None:
                 answers.append(answer)
         return Answer(bodies.genp(answers))
@@ -74,7 +81,7 @@ class GeneralMessages:
     async def _answer(self, info_type: str, issuer: str, profile: Profile) -> bytes | None:
         simple: dict[str, Callable[[], bytes]] = {
             bodies.ID_IT_CA_CERTS: lambda: bodies.ca_certs(self._chain(issuer)),
-            bodies.ID_IT_ROOT_CA_UPDATE: lambda: bodies.root_ca_update(None),
+            bodies.ID_IT_ROOT_CA_UPDATE: lambda: bodies.root_ca_update(*(self.core.root_update(issuer) or (None,))),
             bodies.ID_IT_CERT_REQ_TEMPLATE: lambda: bodies.cert_req_template(cert_req_template(profile)),
         }
         if info_type in simple:
@@ -86,6 +93,17 @@ class GeneralMessages:
             crl = await self._crl(issuer)
             return bodies.current_crl(crl) if crl is not None else bodies.itav(bodies.ID_IT_CURRENT_CRL)
         return None
+
+    def _root_update(self, issuer: str, old_root: Any) -> bytes:
+        """rootCaKeyUpdate for the root the client names (rootCaCert's value), or, without one,
+        for the root above the profile's issuer."""
+        if not old_root.isValue:
+            return bodies.root_ca_update(*(self.core.root_update(issuer) or (None,)))
+        try:
+            certificate = x509.load_der_x509_certificate(bytes(old_root))
+        except ValueError:
+            raise CmpFailure(FailInfo.badDataFormat, "rootCaCert: the value is not a certificate") from None
+        return bodies.root_ca_update(*(self.core.root_update(issuer, certificate) or (None,)))
 
     def _chain(self, issuer: str) -> tuple[x509.Certificate, ...]:
         chain = self.core.chain(issuer)

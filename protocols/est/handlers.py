@@ -90,14 +90,20 @@ class EstHandlers:
 
     # -- the operations ---------------------------------------------------------------------
     async def cacerts(self, req: WireRequest) -> WireResponse:
-        """The issuing CA's chain and its root (RFC 7030 §4.1), no authentication (EST-01)."""
+        """The issuing CA's chain and its root (RFC 7030 §4.1), no authentication (EST-01); during
+        a rollover also the staged next generation, and after a root rollover the new root with
+        its link certificates newWithOld and oldWithNew (§4.1.3)."""
         try:
             profile = self._profile(req)
         except EstError as exc:
             return render_error(exc)
-        chain = self.core.chain(self.core.issuing_generation(profile.issuer or self.core.default_issuer))
-        roots = [r for r in self.core.roots if r.subject == chain[-1].issuer and r not in chain]
-        return codec.certs_only_response([*chain, *roots])
+        issuer = self.core.issuing_generation(profile.issuer or self.core.default_issuer)
+        chain = self.core.chain(issuer)
+        roots = [r for r in self.core.roots if r.subject == chain[-1].issuer]
+        following = self.core.next_certificate(issuer)
+        update = self.core.root_update(issuer) or ()
+        certificates = [*chain, *roots, *([following] if following else []), *update]
+        return codec.certs_only_response(list(dict.fromkeys(certificates)))  # each once, in this order
 
     async def csrattrs(self, req: WireRequest) -> WireResponse:
         try:

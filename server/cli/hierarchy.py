@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from server.cli import ca_import, ca_revoke, ca_status
+from server.cli import ca_import, ca_revoke, ca_rollover, ca_status
 from server.cli.ca_keys import add_parent_key_options, open_parent_key
 from server.cli.common import CLIError, add_config_option, on_ca_reading, read_config
 from server.cli.new_key import add_new_key_options, make_new_key, new_key_secret
@@ -216,3 +216,4 @@ def add_commands(sub: Subcommands) -> None:
     p.set_defaults(func=ca_init_intermediate)
     ca_revoke.add_commands(ca)
     ca_import.add_commands(ca)
+    ca_rollover.add_commands(ca)
