@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -27,7 +29,18 @@ from tests.integration.serverproc import API_TOKEN, ServerProcess
 
 pytestmark = pytest.mark.slow
 
-ROLLOVER_KEY = ("--parent-key", "keys/root.key", "--parent-passphrase-file", "secrets/passphrase")
+
+def _wait_for(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{url} was not served within {timeout:.0f} s"
+        time.sleep(0.2)
 
 
 async def _issue_until(base: str, prefix: str, stop_at: float, concurrency: int) -> list[int]:
@@ -65,15 +78,21 @@ def test_two_servers_change_over_at_the_scheduled_time(ca_dir: Path, postgres_ur
     try:
         for server in servers:
             server.wait_ready()
-        servers[0].cli("ca", "rollover", "issuing-ca", "--new-key", *ROLLOVER_KEY)
-        at = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=6)).replace(microsecond=0)
-        servers[0].cli("ca", "activate", "issuing-ca.2", "--at", at.isoformat())
+        parent_key = ["--parent-key", str(ca_dir / "keys/root.key")]
+        parent_key += ["--parent-passphrase-file", str(ca_dir / "secrets/passphrase")]
+        servers[0].cli("ca", "rollover", "issuing-ca", "--new-key", *parent_key)
+        for server in servers:  # each has read the registry and opened the new generation's key
+            _wait_for(f"{server.base}/ca/issuing-ca.2.cer")
+        # A `tetra` command takes seconds on a loaded machine: T leaves room for it, and the
+        # clients are already issuing while it runs.
+        at = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=15)).replace(microsecond=0)
 
         async def both() -> list[list[int]]:
             stop_at = asyncio.get_running_loop().time() + (at - dt.datetime.now(dt.UTC)).total_seconds() + 5
-            return list(
-                await asyncio.gather(*(_issue_until(s.base, f"s{i}-", stop_at, 4) for i, s in enumerate(servers)))
-            )
+            clients = [asyncio.create_task(_issue_until(s.base, f"s{i}-", stop_at, 4)) for i, s in enumerate(servers)]
+            await asyncio.to_thread(servers[0].cli, "ca", "activate", "issuing-ca.2", "--at", at.isoformat())
+            assert dt.datetime.now(dt.UTC) < at, "activate returned after T; the run cannot show the change-over"
+            return list(await asyncio.gather(*clients))
 
         results = asyncio.run(both())
     finally:
