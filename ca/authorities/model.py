@@ -56,17 +56,21 @@ class KeyLocation:
 
     @classmethod
     def of_spec(cls, spec: SignerSpec, config_dir: Path) -> KeyLocation:
-        """The location of a configured key (a same-named file or label is then changed by the caller)."""
-        key_file = os.path.relpath(spec.key_file.resolve(), config_dir.resolve()) if spec.key_file else ""
+        """The location of a configured key (a same-named file or label is then changed by the caller).
+        The config hands its paths over resolved; the registry keeps them relative to its directory."""
+
+        def relative(path: Path | str | None) -> str:
+            return os.path.relpath(Path(path).resolve(), config_dir.resolve()) if path else ""
+
         return cls(
             spec.backend,
-            key_file,
+            relative(spec.key_file),
             spec.passphrase_env,
-            spec.passphrase_file,
+            relative(spec.passphrase_file),
             spec.module,
             spec.uri,
             spec.pin_env,
-            spec.pin_file,
+            relative(spec.pin_file),
         )
 
     def spec(self, name: str, config_dir: Path) -> SignerSpec:
@@ -82,8 +86,11 @@ class KeyLocation:
             pin_file=str(config_dir / self.pin_file) if self.pin_file else "",
         )
 
-    def describe(self) -> str:
-        return f"pkcs11 {self.uri}" if self.backend == "pkcs11" else f"file {self.key_file}"
+    def describe(self, config_dir: Path | None = None) -> str:
+        """For people: the URI, or the key file (under ``config_dir`` when given, as the config's own are shown)."""
+        if self.backend == "pkcs11":
+            return f"pkcs11 {self.uri}"
+        return f"file {config_dir / self.key_file if config_dir is not None else self.key_file}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`tetra ca list`: every CA in the registry, what state it is in, and what needs attention.
+"""`tetra ca list` and `ca show`: every CA in the registry, its state, and what needs attention.
 
 One line per generation: kind, state (ca/authorities/model.State), validity, where its key is
 and how many valid certificates it has issued. Below the table, a warning for every CA that
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from ca.authorities.lineage import families, key_owner, state_of
 from ca.authorities.model import Authority, Kind, State
 from ca.service import CertificateAuthority
+from server.cli.common import CLIError
 from server.config import ServerConfig
 
 
@@ -38,7 +39,7 @@ def key_description(record: Authority, config: ServerConfig) -> str:
     if record.kind is Kind.ROOT:
         return "offline (not in the server)"
     if record.key is not None:
-        return record.key.describe()
+        return record.key.describe(config.source.parent)
     family = config.issuers.get(record.family)
     spec = config.signers[family.signer] if family else None
     if spec is None:
@@ -50,6 +51,15 @@ def longest_validity(ca: CertificateAuthority, family: str) -> int:
     """Days: the longest validity of a profile that issues from ``family``."""
     days = [p.max_days for p in ca.profiles.values() if (p.issuer or ca.default_issuer) == family]
     return max(days, default=0)
+
+
+def _valid(record: Authority, owner: str, counts: dict[str, int], ca: CertificateAuthority) -> int:
+    """Valid certificates it issued; for a root, the CAs it signed that are not revoked. A same-key
+    generation's leaves are stored under the generation that owns the key (lineage.key_owner)."""
+    if record.kind is Kind.ROOT:
+        children = ca.authorities.values()
+        return sum(1 for a in children if a.parent == record.name and a.revoked_at is None and a.der is not None)
+    return counts.get(record.name, 0) if owner == record.name else 0
 
 
 def ca_lines(ca: CertificateAuthority, config: ServerConfig, counts: dict[str, int]) -> list[CaLine]:
@@ -71,7 +81,7 @@ def ca_lines(ca: CertificateAuthority, config: ServerConfig, counts: dict[str, i
                     not_after=f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M}" if cert else "",
                     key=key_description(record, config),
                     # A same-key generation's leaves are stored under the generation that owns the key.
-                    valid_certificates=counts.get(record.name, 0) if owner == record.name else 0,
+                    valid_certificates=_valid(record, owner, counts, ca),
                     parent=record.parent or "",
                     default=record.family == ca.default_issuer,
                 )
@@ -126,4 +136,38 @@ async def ca_list(args: argparse.Namespace, ca: CertificateAuthority, config: Se
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
     for warning in warnings:
         print(warning)
+    return 0
+
+
+async def ca_show(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
+    """One generation: a generation's name shows it; a CA's name shows the generation issuing now."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ca.hierarchy import fingerprint_sha256
+
+    name = args.name or ca.default_issuer
+    if name not in ca.authorities and name not in ca.issuers:
+        raise CLIError(f"no CA named {name!r} (have: {', '.join(sorted(ca.authorities) or ca.issuers)})")
+    record = ca.authorities.get(name)
+    if record is None or (record.kind is Kind.ISSUING and not args.name):
+        name = ca.issuing_generation(name)
+        record = ca.authorities.get(name)
+    cert = record.certificate if record is not None and record.der is not None else ca.ca_certificate(name)
+    if cert is None:
+        raise CLIError(f"{name} has no certificate yet: tetra ca import --name {record.family if record else name}")
+    if args.pem:
+        print(cert.public_bytes(Encoding.PEM).decode(), end="")
+        return 0
+    family = families(ca.authorities.values()).get(record.family, [record]) if record else []
+    print(f"issuer:      {name}")
+    if record is not None:
+        print(f"state:       {state_of(record, family, ca.clock.now()).value}")
+        print(f"key:         {key_description(record, config)}")
+    print(f"subject:     {cert.subject.rfc4514_string()}")
+    print(f"serial:      {cert.serial_number:x}")
+    print(f"valid:       {cert.not_valid_before_utc:%Y-%m-%d %H:%M} .. {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+    print(f"sha256:      {fingerprint_sha256(cert)}")
+    for root in ca.roots:
+        print(f"root:        {root.subject.rfc4514_string()}")
+        print(f"root sha256: {fingerprint_sha256(root)}")
     return 0

@@ -26,27 +26,6 @@ if TYPE_CHECKING:
     from server.cli.common import Subcommands
 
 
-def ca_show(args: argparse.Namespace) -> int:
-    from ca.hierarchy import fingerprint_sha256
-    from server.wiring import load_certificates
-
-    config = read_config(args.config)
-    name = args.name or config.default_issuer
-    if name not in config.issuers:
-        raise CLIError(f"no issuer named {name!r} (have: {', '.join(config.issuers)})")
-    cert = load_certificates(config.issuers[name].certificate)[0]
-    print(f"issuer:      {name}")
-    print(f"subject:     {cert.subject.rfc4514_string()}")
-    print(f"serial:      {cert.serial_number:x}")
-    print(f"valid:       {cert.not_valid_before_utc:%Y-%m-%d %H:%M} .. {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
-    print(f"sha256:      {fingerprint_sha256(cert)}")
-    for path in config.roots:
-        for root in load_certificates(path):
-            print(f"root:        {root.subject.rfc4514_string()}")
-            print(f"root sha256: {fingerprint_sha256(root)}")
-    return 0
-
-
 def _output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     """NAME.pem and NAME.key in --out-dir; never overwrite a CA certificate or key."""
     out = Path(args.out_dir)
@@ -198,9 +177,10 @@ def add_commands(sub: Subcommands) -> None:
     p = add_config_option(ca.add_parser("list", help="every CA generation: state, validity, key, valid certificates"))
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=on_ca_reading(ca_status.ca_list))
-    p = add_config_option(ca.add_parser("show", help="one issuing CA and the root fingerprint"))
-    p.add_argument("name", nargs="?")
-    p.set_defaults(func=ca_show)
+    p = add_config_option(ca.add_parser("show", help="one CA generation (default: the one issuing now) and the roots"))
+    p.add_argument("name", nargs="?", help="a generation (issuing-ca, issuing-ca.2, root) or a CA's name")
+    p.add_argument("--pem", action="store_true", help="print only its certificate, PEM")
+    p.set_defaults(func=on_ca_reading(ca_status.ca_show))
 
     p = ca.add_parser("init-root", help="create a self-signed root (key in a file or on a token)")
     _new_ca_options(p, validity_days=7300, path_length=None)
