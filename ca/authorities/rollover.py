@@ -198,10 +198,19 @@ def make_key(spec: SignerSpec, key_type: str) -> CertificateIssuerPrivateKeyType
 
 
 def discard_key(spec: SignerSpec) -> str:
-    """Undo `make_key` after a later step failed: a key file is removed; a token key cannot be
-    removed from here, so the message names it for the operator."""
+    """Undo `make_key` after a later step failed: a key file is removed, a token key destroyed.
+    When the token will not let it go, the message names it for the operator (best effort: the
+    command is failing already, and its own error is the one to report)."""
     if spec.backend == "pkcs11":
-        return f"the new key stays on the token as {spec.uri}; delete it there"
+        from ca.config_secrets import read_secret
+        from ca.errors import ConfigError
+        from ca.signers.pkcs11_keygen import destroy_token_key
+
+        try:
+            destroy_token_key(spec.module, spec.uri, read_secret(spec.pin_env, spec.pin_file, "PKCS#11 PIN"))
+        except (CAError, ConfigError):
+            return f"the new key stays on the token as {spec.uri}; delete it there"
+        return ""
     if spec.key_file is not None:
         spec.key_file.unlink(missing_ok=True)
     return ""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,7 +27,14 @@ from ca.audit import AuditEvent
 from ca.authorities.import_check import CheckedPath, ImportRefused, check_import
 from ca.authorities.model import Authority, KeyLocation, Kind, generation_name
 from ca.errors import CAError, ConfigError
-from server.cli.common import CLIError, add_config_option, add_operator_option, read_config
+from server.cli.common import (
+    CLIError,
+    add_config_option,
+    add_operator_option,
+    config_relative,
+    parse_time,
+    read_config,
+)
 from server.cli.new_key import NewKey, add_new_key_options, make_new_key, new_key_secret
 
 if TYPE_CHECKING:
@@ -119,19 +125,14 @@ def _write_csr(out: Path, request: x509.CertificateSigningRequest) -> None:
         raise CLIError(f"{out}: cannot write the CSR: {exc.strerror}") from None
 
 
-def _relative(config: ServerConfig, path: str | Path) -> str:
-    """Stored relative to the config's directory, as the config's own paths are read."""
-    return os.path.relpath(Path(path).resolve(), config.source.resolve().parent)
-
-
 def _key_location(args: argparse.Namespace, config: ServerConfig, key: NewKey) -> KeyLocation:
     if key.key_file is None:
-        pin_file = _relative(config, args.pin_file) if args.pin_file else ""
+        pin_file = config_relative(config.source.parent, args.pin_file)
         return KeyLocation("pkcs11", module=args.module, uri=args.pkcs11_uri, pin_env=args.pin_env, pin_file=pin_file)
-    passphrase_file = _relative(config, args.passphrase_file) if args.passphrase_file else ""
+    passphrase_file = config_relative(config.source.parent, args.passphrase_file)
     return KeyLocation(
         "software",
-        key_file=_relative(config, key.key_file),
+        key_file=config_relative(config.source.parent, key.key_file),
         passphrase_env=args.passphrase_env,
         passphrase_file=passphrase_file,
     )
@@ -178,17 +179,6 @@ def ca_csr(args: argparse.Namespace) -> int:
 
 
 # -- tetra ca import --------------------------------------------------------------------------
-def _activation(text: str) -> dt.datetime | None:
-    """None: now (the database clock's, read when importing)."""
-    if text == "now":
-        return None
-    try:
-        at = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise CLIError(f"--activate-at {text!r}: not an ISO 8601 time (e.g. 2027-01-01T00:00:00Z) or 'now'") from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
-
-
 def _read_certificates(path: str, what: str) -> list[x509.Certificate]:
     try:
         data = Path(path).read_bytes()
@@ -235,7 +225,7 @@ async def _import(args: argparse.Namespace, config: ServerConfig, store: Authori
     from server.wiring import load_certificates
 
     now = db.clock.now()
-    at = _activation(args.activate_at) or now
+    at = parse_time("--activate-at", args.activate_at) or now
     records = await store.all()
     family = [a for a in records if a.family == args.name and a.kind is Kind.ISSUING]
     pending = next((a for a in family if a.der is None and a.revoked_at is None), None)
@@ -278,7 +268,7 @@ async def _import_or_audit(args: argparse.Namespace, config: ServerConfig, store
 
 def ca_import(args: argparse.Namespace) -> int:
     config = read_config(args.config)
-    _activation(args.activate_at)  # a malformed time is an option error, before the registry is opened
+    parse_time("--activate-at", args.activate_at)  # a malformed time is an option error, before the registry is opened
     print(asyncio.run(_on_registry(config, lambda store, db: _import_or_audit(args, config, store, db))))
     return 0
 

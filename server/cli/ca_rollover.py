@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ca.keys import KEY_SPECS
 from server.cli.ca_keys import SOFTHSM, add_parent_key_options, open_parent_key
-from server.cli.common import CLIError, add_config_option, add_operator_option, on_ca_reading
+from server.cli.common import (
+    CLIError,
+    add_config_option,
+    add_operator_option,
+    config_relative,
+    on_ca_reading,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     from ca.authorities.model import Authority, KeyLocation
@@ -26,11 +32,6 @@ if TYPE_CHECKING:
     from ca.signers.registry import SignerSpec
     from server.cli.common import Subcommands
     from server.config import ServerConfig
-
-
-def _relative(path: str, config_dir: Path) -> str:
-    """A path given on the command line, as the registry keeps it: relative to the config's directory."""
-    return os.path.relpath(Path(path).resolve(), config_dir.resolve()) if path else ""
 
 
 def _describe(name: str, authority: Authority) -> str:
@@ -193,28 +194,16 @@ def _root_key_location(args: argparse.Namespace, config_dir: Path, out: Path, na
             module=args.module,
             uri=args.pkcs11_uri,
             pin_env=args.pin_env,
-            pin_file=_relative(args.pin_file, config_dir),
+            pin_file=config_relative(config_dir, args.pin_file),
         )
     if not (args.passphrase_env or args.passphrase_file):
         raise CLIError("the new root key file needs --passphrase-env or --passphrase-file")
     return KeyLocation(
         "software",
-        key_file=_relative(str(out / f"{name}.key"), config_dir),
+        key_file=config_relative(config_dir, str(out / f"{name}.key")),
         passphrase_env=args.passphrase_env,
-        passphrase_file=_relative(args.passphrase_file, config_dir),
+        passphrase_file=config_relative(config_dir, args.passphrase_file),
     )
-
-
-def _parse_at(text: str, now: dt.datetime) -> dt.datetime:
-    if text == "now":
-        return now
-    try:
-        at = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise CLIError(f"--at {text!r}: not an ISO 8601 time (2027-01-31T12:00:00Z) or 'now'") from None
-    if at.tzinfo is None:
-        raise CLIError(f"--at {text!r}: say the time zone (Z or +01:00)")
-    return at.astimezone(dt.UTC)
 
 
 @on_ca_reading
@@ -224,7 +213,7 @@ async def ca_activate(args: argparse.Namespace, ca: CertificateAuthority, config
 
     store = AuthorityStore(ca.db)
     now = ca.clock.now()
-    at = _parse_at(args.at, now)
+    at = parse_time("--at", args.at) or now
     records = await store.all()
     record = next((a for a in records if a.name == args.name), None)
     family = [a for a in records if record is not None and a.family == record.family]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import functools
 import os
 from collections.abc import Awaitable, Callable
@@ -65,6 +66,28 @@ def resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         args.config = getattr(args, "config", DEFAULT_CONFIG)
     elif hasattr(args, "config"):
         parser.error("--config: this command reads no config file")
+
+
+def config_relative(config_dir: Path, path: str | Path | None) -> str:
+    """``path`` as a config (or the CA registry) keeps it: relative to the config file's directory,
+    so a CA directory can be moved or copied (to another machine, into a container) as a whole.
+    An empty path stays empty."""
+    return os.path.relpath(Path(path).resolve(), config_dir.resolve()) if path else ""
+
+
+def parse_time(option: str, text: str) -> dt.datetime | None:
+    """An option's moment: None for 'now' (the caller takes its clock's), else an ISO 8601 time
+    with its zone. A time without one is refused rather than guessed: CA activation times are
+    read by servers in other zones."""
+    if text == "now":
+        return None
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CLIError(f"{option} {text!r}: not an ISO 8601 time (2027-01-31T12:00:00Z) or 'now'") from None
+    if at.tzinfo is None:
+        raise CLIError(f"{option} {text!r}: say the time zone (Z or +01:00)")
+    return at.astimezone(dt.UTC)
 
 
 def add_operator_option(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from server.cli import ca_import, ca_revoke, ca_rollover, ca_status
 from server.cli.ca_keys import add_parent_key_options, open_parent_key
-from server.cli.common import CLIError, add_config_option, on_ca_reading, read_config
+from server.cli.common import CLIError, add_config_option, config_relative, on_ca_reading, read_config
 from server.cli.new_key import add_new_key_options, make_new_key, new_key_secret
 
 if TYPE_CHECKING:
@@ -128,12 +127,6 @@ def _refuse_taken_name(config_path: Path, name: str) -> None:
             raise CLIError(f"{config_path}: [{kind}s.{name}] already exists; choose another --name")
 
 
-def _relative_to(config_path: Path, path: str | Path) -> str:
-    """``path`` as the config loader will read it: relative to the config file's directory, so a
-    CA directory can be moved or copied (to another machine, into a container) as a whole."""
-    return os.path.relpath(Path(path).resolve(), config_path.resolve().parent)
-
-
 def _toml_string(text: str) -> str:
     return json.dumps(text)  # a JSON string is a TOML basic string for any path or URI
 
@@ -147,13 +140,13 @@ def _append_issuer(config_path: Path, args: argparse.Namespace, cert_path: Path,
         lines += [entry("backend", "pkcs11"), entry("module", args.module), entry("uri", args.pkcs11_uri)]
         env_key, env, file_key, file = "pin_env", args.pin_env, "pin_file", args.pin_file
     else:
-        lines += [entry("backend", "software"), entry("key_file", _relative_to(config_path, key_path))]
+        lines += [entry("backend", "software"), entry("key_file", config_relative(config_path.parent, key_path))]
         env_key, env, file_key, file = "passphrase_env", args.passphrase_env, "passphrase_file", args.passphrase_file
     # Both when both were given: the variable wins when set, the file otherwise (read_secret).
     lines += [entry(env_key, env)] if env else []
-    lines += [entry(file_key, _relative_to(config_path, file))] if file else []
+    lines += [entry(file_key, config_relative(config_path.parent, file))] if file else []
     lines += [f"\n[issuers.{args.name}]"]
-    lines += [entry("certificate", _relative_to(config_path, cert_path)), entry("signer", args.name), ""]
+    lines += [entry("certificate", config_relative(config_path.parent, cert_path)), entry("signer", args.name), ""]
     try:
         with config_path.open("a") as out:
             out.write("\n".join(lines))
