@@ -28,11 +28,11 @@ class ParentKey:
 
 
 def add_parent_key_options(p: argparse.ArgumentParser, *, who: str = "parent CA") -> None:
-    g = p.add_argument_group(f"the {who}'s key: a file or a PKCS#11 token (exactly one)")
-    g.add_argument("--parent-key", default="", help=f"the {who}'s encrypted PKCS#8 key file")
+    g = p.add_argument_group(f"the key of the {who}: a file or a PKCS#11 token (exactly one)")
+    g.add_argument("--parent-key", default="", help="its encrypted PKCS#8 key file")
     g.add_argument("--parent-passphrase-env", default="", help="environment variable holding its passphrase")
     g.add_argument("--parent-passphrase-file", default="", help="file holding its passphrase")
-    g.add_argument("--parent-pkcs11-uri", default="", help=f"the {who}'s key on a token: pkcs11:token=...;object=...")
+    g.add_argument("--parent-pkcs11-uri", default="", help="its key on a token: pkcs11:token=...;object=...")
     g.add_argument("--parent-module", default=SOFTHSM, help="PKCS#11 module path for --parent-pkcs11-uri")
     g.add_argument("--parent-pin-env", default="", help="environment variable holding the token PIN")
     g.add_argument("--parent-pin-file", default="", help="file holding the token PIN")

@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ca.keys import KEY_SPECS
-from server.cli.ca_keys import SOFTHSM, add_parent_key_options, open_parent_key
+from server.cli.ca_keys import add_parent_key_options, open_parent_key
 from server.cli.common import (
     CLIError,
     add_config_option,
@@ -25,6 +24,7 @@ from server.cli.common import (
     on_ca_reading,
     parse_time,
 )
+from server.cli.new_key import add_new_key_options
 
 if TYPE_CHECKING:
     from ca.authorities.model import Authority, KeyLocation
@@ -248,17 +248,11 @@ def add_commands(ca: Subcommands) -> None:
     p.add_argument(
         "--new-key", action="store_true", help="a new key of the current key's type, beside it (file or token)"
     )
-    p.add_argument("--key-type", choices=KEY_SPECS, default="", help="the new key's type (default: the current one's)")
     p.add_argument("--validity-days", type=int, default=None, help="default: the current certificate's length")
     g = p.add_argument_group("a root rollover: where the new root key goes (a file in --out-dir, or a token)")
     g.add_argument("--out-dir", default="", help="writes <gen>-newWithNew.pem, -newWithOld.pem, -oldWithNew.pem")
-    g.add_argument("--passphrase-env", default="", help="environment variable holding the new key file's passphrase")
-    g.add_argument("--passphrase-file", default="", help="file holding the new key file's passphrase")
-    g.add_argument("--pkcs11-uri", default="", help="generate the new root key on a token: pkcs11:token=...;object=...")
-    g.add_argument("--module", default=SOFTHSM, help="PKCS#11 module path")
-    g.add_argument("--pin-env", default="", help="environment variable holding the token PIN")
-    g.add_argument("--pin-file", default="", help="file holding the token PIN")
-    add_parent_key_options(p, who="parent CA (for a root: the old root)")
+    add_new_key_options(g, key_type="", key_type_help="the new key's type (default: the current one's)")
+    add_parent_key_options(p, who="parent CA (for a root rollover, the old root)")
     add_operator_option(p)
     p.set_defaults(func=ca_rollover)
 

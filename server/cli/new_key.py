@@ -47,8 +47,11 @@ def _destroy(module: str, uri: str, pin: bytes) -> None:
         pass
 
 
-def add_new_key_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key-type", choices=KEY_SPECS, default="ec-p256")
+def add_new_key_options(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup, *, key_type: str = "ec-p256", key_type_help: str = ""
+) -> None:
+    """Where a new CA key goes and how it is unlocked: a passphrase for a file, or a token and its PIN."""
+    p.add_argument("--key-type", choices=KEY_SPECS, default=key_type, help=key_type_help or None)
     p.add_argument("--passphrase-env", default="", help="environment variable holding the key passphrase")
     p.add_argument("--passphrase-file", default="", help="file holding the key passphrase")
     p.add_argument("--pkcs11-uri", default="", help="generate the key on a token: pkcs11:token=...;object=...")
