@@ -35,9 +35,9 @@ from core_setup import BENCH_PROFILE
 
 from ca.crmf import enrollment_from_cert_req_msg
 from ca.enrollment import AuthMethod, Requester
+from protocols.cmp.config import MacLimits
 from protocols.cmp.handlers import CmpHandlers
 from protocols.cmp.message import decode_message
-from protocols.cmp.pbm import MacLimits
 from protocols.cmp.protection import verify_mac, verify_signature_protection
 from protocols.cmp.responder import Responder
 from server.wiring import build_ca, protocol_context, read_config

@@ -34,10 +34,11 @@ from pyasn1_alt_modules import rfc4211
 from ca.der import oid, tlv
 from ca.sigalg import HASH_OIDS, sign_bytes
 from protocols.cmp.bodies import PkiStatus
+from protocols.cmp.config import MacLimits
 from protocols.cmp.der import algorithm_identifier, bit_string, explicit, integer, octet_string, read_tlv, sequence
 from protocols.cmp.errors import FailInfo
 from protocols.cmp.message import ID_IT_IMPLICIT_CONFIRM, PkiMessage, decode_message
-from protocols.cmp.pbm import DERIVATION, HMAC_SHA1, PASSWORD_BASED_MAC, MacLimits, pbmac1_algorithm
+from protocols.cmp.pbm import DERIVATION, HMAC_SHA1, PASSWORD_BASED_MAC, pbmac1_algorithm
 from protocols.cmp.protection import signature_algorithm, verify_mac, verify_signature_protection
 
 # PKIBody CHOICE tags (RFC 9810 §5.1.2) of the bodies a client sends

@@ -7,10 +7,29 @@ trusted certificate; replies are protected the same way. protocols/cmp/responder
 order every message goes through; docs/cmp.md describes it all.
 """
 
-from protocols.base import ProtocolSpec, WireResponse
+from collections.abc import Sequence
+from typing import Any
+
+from protocols.base import BackgroundJob, ProtocolContext, ProtocolSpec, Route, WireResponse
 from protocols.cmp.cli import COMMANDS
 from protocols.cmp.config import MAX_BODY_LIMIT, CmpConfig, parse_config
-from protocols.cmp.handlers import ROUTES, CmpHandlers
+from protocols.cmp.transactions import CmpTransactionRow  # noqa: F401  (declares its table, as every protocol does on import)
+
+ROUTES = (Route("POST", "", "post"), Route("POST", "/p/{label}", "post"))
+
+
+# The handlers (and the pyasn1 CMP modules under them, ~0.9 s to import) load when the server
+# builds them, not when a `tetra` command only reads the protocol's config and commands.
+def _create(ctx: ProtocolContext[Any]) -> Any:
+    from protocols.cmp.handlers import CmpHandlers
+
+    return CmpHandlers.create(ctx)
+
+
+def _jobs(handlers: Any) -> Sequence[BackgroundJob]:
+    from protocols.cmp.handlers import CmpHandlers
+
+    return CmpHandlers.jobs(handlers)
 
 
 def _labels(config: CmpConfig) -> dict[str, str]:
@@ -27,13 +46,13 @@ SPEC = ProtocolSpec(
     name="cmp",
     prefix="/.well-known/cmp",
     routes=ROUTES,
-    factory=CmpHandlers.create,
+    factory=_create,
     parse_config=parse_config,
     listeners=("http", "https"),
     max_body=MAX_BODY_LIMIT,  # the server's cap; [cmp] max_body (smaller) is checked per message
     http_error=_http_error,
     path_labels=_labels,
-    jobs=CmpHandlers.jobs,
+    jobs=_jobs,
     cli=COMMANDS,
     cli_help="CMP: shared secrets for MAC-protected requests",
 )

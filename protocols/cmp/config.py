@@ -28,8 +28,24 @@ from cryptography import x509
 
 from ca.errors import ConfigError
 from ca.tomlread import Table
-from protocols.cmp.message import MAX_MESSAGE_BYTES
-from protocols.cmp.pbm import MacLimits
+
+# The largest PKIMessage decoded (message.decode_message). Here, not in message.py, so reading the
+# config (every `tetra` command does) does not load the pyasn1 CMP modules.
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class MacLimits:
+    """What the CA accepts from a peer. ``min_iterations`` is the configured floor; the
+    ceiling bounds the CPU one request may cost. HMAC-SHA-1 as the final MAC is accepted by
+    default because OpenSSL 3.0 uses it unless told otherwise (it is not a collision use)."""
+
+    min_iterations: int = 500
+    max_iterations: int = 10_000
+    min_salt: int = 8
+    max_salt: int = 64
+    allow_hmac_sha1: bool = True
+
 
 MAX_BODY_LIMIT = 1024 * 1024  # the most [cmp] max_body may allow (the server reads no more)
 ABSOLUTE_MAX_ITERATIONS = 1_000_000

@@ -14,7 +14,7 @@ import logging
 from ca.errors import CAError
 from ca.interface import CoreApi
 from ca.profiles.model import Profile
-from protocols.base import BackgroundJob, ProtocolContext, Route, WireRequest, WireResponse
+from protocols.base import BackgroundJob, ProtocolContext, WireRequest, WireResponse
 from protocols.cmp.auth import Authenticator
 from protocols.cmp.config import CmpConfig
 from protocols.cmp.confirm import Confirmer, revoke_unconfirmed
@@ -29,7 +29,6 @@ from protocols.labels import ProfileLabels
 log = logging.getLogger("tetra.cmp")
 
 CONTENT_TYPE = "application/pkixcmp"
-ROUTES = (Route("POST", "", "post"), Route("POST", "/p/{label}", "post"))
 MAX_SWEEP_SECONDS = 15.0  # how often the unconfirmed certificates are looked for, at most
 
 

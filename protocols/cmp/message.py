@@ -21,10 +21,10 @@ from pyasn1.codec.der import decoder as der_decoder
 from pyasn1_alt_modules import rfc9810
 
 from ca.der import encode_length
+from protocols.cmp.config import MAX_MESSAGE_BYTES
 from protocols.cmp.der import Tlv, children, scan
 from protocols.cmp.errors import CmpFailure, FailInfo, bad_data_format
 
-MAX_MESSAGE_BYTES = 256 * 1024
 MAX_EXTRA_CERTS = 16
 SUPPORTED_PVNO = (2, 3)  # cmp2000 and cmp2021 (RFC 9810 §7); we never use EnvelopedData
 ID_IT_IMPLICIT_CONFIRM = str(rfc9810.id_it_implicitConfirm)

@@ -20,6 +20,7 @@ from pyasn1.codec.der import decoder as der_decoder
 from pyasn1_alt_modules import rfc8018, rfc9810
 
 from ca.sigalg import HASH_OIDS, HASHES
+from protocols.cmp.config import MacLimits
 from protocols.cmp.der import algorithm_identifier, integer, octet_string, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo, bad_data_format
 
@@ -38,19 +39,6 @@ HMAC_WITH = {  # RFC 8018 / RFC 4231 HMAC OIDs -> hash name
 HMAC_OID = {name: oid for oid, name in HMAC_WITH.items() if oid.startswith("1.2.840.113549.2.") and name != "sha1"}
 OWF_SHA2 = ("sha224", "sha256", "sha384", "sha512")  # never SHA-1 nor the MD5 legacy SCEP brought into HASHES
 OWF_HASHES = {HASH_OIDS[name]: name for name in OWF_SHA2}
-
-
-@dataclass(frozen=True)
-class MacLimits:
-    """What the CA accepts from a peer. ``min_iterations`` is the configured floor; the
-    ceiling bounds the CPU one request may cost. HMAC-SHA-1 as the final MAC is accepted by
-    default because OpenSSL 3.0 uses it unless told otherwise (it is not a collision use)."""
-
-    min_iterations: int = 500
-    max_iterations: int = 10_000
-    min_salt: int = 8
-    max_salt: int = 64
-    allow_hmac_sha1: bool = True
 
 
 class Derivation:

@@ -34,10 +34,11 @@ from ca.sigalg import (
     verify_bytes,
     verify_signature,
 )
+from protocols.cmp.config import MacLimits
 from protocols.cmp.der import algorithm_identifier
 from protocols.cmp.errors import CmpFailure, FailInfo, bad_message_check
 from protocols.cmp.message import PkiMessage
-from protocols.cmp.pbm import DERIVATION, PASSWORD_BASED_MAC, PBMAC1, Derivation, MacLimits, mac_scheme
+from protocols.cmp.pbm import DERIVATION, PASSWORD_BASED_MAC, PBMAC1, Derivation, mac_scheme
 
 MAC_ALGORITHMS = (PASSWORD_BASED_MAC, PBMAC1)
 

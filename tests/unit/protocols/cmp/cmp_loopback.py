@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from protocols.cmp import bodies
+from protocols.cmp.config import MacLimits
 from protocols.cmp.der import explicit, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo
 from protocols.cmp.message import PkiMessage, decode_message
-from protocols.cmp.pbm import MacLimits
 from protocols.cmp.protection import is_mac_protected, verify_mac, verify_signature_protection
 from protocols.cmp.reply import MacProtection, Protection, SignatureProtection, build_reply
 from tests.tetra_process import free_port

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from ca.crmf import check_pop
 from ca.keys import generate_private_key
 from protocols.cmp.bodies import ID_IT_CA_CERTS, PkiStatus
+from protocols.cmp.config import MacLimits
 from protocols.cmp.errors import CmpFailure, FailInfo
 from protocols.cmp.message import decode_message
-from protocols.cmp.pbm import MacLimits
 from protocols.cmp.protection import verify_mac, verify_signature_protection
 from tests import cmp_client
 from tests.cmp_client import Client, Header, Mac, Signature, read_reply

@@ -16,10 +16,10 @@ from pyasn1.codec.der import encoder as der_encoder
 from ca.crmf import PopMethod, enrollment_from_cert_req_msg
 from ca.enrollment import AuthMethod, Requester
 from ca.errors import CAError, FailureReason
+from protocols.cmp.config import MacLimits
 from protocols.cmp.der import children, explicit, read_tlv, sequence
 from protocols.cmp.errors import FAIL_INFO_FOR, CmpFailure, FailInfo, failure_for
 from protocols.cmp.message import decode_message
-from protocols.cmp.pbm import MacLimits
 from protocols.cmp.protection import verify_mac
 from tests.unit.protocols.cmp.cmp_vectors import SECRET, vector
 

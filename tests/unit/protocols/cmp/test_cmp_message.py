@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ca.der import encode_length, tlv
+from protocols.cmp.config import MAX_MESSAGE_BYTES, MacLimits
 from protocols.cmp.der import explicit, integer, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo
-from protocols.cmp.message import MAX_MESSAGE_BYTES, decode_message
-from protocols.cmp.pbm import MacLimits
+from protocols.cmp.message import decode_message
 from protocols.cmp.protection import is_mac_protected, verify_mac, verify_signature_protection
 from tests.unit.protocols.cmp.cmp_vectors import REFERENCE, SECRET, certificate, mac_vectors, signed_vectors, vector
 

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from protocols.cmp import bodies
+from protocols.cmp.config import MacLimits
 from protocols.cmp.message import decode_message
-from protocols.cmp.pbm import MacLimits
 from protocols.cmp.protection import verify_mac
 from protocols.cmp.reply import MacProtection, SignatureProtection, build_reply
 from tests.pkilint_check import assert_certificate_lints_clean

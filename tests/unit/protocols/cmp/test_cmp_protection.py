@@ -22,6 +22,7 @@ from ca.errors import SignerUnavailable
 from ca.keys import generate_private_key
 from ca.signers.software import SoftwareSigner
 from protocols.cmp import bodies
+from protocols.cmp.config import MacLimits
 from protocols.cmp.der import algorithm_identifier, integer, octet_string, sequence
 from protocols.cmp.errors import CmpFailure, FailInfo
 from protocols.cmp.message import PkiMessage, decode_message
@@ -29,7 +30,6 @@ from protocols.cmp.pbm import (
     HMAC_SHA1,
     PASSWORD_BASED_MAC,
     Derivation,
-    MacLimits,
     mac_scheme,
     password_based_mac_algorithm,
     pbmac1_algorithm,
