@@ -93,6 +93,7 @@ class RegistryLoader:
         config_pool: list[x509.Certificate],
         *,
         open_signers: bool = True,
+        signers: dict[str, Signer] | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -102,7 +103,9 @@ class RegistryLoader:
         self.config_roots = config_roots
         self.config_pool = config_pool
         self.open_signers = open_signers
-        self.signers: dict[str, Signer] = {}  # by signer name: a same-key generation shares one
+        # By signer name, shared with whoever opened the config's signers: a generation that uses
+        # its CA's configured key shares the Signer already open for it.
+        self.signers: dict[str, Signer] = signers if signers is not None else {}
         self.failed: dict[str, str] = {}  # generation -> why its key did not open (logged once)
 
     async def signer(self, spec: SignerSpec, public: CertificateIssuerPublicKeyTypes) -> Signer:

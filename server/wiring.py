@@ -167,8 +167,9 @@ async def build_ca(
         )
         # The registry (server/ca_registry.py): the config's CAs registered once, then every
         # generation made since loaded beside them, sharing the keys opened above.
-        loader = RegistryLoader(config, db, linter, build_chain, tuple(roots), pool, open_signers=open_signers)
-        loader.signers = signers
+        loader = RegistryLoader(
+            config, db, linter, build_chain, tuple(roots), pool, open_signers=open_signers, signers=signers
+        )
         try:
             await loader.register_config(db.clock.now(), load_certificates)
             await loader.sync(ca)

@@ -76,6 +76,20 @@ async def tetra_ok(ca_dir: Path, *args: str) -> str:
     return out
 
 
+async def roll_root_over(ca_dir: Path, out_dir: Path) -> tuple[x509.Certificate, x509.Certificate, x509.Certificate]:
+    """`tetra ca rollover root --new-key` with the demo root's key; its newWithNew, newWithOld, oldWithNew."""
+    passphrase = str(ca_dir / "secrets/passphrase")
+    await tetra_ok(
+        ca_dir, "ca", "rollover", "root", "--new-key", *parent_key(ca_dir),
+        "--out-dir", str(out_dir), "--passphrase-file", passphrase,
+    )  # fmt: skip
+    nwn, nwo, own = (
+        x509.load_pem_x509_certificate((out_dir / f"root.2-{kind}.pem").read_bytes())
+        for kind in ("newWithNew", "newWithOld", "oldWithNew")
+    )
+    return nwn, nwo, own
+
+
 async def until(check: Callable[[], bool], what: str, seconds: float = 10) -> None:
     for _ in range(int(seconds * 10)):
         if check():

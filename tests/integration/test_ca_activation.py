@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ca.store.repositories import CertificateFilter
 from server.wiring import build_ca, read_config
 from tests.helpers import make_csr
+from tests.integration.rollover_support import parent_key
 from tests.integration.serverproc import API_TOKEN, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -78,9 +79,7 @@ def test_two_servers_change_over_at_the_scheduled_time(ca_dir: Path, postgres_ur
     try:
         for server in servers:
             server.wait_ready()
-        parent_key = ["--parent-key", str(ca_dir / "keys/root.key")]
-        parent_key += ["--parent-passphrase-file", str(ca_dir / "secrets/passphrase")]
-        servers[0].cli("ca", "rollover", "issuing-ca", "--new-key", *parent_key)
+        servers[0].cli("ca", "rollover", "issuing-ca", "--new-key", *parent_key(ca_dir))
         for server in servers:  # each has read the registry and opened the new generation's key
             _wait_for(f"{server.base}/ca/issuing-ca.2.cer")
         # A `tetra` command takes seconds on a loaded machine: T leaves room for it, and the

@@ -27,6 +27,7 @@ from server.cli import main
 from server.config import ServerConfig
 from server.wiring import read_config
 from tests.helpers import make_csr
+from tests.integration.rollover_support import parent_key
 from tests.integration.serverproc import API_TOKEN
 from tests.pkilint_check import assert_crl_lints_clean, assert_ocsp_lints_clean
 from tests.revocation_support import check_crl, check_ocsp, request_der
@@ -53,15 +54,6 @@ def revoke_config(ca_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) ->
 
 def _tetra(ca_dir: Path, *args: str) -> list[str]:
     return [*args, "--config", str(ca_dir / "tetra.toml")]
-
-
-def _root_key(ca_dir: Path, key: str = "root") -> list[str]:
-    return [
-        "--parent-key",
-        str(ca_dir / "keys" / f"{key}.key"),
-        "--parent-passphrase-file",
-        str(ca_dir / "secrets" / "passphrase"),
-    ]
 
 
 def _pem(ca_dir: Path, name: str) -> x509.Certificate:
@@ -162,7 +154,7 @@ async def test_revoked_intermediate_is_on_the_arl_and_ocsp_and_its_leaves_stay_a
     unsigned = ocsp.load_der_ocsp_response(await _ocsp(client, intermediate, root))
     assert unsigned.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED  # the root has signed nothing yet
 
-    revoke = _tetra(ca_dir, "ca", "revoke", "issuing-ca", "--reason", "keyCompromise", "--force", *_root_key(ca_dir))
+    revoke = _tetra(ca_dir, "ca", "revoke", "issuing-ca", "--reason", "keyCompromise", "--force", *parent_key(ca_dir))
     assert await asyncio.to_thread(main, revoke) == 0
     out = capsys.readouterr().out
     assert "issuing-ca revoked (keyCompromise)" in out and "root: ARL number" in out
@@ -212,7 +204,7 @@ async def test_revoked_intermediate_is_on_the_arl_and_ocsp_and_its_leaves_stay_a
     answered = check_ocsp(await fresh.read(), intermediate, delegated=False)
     assert answered.certificate_status == ocsp.OCSPCertStatus.GOOD
 
-    renew = _tetra(ca_dir, "crl", "generate", "--ca", "root", *_root_key(ca_dir))
+    renew = _tetra(ca_dir, "crl", "generate", "--ca", "root", *parent_key(ca_dir))
     assert await asyncio.to_thread(main, renew) == 0
     assert "root: ARL number" in capsys.readouterr().out
     await asyncio.sleep(1.1)  # a served CRL is checked against the store once a second
@@ -247,13 +239,15 @@ def test_bad_revocations_change_nothing(
     the audit log and the root's publications as they were. Then it works once, and twice is refused."""
     revoke = ["ca", "revoke", "issuing-ca", "--reason", "keyCompromise"]
     refusals = {
-        "is a root": _tetra(ca_dir, "ca", "revoke", "root", "--reason", "keyCompromise", "--force", *_root_key(ca_dir)),
+        "is a root": _tetra(
+            ca_dir, "ca", "revoke", "root", "--reason", "keyCompromise", "--force", *parent_key(ca_dir)
+        ),
         "no CA generation named 'nope'": _tetra(ca_dir, "ca", "revoke", "nope", "--reason", "superseded"),
-        "profiles ": _tetra(ca_dir, *revoke, *_root_key(ca_dir)),
+        "profiles ": _tetra(ca_dir, *revoke, *parent_key(ca_dir)),
         "give the root's key": _tetra(ca_dir, *revoke, "--force"),
-        "is not the key of": _tetra(ca_dir, *revoke, "--force", *_root_key(ca_dir, "issuing-ca")),
+        "is not the key of": _tetra(ca_dir, *revoke, "--force", *parent_key(ca_dir, "keys/issuing-ca.key")),
         "unknown revocation reason": _tetra(ca_dir, "ca", "revoke", "issuing-ca", "--reason", "bored", "--force"),
-        "between 1 and 365": _tetra(ca_dir, *revoke, "--force", "--next-update-days", "400", *_root_key(ca_dir)),
+        "between 1 and 365": _tetra(ca_dir, *revoke, "--force", "--next-update-days", "400", *parent_key(ca_dir)),
     }
     assert main(_tetra(ca_dir, "ca", "list")) == 0  # the config's CAs registered
     capsys.readouterr()
@@ -265,12 +259,12 @@ def test_bad_revocations_change_nothing(
         assert expected in err and err.count("\n") == 1 and "Traceback" not in err, (expected, err)
         assert asyncio.run(_registry(db_url)) == before, expected
 
-    assert main(_tetra(ca_dir, *revoke, "--force", *_root_key(ca_dir))) == 0
+    assert main(_tetra(ca_dir, *revoke, "--force", *parent_key(ca_dir))) == 0
     record, events, arls, answers = asyncio.run(_registry(db_url))
     assert record is not None and record.revocation_reason == "keyCompromise" and record.revoked_at is not None
     assert (events, arls, answers) == (1, 1, 2)  # one ARL; SHA-1 and SHA-256 CertID answers
     capsys.readouterr()
-    assert main(_tetra(ca_dir, *revoke, "--force", *_root_key(ca_dir))) == 2
+    assert main(_tetra(ca_dir, *revoke, "--force", *parent_key(ca_dir))) == 2
     assert "already revoked (keyCompromise" in capsys.readouterr().err
     assert main(_tetra(ca_dir, "crl", "generate", "--ca", "root")) == 2
     assert "exactly one of --parent-key" in capsys.readouterr().err
@@ -305,7 +299,7 @@ def test_external_parent_changes_the_registry_only(
     sign, so a root key given is refused), and the output says who must revoke its certificate."""
     cert = asyncio.run(_register_external(db_url))
     revoke = _tetra(ca_dir, "ca", "revoke", "ext-ca", "--reason", "superseded")
-    assert main([*revoke, *_root_key(ca_dir)]) == 2
+    assert main([*revoke, *parent_key(ca_dir)]) == 2
     assert "not signed by a root of this CA" in capsys.readouterr().err
     assert main(revoke) == 0
     out = capsys.readouterr().out
@@ -353,7 +347,7 @@ def test_a_staged_generation_is_revoked_without_force(
     alone, and the root answers OCSP for both CAs it signed: revoked for it, good for the other."""
     assert main(_tetra(ca_dir, "ca", "list")) == 0
     staged = asyncio.run(_register_staged(ca_dir, db_url))
-    revoke = _tetra(ca_dir, "ca", "revoke", "issuing-ca.2", "--reason", "superseded", *_root_key(ca_dir))
+    revoke = _tetra(ca_dir, "ca", "revoke", "issuing-ca.2", "--reason", "superseded", *parent_key(ca_dir))
     assert main(revoke) == 0
     assert "root: ARL number" in capsys.readouterr().out
 

@@ -27,6 +27,7 @@ from tests.integration.rollover_support import (
     ocsp_status,
     openssl_verify,
     parent_key,
+    roll_root_over,
     root_ca_key_update,
     scep_next_ca,
     server_config,
@@ -137,15 +138,7 @@ async def test_root_rollover_links_and_announcements(
     assert await root_ca_key_update(client) is None  # no rollover yet: "no update"
 
     out_dir = tmp_path / "root2"
-    passphrase = str(ca_dir / "secrets/passphrase")
-    await tetra_ok(
-        ca_dir, "ca", "rollover", "root", "--new-key", *parent_key(ca_dir),
-        "--out-dir", str(out_dir), "--passphrase-file", passphrase,
-    )  # fmt: skip
-    nwn, nwo, own = (
-        x509.load_pem_x509_certificate((out_dir / f"root.2-{kind}.pem").read_bytes())
-        for kind in ("newWithNew", "newWithOld", "oldWithNew")
-    )
+    nwn, nwo, own = await roll_root_over(ca_dir, out_dir)
     nwn.verify_directly_issued_by(nwn)
     nwo.verify_directly_issued_by(old_root)
     own.verify_directly_issued_by(nwn)

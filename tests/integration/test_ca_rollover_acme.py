@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 
 from server.app import CA
-from tests.integration.rollover_support import openssl_verify, parent_key, tetra_ok, until
+from tests.integration.rollover_support import openssl_verify, roll_root_over, until
 from tests.unit.protocols.acme.support import start_env
 
 pytest_plugins = ["tests.unit.protocols.acme.support"]
@@ -32,15 +32,8 @@ async def test_acme_offers_the_chain_to_the_new_root(
     first = await client.post(order["certificate"], None)
     assert 'rel="alternate"' not in first.headers["Link"]
 
-    out_dir = tmp_path / "root2"
-    passphrase = str(ca_dir / "secrets/passphrase")
-    await tetra_ok(
-        ca_dir, "ca", "rollover", "root", "--new-key", *parent_key(ca_dir),
-        "--out-dir", str(out_dir), "--passphrase-file", passphrase,
-    )  # fmt: skip
+    new_root, _, old_with_new = await roll_root_over(ca_dir, tmp_path / "root2")
     await until(lambda: "root.2" in env.app[CA].authorities, "the server reads the new root")
-    new_root = x509.load_pem_x509_certificate((out_dir / "root.2-newWithNew.pem").read_bytes())
-    old_with_new = x509.load_pem_x509_certificate((out_dir / "root.2-oldWithNew.pem").read_bytes())
     old_root = x509.load_pem_x509_certificate((ca_dir / "ca/root.pem").read_bytes())
 
     default = await client.post(order["certificate"], None)

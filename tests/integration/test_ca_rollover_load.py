@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from server.app import CA
+from tests.integration.rollover_support import parent_key, until
 from tests.pkilint_check import assert_certificate_lints_clean
 from tests.revocation_support import request_der
-from tests.unit.protocols.acme.support import AcmeEnv, start_env
+from tests.unit.protocols.acme.support import start_env
 
 pytest_plugins = ["tests.unit.protocols.acme.support"]
 
-PARENT_KEY = ["--parent-key", "keys/root.key", "--parent-passphrase-file", "secrets/passphrase"]
 WORKERS = 8
 SERVED = {"TETRA_SERVER__PROTOCOLS": '["api", "acme", "ocsp", "crl"]'}
 
@@ -44,14 +44,6 @@ def tetra(ca_dir: Path, db_url: str, *args: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-async def _wait_loaded(env: AcmeEnv, name: str) -> None:
-    for _ in range(100):
-        if name in env.app[CA].issuers:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the server did not load {name} from the registry")
 
 
 async def test_rollover_and_activation_under_acme_load(
@@ -82,8 +74,8 @@ async def test_rollover_and_activation_under_acme_load(
     try:
         while len(issued) < 8:
             await asyncio.sleep(0.1)
-        await asyncio.to_thread(tetra, ca_dir, db_url, "ca", "rollover", "issuing-ca", "--new-key", *PARENT_KEY)
-        await _wait_loaded(env, "issuing-ca.2")
+        await asyncio.to_thread(tetra, ca_dir, db_url, "ca", "rollover", "issuing-ca", "--new-key", *parent_key(ca_dir))
+        await until(lambda: "issuing-ca.2" in env.app[CA].issuers, "the server loads issuing-ca.2")
         before = len(issued)
         await asyncio.to_thread(tetra, ca_dir, db_url, "ca", "activate", "issuing-ca.2", "--at", "now")
         new_ca = env.app[CA].issuers["issuing-ca.2"].certificate
