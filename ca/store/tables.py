@@ -62,11 +62,14 @@ class Base(DeclarativeBase):
 
 
 def core_metadata() -> MetaData:
-    """`Base.metadata` with every core table declared on it. The revocation and CA registry tables
-    live beside the code that uses them (ca/revocation/tables.py, ca/authorities/tables.py); whoever
+    """`Base.metadata` with every core table declared on it. The revocation, CA registry, inventory
+    and notification tables live beside the code that uses them (ca/revocation/tables.py,
+    ca/authorities/tables.py, ca/inventory/tables.py, ca/notices/tables.py); whoever
     needs the whole schema (migrations, `tetra db copy`, `tetra init`) asks here, so none is missed.
     Protocol tables are declared by importing protocols.registry, which ca/ may not do."""
     import ca.authorities.tables
+    import ca.inventory.tables
+    import ca.notices.tables
     import ca.revocation.tables  # noqa: F401  (one import of the package declares both)
 
     return Base.metadata
