@@ -1,0 +1,174 @@
+"""Reading the inventory: one SELECT built from an InventoryFilter, and the records it yields.
+
+Every filter maps onto an indexed column where a large inventory needs one: expiry
+(``not_after``), owner, team, issuer DN, last seen, and names through ``inventory_names`` (a range
+on the reversed name, so ``example.com`` finds ``www.example.com`` by index). The CA's ledger is
+joined for what only it knows about Tetra's own certificates: the issuing CA's name, profile,
+protocol and revocation, which are therefore always current without being copied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy.engine import Row
+
+from ca.inventory.model import InventoryFilter, InventoryRecord, Sighting, Source, Status
+from ca.inventory.tables import inventory, inventory_names, sightings
+from ca.store.tables import certificates
+
+i = inventory.c
+c = certificates.c
+REVOKED_AT = func.coalesce(i.revoked_at, c.revoked_at)
+_JOINED = inventory.outerjoin(certificates, c.id == i.certificate_id)
+_LEDGER_COLUMNS = (
+    c.issuer.label("issuer_name"),
+    c.profile,
+    c.protocol,
+    c.revocation_reason,
+    REVOKED_AT.label("any_revoked_at"),
+)
+
+
+def base_select(*, with_der: bool = False) -> Select[Any]:
+    columns = [col for col in inventory.columns if with_der or col.name != "der"]
+    return select(*columns, *_LEDGER_COLUMNS).select_from(_JOINED)
+
+
+def filtered(flt: InventoryFilter, *, with_der: bool = False) -> Select[Any]:
+    query = base_select(with_der=with_der)
+    for condition in conditions(flt):
+        query = query.where(condition)
+    if flt.order == "expiry":
+        query = query.order_by(i.not_after, i.id)
+    else:
+        query = query.order_by(i.id)
+    if flt.after_id is not None:
+        query = query.where(i.id > flt.after_id)
+    return query.limit(flt.limit)
+
+
+def counted(flt: InventoryFilter) -> Select[Any]:
+    query = select(func.count()).select_from(_JOINED)
+    for condition in conditions(flt):
+        query = query.where(condition)
+    return query
+
+
+def conditions(flt: InventoryFilter) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    if flt.expiring_before is not None:
+        out.append(i.not_after <= flt.expiring_before)
+    if flt.valid_at is not None:
+        out.append(i.not_after > flt.valid_at)
+    if flt.status is not None:
+        out.append(_status_condition(flt.status, flt.now or dt.datetime.now(dt.UTC), flt.expiring_days))
+    if flt.issuer:
+        out.append(or_(c.issuer == flt.issuer, i.issuer_dn.contains(flt.issuer, autoescape=True)))
+    if flt.owner:
+        out.append(i.owner == flt.owner)
+    if flt.team:
+        out.append(i.team == flt.team)
+    if flt.tag:
+        out.append(i.tags.contains(json.dumps(flt.tag), autoescape=True))
+    if flt.key_size_below is not None:
+        out.append(and_(i.key_algorithm.in_(("rsa", "dsa")), i.key_size < flt.key_size_below))
+    if flt.signature_algorithm:
+        out.append(func.lower(i.signature_algorithm) == flt.signature_algorithm.lower())
+    if flt.seen_at:
+        out.append(
+            exists().where(
+                sightings.c.inventory_id == i.id, sightings.c.location.startswith(flt.seen_at, autoescape=True)
+            )
+        )
+    if flt.not_seen_since is not None:
+        out.append(and_(i.last_seen_at.is_not(None), i.last_seen_at < flt.not_seen_since))
+    if flt.source is not None:
+        out.append(i.source == flt.source.value)
+    if flt.profile:
+        out.append(c.profile == flt.profile)
+    if flt.protocol:
+        out.append(c.protocol == flt.protocol)
+    if flt.name:
+        out.append(i.id.in_(names_matching(flt.name)))
+    return out
+
+
+def names_matching(text: str) -> Select[Any]:
+    """Ids of certificates with ``text`` as a name, or a name under it (``example.com`` finds
+    ``www.example.com``; ``*.example.com`` is found as itself). Two index range scans."""
+    name = text.strip().lower()
+    reversed_name = name[::-1]
+    below = reversed_name + "."
+    return select(inventory_names.c.inventory_id).where(
+        or_(
+            inventory_names.c.name == name,
+            and_(inventory_names.c.reversed_name > below, inventory_names.c.reversed_name < below + "\U0010ffff"),
+        )
+    )
+
+
+def _status_condition(status: Status, now: dt.datetime, expiring_days: int) -> ColumnElement[bool]:
+    soon = now + dt.timedelta(days=expiring_days)
+    unrevoked = REVOKED_AT.is_(None)
+    if status is Status.REVOKED:
+        return REVOKED_AT.is_not(None)
+    if status is Status.EXPIRED:
+        return and_(unrevoked, i.not_after <= now)
+    if status is Status.EXPIRING:
+        return and_(unrevoked, i.not_after > now, i.not_after <= soon)
+    return and_(unrevoked, i.not_after > soon)
+
+
+def record(row: Row[Any]) -> InventoryRecord:
+    m = row._mapping
+    return InventoryRecord(
+        id=m["id"],
+        fingerprint=m["fingerprint"],
+        source=Source(m["source"]),
+        certificate_id=m["certificate_id"],
+        subject=m["subject"],
+        issuer_dn=m["issuer_dn"],
+        serial=m["serial"],
+        sans=tuple(json.loads(m["sans"])),
+        not_before=m["not_before"],
+        not_after=m["not_after"],
+        key_algorithm=m["key_algorithm"],
+        key_size=m["key_size"],
+        signature_algorithm=m["signature_algorithm"],
+        is_ca=bool(m["is_ca"]),
+        self_signed=bool(m["self_signed"]),
+        owner=m["owner"],
+        team=m["team"],
+        application=m["application"],
+        tags=tuple(json.loads(m["tags"])),
+        renewal_method=m["renewal_method"],
+        replaces_id=m["replaces_id"],
+        revoked_at=_aware(m["any_revoked_at"]),
+        first_seen_at=m["first_seen_at"],
+        last_seen_at=m["last_seen_at"],
+        created_at=m["created_at"],
+        issuer_name=m["issuer_name"],
+        profile=m["profile"],
+        protocol=m["protocol"],
+        revocation_reason=m["revocation_reason"],
+        der=m.get("der") or b"",
+    )
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    """COALESCE loses the column type, so SQLite hands back a naive string or datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def sighting(row: Row[Any]) -> Sighting:
+    m = row._mapping
+    return Sighting(kind=m["kind"], location=m["location"], first_seen=m["first_seen"], last_seen=m["last_seen"])
