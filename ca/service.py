@@ -49,6 +49,7 @@ from ca.errors import (
 )
 from ca.held_requests import request_from_record, request_to_json
 from ca.interface import Decision, RegistrationAuthority, ResultWrite
+from ca.inventory.scans import ScanStore
 from ca.inventory.store import InventoryStore
 from ca.issuer import Intent, Issuer
 from ca.keys import generate_private_key
@@ -95,6 +96,7 @@ class CertificateAuthority:
         self.audit = AuditRepository(db)
         self.credentials = CredentialStore(db)
         self.inventory = InventoryStore(db)
+        self.scans = ScanStore(db)
         self.issuance_observers: list[IssuanceObserver] = []
         self.revocation_observers: list[RevocationObserver] = []
         self._own_keys = _own_keys(issuers, roots, self.ras)

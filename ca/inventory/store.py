@@ -15,10 +15,10 @@ from ca.audit import AuditEvent
 from ca.errors import BadRequest
 from ca.inventory import queries
 from ca.inventory.facts import facts_of
-from ca.inventory.model import RENEWAL_METHODS, Edit, InventoryFilter, InventoryRecord, NewEntry, Sighting, Source
+from ca.inventory.model import RENEWAL_METHODS, Edit, InventoryFilter, InventoryRecord, NewEntry, Sighting
 from ca.inventory.sync import sync_batch
 from ca.inventory.tables import inventory, sightings
-from ca.inventory.upsert import Placed, fill_blanks, place, record_sighting, row_values
+from ca.inventory.upsert import Placed, fill_blanks, place, row_values, sight
 from ca.store.db import Database, Tx
 
 SYNC_ROUNDS = 50  # batches per call: a first sync of a large ledger is finished over several calls
@@ -84,13 +84,10 @@ class InventoryStore:
         location is a sighting (first seen kept, last seen moved on)."""
 
         def w(tx: Tx) -> list[Placed]:
-            out = []
-            for item in seen:
-                facts = facts_of(item.certificate)
-                placed = place(tx.conn, facts, row_values(facts, Source.DISCOVERED, at))
-                record_sighting(tx.conn, placed.id, kind=item.kind, location=item.location, at=at, scan_id=scan_id)
-                out.append(placed)
-            return out
+            return [
+                sight(tx.conn, facts_of(s.certificate), kind=s.kind, location=s.location, at=at, scan_id=scan_id)
+                for s in seen
+            ]
 
         return await self._db.write(w)
 

@@ -102,6 +102,15 @@ def fill_blanks(conn: Connection, inventory_id: int, given: dict[str, Any], now:
         conn.execute(update(inventory).where(inventory.c.id == inventory_id).values(known | {"updated_at": now}))
 
 
+def sight(
+    conn: Connection, facts: CertificateFacts, *, kind: str, location: str, at: dt.datetime, scan_id: int | None
+) -> Placed:
+    """A certificate seen at ``location``: its row ('discovered' if it is new) and the sighting."""
+    placed = place(conn, facts, row_values(facts, Source.DISCOVERED, at))
+    record_sighting(conn, placed.id, kind=kind, location=location, at=at, scan_id=scan_id)
+    return placed
+
+
 def record_sighting(
     conn: Connection, inventory_id: int, *, kind: str, location: str, at: dt.datetime, scan_id: int | None
 ) -> None:

@@ -1,0 +1,206 @@
+"""Discovery scans as the inventory keeps them: the scan, each location's latest result, and
+the findings at it.
+
+A location's findings are those of the last scan that reached it (``discovery_locations``
+points at that scan), so an endpoint fixed since is no longer reported, while an endpoint a later
+scan did not cover keeps what was last known. The certificates a scan saw go through the
+inventory store's ``sight`` in the same transaction as the location's result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.engine import Row
+
+from ca.audit import AuditEvent
+from ca.inventory.facts import facts_of
+from ca.inventory.model import Source
+from ca.inventory.tables import discovery_findings, discovery_locations, discovery_scans
+from ca.inventory.upsert import dialect_insert, place, row_values, sight
+from ca.store.db import Database, Tx
+
+
+@dataclass(frozen=True)
+class FindingNote:
+    code: str
+    severity: str  # critical | warning | info
+    detail: str
+
+
+@dataclass(frozen=True)
+class LocationResult:
+    """What one scan learnt at one endpoint or file."""
+
+    kind: str  # endpoint | file
+    location: str
+    certificates: tuple[x509.Certificate, ...]  # leaf first for an endpoint
+    findings: tuple[FindingNote, ...] = ()
+    protocols: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CurrentFinding:
+    location: str
+    kind: str
+    code: str
+    severity: str
+    detail: str
+    inventory_id: int | None
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    id: int
+    kind: str
+    targets: tuple[str, ...]
+    requested_by: str
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    summary: dict[str, Any]
+
+
+class ScanStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def start(self, kind: str, targets: Sequence[str], *, actor: str, now: dt.datetime) -> int:
+        def w(tx: Tx) -> int:
+            scan_id = tx.conn.execute(
+                insert(discovery_scans)
+                .values(
+                    kind=kind,
+                    targets=json.dumps(list(targets)),
+                    requested_by=actor,
+                    status="running",
+                    started_at=now,
+                    summary="{}",
+                )
+                .returning(discovery_scans.c.id)
+            ).scalar_one()
+            tx.audit(
+                AuditEvent(actor, "discovery.started", f"scan/{scan_id}", {"kind": kind, "targets": list(targets)})
+            )
+            return int(scan_id)
+
+        return await self._db.write(w)
+
+    async def record(self, scan_id: int, results: Sequence[LocationResult], *, at: dt.datetime) -> None:
+        """A batch of locations: their certificates into the inventory (sightings), their findings,
+        and each location's pointer moved to this scan. One transaction per batch."""
+
+        def w(tx: Tx) -> None:
+            for result in results:
+                leaf_id = None
+                # An endpoint's own certificate is deployed there; the chain's CAs are inventoried
+                # but not "seen" at it. Every certificate in a file is kept in that file.
+                deployed = result.certificates[:1] if result.kind == "endpoint" else result.certificates
+                for certificate in result.certificates:
+                    facts = facts_of(certificate)
+                    if certificate in deployed:
+                        placed = sight(
+                            tx.conn, facts, kind=result.kind, location=result.location, at=at, scan_id=scan_id
+                        )
+                    else:
+                        placed = place(tx.conn, facts, row_values(facts, Source.DISCOVERED, at))
+                    leaf_id = leaf_id or placed.id
+                if result.findings:
+                    tx.conn.execute(
+                        insert(discovery_findings),
+                        [
+                            {
+                                "scan_id": scan_id,
+                                "location": result.location,
+                                "code": f.code,
+                                "severity": f.severity,
+                                "detail": f.detail,
+                                "inventory_id": leaf_id,
+                                "at": at,
+                            }
+                            for f in result.findings
+                        ],
+                    )
+                location = dialect_insert(tx.conn, discovery_locations).values(
+                    location=result.location,
+                    kind=result.kind,
+                    last_scan_id=scan_id,
+                    last_scanned_at=at,
+                    protocols=json.dumps(list(result.protocols)),
+                    error=result.error,
+                )
+                tx.conn.execute(
+                    location.on_conflict_do_update(
+                        index_elements=["location"],
+                        set_={
+                            "last_scan_id": scan_id,
+                            "last_scanned_at": at,
+                            "protocols": json.dumps(list(result.protocols)),
+                            "error": result.error,
+                            "kind": result.kind,
+                        },
+                    )
+                )
+
+        await self._db.write(w)
+
+    async def finish(self, scan_id: int, *, status: str, summary: dict[str, Any], actor: str, now: dt.datetime) -> None:
+        def w(tx: Tx) -> None:
+            tx.conn.execute(
+                update(discovery_scans)
+                .where(discovery_scans.c.id == scan_id)
+                .values(status=status, finished_at=now, summary=json.dumps(summary, sort_keys=True))
+            )
+            tx.audit(AuditEvent(actor, "discovery.finished", f"scan/{scan_id}", {"status": status} | summary))
+
+        await self._db.write(w)
+
+    async def get(self, scan_id: int) -> ScanRecord | None:
+        return await self._db.read_first(select(discovery_scans).where(discovery_scans.c.id == scan_id), _scan)
+
+    async def recent(self, limit: int = 50) -> list[ScanRecord]:
+        query = select(discovery_scans).order_by(discovery_scans.c.id.desc()).limit(limit)
+        return await self._db.read(lambda conn: [_scan(r) for r in conn.execute(query)])
+
+    async def current_findings(
+        self, *, codes: Sequence[str] = (), location_prefix: str | None = None, limit: int = 10_000
+    ) -> list[CurrentFinding]:
+        """Findings of each location's latest scan (a fixed endpoint drops out once rescanned)."""
+        f, loc = discovery_findings.c, discovery_locations.c
+        query = (
+            select(f.location, loc.kind, f.code, f.severity, f.detail, f.inventory_id, f.at)
+            .select_from(
+                discovery_findings.join(
+                    discovery_locations, and_(loc.location == f.location, loc.last_scan_id == f.scan_id)
+                )
+            )
+            .order_by(f.location, f.code)
+            .limit(limit)
+        )
+        if codes:
+            query = query.where(f.code.in_(list(codes)))
+        if location_prefix:
+            query = query.where(f.location.startswith(location_prefix, autoescape=True))
+        return await self._db.read(lambda conn: [CurrentFinding(**r._mapping) for r in conn.execute(query)])
+
+
+def _scan(row: Row[Any]) -> ScanRecord:
+    m = row._mapping
+    return ScanRecord(
+        id=m["id"],
+        kind=m["kind"],
+        targets=tuple(json.loads(m["targets"])),
+        requested_by=m["requested_by"],
+        status=m["status"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        summary=json.loads(m["summary"]),
+    )
