@@ -1,0 +1,170 @@
+"""One TLS handshake with an endpoint, driven through memory BIOs over asyncio streams.
+
+pyOpenSSL does the TLS; the event loop does the I/O, so a thousand handshakes need no thread each.
+OpenSSL does not verify anything here (the chain is checked afterwards, problem by problem), and the
+bytes read are counted and capped so that a peer cannot make the probe read without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+
+from OpenSSL import SSL, crypto
+
+from server.discovery.starttls import MAX_LINE_BYTES, StartTlsError, start_tls
+from server.discovery.targets import Endpoint
+
+READ_CHUNK = 16 * 1024
+_TLS_CONTENT_TYPES = range(20, 25)  # change_cipher_spec, alert, handshake, application_data, heartbeat
+
+# Protocol versions, oldest first, as OpenSSL names them (and as reports list them).
+VERSIONS: tuple[tuple[int, str], ...] = (
+    (SSL.SSL3_VERSION, "SSLv3"),
+    (SSL.TLS1_VERSION, "TLSv1"),
+    (SSL.TLS1_1_VERSION, "TLSv1.1"),
+    (SSL.TLS1_2_VERSION, "TLSv1.2"),
+    (SSL.TLS1_3_VERSION, "TLSv1.3"),
+)
+VERSION_BY_NAME = {name: number for number, name in VERSIONS}
+
+# Authenticated suites of every strength, so that an old server still shows its certificate.
+AUTHENTICATED_CIPHERS = b"ALL:!aNULL:!eNULL:@SECLEVEL=0"
+# Export, RC4, DES/3DES, NULL and anonymous suites: whichever of them this OpenSSL still has.
+WEAK_CIPHERS = b"EXPORT:RC4:DES:3DES:eNULL:aNULL:!PSK:!SRP:@SECLEVEL=0"
+
+
+class ProbeFailure(Exception):
+    """A connection that gave no handshake; ``code`` is a finding code, ``detail`` says what happened."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Handshake:
+    version: str
+    cipher: str
+    chain: tuple[bytes, ...]  # DER, leaf first, as presented
+
+
+@functools.cache
+def lowest_version() -> int:
+    """The oldest version this OpenSSL can offer (SSLv3 only where it was compiled in)."""
+    for number, _ in VERSIONS:
+        try:
+            SSL.Context(SSL.TLS_METHOD).set_min_proto_version(number)
+        except SSL.Error:
+            continue
+        return number
+    raise RuntimeError("OpenSSL offers no TLS version")  # pragma: no cover
+
+
+@functools.cache
+def client_context(max_version: int, ciphers: bytes) -> SSL.Context:
+    """A non-verifying client context offering every version from the lowest up to ``max_version``."""
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.set_min_proto_version(lowest_version())
+    context.set_max_proto_version(max_version)
+    context.set_cipher_list(ciphers)
+    context.set_options(SSL.OP_LEGACY_SERVER_CONNECT | SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION)
+    context.set_verify(SSL.VERIFY_NONE)
+    return context
+
+
+async def handshake(endpoint: Endpoint, context: SSL.Context, *, max_bytes: int) -> Handshake:
+    """Connect, run the STARTTLS preamble if the endpoint has one, and complete a handshake.
+
+    Raises ProbeFailure; time is bounded by the caller (asyncio.timeout around this call)."""
+    reader, writer = await _connect(endpoint)
+    try:
+        if endpoint.starttls is not None:
+            try:
+                await start_tls(endpoint.starttls, reader, writer)
+            except StartTlsError as exc:
+                raise ProbeFailure("starttls-failed", f"{endpoint.starttls.upper()}: {exc}") from None
+        connection = SSL.Connection(context, None)
+        connection.set_connect_state()
+        if endpoint.server_name is not None:
+            connection.set_tlsext_host_name(endpoint.server_name.encode("idna"))
+        await _drive(connection, reader, writer, max_bytes)
+        return _result(connection)
+    finally:
+        writer.transport.abort()
+
+
+async def _connect(endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.open_connection(endpoint.address, endpoint.port, limit=MAX_LINE_BYTES)
+    except ConnectionRefusedError:
+        raise ProbeFailure("refused", "connection refused") from None
+    except OSError as exc:
+        raise ProbeFailure("unreachable", exc.strerror or str(exc)) from None
+
+
+async def _drive(
+    connection: SSL.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_bytes: int
+) -> None:
+    received = b""  # the first bytes only, to tell TLS from anything else
+    total = 0
+    while True:
+        try:
+            connection.do_handshake()
+            done = True
+        except SSL.WantReadError:
+            done = False
+        except SSL.Error as exc:
+            _send_pending(connection, writer)  # our alert, if OpenSSL wrote one
+            raise _failure(exc) from None
+        _send_pending(connection, writer)
+        if done:
+            return
+        await writer.drain()
+        chunk = await reader.read(READ_CHUNK)
+        if not chunk:
+            raise ProbeFailure("handshake-failed", "the peer closed the connection during the handshake")
+        if len(received) < 2:
+            received += chunk[:2]
+            if not _looks_like_tls(received):
+                raise ProbeFailure("not-tls", f"the peer sent {chunk[:24]!r}")
+        total += len(chunk)
+        if total > max_bytes:
+            raise ProbeFailure("chain-too-large", f"more than {max_bytes} bytes of handshake")
+        connection.bio_write(chunk)
+
+
+def _looks_like_tls(first: bytes) -> bool:
+    """A TLS record starts with a content type and a major version of 3."""
+    return first[0] in _TLS_CONTENT_TYPES and (len(first) < 2 or first[1] == 3)
+
+
+def _send_pending(connection: SSL.Connection, writer: asyncio.StreamWriter) -> None:
+    while True:
+        try:
+            data = connection.bio_read(READ_CHUNK)
+        except SSL.WantReadError:
+            return
+        if not data:
+            return
+        writer.write(data)
+
+
+def _failure(exc: SSL.Error) -> ProbeFailure:
+    reasons = [str(item[2]) for item in exc.args[0] if isinstance(item, tuple) and len(item) == 3] if exc.args else []
+    reason = "; ".join(reasons) or type(exc).__name__
+    if "excessive message size" in reason:
+        return ProbeFailure("chain-too-large", f"OpenSSL refused a handshake message: {reason}")
+    return ProbeFailure("handshake-failed", reason)
+
+
+def _result(connection: SSL.Connection) -> Handshake:
+    # OpenSSL's own objects, dumped as DER: a certificate cryptography cannot parse is still reported.
+    chain = connection.get_peer_cert_chain() or []
+    return Handshake(
+        version=connection.get_protocol_version_name(),
+        cipher=connection.get_cipher_name() or "",
+        chain=tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, cert) for cert in chain),
+    )

@@ -1,0 +1,160 @@
+"""Probe one endpoint: its chain, the protocol versions and weak suites it accepts, and what is wrong.
+
+Handshakes, all within one deadline for the endpoint (CLM-06):
+1. every version up to TLS 1.3 with authenticated suites: the chain, and the highest version;
+2. versions below the last one found, highest first, until the endpoint refuses (so a modern server
+   costs two: TLS 1.2, then a refused TLS 1.1-or-older; a TLS 1.3-only one costs one);
+3. only weak suites, up to TLS 1.2, when the endpoint accepts any version up to TLS 1.2.
+So 4 handshakes for a usual TLS 1.2 + 1.3 server, 2 for a TLS 1.3-only one, at most 7.
+When the deadline passes, what was learnt before it is reported along with a timeout finding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from OpenSSL import SSL
+
+from server.discovery.chain_checks import check_chain
+from server.discovery.findings import Finding, finding
+from server.discovery.handshake import (
+    AUTHENTICATED_CIPHERS,
+    VERSION_BY_NAME,
+    VERSIONS,
+    WEAK_CIPHERS,
+    Handshake,
+    ProbeFailure,
+    client_context,
+    handshake,
+    lowest_version,
+)
+from server.discovery.targets import Endpoint
+
+DEFAULT_MAX_CHAIN_BYTES = 256 * 1024
+_OLD_VERSION_CODES = {"SSLv3": "protocol-sslv3", "TLSv1": "protocol-tls1.0", "TLSv1.1": "protocol-tls1.1"}
+
+
+@dataclass(frozen=True)
+class EndpointReport:
+    endpoint: Endpoint
+    chain: tuple[bytes, ...]  # DER as presented, leaf first (empty if no handshake)
+    protocols: tuple[str, ...]  # accepted, oldest first, among "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"
+    weak_ciphers: tuple[str, ...]  # the weak suite the endpoint chose, named as OpenSSL does
+    findings: tuple[Finding, ...]
+    error: str | None  # None when a handshake succeeded
+    elapsed: float
+
+
+@dataclass
+class _Progress:
+    """What the handshakes have shown so far, kept when the deadline cuts the probe short."""
+
+    stage: str = "connecting"
+    chain: tuple[bytes, ...] | None = None
+    protocols: set[str] = field(default_factory=set)
+    weak_ciphers: list[str] = field(default_factory=list)
+    failures: list[Finding] = field(default_factory=list)
+    error: str | None = None
+
+    def record(self, result: Handshake) -> None:
+        self.protocols.add(result.version)
+        if self.chain is None:
+            self.chain = result.chain
+
+    def fail(self, failure: ProbeFailure) -> None:
+        self.failures.append(finding(failure.code, failure.detail))
+        self.error = failure.detail
+
+
+async def probe_endpoint(
+    endpoint: Endpoint,
+    *,
+    timeout: float,
+    trust: Sequence[x509.Certificate],
+    now: dt.datetime,
+    max_chain_bytes: int = DEFAULT_MAX_CHAIN_BYTES,
+) -> EndpointReport:
+    """Everything the endpoint presents, within ``timeout`` seconds for all its handshakes together."""
+    started = time.monotonic()
+    progress = _Progress()
+    try:
+        async with asyncio.timeout(timeout):
+            await _probe(endpoint, progress, max_chain_bytes)
+    except TimeoutError:
+        detail = f"the {timeout:g} s deadline passed while {progress.stage}"
+        progress.failures.append(finding("timeout", detail))
+        progress.error = detail if progress.chain is None else None
+    chain = progress.chain or ()
+    protocols = tuple(name for _, name in VERSIONS if name in progress.protocols)
+    findings = [
+        *progress.failures,
+        *(finding(_OLD_VERSION_CODES[name], f"{name} accepted") for name in protocols if name in _OLD_VERSION_CODES),
+        *(finding("weak-cipher", f"{name} accepted") for name in progress.weak_ciphers),
+        *check_chain(chain, trust=trust, now=now, server_name=endpoint.server_name),
+    ]
+    return EndpointReport(
+        endpoint=endpoint,
+        chain=chain,
+        protocols=protocols,
+        weak_ciphers=tuple(progress.weak_ciphers),
+        findings=tuple(findings),
+        error=progress.error if progress.chain is None else None,
+        elapsed=time.monotonic() - started,
+    )
+
+
+async def _probe(endpoint: Endpoint, progress: _Progress, max_bytes: int) -> None:
+    progress.stage = "handshaking with any version"
+    try:
+        progress.record(
+            await handshake(endpoint, client_context(SSL.TLS1_3_VERSION, AUTHENTICATED_CIPHERS), max_bytes=max_bytes)
+        )
+    except ProbeFailure as failure:
+        if failure.code != "handshake-failed":
+            progress.fail(failure)
+            return
+        # Perhaps it only speaks anonymous or NULL suites: the weak probe below tells.
+        first_failure: ProbeFailure | None = failure
+    else:
+        first_failure = None
+        if not await _older_versions(endpoint, progress, max_bytes):
+            return
+    if first_failure is None and min(VERSION_BY_NAME[name] for name in progress.protocols) > SSL.TLS1_2_VERSION:
+        return
+    progress.stage = "offering weak suites"
+    try:
+        weak = await handshake(endpoint, client_context(SSL.TLS1_2_VERSION, WEAK_CIPHERS), max_bytes=max_bytes)
+    except ProbeFailure as failure:
+        if first_failure is not None:
+            progress.fail(first_failure if failure.code == "handshake-failed" else failure)
+        return
+    progress.record(weak)
+    progress.weak_ciphers.append(weak.cipher)
+
+
+async def _older_versions(endpoint: Endpoint, progress: _Progress, max_bytes: int) -> bool:
+    """Versions below those found, highest first, until refused; False when the endpoint failed
+    in another way (the failure is recorded and the probe stops)."""
+    lowest = lowest_version()
+    while True:
+        below = min(VERSION_BY_NAME[name] for name in progress.protocols)
+        older = [(number, name) for number, name in VERSIONS if lowest <= number < below]
+        if not older:
+            return True
+        number, name = older[-1]
+        progress.stage = f"offering {name} or older"
+        try:
+            result = await handshake(endpoint, client_context(number, AUTHENTICATED_CIPHERS), max_bytes=max_bytes)
+        except ProbeFailure as failure:
+            if failure.code == "handshake-failed":
+                return True
+            progress.failures.append(finding(failure.code, f"{progress.stage}: {failure.detail}"))
+            return False
+        if VERSION_BY_NAME.get(result.version, below) >= below:
+            return True  # not older after all: nothing more to learn
+        progress.record(result)
