@@ -305,3 +305,15 @@ async def endless_smtp_greeting(reader: asyncio.StreamReader, writer: asyncio.St
         writer.write(b"220-still greeting you\r\n" * 64)
         await writer.drain()
         await asyncio.sleep(0.01)
+
+
+def tls_once_then_silent(context: ssl.SSLContext) -> Handler:
+    """Completes the first handshake, then accepts and ignores every later connection."""
+    connections = itertools.count()
+
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if next(connections) == 0:
+            await writer.start_tls(context)
+        await until_closed(reader, writer)
+
+    return talk

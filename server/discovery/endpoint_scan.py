@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 
 from cryptography import x509
 
@@ -24,8 +24,9 @@ async def scan_endpoints(
     timeout: float,
     trust: Sequence[x509.Certificate],
     now: dt.datetime,
-) -> AsyncIterator[EndpointReport]:
-    """Yield one report per endpoint, in the order they finish, with at most ``concurrency`` probes open."""
+) -> AsyncGenerator[EndpointReport, None]:
+    """Yield one report per endpoint, in the order they finish, with at most ``concurrency`` probes open
+    (an async generator: aclose() it, or leave an `async with aclosing(...)`, to stop early)."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     pending = iter(endpoints)
