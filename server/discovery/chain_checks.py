@@ -38,7 +38,7 @@ def check_chain(
     presented: list[x509.Certificate] = []
     for position, der in enumerate(chain):
         try:
-            presented.append(x509.load_der_x509_certificate(der))
+            presented.append(_parsed(der))
         except ValueError as exc:
             findings.append(finding("malformed-certificate", f"certificate {position} of the chain: {exc}"))
             if position == 0:
@@ -55,6 +55,16 @@ def check_chain(
         names = ", ".join(covered_names(leaf)) or "no subjectAltName"
         findings.append(finding("hostname-mismatch", f"{server_name} is not covered by {names}"))
     return findings
+
+
+def _parsed(der: bytes) -> x509.Certificate:
+    """A certificate whose fields the checks read are known to decode (cryptography decodes names
+    and times lazily, so a bad one would otherwise raise in the middle of a check)."""
+    cert = x509.load_der_x509_certificate(der)
+    cert.subject.rfc4514_string()
+    cert.issuer.rfc4514_string()
+    _ = cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_algorithm_oid, cert.tbs_certificate_bytes
+    return cert
 
 
 def _build_path(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 from dataclasses import dataclass
 
 from OpenSSL import SSL, crypto
@@ -88,12 +89,29 @@ async def handshake(endpoint: Endpoint, context: SSL.Context, *, max_bytes: int)
                 raise ProbeFailure("starttls-failed", f"{endpoint.starttls.upper()}: {exc}") from None
         connection = SSL.Connection(context, None)
         connection.set_connect_state()
-        if endpoint.server_name is not None:
-            connection.set_tlsext_host_name(endpoint.server_name.encode("idna"))
+        server_name = _sni(endpoint.server_name)
+        if server_name is not None:
+            connection.set_tlsext_host_name(server_name)
         await _drive(connection, reader, writer, max_bytes)
         return _result(connection)
     finally:
         writer.transport.abort()
+
+
+def _sni(server_name: str | None) -> bytes | None:
+    """The name to send as SNI: a DNS name in A-labels, never an address literal (RFC 6066 section 3)."""
+    if server_name is None:
+        return None
+    try:
+        ipaddress.ip_address(server_name)
+    except ValueError:
+        pass
+    else:
+        return None
+    try:
+        return server_name.rstrip(".").encode("idna")
+    except UnicodeError:
+        return None
 
 
 async def _connect(endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -153,8 +171,9 @@ def _send_pending(connection: SSL.Connection, writer: asyncio.StreamWriter) -> N
 
 
 def _failure(exc: SSL.Error) -> ProbeFailure:
-    reasons = [str(item[2]) for item in exc.args[0] if isinstance(item, tuple) and len(item) == 3] if exc.args else []
-    reason = "; ".join(reasons) or type(exc).__name__
+    queue = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+    reasons = [str(item[2]) for item in queue if isinstance(item, tuple) and len(item) == 3]
+    reason = "; ".join(reasons) or f"{type(exc).__name__}: {exc}"
     if "excessive message size" in reason:
         return ProbeFailure("chain-too-large", f"OpenSSL refused a handshake message: {reason}")
     return ProbeFailure("handshake-failed", reason)

@@ -80,6 +80,8 @@ async def probe_endpoint(
     max_chain_bytes: int = DEFAULT_MAX_CHAIN_BYTES,
 ) -> EndpointReport:
     """Everything the endpoint presents, within ``timeout`` seconds for all its handshakes together."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
     started = time.monotonic()
     progress = _Progress()
     try:
