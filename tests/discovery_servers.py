@@ -317,3 +317,16 @@ def tls_once_then_silent(context: ssl.SSLContext) -> Handler:
         await until_closed(reader, writer)
 
     return talk
+
+
+@dataclass
+class CountingTls:
+    """A TLS server handler that counts connections, whether or not their handshake succeeds."""
+
+    context: ssl.SSLContext
+    connections: int = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await writer.start_tls(self.context)
+        await until_closed(reader, writer)

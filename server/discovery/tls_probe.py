@@ -5,7 +5,8 @@ Handshakes, all within one deadline for the endpoint (CLM-06):
 2. versions below the last one found, highest first, until the endpoint refuses (so a modern server
    costs two: TLS 1.2, then a refused TLS 1.1-or-older; a TLS 1.3-only one costs one);
 3. only weak suites, up to TLS 1.2, when the endpoint accepts any version up to TLS 1.2.
-So 4 handshakes for a usual TLS 1.2 + 1.3 server, 2 for a TLS 1.3-only one, at most 7.
+So 4 handshakes for a usual TLS 1.2 + 1.3 server, 2 for a TLS 1.3-only one, at most 5 (6 where
+OpenSSL still has SSLv3).
 When the deadline passes, what was learnt before it is reported along with a timeout finding.
 """
 
@@ -113,30 +114,35 @@ async def probe_endpoint(
 async def _probe(endpoint: Endpoint, progress: _Progress, max_bytes: int) -> None:
     progress.stage = "handshaking with any version"
     try:
-        progress.record(
-            await handshake(endpoint, client_context(SSL.TLS1_3_VERSION, AUTHENTICATED_CIPHERS), max_bytes=max_bytes)
-        )
+        main = await handshake(endpoint, client_context(SSL.TLS1_3_VERSION, AUTHENTICATED_CIPHERS), max_bytes=max_bytes)
     except ProbeFailure as failure:
         if failure.code != "handshake-failed":
             progress.fail(failure)
             return
-        # Perhaps it only speaks anonymous or NULL suites: the weak probe below tells.
-        first_failure: ProbeFailure | None = failure
-    else:
-        first_failure = None
-        if not await _older_versions(endpoint, progress, max_bytes):
-            return
-    if first_failure is None and min(VERSION_BY_NAME[name] for name in progress.protocols) > SSL.TLS1_2_VERSION:
+        # No authenticated suite accepted: perhaps anonymous or NULL ones are.
+        weak_failure = await _weak_suites(endpoint, progress, max_bytes)
+        if weak_failure is not None:
+            progress.fail(failure if weak_failure.code == "handshake-failed" else weak_failure)
         return
+    progress.record(main)
+    if await _older_versions(endpoint, progress, max_bytes) and _oldest(progress) <= SSL.TLS1_2_VERSION:
+        await _weak_suites(endpoint, progress, max_bytes)
+
+
+def _oldest(progress: _Progress) -> int:
+    return min(VERSION_BY_NAME[name] for name in progress.protocols)
+
+
+async def _weak_suites(endpoint: Endpoint, progress: _Progress, max_bytes: int) -> ProbeFailure | None:
+    """One handshake offering only weak suites (TLS 1.2 and older); how it failed when none was taken."""
     progress.stage = "offering weak suites"
     try:
         weak = await handshake(endpoint, client_context(SSL.TLS1_2_VERSION, WEAK_CIPHERS), max_bytes=max_bytes)
     except ProbeFailure as failure:
-        if first_failure is not None:
-            progress.fail(first_failure if failure.code == "handshake-failed" else failure)
-        return
+        return failure
     progress.record(weak)
     progress.weak_ciphers.append(weak.cipher)
+    return None
 
 
 async def _older_versions(endpoint: Endpoint, progress: _Progress, max_bytes: int) -> bool:
@@ -144,7 +150,7 @@ async def _older_versions(endpoint: Endpoint, progress: _Progress, max_bytes: in
     in another way (the failure is recorded and the probe stops)."""
     lowest = lowest_version()
     while True:
-        below = min(VERSION_BY_NAME[name] for name in progress.protocols)
+        below = _oldest(progress)
         older = [(number, name) for number, name in VERSIONS if lowest <= number < below]
         if not older:
             return True

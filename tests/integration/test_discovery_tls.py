@@ -20,6 +20,7 @@ from server.discovery.tls_probe import EndpointReport, probe_endpoint
 from server.discovery.trust_roots import system_roots
 from tests.discovery_servers import (
     LEAF_NAME,
+    CountingTls,
     Issued,
     der,
     imap_talker,
@@ -74,6 +75,28 @@ async def test_good_chain_has_no_findings(tmp_path: Path) -> None:
     assert report.weak_ciphers == ()
     assert report.findings == ()
     assert 0 < report.elapsed < TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("versions", "protocols", "handshakes"),
+    [
+        ((ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3), ("TLSv1.2", "TLSv1.3"), 4),
+        ((ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3), ("TLSv1.3",), 2),
+    ],
+)
+async def test_handshakes_per_endpoint(
+    tmp_path: Path, versions: tuple[ssl.TLSVersion, ssl.TLSVersion], protocols: tuple[str, ...], handshakes: int
+) -> None:
+    """The cost of a probe, as the server counts it: 4 connections for TLS 1.2 + 1.3 (any version,
+    TLS 1.2, a refused 1.1-or-older, weak suites), 2 for TLS 1.3 only (no weak-suite probe)."""
+    pki = shared_pki()
+    server = CountingTls(
+        server_context(tmp_path, [pki.leaf.cert, pki.intermediate.cert], pki.leaf.key, versions=versions)
+    )
+    async with serve(server) as port:
+        report = await probe(port)
+    assert report.protocols == protocols and report.findings == ()
+    assert server.connections == handshakes
 
 
 async def test_the_name_expand_targets_gives_is_the_name_checked(tmp_path: Path) -> None:
