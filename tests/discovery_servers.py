@@ -330,3 +330,26 @@ class CountingTls:
         self.connections += 1
         await writer.start_tls(self.context)
         await until_closed(reader, writer)
+
+
+def legacy_suite_server(suite: int) -> Handler:
+    """A peer that answers a ClientHello offering ``suite`` with a ServerHello choosing it (TLS 1.2) and
+    any other with a handshake_failure alert: a 3DES or RC4 server, which no OpenSSL here can be."""
+
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        header = await reader.readexactly(5)
+        record = await reader.readexactly(int.from_bytes(header[3:5], "big"))
+        body = record[4:]  # after the handshake type and length
+        session_end = 35 + body[34]
+        suites_length = int.from_bytes(body[session_end : session_end + 2], "big")
+        suites = body[session_end + 2 : session_end + 2 + suites_length]
+        offered = {int.from_bytes(suites[i : i + 2], "big") for i in range(0, len(suites), 2)}
+        if header[0] != 22 or record[0] != 1 or suite not in offered:
+            writer.write(b"\x15\x03\x03\x00\x02\x02\x28")  # fatal handshake_failure
+            return
+        hello = b"\x03\x03" + bytes(32) + b"\x00" + suite.to_bytes(2, "big") + b"\x00"
+        message = b"\x02" + len(hello).to_bytes(3, "big") + hello
+        writer.write(b"\x16\x03\x03" + len(message).to_bytes(2, "big") + message)
+        await until_closed(reader, writer)
+
+    return talk

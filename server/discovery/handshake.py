@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 from dataclasses import dataclass
 
 from OpenSSL import SSL, crypto
 
-from server.discovery.starttls import MAX_LINE_BYTES, StartTlsError, start_tls
+from server.discovery.channel import READ_CHUNK, ProbeFailure, check_tls_start, sni_name, tls_channel
 from server.discovery.targets import Endpoint
-
-READ_CHUNK = 16 * 1024
-_TLS_CONTENT_TYPES = range(20, 25)  # change_cipher_spec, alert, handshake, application_data, heartbeat
 
 # Protocol versions, oldest first, as OpenSSL names them (and as reports list them).
 VERSIONS: tuple[tuple[int, str], ...] = (
@@ -32,17 +28,6 @@ VERSION_BY_NAME = {name: number for number, name in VERSIONS}
 
 # Authenticated suites of every strength, so that an old server still shows its certificate.
 AUTHENTICATED_CIPHERS = b"ALL:!aNULL:!eNULL:@SECLEVEL=0"
-# Export, RC4, DES/3DES, NULL and anonymous suites: whichever of them this OpenSSL still has.
-WEAK_CIPHERS = b"EXPORT:RC4:DES:3DES:eNULL:aNULL:!PSK:!SRP:@SECLEVEL=0"
-
-
-class ProbeFailure(Exception):
-    """A connection that gave no handshake; ``code`` is a finding code, ``detail`` says what happened."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -77,50 +62,16 @@ def client_context(max_version: int, ciphers: bytes) -> SSL.Context:
 
 
 async def handshake(endpoint: Endpoint, context: SSL.Context, *, max_bytes: int) -> Handshake:
-    """Connect, run the STARTTLS preamble if the endpoint has one, and complete a handshake.
-
-    Raises ProbeFailure; time is bounded by the caller (asyncio.timeout around this call)."""
-    reader, writer = await _connect(endpoint)
-    try:
-        if endpoint.starttls is not None:
-            try:
-                await start_tls(endpoint.starttls, reader, writer)
-            except StartTlsError as exc:
-                raise ProbeFailure("starttls-failed", f"{endpoint.starttls.upper()}: {exc}") from None
+    """Connect, run the STARTTLS preamble if the endpoint has one, and complete a handshake,
+    reading at most ``max_bytes``. Raises ProbeFailure."""
+    async with tls_channel(endpoint) as (reader, writer):
         connection = SSL.Connection(context, None)
         connection.set_connect_state()
-        server_name = _sni(endpoint.server_name)
+        server_name = sni_name(endpoint.server_name)
         if server_name is not None:
             connection.set_tlsext_host_name(server_name)
         await _drive(connection, reader, writer, max_bytes)
         return _result(connection)
-    finally:
-        writer.transport.abort()
-
-
-def _sni(server_name: str | None) -> bytes | None:
-    """The name to send as SNI: a DNS name in A-labels, never an address literal (RFC 6066 section 3)."""
-    if server_name is None:
-        return None
-    try:
-        ipaddress.ip_address(server_name)
-    except ValueError:
-        pass
-    else:
-        return None
-    try:
-        return server_name.rstrip(".").encode("idna")
-    except UnicodeError:
-        return None
-
-
-async def _connect(endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    try:
-        return await asyncio.open_connection(endpoint.address, endpoint.port, limit=MAX_LINE_BYTES)
-    except ConnectionRefusedError:
-        raise ProbeFailure("refused", "connection refused") from None
-    except OSError as exc:
-        raise ProbeFailure("unreachable", exc.strerror or str(exc)) from None
 
 
 async def _drive(
@@ -145,18 +96,12 @@ async def _drive(
         if not chunk:
             raise ProbeFailure("handshake-failed", "the peer closed the connection during the handshake")
         if len(received) < 2:
-            received += chunk[:2]
-            if not _looks_like_tls(received):
-                raise ProbeFailure("not-tls", f"the peer sent {chunk[:24]!r}")
+            received += chunk[: 2 - len(received)]
+            check_tls_start(received, chunk)
         total += len(chunk)
         if total > max_bytes:
             raise ProbeFailure("chain-too-large", f"more than {max_bytes} bytes of handshake")
         connection.bio_write(chunk)
-
-
-def _looks_like_tls(first: bytes) -> bool:
-    """A TLS record starts with a content type and a major version of 3."""
-    return first[0] in _TLS_CONTENT_TYPES and (len(first) < 2 or first[1] == 3)
 
 
 def _send_pending(connection: SSL.Connection, writer: asyncio.StreamWriter) -> None:

@@ -4,7 +4,8 @@ Handshakes, all within one deadline for the endpoint (CLM-06):
 1. every version up to TLS 1.3 with authenticated suites: the chain, and the highest version;
 2. versions below the last one found, highest first, until the endpoint refuses (so a modern server
    costs two: TLS 1.2, then a refused TLS 1.1-or-older; a TLS 1.3-only one costs one);
-3. only weak suites, up to TLS 1.2, when the endpoint accepts any version up to TLS 1.2.
+3. a ClientHello offering only weak suites, up to TLS 1.2, when the endpoint accepts any version up
+   to TLS 1.2 (or no authenticated suite at all): read up to the ServerHello (weak_suites).
 So 4 handshakes for a usual TLS 1.2 + 1.3 server, 2 for a TLS 1.3-only one, at most 5 (6 where
 OpenSSL still has SSLv3).
 When the deadline passes, what was learnt before it is reported along with a timeout finding.
@@ -22,19 +23,19 @@ from cryptography import x509
 from OpenSSL import SSL
 
 from server.discovery.chain_checks import check_chain
+from server.discovery.channel import ProbeFailure
 from server.discovery.findings import Finding, finding
 from server.discovery.handshake import (
     AUTHENTICATED_CIPHERS,
     VERSION_BY_NAME,
     VERSIONS,
-    WEAK_CIPHERS,
     Handshake,
-    ProbeFailure,
     client_context,
     handshake,
     lowest_version,
 )
 from server.discovery.targets import Endpoint
+from server.discovery.weak_suites import weak_suite
 
 DEFAULT_MAX_CHAIN_BYTES = 256 * 1024
 _OLD_VERSION_CODES = {"SSLv3": "protocol-sslv3", "TLSv1": "protocol-tls1.0", "TLSv1.1": "protocol-tls1.1"}
@@ -134,14 +135,17 @@ def _oldest(progress: _Progress) -> int:
 
 
 async def _weak_suites(endpoint: Endpoint, progress: _Progress, max_bytes: int) -> ProbeFailure | None:
-    """One handshake offering only weak suites (TLS 1.2 and older); how it failed when none was taken."""
+    """One ClientHello offering only weak suites (TLS 1.2 and older); how it failed when none was taken."""
     progress.stage = "offering weak suites"
     try:
-        weak = await handshake(endpoint, client_context(SSL.TLS1_2_VERSION, WEAK_CIPHERS), max_bytes=max_bytes)
+        chosen = await weak_suite(endpoint, max_bytes=max_bytes)
     except ProbeFailure as failure:
         return failure
-    progress.record(weak)
-    progress.weak_ciphers.append(weak.cipher)
+    if chosen is None:
+        return ProbeFailure("handshake-failed", "no suite offered was accepted")
+    version, suite = chosen
+    progress.record(Handshake(version, suite, chain=()))
+    progress.weak_ciphers.append(suite)
     return None
 
 

@@ -25,6 +25,7 @@ from tests.discovery_servers import (
     der,
     imap_talker,
     issue,
+    legacy_suite_server,
     ldap_talker,
     refused_port,
     resigned_with_sha1,
@@ -214,6 +215,19 @@ async def test_weak_suites(tmp_path: Path) -> None:
     assert len(report.weak_ciphers) == 1
     assert report.weak_ciphers[0].startswith(("ADH-", "AECDH-"))
     assert codes(report) == ["weak-cipher"]
+
+
+@pytest.mark.parametrize(("suite", "name"), [(0x000A, "DES-CBC3-SHA"), (0xC011, "ECDHE-RSA-RC4-SHA")])
+async def test_suites_this_openssl_lacks(suite: int, name: str) -> None:
+    """A peer that only takes 3DES (or RC4), which neither OpenSSL here has: the hand-written
+    ClientHello still finds it, named as OpenSSL names it; no chain, since no handshake completed."""
+    async with serve(legacy_suite_server(suite)) as port:
+        report = await probe(port)
+    assert report.error is None
+    assert report.weak_ciphers == (name,)
+    assert report.protocols == ("TLSv1.2",)
+    assert report.chain == ()
+    assert [(f.code, f.detail) for f in report.findings] == [("weak-cipher", f"{name} accepted")]
 
 
 @pytest.mark.parametrize("kind", ["smtp", "imap", "ldap"])
