@@ -13,15 +13,13 @@ from pathlib import Path
 from server.discovery.endpoint_scan import scan_endpoints
 from server.discovery.targets import Endpoint
 from server.discovery.tls_probe import EndpointReport, probe_endpoint
+from tests.discovery_pki import LEAF_NAME, der, shared_pki
 from tests.discovery_servers import (
-    LEAF_NAME,
-    der,
     endless_smtp_greeting,
     garbage,
     refused_port,
     serve,
     server_context,
-    shared_pki,
     silent,
     tls_once_then_silent,
     trickle,

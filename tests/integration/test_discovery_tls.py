@@ -18,20 +18,15 @@ from server.discovery.handshake import lowest_version
 from server.discovery.targets import Endpoint, expand_targets
 from server.discovery.tls_probe import EndpointReport, probe_endpoint
 from server.discovery.trust_roots import system_roots
+from tests.discovery_pki import LEAF_NAME, Issued, der, issue, resigned_with_sha1, shared_pki
 from tests.discovery_servers import (
-    LEAF_NAME,
     CountingTls,
-    Issued,
-    der,
     imap_talker,
-    issue,
     ldap_talker,
     legacy_suite_server,
     refused_port,
-    resigned_with_sha1,
     serve,
     server_context,
-    shared_pki,
     smtp_talker,
     until_closed,
 )

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from server.discovery.chain_checks import check_chain
-from tests.discovery_servers import LEAF_NAME, der, issue, resigned_with_sha1, shared_pki
+from tests.discovery_pki import LEAF_NAME, der, issue, resigned_with_sha1, shared_pki
 
 NOW = dt.datetime.now(dt.UTC)
 
