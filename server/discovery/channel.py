@@ -19,12 +19,14 @@ _TLS_CONTENT_TYPES = range(20, 25)  # change_cipher_spec, alert, handshake, appl
 
 
 class ProbeFailure(Exception):
-    """A connection that gave no handshake; ``code`` is a finding code, ``detail`` says what happened."""
+    """A connection that gave no handshake; ``code`` is a finding code, ``detail`` says what happened,
+    ``chain`` holds the certificates the peer sent before it failed (DER, leaf first), if any."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, chain: tuple[bytes, ...] = ()) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.chain = chain
 
 
 @contextlib.asynccontextmanager

@@ -87,14 +87,15 @@ async def _drive(
             done = False
         except SSL.Error as exc:
             _send_pending(connection, writer)  # our alert, if OpenSSL wrote one
-            raise _failure(exc) from None
+            raise _failure(exc, _presented(connection)) from None
         _send_pending(connection, writer)
         if done:
             return
         await writer.drain()
         chunk = await reader.read(READ_CHUNK)
         if not chunk:
-            raise ProbeFailure("handshake-failed", "the peer closed the connection during the handshake")
+            detail = "the peer closed the connection during the handshake"
+            raise ProbeFailure("handshake-failed", detail, _presented(connection))
         if len(received) < 2:
             received += chunk[: 2 - len(received)]
             check_tls_start(received, chunk)
@@ -115,20 +116,25 @@ def _send_pending(connection: SSL.Connection, writer: asyncio.StreamWriter) -> N
         writer.write(data)
 
 
-def _failure(exc: SSL.Error) -> ProbeFailure:
+def _failure(exc: SSL.Error, chain: tuple[bytes, ...]) -> ProbeFailure:
     queue = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
     reasons = [str(item[2]) for item in queue if isinstance(item, tuple) and len(item) == 3]
     reason = "; ".join(reasons) or f"{type(exc).__name__}: {exc}"
     if "excessive message size" in reason:
         return ProbeFailure("chain-too-large", f"OpenSSL refused a handshake message: {reason}")
-    return ProbeFailure("handshake-failed", reason)
+    return ProbeFailure("handshake-failed", reason, chain)
 
 
 def _result(connection: SSL.Connection) -> Handshake:
-    # OpenSSL's own objects, dumped as DER: a certificate cryptography cannot parse is still reported.
-    chain = connection.get_peer_cert_chain() or []
     return Handshake(
         version=connection.get_protocol_version_name(),
         cipher=connection.get_cipher_name() or "",
-        chain=tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, cert) for cert in chain),
+        chain=_presented(connection),
     )
+
+
+def _presented(connection: SSL.Connection) -> tuple[bytes, ...]:
+    """The peer's certificates so far, as DER: OpenSSL's own objects dumped, so that a certificate
+    cryptography cannot parse is still reported."""
+    chain = connection.get_peer_cert_chain() or []
+    return tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, cert) for cert in chain)

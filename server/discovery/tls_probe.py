@@ -61,16 +61,17 @@ class _Progress:
     protocols: set[str] = field(default_factory=set)
     weak_ciphers: list[str] = field(default_factory=list)
     failures: list[Finding] = field(default_factory=list)
-    error: str | None = None
+    error: str | None = None  # the first failure, which is the report's error unless a handshake completed
 
     def record(self, result: Handshake) -> None:
         self.protocols.add(result.version)
         if self.chain is None:
             self.chain = result.chain
 
-    def fail(self, failure: ProbeFailure) -> None:
-        self.failures.append(finding(failure.code, failure.detail))
-        self.error = failure.detail
+    def fail(self, code: str, detail: str) -> None:
+        self.failures.append(finding(code, detail))
+        if self.error is None:
+            self.error = detail
 
 
 async def probe_endpoint(
@@ -90,9 +91,7 @@ async def probe_endpoint(
         async with asyncio.timeout(timeout):
             await _probe(endpoint, progress, max_chain_bytes)
     except TimeoutError:
-        detail = f"the {timeout:g} s deadline passed while {progress.stage}"
-        progress.failures.append(finding("timeout", detail))
-        progress.error = detail if progress.chain is None else None
+        progress.fail("timeout", f"the {timeout:g} s deadline passed while {progress.stage}")
     chain = progress.chain or ()
     protocols = tuple(name for _, name in VERSIONS if name in progress.protocols)
     findings = [
@@ -107,7 +106,7 @@ async def probe_endpoint(
         protocols=protocols,
         weak_ciphers=tuple(progress.weak_ciphers),
         findings=tuple(findings),
-        error=progress.error if progress.chain is None else None,
+        error=None if progress.protocols else progress.error,
         elapsed=time.monotonic() - started,
     )
 
@@ -117,13 +116,19 @@ async def _probe(endpoint: Endpoint, progress: _Progress, max_bytes: int) -> Non
     try:
         main = await handshake(endpoint, client_context(SSL.TLS1_3_VERSION, AUTHENTICATED_CIPHERS), max_bytes=max_bytes)
     except ProbeFailure as failure:
+        if failure.chain:
+            # Refused after its certificates (a client certificate required, say): keep them.
+            progress.chain = failure.chain
+            progress.fail(failure.code, f"{failure.detail} (after the server's certificates)")
+            return
         if failure.code != "handshake-failed":
-            progress.fail(failure)
+            progress.fail(failure.code, failure.detail)
             return
         # No authenticated suite accepted: perhaps anonymous or NULL ones are.
         weak_failure = await _weak_suites(endpoint, progress, max_bytes)
         if weak_failure is not None:
-            progress.fail(failure if weak_failure.code == "handshake-failed" else weak_failure)
+            worse = failure if weak_failure.code == "handshake-failed" else weak_failure
+            progress.fail(worse.code, worse.detail)
         return
     progress.record(main)
     if await _older_versions(endpoint, progress, max_bytes) and _oldest(progress) <= SSL.TLS1_2_VERSION:
@@ -165,7 +170,7 @@ async def _older_versions(endpoint: Endpoint, progress: _Progress, max_bytes: in
         except ProbeFailure as failure:
             if failure.code == "handshake-failed":
                 return True
-            progress.failures.append(finding(failure.code, f"{progress.stage}: {failure.detail}"))
+            progress.fail(failure.code, f"{progress.stage}: {failure.detail}")
             return False
         if VERSION_BY_NAME.get(result.version, below) >= below:
             return True  # not older after all: nothing more to learn

@@ -121,6 +121,23 @@ async def test_untrusted_root_and_missing_intermediate(tmp_path: Path) -> None:
     assert leaf_only.chain == der(pki.leaf.cert)
 
 
+async def test_a_server_wanting_a_client_certificate_still_shows_its_chain(tmp_path: Path) -> None:
+    """TLS 1.2 with a client certificate required: the handshake fails after the server's
+    certificates, which are kept and checked; the error says why."""
+    pki = shared_pki()
+    chain = [pki.leaf.cert, pki.intermediate.cert]
+    tls12 = (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)
+    context = server_context(tmp_path, chain, pki.leaf.key, versions=tls12)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cadata=pki.root.cert.public_bytes(serialization.Encoding.PEM).decode())
+    async with serve(until_closed, tls=context) as port:
+        report = await probe(port, server_name="mtls.example.test")
+    assert report.chain == der(*chain)
+    assert report.protocols == ()
+    assert codes(report) == ["handshake-failed", "hostname-mismatch"]
+    assert report.error is not None and report.error.endswith("(after the server's certificates)")
+
+
 async def test_self_signed_leaf(tmp_path: Path) -> None:
     """A self-signed leaf nobody trusts: self-signed (and nothing else for a valid one)."""
     leaf = issue("leaf", issuer=None, names=[LEAF_NAME])
