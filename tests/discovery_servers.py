@@ -265,3 +265,19 @@ def legacy_suite_server(suite: int) -> Handler:
         await until_closed(reader, writer)
 
     return talk
+
+
+@dataclass
+class SilentGauge:
+    """A silent peer that records the most connections it had open at once."""
+
+    open: int = 0
+    most: int = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.most = max(self.most, self.open)
+        try:
+            await until_closed(reader, writer)
+        finally:
+            self.open -= 1

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Iterable, Sequence
 from cryptography import x509
 
 from server.discovery.targets import Endpoint
-from server.discovery.tls_probe import EndpointReport, probe_endpoint
+from server.discovery.tls_probe import DEFAULT_MAX_CHAIN_BYTES, EndpointReport, probe_endpoint
 
 
 async def scan_endpoints(
@@ -24,6 +24,7 @@ async def scan_endpoints(
     timeout: float,
     trust: Sequence[x509.Certificate],
     now: dt.datetime,
+    max_chain_bytes: int = DEFAULT_MAX_CHAIN_BYTES,
 ) -> AsyncGenerator[EndpointReport, None]:
     """Yield one report per endpoint, in the order they finish, with at most ``concurrency`` probes open
     (an async generator: aclose() it, or leave an `async with aclosing(...)`, to stop early)."""
@@ -34,7 +35,11 @@ async def scan_endpoints(
     try:
         while True:
             for endpoint in pending:
-                running.add(asyncio.create_task(probe_endpoint(endpoint, timeout=timeout, trust=trust, now=now)))
+                running.add(
+                    asyncio.create_task(
+                        probe_endpoint(endpoint, timeout=timeout, trust=trust, now=now, max_chain_bytes=max_chain_bytes)
+                    )
+                )
                 if len(running) >= concurrency:
                     break
             if not running:

@@ -43,13 +43,15 @@ _OLD_VERSION_CODES = {"SSLv3": "protocol-sslv3", "TLSv1": "protocol-tls1.0", "TL
 
 @dataclass(frozen=True)
 class EndpointReport:
+    """What one endpoint presented; a plain value, for the caller to store or show."""
+
     endpoint: Endpoint
-    chain: tuple[bytes, ...]  # DER as presented, leaf first (empty if no handshake)
+    chain: tuple[bytes, ...]  # DER as presented, leaf first (empty if no certificate was seen)
     protocols: tuple[str, ...]  # accepted, oldest first, among "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"
-    weak_ciphers: tuple[str, ...]  # the weak suite the endpoint chose, named as OpenSSL does
+    weak_ciphers: tuple[str, ...]  # the weak suite the endpoint chose when offered only those (OpenSSL's name)
     findings: tuple[Finding, ...]
-    error: str | None  # None when a handshake succeeded
-    elapsed: float
+    error: str | None  # None when a handshake succeeded, else what stopped the first one
+    elapsed: float  # seconds, all handshakes together
 
 
 @dataclass

@@ -15,6 +15,7 @@ from server.discovery.targets import Endpoint
 from server.discovery.tls_probe import EndpointReport, probe_endpoint
 from tests.discovery_pki import LEAF_NAME, der, shared_pki
 from tests.discovery_servers import (
+    SilentGauge,
     endless_smtp_greeting,
     garbage,
     refused_port,
@@ -180,3 +181,18 @@ async def test_closing_a_scan_early_cancels_its_probes(tmp_path: Path) -> None:
         probes = [t for t in asyncio.all_tasks() if "probe_endpoint" in repr(t.get_coro())]
         assert probes == []
         assert time.monotonic() - started < 1
+
+
+async def test_a_scan_keeps_to_its_concurrency() -> None:
+    """Ten silent endpoints, three at a time: never more than three connections open at the peer,
+    and every endpoint reported with its timeout (CLM-06)."""
+    gauge = SilentGauge()
+    async with serve(gauge) as port:
+        reports = [
+            report
+            async for report in scan_endpoints(
+                [endpoint(port)] * 10, concurrency=3, timeout=0.2, trust=[], now=dt.datetime.now(dt.UTC)
+            )
+        ]
+    assert gauge.most == 3
+    assert [[f.code for f in r.findings] for r in reports] == [["timeout"]] * 10
