@@ -2,8 +2,9 @@
 
 A scan is refused (CLM-05) before a single packet leaves when its size is over the caller's cap or
 an address lies outside the allowed networks: ranges are counted arithmetically, never listed, so a
-mistyped /8 costs nothing. Names are resolved (blocking getaddrinfo: call from a thread inside a
-running loop) and every address they resolve to must be allowed too.
+mistyped /8 costs nothing. Names are resolved only once every literal spec has passed (blocking
+getaddrinfo: call from a thread inside a running loop), and every address a name resolves to must
+be allowed too.
 """
 
 from __future__ import annotations
