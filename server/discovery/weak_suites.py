@@ -45,6 +45,9 @@ WEAK_SUITES: dict[int, str] = {
 _VERSION_NAMES = {0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2"}
 # rsa_pkcs1 and ecdsa with SHA-256/384/512, rsa_pss_rsae_sha256, then the SHA-1 ones old servers need
 _SIGNATURE_SCHEMES = (0x0401, 0x0403, 0x0804, 0x0501, 0x0503, 0x0601, 0x0201, 0x0203)
+_GROUPS = (0x001D, 0x0017, 0x0018, 0x0019)  # x25519, secp256r1, secp384r1, secp521r1
+# RSA PKCS#1 and ECDSA with SHA-256, RSA-PSS, SHA-384, SHA-512, then the SHA-1 pair old servers need
+_SIGNATURE_SCHEMES = (0x0401, 0x0403, 0x0804, 0x0501, 0x0503, 0x0601, 0x0201, 0x0203)
 _HANDSHAKE, _ALERT = 22, 21
 _SERVER_HELLO = 2
 _MAX_RECORD = 16384 + 2048  # RFC 5246 section 6.2.3: TLSCiphertext.length
@@ -72,11 +75,9 @@ def client_hello(server_name: bytes | None) -> bytes:
     extensions = b"".join(
         [
             _extension(0x0000, _vector(b"\x00" + _vector(server_name, 2), 2)) if server_name else b"",
-            _extension(0x000A, _vector(struct.pack("!4H", 0x001D, 0x0017, 0x0018, 0x0019), 2)),  # groups
+            _extension(0x000A, _vector(b"".join(struct.pack("!H", group) for group in _GROUPS), 2)),
             _extension(0x000B, b"\x01\x00"),  # EC point formats: uncompressed
-            _extension(
-                0x000D, _vector(struct.pack("!8H", 0x0401, 0x0403, 0x0804, 0x0501, 0x0503, 0x0601, 0x0201, 0x0203), 2)
-            ),
+            _extension(0x000D, _vector(b"".join(struct.pack("!H", scheme) for scheme in _SIGNATURE_SCHEMES), 2)),
             _extension(0xFF01, b"\x00"),  # renegotiation_info, empty (RFC 5746)
         ]
     )
