@@ -43,8 +43,6 @@ WEAK_SUITES: dict[int, str] = {
 }
 # fmt: on
 _VERSION_NAMES = {0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2"}
-# rsa_pkcs1 and ecdsa with SHA-256/384/512, rsa_pss_rsae_sha256, then the SHA-1 ones old servers need
-_SIGNATURE_SCHEMES = (0x0401, 0x0403, 0x0804, 0x0501, 0x0503, 0x0601, 0x0201, 0x0203)
 _GROUPS = (0x001D, 0x0017, 0x0018, 0x0019)  # x25519, secp256r1, secp384r1, secp521r1
 # RSA PKCS#1 and ECDSA with SHA-256, RSA-PSS, SHA-384, SHA-512, then the SHA-1 pair old servers need
 _SIGNATURE_SCHEMES = (0x0401, 0x0403, 0x0804, 0x0501, 0x0503, 0x0601, 0x0201, 0x0203)
