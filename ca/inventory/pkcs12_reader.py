@@ -101,7 +101,7 @@ def _iteration_counts(pfx: Any, safes: list[Any]) -> Iterator[tuple[str, int]]:
             algorithm = content_info["content"]["encrypted_content_info"]["content_encryption_algorithm"]
             yield "certificate encryption", int(algorithm.kdf_iterations)
         elif content_type != "data":
-            raise _Unsupported(f"a {content_type} safe, which needs a recipient's private key")
+            raise _Unsupported(f"with a {content_type} safe, which needs a recipient's private key")
 
 
 def _certificates(safes: list[Any], passphrase: bytes | None) -> Iterator[x509.Certificate]:
@@ -126,7 +126,7 @@ def _mac_matches(pfx: Any, passphrase: bytes | None) -> bool:
     mac_data = pfx["mac_data"]
     digest_name = mac_data["mac"]["digest_algorithm"]["algorithm"].native
     if digest_name not in _HASHES:
-        raise _Unsupported(f"MAC digest {digest_name} is not supported")
+        raise _Unsupported(f"with a {digest_name} MAC, which is not supported")
     password = _bmp_password(passphrase)
     if password is None:
         return False
@@ -152,7 +152,7 @@ def _decrypt(encrypted: Any, passphrase: bytes | None) -> bytes:
         pbkdf2 = PBKDF2HMAC(_HASHES[algorithm.kdf_hmac], key_length, salt, rounds)
         key, iv = pbkdf2.derive(passphrase or b""), algorithm.encryption_iv
     else:
-        raise _Unsupported(f"certificates encrypted with {algorithm['algorithm'].native}, which is not supported")
+        raise _Unsupported(f"with certificates encrypted with {algorithm['algorithm'].native}, which is not supported")
     ciphertext = encrypted["encrypted_content"].native
     if cipher_name == "rc2":  # 40-bit RC2 above all, which cryptography does not offer
         padded, block_bits = rc2.decrypt_cbc(key, 8 * key_length, iv, ciphertext), 64
@@ -162,7 +162,7 @@ def _decrypt(encrypted: Any, passphrase: bytes | None) -> bytes:
         decryptor = Cipher(block_cipher, modes.CBC(iv)).decryptor()
         padded, block_bits = decryptor.update(ciphertext) + decryptor.finalize(), block_cipher.block_size
     else:
-        raise _Unsupported(f"certificates encrypted with {cipher_name}, which is not supported")
+        raise _Unsupported(f"with certificates encrypted with {cipher_name}, which is not supported")
     unpadder = padding.PKCS7(block_bits).unpadder()
     try:
         return unpadder.update(padded) + unpadder.finalize()
