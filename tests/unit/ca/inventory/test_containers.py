@@ -58,6 +58,15 @@ def test_pem_with_many_certificates_text_and_a_key(chain: Chain) -> None:
     assert container.certificates == (chain.leaf, chain.root)
 
 
+@needs_openssl
+def test_openssl_trusted_certificate_pem(chain: Chain, tmp_path: Path) -> None:
+    """`openssl x509 -trustout` writes "TRUSTED CERTIFICATE": the certificate followed by its trust settings."""
+    out = tmp_path / "trusted.pem"
+    run(OPENSSL or "openssl", "x509", "-in", chain.root_pem, "-trustout", "-addtrust", "serverAuth", "-out", out)
+    assert out.read_bytes().startswith(b"-----BEGIN TRUSTED CERTIFICATE-----")
+    assert read_certificates(out.read_bytes()) == Container("pem", (chain.root,))
+
+
 def _der(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(Encoding.DER)
 
@@ -167,29 +176,43 @@ def test_pkcs12_from_openssl_with_5_million_iterations_is_refused_fast(chain: Ch
     )
 
 
-@needs_openssl
-def test_pkcs12_key_bag_with_5_million_iterations_costs_nothing(chain: Chain, tmp_path: Path) -> None:
-    """CLM-07: key bags are never decrypted, so their count is harmless: the certificates (in the
-    clear here, as openssl writes them without a password) are read at once."""
-    data = openssl_pkcs12(chain, tmp_path / "huge-key.p12", "", "-iter", "5000000", "-nomac").read_bytes()
-    started = time.monotonic()
-    assert read_certificates(data).certificates == (chain.leaf, chain.root)
-    assert time.monotonic() - started < 0.5
-
-
-def _claiming_iterations(data: bytes, *, mac: int | None = None, certificate_safe: int | None = None) -> bytes:
-    """``data`` with its MAC or encrypted-certificate-safe iteration count rewritten: what a hostile
-    file claims (its MAC no longer verifies, which nothing may get as far as checking)."""
+def _claiming_iterations(
+    data: bytes, *, mac: int | None = None, certificate_safe: int | None = None, key_bag: int | None = None
+) -> bytes:
+    """``data`` with its MAC, encrypted-certificate-safe or (plain-safe) key bag iteration count
+    rewritten: what a hostile file claims (its MAC no longer verifies)."""
     pfx = asn1_pkcs12.Pfx.load(data)
     safe = pfx.authenticated_safe
     for content_info in safe:
         if certificate_safe is not None and content_info["content_type"].native == "encrypted_data":
             algorithm = content_info["content"]["encrypted_content_info"]["content_encryption_algorithm"]
             algorithm["parameters"]["key_derivation_func"]["parameters"]["iteration_count"] = certificate_safe
+        if key_bag is not None and content_info["content_type"].native == "data":
+            bags = asn1_pkcs12.SafeContents.load(content_info["content"].native)
+            for bag in bags:
+                if bag["bag_id"].native == "pkcs8_shrouded_key_bag":
+                    algorithm = bag["bag_value"]["encryption_algorithm"]
+                    algorithm["parameters"]["key_derivation_func"]["parameters"]["iteration_count"] = key_bag
+            content_info["content"] = asn1_core.OctetString(bags.dump(force=True))
     pfx["auth_safe"]["content"] = asn1_core.OctetString(safe.dump(force=True))
     if mac is not None:
         pfx["mac_data"]["iterations"] = mac
     return bytes(pfx.dump(force=True))
+
+
+@needs_openssl
+def test_pkcs12_key_bag_claiming_a_huge_iteration_count_costs_nothing(chain: Chain, tmp_path: Path) -> None:
+    """CLM-07: key bags are never decrypted, so their count is harmless: the certificates (in the
+    clear, as openssl writes them with no password and no MAC) are read at once."""
+    made = openssl_pkcs12(chain, tmp_path / "a.p12", "", "-nomac").read_bytes()
+    data = _claiming_iterations(made, key_bag=2**31 - 1)
+    hostile = tmp_path / "hostile.p12"
+    hostile.write_bytes(data)
+    info = run(OPENSSL or "openssl", "pkcs12", "-info", "-noout", "-nokeys", "-passin", "pass:", "-in", hostile)
+    assert "Iteration 2147483647" in info.stderr.decode()  # as openssl itself reads the file
+    started = time.monotonic()
+    assert read_certificates(data).certificates == (chain.leaf, chain.root)
+    assert time.monotonic() - started < 0.5
 
 
 @needs_openssl
