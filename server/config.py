@@ -20,6 +20,7 @@ from ca.errors import ConfigError
 from ca.signers.registry import SignerSpec, parse_signer_spec
 from ca.store.db import MODES
 from ca.tomlread import Table, read_toml_file
+from server.discovery.settings import DiscoverySettings, parse_discovery
 
 ENV_PREFIX = "TETRA_"
 
@@ -101,6 +102,7 @@ class ServerConfig:
     access_log: bool = False  # [logging] access_log: one line per HTTP request (server/requestlog.py)
     workers: int = 1  # server processes sharing the listeners (SO_REUSEPORT) and the database
     limits: ListenerLimits = ListenerLimits()
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)  # server/discovery/settings.py
 
 
 def _norm(key: str) -> str:
@@ -245,6 +247,7 @@ def parse_config(
     settings: dict[str, Any] = {}
     for name, parser in protocol_parsers.items():
         settings[name] = parser(top.table(name))
+    discovery = parse_discovery(top.table("discovery"), base)
     top.finish()
     return ServerConfig(
         source=path,
@@ -275,6 +278,7 @@ def parse_config(
         protocol_settings=settings,
         workers=workers,
         limits=limits,
+        discovery=discovery,
     )
 
 

@@ -8,6 +8,9 @@ from enum import StrEnum
 
 
 class Source(StrEnum):
+    """Where a certificate came from: the first source that knew it, except that a certificate
+    Tetra issued is Tetra's however it was first found."""
+
     TETRA = "tetra"  # issued here (mirrored from the CA's ledger)
     IMPORTED = "imported"  # from a file or another CA's export
     DISCOVERED = "discovered"  # found by a scan, network or disk

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 
 from ca.inventory.model import InventoryFilter, InventoryRecord, Sighting, Source, Status
 from ca.inventory.tables import inventory, inventory_names, sightings
-from ca.store.tables import certificates
+from ca.store.tables import certificates, utc_value
 
 i = inventory.c
 c = certificates.c
@@ -150,7 +150,7 @@ def record(row: Row[Any]) -> InventoryRecord:
         tags=tuple(json.loads(m["tags"])),
         renewal_method=m["renewal_method"],
         replaces_id=m["replaces_id"],
-        revoked_at=_aware(m["any_revoked_at"]),
+        revoked_at=utc_value(m["any_revoked_at"]),
         first_seen_at=m["first_seen_at"],
         last_seen_at=m["last_seen_at"],
         created_at=m["created_at"],
@@ -161,16 +161,6 @@ def record(row: Row[Any]) -> InventoryRecord:
         declared_location=m["declared_location"],
         der=m.get("der") or b"",
     )
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    """COALESCE loses the column type, so SQLite hands back a naive string or datetime."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    assert isinstance(value, dt.datetime)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def sighting(row: Row[Any]) -> Sighting:

@@ -17,7 +17,7 @@ import datetime as dt
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from ca.inventory.facts import facts_of
@@ -70,8 +70,10 @@ def _mirror(conn: Connection, row: Any, now: dt.datetime) -> None:
     }
     placed = place(conn, facts, row_values(facts, Source.TETRA, now, **known))
     if not placed.created:
-        # Seen by a scan or imported before it was mirrored: the same record (CLM-01), now linked.
+        # Seen by a scan or imported before it was mirrored: the same record (CLM-01), now linked
+        # to the ledger and known as Tetra's own; what an operator set on it stays.
         fill_blanks(conn, placed.id, known, now)
+        conn.execute(update(inventory).where(inventory.c.id == placed.id).values(source=Source.TETRA.value))
 
 
 def _inventory_id_of(conn: Connection, certificate_id: int | None) -> int | None:

@@ -35,7 +35,7 @@ class InventoryRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the DER, hex
     certificate_id: Mapped[int | None] = mapped_column(Id, ForeignKey("certificates.id"), unique=True)
-    source: Mapped[str] = mapped_column(String(16))  # tetra | imported | discovered (the first)
+    source: Mapped[str] = mapped_column(String(16))  # tetra | imported | discovered (model.Source)
     subject: Mapped[str] = mapped_column(Text)
     issuer_dn: Mapped[str] = mapped_column(String(1024))
     serial: Mapped[str] = mapped_column(String(42))  # lowercase hex

@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING
 from server.cli import inventory_view as view
 from server.cli.common import CLIError, add_config_option, add_operator_option, on_ca_reading
 
+MAX_IMPORT_BYTES = 100 * 1024 * 1024
+
 if TYPE_CHECKING:
+    from ca.inventory.exchange import ImportRow
     from ca.inventory.model import InventoryFilter, InventoryRecord
     from ca.service import CertificateAuthority
     from server.cli.common import Subcommands
@@ -123,11 +126,15 @@ async def inventory_show(args: argparse.Namespace, ca: CertificateAuthority, con
     if args.format == "json":
         details = view.as_dict(record, now) | {
             "sightings": [
-                {"kind": s.kind, "location": s.location, "first_seen": s.first_seen.isoformat(),
-                 "last_seen": s.last_seen.isoformat()}
+                {
+                    "kind": s.kind,
+                    "location": s.location,
+                    "first_seen": s.first_seen.isoformat(),
+                    "last_seen": s.last_seen.isoformat(),
+                }
                 for s in seen
             ]
-        }  # fmt: skip
+        }
         print(json.dumps(details, indent=2))
     else:
         for line in view.detail_lines(record, seen, now):
@@ -195,6 +202,70 @@ async def inventory_export(args: argparse.Namespace, ca: CertificateAuthority, c
     if args.out:
         print(f"exported {count} certificates to {args.out}", file=sys.stderr)
     return 0
+
+
+@on_ca_reading
+async def inventory_import(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
+    """Certificate files (PEM, DER, PKCS#7, PKCS#12, Java keystores) and exports (CSV, JSON) of
+    another CA or of `tetra inventory export`. Every file is read before anything is stored: one
+    bad file or row is named, and nothing is imported."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ca.inventory.model import NewEntry, Source
+
+    passphrases = _passphrases(args.passphrase_file)
+    entries: list[NewEntry] = []
+    for path in args.files:
+        for row in _read_import(Path(path), passphrases):
+            entries.append(
+                NewEntry(
+                    der=row.certificate.public_bytes(Encoding.DER),
+                    source=Source.IMPORTED,
+                    owner=row.owner or args.owner,
+                    team=row.team or args.team,
+                    application=row.application or args.application,
+                    tags=tuple(row.tags) + tuple(args.tag),
+                    renewal_method=row.renewal_method or args.renewal,
+                )
+            )
+    if not entries:
+        raise CLIError("no certificates in " + ", ".join(args.files))
+    placed = await ca.inventory.add(entries, actor=f"cli:{args.operator}", now=ca.clock.now())
+    new = sum(p.created for p in placed)
+    print(
+        f"imported {len(placed)} certificates from {len(args.files)} file(s): "
+        f"{new} new, {len(placed) - new} already in the inventory"
+    )
+    return 0
+
+
+def _passphrases(path: str | None) -> list[bytes]:
+    if not path:
+        return []
+    try:
+        return [line for line in Path(path).read_bytes().splitlines() if line]
+    except OSError as exc:
+        raise CLIError(f"{path}: {exc.strerror}") from None
+
+
+def _read_import(path: Path, passphrases: list[bytes]) -> list[ImportRow]:
+    """A file's certificates as import rows: an export's own rows, or a container's certificates."""
+    from ca.inventory.containers import NotCertificates, read_certificates
+    from ca.inventory.exchange import ImportRow, read_export
+
+    try:
+        if path.stat().st_size > MAX_IMPORT_BYTES:
+            raise CLIError(f"{path}: larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CLIError(f"{path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() in (".csv", ".json"):
+            return read_export(data, name=str(path))
+        container = read_certificates(data, passphrases=passphrases)
+    except NotCertificates as exc:
+        raise CLIError(f"{path}: {exc}, nothing imported") from None
+    return [ImportRow(c, None, None, None, (), None) for c in container.certificates]
 
 
 def _export_page(page: list[InventoryRecord], now: dt.datetime, form: str, *, first: bool, last: bool) -> str:
@@ -266,6 +337,16 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--replaces", metavar="REFERENCE", help="the certificate this one replaces")
     add_operator_option(p)
     p.set_defaults(func=inventory_edit)
+
+    p = add_config_option(inventory.add_parser("import", help="certificate files and other CAs' exports"))
+    p.add_argument("files", nargs="+", metavar="FILE", help="PEM, DER, PKCS#7, PKCS#12, JKS; .csv or .json exports")
+    p.add_argument("--passphrase-file", metavar="FILE", help="passphrases to try on PKCS#12 and keystores, one a line")
+    for field in ("owner", "team", "application"):
+        p.add_argument(f"--{field}", help=f"{field} for certificates whose file does not say")
+    p.add_argument("--renewal", choices=["acme", "est", "scep", "cmp", "manual"])
+    p.add_argument("--tag", action="append", default=[], help="add a tag (repeatable)")
+    add_operator_option(p)
+    p.set_defaults(func=inventory_import)
 
     p = add_config_option(inventory.add_parser("export", help="matching certificates with the certificate itself"))
     _add_filters(p, formats=("csv", "json"))

@@ -7,10 +7,12 @@ and SSL_CERT_DIR), not from certifi: the probe should agree with what the hosts'
 from __future__ import annotations
 
 import ssl
+import warnings
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.utils import CryptographyDeprecationWarning
 
 _END = b"-----END CERTIFICATE-----"
 
@@ -26,15 +28,23 @@ def system_roots() -> list[x509.Certificate]:
     else:
         files = []
     roots: dict[bytes, x509.Certificate] = {}
-    for file in files:
-        try:
-            data = file.read_bytes()
-        except OSError:
-            continue
-        for block in data.split(_END)[:-1]:
-            try:
-                cert = x509.load_pem_x509_certificate(block + _END)
-            except ValueError:
-                continue
-            roots.setdefault(cert.fingerprint(hashes.SHA256()), cert)
+    with warnings.catch_warnings():
+        # A few long-trusted roots carry a negative serial, which cryptography warns about on
+        # every parse; a scan's output is not the place for that.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        for file in files:
+            _read_into(roots, file)
     return list(roots.values())
+
+
+def _read_into(roots: dict[bytes, x509.Certificate], file: Path) -> None:
+    try:
+        data = file.read_bytes()
+    except OSError:
+        return
+    for block in data.split(_END)[:-1]:
+        try:
+            cert = x509.load_pem_x509_certificate(block + _END)
+        except ValueError:
+            continue
+        roots.setdefault(cert.fingerprint(hashes.SHA256()), cert)
