@@ -154,8 +154,8 @@ def endpoint_result(report: EndpointReport) -> LocationResult:
     for der in report.chain:
         try:
             certificates.append(x509.load_der_x509_certificate(der))
-        except ValueError as exc:
-            notes.append(FindingNote("bad-certificate", "warning", f"a certificate in the chain is unreadable: {exc}"))
+        except ValueError:
+            continue  # the probe has said so already (malformed-certificate)
     return LocationResult(
         kind="endpoint",
         location=endpoint_location(report.endpoint),
