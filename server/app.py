@@ -186,11 +186,15 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
     # Revocation jobs (OCSP feed and pre-signing, CRL publication, leader lease): server/jobs.py.
     async def revocation_jobs(app: web.Application) -> AsyncIterator[None]:
         from server.jobs import start_jobs
+        from server.notify.jobs import start_notification_jobs
 
         jobs = await start_jobs(app[CA], config, app[REVOCATION], worker=worker)
+        notices = start_notification_jobs(app[CA], config.notifications)  # server/notify/jobs.py
         try:
             yield
         finally:
+            if notices is not None:
+                await notices.stop()
             await jobs.stop()
 
     app.cleanup_ctx.append(revocation_jobs)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ca.digits import parse_decimal
 from ca.errors import ConfigError
+from ca.notices.settings import NotificationSettings, parse_notifications
 from ca.signers.registry import SignerSpec, parse_signer_spec
 from ca.store.db import MODES
 from ca.tomlread import Table, read_toml_file
@@ -101,6 +102,9 @@ class ServerConfig:
     access_log: bool = False  # [logging] access_log: one line per HTTP request (server/requestlog.py)
     workers: int = 1  # server processes sharing the listeners (SO_REUSEPORT) and the database
     limits: ListenerLimits = ListenerLimits()
+    notifications: NotificationSettings = field(
+        default_factory=NotificationSettings
+    )  # [notifications], ca/notices/settings.py
 
 
 def _norm(key: str) -> str:
@@ -245,6 +249,7 @@ def parse_config(
     settings: dict[str, Any] = {}
     for name, parser in protocol_parsers.items():
         settings[name] = parser(top.table(name))
+    notifications = parse_notifications(top.table("notifications"))
     top.finish()
     return ServerConfig(
         source=path,
@@ -275,6 +280,7 @@ def parse_config(
         protocol_settings=settings,
         workers=workers,
         limits=limits,
+        notifications=notifications,
     )
 
 
