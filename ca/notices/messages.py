@@ -49,7 +49,7 @@ def certificate_facts(record: InventoryRecord) -> dict[str, Any]:
 
 def expiry_notice(record: InventoryRecord, label: str, route: Route, now: dt.datetime) -> Message:
     left = record.not_after - now
-    days = left.days
+    days = round(left / dt.timedelta(days=1))
     when = f"in {days} day{'s' if days != 1 else ''}" if days >= 1 else f"in {int(left.total_seconds() // 3600)} hours"
     subject = f"[Tetra] certificate {name_of(record)} expires {when} ({record.not_after:%Y-%m-%d %H:%M} UTC)"
     lines = [
