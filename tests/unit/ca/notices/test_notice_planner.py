@@ -57,7 +57,7 @@ async def test_expiry_notice_once_per_threshold_escalating(ca: CertificateAuthor
         f"expiry:7d:{alice.id}:team:email:{TEAM}",
         f"expiry:7d:{alice.id}:admin:email:{ADMIN}",
     }
-    body = (await planner.outbox.get(f"expiry:7d:{alice.id}:admin:email:{ADMIN}"))
+    body = await planner.outbox.get(f"expiry:7d:{alice.id}:admin:email:{ADMIN}")
     assert body is not None and "alice.example.com" in body.subject and "expires in 6 days" in body.subject
 
 
@@ -125,7 +125,7 @@ async def test_weakness_rules_notify_once(ca: CertificateAuthority, tmp_path: Pa
     for _ in range(2):
         await planner.plan(now + 9 * DAY)
     assert await _keys(ca, idle.id) == {f"never-deployed:{idle.id}:owner:email:heidi@example.com"}
-    assert f"weak-endpoint:protocol-tls1.0:@10.0.0.7:443:owner:email:grace@example.com" in await _keys(ca, revoked.id)
+    assert "weak-endpoint:protocol-tls1.0:@10.0.0.7:443:owner:email:grace@example.com" in await _keys(ca, revoked.id)
     again = await planner.plan(now + 9 * DAY)
     assert again.queued == 0
 
