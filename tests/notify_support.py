@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email
-import socket
 import subprocess
 import threading
 from email.message import Message as EmailMessage
@@ -27,16 +26,11 @@ from ca.keys import generate_private_key
 from ca.notices.settings import NotificationSettings, SmtpSettings, TeamRoute
 from ca.service import CertificateAuthority
 from tests.helpers import enroll, make_csr
+from tests.tetra_process import free_port
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
 ADMIN = "pki-admins@example.com"
 TEAM = "web-team@example.com"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def issue(
