@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email
+import email.policy
 import subprocess
 import threading
 from email.message import Message as EmailMessage
@@ -123,7 +124,7 @@ class SmtpSink:
             if self.refuse_first < 0 or self.refused < self.refuse_first:
                 self.refused += 1
                 return "451 4.3.0 try again later"
-            message = email.message_from_bytes(envelope.content)
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
             message["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
             self.messages.append(message)
         return "250 OK"

@@ -34,8 +34,16 @@ STOP_GRACE = 10.0
 
 
 class NotificationJobs:
-    def __init__(self, ca: CertificateAuthority, settings: NotificationSettings, *, holder: str | None = None) -> None:
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        settings: NotificationSettings,
+        *,
+        holder: str | None = None,
+        deliver_every: float = DELIVER_EVERY,
+    ) -> None:
         self.ca = ca
+        self.deliver_every = deliver_every
         self.settings = settings
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.outbox = OutboxStore(ca.db, max_attempts=settings.max_attempts)
@@ -47,7 +55,9 @@ class NotificationJobs:
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._every(0.0, self.settings.interval_seconds, self.plan_tick), name="notify-plan"),
-            asyncio.create_task(self._every(DELIVER_EVERY, DELIVER_EVERY, self.deliver_tick), name="notify-deliver"),
+            asyncio.create_task(
+                self._every(self.deliver_every, self.deliver_every, self.deliver_tick), name="notify-deliver"
+            ),
         ]
 
     async def stop(self) -> None:
