@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from ca.inventory import queries
 from ca.inventory.model import InventoryFilter, InventoryRecord, Source, Status
-from ca.inventory.tables import discovery_scans, inventory
+from ca.inventory.tables import discovery_scans, inventory, inventory_names
 from ca.notices.rules import WEAK_KEY_BELOW, WEAK_SIGNATURES, weaknesses
 from ca.notices.settings import NotificationSettings
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ca.service import CertificateAuthority
 
 PAGE = 1000
+CHUNK = 500  # ids or names in one IN (...)
 
 
 async def pages(ca: CertificateAuthority, flt: InventoryFilter) -> AsyncIterator[InventoryRecord]:
@@ -57,19 +58,22 @@ async def expiring(ca: CertificateAuthority, now: dt.datetime, within: dt.timede
 
 async def successors(ca: CertificateAuthority, records: Sequence[InventoryRecord]) -> dict[int, list[InventoryRecord]]:
     """For each record, the certificates that may renew it: those naming it in ``replaces_id``
-    and those sharing its first name."""
+    and those carrying its first name. Two indexed queries per CHUNK records."""
     found: dict[int, list[InventoryRecord]] = {r.id: [] for r in records}
+    first_names = {r.id: r.sans[0].partition(":")[2].lower() for r in records if r.sans}
     ids = list(found)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        query = queries.base_select().where(inventory.c.replaces_id.in_(chunk))
-        for other in await ca.db.read(partial(_records, query=query)):
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        names = {first_names[i] for i in chunk if i in first_names}
+        replacing = queries.base_select().where(inventory.c.replaces_id.in_(chunk))
+        named = select(inventory_names.c.inventory_id).where(inventory_names.c.name.in_(names))
+        for other in await ca.db.read(partial(_records, query=replacing)):
             if other.replaces_id is not None:
                 found[other.replaces_id].append(other)
-    for record in records:
-        if record.sans:
-            name = record.sans[0].partition(":")[2]
-            found[record.id] += await ca.inventory.records(InventoryFilter(name=name, limit=200))
+        same_name = await ca.db.read(partial(_records, query=queries.base_select().where(inventory.c.id.in_(named))))
+        for record_id in chunk:
+            name = first_names.get(record_id)
+            found[record_id] += [o for o in same_name if name in {n.partition(":")[2].lower() for n in o.sans}]
     return found
 
 
@@ -90,7 +94,7 @@ async def weak_records(
     finished = await scans_finished(ca)
     filters = [InventoryFilter(key_size_below=WEAK_KEY_BELOW, valid_at=now)]
     filters += [InventoryFilter(signature_algorithm=name, valid_at=now) for name in WEAK_SIGNATURES]
-    filters.append(InventoryFilter(status=Status.REVOKED, now=now))
+    filters.append(InventoryFilter(status=Status.REVOKED, now=now, valid_at=now))
     if finished:
         filters.append(InventoryFilter(source=Source.TETRA, valid_at=now))
     seen: set[int] = set()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ca.inventory.model import InventoryRecord
+from ca.inventory.scans import CurrentFinding
 from ca.notices import candidates
 from ca.notices.messages import digest_notice, endpoint_notice, expiry_notice, weakness_notice
 from ca.notices.outbox import Message, OutboxStore
@@ -91,6 +92,11 @@ class NotificationPlanner:
         later = await candidates.successors(self.ca, soon)
         expiring = [r for r in soon if r.revoked_at is None and not renewed(r, later[r.id])]
         weak = await candidates.weak_records(self.ca, now, self.settings)
+        weak += [
+            (record, f"weak-endpoint:{finding.code} at {finding.location}")
+            for finding, record in await self._endpoint_findings()
+            if record is not None
+        ]
         boxes: dict[tuple[str, str], _Digest] = {}
         for record in expiring:
             for route in routes(record.owner, record.team, ("owner", "team"), self.settings):
@@ -115,15 +121,20 @@ class NotificationPlanner:
     async def _endpoint_messages(self) -> tuple[list[Message], int]:
         messages: list[Message] = []
         unroutable = 0
-        records: dict[int, InventoryRecord | None] = {}
-        for finding in await self.ca.scans.current_findings(codes=WEAK_ENDPOINT_CODES):
-            record = None
-            if finding.inventory_id is not None:
-                if finding.inventory_id not in records:
-                    records[finding.inventory_id] = await self.ca.inventory.get(finding.inventory_id)
-                record = records[finding.inventory_id]
+        for finding, record in await self._endpoint_findings():
             owner, team = (record.owner, record.team) if record is not None else (None, None)
             found = routes(owner, team, ["owner"], self.settings)
             unroutable += not found
             messages += [endpoint_notice(finding, record, route) for route in found]
         return messages, unroutable
+
+    async def _endpoint_findings(self) -> list[tuple[CurrentFinding, InventoryRecord | None]]:
+        """Current weak-endpoint findings, each with the certificate served there when known."""
+        records: dict[int, InventoryRecord | None] = {}
+        out: list[tuple[CurrentFinding, InventoryRecord | None]] = []
+        for finding in await self.ca.scans.current_findings(codes=WEAK_ENDPOINT_CODES):
+            record_id = finding.inventory_id
+            if record_id is not None and record_id not in records:
+                records[record_id] = await self.ca.inventory.get(record_id)
+            out.append((finding, records[record_id] if record_id is not None else None))
+        return out

@@ -136,14 +136,19 @@ async def test_digest_once_a_day_per_recipient(ca: CertificateAuthority) -> None
     now = dt.datetime.now(dt.UTC)
     planner = _planner(ca)
     day = (now + 70 * DAY).replace(hour=3)
-    await issue(ca, "digest.example.com", owner="ivan@example.com")
+    assert await planner.digest(now.replace(hour=9)) == 0  # a fresh CA: nothing expires soon, nothing weak
+    ivan = await issue(ca, "digest.example.com", owner="ivan@example.com")
+    scan = await ca.scans.start("network", ["10.0.0.8"], actor="test", now=now)
+    finding = FindingNote("protocol-tls1.1", "warning", "offers TLS 1.1")
+    served = x509.load_der_x509_certificate(ivan.der)
+    await ca.scans.record(scan, [LocationResult("endpoint", "10.0.0.8:443", (served,), findings=(finding,))], at=now)
     assert await planner.digest(day) == 0  # before 08:00 UTC
     assert await planner.digest(day.replace(hour=9)) >= 2  # ivan and the web team (and the demo's own)
     assert await planner.digest(day.replace(hour=17)) == 0
     mail = await planner.outbox.get(f"digest:{day.date().isoformat()}:email:ivan@example.com")
-    assert mail is not None and "digest.example.com" in mail.body and "1 expiring" in mail.subject
-    quiet = (now + DAY).replace(hour=9)
-    assert await planner.digest(quiet) == 0  # nothing expires within 30 days, nothing weak
+    assert mail is not None and "digest.example.com" in mail.body
+    assert "1 expiring, 1 weakness findings" in mail.subject
+    assert "weak-endpoint:protocol-tls1.1 at 10.0.0.8:443  digest.example.com" in mail.body
 
 
 async def test_webhook_body_is_the_json_document(ca: CertificateAuthority) -> None:
