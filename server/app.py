@@ -195,7 +195,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
 
     app.cleanup_ctx.append(revocation_jobs)
 
-    # Inventory mirror and scheduled discovery scans: server/lifecycle_jobs.py.
+    # Inventory mirror, scheduled discovery scans, notifications: server/lifecycle_jobs.py.
     async def lifecycle_jobs(app: web.Application) -> AsyncIterator[None]:
         from server.lifecycle_jobs import LifecycleJobs
 

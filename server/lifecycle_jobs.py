@@ -3,7 +3,9 @@
 - the inventory mirror: what the CA issued reaches the inventory within INVENTORY_SYNC_EVERY
   seconds, even when nobody runs an inventory command (any process may run it: its writes are
   idempotent, ca/inventory/sync.py);
-- scheduled discovery scans, one process at a time (server/discovery/schedule.py).
+- scheduled discovery scans, one process at a time (server/discovery/schedule.py);
+- notifications when [notifications] enabled: planned by one process, delivered by all
+  (server/notify/jobs.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from contextlib import suppress
 from ca.service import CertificateAuthority
 from server.config import ServerConfig
 from server.discovery.schedule import DiscoveryScheduler
+from server.notify.jobs import NotificationJobs, start_notification_jobs
 
 log = logging.getLogger("tetra.lifecycle")
 
@@ -28,13 +31,18 @@ class LifecycleJobs:
         self.ca = ca
         holder = f"{socket.gethostname()}:{os.getpid()}:{worker}"
         self.discovery = DiscoveryScheduler(ca, config.discovery, holder)
+        self.notifications = config.notifications
+        self.notices: NotificationJobs | None = None
         self._sync: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._sync = asyncio.create_task(self._mirror(), name="inventory-sync")
         self.discovery.start()
+        self.notices = start_notification_jobs(self.ca, self.notifications)
 
     async def stop(self) -> None:
+        if self.notices is not None:
+            await self.notices.stop()
         await self.discovery.stop()
         if self._sync is not None:
             self._sync.cancel()
