@@ -1,0 +1,1 @@
+"""Discovery: finding certificates on the network and on disk."""
