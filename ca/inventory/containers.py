@@ -7,12 +7,11 @@ certificates; anything else is a `NotCertificates` whose message is one line say
 
 Files come from anywhere, so reading must be cheap and safe:
 - PEM is split line by line (no backtracking regex over megabytes of text);
-- a PKCS#12 file states its MAC and PBE iteration counts in the clear, and a hostile one asks
-  for billions of hash rounds per passphrase tried: the counts are read with asn1crypto and
-  refused above a cap before any key derivation runs (CLM-07);
-- private keys are recognised only to say "a private key, no certificate": nothing here keeps,
-  decrypts on purpose, returns or prints key material (cryptography's PKCS#12 loader decrypts
-  the key bag on the way; the key is dropped at once).
+- a hostile PKCS#12 file asks for billions of hash rounds per passphrase tried: its counts are
+  read with asn1crypto and refused above a cap before any key derivation runs, and its key bags
+  are never decrypted at all (pkcs12_reader, CLM-07);
+- private keys are recognised only to say "a private key, no certificate": nothing here
+  decrypts, keeps, returns or prints key material.
 """
 
 from __future__ import annotations
@@ -23,11 +22,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asn1crypto import pkcs12 as asn1_pkcs12
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, pkcs7, pkcs12
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from ca.inventory.keystores import keystore_kind, parse_java_keystore
+from ca.inventory.pkcs12_reader import load_pfx, pkcs12_certificates
 
 PEM_MARKER = b"-----BEGIN "
 _CERTIFICATE_LABELS = {"CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"}
@@ -154,73 +153,27 @@ def _read_der(data: bytes, passphrases: Sequence[bytes], max_iterations: int) ->
         if not bundle:
             raise NotCertificates("a PKCS#7 with no certificate")
         return Container("pkcs7", _unique(bundle))
-    pfx = _load_pfx(data)
+    pfx = load_pfx(data)
     if pfx is not None:
-        return _read_pkcs12(data, pfx, passphrases, max_iterations)
+        return _read_pkcs12(pfx, passphrases, max_iterations)
     length = _outer_length(data)
     if length is not None and length > len(data):
         raise NotCertificates(f"truncated DER ({len(data)} of {length} bytes)")
     raise NotCertificates("DER that is not a certificate, PKCS#7 or PKCS#12")
 
 
-def _load_pfx(data: bytes) -> Any | None:
-    """The PFX structure when ``data`` is one (version 3, password-integrity auth safe), else None."""
+def _read_pkcs12(pfx: Any, passphrases: Sequence[bytes], max_iterations: int) -> Container:
+    candidates: list[bytes | None] = [None, b""]
+    candidates.extend(p for p in passphrases if p not in candidates)
     try:
-        pfx = asn1_pkcs12.Pfx.load(data, strict=True)
-        if pfx["version"].native != "v3" or pfx["auth_safe"]["content_type"].native != "data":
-            return None
-        return pfx
-    except Exception:  # asn1crypto's exception types are not a contract: any failure means "not a PFX"
-        return None
-
-
-def _iteration_counts(pfx: Any) -> Iterator[tuple[str, int]]:
-    """(what, count) of the MAC and of every PBE visible without a key: encrypted safes and
-    shrouded key bags in plain safes, nested safes included."""
-    if pfx["mac_data"].native is not None:
-        yield "MAC", int(pfx["mac_data"]["iterations"].native)
-    for content_info in pfx.authenticated_safe:
-        content_type = content_info["content_type"].native
-        if content_type == "encrypted_data":
-            algorithm = content_info["content"]["encrypted_content_info"]["content_encryption_algorithm"]
-            yield "certificate encryption", int(algorithm.kdf_iterations)
-        elif content_type == "data":
-            yield from _bag_iterations(asn1_pkcs12.SafeContents.load(content_info["content"].native))
-        else:
-            raise ValueError(f"a {content_type} safe, which needs a recipient's private key")
-
-
-def _bag_iterations(bags: Any) -> Iterator[tuple[str, int]]:
-    for bag in bags:
-        bag_id = bag["bag_id"].native
-        if bag_id == "pkcs8_shrouded_key_bag":
-            yield "key encryption", int(bag["bag_value"]["encryption_algorithm"].kdf_iterations)
-        elif bag_id == "safe_contents":
-            yield from _bag_iterations(bag["bag_value"])
-
-
-def _read_pkcs12(data: bytes, pfx: Any, passphrases: Sequence[bytes], max_iterations: int) -> Container:
-    try:
-        counts = list(_iteration_counts(pfx))
-    except Exception as exc:  # the asn1crypto boundary, as in _load_pfx
-        raise NotCertificates(f"PKCS#12 that is malformed: {_first_line(exc)}") from None
-    for what, count in counts:
-        if count > max_iterations:
-            raise NotCertificates(f"PKCS#12 {what} iteration count {count} is above the limit of {max_iterations}")
-    tried: list[bytes | None] = [None, b""]
-    tried.extend(p for p in passphrases if p not in tried)
-    for passphrase in tried:
-        try:
-            loaded = pkcs12.load_pkcs12(data, passphrase)
-        except ValueError:
-            continue
-        found = [loaded.cert.certificate] if loaded.cert is not None else []
-        found.extend(extra.certificate for extra in loaded.additional_certs)
-        del loaded  # holds the private key
-        if not found:
-            raise NotCertificates("a PKCS#12 with no certificate")
-        return Container("pkcs12", _unique(found))
-    raise WrongPassphrase(f"PKCS#12 integrity check fails with {_tried(passphrases)}")
+        found = pkcs12_certificates(pfx, candidates, max_iterations)
+    except ValueError as exc:
+        raise NotCertificates(f"PKCS#12 {exc}") from None
+    if found is None:
+        raise WrongPassphrase(f"PKCS#12 integrity check fails with {_tried(passphrases)}")
+    if not found:
+        raise NotCertificates("a PKCS#12 with no certificate")
+    return Container("pkcs12", _unique(found))
 
 
 def _read_java_keystore(data: bytes, kind: str, passphrases: Sequence[bytes]) -> Container:

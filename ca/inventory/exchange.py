@@ -103,7 +103,7 @@ def _json_records(text: str, name: str) -> list[Mapping[str, object]]:
 
 
 def _csv_records(text: str, name: str) -> list[Mapping[str, object]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [restore_cell(cell).strip().lower() for cell in next(reader, [])]
         if not header:
@@ -116,7 +116,7 @@ def _csv_records(text: str, name: str) -> list[Mapping[str, object]]:
                 raise NotCertificates(f"{name}: row {len(records) + 1}: {len(cells)} cells for {len(header)} columns")
             records.append(dict(zip(header, (restore_cell(cell) for cell in cells), strict=False)))
     except csv.Error as exc:
-        raise NotCertificates(f"{name}: row {reader.line_num}: not valid CSV ({exc})") from None
+        raise NotCertificates(f"{name}: line {reader.line_num}: not valid CSV ({exc})") from None
     return records
 
 

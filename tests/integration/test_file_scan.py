@@ -7,7 +7,12 @@ file, unreadable files, FIFOs and thousands of ordinary files cost no more than 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -120,18 +125,54 @@ def test_a_huge_sparse_file_is_skipped_by_its_size(tmp_path: Path) -> None:
     assert list(scan_paths([huge], max_file_bytes=10)) == [FileReport(huge, None, "larger than 10 bytes")]
 
 
-def test_an_unreadable_file_is_skipped_with_the_os_reason(chain: Chain, tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("running as root: chmod 000 does not stop root from reading")
-    root = tmp_path / "tree"
-    root.mkdir()
-    secret = root / "secret.pem"
-    secret.write_bytes(chain.leaf_pem.read_bytes())
-    secret.chmod(0)
-    try:
-        assert list(scan_paths([root])) == [FileReport(secret, None, "Permission denied")]
-    finally:
-        secret.chmod(0o600)
+_REPORT_AS_NOBODY = """
+import json, sys
+from pathlib import Path
+from server.discovery.file_scan import scan_paths
+print(json.dumps([[str(r.path), r.skipped] for r in scan_paths([Path(sys.argv[1])])]))
+"""
+
+
+def _scan_as_unprivileged(root: Path) -> list[tuple[Path, str | None]]:
+    """The scan's (path, skipped) pairs, run as this user or, under root (whom chmod 000 does not
+    stop), as nobody through setpriv."""
+    if os.geteuid() != 0:
+        return [(report.path, report.skipped) for report in scan_paths([root])]
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: chmod 000 does not stop root from reading")
+    command = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c", _REPORT_AS_NOBODY]
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([*command, str(root)], capture_output=True, env=environment, timeout=60, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"cannot run as nobody: {result.stderr.decode(errors='replace')[-200:]}")
+    return [(Path(path), skipped) for path, skipped in json.loads(result.stdout)]
+
+
+def test_unreadable_files_and_directories_are_skipped_with_the_os_reason(chain: Chain) -> None:
+    """CLM-07: chmod 000 on a certificate and on a directory: each reported with the OS's reason,
+    the rest of the tree still scanned."""
+    with tempfile.TemporaryDirectory() as name:  # under /tmp, which nobody can traverse
+        root = Path(name)
+        root.chmod(0o755)
+        secret = root / "secret.pem"
+        secret.write_bytes(chain.leaf_pem.read_bytes())
+        secret.chmod(0)
+        closed = root / "closed"
+        closed.mkdir()
+        (closed / "inside.pem").write_bytes(chain.leaf_pem.read_bytes())
+        closed.chmod(0)
+        (root / "open.pem").write_bytes(chain.leaf_pem.read_bytes())
+        (root / "open.pem").chmod(0o644)
+        try:
+            reports = _scan_as_unprivileged(root)
+        finally:
+            closed.chmod(0o700)
+    assert reports == [  # a directory's files first, then its subdirectories
+        (root / "open.pem", None),
+        (secret, "Permission denied"),
+        (closed, "Permission denied"),
+    ]
 
 
 def test_non_regular_files_are_not_opened(chain: Chain, tmp_path: Path) -> None:
@@ -157,3 +198,14 @@ def test_named_files_and_missing_paths(chain: Chain, tmp_path: Path) -> None:
         FileReport(missing, None, "No such file or directory"),
     ]
     assert reports[2].container is not None and reports[2].container.certificates == (chain.leaf,)
+
+
+def test_a_file_reached_twice_is_reported_once(chain: Chain, tmp_path: Path) -> None:
+    """A hard link, a root named twice and a file named inside a root already walked."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    first = root / "a.pem"
+    first.write_bytes(chain.leaf_pem.read_bytes())
+    os.link(first, root / "b.pem")
+    reports = list(scan_paths([root, root, first, root / "b.pem"]))
+    assert [report.path for report in reports] == [first]

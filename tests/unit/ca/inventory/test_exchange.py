@@ -135,6 +135,10 @@ def test_whole_file_errors() -> None:
         read_export(b"p\xffem", name="b.csv")
     with pytest.raises(NotCertificates, match=r"^j\.json: not valid JSON"):
         read_export(b"[{", name="j.json")
+    with pytest.raises(NotCertificates, match=r"^q\.csv: line 2: not valid CSV"):
+        read_export(b'pem\r\n"unterminated', name="q.csv")
+    with pytest.raises(NotCertificates, match=r"^q\.csv: line 2: not valid CSV \(',' expected after '\"'\)$"):
+        read_export(b'pem\r\n"a"b,c\r\n', name="q.csv")
 
 
 def test_size_cap_is_checked_before_parsing() -> None:
