@@ -61,7 +61,8 @@ def chart_svg(chart: Chart) -> str:
     )
     drawing.add_xml_filter(_without_scripts_or_comments)
     drawing.x_labels = list(chart.labels)
-    drawing.y_labels = _count_ticks(chart)
+    if chart.labels and chart.series:  # else pygal writes no_data_text (and fails on set ticks)
+        drawing.y_labels = _count_ticks(chart)
     for series in chart.series:
         drawing.add(series.name, list(series.values))
     return str(drawing.render(is_unicode=True))
