@@ -31,6 +31,7 @@ from ca.inventory.pkcs12_reader import load_pfx, pkcs12_certificates
 PEM_MARKER = b"-----BEGIN "
 _CERTIFICATE_LABELS = {"CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"}
 _PKCS7_LABELS = {"PKCS7", "CMS"}
+_MAX_PEM_LINE = 100  # a BEGIN line; longer ones are text that happens to look like one
 
 
 class NotCertificates(ValueError):
@@ -55,7 +56,9 @@ def read_certificates(
     PKCS#12 is tried with no passphrase, the empty one, then each of ``passphrases``; a Java
     keystore's digest is checked against the same list when passphrases are given (its
     certificates are stored in the clear, so without any they are read unverified, as keytool
-    -list does). Raises NotCertificates (WrongPassphrase when only the passphrase is wrong).
+    -list does). Each PKCS#12 candidate costs at most ``max_pkcs12_iterations`` hash rounds for
+    the MAC and for each encrypted safe (a key bag is never decrypted). Raises NotCertificates
+    (WrongPassphrase when only the passphrase is wrong).
     """
     kind = keystore_kind(data)
     if kind is not None:
@@ -105,7 +108,7 @@ def _pem_blocks(data: bytes) -> Iterator[tuple[str, bytes]]:
     body: list[bytes] = []
     for raw in data.splitlines():
         line = raw.strip()
-        if line.startswith(PEM_MARKER) and line.endswith(b"-----"):
+        if line.startswith(PEM_MARKER) and line.endswith(b"-----") and len(line) <= _MAX_PEM_LINE:
             label, body = line[len(PEM_MARKER) : -5], []
         elif label is not None and line == b"-----END " + label + b"-----":
             yield label.decode("ascii", "replace"), b"".join(body)

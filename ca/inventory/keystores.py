@@ -11,8 +11,7 @@ digest. An entry is a tag, an alias (Java "modified UTF-8": 2-byte length then b
 millisecond timestamp, then: for a private key, the protected key (4-byte length, bytes) and
 its chain; for a trusted certificate, one certificate. Version 2 names each certificate's type
 ("X.509") before its 4-byte length and DER. A JCEKS secret-key entry is a serialised Java
-object with no length in front of it, so a store holding one cannot be stepped through: it is
-refused with that reason rather than read in part.
+object with no length in front of it: java_serialization parses just enough of it to step over.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ import hmac
 from dataclasses import dataclass
 
 from cryptography import x509
+
+from ca.inventory.java_serialization import skip_object
 
 JKS_MAGIC = 0xFEEDFEED
 JCEKS_MAGIC = 0xCECECECE
@@ -121,8 +122,11 @@ def parse_java_keystore(data: bytes) -> JavaKeystore:
             reader.take(reader.u32(f"{where} key length"), f"{where} key")  # stays encrypted, unread
             for position in range(1, reader.u32(f"{where} chain length") + 1):
                 certificates.append(_certificate(reader, version, f"{where} chain certificate {position}"))
-        elif tag == _SECRET_KEY_ENTRY:
-            raise ValueError(f"{where} is a secret key (a serialised Java object), which this reader cannot step over")
+        elif tag == _SECRET_KEY_ENTRY:  # a sealed key, stepped over unread
+            try:
+                reader.offset = skip_object(data, reader.offset, end)
+            except ValueError as exc:
+                raise ValueError(f"{where} secret key: {exc}") from None
         else:
             raise ValueError(f"{where} has unknown tag {tag}")
     if reader.offset != end:

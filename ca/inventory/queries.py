@@ -29,6 +29,7 @@ _LEDGER_COLUMNS = (
     c.profile,
     c.protocol,
     c.revocation_reason,
+    c.location.label("declared_location"),
     REVOKED_AT.label("any_revoked_at"),
 )
 
@@ -92,6 +93,8 @@ def conditions(flt: InventoryFilter) -> list[ColumnElement[bool]]:
         out.append(c.profile == flt.profile)
     if flt.protocol:
         out.append(c.protocol == flt.protocol)
+    if flt.serial:
+        out.append(i.serial == flt.serial)
     if flt.name:
         out.append(i.id.in_(names_matching(flt.name)))
     return out
@@ -155,6 +158,7 @@ def record(row: Row[Any]) -> InventoryRecord:
         profile=m["profile"],
         protocol=m["protocol"],
         revocation_reason=m["revocation_reason"],
+        declared_location=m["declared_location"],
         der=m.get("der") or b"",
     )
 

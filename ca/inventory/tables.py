@@ -29,6 +29,7 @@ class InventoryRow(Base):
         Index("ix_inventory_team", "team"),
         Index("ix_inventory_issuer_dn", "issuer_dn"),
         Index("ix_inventory_last_seen", "last_seen_at"),
+        Index("ix_inventory_serial", "serial"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -115,7 +115,7 @@ def test_issue_dry_run_issue_list_revoke_audit(ca_dir: Path, tmp_path: Path) -> 
 
     listed = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--profile", "tls-server").stdout)
     assert [c["serial"] for c in listed] == [serial]
-    assert listed[0]["owner"] == "alice" and listed[0]["status"] == "issued"
+    assert listed[0]["owner"] == "alice" and listed[0]["status"] == "valid" and listed[0]["source"] == "tetra"
     expiring = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--expiring", "10").stdout)
     assert serial not in [c["serial"] for c in expiring]
     table = tetra("certs", "list", "--config", cfg, "--expiring", "100")

@@ -14,6 +14,8 @@ from asn1crypto import core as asn1_core
 from asn1crypto import pkcs12 as asn1_pkcs12
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ca.inventory.containers import Container, NotCertificates, WrongPassphrase, read_certificates
 from tests.unit.ca.inventory.sample_files import (
@@ -27,6 +29,7 @@ from tests.unit.ca.inventory.sample_files import (
     openssl_pkcs12,
     run,
 )
+from tests.unit.ca.pki_fixtures import FUZZ, mutate
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +324,36 @@ def test_every_truncation_of_a_keystore_is_a_clean_refusal(keytool_stores: dict[
     for length in range(4, len(data)):
         with pytest.raises(NotCertificates, match=r"^JCEKS keystore that is malformed: "):
             read_certificates(data[:length])
+
+
+@pytest.fixture(scope="module")
+def samples(chain: Chain, keytool_stores: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """One file of each kind that needs parsing beyond cryptography's loaders."""
+    directory = tmp_path_factory.mktemp("samples")
+    return [
+        openssl_pkcs12(chain, directory / "modern.p12", "s3cret").read_bytes(),
+        openssl_pkcs12(chain, directory / "legacy.p12", "s3cret", "-legacy").read_bytes(),
+        openssl_pkcs12(chain, directory / "plain.p12", "", "-nomac").read_bytes(),
+        keytool_stores["JKS"].read_bytes(),
+        keytool_stores["JCEKS"].read_bytes(),
+        chain.leaf_pem.read_bytes() + chain.key_pem.read_bytes(),
+    ]
+
+
+@st.composite
+def damaged(draw: st.DrawFn, samples: list[bytes]) -> bytes:
+    return mutate(draw(st.sampled_from(samples)), draw, garbage_size=2048)
+
+
+@needs_keytool
+@FUZZ
+@given(data=st.data())
+def test_damaged_files_give_a_reason_or_certificates(samples: list[bytes], data: st.DataObject) -> None:
+    """CLM-07: a truncated, bit-flipped or garbage file never escapes as anything but
+    NotCertificates (with a one-line reason) or a Container."""
+    try:
+        container = read_certificates(data.draw(damaged(samples)), passphrases=[b"s3cret"])
+    except NotCertificates as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert container.certificates

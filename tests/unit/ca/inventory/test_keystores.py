@@ -80,7 +80,7 @@ def _entry(tag: int, body: bytes) -> bytes:
     ("entry", "reason"),
     [
         (_entry(7, b""), r"^entry 1 has unknown tag 7$"),
-        (_entry(3, b"\xac\xed\x00\x05"), r"^entry 1 is a secret key"),
+        (_entry(3, b"\xac\xed\x00\x05"), r"^entry 1 secret key: truncated in serialised object$"),
         (_entry(2, _utf(b"X.509") + (10**6).to_bytes(4, "big")), r"^truncated in entry 1 certificate$"),
         (_entry(2, _utf(b"X.509") + (3).to_bytes(4, "big") + b"abc"), r"^entry 1 certificate is not a valid"),
         (_entry(1, (5).to_bytes(4, "big") + b"key"), r"^truncated in entry 1 key$"),
@@ -109,9 +109,8 @@ def test_unknown_version_and_trailing_bytes(chain: Chain) -> None:
 
 
 @needs_keytool
-def test_keytool_non_ascii_password_and_secret_key(chain: Chain, tmp_path: Path) -> None:
-    """Java hashes the password as UTF-16BE characters: a non-ASCII one shows the encoding is
-    right. A JCEKS store with a secret key (keytool -genseckey) is refused, not read in part."""
+def test_keytool_non_ascii_password(chain: Chain, tmp_path: Path) -> None:
+    """Java hashes the password as UTF-16BE characters: a non-ASCII one shows the encoding is right."""
     assert KEYTOOL is not None
     password = "pässwörd€"
     jks = tmp_path / "store.jks"
@@ -121,8 +120,57 @@ def test_keytool_non_ascii_password_and_secret_key(chain: Chain, tmp_path: Path)
     assert store.certificates == (chain.root,)
     assert store.password_matches(password.encode("utf-8"))
     assert not store.password_matches(password.encode("latin-1", "replace"))
+
+
+@needs_keytool
+def test_keytool_jceks_with_secret_keys(chain: Chain, tmp_path: Path) -> None:
+    """Secret-key entries (serialised SealedObjects) are stepped over: the certificate entry
+    around them is read, and the digest over all records matches, so nothing was misread."""
+    assert KEYTOOL is not None
     jceks = tmp_path / "store.jceks"
-    run(KEYTOOL, "-genseckey", "-alias", "aes", "-keyalg", "AES", "-keysize", "128", "-keystore", jceks,
-        "-storetype", "JCEKS", "-storepass", "changeit", "-keypass", "changeit")  # fmt: skip
-    with pytest.raises(ValueError, match=r"^entry 1 is a secret key"):
-        parse_java_keystore(jceks.read_bytes())
+    common: list[str | Path] = ["-keystore", jceks, "-storetype", "JCEKS", "-storepass", "changeit"]
+    run(KEYTOOL, "-genseckey", "-alias", "aes", "-keyalg", "AES", "-keysize", "128", "-keypass", "changeit", *common)
+    run(KEYTOOL, "-importcert", "-noprompt", "-alias", "ca", "-file", chain.root_pem, *common)
+    run(
+        KEYTOOL,
+        "-genseckey",
+        "-alias",
+        "hmac",
+        "-keyalg",
+        "HmacSHA256",
+        "-keysize",
+        "256",
+        "-keypass",
+        "changeit",
+        *common,
+    )
+    data = jceks.read_bytes()
+    store = parse_java_keystore(data)
+    assert store.certificates == (chain.root,)
+    assert store.password_matches(b"changeit")
+    for length in range(12, len(data) - 20):  # every cut inside the records is a clean refusal
+        with pytest.raises(ValueError, match=r"truncated|unexpected bytes|serialis"):
+            parse_java_keystore(data[:length] + data[-20:])
+
+
+_OBJECT_ARRAY = bytes([0x72]) + _utf(b"[Ljava.lang.Object;") + bytes(8) + b"\x02\x00\x00\x78\x70"
+
+
+def _nested_arrays(levels: int) -> bytes:
+    """A serialisation stream of Object[] arrays nested ``levels`` deep, the innermost holding null."""
+    inner = b"\x75\x71" + (0x7E0000).to_bytes(4, "big") + (1).to_bytes(4, "big")  # arrays of the first class
+    return b"\xac\xed\x00\x05" + b"\x75" + _OBJECT_ARRAY + (1).to_bytes(4, "big") + inner * (levels - 1) + b"\x70"
+
+
+def test_serialised_secret_keys_are_stepped_over_and_bounded(chain: Chain) -> None:
+    """CLM-07: a legitimate nesting is stepped over; a hostile one ends in a one-line refusal."""
+    store = parse_java_keystore(_store([_entry(3, _nested_arrays(5)), _trusted(chain.root)], magic=JCEKS_MAGIC))
+    assert store.certificates == (chain.root,)
+    with pytest.raises(ValueError, match=r"^entry 1 secret key: serialised object nested deeper than 32$"):
+        parse_java_keystore(_store([_entry(3, _nested_arrays(100_000))], magic=JCEKS_MAGIC))
+    with pytest.raises(ValueError, match=r"^entry 1 secret key: serialised reference to an unknown handle$"):
+        parse_java_keystore(_store([_entry(3, b"\xac\xed\x00\x05\x71\x00\x7e\x00\x05")], magic=JCEKS_MAGIC))
+    with pytest.raises(ValueError, match=r"^entry 1 secret key: serialised element 0x7d is not supported$"):
+        parse_java_keystore(_store([_entry(3, b"\xac\xed\x00\x05\x7d")], magic=JCEKS_MAGIC))
+    with pytest.raises(ValueError, match=r"^entry 1 secret key: not a Java serialisation stream$"):
+        parse_java_keystore(_store([_entry(3, b"\x00\x00\x00\x00")], magic=JCEKS_MAGIC))
