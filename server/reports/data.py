@@ -50,7 +50,8 @@ class ExpiringRow:
     owner: str | None
     team: str | None
     application: str | None
-    locations: tuple[str, ...]
+    locations: tuple[str, ...]  # where discovery saw it
+    declared_location: str | None  # where its requester said it would go (Tetra-issued)
     renewal_method: str | None
     source: str
     fingerprint: str
@@ -92,7 +93,8 @@ class InventoryRow:
     source: str
     renewal_method: str | None
     fingerprint: str
-    locations: tuple[str, ...]
+    locations: tuple[str, ...]  # where discovery saw it
+    declared_location: str | None  # where its requester said it would go (Tetra-issued)
 
 
 async def all_records(store: InventoryStore, flt: InventoryFilter) -> list[InventoryRecord]:
@@ -139,6 +141,7 @@ async def expiring_report(ca: CertificateAuthority, *, days: int, now: dt.dateti
                 team=r.team,
                 application=r.application,
                 locations=await locations_of(store, r),
+                declared_location=r.declared_location,
                 renewal_method=r.renewal_method,
                 source=r.source.value,
                 fingerprint=r.fingerprint,
@@ -287,6 +290,7 @@ async def inventory_report(ca: CertificateAuthority, *, now: dt.datetime) -> Rep
                 renewal_method=r.renewal_method,
                 fingerprint=r.fingerprint,
                 locations=await locations_of(store, r),
+                declared_location=r.declared_location,
             )
             for r in await all_records(store, InventoryFilter(valid_at=now))
         ]

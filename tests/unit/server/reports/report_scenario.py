@@ -1,6 +1,7 @@
 """One inventory that every report has something to say about, made through the real CA.
 
-Issued by Tetra (ledger, then mirrored): A (acme, ends in 20 days, deployed), B (est, A's
+Issued by Tetra (ledger, then mirrored): A (acme, ends in 20 days, declared for and seen at a
+load balancer), B (est, A's
 renewal through the ledger's lineage: on time), C (cli, renews the expired import X: late),
 R (cli, revoked and seen again after it). Imported: L (RSA-1024 signed with SHA-1 by the openssl
 CLI, ends in 10 days, deployed where a scan found TLS 1.0) and X (expired 3 days ago). The demo
@@ -52,6 +53,7 @@ async def issue(
     owner: str | None = None,
     days: int | None = None,
     replaces: x509.Certificate | None = None,
+    location: str | None = None,
 ) -> x509.Certificate:
     csr, _ = make_csr([name])
     request = enrollment_from_csr(
@@ -60,7 +62,7 @@ async def issue(
         profile_name="tls-server",
         requester=OPERATOR,
         kind=EnrollmentKind.REKEY if replaces else EnrollmentKind.NEW,
-        inventory=InventoryFields(owner, "web", "shop"),
+        inventory=InventoryFields(owner, "web", "shop", location),
     )
     if days is not None:
         request = dataclasses.replace(request, not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=days))
@@ -111,7 +113,7 @@ async def build(ca: CertificateAuthority, tmp_path: Path) -> Scenario:
     await ca.inventory.sync(now)
     baseline = frozenset(r.id for r in await ca.inventory.records(InventoryFilter()))
 
-    a = await issue(ca, "soon.example.com", protocol="acme", owner="alice@example.com", days=20)
+    a = await issue(ca, "soon.example.com", protocol="acme", owner="alice@example.com", days=20, location="shop-lb")
     b = await issue(ca, "soon.example.com", protocol="est", owner="alice@example.com", replaces=a)
     c = await issue(ca, "late.example.com", owner="dave@example.com")
     r = await issue(ca, "revoked.example.com")

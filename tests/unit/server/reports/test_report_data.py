@@ -28,7 +28,8 @@ async def test_expiring_lists_unrevoked_certificates_by_expiry(ca: CertificateAu
     assert rows[s.legacy].locations == ("legacy.example.org:443",) and rows[s.legacy].source == "imported"
     a = rows[s.a]
     assert (a.owner, a.team, a.application) == ("alice@example.com", "web", "shop")
-    assert a.locations == ("10.0.0.1:443",) and a.renewal_method == "acme" and a.issuer == ca.default_issuer
+    assert a.locations == ("10.0.0.1:443",) and a.declared_location == "shop-lb" and a.renewal_method == "acme"
+    assert a.issuer == ca.default_issuer and rows[s.legacy].declared_location is None
     assert a.names == ("dns:soon.example.com",) and 18 <= a.days_left <= 19
     (chart,) = report.charts
     counts = dict(zip(chart.labels, chart.series[0].values, strict=True))
@@ -76,6 +77,7 @@ async def test_inventory_report(ca: CertificateAuthority, tmp_path: Path) -> Non
     assert (legacy.key_algorithm, legacy.key_size, legacy.signature_algorithm) == ("rsa", 1024, "sha1WithRSAEncryption")
     assert legacy.issuer == legacy.issuer_dn == "CN=old.legacy.example.org" and legacy.status == "expiring"
     assert rows[s.r].status == "revoked" and rows[s.r].locations == ("10.0.0.9:443",)
+    assert rows[s.a].declared_location == "shop-lb" and rows[s.r].declared_location is None
     assert rows[s.b].status == "valid" and rows[s.b].renewal_method == "est" and rows[s.b].source == "tetra"
     assert len(rows[s.a].fingerprint) == 64 and rows[s.a].serial
     per_issuer, per_key, per_status = report.charts
