@@ -2,7 +2,7 @@
 
 Each group of commands is a module with an ``add_commands`` (deployment: init, serve, db;
 hierarchy: ca; certificates: requests, issue, revoke, audit; inventory (certs); discover; notify;
-revocation: crl, ocsp);
+report; revocation: crl, ocsp);
 protocol_commands mounts what each protocol lists in its ProtocolSpec (`tetra acme ...`).
 common holds what they share: --config, --operator, opening the CA.
 """
@@ -23,6 +23,7 @@ from server.cli import (
     inventory,
     notify,
     protocol_commands,
+    report,
     revocation,
 )
 from server.cli.common import CLIError, add_global_config_option, resolve_config
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tetra {_version()}")
     add_global_config_option(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (deployment, hierarchy, certificates, inventory, discover, notify, protocol_commands, revocation):
+    groups = (deployment, hierarchy, certificates, inventory, discover, notify, report, protocol_commands, revocation)
+    for group in groups:
         group.add_commands(sub)
     return parser
 
