@@ -23,6 +23,7 @@ class Status(StrEnum):
     REVOKED = "revoked"
 
 
+OWN_TAG = "tetra-own"  # the CA's own certificates: roots, CA generations, RAs (never "deployed")
 RENEWAL_METHODS = ("acme", "est", "scep", "cmp", "manual")
 DEFAULT_EXPIRING_DAYS = 30  # what "expiring" means when nobody says
 

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ca.inventory.model import InventoryRecord, Source
+from ca.inventory.model import OWN_TAG, InventoryRecord, Source
 from ca.notices.settings import NotificationSettings
 
 LEVELS = ("owner", "team", "admin")
@@ -152,6 +152,8 @@ def weaknesses(
     if (
         scans_finished
         and record.source is Source.TETRA
+        and record.certificate_id is not None  # issued here for someone, not one of the CA's own
+        and OWN_TAG not in record.tags
         and record.first_seen_at is None
         and record.revoked_at is None
         and record.not_after > now

@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from ca.inventory.model import InventoryRecord, Source
+from ca.inventory.model import OWN_TAG, InventoryRecord, Source
 from ca.notices.rules import (
     Route,
     applicable_thresholds,
@@ -139,3 +139,5 @@ def test_weakness_rules() -> None:
     assert weaknesses(idle, T0 + 3 * DAY, SETTINGS, scans_finished=True) == []  # too young
     assert weaknesses(dataclasses.replace(idle, source=Source.IMPORTED), now, SETTINGS, scans_finished=True) == []
     assert weaknesses(dataclasses.replace(idle, first_seen_at=T0), now, SETTINGS, scans_finished=True) == []
+    own = dataclasses.replace(idle, tags=(OWN_TAG,))  # the CA's own RA or HTTPS certificate
+    assert weaknesses(own, now, SETTINGS, scans_finished=True) == []

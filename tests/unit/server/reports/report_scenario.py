@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,3 +162,10 @@ async def build(ca: CertificateAuthority, tmp_path: Path) -> Scenario:
         legacy=legacy,
         expired=expired,
     )
+
+
+async def baseline_issuers(ca: CertificateAuthority, baseline: frozenset[int]) -> Counter[str]:
+    """How many of the demo CA's own certificates each issuer signed, as the inventory report
+    names issuers (a Tetra CA by its name, any other by its DN)."""
+    records = await ca.inventory.records(InventoryFilter(limit=100_000))
+    return Counter(r.issuer_name or r.issuer_dn for r in records if r.id in baseline)

