@@ -6,9 +6,11 @@ import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.engine import Connection
 
 from ca.audit import AuditEvent
@@ -157,9 +159,27 @@ class InventoryStore:
             raise BadRequest(f"fingerprint prefix {reference!r} matches more than one certificate: give more digits")
         return found[0] if found else None
 
+    async def locations(self, inventory_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """Where each of many certificates was seen (a report's rows), in a few queries."""
+        out: dict[int, list[str]] = {}
+        ids = sorted(set(inventory_ids))
+        for start in range(0, len(ids), 1000):
+            query = (
+                select(sightings.c.inventory_id, sightings.c.location)
+                .where(sightings.c.inventory_id.in_(ids[start : start + 1000]))
+                .order_by(sightings.c.inventory_id, sightings.c.first_seen)
+            )
+            for inventory_id, location in await self._db.read(partial(_rows, query)):
+                out.setdefault(int(inventory_id), []).append(location)
+        return {k: tuple(v) for k, v in out.items()}
+
     async def sightings(self, inventory_id: int) -> list[Sighting]:
         query = select(sightings).where(sightings.c.inventory_id == inventory_id).order_by(sightings.c.first_seen)
         return await self._db.read(lambda conn: [queries.sighting(r) for r in conn.execute(query)])
+
+
+def _rows(query: Select[Any], conn: Connection) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.execute(query)]
 
 
 def _check_renewal_method(method: str | None) -> None:

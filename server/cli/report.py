@@ -40,7 +40,7 @@ def report(args: argparse.Namespace) -> int:
 
 @on_ca_reading
 async def _report_on_ca(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
-    text = _render(args.format, await _gather(args, ca))
+    text = _render(args.format, await _gather(args, ca, config))
     if args.out:
         _write_whole(Path(args.out), text)
         print(f"report {args.kind} -> {args.out}", file=sys.stderr)
@@ -49,7 +49,7 @@ async def _report_on_ca(args: argparse.Namespace, ca: CertificateAuthority, conf
     return 0
 
 
-async def _gather(args: argparse.Namespace, ca: CertificateAuthority) -> Report:
+async def _gather(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> Report:
     from server.reports.data import expiring_report, inventory_report, weak_report
     from server.reports.issued import issued_report
 
@@ -57,7 +57,7 @@ async def _gather(args: argparse.Namespace, ca: CertificateAuthority) -> Report:
     if args.kind == "expiring":
         return await expiring_report(ca, days=args.days, now=now)
     if args.kind == "weak":
-        return await weak_report(ca, now=now)
+        return await weak_report(ca, now=now, settings=config.notifications)
     if args.kind == "inventory":
         return await inventory_report(ca, now=now)
     return await issued_report(ca, weeks=args.weeks, now=now)

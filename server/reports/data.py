@@ -16,7 +16,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ca.inventory.model import InventoryFilter, InventoryRecord, Status
+from ca.inventory.model import InventoryFilter, InventoryRecord
+from ca.notices.candidates import weak_records
+from ca.notices.rules import WEAK_KEY_BELOW
+from ca.notices.settings import NotificationSettings
 from server.reports.model import Chart, Report, Series, columns_of, count_by, week_of
 
 if TYPE_CHECKING:
@@ -24,16 +27,6 @@ if TYPE_CHECKING:
     from ca.service import CertificateAuthority
 
 PAGE = 1000
-MIN_KEY_BITS = 2048  # RSA and DSA keys shorter than this are weak
-# Signature algorithms with collisions in reach (the names facts.py records; MD2 has no name there).
-WEAK_SIGNATURES = (
-    "md5WithRSAEncryption",
-    "sha1WithRSAEncryption",
-    "ecdsa-with-SHA1",
-    "dsa-with-sha1",
-    "1.2.840.113549.1.1.2",  # md2WithRSAEncryption
-    "1.3.14.3.2.29",  # sha1WithRSASignature (OIW)
-)
 SEVERITIES = ("critical", "warning", "info")
 
 
@@ -109,12 +102,6 @@ async def all_records(store: InventoryStore, flt: InventoryFilter) -> list[Inven
         after = page[-1].id
 
 
-async def locations_of(store: InventoryStore, record: InventoryRecord) -> tuple[str, ...]:
-    if record.last_seen_at is None:
-        return ()
-    return tuple(s.location for s in await store.sightings(record.id))
-
-
 def issuer_of(record: InventoryRecord) -> str:
     return record.issuer_name or record.issuer_dn
 
@@ -126,6 +113,7 @@ async def expiring_report(ca: CertificateAuthority, *, days: int, now: dt.dateti
     await store.sync(now)
     found = await all_records(store, InventoryFilter(expiring_before=now + dt.timedelta(days=days)))
     records = sorted((r for r in found if r.revoked_at is None), key=lambda r: (r.not_after, r.id))
+    where = await store.locations([r.id for r in records])
     rows = tuple(
         [
             ExpiringRow(
@@ -140,7 +128,7 @@ async def expiring_report(ca: CertificateAuthority, *, days: int, now: dt.dateti
                 owner=r.owner,
                 team=r.team,
                 application=r.application,
-                locations=await locations_of(store, r),
+                locations=where.get(r.id, ()),
                 declared_location=r.declared_location,
                 renewal_method=r.renewal_method,
                 source=r.source.value,
@@ -169,26 +157,16 @@ def _expiries_per_week(rows: tuple[ExpiringRow, ...], days: int, now: dt.datetim
 
 
 # -- weak -----------------------------------------------------------------------------------------
-async def weak_report(ca: CertificateAuthority, *, now: dt.datetime) -> Report:
+async def weak_report(
+    ca: CertificateAuthority, *, now: dt.datetime, settings: NotificationSettings | None = None
+) -> Report:
     """Weak keys and signatures, revoked certificates still deployed, Tetra certificates never
     deployed, and what the latest discovery scans found at each endpoint."""
     store = ca.inventory
     await store.sync(now)
-    rows: list[WeakRow] = []
-    for r in await all_records(store, InventoryFilter(valid_at=now, key_size_below=MIN_KEY_BITS)):
-        detail = f"{r.key_algorithm.upper()} key of {r.key_size} bits (under {MIN_KEY_BITS})"
-        rows.append(await _certificate_problem(store, r, "weak-key", "critical", detail))
-    for algorithm in WEAK_SIGNATURES:
-        for r in await all_records(store, InventoryFilter(valid_at=now, signature_algorithm=algorithm)):
-            rows.append(await _certificate_problem(store, r, "weak-signature", "critical", f"signed with {algorithm}"))
-    for r in await all_records(store, InventoryFilter(status=Status.REVOKED, now=now)):
-        if r.revoked_at is not None and r.last_seen_at is not None and r.last_seen_at > r.revoked_at:
-            detail = f"revoked {r.revoked_at:%Y-%m-%d}, last seen {r.last_seen_at:%Y-%m-%d}"
-            rows.append(await _certificate_problem(store, r, "revoked-deployed", "critical", detail))
-    for r in await all_records(store, InventoryFilter(valid_at=now)):
-        if r.certificate_id is not None and r.revoked_at is None and r.last_seen_at is None:
-            detail = f"issued {r.not_before:%Y-%m-%d}, not seen at any location"
-            rows.append(await _certificate_problem(store, r, "never-deployed", "info", detail))
+    found = await weak_records(ca, now, settings or NotificationSettings())
+    where = await store.locations([record.id for record, _ in found])
+    rows = [_certificate_problem(record, rule, where.get(record.id, ())) for record, rule in found]
     rows.extend(await _endpoint_findings(ca))
     rows.sort(key=lambda w: (_severity_rank(w.severity), w.problem, w.subject, w.locations))
     return Report(
@@ -202,14 +180,22 @@ async def weak_report(ca: CertificateAuthority, *, now: dt.datetime) -> Report:
     )
 
 
-async def _certificate_problem(
-    store: InventoryStore, r: InventoryRecord, problem: str, severity: str, detail: str
-) -> WeakRow:
+def _certificate_problem(r: InventoryRecord, rule: str, locations: tuple[str, ...]) -> WeakRow:
+    """One row for a certificate breaking a weakness rule (ca/notices/rules.py decides which)."""
+    severity, detail = "critical", ""
+    if rule == "weak-key":
+        detail = f"{r.key_algorithm.upper()} key of {r.key_size} bits (under {WEAK_KEY_BELOW})"
+    elif rule == "weak-signature":
+        detail = f"signed with {r.signature_algorithm}"
+    elif rule == "revoked-deployed" and r.revoked_at and r.last_seen_at:
+        detail = f"revoked {r.revoked_at:%Y-%m-%d}, last seen {r.last_seen_at:%Y-%m-%d}"
+    elif rule == "never-deployed":
+        severity, detail = "info", f"issued {r.not_before:%Y-%m-%d}, not seen at any location"
     return WeakRow(
-        problem=problem,
+        problem=rule,
         severity=severity,
         subject=r.subject,
-        locations=await locations_of(store, r),
+        locations=locations,
         detail=detail,
         inventory_id=r.id,
         not_after=r.not_after,
@@ -267,6 +253,8 @@ async def inventory_report(ca: CertificateAuthority, *, now: dt.datetime) -> Rep
     """PCI DSS 4.0 req. 4.2.1.1: every unexpired certificate (trusted key) and where it is used."""
     store = ca.inventory
     await store.sync(now)
+    records = await all_records(store, InventoryFilter(valid_at=now))
+    where = await store.locations([r.id for r in records])
     rows = tuple(
         [
             InventoryRow(
@@ -289,10 +277,10 @@ async def inventory_report(ca: CertificateAuthority, *, now: dt.datetime) -> Rep
                 source=r.source.value,
                 renewal_method=r.renewal_method,
                 fingerprint=r.fingerprint,
-                locations=await locations_of(store, r),
+                locations=where.get(r.id, ()),
                 declared_location=r.declared_location,
             )
-            for r in await all_records(store, InventoryFilter(valid_at=now))
+            for r in records
         ]
     )
     return Report(
