@@ -90,7 +90,7 @@ class CmpTetra(TetraProcess):
         return ["openssl", "cmp", *common, *args]
 
     def certificate_status(self, serial: int) -> str:
-        """The status `tetra certs list` shows for a serial number ("missing" if not listed)."""
+        """The status `tetra inventory list` shows for a serial number ("missing" if not listed)."""
         for line in self.cli("certs", "list").splitlines()[1:]:
             fields = line.split()
             if len(fields) > 2 and fields[1] == f"{serial:x}":

@@ -7,7 +7,7 @@ Protections: ``mac`` (`-ref -secret`, the secret `tetra cmp secret add` generate
 (`-cert -key`: a certificate Tetra issued earlier in the module) and ``maker`` (`-cert -key`: a
 device certificate from the maker's CA, which may only ir/cr/p10cr). Replies are judged by
 openssl against the CA root (`-trusted`). Every certificate issued passes `openssl verify` up
-to the root and pkilint; a revoked one is revoked in `tetra certs list` and in OCSP. Refusals
+to the root and pkilint; a revoked one is revoked in `tetra inventory list` and in OCSP. Refusals
 (REFUSALS): openssl exits non-zero, its log names the failInfo, and nothing is issued.
 """
 
@@ -216,7 +216,7 @@ def test_cmp14_kur_signed_by_the_certificate_it_updates(module: Module, tmp_path
 @pytest.mark.parametrize("protection", ["tetra", "mac"])
 def test_cmp14_rr(module: Module, tmp_path: Path, protection: str) -> None:
     """CMP-14: rr signed by the certificate being revoked, or MAC with its profile's secret;
-    the certificate is then revoked in the store (`tetra certs list`) and in OCSP."""
+    the certificate is then revoked in the store (`tetra inventory list`) and in OCSP."""
     certificate, key = enrol_by_mac(module, tmp_path, f"rr-{protection}.example.com")
     if protection == "tetra":
         options: tuple[str, ...] = (

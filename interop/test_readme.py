@@ -1,6 +1,6 @@
 """The README as a newcomer follows it (OPS-19): a fresh copy of the repository, `make run`,
 then every command block of README.md run as written, in that copy, against the server
-`make run` started: certbot and lego issue with no DNS, `tetra certs list` shows both,
+`make run` started: certbot and lego issue with no DNS, `tetra inventory list` shows both,
 `tetra revoke` and `openssl ocsp` then say revoked.
 
 Each block of the README is accounted for here. Blocks that cannot run inside the test
@@ -168,8 +168,8 @@ def test_first_certificate_then_revoke_and_ocsp(demo: Demo) -> None:
     """certbot and lego exactly as written; then revoke and OCSP says revoked."""
     issue, revoke = _blocks_under("Your first certificate")
     listing = demo.run_ok(issue.text)
-    for name in ("dns:www.example.test", "dns:api.example.test"):
-        assert re.search(rf"\bissued\b.*\bacme\b.*{re.escape(name)}", listing), listing
+    for name in ("www.example.test", "api.example.test"):
+        assert re.search(rf"\bvalid\b.*\btetra\b.*\bacme\b.*\b{re.escape(name)}", listing), listing
     assert (demo.root / "var/lego/certificates/api.example.test.crt").exists()
     assert "DEMO SETTING" in demo.log.read_text(), "the loopback-names warning must be in the server log"
 

@@ -1,6 +1,6 @@
 """A signer that is named in the config but deliberately not opened.
 
-Commands that only read the store (`tetra certs list`, `requests list`, `audit verify`) build the
+Commands that only read the store (`tetra inventory list`, `requests list`, `audit verify`) build the
 CA like every other command, but must not ask for an HSM PIN or a key passphrase they will never
 use. Their issuers get this stand-in: it knows the public key (from the CA certificate, so the
 issuer's key check still holds) and refuses, in one line, anything that would need the private key.

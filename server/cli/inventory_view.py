@@ -101,12 +101,14 @@ def table_lines(records: Sequence[InventoryRecord], now: dt.datetime) -> list[st
             r.status(now).value,
             f"{r.not_after:{WHEN}}",
             r.source.value,
+            r.renewal_method or "-",
+            r.profile or "-",
             r.owner or "-",
             ",".join(s.partition(":")[2] for s in r.sans) or r.subject,
         ]
         for r in records
     ]
-    return columns(["id", "serial", "status", "not after", "source", "owner", "names"], rows)
+    return columns(["id", "serial", "status", "not after", "source", "renewal", "profile", "owner", "names"], rows)
 
 
 def columns(headers: list[str], rows: list[list[str]]) -> list[str]:

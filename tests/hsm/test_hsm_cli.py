@@ -67,10 +67,10 @@ def test_intermediate_on_token_via_cli_then_issue(
     leaf.verify_directly_issued_by(ca_cert)
     assert ca_cert.subject.rfc4514_string() == "CN=hsm-cli-ca"
     # Reading the store opens no signer: no PIN asked for (the environment has none here).
-    for command in (["certs", "list"], ["requests", "list"], ["audit", "verify"]):
+    for command in (["inventory", "list"], ["requests", "list"], ["audit", "verify"]):
         read = tetra(*command, "--config", str(cfg), env={"HSM_PIN": ""})
         assert read.returncode == 0, (command, read.stderr)
-    listed = tetra("certs", "list", "--config", str(cfg), env={"HSM_PIN": ""})
+    listed = tetra("inventory", "list", "--config", str(cfg), env={"HSM_PIN": ""})
     assert format(leaf.serial_number, "x") in listed.stdout
     # Signing does need it: one line.
     assert_clean_error(tetra("issue", "--config", str(cfg), "--csr", str(tmp_path / "r.csr"), "--profile",

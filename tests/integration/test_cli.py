@@ -455,7 +455,7 @@ def test_certs_list_columns_fit_long_values(ca_dir: Path) -> None:
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
     assert any("localhost" in row for row in rows)
-    for column in ("status", "source", "owner", "names"):
+    for column in ("status", "source", "profile", "owner", "names"):
         start = header.index(column)
         for row in rows:
             assert row[start - 1] == " " and row[start] != " ", (column, row)

@@ -122,7 +122,7 @@ def _ocsp_status(base: str, cert: x509.Certificate, issuer: x509.Certificate) ->
 
 def test_the_guide_runs_as_written(template_dir: Path, tmp_path: Path, guide_db: str) -> None:
     """ST-23: createdb, the URL, `db upgrade` creating the schema, `db copy` from var/tetra.db,
-    audit verify and certs list on the copy, then two instances serving it."""
+    audit verify and inventory list on the copy, then two instances serving it."""
     work = tmp_path / "work"
     shutil.copytree(template_dir, work / "var")  # what `make run` leaves: a demo CA on SQLite
     revoked = _issue(work / "var", tmp_path, "www.example.com")
