@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, exists, func, or_, select, union_all
 from sqlalchemy.engine import Row
 
 from ca.inventory.model import InventoryFilter, InventoryRecord, Sighting, Source, Status
@@ -24,6 +24,7 @@ i = inventory.c
 c = certificates.c
 REVOKED_AT = func.coalesce(i.revoked_at, c.revoked_at)
 _JOINED = inventory.outerjoin(certificates, c.id == i.certificate_id)
+_SOURCES = {source.value: source for source in Source}  # a dict lookup: Source(...) is slower per row
 _LEDGER_COLUMNS = (
     c.issuer.label("issuer_name"),
     c.profile,
@@ -97,25 +98,33 @@ def conditions(flt: InventoryFilter) -> list[ColumnElement[bool]]:
     return out
 
 
-def names_matching(text: str) -> Select[Any]:
+def names_matching(text: str) -> CompoundSelect[Any]:
     """Ids of certificates with ``text`` as a name, or a name under it (``example.com`` finds
-    ``www.example.com``; ``*.example.com`` is found as itself). Two index range scans."""
+    ``www.example.com``; ``*.example.com`` is found as itself). Two index range scans, joined by
+    UNION ALL rather than OR: each is then an index-only scan (the indexes carry the id), where
+    an OR is a bitmap that visits the names table too (a third of the time for a domain with
+    thousands of names, bench/bench_inventory.py). A name found by both is harmless under IN."""
     name = text.strip().lower()
     reversed_name = name[::-1]
     below = reversed_name + "."
-    return select(inventory_names.c.inventory_id).where(
-        or_(
-            inventory_names.c.name == name,
-            and_(inventory_names.c.reversed_name > below, inventory_names.c.reversed_name < below + "\U0010ffff"),
-        )
+    names = inventory_names.c
+    return union_all(
+        select(names.inventory_id).where(names.name == name),
+        select(names.inventory_id).where(names.reversed_name > below, names.reversed_name < below + "\U0010ffff"),
     )
 
 
 def _status_condition(status: Status, now: dt.datetime, expiring_days: int) -> ColumnElement[bool]:
+    """Revocation is tested column by column, not as COALESCE(...) IS NULL: PostgreSQL has no
+    statistics for the expression and guesses that 0.5% of rows pass it, and with that guess a
+    first page by expiry reads and sorts every expiring row instead of walking the expiry index
+    and stopping after a page (bench/bench_inventory.py: 450 ms against 5 ms at 1M rows).
+    ``certificate_id IS NULL`` stands for "no ledger row" (whose revoked_at reads NULL through the
+    outer join) because it has statistics of its own; the ledger's revoked_at may have none."""
     soon = now + dt.timedelta(days=expiring_days)
-    unrevoked = REVOKED_AT.is_(None)
+    unrevoked = and_(i.revoked_at.is_(None), or_(i.certificate_id.is_(None), c.revoked_at.is_(None)))
     if status is Status.REVOKED:
-        return REVOKED_AT.is_not(None)
+        return or_(i.revoked_at.is_not(None), c.revoked_at.is_not(None))
     if status is Status.EXPIRED:
         return and_(unrevoked, i.not_after <= now)
     if status is Status.EXPIRING:
@@ -128,7 +137,7 @@ def record(row: Row[Any]) -> InventoryRecord:
     return InventoryRecord(
         id=m["id"],
         fingerprint=m["fingerprint"],
-        source=Source(m["source"]),
+        source=_SOURCES[m["source"]],
         certificate_id=m["certificate_id"],
         subject=m["subject"],
         issuer_dn=m["issuer_dn"],
@@ -155,7 +164,7 @@ def record(row: Row[Any]) -> InventoryRecord:
         profile=m["profile"],
         protocol=m["protocol"],
         revocation_reason=m["revocation_reason"],
-        der=m.get("der") or b"",
+        der=m["der"] if "der" in m else b"",  # .get() of a missing key costs an exception per row
     )
 
 
