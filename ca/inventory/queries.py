@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, exists, func, or_, select, union_all
+from sqlalchemy import ColumnElement, FromClause, Select, Subquery, and_, exists, func, or_, select, union
 from sqlalchemy.engine import Row
 
 from ca.inventory.model import InventoryFilter, InventoryRecord, Sighting, Source, Status
@@ -34,13 +34,13 @@ _LEDGER_COLUMNS = (
 )
 
 
-def base_select(*, with_der: bool = False) -> Select[Any]:
+def base_select(*, with_der: bool = False, source: FromClause = _JOINED) -> Select[Any]:
     columns = [col for col in inventory.columns if with_der or col.name != "der"]
-    return select(*columns, *_LEDGER_COLUMNS).select_from(_JOINED)
+    return select(*columns, *_LEDGER_COLUMNS).select_from(source)
 
 
 def filtered(flt: InventoryFilter, *, with_der: bool = False) -> Select[Any]:
-    query = base_select(with_der=with_der)
+    query = base_select(with_der=with_der, source=_source(flt))
     for condition in conditions(flt):
         query = query.where(condition)
     if flt.order == "expiry":
@@ -53,7 +53,7 @@ def filtered(flt: InventoryFilter, *, with_der: bool = False) -> Select[Any]:
 
 
 def counted(flt: InventoryFilter) -> Select[Any]:
-    query = select(func.count()).select_from(_JOINED)
+    query = select(func.count()).select_from(_source(flt))
     for condition in conditions(flt):
         query = query.where(condition)
     return query
@@ -93,25 +93,36 @@ def conditions(flt: InventoryFilter) -> list[ColumnElement[bool]]:
         out.append(c.profile == flt.profile)
     if flt.protocol:
         out.append(c.protocol == flt.protocol)
-    if flt.name:
-        out.append(i.id.in_(names_matching(flt.name)))
     return out
 
 
-def names_matching(text: str) -> CompoundSelect[Any]:
+def _source(flt: InventoryFilter) -> FromClause:
+    """The certificates joined to the ledger and, for a search by name, to the ids it matched
+    (a join rather than ``id IN``: see names_matching)."""
+    if not flt.name:
+        return _JOINED
+    matched = names_matching(flt.name)
+    return _JOINED.join(matched, matched.c.inventory_id == i.id)
+
+
+def names_matching(text: str) -> Subquery:
     """Ids of certificates with ``text`` as a name, or a name under it (``example.com`` finds
-    ``www.example.com``; ``*.example.com`` is found as itself). Two index range scans, joined by
-    UNION ALL rather than OR: each is then an index-only scan (the indexes carry the id), where
-    an OR is a bitmap that visits the names table too (a third of the time for a domain with
-    thousands of names, bench/bench_inventory.py). A name found by both is harmless under IN."""
+    ``www.example.com``; ``*.example.com`` is found as itself), each once and in id order.
+
+    Two index range scans joined by UNION rather than one OR: each is then an index-only scan
+    (the indexes carry the id), where an OR is a bitmap that visits the names table too. In id
+    order, joined: a first page in id order then fetches a page of certificates and stops, where
+    ``id IN (...)`` fetched every match to sort them (bench/bench_inventory.py, a domain with
+    4,443 certificates at 1M: 37 ms against 11 ms in PostgreSQL)."""
     name = text.strip().lower()
     reversed_name = name[::-1]
     below = reversed_name + "."
     names = inventory_names.c
-    return union_all(
+    found = union(
         select(names.inventory_id).where(names.name == name),
         select(names.inventory_id).where(names.reversed_name > below, names.reversed_name < below + "\U0010ffff"),
     )
+    return found.order_by(found.selected_columns.inventory_id).subquery("matched")
 
 
 def _status_condition(status: Status, now: dt.datetime, expiring_days: int) -> ColumnElement[bool]:
