@@ -95,7 +95,7 @@ class CertificateAuthority:
         self.requests = RequestRepository(db)
         self.audit = AuditRepository(db)
         self.credentials = CredentialStore(db)
-        self.inventory = InventoryStore(db)
+        self.inventory = InventoryStore(db, own_cas=self.own_ca_certificates)
         self.scans = ScanStore(db)
         self.issuance_observers: list[IssuanceObserver] = []
         self.revocation_observers: list[RevocationObserver] = []
@@ -508,6 +508,12 @@ class CertificateAuthority:
     def alternate_chains(self, issuer: str) -> list[tuple[x509.Certificate, ...]]:
         root = self._root_above(issuer)
         return root_links.alternate_chains(self.chain(issuer), root, self.root_update(issuer)) if root else []
+
+    def own_ca_certificates(self) -> list[x509.Certificate]:
+        """This CA's own certificates, for the inventory (PCI DSS's "trusted keys and
+        certificates"): the roots, every CA generation and link certificate, and the RAs'."""
+        ras = [ra.certificate for ra in self.ras.values()]
+        return [*self.roots, *self.intermediates(), *ras]
 
     def intermediates(self) -> list[x509.Certificate]:
         """Every CA certificate below the roots, once each (for /intermediates.pem and TLS trust):

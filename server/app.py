@@ -194,6 +194,19 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
             await jobs.stop()
 
     app.cleanup_ctx.append(revocation_jobs)
+
+    # Inventory mirror, scheduled discovery scans, notifications: server/lifecycle_jobs.py.
+    async def lifecycle_jobs(app: web.Application) -> AsyncIterator[None]:
+        from server.lifecycle_jobs import LifecycleJobs
+
+        jobs = LifecycleJobs(app[CA], config, worker=worker)
+        jobs.start()
+        try:
+            yield
+        finally:
+            await jobs.stop()
+
+    app.cleanup_ctx.append(lifecycle_jobs)
     app.router.add_get("/roots.pem", roots_pem)
     app.router.add_get("/intermediates.pem", intermediates_pem)
     app.router.add_get("/ca/{issuer}.cer", issuer_der)

@@ -17,9 +17,11 @@ from typing import Any
 
 from ca.digits import parse_decimal
 from ca.errors import ConfigError
+from ca.notices.settings import NotificationSettings, parse_notifications
 from ca.signers.registry import SignerSpec, parse_signer_spec
 from ca.store.db import MODES
 from ca.tomlread import Table, read_toml_file
+from server.discovery.settings import DiscoverySettings, parse_discovery
 
 ENV_PREFIX = "TETRA_"
 
@@ -101,6 +103,8 @@ class ServerConfig:
     access_log: bool = False  # [logging] access_log: one line per HTTP request (server/requestlog.py)
     workers: int = 1  # server processes sharing the listeners (SO_REUSEPORT) and the database
     limits: ListenerLimits = ListenerLimits()
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)  # [discovery]: server/discovery/settings.py
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)  # ca/notices/settings.py
 
 
 def _norm(key: str) -> str:
@@ -245,6 +249,8 @@ def parse_config(
     settings: dict[str, Any] = {}
     for name, parser in protocol_parsers.items():
         settings[name] = parser(top.table(name))
+    discovery = parse_discovery(top.table("discovery"), base)
+    notifications = parse_notifications(top.table("notifications"))
     top.finish()
     return ServerConfig(
         source=path,
@@ -275,6 +281,8 @@ def parse_config(
         protocol_settings=settings,
         workers=workers,
         limits=limits,
+        discovery=discovery,
+        notifications=notifications,
     )
 
 

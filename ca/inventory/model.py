@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
 class Source(StrEnum):
+    """Where a certificate came from: the first source that knew it, except that a certificate
+    Tetra issued is Tetra's however it was first found."""
+
     TETRA = "tetra"  # issued here (mirrored from the CA's ledger)
     IMPORTED = "imported"  # from a file or another CA's export
     DISCOVERED = "discovered"  # found by a scan, network or disk
@@ -20,6 +23,7 @@ class Status(StrEnum):
     REVOKED = "revoked"
 
 
+OWN_TAG = "tetra-own"  # the CA's own certificates: roots, CA generations, RAs (never "deployed")
 RENEWAL_METHODS = ("acme", "est", "scep", "cmp", "manual")
 DEFAULT_EXPIRING_DAYS = 30  # what "expiring" means when nobody says
 
@@ -64,6 +68,7 @@ class InventoryRecord:
     profile: str | None = None
     protocol: str | None = None
     revocation_reason: str | None = None
+    declared_location: str | None = None  # where the requester said it would be deployed
     der: bytes = b""
 
     def status(self, now: dt.datetime, expiring_days: int = DEFAULT_EXPIRING_DAYS) -> Status:
@@ -95,6 +100,7 @@ class InventoryFilter:
     profile: str | None = None  # Tetra-issued only
     protocol: str | None = None  # Tetra-issued only
     name: str | None = None  # a SAN or CN: the name itself and every name under it
+    serial: str | None = None  # lowercase hex, no leading zeros
     now: dt.datetime | None = None  # the time "expired" and "expiring" are judged at (status filter)
     expiring_days: int = DEFAULT_EXPIRING_DAYS
     order: str = "id"  # id | expiry
@@ -126,4 +132,3 @@ class Edit:
     add_tags: tuple[str, ...] = ()
     remove_tags: tuple[str, ...] = ()
     replaces_id: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 
 from ca.inventory.model import InventoryFilter, InventoryRecord, Sighting, Source, Status
 from ca.inventory.tables import inventory, inventory_names, sightings
-from ca.store.tables import certificates
+from ca.store.tables import certificates, utc_value
 
 i = inventory.c
 c = certificates.c
@@ -30,6 +30,7 @@ _LEDGER_COLUMNS = (
     c.profile,
     c.protocol,
     c.revocation_reason,
+    c.location.label("declared_location"),
     REVOKED_AT.label("any_revoked_at"),
 )
 
@@ -93,6 +94,8 @@ def conditions(flt: InventoryFilter) -> list[ColumnElement[bool]]:
         out.append(c.profile == flt.profile)
     if flt.protocol:
         out.append(c.protocol == flt.protocol)
+    if flt.serial:
+        out.append(i.serial == flt.serial)
     return out
 
 
@@ -167,7 +170,7 @@ def record(row: Row[Any]) -> InventoryRecord:
         tags=tuple(json.loads(m["tags"])),
         renewal_method=m["renewal_method"],
         replaces_id=m["replaces_id"],
-        revoked_at=_aware(m["any_revoked_at"]),
+        revoked_at=utc_value(m["any_revoked_at"]),
         first_seen_at=m["first_seen_at"],
         last_seen_at=m["last_seen_at"],
         created_at=m["created_at"],
@@ -175,18 +178,9 @@ def record(row: Row[Any]) -> InventoryRecord:
         profile=m["profile"],
         protocol=m["protocol"],
         revocation_reason=m["revocation_reason"],
+        declared_location=m["declared_location"],
         der=m["der"] if "der" in m else b"",  # .get() of a missing key costs an exception per row
     )
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    """COALESCE loses the column type, so SQLite hands back a naive string or datetime."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    assert isinstance(value, dt.datetime)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def sighting(row: Row[Any]) -> Sighting:

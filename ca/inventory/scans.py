@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Row
 
 from ca.audit import AuditEvent
@@ -25,6 +25,7 @@ from ca.inventory.model import Source
 from ca.inventory.tables import discovery_findings, discovery_locations, discovery_scans
 from ca.inventory.upsert import dialect_insert, place, row_values, sight
 from ca.store.db import Database, Tx
+from ca.store.tables import utc_value
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,11 @@ class ScanStore:
 
     async def get(self, scan_id: int) -> ScanRecord | None:
         return await self._db.read_first(select(discovery_scans).where(discovery_scans.c.id == scan_id), _scan)
+
+    async def last_started(self, requested_by: str) -> dt.datetime | None:
+        """When the latest scan ``requested_by`` asked for began (a schedule's last run)."""
+        query = select(func.max(discovery_scans.c.started_at)).where(discovery_scans.c.requested_by == requested_by)
+        return await self._db.read(lambda conn: utc_value(conn.execute(query).scalar()))
 
     async def recent(self, limit: int = 50) -> list[ScanRecord]:
         query = select(discovery_scans).order_by(discovery_scans.c.id.desc()).limit(limit)

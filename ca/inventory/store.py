@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -16,7 +16,7 @@ from ca.errors import BadRequest
 from ca.inventory import queries
 from ca.inventory.facts import facts_of
 from ca.inventory.model import RENEWAL_METHODS, Edit, InventoryFilter, InventoryRecord, NewEntry, Sighting
-from ca.inventory.sync import sync_batch
+from ca.inventory.sync import place_own_ca, sync_batch
 from ca.inventory.tables import inventory, sightings
 from ca.inventory.upsert import Placed, fill_blanks, place, row_values, sight
 from ca.store.db import Database, Tx
@@ -34,12 +34,21 @@ class Seen:
 
 
 class InventoryStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, own_cas: Callable[[], Sequence[x509.Certificate]] = list) -> None:
         self._db = db
+        self._own_cas = own_cas  # the CA's own certificates, which its ledger does not hold
 
     # -- writes ---------------------------------------------------------------------------
     async def sync(self, now: dt.datetime) -> int:
-        """Mirror what the CA issued since the last call (ca/inventory/sync.py); rows looked at."""
+        """Mirror what the CA issued since the last call (ca/inventory/sync.py), and the CA's own
+        certificates; returns the ledger rows looked at."""
+        own = [facts_of(c) for c in self._own_cas()]
+
+        def own_cas(tx: Tx) -> None:
+            for facts in own:
+                place_own_ca(tx.conn, facts, now)
+
+        await self._db.write(own_cas)
         total = 0
         for _ in range(SYNC_ROUNDS):
             looked = await self._db.write(lambda tx: sync_batch(tx, now))

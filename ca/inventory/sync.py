@@ -14,14 +14,15 @@ so whatever reads the inventory sees what was issued up to that moment.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from ca.inventory.facts import facts_of
-from ca.inventory.model import Source
+from ca.inventory.facts import CertificateFacts, facts_of
+from ca.inventory.model import OWN_TAG, Source
 from ca.inventory.tables import inventory
 from ca.inventory.upsert import dialect_insert, fill_blanks, place, row_values
 from ca.store.db import Tx
@@ -70,7 +71,19 @@ def _mirror(conn: Connection, row: Any, now: dt.datetime) -> None:
     }
     placed = place(conn, facts, row_values(facts, Source.TETRA, now, **known))
     if not placed.created:
-        # Seen by a scan or imported before it was mirrored: the same record (CLM-01), now linked.
+        # Seen by a scan or imported before it was mirrored: the same record (CLM-01), now linked
+        # to the ledger and known as Tetra's own; what an operator set on it stays.
+        fill_blanks(conn, placed.id, known, now)
+        conn.execute(update(inventory).where(inventory.c.id == placed.id).values(source=Source.TETRA.value))
+
+
+def place_own_ca(conn: Connection, facts: CertificateFacts, now: dt.datetime) -> None:
+    """One of the CA's own certificates (a root, a CA generation, an RA), which the ledger does
+    not hold: Tetra's, tagged so, whoever saw it first."""
+    known = {"renewal_method": "manual", "tags": (OWN_TAG,)}
+    values = row_values(facts, Source.TETRA, now, renewal_method="manual", tags=json.dumps([OWN_TAG]))
+    placed = place(conn, facts, values)
+    if not placed.created:
         fill_blanks(conn, placed.id, known, now)
 
 

@@ -32,12 +32,13 @@ class InventoryRow(Base):
         Index("ix_inventory_team", "team"),
         Index("ix_inventory_issuer_dn", "issuer_dn"),
         Index("ix_inventory_last_seen", "last_seen_at"),
+        Index("ix_inventory_serial", "serial"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the DER, hex
     certificate_id: Mapped[int | None] = mapped_column(Id, ForeignKey("certificates.id"), unique=True)
-    source: Mapped[str] = mapped_column(String(16))  # tetra | imported | discovered (the first)
+    source: Mapped[str] = mapped_column(String(16))  # tetra | imported | discovered (model.Source)
     subject: Mapped[str] = mapped_column(Text)
     issuer_dn: Mapped[str] = mapped_column(String(1024))
     serial: Mapped[str] = mapped_column(String(42))  # lowercase hex

@@ -57,6 +57,17 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
+def utc_value(value: Any) -> dt.datetime | None:
+    """A time computed in SQL (max(), coalesce()) loses its column's type, so SQLite hands it
+    back naive, as text or a datetime; this reads it as UTCDateTime would have."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 class Base(DeclarativeBase):
     pass
 

@@ -1,7 +1,8 @@
 """The `tetra` command. Errors are one line on stderr and a non-zero exit, never a traceback.
 
 Each group of commands is a module with an ``add_commands`` (deployment: init, serve, db;
-hierarchy: ca; certificates: requests, issue, revoke, certs, audit; revocation: crl, ocsp);
+hierarchy: ca; certificates: requests, issue, revoke, audit; inventory (certs); discover; notify;
+report; revocation: crl, ocsp);
 protocol_commands mounts what each protocol lists in its ProtocolSpec (`tetra acme ...`).
 common holds what they share: --config, --operator, opening the CA.
 """
@@ -14,7 +15,17 @@ import sys
 from importlib import metadata
 
 from ca.errors import CAError, ConfigError
-from server.cli import certificates, deployment, hierarchy, protocol_commands, revocation
+from server.cli import (
+    certificates,
+    deployment,
+    discover,
+    hierarchy,
+    inventory,
+    notify,
+    protocol_commands,
+    report,
+    revocation,
+)
 from server.cli.common import CLIError, add_global_config_option, resolve_config
 from server.logs import setup_command_logging
 
@@ -33,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tetra {_version()}")
     add_global_config_option(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (deployment, hierarchy, certificates, protocol_commands, revocation):
+    groups = (deployment, hierarchy, certificates, inventory, discover, notify, report, protocol_commands, revocation)
+    for group in groups:
         group.add_commands(sub)
     return parser
 

@@ -1,21 +1,18 @@
-"""Certificates through the operator: `tetra requests`, `issue`, `revoke`, `certs list`, and
-`audit verify` over the log those leave behind."""
+"""Certificates through the operator: `tetra requests`, `issue`, `revoke`, and `audit verify`
+over the log those leave behind. Listing them is the inventory's (server/cli/inventory.py)."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from server.cli.common import CLIError, add_config_option, add_operator_option, on_ca, on_ca_reading
 
 if TYPE_CHECKING:
-    from ca.records import CertificateRecord
     from ca.service import CertificateAuthority
     from server.cli.common import Subcommands
     from server.config import ServerConfig
@@ -102,96 +99,7 @@ async def revoke(args: argparse.Namespace, ca: CertificateAuthority, config: Ser
     return 0
 
 
-# -- inventory and audit ------------------------------------------------------------------------
-def _as_json(r: CertificateRecord) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "issuer": r.issuer,
-        "serial": r.serial_hex,
-        "status": r.status,
-        "subject": r.subject,
-        "sans": list(r.sans),
-        "not_before": r.not_before.isoformat(),
-        "not_after": r.not_after.isoformat(),
-        "key": r.key_algorithm,
-        "profile": r.profile,
-        "protocol": r.protocol,
-        "requester": r.requester,
-        "fingerprint": r.fingerprint,
-        "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
-        "revocation_reason": r.revocation_reason,
-        "owner": r.owner,
-        "team": r.team,
-        "application": r.application,
-        "location": r.location,
-    }
-
-
-@on_ca_reading
-async def certs_list(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
-    """One page of the inventory in id order. One row more than the page is read, so a cut
-    result is known and said (on stderr, so JSON on stdout stays a plain list), with the
-    option that shows the next page."""
-    from ca.store.repositories import CertificateFilter
-
-    if args.limit < 1:
-        raise CLIError("--limit must be at least 1")
-    before = None
-    if args.expiring is not None:
-        before = ca.clock.now() + dt.timedelta(days=args.expiring)
-    records = await ca.certificates.list(
-        CertificateFilter(
-            status=args.status,
-            profile=args.profile,
-            protocol=args.protocol,
-            expiring_before=before,
-            limit=args.limit + 1,
-            issuer=args.issuer,
-            after_id=args.after,
-        )
-    )
-    more = len(records) > args.limit
-    records = records[: args.limit]
-    if args.format == "json":
-        print(json.dumps([_as_json(r) for r in records], indent=2))
-    else:
-        when = "%Y-%m-%d %H:%M"
-        rows = [
-            [
-                str(r.id),
-                r.serial_hex,
-                r.status,
-                f"{r.not_after:{when}}",
-                r.profile,
-                r.protocol,
-                ",".join(r.sans) or r.subject,
-            ]
-            for r in records
-        ]
-        for line in _columns(["id", "serial", "status", "not after", "profile", "proto", "names"], rows):
-            print(line)
-    if more:
-        print(
-            f"tetra: listed the first {args.limit} matching certificates (ids {records[0].id} to {records[-1].id}); "
-            f"more match: repeat with --after {records[-1].id} for the next page",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def _columns(headers: list[str], rows: list[list[str]]) -> list[str]:
-    """Lines of a table whose columns are as wide as their longest cell (a 40-digit serial, a long
-    profile name), the first right-aligned (ids) and the last left as long as it is (names)."""
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].rjust(widths[0])
-        middle = [cell.ljust(width) for cell, width in zip(cells[1:-1], widths[1:-1], strict=True)]
-        return " ".join([first, *middle, cells[-1]])
-
-    return [line(headers)] + [line(row) for row in rows]
-
-
+# -- audit ------------------------------------------------------------------------------------
 @on_ca_reading
 async def audit_verify(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
     report = await ca.audit.verify()
@@ -233,20 +141,6 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--issuer", default=None)
     add_operator_option(p)
     p.set_defaults(func=revoke)
-
-    certs = sub.add_parser("certs", help="certificate inventory").add_subparsers(dest="action", required=True)
-    p = add_config_option(certs.add_parser("list"))
-    p.add_argument("--expiring", type=int, metavar="DAYS", help="expiring within DAYS days")
-    p.add_argument("--profile")
-    p.add_argument("--status", choices=["signing", "issued", "failed", "revoked"])
-    p.add_argument("--protocol")
-    p.add_argument("--issuer")
-    p.add_argument("--limit", type=int, default=1000, metavar="N", help="at most N rows (a page; default 1000)")
-    p.add_argument(
-        "--after", type=int, metavar="ID", help="only certificates after inventory id ID (the next page starts there)"
-    )
-    p.add_argument("--format", choices=["table", "json"], default="table")
-    p.set_defaults(func=certs_list)
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(dest="action", required=True)
     add_config_option(audit.add_parser("verify", help="check the hash chain")).set_defaults(func=audit_verify)

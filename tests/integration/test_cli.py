@@ -115,7 +115,7 @@ def test_issue_dry_run_issue_list_revoke_audit(ca_dir: Path, tmp_path: Path) -> 
 
     listed = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--profile", "tls-server").stdout)
     assert [c["serial"] for c in listed] == [serial]
-    assert listed[0]["owner"] == "alice" and listed[0]["status"] == "issued"
+    assert listed[0]["owner"] == "alice" and listed[0]["status"] == "valid" and listed[0]["source"] == "tetra"
     expiring = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--expiring", "10").stdout)
     assert serial not in [c["serial"] for c in expiring]
     table = tetra("certs", "list", "--config", cfg, "--expiring", "100")
@@ -449,13 +449,13 @@ def test_a_port_in_use_is_one_line(ca_dir: Path, listener: str) -> None:
 
 def test_certs_list_columns_fit_long_values(ca_dir: Path) -> None:
     """The table's columns are as wide as their longest cell: with `tetra init`'s own certificates
-    (profile tetra-service-tls, 17 characters, wider than the old fixed 13) every row's status,
-    profile and names start where their headers do."""
+    (32-digit serials, wider than the header) every row's status, source, owner and names start
+    where their headers do."""
     table = tetra("certs", "list", "--config", str(ca_dir / "tetra.toml"))
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
-    assert any("tetra-service-tls" in row for row in rows)
-    for column in ("status", "profile", "names"):
+    assert any("localhost" in row for row in rows)
+    for column in ("status", "source", "owner", "names"):
         start = header.index(column)
         for row in rows:
             assert row[start - 1] == " " and row[start] != " ", (column, row)

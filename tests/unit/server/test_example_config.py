@@ -19,7 +19,9 @@ from server.wiring import read_config
 EXAMPLE = Path(__file__).resolve().parents[3] / "conf" / "tetra.example.toml"
 # Tables named by the operator (a signer, an issuer, an RA, a profile, an issuer's chains): the
 # example shows one of each, under the name it chose.
-NAMED = re.compile(r"^(signers|issuers|ra|acme\.profiles|acme\.alternate_chains|est\.profiles|scep\.profiles)\.[^.]+\.")
+NAMED = re.compile(
+    r"^(signers|issuers|ra|acme\.profiles|acme\.alternate_chains|est\.profiles|scep\.profiles|discovery\.schedules)\.[^.]+\."
+)
 
 
 def documented(text: str) -> set[str]:

@@ -56,6 +56,7 @@ def upgrade() -> None:
     op.create_index("ix_inventory_team", "inventory", ["team"])
     op.create_index("ix_inventory_issuer_dn", "inventory", ["issuer_dn"])
     op.create_index("ix_inventory_last_seen", "inventory", ["last_seen_at"])
+    op.create_index("ix_inventory_serial", "inventory", ["serial"])
 
     op.create_table(
         "inventory_names",

@@ -1,0 +1,157 @@
+"""`tetra inventory` as an operator runs it (real processes on the demo CA's SQLite store):
+import from files and another CA's export, edit, search, show, list filters, and an export that
+round-trips into another Tetra. CLM-08: cells that a spreadsheet would run as formulas are
+neutralised on export and restored on import."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+
+from tests.discovery_pki import issue
+from tests.integration.test_cli import assert_clean_error, tetra
+
+
+def _legacy_der(tmp_path: Path) -> Path:
+    """RSA-1024 signed with SHA-1, as an old appliance carries (openssl: cryptography refuses SHA-1)."""
+    out = tmp_path / "legacy.der"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:1024", "-sha1", "-nodes", "-keyout", "/dev/null",
+         "-subj", "/CN=printer.corp.example", "-addext", "subjectAltName=DNS:printer.corp.example",
+         "-days", "20", "-outform", "DER", "-out", str(out)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return out
+
+
+def _other_ca_export(tmp_path: Path) -> tuple[Path, x509.Certificate]:
+    """A CSV as another CA exports it: PEM in a column, owner and tags, one owner a formula."""
+    cert = issue("vpn.example.org", issuer=None, names=["vpn.example.org"]).cert
+    path = tmp_path / "other-ca.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["certificate", "owner", "team", "tags"])
+        writer.writerow(
+            [cert.public_bytes(Encoding.PEM).decode(), '=HYPERLINK("http://evil.example")', "net", "vpn;pci"]
+        )
+    return path, cert
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, object]] = json.loads(result.stdout)
+    return rows
+
+
+def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: Path) -> None:
+    cfg = ["--config", str(ca_dir / "tetra.toml")]
+    bundle = tmp_path / "bundle.pem"
+    two = [issue(f"h{n}.shop.example.com", issuer=None, names=[f"h{n}.shop.example.com"]) for n in range(2)]
+    bundle.write_bytes(b"".join(i.cert.public_bytes(Encoding.PEM) for i in two))
+    p12 = tmp_path / "server.p12"
+    keyed = issue("pay.example.com", issuer=None, names=["pay.example.com"])
+    p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"pay", keyed.key, keyed.cert, None, serialization.BestAvailableEncryption(b"s3cret")
+        )
+    )
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("wrong\ns3cret\n")
+    export, other = _other_ca_export(tmp_path)
+    legacy = _legacy_der(tmp_path)
+
+    # One bad file among good ones: named, nothing imported.
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a certificate")
+    assert_clean_error(tetra("inventory", "import", str(bundle), str(junk), *cfg), "notes.txt", "nothing imported")
+    assert _json(tetra("inventory", "list", "--source", "imported", "--format", "json", *cfg)) == []
+
+    imported = tetra(
+        "inventory", "import", str(bundle), str(p12), str(export), str(legacy), "--passphrase-file", str(phrases),
+        "--team", "shop", *cfg,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 5 certificates from 4 file(s): 5 new" in imported.stdout
+    again = tetra("inventory", "import", str(bundle), *cfg)
+    assert "2 already in the inventory" in again.stdout
+
+    rows = {
+        r["subject"]: r for r in _json(tetra("inventory", "list", "--source", "imported", "--format", "json", *cfg))
+    }
+    vpn = rows[other.subject.rfc4514_string()]
+    assert (
+        vpn["owner"] == '=HYPERLINK("http://evil.example")' and vpn["team"] == "net" and vpn["tags"] == ["pci", "vpn"]
+    )
+    assert rows[keyed.cert.subject.rfc4514_string()]["team"] == "shop"  # the option fills what the file does not say
+
+    weak = _json(tetra("inventory", "list", "--key-size-below", "2048", "--format", "json", *cfg))
+    assert [r["subject"] for r in weak] == ["CN=printer.corp.example"]
+    sha1 = _json(tetra("inventory", "list", "--signature-algorithm", "sha1WithRSAEncryption", "--format", "json", *cfg))
+    assert [r["id"] for r in sha1] == [weak[0]["id"]]
+
+    found = _json(tetra("inventory", "search", "shop.example.com", "--format", "json", *cfg))
+    assert sorted(str(r["subject"]) for r in found) == ["CN=h0.shop.example.com", "CN=h1.shop.example.com"]
+    fingerprint = keyed.cert.fingerprint(hashes.SHA256()).hex()
+    by_fingerprint = _json(tetra("inventory", "search", fingerprint[:16], "--format", "json", *cfg))
+    assert [r["fingerprint"] for r in by_fingerprint] == [fingerprint]
+    by_serial = _json(tetra("inventory", "search", format(keyed.cert.serial_number, "x"), "--format", "json", *cfg))
+    assert [r["fingerprint"] for r in by_serial] == [fingerprint]
+
+    edited = tetra(
+        "inventory", "edit", fingerprint[:12], "--owner", "ops@example.com", "--tag", "payments",
+        "--renewal", "acme", *cfg,
+    )  # fmt: skip
+    assert edited.returncode == 0, edited.stderr
+    assert "owner ops@example.com" in edited.stdout and "renewal acme" in edited.stdout
+    assert_clean_error(tetra("inventory", "edit", fingerprint[:12], *cfg), "nothing to change")
+    assert_clean_error(tetra("inventory", "show", "999999", *cfg), "no certificate")
+    shown = tetra("inventory", "show", fingerprint, *cfg)
+    assert shown.returncode == 0 and "ops@example.com" in shown.stdout and "payments" in shown.stdout
+    pem = tetra("inventory", "show", fingerprint, "--pem", *cfg)
+    assert x509.load_pem_x509_certificate(pem.stdout.encode()) == keyed.cert
+
+    # CLM-08: the export neutralises the formula; importing it elsewhere restores the value.
+    exported = tetra("inventory", "export", "--source", "imported", "--format", "csv", *cfg)
+    assert exported.returncode == 0, exported.stderr
+    table = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert len(table) == 5
+    owners = {r["subject"]: r["owner"] for r in table}
+    assert owners[other.subject.rfc4514_string()] == '\'=HYPERLINK("http://evil.example")'
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in table for cell in row.values())
+    (tmp_path / "export.csv").write_text(exported.stdout)
+    json_export = tetra("inventory", "export", "--format", "json", "--out", str(tmp_path / "all.json"), *cfg)
+    assert json_export.returncode == 0 and "exported" in json_export.stderr
+
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(ca_dir, elsewhere)
+    (elsewhere / "tetra.db").unlink()
+    assert tetra("db", "upgrade", "--config", str(elsewhere / "tetra.toml")).returncode == 0
+    other_cfg = ["--config", str(elsewhere / "tetra.toml")]
+    moved = tetra("inventory", "import", str(tmp_path / "export.csv"), *other_cfg)
+    assert "imported 5 certificates" in moved.stdout, moved.stderr
+    there = {r["subject"]: r for r in _json(tetra("inventory", "list", "--format", "json", *other_cfg))}
+    assert there[other.subject.rfc4514_string()]["owner"] == '=HYPERLINK("http://evil.example")'
+    assert there[keyed.cert.subject.rfc4514_string()]["owner"] == "ops@example.com"
+    assert there[keyed.cert.subject.rfc4514_string()]["renewal_method"] == "acme"
+    everything = json.loads((tmp_path / "all.json").read_text())
+    from_json = tetra("inventory", "import", str(tmp_path / "all.json"), *other_cfg)
+    assert from_json.returncode == 0, from_json.stderr
+    assert f"imported {len(everything)} certificates" in from_json.stdout
+    fingerprints = {r["fingerprint"] for r in _json(tetra("inventory", "list", "--format", "json", *other_cfg))}
+    assert {r["fingerprint"] for r in everything} <= fingerprints
+
+
+def test_bad_filters_are_one_line(ca_dir: Path) -> None:
+    cfg = ["--config", str(ca_dir / "tetra.toml")]
+    assert_clean_error(tetra("inventory", "list", "--limit", "0", *cfg), "--limit")
+    assert_clean_error(tetra("inventory", "list", "--expiring", "-1", *cfg), "--expiring")
+    assert_clean_error(tetra("inventory", "show", "zz", *cfg), "neither an inventory id nor a fingerprint")
+    assert_clean_error(tetra("inventory", "import", "/nonexistent.pem", *cfg), "nonexistent.pem")

@@ -1,0 +1,79 @@
+"""[notifications] parsing: defaults, the full form, and nonsense refused naming the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from ca.errors import ConfigError
+from ca.notices.settings import NotificationSettings, parse_notifications
+from ca.tomlread import Table
+
+FULL = """
+enabled = true
+interval_seconds = 60
+thresholds_days = [30, 7, 60]
+admin_email = ["pki@example.com"]
+admin_webhooks = ["chat"]
+escalate_admins_after = 3
+[smtp]
+host = "127.0.0.1"
+port = 2525
+security = "none"
+password_file = "secrets/smtp"
+username = "tetra"
+sender = "tetra@example.com"
+[webhooks.chat]
+url = "https://hooks.example.com/tetra"
+secret_env = "CHAT_SECRET"
+[teams.web]
+email = ["web@example.com"]
+webhooks = ["chat"]
+thresholds_days = [14]
+[profiles.short]
+thresholds_days = [2, 1]
+"""
+
+
+def parse(text: str, source: str = "/etc/tetra/tetra.toml") -> NotificationSettings:
+    return parse_notifications(Table(tomllib.loads(text), source, "notifications."))
+
+
+def test_defaults_and_full_form() -> None:
+    assert parse("") == NotificationSettings()
+    assert NotificationSettings().thresholds_days == (90, 60, 30, 14, 7, 1)
+    settings = parse(FULL)
+    assert settings.enabled and settings.interval_seconds == 60
+    assert settings.thresholds_days == (60, 30, 7)  # most distant first
+    assert settings.smtp is not None and settings.smtp.port == 2525 and settings.smtp.security == "none"
+    assert Path(settings.smtp.password_file) == Path("/etc/tetra/secrets/smtp")  # relative to the config
+    assert settings.webhooks["chat"].url == "https://hooks.example.com/tetra"
+    assert settings.teams["web"].email == ("web@example.com",) and settings.teams["web"].thresholds_days == (14,)
+    assert settings.thresholds_for("web", "short") == (14,)
+    assert settings.thresholds_for("ops", "short") == (2, 1)
+    assert settings.thresholds_for(None, None) == (60, 30, 7)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("thresholds_days = [30, -1]", "notifications.thresholds_days: each threshold must be"),
+        ("short_lived_fractions = [0.5, 1.5]", "notifications.short_lived_fractions: each fraction"),
+        ("short_lived_days = -2", "notifications.short_lived_days: must not be negative"),
+        ("admin_webhooks = ['nowhere']", "notifications.admin_webhooks: unknown webhook"),
+        ("[teams.web]\nwebhooks = ['nowhere']", "notifications.teams.web.webhooks: unknown webhook"),
+        ("[teams.web]\nemail = ['not-an-address']", "notifications.teams.web.email: not an email address"),
+        ("[webhooks.chat]\nurl = 'ftp://x'\nsecret_env = 'S'", "notifications.webhooks.chat.url: expected an http"),
+        ("[webhooks.chat]\nurl = 'https://x'", "notifications.webhooks.chat.secret_env: a webhook needs"),
+        ("[smtp]\nhost = 'h'\nsecurity = 'ssl'", "notifications.smtp.security: 'ssl' is not one of"),
+        ("digest_hour_utc = 24", "notifications.digest_hour_utc: an hour of the day"),
+        ("thresholds = [1]", "notifications.thresholds: unknown key"),
+        ("[profiles.x]\nthreshold_days = [1]", "notifications.profiles.x.threshold_days: unknown key"),
+    ],
+)
+def test_nonsense_is_refused_naming_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    assert f"/etc/tetra/tetra.toml: {message}" in str(caught.value)
