@@ -92,7 +92,16 @@ def workload(now: dt.datetime, exact_name: str, owner: str) -> list[Query]:
             "1. expiring within 30 days, first page (1,000, by expiry)",
             InventoryFilter(status=Status.EXPIRING, now=now, expiring_days=30, order="expiry", limit=1000),
         ),
+        Query(
+            "1b. `tetra inventory list --expiring 30 --sort expiry` (expired too), first page",
+            InventoryFilter(expiring_before=now + dt.timedelta(days=30), now=now, order="expiry", limit=1001),
+        ),
         Query("2. expiring within 30 days, count", expiring, count=True),
+        Query(
+            "2b. ending within 30 days, not yet ended (as notices select), count",
+            InventoryFilter(expiring_before=now + dt.timedelta(days=30), valid_at=now),
+            count=True,
+        ),
         Query(f"3. SAN, exact name ({exact_name})", InventoryFilter(name=exact_name)),
         Query(f"4a. SAN, registered domain, typical ({registered})", InventoryFilter(name=registered)),
         Query(f"4b. SAN, registered domain, largest ({domain(0)}), first page", InventoryFilter(name=domain(0))),

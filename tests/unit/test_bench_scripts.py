@@ -111,7 +111,7 @@ def test_bench_inventory_runs_and_drops_its_database(tmp_path: Path) -> None:
     assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
     record = output.read_text()
     rows = [line for line in record.splitlines() if line.startswith("| ") and line.endswith(("| met |", "| MISSED |"))]
-    assert len(rows) == 7, record
+    assert len(rows) == 9, record
     for row in rows:
         found = int(row.split("|")[-3].strip().replace(",", ""))
         assert 0 < found <= 3000, row
