@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, FromClause, Select, Subquery, and_, exists, func, or_, select, union
 from sqlalchemy.engine import Row
 
 from ca.inventory.model import InventoryFilter, InventoryRecord, Sighting, Source, Status
@@ -24,6 +24,7 @@ i = inventory.c
 c = certificates.c
 REVOKED_AT = func.coalesce(i.revoked_at, c.revoked_at)
 _JOINED = inventory.outerjoin(certificates, c.id == i.certificate_id)
+_SOURCES = {source.value: source for source in Source}  # a dict lookup: Source(...) is slower per row
 _LEDGER_COLUMNS = (
     c.issuer.label("issuer_name"),
     c.profile,
@@ -34,13 +35,13 @@ _LEDGER_COLUMNS = (
 )
 
 
-def base_select(*, with_der: bool = False) -> Select[Any]:
+def base_select(*, with_der: bool = False, source: FromClause = _JOINED) -> Select[Any]:
     columns = [col for col in inventory.columns if with_der or col.name != "der"]
-    return select(*columns, *_LEDGER_COLUMNS).select_from(_JOINED)
+    return select(*columns, *_LEDGER_COLUMNS).select_from(source)
 
 
 def filtered(flt: InventoryFilter, *, with_der: bool = False) -> Select[Any]:
-    query = base_select(with_der=with_der)
+    query = base_select(with_der=with_der, source=_source(flt))
     for condition in conditions(flt):
         query = query.where(condition)
     if flt.order == "expiry":
@@ -53,7 +54,7 @@ def filtered(flt: InventoryFilter, *, with_der: bool = False) -> Select[Any]:
 
 
 def counted(flt: InventoryFilter) -> Select[Any]:
-    query = select(func.count()).select_from(_JOINED)
+    query = select(func.count()).select_from(_source(flt))
     for condition in conditions(flt):
         query = query.where(condition)
     return query
@@ -95,30 +96,49 @@ def conditions(flt: InventoryFilter) -> list[ColumnElement[bool]]:
         out.append(c.protocol == flt.protocol)
     if flt.serial:
         out.append(i.serial == flt.serial)
-    if flt.name:
-        out.append(i.id.in_(names_matching(flt.name)))
     return out
 
 
-def names_matching(text: str) -> Select[Any]:
+def _source(flt: InventoryFilter) -> FromClause:
+    """The certificates joined to the ledger and, for a search by name, to the ids it matched
+    (a join rather than ``id IN``: see names_matching)."""
+    if not flt.name:
+        return _JOINED
+    matched = names_matching(flt.name)
+    return _JOINED.join(matched, matched.c.inventory_id == i.id)
+
+
+def names_matching(text: str) -> Subquery:
     """Ids of certificates with ``text`` as a name, or a name under it (``example.com`` finds
-    ``www.example.com``; ``*.example.com`` is found as itself). Two index range scans."""
+    ``www.example.com``; ``*.example.com`` is found as itself), each once and in id order.
+
+    Two index range scans joined by UNION rather than one OR: each is then an index-only scan
+    (the indexes carry the id), where an OR is a bitmap that visits the names table too. In id
+    order, joined: a first page in id order then fetches a page of certificates and stops, where
+    ``id IN (...)`` fetched every match to sort them (bench/bench_inventory.py, a domain with
+    4,443 certificates at 1M: 37 ms against 11 ms in PostgreSQL)."""
     name = text.strip().lower()
     reversed_name = name[::-1]
     below = reversed_name + "."
-    return select(inventory_names.c.inventory_id).where(
-        or_(
-            inventory_names.c.name == name,
-            and_(inventory_names.c.reversed_name > below, inventory_names.c.reversed_name < below + "\U0010ffff"),
-        )
+    names = inventory_names.c
+    found = union(
+        select(names.inventory_id).where(names.name == name),
+        select(names.inventory_id).where(names.reversed_name > below, names.reversed_name < below + "\U0010ffff"),
     )
+    return found.order_by(found.selected_columns.inventory_id).subquery("matched")
 
 
 def _status_condition(status: Status, now: dt.datetime, expiring_days: int) -> ColumnElement[bool]:
+    """Revocation is tested column by column, not as COALESCE(...) IS NULL: PostgreSQL has no
+    statistics for the expression and guesses that 0.5% of rows pass it, and with that guess a
+    first page by expiry reads and sorts every expiring row instead of walking the expiry index
+    and stopping after a page (bench/bench_inventory.py at 1M rows: 450 ms against 6 ms).
+    ``certificate_id IS NULL`` stands for "no ledger row" (whose revoked_at reads NULL through the
+    outer join) because it has statistics of its own; the ledger's revoked_at may have none."""
     soon = now + dt.timedelta(days=expiring_days)
-    unrevoked = REVOKED_AT.is_(None)
+    unrevoked = and_(i.revoked_at.is_(None), or_(i.certificate_id.is_(None), c.revoked_at.is_(None)))
     if status is Status.REVOKED:
-        return REVOKED_AT.is_not(None)
+        return or_(i.revoked_at.is_not(None), c.revoked_at.is_not(None))
     if status is Status.EXPIRED:
         return and_(unrevoked, i.not_after <= now)
     if status is Status.EXPIRING:
@@ -131,7 +151,7 @@ def record(row: Row[Any]) -> InventoryRecord:
     return InventoryRecord(
         id=m["id"],
         fingerprint=m["fingerprint"],
-        source=Source(m["source"]),
+        source=_SOURCES[m["source"]],
         certificate_id=m["certificate_id"],
         subject=m["subject"],
         issuer_dn=m["issuer_dn"],
@@ -159,7 +179,7 @@ def record(row: Row[Any]) -> InventoryRecord:
         protocol=m["protocol"],
         revocation_reason=m["revocation_reason"],
         declared_location=m["declared_location"],
-        der=m.get("der") or b"",
+        der=m["der"] if "der" in m else b"",  # .get() of a missing key costs an exception per row
     )
 
 

@@ -24,8 +24,11 @@ class InventoryRow(Base):
 
     __tablename__ = "inventory"
     __table_args__ = (
-        Index("ix_inventory_not_after", "not_after"),
-        Index("ix_inventory_owner", "owner"),
+        # Expiry in the order a page by expiry is read (not_after, id), carrying what the
+        # revocation test and the ledger join need, so that a count of expiring certificates is an
+        # index-only scan. Owner with expiry: "owner X, expiring within N days" is one range.
+        Index("ix_inventory_expiry", "not_after", "id", postgresql_include=["revoked_at", "certificate_id"]),
+        Index("ix_inventory_owner_expiry", "owner", "not_after"),
         Index("ix_inventory_team", "team"),
         Index("ix_inventory_issuer_dn", "issuer_dn"),
         Index("ix_inventory_last_seen", "last_seen_at"),
@@ -66,8 +69,9 @@ class InventoryNameRow(Base):
 
     __tablename__ = "inventory_names"
     __table_args__ = (
-        Index("ix_inventory_names_name", "name"),
-        Index("ix_inventory_names_reversed", "reversed_name"),
+        # Each carries the id, so that a search by name reads the index alone (index-only scan).
+        Index("ix_inventory_names_name", "name", postgresql_include=["inventory_id"]),
+        Index("ix_inventory_names_reversed", "reversed_name", postgresql_include=["inventory_id"]),
     )
 
     inventory_id: Mapped[int] = mapped_column(Id, ForeignKey("inventory.id", ondelete="CASCADE"), primary_key=True)

@@ -90,3 +90,34 @@ def test_bench_cmp_runs_against_both_servers(tmp_path: Path) -> None:
     assert len(issued) == 2
     for path in issued:
         assert_certificate_lints_clean(path.read_bytes())
+
+
+def test_bench_inventory_runs_and_drops_its_database(tmp_path: Path) -> None:
+    """bench_inventory.py end to end on a small population, so that the benchmark cannot rot: it
+    migrates a fresh PostgreSQL database, loads it by COPY (indexes rebuilt from the migration's
+    own definitions), times every query through InventoryStore, writes the record with a row per
+    query that found certificates, and drops its database afterwards."""
+    import psycopg
+
+    output = tmp_path / "inventory.md"
+    arguments = ["--certificates", "3000", "--repeat", "2", "--explain", "--output", str(output)]
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH / "bench_inventory.py"), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    record = output.read_text()
+    rows = [line for line in record.splitlines() if line.startswith("| ") and line.endswith(("| met |", "| MISSED |"))]
+    assert len(rows) == 9, record
+    for row in rows:
+        found = int(row.split("|")[-3].strip().replace(",", ""))
+        assert 0 < found <= 3000, row
+    assert "Loaded 3,000 certificates" in record and "Execution Time" in record
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname = %s", (f"tetra_bench_inventory_{process.pid}",)
+        ).fetchone()
+    assert left == (0,)
