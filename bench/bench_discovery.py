@@ -17,6 +17,9 @@ as a child process (start to exit, and the scan's own seconds from its summary),
 scan_endpoints in this process on asyncio (as the CLI runs) and on uvloop. CPU seconds of the
 scanner (the child, or this process) and of all listener processes, read around each row.
 
+Start-up: `tetra discover scans` on the same CA (nothing to scan) first, so that what every
+`tetra discover` process pays before its first packet or file (imports, config, the CA) shows.
+
 Files: a tree of `--files` files (discovery_setup.FILE_MIX: PEM, DER, PKCS#7, PKCS#12, JKS and
 decoys), then `tetra discover files TREE` as a child process and scan_paths alone over the whole
 tree and over each kind's folder. files/s counts every file in the tree (decoys included: the walk
