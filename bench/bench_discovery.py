@@ -16,14 +16,17 @@ count connections and completed handshakes. Rows: `tetra discover scan ADDRESSES
 as a child process (start to exit, and the scan's own seconds from its summary), then
 scan_endpoints in this process on asyncio (as the CLI runs) and on uvloop. CPU seconds of the
 scanner (the child, or this process) and of all listener processes, read around each row.
+Last, the recording alone: the asyncio row's reports made into inventory records and written with
+ScanStore.record in the CLI's batches (this process, the same demo CA: as a repeat scan).
 
 Start-up: `tetra discover scans` on the same CA (nothing to scan) first, so that what every
 `tetra discover` process pays before its first packet or file (imports, config, the CA) shows.
 
 Files: a tree of `--files` files (discovery_setup.FILE_MIX: PEM, DER, PKCS#7, PKCS#12, JKS and
 decoys), then `tetra discover files TREE` as a child process and scan_paths alone over the whole
-tree and over each kind's folder. files/s counts every file in the tree (decoys included: the walk
-opens and sniffs them too).
+tree and over each kind's folder, and the whole tree's reports recorded alone as above. files/s
+counts every file in the tree (decoys included: the walk opens and sniffs them too); the
+recording row counts the files reported (certificates, or a reason they were not read).
 
 Exit status 1 when a scan missed something: an endpoint without a complete handshake, a file
 not reported as its kind should be, or a child process that failed.
@@ -53,10 +56,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_acme import cpu_seconds  # noqa: E402
 from bench_core import git_state  # noqa: E402
-from discovery_measure import Row, file_rows_alone, probe_alone, table  # noqa: E402
+from discovery_measure import (  # noqa: E402
+    Row,
+    endpoint_results,
+    file_results,
+    file_rows_alone,
+    probe_alone,
+    record_alone,
+    table,
+)
 from discovery_setup import PASSPHRASE, Listeners, make_pki, make_tree, start_listeners  # noqa: E402
 from loadgen import write_record  # noqa: E402
 
+from server.discovery.file_scan import FileReport  # noqa: E402
+from server.discovery.tls_probe import EndpointReport  # noqa: E402
 from tests.tetra_process import tetra_command  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -139,11 +152,15 @@ def endpoint_rows(args: argparse.Namespace, listeners: Listeners, config: Path, 
         note = f"the scan itself: {scan_seconds:.2f} s, {endpoints / scan_seconds:,.0f} endpoints/s (its summary)"
         return wall, cpu, endpoints - int(summary["answered"]), note  # type: ignore[call-overload]
 
+    reports: list[EndpointReport] = []
+
     def alone(loop: str) -> Callable[[], tuple[float, tuple[float, float], int, str]]:
-        return lambda: probe_alone(addresses, listeners.ports, args.concurrency, args.timeout, loop)
+        keep = reports if loop == "asyncio" else None
+        return lambda: probe_alone(addresses, listeners.ports, args.concurrency, args.timeout, loop, keep)
 
     rows = [measured("`tetra discover scan` (process, start to exit)", cli)]
     rows += [measured(f"scan_endpoints alone, {loop}", alone(loop)) for loop in ("asyncio", "uvloop")]
+    rows.append(record_alone(config, "network", endpoint_results(reports)))
     return rows
 
 
@@ -163,7 +180,9 @@ def file_rows(args: argparse.Namespace, config: Path, work: Path) -> tuple[list[
     what = "`tetra discover files` (process, start to exit)"
     rows = [Row(what, args.files, wall, cpu, system, failures=missed, note=note)]
     print(table(rows).splitlines()[-1], flush=True)
-    rows += file_rows_alone(tree, counts)
+    reports: list[FileReport] = []
+    rows += file_rows_alone(tree, counts, reports)
+    rows.append(record_alone(config, "files", file_results(reports)))
     return rows, counts
 
 

@@ -10,15 +10,17 @@ import asyncio
 import datetime as dt
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 
 from discovery_setup import FILE_MIX, PASSPHRASE
 
+from ca.inventory.scans import LocationResult
 from server.discovery.endpoint_scan import scan_endpoints
-from server.discovery.file_scan import scan_paths
+from server.discovery.file_scan import FileReport, scan_paths
+from server.discovery.run import BATCH, FILE_CHUNK, endpoint_result, file_result
 from server.discovery.targets import expand_targets
 from server.discovery.tls_probe import EndpointReport
 from server.discovery.trust_roots import system_roots
@@ -75,10 +77,16 @@ def cpu_now() -> tuple[float, float]:
 
 
 def probe_alone(
-    addresses: Sequence[str], ports: Sequence[int], concurrency: int, timeout: float, loop: str
+    addresses: Sequence[str],
+    ports: Sequence[int],
+    concurrency: int,
+    timeout: float,
+    loop: str,
+    keep: list[EndpointReport] | None = None,
 ) -> tuple[float, tuple[float, float], int, str]:
     """scan_endpoints over every address x port on a fresh event loop (``loop``: asyncio or
-    uvloop): wall seconds, this process's (CPU, system CPU) seconds, endpoints missed, a note."""
+    uvloop): wall seconds, this process's (CPU, system CPU) seconds, endpoints missed, a note.
+    The reports are added to ``keep`` if given."""
     endpoints = expand_targets(addresses, ports, cap=len(addresses) * len(ports))
     trust = system_roots()
 
@@ -97,6 +105,8 @@ def probe_alone(
     else:
         reports = asyncio.run(scan())
     seconds, cpu = time.perf_counter() - started, _since(cpu_started)
+    if keep is not None:
+        keep.extend(reports)
     missed = [r for r in reports if r.error is not None or r.protocols != EXPECTED_PROTOCOLS or len(r.chain) != 2]
     missed_count = len(missed) + len(endpoints) - len(reports)
     slowest = max((r.elapsed for r in reports), default=0.0)
@@ -106,19 +116,22 @@ def probe_alone(
     return seconds, cpu, missed_count, note
 
 
-def file_rows_alone(tree: Path, counts: dict[str, int] | None) -> list[Row]:
-    """scan_paths over the whole tree, then over each kind's folder (when ``counts`` is given)."""
-    rows = [_walk("scan_paths alone, whole tree", [tree], counts)]
+def file_rows_alone(tree: Path, counts: dict[str, int] | None, keep: list[FileReport] | None = None) -> list[Row]:
+    """scan_paths over the whole tree (its reports added to ``keep`` if given), then over each
+    kind's folder (when ``counts`` is given)."""
+    rows = [_walk("scan_paths alone, whole tree", [tree], counts, keep)]
     for kind in FILE_MIX if counts is not None else ():
         if counts[kind]:  # type: ignore[index]
             rows.append(_walk(f"scan_paths alone, {kind} only", [tree / kind], {kind: counts[kind]}))  # type: ignore[index]
     return rows
 
 
-def _walk(what: str, paths: list[Path], counts: dict[str, int] | None) -> Row:
+def _walk(what: str, paths: list[Path], counts: dict[str, int] | None, keep: list[FileReport] | None = None) -> Row:
     cpu_started, started = cpu_now(), time.perf_counter()
     reports = list(scan_paths(paths, passphrases=[PASSPHRASE]))
     seconds, (cpu, system) = time.perf_counter() - started, _since(cpu_started)
+    if keep is not None:
+        keep.extend(reports)
     read = sum(r.container is not None for r in reports)
     unread = len(reports) - read
     missed = 0
@@ -131,6 +144,42 @@ def _walk(what: str, paths: list[Path], counts: dict[str, int] | None) -> Row:
     if counts is not None:  # a timed row, not the profiled repeat
         print(table([row]).splitlines()[-1], flush=True)
     return row
+
+
+def record_alone(config: Path, kind: str, results: Callable[[dt.datetime], list[LocationResult]]) -> Row:
+    """What `tetra discover` does with results, alone: ``results(now)`` turned into inventory
+    records (endpoint_result / file_result, timed with it) and written by ScanStore.record in the
+    CLI's batches, into the demo CA the CLI rows used (so, as a repeat scan would)."""
+    from server.wiring import build_ca, read_config
+
+    async def run() -> tuple[float, tuple[float, float], int]:
+        ca = await build_ca(read_config(config))
+        try:
+            scan_id = await ca.scans.start(kind, ["bench"], actor="bench", now=ca.clock.now())
+            cpu_started, started = cpu_now(), time.perf_counter()
+            made = results(ca.clock.now())
+            batch = BATCH if kind == "network" else FILE_CHUNK
+            for first in range(0, len(made), batch):
+                await ca.scans.record(scan_id, made[first : first + batch], at=ca.clock.now())
+            seconds, cpu = time.perf_counter() - started, _since(cpu_started)
+            await ca.scans.finish(scan_id, status="done", summary={}, actor="bench", now=ca.clock.now())
+            return seconds, cpu, len(made)
+        finally:
+            await ca.close()
+
+    seconds, (cpu, system), count = asyncio.run(run())
+    size = f"batches of {BATCH if kind == 'network' else FILE_CHUNK}"
+    row = Row(f"ScanStore.record alone ({kind}, {size})", count, seconds, cpu, system, note="results made and recorded")
+    print(table([row]).splitlines()[-1], flush=True)
+    return row
+
+
+def endpoint_results(reports: Sequence[EndpointReport]) -> Callable[[dt.datetime], list[LocationResult]]:
+    return lambda now: [endpoint_result(r) for r in reports]
+
+
+def file_results(reports: Sequence[FileReport]) -> Callable[[dt.datetime], list[LocationResult]]:
+    return lambda now: [file_result(r, now) for r in reports]
 
 
 def _since(started: tuple[float, float]) -> tuple[float, float]:

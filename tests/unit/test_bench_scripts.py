@@ -97,7 +97,8 @@ def test_bench_discovery_runs_in_miniature(tmp_path: Path) -> None:
     tree of 40 files), so that the benchmark cannot rot: `tetra discover scan` and `files` run as
     processes and the in-process probe and walk find every endpoint (both handshakes, the chain)
     and every file as its kind (CLM-06, CLM-07); the listeners saw the probe's four connections
-    and two completed handshakes per endpoint; the record is written."""
+    and two completed handshakes per endpoint; what was found is recorded alone too; the record
+    is written."""
     output = tmp_path / "discovery.md"
     arguments = ["--addresses", "3", "--listeners", "2", "--files", "40", "--concurrency", "4", "--output", str(output)]
     result = subprocess.run(
@@ -112,4 +113,6 @@ def test_bench_discovery_runs_in_miniature(tmp_path: Path) -> None:
         assert (row["items"], row["connections"], row["handshakes"]) == (6, 24, 12), row
     assert rows["`tetra discover files` (process, start to exit)"]["items"] == 40
     assert rows["scan_paths alone, pkcs12 only"]["note"] == "4 read, 0 reported unread"
+    assert rows["ScanStore.record alone (network, batches of 100)"]["items"] == 6
+    assert rows["ScanStore.record alone (files, batches of 200)"]["items"] == 28  # 26 read, 2 keys alone
     assert "| scan_paths alone, whole tree | 40 |" in output.read_text()
