@@ -62,10 +62,10 @@ def table(rows: Sequence[Row]) -> str:
             for n in (r.connections, r.handshakes)
         ]
         servers = f"{r.servers_cpu:.2f}" if r.servers_cpu is not None else "-"
-        items, rate = (f"{r.items:,}", f"**{r.rate:,.0f}**") if r.items else ("-", "-")
+        items, rate, per_cpu = (f"{r.items:,}", f"**{r.rate:,.0f}**", f"{r.per_cpu:,.0f}") if r.items else ("-",) * 3
         lines.append(
             f"| {r.what} | {items} | {r.seconds:.2f} | {rate} | {per_second[0]} | {per_second[1]} "
-            f"| {r.scanner_cpu:.2f} ({r.scanner_system:.2f}) | {r.per_cpu:,.0f} | {servers} | {r.failures} | {r.note} |"
+            f"| {r.scanner_cpu:.2f} ({r.scanner_system:.2f}) | {per_cpu} | {servers} | {r.failures} | {r.note} |"
         )
     return "\n".join(lines)
 
