@@ -52,7 +52,8 @@ test: debian-packages clients $(VENV)/.installed lint
 
 bench: debian-packages clients $(VENV)/.installed
 	$(PY) bench/bench_core.py
-	@for b in bench/bench_ocsp.py bench/bench_crl.py bench/bench_acme.py bench/bench_acme_floor.py bench/bench_est.py bench/bench_scep.py bench/bench_cmp.py bench/bench_inventory.py; do \
+	@for b in bench/bench_ocsp.py bench/bench_crl.py bench/bench_acme.py bench/bench_acme_floor.py bench/bench_est.py bench/bench_scep.py bench/bench_cmp.py \
+		bench/bench_inventory.py bench/bench_discovery.py; do \
 		if [ -f $$b ]; then $(PY) $$b || exit 1; fi; done
 
 # DOS-06 at length: every fuzz target with 50 times the examples `make test` gives it.

@@ -121,3 +121,29 @@ def test_bench_inventory_runs_and_drops_its_database(tmp_path: Path) -> None:
             "SELECT count(*) FROM pg_database WHERE datname = %s", (f"tetra_bench_inventory_{process.pid}",)
         ).fetchone()
     assert left == (0,)
+
+
+def test_bench_discovery_runs_in_miniature(tmp_path: Path) -> None:
+    """bench_discovery.py end to end in miniature (2 listener processes x 3 loopback addresses, a
+    tree of 40 files), so that the benchmark cannot rot: `tetra discover scan` and `files` run as
+    processes and the in-process probe and walk find every endpoint (both handshakes, the chain)
+    and every file as its kind (CLM-06, CLM-07); the listeners saw the probe's four connections
+    and two completed handshakes per endpoint; what was found is recorded alone too; the record
+    is written."""
+    output = tmp_path / "discovery.md"
+    arguments = ["--addresses", "3", "--listeners", "2", "--files", "40", "--concurrency", "4", "--output", str(output)]
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_discovery.py"), *arguments], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {row["what"]: row for row in json.loads(output.with_suffix(".json").read_text())["rows"]}
+    assert all(row["failures"] == 0 for row in rows.values()), rows
+    endpoint_rows = [row for row in rows.values() if row["connections"] is not None]
+    assert len(endpoint_rows) == 3  # the CLI, then the probe alone on asyncio and on uvloop
+    for row in endpoint_rows:
+        assert (row["items"], row["connections"], row["handshakes"]) == (6, 24, 12), row
+    assert rows["`tetra discover files` (process, start to exit)"]["items"] == 40
+    assert rows["scan_paths alone, pkcs12 only"]["note"] == "4 read, 0 reported unread"
+    assert rows["ScanStore.record alone (network, batches of 100)"]["items"] == 6
+    assert rows["ScanStore.record alone (files, batches of 200)"]["items"] == 28  # 26 read, 2 keys alone
+    assert "| scan_paths alone, whole tree | 40 |" in output.read_text()
