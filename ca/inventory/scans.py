@@ -23,7 +23,7 @@ from ca.audit import AuditEvent
 from ca.inventory.facts import facts_of
 from ca.inventory.model import Source
 from ca.inventory.tables import discovery_findings, discovery_locations, discovery_scans
-from ca.inventory.upsert import dialect_insert, place, row_values, sight
+from ca.inventory.upsert import Placed, dialect_insert, place, row_values, sight
 from ca.store.db import Database, Tx
 from ca.store.tables import utc_value
 
@@ -100,6 +100,7 @@ class ScanStore:
         and each location's pointer moved to this scan. One transaction per batch."""
 
         def w(tx: Tx) -> None:
+            known: dict[str, Placed] = {}
             for result in results:
                 leaf_id = None
                 # An endpoint's own certificate is deployed there; the chain's CAs are inventoried
@@ -111,8 +112,11 @@ class ScanStore:
                         placed = sight(
                             tx.conn, facts, kind=result.kind, location=result.location, at=at, scan_id=scan_id
                         )
+                    elif facts.fingerprint in known:  # the same intermediate behind a hundred endpoints
+                        placed = known[facts.fingerprint]
                     else:
                         placed = place(tx.conn, facts, row_values(facts, Source.DISCOVERED, at))
+                    known[facts.fingerprint] = placed
                     leaf_id = leaf_id or placed.id
                 if result.findings:
                     tx.conn.execute(

@@ -17,6 +17,10 @@ from ca.enrollment import INVENTORY_FIELD_MAX
 from ca.store.tables import Base, Id, UTCDateTime, table_of
 
 LOCATION_MAX = 512  # "host:port" or a file path
+# Names compare byte by byte, as the search's ranges assume ("moc.elpmaxe." up to the next
+# character): a PostgreSQL database created with a linguistic collation (en_US.UTF-8) would
+# otherwise order and compare them by language rules and miss names.
+NameText = String(255).with_variant(String(255, collation="C"), "postgresql")
 
 
 class InventoryRow(Base):
@@ -75,8 +79,8 @@ class InventoryNameRow(Base):
     )
 
     inventory_id: Mapped[int] = mapped_column(Id, ForeignKey("inventory.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
-    reversed_name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(NameText, primary_key=True)
+    reversed_name: Mapped[str] = mapped_column(NameText)
 
 
 class SightingRow(Base):

@@ -17,6 +17,10 @@ branch_labels = None
 depends_on = None
 
 
+# Byte order on PostgreSQL, whatever the database's collation (the name search's ranges need it).
+NAME = sa.String(255).with_variant(sa.String(255, collation="C"), "postgresql")
+
+
 def upgrade() -> None:
     op.create_table(
         "inventory",
@@ -61,8 +65,8 @@ def upgrade() -> None:
     op.create_table(
         "inventory_names",
         sa.Column("inventory_id", Id, sa.ForeignKey("inventory.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("name", sa.String(255), primary_key=True),
-        sa.Column("reversed_name", sa.String(255), nullable=False),
+        sa.Column("name", NAME, primary_key=True),
+        sa.Column("reversed_name", NAME, nullable=False),
     )
     op.create_index("ix_inventory_names_name", "inventory_names", ["name"], postgresql_include=["inventory_id"])
     op.create_index(
