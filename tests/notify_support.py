@@ -8,22 +8,16 @@ import dataclasses
 import datetime as dt
 import email
 import email.policy
-import subprocess
 import threading
 from email.message import Message as EmailMessage
-from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from ca.csr import enrollment_from_csr
 from ca.enrollment import AuthMethod, InventoryFields, Issued, Requester
 from ca.inventory.model import InventoryFilter, InventoryRecord, NewEntry, Source
-from ca.keys import generate_private_key
 from ca.notices.settings import NotificationSettings, SmtpSettings, TeamRoute
 from ca.service import CertificateAuthority
 from tests.helpers import enroll, make_csr
@@ -57,34 +51,6 @@ async def record_of(ca: CertificateAuthority, certificate: x509.Certificate) -> 
     full = await ca.inventory.get(found[0].id)  # with its DER
     assert full is not None
     return full
-
-
-def foreign(name: str, not_before: dt.datetime, not_after: dt.datetime, issuer: str = "Other CA") -> bytes:
-    """A certificate another CA made (EC, SHA-256), valid between the two times."""
-    key = generate_private_key("ec-p256")
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(Encoding.DER)
-
-
-def legacy(name: str, tmp_path: Path) -> bytes:
-    """RSA-1024 signed with SHA-1, made by openssl (cryptography no longer signs with SHA-1)."""
-    out = tmp_path / f"{name}.der"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:1024", "-sha1", "-nodes", "-keyout", "/dev/null", "-subj",
-         f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}", "-days", "400", "-outform", "DER", "-out", str(out)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return out.read_bytes()
 
 
 async def import_one(ca: CertificateAuthority, der: bytes, *, owner: str | None, team: str | None) -> InventoryRecord:

@@ -32,10 +32,12 @@ class _ClassDescription:
     superclass: _ClassDescription | None = None
 
 
-class _Stream:
+class BoundedReader:
+    """Big-endian reads that never run past ``end``: running off it is a ValueError naming what
+    was being read (the keystore's records and the serialised objects inside them share it)."""
+
     def __init__(self, data: bytes, offset: int, end: int) -> None:
         self.data, self.offset, self.end = data, offset, end
-        self.handles: list[object] = []
 
     def take(self, count: int, what: str) -> bytes:
         if count > self.end - self.offset:
@@ -46,6 +48,12 @@ class _Stream:
 
     def integer(self, size: int, what: str) -> int:
         return int.from_bytes(self.take(size, what), "big")
+
+
+class _Stream(BoundedReader):
+    def __init__(self, data: bytes, offset: int, end: int) -> None:
+        super().__init__(data, offset, end)
+        self.handles: list[object] = []
 
     def new_handle(self, value: object) -> None:
         self.handles.append(value)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from ca.inventory.java_serialization import skip_object
+from ca.inventory.java_serialization import BoundedReader, skip_object
 
 JKS_MAGIC = 0xFEEDFEED
 JCEKS_MAGIC = 0xCECECECE
@@ -59,24 +59,17 @@ class JavaKeystore:
         return hmac.compare_digest(expected, self.digest)
 
 
-class _Reader:
-    """Bounded big-endian reads over the records; running off the end is a ValueError."""
+class _Reader(BoundedReader):
+    """The store's records: bounded reads from its start."""
 
     def __init__(self, data: bytes, end: int) -> None:
-        self.data, self.offset, self.end = data, 0, end
-
-    def take(self, count: int, what: str) -> bytes:
-        if count > self.end - self.offset:
-            raise ValueError(f"truncated in {what}")
-        chunk = self.data[self.offset : self.offset + count]
-        self.offset += count
-        return chunk
+        super().__init__(data, 0, end)
 
     def u16(self, what: str) -> int:
-        return int.from_bytes(self.take(2, what), "big")
+        return self.integer(2, what)
 
     def u32(self, what: str) -> int:
-        return int.from_bytes(self.take(4, what), "big")
+        return self.integer(4, what)
 
     def skip_utf(self, what: str) -> bytes:
         return self.take(self.u16(what), what)

@@ -18,18 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from tests.discovery_pki import issue
 from tests.integration.test_cli import assert_clean_error, tetra
-
-
-def _legacy_der(tmp_path: Path) -> Path:
-    """RSA-1024 signed with SHA-1, as an old appliance carries (openssl: cryptography refuses SHA-1)."""
-    out = tmp_path / "legacy.der"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:1024", "-sha1", "-nodes", "-keyout", "/dev/null",
-         "-subj", "/CN=printer.corp.example", "-addext", "subjectAltName=DNS:printer.corp.example",
-         "-days", "20", "-outform", "DER", "-out", str(out)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return out
+from tests.inventory_certs import legacy_der
 
 
 def _other_ca_export(tmp_path: Path) -> tuple[Path, x509.Certificate]:
@@ -66,7 +55,8 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     phrases = tmp_path / "phrases.txt"
     phrases.write_text("wrong\ns3cret\n")
     export, other = _other_ca_export(tmp_path)
-    legacy = _legacy_der(tmp_path)
+    legacy = tmp_path / "printer.der"
+    legacy.write_bytes(legacy_der("printer.corp.example", tmp_path, days=20))
 
     # One bad file among good ones: named, nothing imported.
     junk = tmp_path / "notes.txt"

@@ -15,7 +15,8 @@ from ca.service import CertificateAuthority
 from server.cli import main
 from server.notify import jobs as notify_jobs
 from server.notify.jobs import NotificationJobs
-from tests.notify_support import ADMIN, SmtpSink, foreign, import_one
+from tests.inventory_certs import foreign_der
+from tests.notify_support import ADMIN, SmtpSink, import_one
 
 DAY = dt.timedelta(days=1)
 
@@ -68,8 +69,12 @@ async def test_server_jobs_plan_on_the_leader_and_deliver(ca: CertificateAuthori
     """The leader (lease "notifications") plans at once; every process delivers; a second
     process's jobs do not plan while the leader holds the lease."""
     now = dt.datetime.now(dt.UTC)
-    cert = await import_one(ca, foreign("jobs.example.org", now - 80 * DAY, now + 10 * DAY), owner="jo@example.com",
-                            team=None)  # fmt: skip
+    cert = await import_one(
+        ca,
+        foreign_der("jobs.example.org", not_before=now - 80 * DAY, not_after=now + 10 * DAY),
+        owner="jo@example.com",
+        team=None,
+    )
     with SmtpSink() as sink:
         settings = sink.settings(interval_seconds=3600.0)
         leader = NotificationJobs(ca, settings, holder="leader", deliver_every=0.2)

@@ -17,7 +17,8 @@ import pytest
 from ca.inventory.model import NewEntry, Source
 from ca.store.migrate import upgrade
 from server.wiring import build_ca, read_config
-from tests.notify_support import ADMIN, TEAM, SmtpSink, foreign, legacy
+from tests.inventory_certs import foreign_der, legacy_der
+from tests.notify_support import ADMIN, TEAM, SmtpSink
 
 pytestmark = pytest.mark.slow
 
@@ -46,11 +47,15 @@ async def _import(config_path: Path, url: str, tmp_path: Path) -> None:
     try:
         now = dt.datetime.now(dt.UTC)
         entries = [
-            NewEntry(foreign(f"host{n}.example.org", now - 80 * DAY, now + 10 * DAY), Source.IMPORTED,
-                     owner=f"owner{n}@example.com", team="web")
+            NewEntry(
+                foreign_der(f"host{n}.example.org", not_before=now - 80 * DAY, not_after=now + 10 * DAY),
+                Source.IMPORTED,
+                owner=f"owner{n}@example.com",
+                team="web",
+            )
             for n in range(5)
-        ]  # fmt: skip
-        entries.append(NewEntry(legacy("legacy.example.org", tmp_path), Source.IMPORTED, owner="old@example.com"))
+        ]
+        entries.append(NewEntry(legacy_der("legacy.example.org", tmp_path), Source.IMPORTED, owner="old@example.com"))
         await ca.inventory.add(entries, actor="test", now=now)
     finally:
         await ca.close()
@@ -60,8 +65,10 @@ def _run(config: Path, url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "server.cli", "notify", "run", "--config", str(config)],
         env=os.environ | {"TETRA_DATABASE__URL": url, "PYTHONPATH": str(Path.cwd())},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_processes_and_a_restart_send_each_notice_once(ca_dir: Path, postgres_url: str, tmp_path: Path) -> None:

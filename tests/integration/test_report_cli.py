@@ -17,8 +17,8 @@ import pytest
 
 from ca.inventory.model import NewEntry, Source
 from server.wiring import build_ca, read_config
+from tests.inventory_certs import legacy_der
 from tests.tetra_process import tetra_command
-from tests.unit.server.reports.report_scenario import legacy_der
 
 OWNER = '=HYPERLINK("http://evil.example/","x")'
 
@@ -33,7 +33,7 @@ def _import_legacy(ca_dir: Path, tmp_path: Path) -> None:
     async def run() -> None:
         ca = await build_ca(read_config(ca_dir / "tetra.toml"), open_signers=False)
         try:
-            der = legacy_der("old.legacy.example.org", 10, tmp_path)
+            der = legacy_der("old.legacy.example.org", tmp_path, days=10)
             entry = NewEntry(der, Source.IMPORTED, owner=OWNER, team="ops")
             await ca.inventory.add([entry], actor="test", now=dt.datetime.now(dt.UTC))
         finally:

@@ -4,21 +4,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from ca.csr import enrollment_from_csr
 from ca.enrollment import AuthMethod, InventoryFields, Issued, Requester
 from ca.inventory.model import Edit, InventoryFilter, NewEntry, Source, Status
 from ca.inventory.store import Seen
-from ca.keys import generate_private_key
 from ca.service import CertificateAuthority
 from tests.helpers import enroll, make_csr
+from tests.inventory_certs import foreign_der, legacy_der
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
 
@@ -31,37 +27,6 @@ async def _issue(ca: CertificateAuthority, name: str, owner: str | None = None) 
     outcome = await enroll(ca, request)
     assert isinstance(outcome, Issued)
     return outcome.certificate
-
-
-def _legacy(cn: str, days: int, tmp_path: Path) -> bytes:
-    """What an old appliance carries: RSA-1024, signed with SHA-1 (made by openssl, as
-    cryptography no longer signs with SHA-1)."""
-    out = tmp_path / f"{cn}.der"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:1024", "-sha1", "-nodes", "-keyout", "/dev/null", "-subj",
-         f"/CN={cn}", "-addext", f"subjectAltName=DNS:{cn}", "-days", str(days), "-outform", "DER", "-out", str(out)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return out.read_bytes()
-
-
-def _foreign(cn: str, *, days: int = 40) -> bytes:
-    """A certificate another CA made (self-signed here), with a SAN."""
-    key = generate_private_key("ec-p256")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(Encoding.DER)
 
 
 async def test_discovered_tetra_certificate_is_one_record_with_two_locations(ca: CertificateAuthority) -> None:
@@ -111,8 +76,8 @@ async def test_import_filters_and_edits(ca: CertificateAuthority, tmp_path: Path
     """Imported certificates: known ones are not duplicated and keep an operator's edits; the
     filters find weak keys, SHA-1, names under a domain, tags, and expiry."""
     now = dt.datetime.now(dt.UTC)
-    weak = _legacy("old.legacy.example.org", 10, tmp_path)
-    good = _foreign("api.example.net")
+    weak = legacy_der("old.legacy.example.org", tmp_path, days=10)
+    good = foreign_der("api.example.net", not_after=now + dt.timedelta(days=40))
     placed = await ca.inventory.add(
         [NewEntry(weak, Source.IMPORTED, owner="bob@example.com", tags=("pci",)), NewEntry(good, Source.IMPORTED)],
         actor="test",

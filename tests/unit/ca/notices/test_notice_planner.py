@@ -17,7 +17,8 @@ from ca.notices.outbox import OutboxStore
 from ca.notices.planner import NotificationPlanner
 from ca.notices.tables import outbox
 from ca.service import CertificateAuthority
-from tests.notify_support import ADMIN, TEAM, foreign, import_one, issue, legacy, notification_settings
+from tests.inventory_certs import foreign_der, legacy_der
+from tests.notify_support import ADMIN, TEAM, import_one, issue, notification_settings
 
 DAY = dt.timedelta(days=1)
 
@@ -64,8 +65,12 @@ async def test_expiry_notice_once_per_threshold_escalating(ca: CertificateAuthor
 async def test_late_import_gets_the_most_urgent_notice_only(ca: CertificateAuthority) -> None:
     """CLM-02: a certificate imported five days before expiry gets the 7-day notice, once."""
     now = dt.datetime.now(dt.UTC)
-    late = await import_one(ca, foreign("late.example.org", now - 85 * DAY, now + 5 * DAY), owner="carol@example.com",
-                            team=None)  # fmt: skip
+    late = await import_one(
+        ca,
+        foreign_der("late.example.org", not_before=now - 85 * DAY, not_after=now + 5 * DAY),
+        owner="carol@example.com",
+        team=None,
+    )
     planner = _planner(ca)
     await planner.plan(now)
     await planner.plan(now + DAY)
@@ -81,12 +86,30 @@ async def test_renewed_certificates_are_not_notified(ca: CertificateAuthority) -
     old = await issue(ca, "renewed.example.com", owner="dave@example.com")
     new = await issue(ca, "renewed-too.example.com", owner="dave@example.com", days=150)
     await ca.inventory.edit(new.id, Edit(replaces_id=old.id), actor="test", now=now)
-    names_old = await import_one(ca, foreign("same.example.org", now - 60 * DAY, now + 20 * DAY),
-                                 owner="erin@example.com", team=None)  # fmt: skip
-    await import_one(ca, foreign("same.example.org", now - DAY, now + 89 * DAY), owner="erin@example.com", team=None)
-    other_old = await import_one(ca, foreign("alone.example.org", now - 60 * DAY, now + 20 * DAY),
-                                 owner="erin@example.com", team=None)  # fmt: skip
-    await import_one(ca, foreign("other.example.org", now - DAY, now + 89 * DAY), owner="erin@example.com", team=None)
+    names_old = await import_one(
+        ca,
+        foreign_der("same.example.org", not_before=now - 60 * DAY, not_after=now + 20 * DAY),
+        owner="erin@example.com",
+        team=None,
+    )
+    await import_one(
+        ca,
+        foreign_der("same.example.org", not_before=now - DAY, not_after=now + 89 * DAY),
+        owner="erin@example.com",
+        team=None,
+    )
+    other_old = await import_one(
+        ca,
+        foreign_der("alone.example.org", not_before=now - 60 * DAY, not_after=now + 20 * DAY),
+        owner="erin@example.com",
+        team=None,
+    )
+    await import_one(
+        ca,
+        foreign_der("other.example.org", not_before=now - DAY, not_after=now + 89 * DAY),
+        owner="erin@example.com",
+        team=None,
+    )
     await _planner(ca).plan(now + 61 * DAY)
     assert await _keys(ca, old.id) == set()
     assert await _keys(ca, names_old.id) == set()
@@ -98,7 +121,7 @@ async def test_weakness_rules_notify_once(ca: CertificateAuthority, tmp_path: Pa
     """Weak key and SHA-1 signature, a revoked certificate still deployed (owner, team and admins),
     never deployed (only once a discovery scan has finished), and a weak endpoint: each once."""
     now = dt.datetime.now(dt.UTC)
-    weak = await import_one(ca, legacy("old.example.org", tmp_path), owner="frank@example.com", team=None)
+    weak = await import_one(ca, legacy_der("old.example.org", tmp_path), owner="frank@example.com", team=None)
     revoked = await issue(ca, "revoked.example.com", owner="grace@example.com")
     idle = await issue(ca, "idle.example.com", owner="heidi@example.com")
     await ca.revoke(ca.default_issuer, int(revoked.serial, 16), "keyCompromise", requester="test")

