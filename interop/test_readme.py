@@ -257,7 +257,9 @@ def test_command_line_synopsis_matches_the_parser() -> None:
         have_options, have_names = _tree(sub.choices[group])
         assert options <= have_options, f"{line}: no such options {options - have_options}"
         assert words <= have_names, f"{line}: no such subcommands {words - have_names}"
-    assert documented == set(sub.choices), f"commands missing from the README: {set(sub.choices) - documented}"
+    # An alias (`tetra certs` for `tetra inventory`) shares its command's parser, named after it.
+    commands = {name for name, command in sub.choices.items() if command.prog.split()[-1] == name}
+    assert documented == commands, f"commands missing from the README: {commands - documented}"
 
 
 def test_development_commands_are_make_targets() -> None:
