@@ -73,7 +73,7 @@ def test_certbot_standalone_http01_renew_revoke(tetra: TetraServer, tmp_path: Pa
     )
     cert_path, chain_path, first = live(work, "web")
     check_certificate(tetra, cert_path, chain_path, names)
-    assert status_of(tetra, first.serial_number) == "issued"
+    assert status_of(tetra, first.serial_number) == "valid"
 
     certbot(tetra, work, "renew", "--force-renewal", "--no-random-sleep-on-renew")
     cert_path, chain_path, renewed = live(work, "web")

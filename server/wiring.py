@@ -111,9 +111,16 @@ def build_chain(
 
 
 def default_linter() -> Linter:
-    from ca.lint import certificate_lint_errors
+    """pkilint takes most of a second to import: a command that never signs (listing the
+    inventory, a refused request) should not pay for it, so it is loaded at the first lint
+    (the server warms it up at start, server/app.py)."""
 
-    return certificate_lint_errors
+    def lint(der: bytes, profile: str) -> list[str]:
+        from ca.lint import certificate_lint_errors
+
+        return certificate_lint_errors(der, profile)
+
+    return lint
 
 
 def open_database(config: ServerConfig, clock: Clock | None = None) -> Database:

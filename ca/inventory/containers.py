@@ -25,6 +25,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
+from ca.inventory.facts import parse_der_certificate
 from ca.inventory.keystores import keystore_kind, parse_java_keystore
 from ca.inventory.pkcs12_reader import load_pfx, pkcs12_certificates
 
@@ -130,7 +131,7 @@ def _read_pem(data: bytes) -> Container:
                 certificates.extend(pkcs7.load_der_pkcs7_certificates(der))
             else:
                 length = _outer_length(der) if label == "TRUSTED CERTIFICATE" else None
-                certificates.append(x509.load_der_x509_certificate(der[:length] if length else der))
+                certificates.append(parse_der_certificate(der[:length] if length else der))
         except (ValueError, binascii.Error) as exc:
             raise NotCertificates(f"PEM block {number} ({label}) is not valid: {_first_line(exc)}") from None
     if certificates:
@@ -145,7 +146,7 @@ def _read_pem(data: bytes) -> Container:
 
 def _read_der(data: bytes, passphrases: Sequence[bytes], max_iterations: int) -> Container:
     try:
-        return Container("der", (x509.load_der_x509_certificate(data),))
+        return Container("der", (parse_der_certificate(data),))
     except ValueError:
         pass
     try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from ca.inventory.containers import NotCertificates
+from ca.inventory.facts import parse_der_certificate
 
 MAX_EXPORT_BYTES = 100 * 1024 * 1024
 PEM_COLUMNS = ("pem", "certificate", "cert", "certificate_pem")
@@ -145,7 +146,7 @@ def _certificate(record: Mapping[str, object]) -> x509.Certificate:
     der_text = _text(record, DER_COLUMN)
     if der_text is not None:
         try:
-            return x509.load_der_x509_certificate(base64.b64decode("".join(der_text.split()), validate=True))
+            return parse_der_certificate(base64.b64decode("".join(der_text.split()), validate=True))
         except (ValueError, binascii.Error) as exc:
             raise ValueError(f"{DER_COLUMN} is not a base64 DER certificate ({str(exc).splitlines()[0]})") from None
     raise ValueError(f"no certificate: none of {', '.join((*PEM_COLUMNS, DER_COLUMN))} is filled in")

@@ -42,6 +42,15 @@ class CertificateFacts:
         return tuple(sorted({v.lower() for v in values if v and len(v) <= NAME_MAX}))
 
 
+def parse_der_certificate(der: bytes) -> x509.Certificate:
+    """A certificate from untrusted bytes; anything cryptography cannot read is a ValueError (it
+    raises InvalidVersion, which is not one, for a version field other than v1 and v3)."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as exc:
+        raise ValueError(f"an X.509 version field of {exc.parsed_version} (only v1 and v3 are read)") from None
+
+
 def facts_of(certificate: x509.Certificate) -> CertificateFacts:
     der = certificate.public_bytes(Encoding.DER)
     algorithm, size = _key(certificate)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from ca.inventory.facts import parse_der_certificate
 from ca.inventory.java_serialization import BoundedReader, skip_object
 
 JKS_MAGIC = 0xFEEDFEED
@@ -82,7 +83,7 @@ def _certificate(reader: _Reader, version: int, where: str) -> x509.Certificate:
             raise ValueError(f"{where} is of type {cert_type.decode('utf-8', 'replace')!r}, not X.509")
     der = reader.take(reader.u32(f"{where} length"), where)
     try:
-        return x509.load_der_x509_certificate(der)
+        return parse_der_certificate(der)
     except ValueError as exc:
         raise ValueError(f"{where} is not a valid certificate ({exc})") from None
 

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from ca.inventory import rc2
+from ca.inventory.facts import parse_der_certificate
 
 _KEY_MATERIAL, _IV_MATERIAL, _MAC_MATERIAL = 1, 2, 3  # RFC 7292 B.3 diversifier IDs
 _HASHES: dict[str, hashes.HashAlgorithm] = {
@@ -117,7 +118,7 @@ def _bag_certificates(bags: Any) -> Iterator[x509.Certificate]:
     for bag in bags:
         bag_id = bag["bag_id"].native
         if bag_id == "cert_bag" and bag["bag_value"]["cert_id"].native == "x509":
-            yield x509.load_der_x509_certificate(bag["bag_value"]["cert_value"].parsed.dump())
+            yield parse_der_certificate(bag["bag_value"]["cert_value"].parsed.dump())
         elif bag_id == "safe_contents":
             yield from _bag_certificates(bag["bag_value"])
 

@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import SignatureAlgorithmOID
 
+from ca.inventory.facts import parse_der_certificate
 from server.discovery.findings import Finding, finding
 from server.discovery.hostname import covered_names, name_matches
 
@@ -60,7 +61,7 @@ def check_chain(
 def _parsed(der: bytes) -> x509.Certificate:
     """A certificate whose fields the checks read are known to decode (cryptography decodes names
     and times lazily, so a bad one would otherwise raise in the middle of a check)."""
-    cert = x509.load_der_x509_certificate(der)
+    cert = parse_der_certificate(der)
     cert.subject.rfc4514_string()
     cert.issuer.rfc4514_string()
     _ = cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_algorithm_oid, cert.tbs_certificate_bytes

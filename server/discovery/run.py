@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from ca.inventory.facts import parse_der_certificate
 from ca.inventory.scans import FindingNote, LocationResult
 from ca.service import CertificateAuthority
 from server.discovery.endpoint_scan import scan_endpoints
@@ -153,7 +154,7 @@ def endpoint_result(report: EndpointReport) -> LocationResult:
     notes = [FindingNote(f.code, str(f.severity), f.detail) for f in report.findings]
     for der in report.chain:
         try:
-            certificates.append(x509.load_der_x509_certificate(der))
+            certificates.append(parse_der_certificate(der))
         except ValueError:
             continue  # the probe has said so already (malformed-certificate)
     return LocationResult(

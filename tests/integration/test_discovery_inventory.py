@@ -116,12 +116,15 @@ async def test_endpoints_and_files_found_are_one_record_per_certificate(
     assert not any(loc == f"127.0.0.1:{one}" for loc, _ in findings)  # a good endpoint has nothing to say
 
 
-async def test_scans_beyond_the_cap_or_allow_list_are_refused_before_any_packet(
-    config: ServerConfig, tmp_path: Path
-) -> None:
+async def test_scans_beyond_the_cap_or_allow_list_are_refused_before_any_packet(ca_dir: Path) -> None:
     """CLM-05: a /8 over the cap, an address outside the allow-list and a bad port list are each
-    one line, exit 2, and no scan is recorded (the refusal comes before the scan exists)."""
-    config = _with_discovery(config, 'max_endpoints = 4096\nallow = ["127.0.0.0/8"]\n')
+    one line, exit 2, and no scan is recorded (the refusal comes before the scan exists, so one
+    store, SQLite, shows it)."""
+    url = f"sqlite:///{ca_dir / 'tetra.db'}"
+    config = _with_discovery(
+        read_config(ca_dir / "tetra.toml", environ={}), 'max_endpoints = 4096\nallow = ["127.0.0.0/8"]\n'
+    )
+    assert config.database_url == url
     cases = {
         ("10.0.0.0/8",): "cap of 4096",
         ("192.0.2.10",): "192.0.2.10",

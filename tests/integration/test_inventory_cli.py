@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -40,7 +41,17 @@ def _json(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
     return rows
 
 
+def _imported_count(ca_dir: Path) -> int:
+    with sqlite3.connect(ca_dir / "tetra.db") as db:
+        (count,) = db.execute("SELECT count(*) FROM inventory WHERE source = 'imported'").fetchone()
+    return int(count)
+
+
 def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: Path) -> None:
+    """Each command once, as an operator chains them (a `tetra` process costs seconds, so the
+    store-level details are the unit tests' job: tests/unit/ca/inventory)."""
+    elsewhere = tmp_path / "elsewhere"  # another Tetra, fresh, that the export moves into
+    shutil.copytree(ca_dir, elsewhere)
     cfg = ["--config", str(ca_dir / "tetra.toml")]
     bundle = tmp_path / "bundle.pem"
     two = [issue(f"h{n}.shop.example.com", issuer=None, names=[f"h{n}.shop.example.com"]) for n in range(2)]
@@ -62,7 +73,7 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     junk = tmp_path / "notes.txt"
     junk.write_text("not a certificate")
     assert_clean_error(tetra("inventory", "import", str(bundle), str(junk), *cfg), "notes.txt", "nothing imported")
-    assert _json(tetra("inventory", "list", "--source", "imported", "--format", "json", *cfg)) == []
+    assert _imported_count(ca_dir) == 0
 
     imported = tetra(
         "inventory", "import", str(bundle), str(p12), str(export), str(legacy), "--passphrase-file", str(phrases),
@@ -70,8 +81,6 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     )  # fmt: skip
     assert imported.returncode == 0, imported.stderr
     assert "imported 5 certificates from 4 file(s): 5 new" in imported.stdout
-    again = tetra("inventory", "import", str(bundle), *cfg)
-    assert "2 already in the inventory" in again.stdout
 
     rows = {
         r["subject"]: r for r in _json(tetra("inventory", "list", "--source", "imported", "--format", "json", *cfg))
@@ -82,16 +91,14 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     )
     assert rows[keyed.cert.subject.rfc4514_string()]["team"] == "shop"  # the option fills what the file does not say
 
-    weak = _json(tetra("inventory", "list", "--key-size-below", "2048", "--format", "json", *cfg))
-    assert [r["subject"] for r in weak] == ["CN=printer.corp.example"]
-    sha1 = _json(tetra("inventory", "list", "--signature-algorithm", "sha1WithRSAEncryption", "--format", "json", *cfg))
-    assert [r["id"] for r in sha1] == [weak[0]["id"]]
-
+    weak = tetra(
+        "inventory", "list", "--key-size-below", "2048", "--signature-algorithm", "sha1WithRSAEncryption",
+        "--format", "json", *cfg,
+    )  # fmt: skip
+    assert [r["subject"] for r in _json(weak)] == ["CN=printer.corp.example"]
     found = _json(tetra("inventory", "search", "shop.example.com", "--format", "json", *cfg))
     assert sorted(str(r["subject"]) for r in found) == ["CN=h0.shop.example.com", "CN=h1.shop.example.com"]
     fingerprint = keyed.cert.fingerprint(hashes.SHA256()).hex()
-    by_fingerprint = _json(tetra("inventory", "search", fingerprint[:16], "--format", "json", *cfg))
-    assert [r["fingerprint"] for r in by_fingerprint] == [fingerprint]
     by_serial = _json(tetra("inventory", "search", format(keyed.cert.serial_number, "x"), "--format", "json", *cfg))
     assert [r["fingerprint"] for r in by_serial] == [fingerprint]
 
@@ -101,10 +108,8 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     )  # fmt: skip
     assert edited.returncode == 0, edited.stderr
     assert "owner ops@example.com" in edited.stdout and "renewal acme" in edited.stdout
+    assert "tags payments" in edited.stdout
     assert_clean_error(tetra("inventory", "edit", fingerprint[:12], *cfg), "nothing to change")
-    assert_clean_error(tetra("inventory", "show", "999999", *cfg), "no certificate")
-    shown = tetra("inventory", "show", fingerprint, *cfg)
-    assert shown.returncode == 0 and "ops@example.com" in shown.stdout and "payments" in shown.stdout
     pem = tetra("inventory", "show", fingerprint, "--pem", *cfg)
     assert x509.load_pem_x509_certificate(pem.stdout.encode()) == keyed.cert
 
@@ -120,10 +125,6 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     json_export = tetra("inventory", "export", "--format", "json", "--out", str(tmp_path / "all.json"), *cfg)
     assert json_export.returncode == 0 and "exported" in json_export.stderr
 
-    elsewhere = tmp_path / "elsewhere"
-    shutil.copytree(ca_dir, elsewhere)
-    (elsewhere / "tetra.db").unlink()
-    assert tetra("db", "upgrade", "--config", str(elsewhere / "tetra.toml")).returncode == 0
     other_cfg = ["--config", str(elsewhere / "tetra.toml")]
     moved = tetra("inventory", "import", str(tmp_path / "export.csv"), *other_cfg)
     assert "imported 5 certificates" in moved.stdout, moved.stderr
@@ -134,9 +135,9 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     everything = json.loads((tmp_path / "all.json").read_text())
     from_json = tetra("inventory", "import", str(tmp_path / "all.json"), *other_cfg)
     assert from_json.returncode == 0, from_json.stderr
+    # The five imported are known there now; the rest of the export (this CA's own) is new to it.
     assert f"imported {len(everything)} certificates" in from_json.stdout
-    fingerprints = {r["fingerprint"] for r in _json(tetra("inventory", "list", "--format", "json", *other_cfg))}
-    assert {r["fingerprint"] for r in everything} <= fingerprints
+    assert f"{len(everything) - len(there)} new" in from_json.stdout
 
 
 def test_bad_filters_are_one_line(ca_dir: Path) -> None:
@@ -145,3 +146,4 @@ def test_bad_filters_are_one_line(ca_dir: Path) -> None:
     assert_clean_error(tetra("inventory", "list", "--expiring", "-1", *cfg), "--expiring")
     assert_clean_error(tetra("inventory", "show", "zz", *cfg), "neither an inventory id nor a fingerprint")
     assert_clean_error(tetra("inventory", "import", "/nonexistent.pem", *cfg), "nonexistent.pem")
+    assert_clean_error(tetra("inventory", "show", "999999", *cfg), "no certificate")

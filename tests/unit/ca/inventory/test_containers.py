@@ -6,6 +6,7 @@ derivation runs; bad files give one-line reasons and never echo key material).
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 
@@ -309,6 +310,20 @@ def test_a_damaged_pem_block_is_named(chain: Chain) -> None:
     damaged = chain.leaf_pem.read_bytes() + b"".join([lines[0], b"!!!!" + lines[1], *lines[2:]])
     with pytest.raises(NotCertificates, match=r"^PEM block 2 \(CERTIFICATE\) is not valid"):
         read_certificates(damaged)
+
+
+def test_a_certificate_of_version_2_is_named(chain: Chain) -> None:
+    """cryptography refuses X.509 v2 with InvalidVersion, which is not a ValueError: the fuzz test
+    below once found it escaping from a PEM file. The version is the TBS's first INTEGER: 02 01 02
+    (v3) made 02 01 01 (v2) here."""
+    der = _der(chain.leaf)
+    at = der.index(bytes.fromhex("a003020102"))
+    v2 = der[:at] + bytes.fromhex("a003020101") + der[at + 5 :]
+    with pytest.raises(NotCertificates, match="not a certificate"):
+        read_certificates(v2)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(v2) + b"-----END CERTIFICATE-----\n"
+    with pytest.raises(NotCertificates, match=r"^PEM block 1 \(CERTIFICATE\) is not valid: an X.509 version field"):
+        read_certificates(pem)
 
 
 def test_truncated_der(chain: Chain) -> None:
