@@ -55,12 +55,13 @@ def ca_dir(template_dir: Path, tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database's URL, dropped afterwards (skips the test without a
-    server, except in CI)."""
+def fresh_postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database's URL, dropped afterwards: empty, or a copy of ``template``
+    (skips the test without a server, except in CI)."""
     name = f"tetra_test_{secrets.token_hex(6)}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     try:
-        _pg_exec(f'CREATE DATABASE "{name}"')
+        _pg_exec(f'CREATE DATABASE "{name}"{copy_of}')
     except Exception as exc:  # pragma: no cover - only without a server
         if os.environ.get("CI"):
             raise
@@ -71,10 +72,28 @@ def fresh_postgres_database() -> Iterator[str]:
         _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def migrated_template() -> Iterator[str]:
+    """The name of a database at the newest schema, migrated once per test process: a test that
+    wants a migrated database gets a copy (CREATE DATABASE ... TEMPLATE copies its files), which
+    costs a fraction of running every migration again. One per process, as PostgreSQL refuses
+    to copy a template that another session is copying at the same moment."""
+    with fresh_postgres_database() as url:
+        upgrade(url)
+        yield url.rsplit("/", 1)[1]
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
     with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_postgres_url(migrated_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database at the newest schema, for one test, dropped afterwards."""
+    with fresh_postgres_database(migrated_template) as url:
         yield url
 
 
@@ -83,8 +102,7 @@ def db_url(request: pytest.FixtureRequest, ca_dir: Path) -> str:
     """The store under test: the copied SQLite file, or a fresh, migrated PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{ca_dir / 'tetra.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    upgrade(url)
+    url: str = request.getfixturevalue("migrated_postgres_url")
     return url
 
 
