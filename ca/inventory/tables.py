@@ -114,6 +114,7 @@ class ScanRow(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     summary: Mapped[str] = mapped_column(Text)  # JSON counts, written when it ends
+    team: Mapped[str | None] = mapped_column(String(INVENTORY_FIELD_MAX))  # the team it was run for, if any
 
 
 class LocationRow(Base):

@@ -75,12 +75,13 @@ class Base(DeclarativeBase):
 def core_metadata() -> MetaData:
     """`Base.metadata` with every core table declared on it. The revocation, CA registry, inventory
     and notification tables live beside the code that uses them (ca/revocation/tables.py,
-    ca/authorities/tables.py, ca/inventory/tables.py, ca/notices/tables.py); whoever
+    ca/authorities/tables.py, ca/inventory/tables.py, ca/notices/tables.py, ca/operators/tables.py); whoever
     needs the whole schema (migrations, `tetra db copy`, `tetra init`) asks here, so none is missed.
     Protocol tables are declared by importing protocols.registry, which ca/ may not do."""
     import ca.authorities.tables
     import ca.inventory.tables
     import ca.notices.tables
+    import ca.operators.tables
     import ca.revocation.tables  # noqa: F401  (one import of the package declares both)
 
     return Base.metadata
@@ -162,6 +163,9 @@ class EnrollmentRequestRow(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     decided_by: Mapped[str | None] = mapped_column(String(255))
     decision_note: Mapped[str | None] = mapped_column(Text)
+    team: Mapped[str | None] = mapped_column(
+        String(INVENTORY_FIELD_MAX)
+    )  # whose request: team-bound users see their teams' only
     certificate_id: Mapped[int | None] = mapped_column(Id, ForeignKey("certificates.id"))
 
 
