@@ -15,6 +15,8 @@ from typing import Any
 
 from ca.inventory.model import InventoryRecord
 from ca.inventory.scans import CurrentFinding
+from ca.notices.approvals import RULE as APPROVAL_RULE
+from ca.notices.approvals import HeldRequest
 from ca.notices.outbox import Message
 from ca.notices.rules import Route
 
@@ -97,6 +99,57 @@ def endpoint_notice(finding: CurrentFinding, record: InventoryRecord | None, rou
     }
     inventory_id = record.id if record is not None else None
     return _message(rule, f"@{finding.location}", inventory_id, route, subject, lines, document, record)
+
+
+def approval_notice(request: HeldRequest, route: Route, now: dt.datetime) -> Message:
+    """A held request, to its approvers (stage "approvers") or, once it waited too long, to the
+    escalation list ("escalation"): what it asks for and how to decide it."""
+    waited = _age(now - request.created_at)
+    late = route.level == "escalation"
+    # A subject DN may hold line breaks; a mail header must not.
+    subject = f"[Tetra] {'still waiting' if late else 'approval needed'}: request {request.id}, {request.subject}"
+    subject = " ".join(subject.split())[:250]
+    lines = [
+        f"Enrollment request {request.id} {'has waited ' + waited if late else 'waits'} for an approver's decision.",
+        "",
+        f"  request:   {request.id}",
+        f"  protocol:  {request.protocol}",
+        f"  profile:   {request.profile}",
+        f"  subject:   {request.subject}",
+        f"  names:     {', '.join(request.sans) or '-'}",
+        f"  requester: {request.requester}",
+        f"  team:      {request.team or '-'}",
+        f"  held:      {request.created_at:%Y-%m-%d %H:%M:%S} UTC ({waited} ago)",
+        "",
+        f"Decide: tetra requests approve {request.id}   (or: tetra requests reject {request.id})",
+        "or on the dashboard's /ui/requests page.",
+        "",
+        "You receive this as " + ("the escalation: nobody has decided it yet." if late else "an approver."),
+    ]
+    document = {
+        "event": "request.escalated" if late else "request.pending",
+        "request": {
+            "id": request.id,
+            "protocol": request.protocol,
+            "profile": request.profile,
+            "subject": request.subject,
+            "names": list(request.sans),
+            "requester": request.requester,
+            "team": request.team,
+            "held_at": request.created_at.isoformat(),
+            "waiting_seconds": int((now - request.created_at).total_seconds()),
+        },
+    }
+    return _message(APPROVAL_RULE, str(request.id), None, route, subject, lines, document, None)
+
+
+def _age(waited: dt.timedelta) -> str:
+    minutes = max(int(waited.total_seconds() // 60), 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def digest_notice(

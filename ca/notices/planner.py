@@ -9,6 +9,9 @@ The daily digest is planned the same way: per recipient (an owner, a team's addr
 webhooks) a summary of their certificates expiring within 30 days and their open weaknesses,
 keyed by the day, so it goes out once a day however often it is planned, and not at all when
 there is nothing to say.
+
+Requests held for approval (ca/notices/approvals.py) are planned in every pass too, and alone by
+``plan_approvals`` on the server's short approvals period (server/notify/jobs.py).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from typing import TYPE_CHECKING
 
 from ca.inventory.model import InventoryRecord
 from ca.inventory.scans import CurrentFinding
-from ca.notices import candidates
-from ca.notices.messages import digest_notice, endpoint_notice, expiry_notice, weakness_notice
+from ca.notices import approvals, candidates
+from ca.notices.messages import approval_notice, digest_notice, endpoint_notice, expiry_notice, weakness_notice
 from ca.notices.outbox import Message, OutboxStore
 from ca.notices.rules import (
     LEVELS,
@@ -78,10 +81,20 @@ class NotificationPlanner:
         endpoint_messages, missed = await self._endpoint_messages()
         messages += endpoint_messages
         unroutable += missed
+        approval_messages, missed = await self._approval_messages(now)
+        messages += approval_messages
+        unroutable += missed
         if unroutable:
             log.warning("%d notice(s) have no recipient: configure [notifications] admin_email", unroutable)
         queued = await self.outbox.queue(messages, now)
         return PlanResult(len(messages), queued, unroutable)
+
+    async def plan_approvals(self, now: dt.datetime) -> PlanResult:
+        """Only the held requests' notices: what the server plans on a short period, so approvers
+        hear of a request within seconds while the whole pass runs every ``interval_seconds``.
+        It does not warn of notices without a recipient: the whole pass does, less often."""
+        messages, unroutable = await self._approval_messages(now)
+        return PlanResult(len(messages), await self.outbox.queue(messages, now), unroutable)
 
     async def digest(self, now: dt.datetime, *, force: bool = False) -> int:
         """Queue today's digests (at or after digest_hour_utc unless forced); returns how many were new."""
@@ -126,6 +139,16 @@ class NotificationPlanner:
             found = routes(owner, team, ["owner"], self.settings)
             unroutable += not found
             messages += [endpoint_notice(finding, record, route) for route in found]
+        return messages, unroutable
+
+    async def _approval_messages(self, now: dt.datetime) -> tuple[list[Message], int]:
+        messages: list[Message] = []
+        unroutable = 0
+        for request in await approvals.held_requests(self.ca.db):
+            for stage in approvals.due_stages(request, now, self.settings):
+                found = approvals.approval_routes(request.team, stage, self.settings)
+                unroutable += not found
+                messages += [approval_notice(request, route, now) for route in found]
         return messages, unroutable
 
     async def _endpoint_findings(self) -> list[tuple[CurrentFinding, InventoryRecord | None]]:

@@ -9,14 +9,17 @@ a message is sent, so a config check never needs them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ca.config_secrets import read_secret
+from ca.durations import parse_duration
 from ca.tomlread import Table
 
 DEFAULT_THRESHOLDS = (90, 60, 30, 14, 7, 1)
+DEFAULT_ESCALATE_AFTER = dt.timedelta(hours=4)
 SECURITY_MODES = ("starttls", "tls", "none")
 
 
@@ -54,6 +57,21 @@ class TeamRoute:
     email: tuple[str, ...] = ()
     webhooks: tuple[str, ...] = ()
     thresholds_days: tuple[int, ...] | None = None
+    # Who decides this team's held requests, instead of [notifications.approvals]' approvers.
+    approvers_email: tuple[str, ...] = ()
+    approvers_webhooks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    """[notifications.approvals]: who hears of a request held for approval, and who hears again
+    when it has waited longer than ``escalate_after`` (empty escalation lists mean the admins)."""
+
+    email: tuple[str, ...] = ()
+    webhooks: tuple[str, ...] = ()
+    escalate_after: dt.timedelta = DEFAULT_ESCALATE_AFTER
+    escalate_email: tuple[str, ...] = ()
+    escalate_webhooks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,7 @@ class NotificationSettings:
     webhooks: Mapping[str, WebhookSettings] = field(default_factory=dict)
     teams: Mapping[str, TeamRoute] = field(default_factory=dict)
     profile_thresholds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    approvals: ApprovalSettings = ApprovalSettings()
 
     def thresholds_for(self, team: str | None, profile: str | None) -> tuple[int, ...]:
         """The team's list, else the profile's, else the default."""
@@ -91,6 +110,7 @@ def parse_notifications(table: Table) -> NotificationSettings:
     for name, t in table.tables("profiles").items():
         profiles[name] = _days(t, "thresholds_days", DEFAULT_THRESHOLDS)
         t.finish()
+    approvals = _approvals(table.table("approvals"), webhooks)
     smtp_table = table.table("smtp")
     smtp = _smtp(smtp_table, base) if smtp_table.has("host") else None
     smtp_table.finish()
@@ -115,6 +135,7 @@ def parse_notifications(table: Table) -> NotificationSettings:
         webhooks=webhooks,
         teams=teams,
         profile_thresholds=profiles,
+        approvals=approvals,
     )
     if settings.digest_hour_utc > 23:
         raise table.error("digest_hour_utc", "an hour of the day, 0 to 23")
@@ -162,9 +183,31 @@ def _team(t: Table, webhooks: Mapping[str, WebhookSettings]) -> TeamRoute:
         email=tuple(_addresses(t, "email")),
         webhooks=tuple(_known_webhooks(t, "webhooks", webhooks)),
         thresholds_days=_days(t, "thresholds_days", ()) if t.has("thresholds_days") else None,
+        approvers_email=tuple(_addresses(t, "approvers_email")),
+        approvers_webhooks=tuple(_known_webhooks(t, "approvers_webhooks", webhooks)),
     )
     t.finish()
     return route
+
+
+def _approvals(t: Table, webhooks: Mapping[str, WebhookSettings]) -> ApprovalSettings:
+    escalate_after = DEFAULT_ESCALATE_AFTER
+    if t.has("escalate_after"):
+        try:
+            escalate_after = parse_duration(t.get("escalate_after", object))
+        except ValueError as exc:
+            raise t.error("escalate_after", str(exc)) from None
+        if escalate_after <= dt.timedelta(0):
+            raise t.error("escalate_after", f"must be positive, got {escalate_after}")
+    settings = ApprovalSettings(
+        email=tuple(_addresses(t, "email")),
+        webhooks=tuple(_known_webhooks(t, "webhooks", webhooks)),
+        escalate_after=escalate_after,
+        escalate_email=tuple(_addresses(t, "escalate_email")),
+        escalate_webhooks=tuple(_known_webhooks(t, "escalate_webhooks", webhooks)),
+    )
+    t.finish()
+    return settings
 
 
 def _days(t: Table, key: str, default: tuple[int, ...]) -> tuple[int, ...]:

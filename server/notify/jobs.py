@@ -5,6 +5,15 @@ the same row). Planning reads the whole inventory, so only the holder of the "no
 lease does it, every ``interval_seconds``, with the daily digest; if the leader dies its lease runs
 out and another process takes over. Planning twice would be harmless (the outbox keys), only
 wasted work.
+
+Requests held for approval are planned by the leader on their own short period (APPROVALS_EVERY,
+30 s), besides the full pass: the full pass may run only every few minutes and reads the whole
+inventory, while an approver should hear of a held request promptly and finding them is one
+indexed query on the requests' status. Polling is the simplest correct way: waking the planner
+from the CA core when it holds a request would reach only the process that held it (EST, SCEP,
+CMP or ACME may be served by any worker, the leader elsewhere), and after a restart nothing would
+wake it for the requests already waiting; the poll finds them all, and the outbox keys keep it
+once-only. Escalation therefore goes out at most one period after ``escalate_after``.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ log = logging.getLogger("tetra.notify")
 
 LEASE = "notifications"
 DELIVER_EVERY = 5.0  # seconds
+APPROVALS_EVERY = 30.0  # seconds: how late an approver may hear of a held request
 STOP_GRACE = 10.0
 
 
@@ -41,9 +51,11 @@ class NotificationJobs:
         *,
         holder: str | None = None,
         deliver_every: float = DELIVER_EVERY,
+        approvals_every: float = APPROVALS_EVERY,
     ) -> None:
         self.ca = ca
         self.deliver_every = deliver_every
+        self.approvals_every = approvals_every
         self.settings = settings
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.outbox = OutboxStore(ca.db, max_attempts=settings.max_attempts)
@@ -57,6 +69,9 @@ class NotificationJobs:
             asyncio.create_task(self._every(0.0, self.settings.interval_seconds, self.plan_tick), name="notify-plan"),
             asyncio.create_task(
                 self._every(self.deliver_every, self.deliver_every, self.deliver_tick), name="notify-deliver"
+            ),
+            asyncio.create_task(
+                self._every(self.approvals_every, self.approvals_every, self.approvals_tick), name="notify-approvals"
             ),
         ]
 
@@ -75,15 +90,26 @@ class NotificationJobs:
                 pass  # it runs out by itself
 
     async def plan_tick(self) -> None:
-        ttl = dt.timedelta(seconds=max(3 * self.settings.interval_seconds, 60.0))
-        self.leader = await lease.acquire(self.ca.db, LEASE, self.holder, ttl)
-        if not self.leader:
+        if not await self._lead():
             return
         now = self.ca.clock.now()
         result = await self.planner.plan(now)
         digests = await self.planner.digest(now)
         if result.queued or digests:
             log.info("notifications: %d new notice(s), %d digest(s) queued", result.queued, digests)
+
+    async def approvals_tick(self) -> None:
+        if not await self._lead():
+            return
+        result = await self.planner.plan_approvals(self.ca.clock.now())
+        if result.queued:
+            log.info("notifications: %d held request notice(s) queued", result.queued)
+
+    async def _lead(self) -> bool:
+        """Take or renew the planning lease; whether this process plans."""
+        ttl = dt.timedelta(seconds=max(3 * self.settings.interval_seconds, 60.0))
+        self.leader = await lease.acquire(self.ca.db, LEASE, self.holder, ttl)
+        return self.leader
 
     async def deliver_tick(self) -> None:
         result = await deliver_due(self.outbox, self.settings, self.holder, self.ca.clock.now())
