@@ -80,6 +80,7 @@ class RequestRecord:
     decided_by: str | None
     decision_note: str | None
     certificate_id: int | None
+    team: str | None = None  # whose request (migration 0013): the team's approvers decide it
 
 
 @dataclass(frozen=True)
