@@ -30,6 +30,9 @@ def test_the_config_example_loads() -> None:
     settings = parse_notifications(Table(data["notifications"], str(GUIDE), "notifications."))
     assert settings.enabled and settings.teams["web"].webhooks == ("chat",)
     assert settings.smtp is not None and settings.smtp.password_file.endswith("secrets/smtp-password")
+    assert settings.teams["web"].approvers_email == ("web-ra@example.com",)
+    assert settings.approvals.escalate_after.total_seconds() == 4 * 3600
+    assert settings.approvals.escalate_email == ("pki-lead@example.com",)
 
 
 def test_the_receiver_code_verifies_what_tetra_signs() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from pathlib import Path
 
@@ -32,8 +33,14 @@ secret_env = "CHAT_SECRET"
 email = ["web@example.com"]
 webhooks = ["chat"]
 thresholds_days = [14]
+approvers_email = ["web-ra@example.com"]
 [profiles.short]
 thresholds_days = [2, 1]
+[approvals]
+email = ["ra@example.com"]
+webhooks = ["chat"]
+escalate_after = "90m"
+escalate_email = ["lead@example.com"]
 """
 
 
@@ -54,6 +61,12 @@ def test_defaults_and_full_form() -> None:
     assert settings.thresholds_for("web", "short") == (14,)
     assert settings.thresholds_for("ops", "short") == (2, 1)
     assert settings.thresholds_for(None, None) == (60, 30, 7)
+    assert settings.teams["web"].approvers_email == ("web-ra@example.com",)
+    approvals = settings.approvals
+    assert approvals.email == ("ra@example.com",) and approvals.webhooks == ("chat",)
+    assert approvals.escalate_after == dt.timedelta(minutes=90) and approvals.escalate_email == ("lead@example.com",)
+    assert parse("[approvals]\nescalate_after = 7200").approvals.escalate_after == dt.timedelta(hours=2)
+    assert NotificationSettings().approvals.escalate_after == dt.timedelta(hours=4)
 
 
 @pytest.mark.parametrize(
@@ -71,6 +84,12 @@ def test_defaults_and_full_form() -> None:
         ("digest_hour_utc = 24", "notifications.digest_hour_utc: an hour of the day"),
         ("thresholds = [1]", "notifications.thresholds: unknown key"),
         ("[profiles.x]\nthreshold_days = [1]", "notifications.profiles.x.threshold_days: unknown key"),
+        ("[approvals]\nescalate_after = '4 hours'", "notifications.approvals.escalate_after: '4 hours' is not"),
+        ("[approvals]\nescalate_after = -5", "notifications.approvals.escalate_after: must be positive"),
+        ("[approvals]\nwebhooks = ['nowhere']", "notifications.approvals.webhooks: unknown webhook"),
+        ("[approvals]\nescalate_email = ['boss']", "notifications.approvals.escalate_email: not an email"),
+        ("[approvals]\nescalate = '4h'", "notifications.approvals.escalate: unknown key"),
+        ("[teams.web]\napprovers_webhooks = ['x']", "notifications.teams.web.approvers_webhooks: unknown webhook"),
     ],
 )
 def test_nonsense_is_refused_naming_the_key(text: str, message: str) -> None:
