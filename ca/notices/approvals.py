@@ -6,7 +6,9 @@ stage due at once ("approvers": the team's approvers, else [notifications.approv
 and its second once it has waited longer than ``escalate_after`` ("escalation": the escalation
 list, else the admins). A stage nobody can be reached at falls through to the next, as the
 certificate notices do (ca/notices/rules.py), so a held request is never announced to nobody
-without a warning. Decided requests are not read at all, so they get nothing new.
+without a warning. Decided requests are not read at all, so they get nothing new (a request
+decided in the moment between this read and the outbox write can still get its escalation: the
+planner reads, then queues, in two transactions, as for every notice).
 
 The stages are keyed like every notice ("approval.pending:<request id>:<stage>:<channel>:
 <recipient>", ca/notices/tables.py), which makes each stage once-only per recipient however many

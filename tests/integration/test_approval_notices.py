@@ -117,7 +117,7 @@ async def test_approvers_told_once_and_escalation_only_for_what_still_waits(
 ) -> None:
     """CLM-02: each held request is told to every approver (two addresses and a webhook) once,
     however often it is planned; once it has waited longer than escalate_after, one escalation
-    goes to the escalation list, and none for requests approved or rejected meanwhile."""
+    goes to the escalation list (an address and the webhook), and none for requests approved or rejected meanwhile."""
     ca, clock = clocked
     receiver, webhook = hook
     waiting = await hold(ca, "Waiting Signer")
@@ -127,7 +127,11 @@ async def test_approvers_told_once_and_escalation_only_for_what_still_waits(
         settings = sink.settings(
             webhooks={"ra-chat": webhook},
             approvals=ApprovalSettings(
-                email=APPROVERS, webhooks=("ra-chat",), escalate_after=4 * HOUR, escalate_email=(BOSS,)
+                email=APPROVERS,
+                webhooks=("ra-chat",),
+                escalate_after=4 * HOUR,
+                escalate_email=(BOSS,),
+                escalate_webhooks=("ra-chat",),
             ),
         )
         outbox = OutboxStore(ca.db)
@@ -172,15 +176,19 @@ async def test_approvers_told_once_and_escalation_only_for_what_still_waits(
         assert (await planner.plan_approvals(clock.now())).queued == 0  # not longer than 4 h yet
         clock.advance(SECOND)
         late = await planner.plan_approvals(clock.now())
-        assert (late.due, late.queued) == (4, 1)  # the 3 approvers again (queued before) and the lead
+        assert (late.due, late.queued) == (5, 2)  # the 3 approvers again (queued before), the lead and the hook
         assert (await planner.plan(clock.now() + 30 * SECOND)).queued == 0
-        assert await deliver_all_due(outbox, settings, "p1", clock.now()) == DeliveryResult(delivered=1)
+        assert await deliver_all_due(outbox, settings, "p1", clock.now()) == DeliveryResult(delivered=2)
         escalation = by_recipient(sink)[BOSS]
         assert escalation == [f"[Tetra] still waiting: request {waiting}, CN=Waiting Signer"]
         assert len(sink.received()) == 7
         row = await outbox.get(f"approval.pending:{waiting}:escalation:email:{BOSS}")
         assert row is not None and "has waited 4 h 0 min" in row.body
         assert await outbox.get(f"approval.pending:{approved}:escalation:email:{BOSS}") is None
+        escalated = [d for d in receiver.documents if d["event"] == "request.escalated"]
+        assert len(escalated) == 1 and escalated[0]["request"]["id"] == waiting  # type: ignore[index]
+        assert escalated[0]["key"] == f"approval.pending:{waiting}:escalation:webhook:ra-chat"
+        assert receiver.forged == 0
 
 
 async def test_team_approvers_and_fall_through_to_the_admins(
