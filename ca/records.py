@@ -80,7 +80,7 @@ class RequestRecord:
     decided_by: str | None
     decision_note: str | None
     certificate_id: int | None
-    team: str | None = None  # whose request (migration 0013): the team's approvers decide it
+    team: str | None = None  # whose request (migration 0013): team-bound operators see, and the team's approvers hear of, their teams' requests only
 
 
 @dataclass(frozen=True)
