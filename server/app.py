@@ -225,7 +225,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
         for prefix in spec.mounts:
             app.add_subapp(prefix, _protocol_app(spec, prefix))
     if config.manage.enabled:
-        app.add_subapp(MANAGE_PREFIX, manage_app(MANAGE_ENDPOINTS, config.manage, CA, METRICS))
+        app.add_subapp(MANAGE_PREFIX, manage_app(MANAGE_ENDPOINTS, config.manage, CA, METRICS, CONFIG))
     return app
 
 

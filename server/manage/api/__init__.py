@@ -4,7 +4,13 @@ and docs/api.md's role table are all made from `ENDPOINTS`."""
 
 from __future__ import annotations
 
-from server.manage.api import legacy, meta
+from server.manage.api import audit, credentials, legacy, meta, users
 from server.manage.endpoint import Endpoint
 
-ENDPOINTS: tuple[Endpoint, ...] = (*meta.ENDPOINTS, *legacy.ENDPOINTS)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *meta.ENDPOINTS,
+    *legacy.ENDPOINTS,
+    *credentials.ENDPOINTS,
+    *audit.ENDPOINTS,
+    *users.ENDPOINTS,
+)
