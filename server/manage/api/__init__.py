@@ -4,13 +4,17 @@ and docs/api.md's role table are all made from `ENDPOINTS`."""
 
 from __future__ import annotations
 
-from server.manage.api import audit, credentials, legacy, meta, users
+from server.manage.api import audit, cas, credentials, discovery, legacy, meta, notifications, profiles, users
 from server.manage.endpoint import Endpoint
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *meta.ENDPOINTS,
     *legacy.ENDPOINTS,
     *credentials.ENDPOINTS,
+    *cas.ENDPOINTS,
+    *profiles.ENDPOINTS,
+    *discovery.ENDPOINTS,
+    *notifications.ENDPOINTS,
     *audit.ENDPOINTS,
     *users.ENDPOINTS,
 )

@@ -3,7 +3,6 @@ and GET /audit/verify (the hash chain's report, as `tetra audit verify` gives it
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from ca.audit import AuditFilter, LoggedEvent
@@ -11,7 +10,7 @@ from ca.operators.roles import Permission
 from server.manage.actions import audit
 from server.manage.endpoint import Call, Endpoint, QueryParam, Reply
 from server.manage.paging import PAGING, fetch_size, page, page_request, page_schema
-from server.manage.problems import Problem
+from server.manage.times import moment
 
 EVENT: dict[str, Any] = {
     "title": "AuditEvent",
@@ -50,7 +49,13 @@ FILTERS = (
 async def list_events(call: Call) -> Reply:
     request = page_request(call.query)
     q = call.query
-    flt = AuditFilter(q.get("actor"), q.get("action"), q.get("target"), _moment(q, "since"), _moment(q, "until"))
+    flt = AuditFilter(
+        q.get("actor"),
+        q.get("action"),
+        q.get("target"),
+        moment(q.get("since"), "query parameter since", "invalid-query"),
+        moment(q.get("until"), "query parameter until", "invalid-query"),
+    )
     found = await audit.events(call.ca, call.acting, flt, after_seq=request.after_id, limit=fetch_size(request))
     return Reply(body=page(found, request, lambda e: e.seq, as_dict))
 
@@ -70,17 +75,6 @@ def as_dict(logged: LoggedEvent) -> dict[str, Any]:
         "target": event.target,
         "details": event.details,
     }
-
-
-def _moment(query: Any, name: str) -> dt.datetime | None:
-    text = query.get(name)
-    if text is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise Problem("invalid-query", f"query parameter {name} is not an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 ENDPOINTS = (

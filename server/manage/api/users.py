@@ -12,7 +12,7 @@ from ca.operators.model import ApiToken, User
 from ca.operators.roles import Permission, Role
 from server.manage.actions import users
 from server.manage.endpoint import Call, Endpoint, Reply, path_id
-from server.manage.problems import Problem
+from server.manage.times import moment
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9._@-]+$"}
@@ -120,7 +120,7 @@ async def add_user(call: Call) -> Reply:
         body["role"],
         frozenset(body.get("teams", [])),
         guest_access=body.get("guest_access"),
-        expires_at=_moment(body.get("expires_at")),
+        expires_at=moment(body.get("expires_at"), "body.expires_at"),
         password=body.get("password"),
     )
     return Reply(201, user_dict(user))
@@ -147,7 +147,11 @@ async def create_token(call: Call) -> Reply:
     body = call.body
     scopes = frozenset(Permission(s) for s in body["scopes"]) if "scopes" in body else None
     token, secret = await users.create_own_token(
-        call.ca, call.acting, label=body["label"], scopes=scopes, expires_at=_moment(body.get("expires_at"))
+        call.ca,
+        call.acting,
+        label=body["label"],
+        scopes=scopes,
+        expires_at=moment(body.get("expires_at"), "body.expires_at"),
     )
     return Reply(201, {"token": token_dict(token), "secret": secret})
 
@@ -198,16 +202,6 @@ def token_dict(token: ApiToken) -> dict[str, Any]:
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat() if moment else None
-
-
-def _moment(text: str | None) -> dt.datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise Problem("invalid-body", "body.expires_at is not an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _users(
