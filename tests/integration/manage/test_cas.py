@@ -1,0 +1,41 @@
+"""The CA hierarchy through the management API: the generations `tetra ca list` shows, one in
+detail with its certificate, and activation (CAL-06) refused as the command refuses it, as
+problem documents; only administrators may activate (403 for an RA officer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+
+from tests.integration.manage.conftest import Serve, manage_config
+from tests.integration.manage.manage_support import last_seq, problem
+from tests.operator_tokens import bearer, make_token
+
+
+async def test_list_show_and_activation_refusals(serve: Serve, ca_dir: Path, sqlite_url: str) -> None:
+    client, ca = await serve(manage_config(ca_dir, sqlite_url))
+    officer = await make_token(ca, "ra-officer")
+    admin = await make_token(ca, "administrator")
+    listing = await (await client.get("/api/v1/cas", headers=bearer(officer))).json()
+    by_name = {line["name"]: line for line in listing["items"]}
+    issuing = next(line for line in listing["items"] if line["kind"] == "issuing" and line["default"])
+    assert issuing["state"] == "active" and any(line["kind"] == "root" for line in listing["items"])
+
+    detail = await (await client.get(f"/api/v1/cas/{issuing['family']}", headers=bearer(officer))).json()
+    assert detail["ca"]["name"] == issuing["name"] and detail["ca"]["key"] == by_name[issuing["name"]]["key"]
+    cert = x509.load_pem_x509_certificate(detail["certificate"].encode())
+    assert f"{cert.serial_number:x}" == detail["serial"]
+    await problem(await client.get("/api/v1/cas/nope", headers=bearer(officer)), 404, "not-found")
+
+    before = await last_seq(ca)
+    resp = await client.post(f"/api/v1/cas/{issuing['name']}/activate", json={}, headers=bearer(admin))
+    body = await problem(resp, 400, "malformed")
+    assert "already the active generation" in body["detail"]
+    resp = await client.post("/api/v1/cas/nope/activate", json={}, headers=bearer(admin))
+    assert "no CA generation named 'nope'" in (await problem(resp, 400, "malformed"))["detail"]
+    resp = await client.post("/api/v1/cas/nope/activate", json={"at": "soon"}, headers=bearer(admin))
+    await problem(resp, 400, "invalid-body")
+    resp = await client.post(f"/api/v1/cas/{issuing['name']}/activate", json={}, headers=bearer(officer))
+    await problem(resp, 403, "forbidden")
+    assert await last_seq(ca) == before
