@@ -4,11 +4,25 @@ and docs/api.md's role table are all made from `ENDPOINTS`."""
 
 from __future__ import annotations
 
-from server.manage.api import audit, cas, credentials, discovery, legacy, meta, notifications, profiles, users
+from server.manage.api import (
+    audit,
+    cas,
+    certificates,
+    credentials,
+    discovery,
+    legacy,
+    meta,
+    notifications,
+    profiles,
+    requests,
+    users,
+)
 from server.manage.endpoint import Endpoint
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *meta.ENDPOINTS,
+    *certificates.ENDPOINTS,
+    *requests.ENDPOINTS,
     *legacy.ENDPOINTS,
     *credentials.ENDPOINTS,
     *cas.ENDPOINTS,
