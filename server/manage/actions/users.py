@@ -15,10 +15,12 @@ import datetime as dt
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from ca.errors import BadRequest
 from ca.operators.errors import UnknownOperator
 from ca.operators.model import ApiToken, User
 from ca.operators.principal import Principal
 from ca.operators.roles import Permission
+from ca.operators.tokens import requested_scopes
 from ca.service import CertificateAuthority
 from server.manage.actions.access import require
 from server.manage.actions.errors import Conflict, Forbidden, NotVisible
@@ -90,10 +92,15 @@ async def create_own_token(
     principal: Principal,
     *,
     label: str,
-    scopes: frozenset[Permission] | None,
+    scope_words: list[str],
     expires_at: dt.datetime | None,
 ) -> tuple[ApiToken, str]:
-    """A token of the acting user: its record and the secret, returned only now."""
+    """A token of the acting user: its record and the secret, returned only now. The scopes
+    are asked for as `tetra token create --scope` takes them (permissions, or `read`)."""
+    try:
+        scopes = requested_scopes(scope_words, principal.permissions)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     if scopes is not None and not scopes <= principal.permissions:
         beyond = ", ".join(sorted(scopes - principal.permissions))
         raise Forbidden(f"you cannot give a token permissions you do not hold here: {beyond}")

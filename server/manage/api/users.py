@@ -91,7 +91,14 @@ ADD_TOKEN: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "label": {"type": "string", "minLength": 1, "maxLength": 64},
-        "scopes": {**_PERMISSIONS, "minItems": 1, "maxItems": len(Permission), "uniqueItems": True},
+        "scopes": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": len(Permission) + 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": ["read", *(p.value for p in Permission)]},
+            "description": "permissions, or read for every read permission you hold; default: all yours",
+        },
         "expires_at": _EXPIRY,
     },
 }
@@ -145,12 +152,11 @@ async def own_tokens(call: Call) -> Reply:
 
 async def create_token(call: Call) -> Reply:
     body = call.body
-    scopes = frozenset(Permission(s) for s in body["scopes"]) if "scopes" in body else None
     token, secret = await users.create_own_token(
         call.ca,
         call.acting,
         label=body["label"],
-        scopes=scopes,
+        scope_words=list(body.get("scopes", [])),
         expires_at=moment(body.get("expires_at"), "body.expires_at"),
     )
     return Reply(201, {"token": token_dict(token), "secret": secret})

@@ -6,14 +6,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from tests.integration.manage.conftest import Serve, manage_config
-from tests.integration.manage.manage_support import last_seq, problem
+from tests.integration.manage.manage_support import audit_rows, last_seq, problem
+from tests.integration.rollover_support import parent_key, tetra_ok
 from tests.operator_tokens import bearer, make_token
 
 
-async def test_list_show_and_activation_refusals(serve: Serve, ca_dir: Path, sqlite_url: str) -> None:
+async def test_list_show_and_activation(
+    serve: Serve, ca_dir: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CAL-06 through the API: refusals as the command words them, nothing changed; a
+    generation staged by `tetra ca rollover` is activated by an administrator, audited as
+    ca.activation_scheduled with the user (OPS-07)."""
     client, ca = await serve(manage_config(ca_dir, sqlite_url))
     officer = await make_token(ca, "ra-officer")
     admin = await make_token(ca, "administrator")
@@ -39,3 +46,14 @@ async def test_list_show_and_activation_refusals(serve: Serve, ca_dir: Path, sql
     resp = await client.post(f"/api/v1/cas/{issuing['name']}/activate", json={}, headers=bearer(officer))
     await problem(resp, 403, "forbidden")
     assert await last_seq(ca) == before
+
+    monkeypatch.setenv("TETRA_DATABASE__URL", sqlite_url)
+    await tetra_ok(ca_dir, "ca", "rollover", "issuing-ca", "--same-key", *parent_key(ca_dir))
+    before = await last_seq(ca)
+    resp = await client.post("/api/v1/cas/issuing-ca.2/activate", json={}, headers=bearer(admin))
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["name"] == "issuing-ca.2"
+    rows = await audit_rows(ca, before)
+    assert [(r.actor, r.action, r.target) for r in rows] == [
+        ("user:" + (await ca.operators.tokens.authenticate(admin)).user, "ca.activation_scheduled", "ca/issuing-ca.2")
+    ]

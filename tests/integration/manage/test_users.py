@@ -104,6 +104,9 @@ async def test_own_tokens_and_nobody_elses(
     await problem(resp, 403, "forbidden")
     resp = await client.post("/api/v1/tokens", json={"label": "same"}, headers=bearer(secret))
     assert (await resp.json())["token"]["scopes"] == ["certificates.read"]
+    resp = await client.post("/api/v1/tokens", json={"label": "reads", "scopes": ["read"]}, headers=bearer(mine))
+    held = {p.value for p in ROLE_PERMISSIONS[Role.REQUESTER] if p.reads_only}
+    assert set((await resp.json())["token"]["scopes"]) == held  # `read`: the reads it holds
 
     robs = await (await client.get("/api/v1/users/rob/tokens", headers=bearer(admin))).json()
     rob_token = robs["items"][0]["id"]
