@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,10 @@ SEVERITIES = ("critical", "warning", "info")
 MAX_TARGETS = 256  # target lines in one request; each may be a range (the cap counts endpoints)
 MAX_PATHS = 64
 
-# Scans running in the background of this process. Held so they are not collected mid-run; a
-# scan interrupted by shutdown is recorded as failed (run.py's finally).
-RUNNING: set[asyncio.Task[Any]] = set()
+# Scans running in the background, by the CA they write to. Held so they are not collected
+# mid-run, and stopped (stop_scans) before that CA closes: a scan interrupted so is recorded as
+# failed (run.py's finally).
+_RUNNING: weakref.WeakKeyDictionary[CertificateAuthority, set[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
 
 
 def _teams(principal: Principal) -> frozenset[str] | None:
@@ -102,7 +104,9 @@ async def start_network_scan(
     except TargetError as exc:
         raise BadRequest(str(exc)) from None
     scan_id = await start_scan(ca, "network", targets, actor=principal.actor, team=scan_team)
-    _background(scan_network(ca, settings, endpoints, targets=targets, actor=principal.actor, scan_id=scan_id), scan_id)
+    _background(
+        ca, scan_network(ca, settings, endpoints, targets=targets, actor=principal.actor, scan_id=scan_id), scan_id
+    )
     return scan_id
 
 
@@ -116,17 +120,32 @@ async def start_file_scan(
         raise BadRequest("paths are absolute paths on the CA server")
     chosen = [Path(p) for p in paths]
     scan_id = await start_scan(ca, "files", paths, actor=principal.actor)
-    _background(scan_files(ca, settings, chosen, actor=principal.actor, scan_id=scan_id), scan_id)
+    _background(ca, scan_files(ca, settings, chosen, actor=principal.actor, scan_id=scan_id), scan_id)
     return scan_id
 
 
-def _background(run: Coroutine[Any, Any, Any], scan_id: int) -> None:
+def running(ca: CertificateAuthority) -> frozenset[asyncio.Task[Any]]:
+    """The scans started here that are still running on ``ca``."""
+    return frozenset(_RUNNING.get(ca, ()))
+
+
+async def stop_scans(ca: CertificateAuthority) -> None:
+    """Cancel the scans still running on ``ca`` and wait for each to record itself failed:
+    the server calls this before it closes the CA."""
+    tasks = running(ca)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _background(ca: CertificateAuthority, run: Coroutine[Any, Any, Any], scan_id: int) -> None:
     task = asyncio.get_running_loop().create_task(run, name=f"discovery-scan-{scan_id}")
-    RUNNING.add(task)
-    task.add_done_callback(_finished)
+    tasks = _RUNNING.setdefault(ca, set())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    task.add_done_callback(_log_failure)
 
 
-def _finished(task: asyncio.Task[Any]) -> None:
-    RUNNING.discard(task)
+def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("%s failed: %s", task.get_name(), task.exception())

@@ -11,6 +11,7 @@ import socket
 from pathlib import Path
 
 from ca.inventory.scans import FindingNote, LocationResult
+from ca.service import CertificateAuthority
 from server.manage.actions import discovery
 from tests.integration.manage.conftest import Serve, manage_config
 from tests.integration.manage.manage_support import audit_rows, last_seq, problem
@@ -24,8 +25,8 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def finished() -> None:
-    await asyncio.gather(*discovery.RUNNING)
+async def finished(ca: CertificateAuthority) -> None:
+    await asyncio.gather(*discovery.running(ca))
 
 
 async def test_scans_belong_to_their_team(serve: Serve, ca_dir: Path, db_url: str) -> None:
@@ -45,7 +46,7 @@ async def test_scans_belong_to_their_team(serve: Serve, ca_dir: Path, db_url: st
     assert resp.status == 202, await resp.text()
     scan_id = (await resp.json())["scan"]
     assert resp.headers["Location"] == f"/api/v1/discovery/scans/{scan_id}"
-    await finished()
+    await finished(ca)
     scan = await (await client.get(f"/api/v1/discovery/scans/{scan_id}", headers=bearer(web))).json()
     assert scan["team"] == "web" and scan["status"] == "done" and scan["requested_by"] == "user:wanda"
     assert scan["summary"]["locations"] == 1 and scan["summary"]["errors"] == 1
@@ -100,7 +101,7 @@ async def test_file_scan_by_an_administrator(serve: Serve, ca_dir: Path, sqlite_
         "/api/v1/discovery/scans", json={"kind": "files", "paths": [str(ca_dir)]}, headers=bearer(admin)
     )
     assert resp.status == 202, await resp.text()
-    await finished()
+    await finished(ca)
     scan = await (
         await client.get(f"/api/v1/discovery/scans/{(await resp.json())['scan']}", headers=bearer(admin))
     ).json()
