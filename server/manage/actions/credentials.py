@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -175,12 +176,15 @@ async def revoke(ca: CertificateAuthority, principal: Principal, credential_id: 
 
 
 async def _refused_as_bad_request(make: Callable[[], Awaitable[T]]) -> T:
-    """The protocol commands refuse bad arguments as UsageError (a CLI's exit 2); to an API
-    client that is a bad request, worded the same."""
+    """The protocol commands refuse bad arguments as UsageError naming the option ("--ttl:
+    ..."); to an API client that is a bad request naming the body member of the same name."""
     try:
         return await make()
     except ConfigError as exc:
-        raise BadRequest(str(exc).removeprefix("--secret: ").removeprefix("--ttl: ")) from None
+        raise BadRequest(_OPTION.sub(r"body.\1: ", str(exc))) from None
+
+
+_OPTION = re.compile(r"^--([a-z_-]+): ")
 
 
 async def _find(ca: CertificateAuthority, kind: CredentialType, key_id: str) -> CredentialView:

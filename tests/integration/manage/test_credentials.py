@@ -113,6 +113,7 @@ async def test_the_commands_refusals_are_problems_and_nothing_is_stored(
         ("scep-challenge", {"profile": "nope"}, "malformed", "no profile named 'nope'"),
         ("scep-challenge", {"profile": "device", "ttl": "90d"}, "malformed", "1m to 30d"),
         ("scep-challenge", {"profile": "device", "ttl": "soon"}, "invalid-body", "body.ttl"),
+        ("scep-challenge", {"profile": "device", "cn": "a\u0007b"}, "malformed", "body.cn: a common name"),
         ("acme-eab", {"profile": "nope"}, "malformed", "no profile named 'nope'"),
         ("cmp-secret", {"reference": "x", "secret": "short"}, "invalid-body", "secret"),
         ("est-user", {"username": "a:b"}, "malformed", "without ':'"),
