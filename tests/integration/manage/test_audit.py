@@ -1,4 +1,4 @@
-"""The audit log through the management API: events filtered by actor, action, target and
+"""The audit log through the management API, on SQLite and PostgreSQL: events filtered by actor, action, target and
 time, paged in chain order; GET /audit/verify reports the chain, and an edited row shows up in
 it; only principals holding audit.read may read (403 for a requester)."""
 
@@ -14,10 +14,10 @@ from tests.integration.manage.manage_support import last_seq, problem
 from tests.operator_tokens import bearer, make_token
 
 
-async def test_events_filtered_and_paged_and_the_chain_verified(serve: Serve, ca_dir: Path, sqlite_url: str) -> None:
+async def test_events_filtered_and_paged_and_the_chain_verified(serve: Serve, ca_dir: Path, db_url: str) -> None:
     """OPS-07: the events an officer's changes wrote are found by actor and action, page by
     page with no repeat; verify says ok, then names the row edited behind the log's back."""
-    client, ca = await serve(manage_config(ca_dir, sqlite_url))
+    client, ca = await serve(manage_config(ca_dir, db_url))
     officer = await make_token(ca, "ra-officer", name="oscar")
     auditor = await make_token(ca, "auditor", name="alma")
     start = await last_seq(ca)

@@ -1,4 +1,4 @@
-"""Notifications through the management API, against a real SMTP server on loopback: a pass
+"""Notifications through the management API, on SQLite and PostgreSQL, against a real SMTP server on loopback: a pass
 run now plans and delivers a certificate's expiry notice; the outbox status and rows show it;
 a test message reaches the address; each operation is one audit event naming the user
 (OPS-07); an unknown webhook is a 400 problem; the outbox is for those who see every team."""
@@ -15,7 +15,7 @@ from tests.notify_support import ADMIN, SmtpSink, import_one
 from tests.operator_tokens import bearer, make_token
 
 
-async def test_run_status_outbox_and_test_message(serve: Serve, ca_dir: Path, sqlite_url: str) -> None:
+async def test_run_status_outbox_and_test_message(serve: Serve, ca_dir: Path, db_url: str) -> None:
     with SmtpSink() as sink:
         config_file = ca_dir / "tetra.toml"
         config_file.write_text(
@@ -24,7 +24,7 @@ async def test_run_status_outbox_and_test_message(serve: Serve, ca_dir: Path, sq
             + f'\n[notifications]\nadmin_email = ["{ADMIN}"]\n'
             + f'[notifications.smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n'
         )
-        client, ca = await serve(manage_config(ca_dir, sqlite_url))
+        client, ca = await serve(manage_config(ca_dir, db_url))
         admin = await make_token(ca, "administrator", name="nina")
         auditor = await make_token(ca, "auditor")
         now = dt.datetime.now(dt.UTC)
