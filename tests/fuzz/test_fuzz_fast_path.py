@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from server.app import run_server
 from server.wiring import read_config
-from tests.fuzz.harness import STATS, LogWatch, api_token_in_environment, fuzz_settings, mutated
-from tests.integration.serverproc import API_TOKEN, free_port
+from tests.fuzz.harness import STATS, LogWatch, fuzz_settings, mutated
+from tests.integration.serverproc import free_port
 from tests.integration.test_ocsp_fast_path import Reply, _issue, exchange, get_path, read_reply
 from tests.revocation_support import request_der
 
@@ -29,8 +29,7 @@ CLOSED = Reply("", 0, [], b"")  # the server closed the connection without an an
 
 @contextmanager
 def serving(ca_dir: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, int, bytes, LogWatch]]:
-    with api_token_in_environment(API_TOKEN):  # the token test_ocsp_fast_path's _issue sends
-        yield from _serving(ca_dir)
+    yield from _serving(ca_dir)
 
 
 def _serving(ca_dir: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, int, bytes, LogWatch]]:
