@@ -39,10 +39,11 @@ SEVERITIES = ("critical", "warning", "info")
 MAX_TARGETS = 256  # target lines in one request; each may be a range (the cap counts endpoints)
 MAX_PATHS = 64
 
-# Scans running in the background, by the CA they write to. Held so they are not collected
-# mid-run, and stopped (stop_scans) before that CA closes: a scan interrupted so is recorded as
-# failed (run.py's finally).
-_RUNNING: weakref.WeakKeyDictionary[CertificateAuthority, set[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
+# Scans running in the background, by the CA they write to: each task with its scan's id and
+# actor. Held so they are not collected mid-run, and stopped (stop_scans) before that CA closes.
+_RUNNING: weakref.WeakKeyDictionary[CertificateAuthority, dict[asyncio.Task[Any], tuple[int, str]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _teams(principal: Principal) -> frozenset[str] | None:
@@ -104,9 +105,8 @@ async def start_network_scan(
     except TargetError as exc:
         raise BadRequest(str(exc)) from None
     scan_id = await start_scan(ca, "network", targets, actor=principal.actor, team=scan_team)
-    _background(
-        ca, scan_network(ca, settings, endpoints, targets=targets, actor=principal.actor, scan_id=scan_id), scan_id
-    )
+    run = scan_network(ca, settings, endpoints, targets=targets, actor=principal.actor, scan_id=scan_id)
+    _background(ca, run, scan_id, principal.actor)
     return scan_id
 
 
@@ -120,29 +120,36 @@ async def start_file_scan(
         raise BadRequest("paths are absolute paths on the CA server")
     chosen = [Path(p) for p in paths]
     scan_id = await start_scan(ca, "files", paths, actor=principal.actor)
-    _background(ca, scan_files(ca, settings, chosen, actor=principal.actor, scan_id=scan_id), scan_id)
+    run = scan_files(ca, settings, chosen, actor=principal.actor, scan_id=scan_id)
+    _background(ca, run, scan_id, principal.actor)
     return scan_id
 
 
 def running(ca: CertificateAuthority) -> frozenset[asyncio.Task[Any]]:
     """The scans started here that are still running on ``ca``."""
-    return frozenset(_RUNNING.get(ca, ()))
+    return frozenset(_RUNNING.get(ca, {}))
 
 
 async def stop_scans(ca: CertificateAuthority) -> None:
-    """Cancel the scans still running on ``ca`` and wait for each to record itself failed:
-    the server calls this before it closes the CA."""
-    tasks = running(ca)
+    """Cancel the scans still running on ``ca`` and record each as failed: the server calls
+    this before it closes the CA. A scan cancelled mid-probe records itself (run.py's finally);
+    one cancelled before it got that far is recorded here, so none stays "running" for ever."""
+    tasks = dict(_RUNNING.get(ca, {}))
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    for scan_id, actor in tasks.values():
+        record = await ca.scans.get(scan_id)
+        if record is not None and record.status == "running":
+            summary = {"scan": scan_id, "stopped": "the server stopped before the scan ended"}
+            await ca.scans.finish(scan_id, status="failed", summary=summary, actor=actor, now=ca.clock.now())
 
 
-def _background(ca: CertificateAuthority, run: Coroutine[Any, Any, Any], scan_id: int) -> None:
+def _background(ca: CertificateAuthority, run: Coroutine[Any, Any, Any], scan_id: int, actor: str) -> None:
     task = asyncio.get_running_loop().create_task(run, name=f"discovery-scan-{scan_id}")
-    tasks = _RUNNING.setdefault(ca, set())
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    tasks = _RUNNING.setdefault(ca, {})
+    tasks[task] = (scan_id, actor)
+    task.add_done_callback(lambda done: tasks.pop(done, None))
     task.add_done_callback(_log_failure)
 
 

@@ -110,3 +110,31 @@ async def test_file_scan_by_an_administrator(serve: Serve, ca_dir: Path, sqlite_
     await problem(resp, 400, "malformed")
     requester = await make_token(ca, "requester", teams=["web"])
     await problem(await client.get("/api/v1/discovery/scans", headers=bearer(requester)), 403, "forbidden")
+
+
+async def test_a_scan_running_at_shutdown_is_recorded_failed(serve: Serve, ca_dir: Path, sqlite_url: str) -> None:
+    """A scan still probing when the server stops is cancelled before the CA closes and its
+    record says failed (not running for ever)."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)  # accepts, reads nothing, answers nothing: the TLS probe waits
+
+    listener = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        config = manage_config(ca_dir, sqlite_url, TETRA_DISCOVERY__ALLOW='["127.0.0.0/8"]')
+        client, ca = await serve(config)
+        admin = await make_token(ca, "administrator")
+        body = {"kind": "network", "targets": [f"127.0.0.1:{port}"]}
+        resp = await client.post("/api/v1/discovery/scans", json=body, headers=bearer(admin))
+        scan_id = (await resp.json())["scan"]
+        assert len(discovery.running(ca)) == 1
+        await discovery.stop_scans(ca)
+        record = await ca.scans.get(scan_id)
+        assert record is not None and record.status == "failed" and not discovery.running(ca)
+    finally:
+        for writer in silent:
+            writer.close()
+        listener.close()
+        await listener.wait_closed()
