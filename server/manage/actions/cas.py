@@ -3,10 +3,11 @@ generation with its state (what `tetra ca list` prints, server/cli/ca_status.py)
 generation in detail (`tetra ca show`), and activating a staged generation (`tetra ca
 activate`, through the same ca/authorities/activation.py).
 
-Not here, on purpose: rollover and revoking a generation. Both sign with the parent's key, which
-for this CA's own roots is offline (a file or a token the operator brings to `tetra ca rollover`
-/ `tetra ca revoke --parent-key`), and rollover writes a new private key to disk: neither belongs
-behind a bearer token. They stay commands.
+Revoking a generation is here only when a parent outside this CA signed it: then only the
+registry changes (`tetra ca revoke` does the same). One that this CA's own root signed needs
+that root's ARL and OCSP answers signed again with the root's key, which is offline (a file or
+a token the operator brings to `tetra ca revoke --parent-key`); rollover signs with it too and
+writes a new private key to disk. Neither belongs behind a bearer token: they stay commands.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.authorities.activation import ActivationConflict, schedule_activation
+from ca.authorities.store import AuthorityStore
 from ca.hierarchy import fingerprint_sha256
 from ca.operators.principal import Principal
 from ca.operators.roles import Permission
+from ca.revocation.reasons import parse_reason
 from ca.service import CertificateAuthority
+from server.ca_revocation_checks import revocable, signed_by_our_root
 from server.cli.ca_status import CaLine, ca_lines, short_lived_warnings
 from server.config import ServerConfig
 from server.manage.actions.access import require
@@ -33,6 +37,15 @@ WHAT = "CA"
 class Hierarchy:
     cas: list[CaLine]
     warnings: list[str]  # CAL-03: CAs that end before the leaves they would issue
+
+
+@dataclass(frozen=True)
+class Revoked:
+    name: str
+    reason: str
+    at: dt.datetime
+    serial: str  # hexadecimal: the serial its (outside) issuer must revoke
+    issuer: str  # that issuer's name, RFC 4514
 
 
 @dataclass(frozen=True)
@@ -78,3 +91,22 @@ async def activate(ca: CertificateAuthority, principal: Principal, name: str, at
     except ActivationConflict as exc:
         raise Conflict(exc.detail) from None
     return when
+
+
+async def revoke(ca: CertificateAuthority, principal: Principal, name: str, reason: str, *, force: bool) -> Revoked:
+    """Revoke a generation an outside CA signed, in the registry (audited as ca.revoked): every
+    server stops issuing from it within a second; its leaves stay answered by OCSP and CRLs."""
+    require(principal, Permission.CAS_MANAGE)
+    canonical = parse_reason(reason)
+    record = revocable(ca, name, force=force)
+    root = signed_by_our_root(ca, record)
+    if root is not None:
+        raise Conflict(
+            f"{name} was signed by root {root.name}, whose ARL and OCSP answers must be signed again with "
+            "its offline key: run `tetra ca revoke` with --parent-key or --parent-pkcs11-uri"
+        )
+    at = ca.clock.now().replace(microsecond=0)
+    if not await AuthorityStore(ca.db).mark_revoked(name, canonical, at, principal.actor):
+        raise Conflict(f"{name} was revoked meanwhile")
+    cert = record.certificate
+    return Revoked(name, canonical, at, f"{cert.serial_number:x}", cert.issuer.rfc4514_string())

@@ -1,6 +1,7 @@
 """The CA hierarchy: GET /cas (every generation, as `tetra ca list`), GET /cas/{name} (one, with
-its certificate), POST /cas/{name}/activate (`tetra ca activate`). Rollover and revoking a
-generation need the parent's offline key: they stay commands (server/manage/actions/cas.py)."""
+its certificate), POST /cas/{name}/activate (`tetra ca activate`), POST /cas/{name}/revoke (a
+generation an outside CA signed). Rollover, and revoking what this CA's root signed, need the
+root's offline key: they stay commands (server/manage/actions/cas.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from ca.operators.roles import Permission
 from server.manage.actions import cas
 from server.manage.endpoint import Call, Endpoint, Reply
+from server.manage.schemas import REVOCATION_REASON
 from server.manage.times import moment
 
 CA_LINE: dict[str, Any] = {
@@ -56,6 +58,28 @@ ACTIVATE: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {"at": {"type": "string", "minLength": 10, "maxLength": 40, "description": "ISO 8601; default now"}},
 }
+REVOKE: dict[str, Any] = {
+    "title": "CaRevocation",
+    "type": "object",
+    "required": ["reason"],
+    "additionalProperties": False,
+    "properties": {
+        "reason": REVOCATION_REASON,
+        "force": {"type": "boolean", "description": "even the generation profiles issue from now"},
+    },
+}
+REVOKED: dict[str, Any] = {
+    "title": "CaRevoked",
+    "type": "object",
+    "required": ["name", "reason", "revoked_at", "serial", "issuer"],
+    "properties": {
+        "name": {"type": "string"},
+        "reason": {"type": "string"},
+        "revoked_at": {"type": "string"},
+        "serial": {"type": "string", "description": "what its issuer must revoke"},
+        "issuer": {"type": "string"},
+    },
+}
 ACTIVATED: dict[str, Any] = {
     "type": "object",
     "required": ["name", "activate_at"],
@@ -78,6 +102,20 @@ async def activate_ca(call: Call) -> Reply:
     at = moment((call.body or {}).get("at"), "body.at")
     when = await cas.activate(call.ca, call.acting, call.path["name"], at)
     return Reply(body={"name": call.path["name"], "activate_at": when.isoformat()})
+
+
+async def revoke_ca(call: Call) -> Reply:
+    body = call.body
+    done = await cas.revoke(call.ca, call.acting, call.path["name"], body["reason"], force=body.get("force", False))
+    return Reply(
+        body={
+            "name": done.name,
+            "reason": done.reason,
+            "revoked_at": done.at.isoformat(),
+            "serial": done.serial,
+            "issuer": done.issuer,
+        }
+    )
 
 
 ENDPOINTS = (
@@ -110,6 +148,17 @@ ENDPOINTS = (
         activate_ca,
         {200: ACTIVATED},
         body=ACTIVATE,
+        tag="cas",
+    ),
+    Endpoint(
+        "POST",
+        "/cas/{name}/revoke",
+        "revokeCa",
+        "Revoke a generation an outside CA signed (this CA's own root's: tetra ca revoke)",
+        Permission.CAS_MANAGE,
+        revoke_ca,
+        {200: REVOKED},
+        body=REVOKE,
         tag="cas",
     ),
 )
