@@ -126,3 +126,45 @@ def verify_chain(conn: Connection, batch: int = 5000) -> ChainReport:
     if head is not None and (head.seq != last or (count and head.hash != prev)):
         problems.append(f"head says event {head.seq} is last, the log ends at {last} (rows deleted)")
     return ChainReport(count, tuple(problems))
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event as the log holds it: its place in the chain and when it was written."""
+
+    seq: int
+    at: dt.datetime
+    event: AuditEvent
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which events an operator looks for: exact actor and action (an action ending in "." is a
+    prefix: "certificate." for every certificate event), a target prefix, a time window."""
+
+    actor: str | None = None
+    action: str | None = None
+    target: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def read_events(conn: Connection, flt: AuditFilter, *, after_seq: int | None, limit: int) -> list[LoggedEvent]:
+    """Events matching ``flt`` in chain order, after ``after_seq``, at most ``limit``."""
+    c = audit_log.c
+    query = select(audit_log).where(c.seq > (after_seq or 0)).order_by(c.seq).limit(limit)
+    if flt.actor is not None:
+        query = query.where(c.actor == flt.actor)
+    if flt.action is not None:
+        prefix = flt.action.endswith(".")
+        query = query.where(c.action.startswith(flt.action, autoescape=True) if prefix else c.action == flt.action)
+    if flt.target is not None:
+        query = query.where(c.target.startswith(flt.target, autoescape=True))
+    if flt.since is not None:
+        query = query.where(c.at >= flt.since)
+    if flt.until is not None:
+        query = query.where(c.at < flt.until)
+    return [
+        LoggedEvent(row.seq, row.at, AuditEvent(row.actor, row.action, row.target, json.loads(row.details)))
+        for row in conn.execute(query)
+    ]

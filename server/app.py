@@ -214,6 +214,15 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
             await jobs.stop()
 
     app.cleanup_ctx.append(lifecycle_jobs)
+
+    # Scans started through the management API run in the background: stopped before the CA closes.
+    async def api_scans(app: web.Application) -> AsyncIterator[None]:
+        from server.manage.actions.discovery import stop_scans
+
+        yield
+        await stop_scans(app[CA])
+
+    app.cleanup_ctx.append(api_scans)
     app.router.add_get("/roots.pem", roots_pem)
     app.router.add_get("/intermediates.pem", intermediates_pem)
     app.router.add_get("/ca/{issuer}.cer", issuer_der)
@@ -225,7 +234,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
         for prefix in spec.mounts:
             app.add_subapp(prefix, _protocol_app(spec, prefix))
     if config.manage.enabled:
-        app.add_subapp(MANAGE_PREFIX, manage_app(MANAGE_ENDPOINTS, config.manage, CA, METRICS))
+        app.add_subapp(MANAGE_PREFIX, manage_app(MANAGE_ENDPOINTS, config.manage, CA, METRICS, CONFIG))
     return app
 
 

@@ -68,13 +68,33 @@ class ScanRecord:
     started_at: dt.datetime
     finished_at: dt.datetime | None
     summary: dict[str, Any]
+    team: str | None = None  # the team it was run for (its findings are that team's to see)
+
+
+@dataclass(frozen=True)
+class ScanFinding:
+    """One finding of one scan, as that scan recorded it."""
+
+    id: int
+    location: str
+    code: str
+    severity: str
+    detail: str
+    inventory_id: int | None
+    at: dt.datetime
 
 
 class ScanStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def start(self, kind: str, targets: Sequence[str], *, actor: str, now: dt.datetime) -> int:
+    async def start(
+        self, kind: str, targets: Sequence[str], *, actor: str, now: dt.datetime, team: str | None = None
+    ) -> int:
+        details: dict[str, object] = {"kind": kind, "targets": list(targets)}
+        if team is not None:
+            details["team"] = team
+
         def w(tx: Tx) -> int:
             scan_id = tx.conn.execute(
                 insert(discovery_scans)
@@ -85,12 +105,11 @@ class ScanStore:
                     status="running",
                     started_at=now,
                     summary="{}",
+                    team=team,
                 )
                 .returning(discovery_scans.c.id)
             ).scalar_one()
-            tx.audit(
-                AuditEvent(actor, "discovery.started", f"scan/{scan_id}", {"kind": kind, "targets": list(targets)})
-            )
+            tx.audit(AuditEvent(actor, "discovery.started", f"scan/{scan_id}", details))
             return int(scan_id)
 
         return await self._db.write(w)
@@ -180,10 +199,40 @@ class ScanStore:
         query = select(discovery_scans).order_by(discovery_scans.c.id.desc()).limit(limit)
         return await self._db.read(lambda conn: [_scan(r) for r in conn.execute(query)])
 
+    async def scans(self, *, after_id: int | None, limit: int, teams: frozenset[str] | None) -> list[ScanRecord]:
+        """Scans in id order after ``after_id``; ``teams``: only scans run for one of them."""
+        c = discovery_scans.c
+        query = select(discovery_scans).where(c.id > (after_id or 0)).order_by(c.id).limit(limit)
+        if teams is not None:
+            query = query.where(c.team.in_(sorted(teams)))
+        return await self._db.read(lambda conn: [_scan(r) for r in conn.execute(query)])
+
+    async def findings(
+        self, scan_id: int, *, after_id: int | None, limit: int, severity: str | None = None
+    ) -> list[ScanFinding]:
+        """What one scan found, in id order after ``after_id``."""
+        f = discovery_findings.c
+        query = (
+            select(f.id, f.location, f.code, f.severity, f.detail, f.inventory_id, f.at)
+            .where(f.scan_id == scan_id, f.id > (after_id or 0))
+            .order_by(f.id)
+            .limit(limit)
+        )
+        if severity is not None:
+            query = query.where(f.severity == severity)
+        return await self._db.read(lambda conn: [ScanFinding(**r._mapping) for r in conn.execute(query)])
+
     async def current_findings(
-        self, *, codes: Sequence[str] = (), location_prefix: str | None = None, limit: int = 10_000
+        self,
+        *,
+        codes: Sequence[str] = (),
+        location_prefix: str | None = None,
+        limit: int = 10_000,
+        severity: str | None = None,
+        teams: frozenset[str] | None = None,
     ) -> list[CurrentFinding]:
-        """Findings of each location's latest scan (a fixed endpoint drops out once rescanned)."""
+        """Findings of each location's latest scan (a fixed endpoint drops out once rescanned);
+        ``teams``: only where that latest scan was run for one of them."""
         f, loc = discovery_findings.c, discovery_locations.c
         query = (
             select(f.location, loc.kind, f.code, f.severity, f.detail, f.inventory_id, f.at)
@@ -195,6 +244,11 @@ class ScanStore:
             .order_by(f.location, f.code)
             .limit(limit)
         )
+        if severity is not None:
+            query = query.where(f.severity == severity)
+        if teams is not None:
+            run_for = select(discovery_scans.c.id).where(discovery_scans.c.team.in_(sorted(teams)))
+            query = query.where(f.scan_id.in_(run_for))
         if codes:
             query = query.where(f.code.in_(list(codes)))
         if location_prefix:
@@ -213,4 +267,5 @@ def _scan(row: Row[Any]) -> ScanRecord:
         started_at=m["started_at"],
         finished_at=m["finished_at"],
         summary=json.loads(m["summary"]),
+        team=m["team"],
     )

@@ -46,6 +46,13 @@ class Message:
     attempts: int = 0
     last_error: str | None = None
     gave_up_at: dt.datetime | None = None
+    created_at: dt.datetime | None = None  # when it was queued (as read back from the outbox)
+    delivered_at: dt.datetime | None = None
+
+
+# An outbox row's state, as operators filter on it: waiting for its first try, sent, being
+# retried after failures, or given up.
+OUTBOX_STATES = ("queued", "delivered", "failing", "given-up")
 
 
 @dataclass(frozen=True)
@@ -175,6 +182,20 @@ class OutboxStore:
 
         return await self._db.read(r)
 
+    async def messages(self, *, state: str | None, after_id: int | None, limit: int) -> list[Message]:
+        """Rows in id order after ``after_id``; ``state``: one of OUTBOX_STATES."""
+        pending = and_(o.delivered_at.is_(None), o.gave_up_at.is_(None))
+        where = {
+            "queued": and_(pending, o.attempts == 0),
+            "delivered": o.delivered_at.is_not(None),
+            "failing": and_(pending, o.attempts > 0),
+            "given-up": o.gave_up_at.is_not(None),
+        }
+        query = select(outbox).where(o.id > (after_id or 0)).order_by(o.id).limit(limit)
+        if state is not None:
+            query = query.where(where[state])
+        return await self._db.read(lambda conn: [_message(row) for row in conn.execute(query)])
+
     async def get(self, key: str) -> Message | None:
         return await self._db.read_first(select(outbox).where(o.key == key), _message)
 
@@ -194,4 +215,6 @@ def _message(row: Row[Any]) -> Message:
         attempts=m["attempts"],
         last_error=m["last_error"],
         gave_up_at=m["gave_up_at"],
+        created_at=m["created_at"],
+        delivered_at=m["delivered_at"],
     )

@@ -12,7 +12,7 @@ from sqlalchemy import Select, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
-from ca.audit import AuditEvent, ChainReport, verify_chain
+from ca.audit import AuditEvent, AuditFilter, ChainReport, LoggedEvent, read_events, verify_chain
 from ca.records import CertificateRecord, RequestRecord
 from ca.store.db import Database, Slot, Tx
 from ca.store.tables import audit_log, certificates, counters, enrollment_requests
@@ -305,6 +305,9 @@ class AuditRepository:
 
     async def append(self, event: AuditEvent) -> None:
         await self.db.write(lambda tx: tx.audit(event))
+
+    async def events(self, flt: AuditFilter, *, after_seq: int | None, limit: int) -> list[LoggedEvent]:
+        return await self.db.read(lambda conn: read_events(conn, flt, after_seq=after_seq, limit=limit))
 
     async def probe(self) -> None:
         """Readiness (ST-11): issuance needs a durable write and an audit log that takes rows.

@@ -28,11 +28,22 @@ def _known_profile(ctx: ProtocolContext[Any], name: str) -> str:
     return name
 
 
+async def create_eab_key(
+    ctx: ProtocolContext[Any], *, profile: str | None, key_id: str | None, actor: str
+) -> tuple[str, bytes]:
+    """A new EAB key id and HMAC key, limited to ``profile`` if given: what `tetra acme eab
+    create` and the management API's POST /credentials/acme-eab both make."""
+    if profile is not None:
+        _known_profile(ctx, profile)
+    if key_id is not None and await ctx.core.credentials.get_mac_key(PROTOCOL, key_id) is not None:
+        raise BadRequest(f"an EAB key {key_id!r} exists; revoke it first")
+    return await ctx.core.credentials.create_mac_key(PROTOCOL, key_id=key_id, profile=profile, actor=actor)
+
+
 async def eab_create(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
     """An EAB key for `newAccount` (RFC 8555 §7.3.4): HS256, printed as cert-manager wants it."""
-    profile = _known_profile(ctx, args.profile) if args.profile else None
-    key_id, secret = await ctx.core.credentials.create_mac_key(
-        PROTOCOL, key_id=args.key_id or None, profile=profile, actor=_actor(args)
+    key_id, secret = await create_eab_key(
+        ctx, profile=args.profile or None, key_id=args.key_id or None, actor=_actor(args)
     )
     print(f"key id:   {key_id}")
     print(f"hmac key: {b64e(secret)}")

@@ -43,18 +43,29 @@ def _reference(text: str) -> str:
     return text
 
 
-async def add(ctx: ProtocolContext[CmpConfig], args: argparse.Namespace) -> int:
-    reference = _reference(args.reference)
-    profile = _profile(ctx, args.profile)
-    if args.secret is not None and len(args.secret) < MIN_SECRET:
+async def add_secret(
+    ctx: ProtocolContext[CmpConfig], reference: str, *, profile: str, secret: str | None, actor: str
+) -> tuple[str, str]:
+    """A shared secret under ``reference`` for ``profile`` ("" for the default): the profile
+    and the secret (``secret``, or 32 random bytes in base64url when None). `tetra cmp secret
+    add` and POST /credentials/cmp-secret both store secrets through here."""
+    reference = _reference(reference)
+    profile = _profile(ctx, profile)
+    if secret is not None and len(secret) < MIN_SECRET:
         raise UsageError(f"--secret: a shared secret is at least {MIN_SECRET} characters")
     existing = await ctx.core.credentials.get_mac_key(PROTOCOL, reference)
     if existing is not None:
         raise UsageError(f"a CMP secret with reference {reference!r} exists; revoke it first")
-    text = args.secret if args.secret is not None else secrets.token_urlsafe(32)
+    text = secret if secret is not None else secrets.token_urlsafe(32)
     await ctx.core.credentials.create_mac_key(
-        PROTOCOL, key_id=reference, profile=profile, secret=text.encode(), actor=_actor(args)
+        PROTOCOL, key_id=reference, profile=profile, secret=text.encode(), actor=actor
     )
+    return profile, text
+
+
+async def add(ctx: ProtocolContext[CmpConfig], args: argparse.Namespace) -> int:
+    reference = args.reference
+    profile, text = await add_secret(ctx, reference, profile=args.profile, secret=args.secret, actor=_actor(args))
     print(f"CMP secret {reference!r} added for profile {profile} (openssl cmp -ref {reference} -secret pass:...)")
     if args.secret is None:
         print(text)

@@ -21,21 +21,37 @@ def _actor(args: argparse.Namespace) -> str:
     return f"cli:{args.operator}"
 
 
-async def user_add(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
-    name: str = args.name
+async def add_user(
+    ctx: ProtocolContext[Any], name: str, *, profile: str | None, password: str | None, actor: str
+) -> str:
+    """A new HTTP Basic user, limited to ``profile`` if given; returns its password (``password``,
+    or a random one when None). `tetra est user add` and POST /credentials/est-user both add
+    users through here."""
     if not name or ":" in name or len(name) > 255 or not name.isprintable():
         raise BadRequest("an EST user name is 1 to 255 printable characters without ':'")
+    if profile is not None:
+        found = ctx.core.profiles.get(profile)
+        if found is None:
+            raise BadRequest(f"no profile named {profile!r}")
+        if PROTOCOL not in found.protocols:
+            raise BadRequest(f"profile {profile!r} does not allow EST")
+    taken = {c.key_id for c, _ in await ctx.core.credentials.list_credentials(PROTOCOL, KIND)}
+    if name in taken:
+        raise BadRequest(f"EST user {name!r} exists (or existed: a removed name is not reused)")
+    password = password or secrets.token_urlsafe(18)
+    await ctx.core.credentials.create_password(PROTOCOL, name, password, profile=profile, actor=actor)
+    return password
+
+
+async def user_add(ctx: ProtocolContext[Any], args: argparse.Namespace) -> int:
+    name: str = args.name
     profile = None
     if args.label:
         default = ctx.config.default_profile or ctx.default_profile
         profile = ctx.labels.profile(args.label) if args.label != "-" else default
         if profile is None:
             raise BadRequest(f"no EST label {args.label!r} (labels: {', '.join(ctx.labels.labels()) or 'none'})")
-    taken = {c.key_id for c, _ in await ctx.core.credentials.list_credentials(PROTOCOL, KIND)}
-    if name in taken:
-        raise BadRequest(f"EST user {name!r} exists (or existed: a removed name is not reused)")
-    password = args.password or secrets.token_urlsafe(18)
-    await ctx.core.credentials.create_password(PROTOCOL, name, password, profile=profile, actor=_actor(args))
+    password = await add_user(ctx, name, profile=profile, password=args.password or None, actor=_actor(args))
     where = f"profile {profile}" if profile else "every EST profile that accepts passwords"
     print(f"EST user {name} added ({where})")
     if not args.password:

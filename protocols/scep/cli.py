@@ -78,6 +78,21 @@ def bound_identities(cn: str | None, dns: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+async def create_one_time_challenge(
+    ctx: ProtocolContext[ScepConfig], profile: str, *, ttl: dt.timedelta, identities: tuple[str, ...], actor: str
+) -> tuple[str, dt.datetime]:
+    """A one-time challenge for ``profile`` (checked by scep_profile), valid for ``ttl`` and
+    bound to ``identities`` (bound_identities' form): the challenge and when it expires.
+    `tetra scep challenge` and POST /credentials/scep-challenge both make them here."""
+    scep_profile(ctx, profile)
+    if not MIN_TTL <= ttl <= MAX_TTL:
+        raise UsageError("a challenge lives 1m to 30d")
+    secret = await ctx.core.credentials.create_challenge(
+        PROTOCOL, profile=profile, identities=identities, ttl=ttl, actor=actor
+    )
+    return secret, ctx.core.clock.now() + ttl
+
+
 async def challenge(ctx: ProtocolContext[ScepConfig], args: argparse.Namespace) -> int:
     if args.action == "list":
         return await _list(ctx, args)
@@ -87,13 +102,12 @@ async def challenge(ctx: ProtocolContext[ScepConfig], args: argparse.Namespace) 
         raise UsageError(f"unexpected argument {args.id!r} (did you mean `challenge revoke {args.id}`?)")
     if not args.profile:
         raise UsageError("--profile is required to create a challenge")
-    profile = scep_profile(ctx, args.profile)
     ttl = challenge_ttl(args.ttl)
     identities = bound_identities(args.cn, args.dns)
-    secret = await ctx.core.credentials.create_challenge(
-        PROTOCOL, profile=profile, identities=identities, ttl=ttl, actor=_actor(args)
+    secret, expires = await create_one_time_challenge(
+        ctx, args.profile, ttl=ttl, identities=identities, actor=_actor(args)
     )
-    expires = ctx.core.clock.now() + ttl
+    profile = args.profile
     bound = f", only for {', '.join(identities)}" if identities else ""
     print(f"one-time SCEP challenge for profile {profile}, valid until {_when(expires)}{bound}:")
     print(secret)

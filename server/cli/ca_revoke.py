@@ -84,62 +84,32 @@ async def publish_root(args: argparse.Namespace, ca: CertificateAuthority, confi
     return 0
 
 
-def _refuse_last_active(ca: CertificateAuthority, record: Authority) -> None:
-    """Refuse revoking the generation a profile issues from now: its family would have none
-    (a revoked active generation stops issuance; it does not revive its predecessor)."""
-    from ca.authorities.lineage import families, state_of
-    from ca.authorities.model import State
-
-    family = families(ca.authorities.values()).get(record.family, [record])
-    if state_of(record, family, ca.clock.now()) is not State.ACTIVE:
-        return
-    users = sorted(
-        p.name for p in ca.profiles.values() if (p.issuer or ca.default_issuer) in (record.family, record.name)
-    )
-    if users:
-        raise CLIError(
-            f"{record.name} is the generation CA {record.family} issues from now, for profiles "
-            f"{', '.join(users)}: revoking it stops their issuance until another generation is "
-            "activated; activate one first, or give --force"
-        )
-
-
 def _checked(args: argparse.Namespace, ca: CertificateAuthority) -> Authority:
     """The generation to revoke, or a one-line refusal before anything is opened or changed."""
-    from ca.authorities.model import Kind
+    from ca.errors import BadRequest
+    from server.ca_revocation_checks import revocable
 
-    record = ca.authorities.get(args.name)
-    if record is None:
-        names = ", ".join(sorted(a.name for a in ca.authorities.values() if a.kind is Kind.ISSUING))
-        raise CLIError(f"no CA generation named {args.name!r} in the registry (issuing CAs: {names or 'none'})")
-    if record.kind is Kind.ROOT:
-        raise CLIError(f"{record.name} is a root: nothing above it revokes it; remove it from the trust stores")
-    if record.revoked_at is not None:
-        raise CLIError(
-            f"{record.name} is already revoked ({record.revocation_reason}, {record.revoked_at:%Y-%m-%d %H:%M:%S} UTC)"
-        )
-    if record.der is None:
-        raise CLIError(f"{record.name} has no certificate yet: there is nothing to revoke")
-    if not args.force:
-        _refuse_last_active(ca, record)
-    return record
+    try:
+        return revocable(ca, args.name, force=args.force)
+    except BadRequest as exc:
+        raise CLIError(exc.detail) from None
 
 
 async def ca_revoke(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
-    from ca.authorities.model import Kind
     from ca.authorities.store import AuthorityStore
     from ca.errors import CAError
     from ca.revocation.reasons import parse_reason
+    from server.ca_revocation_checks import signed_by_our_root
 
     try:
         reason = parse_reason(args.reason)
     except CAError as exc:
         raise CLIError(exc.detail) from None
     record = _checked(args, ca)
-    parent = ca.authorities.get(record.parent) if record.parent else None
+    parent = signed_by_our_root(ca, record)
     published: list[RootPublication] = []
     then = None
-    if parent is not None and parent.kind is Kind.ROOT and parent.der is not None:
+    if parent is not None:
         if not parent_key_given(args):
             raise CLIError(
                 f"{record.name} was signed by root {parent.name}, whose ARL and OCSP answers are signed "

@@ -208,22 +208,17 @@ def _root_key_location(args: argparse.Namespace, config_dir: Path, out: Path, na
 
 @on_ca_reading
 async def ca_activate(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
-    from ca.authorities.rollover import activation_refusal
-    from ca.authorities.store import AuthorityStore
+    from ca.authorities.activation import schedule_activation
+    from ca.errors import CAError
 
-    store = AuthorityStore(ca.db)
     now = ca.clock.now()
     at = parse_time("--at", args.at) or now
-    records = await store.all()
-    record = next((a for a in records if a.name == args.name), None)
-    family = [a for a in records if record is not None and a.family == record.family]
-    refusal = activation_refusal(record, family, args.name, at, now)
-    if refusal is not None:
-        raise CLIError(refusal)
-    if not await store.schedule(args.name, at, f"cli:{args.operator}"):
-        raise CLIError(f"{args.name} was revoked meanwhile")
+    try:
+        record = await schedule_activation(ca.db, args.name, at, now, f"cli:{args.operator}")
+    except CAError as exc:
+        raise CLIError(exc.detail) from None
     when = "now" if at <= now else f"{at:%Y-%m-%d %H:%M:%S} UTC"
-    print(f"{args.name} issues for CA {record.family if record else args.name} from {when}")
+    print(f"{args.name} issues for CA {record.family} from {when}")
     print("  running servers switch within a second of that time; the previous generation keeps its OCSP and CRLs")
     return 0
 

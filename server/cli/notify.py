@@ -24,15 +24,10 @@ def _holder() -> str:
 @on_ca_reading
 async def notify_run(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
     """One pass: plan what is due, then deliver everything due now."""
-    from ca.notices.outbox import OutboxStore
-    from ca.notices.planner import NotificationPlanner
-    from server.notify.delivery import deliver_all_due
+    from server.notify.operations import run_pass
 
-    settings = config.notifications
-    outbox = OutboxStore(ca.db, max_attempts=settings.max_attempts)
-    now = ca.clock.now()
-    plan = await NotificationPlanner(ca, settings, outbox).plan(now)
-    sent = await deliver_all_due(outbox, settings, _holder(), now)
+    result = await run_pass(ca, config.notifications, _holder())
+    plan, sent = result.plan, result.sent
     print(f"planned: {plan.due} notice(s) due, {plan.queued} newly queued, {plan.unroutable} without a recipient")
     print(f"delivered: {sent.delivered}, to retry: {sent.failed}, given up: {sent.given_up}")
     return 0
@@ -53,34 +48,22 @@ async def notify_status(args: argparse.Namespace, ca: CertificateAuthority, conf
 
 @on_ca_reading
 async def notify_test(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
-    import aiohttp
-
-    from ca.notices.outbox import Message
+    from ca.errors import BadRequest
     from server.notify import DeliveryError
-    from server.notify.delivery import send
+    from server.notify.operations import send_test, test_message
 
     settings = config.notifications
-    if args.webhook is not None and args.webhook not in settings.webhooks:
-        known = ", ".join(settings.webhooks) or "none configured"
-        raise CLIError(f"--webhook {args.webhook}: no such webhook in [notifications.webhooks] ({known})")
-    if args.email is not None and "@" not in args.email:
-        raise CLIError(f"--email {args.email!r}: not an email address")
-    now = ca.clock.now()
-    channel, recipient = ("email", args.email) if args.email is not None else ("webhook", args.webhook)
-    body = (
-        f'{{"event": "test", "at": "{now.isoformat()}"}}'
-        if channel == "webhook"
-        else f"A test message from Tetra CA at {now:%Y-%m-%d %H:%M:%S} UTC: notifications reach you.\n"
-    )
-    message = Message(f"test:{now.isoformat()}:{channel}:{recipient}", "test", "admin", channel, recipient,
-                      "[Tetra] test notification", body)  # fmt: skip
-    async with aiohttp.ClientSession() as session:
-        try:
-            await send(session, settings, message)
-        except DeliveryError as exc:
-            print(f"tetra: error: {exc}", file=sys.stderr)
-            return 1
-    print(f"ok: test message delivered by {channel} to {recipient}")
+    try:
+        message = test_message(settings, ca.clock.now(), email=args.email, webhook=args.webhook)
+    except BadRequest as exc:
+        option = "--webhook" if args.webhook is not None else "--email"
+        raise CLIError(f"{option} {exc.detail}") from None
+    try:
+        await send_test(settings, message)
+    except DeliveryError as exc:
+        print(f"tetra: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: test message delivered by {message.channel} to {message.recipient}")
     return 0
 
 

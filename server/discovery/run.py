@@ -72,6 +72,13 @@ async def plan_network_scan(
     )
 
 
+async def start_scan(
+    ca: CertificateAuthority, kind: str, targets: Sequence[str], *, actor: str, team: str | None = None
+) -> int:
+    """Record a scan as running (audited as discovery.started); its id."""
+    return await ca.scans.start(kind, targets, actor=actor, now=ca.clock.now(), team=team)
+
+
 async def scan_network(
     ca: CertificateAuthority,
     settings: DiscoverySettings,
@@ -80,9 +87,13 @@ async def scan_network(
     targets: Sequence[str],
     actor: str,
     progress: Progress | None = None,
+    scan_id: int | None = None,
 ) -> ScanSummary:
+    """Probe ``endpoints``; ``scan_id``: the scan already recorded (with start_scan) by a caller
+    that answered with its id before running it, as the management API does."""
     await ca.inventory.sync(ca.clock.now())  # so what Tetra issued is known as such when seen
-    scan_id = await ca.scans.start("network", targets, actor=actor, now=ca.clock.now())
+    if scan_id is None:
+        scan_id = await start_scan(ca, "network", targets, actor=actor)
     summary = ScanSummary(scan_id, "network")
     trust = [*system_roots(), *ca.roots]
     started = time.monotonic()
@@ -124,9 +135,11 @@ async def scan_files(
     actor: str,
     passphrases: Sequence[bytes] = (),
     progress: Progress | None = None,
+    scan_id: int | None = None,
 ) -> ScanSummary:
     await ca.inventory.sync(ca.clock.now())
-    scan_id = await ca.scans.start("files", [str(p) for p in paths], actor=actor, now=ca.clock.now())
+    if scan_id is None:
+        scan_id = await start_scan(ca, "files", [str(p) for p in paths], actor=actor)
     summary = ScanSummary(scan_id, "files")
     started = time.monotonic()
     seen: set[bytes] = set()

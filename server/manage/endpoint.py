@@ -18,6 +18,7 @@ from ca.digits import MAX_ID_DIGITS, parse_decimal
 from ca.operators.principal import Principal
 from ca.operators.roles import Permission
 from ca.service import CertificateAuthority
+from server.config import ServerConfig
 from server.manage.problems import Problem
 
 JsonSchema = dict[str, Any]
@@ -44,12 +45,19 @@ class Call:
     query: Mapping[str, Any]  # the declared parameters given, converted and valid
     path: Mapping[str, str]  # the path's {name} segments, as text
     client: str  # the client's address (for audit details and logs)
+    config: ServerConfig | None = None  # the server's settings ([discovery], protocol sections, profiles_dir)
 
     @property
     def acting(self) -> Principal:
         """The principal of an endpoint that has a permission (the router authenticated it)."""
         assert self.principal is not None, "an endpoint with a permission always has a principal"
         return self.principal
+
+    @property
+    def server(self) -> ServerConfig:
+        """The served configuration (the router always passes it)."""
+        assert self.config is not None, "the router passes the server's configuration"
+        return self.config
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,13 @@ class Endpoint:
     query: tuple[QueryParam, ...] = ()
     media_types: Mapping[int, str] = field(default_factory=dict)  # a success that is not JSON (downloads)
     tag: str = ""  # the resource, grouping operations in the document
+    # With permission None: every signed-in user may call it (its own account: /me, /tokens);
+    # False with permission None: served without authentication (the OpenAPI document).
+    any_user: bool = False
+
+    @property
+    def authenticated(self) -> bool:
+        return self.permission is not None or self.any_user
 
     @property
     def path_params(self) -> tuple[str, ...]:

@@ -60,10 +60,8 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     }
     if endpoint.tag:
         operation["tags"] = [endpoint.tag]
-    if endpoint.permission is None:
-        operation["security"] = []
-    else:
-        operation["security"] = [{"bearer": []}]
+    operation["security"] = [{"bearer": []}] if endpoint.authenticated else []
+    if endpoint.permission is not None:
         operation["x-permission"] = endpoint.permission.value
     if endpoint.body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": endpoint.body}}}

@@ -20,8 +20,8 @@ def role_table(endpoints: tuple[Endpoint, ...]) -> str:
     ]
     for endpoint in endpoints:
         if endpoint.permission is None:
-            cells = ["anyone"] * len(roles)
-            permission = "none"
+            cells = ["own" if endpoint.any_user else "anyone"] * len(roles)
+            permission = "signed in" if endpoint.any_user else "none"
         else:
             cells = ["yes" if endpoint.permission in ROLE_PERMISSIONS[role] else "" for role in roles]
             permission = f"`{endpoint.permission.value}`"

@@ -26,6 +26,7 @@ from ca.digits import parse_decimal
 from ca.errors import CAError
 from ca.service import CertificateAuthority
 from protocols import json_body
+from server.config import ServerConfig
 from server.failures import FAILURES, INTERNAL_ERROR
 from server.http import ClientGone, read_bounded
 from server.manage.actions.access import require
@@ -48,6 +49,7 @@ def manage_app(
     settings: ManageSettings,
     ca_key: web.AppKey[CertificateAuthority],
     metrics_key: web.AppKey[Metrics],
+    config_key: web.AppKey[ServerConfig],
 ) -> web.Application:
     """The sub-application serving ``endpoints`` under /api/v1."""
     sub = web.Application(client_max_size=settings.max_body, middlewares=[_problems_for_aiohttp])
@@ -55,7 +57,9 @@ def manage_app(
         for schema in (endpoint.body, *(q.schema for q in endpoint.query)):
             if schema is not None:
                 validator(schema)  # a broken schema fails here, at start-up, not on a request
-        sub.router.add_route(endpoint.method, endpoint.path, _serve(endpoint, settings, ca_key, metrics_key))
+        sub.router.add_route(
+            endpoint.method, endpoint.path, _serve(endpoint, settings, ca_key, metrics_key, config_key)
+        )
     return sub
 
 
@@ -64,6 +68,7 @@ def _serve(
     settings: ManageSettings,
     ca_key: web.AppKey[CertificateAuthority],
     metrics_key: web.AppKey[Metrics],
+    config_key: web.AppKey[ServerConfig],
 ) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         ca = request.config_dict[ca_key]
@@ -71,9 +76,10 @@ def _serve(
         with request_scope(protocol="api"):  # events carry the protocol (ca/activity.py)
             try:
                 principal = None
-                if endpoint.permission is not None:
+                if endpoint.authenticated:
                     check_transport(request.scheme, remote, settings.allow_plain_http)
                     principal = await authenticate(ca, request.headers.get("Authorization", ""), remote)
+                if principal is not None and endpoint.permission is not None:
                     require(principal, endpoint.permission)
                 call = Call(
                     principal=principal,
@@ -82,6 +88,7 @@ def _serve(
                     query=_query(request, endpoint.query),
                     path=dict(request.match_info),
                     client=remote,
+                    config=request.config_dict[config_key],
                 )
                 response = _render(await endpoint.handler(call))
             except Problem as problem:

@@ -4,7 +4,19 @@ and docs/api.md's role table are all made from `ENDPOINTS`."""
 
 from __future__ import annotations
 
-from server.manage.api import certificates, legacy, meta, requests
+from server.manage.api import (
+    audit,
+    cas,
+    certificates,
+    credentials,
+    discovery,
+    legacy,
+    meta,
+    notifications,
+    profiles,
+    requests,
+    users,
+)
 from server.manage.endpoint import Endpoint
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -12,4 +24,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *certificates.ENDPOINTS,
     *requests.ENDPOINTS,
     *legacy.ENDPOINTS,
+    *credentials.ENDPOINTS,
+    *cas.ENDPOINTS,
+    *profiles.ENDPOINTS,
+    *discovery.ENDPOINTS,
+    *notifications.ENDPOINTS,
+    *audit.ENDPOINTS,
+    *users.ENDPOINTS,
 )
