@@ -1,0 +1,1 @@
+"""The management plane: the operator API and the dashboard, on the management listener."""
