@@ -19,30 +19,17 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from markupsafe import Markup
 
-from ca.operators.roles import Permission
 from ca.service import CertificateAuthority
 from server.config import ServerConfig
 from server.manage.ui import approvals, assets, authorities, certificates, insight, login, overview
-from server.manage.ui.context import SETTINGS, VIEWER, UiSettings
-from server.manage.ui.guard import CSRF_FIELD, session_guard
+from server.manage.ui.context import SETTINGS, UiSettings, render
+from server.manage.ui.guard import session_guard
 
 TEMPLATES = Path(__file__).parent / "templates"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-
-# The navigation: (path, label, the permission that shows the link).
-NAV = (
-    ("/ui/", "Health", Permission.CAS_READ),
-    ("/ui/expiring", "Expiring", Permission.CERTIFICATES_READ),
-    ("/ui/approvals", "Approvals", Permission.REQUESTS_READ),
-    ("/ui/certificates", "Inventory", Permission.CERTIFICATES_READ),
-    ("/ui/discovery", "Discovery", Permission.DISCOVERY_READ),
-    ("/ui/issuance", "Issuance", Permission.CAS_READ),
-    ("/ui/audit", "Audit log", Permission.AUDIT_READ),
-    ("/ui/cas", "CAs and profiles", Permission.PROFILES_READ),
 )
 
 
@@ -53,18 +40,6 @@ def visible(value: Any) -> Any:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
-async def _page_context(request: web.Request) -> dict[str, Any]:
-    seen = request.get(VIEWER)
-    nav = [(path, label) for path, label, need in NAV if seen is not None and seen.principal.can(need)]
-    return {
-        "viewer": seen,
-        "nav": nav,
-        "current": request.path,
-        "csrf_field": CSRF_FIELD,
-        "has_htmx": assets.has_htmx(),
-    }
-
-
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -72,8 +47,11 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type != "text/plain":
             raise
-        response = aiohttp_jinja2.render_template(
-            "error.html", request, {"status": exc.status, "reason": exc.reason, "detail": exc.text or ""}, status=exc.status
+        response = render(
+            "error.html",
+            request,
+            {"status": exc.status, "reason": exc.reason, "detail": exc.text or ""},
+            status=exc.status,
         )
         response.headers.update({k: v for k, v in exc.headers.items() if k in ("Retry-After", "WWW-Authenticate")})
     response.headers.setdefault("Content-Security-Policy", CSP)
@@ -96,7 +74,6 @@ def ui_app(ca_key: web.AppKey[CertificateAuthority], config_key: web.AppKey[Serv
         finalize=visible,
         trim_blocks=True,
         lstrip_blocks=True,
-        context_processors=[_page_context],
     )
     assets.warn_if_missing()
     r = app.router

@@ -9,13 +9,12 @@ EST retry, an ACME order, a CMP pollReq).
 
 from __future__ import annotations
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from ca.errors import CAError
 from ca.operators.roles import Permission
 from server.manage.ui.certificates import _partial
-from server.manage.ui.context import authority, require
+from server.manage.ui.context import authority, render, require
 
 SHOWN = 200
 
@@ -29,14 +28,12 @@ async def queue(request: web.Request) -> web.Response:
         "message": request.query.get("done", ""),
     }
     template = "approvals_rows.html" if _partial(request) else "approvals.html"
-    return aiohttp_jinja2.render_template(template, request, context)
+    return render(template, request, context)
 
 
 async def _decided(request: web.Request, request_id: int, outcome: str) -> web.Response:
     if _partial(request):
-        return aiohttp_jinja2.render_template(
-            "approvals_decided.html", request, {"request_id": request_id, "outcome": outcome}
-        )
+        return render("approvals_decided.html", request, {"request_id": request_id, "outcome": outcome})
     raise web.HTTPSeeOther(f"/ui/approvals?done=request+{request_id}+{outcome.replace(' ', '+')}")
 
 

@@ -3,14 +3,13 @@ allows, and for each profile that SCEP serves, its Apple `.mobileconfig` to down
 
 from __future__ import annotations
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from ca.operators.roles import Permission
 from ca.profiles.model import Profile
 from server.cli.ca_status import ca_lines
-from server.manage.ui import mobileconfig
-from server.manage.ui.context import authority, require, server_config
+from server.manage.ui import mobileconfig as apple
+from server.manage.ui.context import authority, render, require, server_config
 
 CHALLENGE_MAX = 255
 
@@ -29,7 +28,7 @@ async def cas_and_profiles(request: web.Request) -> web.Response:
         cas = ca_lines(ca, config, counts)
     profiles = sorted(ca.profiles.values(), key=lambda p: p.name)
     scep = {p.name for p in profiles if _serves_scep(request, p)}
-    return aiohttp_jinja2.render_template("cas.html", request, {"cas": cas, "profiles": profiles, "scep": scep})
+    return render("cas.html", request, {"cas": cas, "profiles": profiles, "scep": scep})
 
 
 async def mobileconfig(request: web.Request) -> web.Response:
@@ -48,9 +47,9 @@ async def mobileconfig(request: web.Request) -> web.Response:
     if certificate is None:
         raise web.HTTPConflict(text=f"the issuing CA {generation} has no certificate yet\n")
     base = (config.http_url or config.https_url).rstrip("/")
-    enrolment = mobileconfig.ScepEnrolment(profile, f"{base}/scep/{profile.name}", generation, certificate, challenge)
+    enrolment = apple.ScepEnrolment(profile, f"{base}/scep/{profile.name}", generation, certificate, challenge)
     return web.Response(
-        body=mobileconfig.build(enrolment),
-        content_type=mobileconfig.CONTENT_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{mobileconfig.filename(profile)}"'},
+        body=apple.build(enrolment),
+        content_type=apple.CONTENT_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{apple.filename(profile)}"'},
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
@@ -18,7 +17,7 @@ from ca.errors import CAError
 from ca.inventory.model import Edit, InventoryFilter, InventoryRecord
 from ca.operators.roles import Permission
 from ca.revocation.reasons import REASONS
-from server.manage.ui.context import authority, require
+from server.manage.ui.context import authority, render, require
 from server.reports.charts import chart_svg
 from server.reports.data import expiring_report
 from server.reports.model import week_of
@@ -44,7 +43,7 @@ async def search(request: web.Request) -> web.Response:
     records = await ca.inventory.records(flt)
     context = {"query": query, "records": records, "now": now}
     template = "certificates_results.html" if _partial(request) else "certificates.html"
-    return aiohttp_jinja2.render_template(template, request, context)
+    return render(template, request, context)
 
 
 async def _record(request: web.Request) -> InventoryRecord:
@@ -67,7 +66,7 @@ async def show(request: web.Request) -> web.Response:
         "can_edit": seen.principal.can(Permission.CERTIFICATES_EDIT),
         "message": request.query.get("done", ""),
     }
-    return aiohttp_jinja2.render_template("certificate.html", request, context)
+    return render("certificate.html", request, context)
 
 
 async def revoke(request: web.Request) -> web.Response:
@@ -78,7 +77,9 @@ async def revoke(request: web.Request) -> web.Response:
     if record.issuer_name is None:
         raise web.HTTPBadRequest(text="only certificates this CA issued can be revoked here\n")
     try:
-        await ca.revoke(record.issuer_name, int(record.serial, 16), str(form.get("reason", "")), requester=seen.principal.actor)
+        await ca.revoke(
+            record.issuer_name, int(record.serial, 16), str(form.get("reason", "")), requester=seen.principal.actor
+        )
     except CAError as exc:
         raise web.HTTPConflict(text=f"not revoked: {exc.detail}\n") from None
     raise web.HTTPSeeOther(f"/ui/certificates/{record.id}?done=revoked")
@@ -123,4 +124,4 @@ async def expiring(request: web.Request) -> web.Response:
         "first_week": week_of(now),
         "delta": dt.timedelta,
     }
-    return aiohttp_jinja2.render_template("expiring.html", request, context)
+    return render("expiring.html", request, context)

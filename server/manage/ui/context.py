@@ -4,13 +4,16 @@ the signed-in viewer (set by guard.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from ca.operators.principal import Principal
 from ca.operators.roles import Permission
 from ca.service import CertificateAuthority
 from server.config import ServerConfig
+from server.manage.ui import assets
 
 
 @dataclass(frozen=True)
@@ -54,3 +57,24 @@ def require(request: web.Request, permission: Permission) -> Viewer:
     if not seen.principal.can(permission):
         raise web.HTTPForbidden(text=f"your role ({seen.principal.role}) does not allow {permission}\n")
     return seen
+
+
+# The navigation: (path, label, the permission that shows the link).
+NAV = (
+    ("/ui/", "Health", Permission.CAS_READ),
+    ("/ui/expiring", "Expiring", Permission.CERTIFICATES_READ),
+    ("/ui/approvals", "Approvals", Permission.REQUESTS_READ),
+    ("/ui/certificates", "Inventory", Permission.CERTIFICATES_READ),
+    ("/ui/discovery", "Discovery", Permission.DISCOVERY_READ),
+    ("/ui/issuance", "Issuance", Permission.CAS_READ),
+    ("/ui/audit", "Audit log", Permission.AUDIT_READ),
+    ("/ui/cas", "CAs and profiles", Permission.PROFILES_READ),
+)
+
+
+def render(template: str, request: web.Request, values: dict[str, Any], *, status: int = 200) -> web.Response:
+    """A page: ``values`` and what the layout needs (the viewer, its navigation, the CSRF field)."""
+    seen: Viewer | None = request.get(VIEWER)
+    nav = [(path, label) for path, label, need in NAV if seen is not None and seen.principal.can(need)]
+    layout = {"viewer": seen, "nav": nav, "current": request.path, "csrf_field": "csrf", "has_htmx": assets.has_htmx()}
+    return aiohttp_jinja2.render_template(template, request, {**layout, **values}, status=status)

@@ -7,14 +7,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 from sqlalchemy import select
 
 from ca.operators.roles import Permission
 from ca.store.tables import audit_log
-from server.manage.ui.context import authority, require
+from server.manage.ui.context import authority, render, require
 from server.reports.charts import chart_svg
 from server.reports.data import SEVERITIES
 from server.reports.issued import issued_report
@@ -33,8 +32,12 @@ async def discovery(request: web.Request) -> web.Response:
     findings = await ca.scans.current_findings(limit=1000)
     findings.sort(key=lambda f: (_severity_rank(f.severity), f.location, f.code))
     weak = [f for f in findings if f.kind == "endpoint" and f.severity in ("critical", "warning")]
-    context = {"findings": findings, "weak_endpoints": sorted({f.location for f in weak}), "scans": await ca.scans.recent(10)}
-    return aiohttp_jinja2.render_template("discovery.html", request, context)
+    context = {
+        "findings": findings,
+        "weak_endpoints": sorted({f.location for f in weak}),
+        "scans": await ca.scans.recent(10),
+    }
+    return render("discovery.html", request, context)
 
 
 async def issuance(request: web.Request) -> web.Response:
@@ -46,7 +49,7 @@ async def issuance(request: web.Request) -> web.Response:
         "charts": [Markup(chart_svg(chart)) for chart in report.charts[:1]],
         "rows": report.rows,
     }
-    return aiohttp_jinja2.render_template("issuance.html", request, context)
+    return render("issuance.html", request, context)
 
 
 @dataclass(frozen=True)
@@ -86,4 +89,4 @@ async def audit(request: web.Request) -> web.Response:
     before = int(raw) if raw.isdigit() and len(raw) < 19 else None
     lines = await authority(request).db.read(lambda conn: _page(conn, before))
     older = lines[-1].seq if len(lines) == AUDIT_PAGE and lines[-1].seq > 1 else None
-    return aiohttp_jinja2.render_template("audit.html", request, {"lines": lines, "older": older, "before": before})
+    return render("audit.html", request, {"lines": lines, "older": older, "before": before})

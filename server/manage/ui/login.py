@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import secrets
 
-import aiohttp_jinja2
 from aiohttp import web
+from ca.operators.errors import LoginRefused, LoginThrottled
 
-from ca.operators.logins import LoginRefused, LoginThrottled
-from server.manage.ui.context import authority, viewer
+from server.manage.ui.context import authority, render, viewer
 from server.manage.ui.guard import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, check_csrf, cookie_options
 
 HOME = "/ui/"
@@ -25,9 +24,11 @@ def _next_page(value: object) -> str:
     return HOME
 
 
-def _form(request: web.Request, *, status: int = 200, error: str = "", user: str = "", next_page: str = HOME) -> web.Response:
+def _form(
+    request: web.Request, *, status: int = 200, error: str = "", user: str = "", next_page: str = HOME
+) -> web.Response:
     token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
-    response = aiohttp_jinja2.render_template(
+    response = render(
         "login.html",
         request,
         {"csrf": token, "error": error, "user": user, "next_page": next_page, "csrf_field": CSRF_FIELD},
@@ -50,7 +51,7 @@ async def login_submit(request: web.Request) -> web.Response:
     try:
         principal = await operators.logins.login(user, password, request.remote or "")
     except LoginThrottled as exc:
-        seconds = max(1, int(exc.retry_after))
+        seconds = max(1, int(exc.retry_after_seconds))
         response = _form(
             request,
             status=429,

@@ -8,7 +8,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import func, select
 
@@ -17,7 +16,7 @@ from ca.operators.roles import Permission
 from ca.revocation.crl_store import latest
 from ca.revocation.tables import ocsp_responses
 from ca.service import CertificateAuthority
-from server.manage.ui.context import authority, require
+from server.manage.ui.context import authority, render, require
 from server.readiness import readiness_checks
 
 PENDING_SHOWN = 1000  # the count stops there ("1000+")
@@ -71,7 +70,7 @@ async def health(request: web.Request) -> web.Response:
     checks = await readiness_checks(ca)
     pending = await ca.requests.list(status="pending", limit=PENDING_SHOWN)
     outbox = await OutboxStore(ca.db).status(limit=0)
-    return aiohttp_jinja2.render_template(
+    return render(
         "health.html",
         request,
         {
