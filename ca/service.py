@@ -53,6 +53,7 @@ from ca.inventory.scans import ScanStore
 from ca.inventory.store import InventoryStore
 from ca.issuer import Intent, Issuer
 from ca.keys import generate_private_key
+from ca.operators.plane import Operators
 from ca.profiles.model import Profile
 from ca.profiles.policy import CertificateTemplate, build_template
 from ca.records import CertificateRecord, RequestRecord
@@ -97,6 +98,7 @@ class CertificateAuthority:
         self.credentials = CredentialStore(db)
         self.inventory = InventoryStore(db, own_cas=self.own_ca_certificates)
         self.scans = ScanStore(db)
+        self.operators = Operators(db, db.clock)  # users, API tokens, dashboard sessions
         self.issuance_observers: list[IssuanceObserver] = []
         self.revocation_observers: list[RevocationObserver] = []
         self._own_keys = _own_keys(issuers, roots, self.ras)
