@@ -34,7 +34,7 @@ class Viewer:
 
 
 SETTINGS = web.AppKey("ui_settings", UiSettings)
-VIEWER = "tetra_ui_viewer"  # request key: the Viewer, set for every page behind the login
+VIEWER = web.RequestKey("tetra_ui_viewer", Viewer)  # set by guard.py for every page behind the login
 
 
 def authority(request: web.Request) -> CertificateAuthority:

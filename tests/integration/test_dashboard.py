@@ -1,0 +1,219 @@
+"""The dashboard's guards through aiohttp's test client on a real CA (SQLite): login answers and
+throttling, CSRF refusals, escaping, role limits, the `.mobileconfig` (docs/dashboard.md).
+
+The browser tests (tests/browser) drive the same pages in chromium; these check, faster, what a
+browser would hide: exact statuses, headers and the HTML as sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import plistlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from ca.inventory.model import NewEntry, Source
+from ca.keys import generate_private_key
+from ca.operators.roles import Role
+from ca.service import CertificateAuthority
+from server.config import ServerConfig
+from server.manage.ui import ui_app
+from server.wiring import build_ca, read_config
+
+CA_KEY = web.AppKey("ca", CertificateAuthority)
+CONFIG_KEY = web.AppKey("config", ServerConfig)
+PASSWORD = "a passphrase long enough"
+HOSTILE_CN = "<script>alert(1)</script>"
+HOSTILE_SAN = "evil\x1b[31m.example.com"
+
+
+@dataclass
+class Dashboard:
+    ca: CertificateAuthority
+    client: TestClient[web.Request, web.Application]
+
+    async def login_token(self) -> str:
+        page = await (await self.client.get("/ui/login")).text()
+        return _csrf(page)
+
+    async def sign_in(self, user: str) -> str:
+        """Signs ``user`` in; the session's CSRF token from the page it lands on."""
+        token = await self.login_token()
+        reply = await self.client.post("/ui/login", data={"csrf": token, "user": user, "password": PASSWORD})
+        assert reply.status == 200, await reply.text()
+        return _csrf(await reply.text())
+
+    async def audit_rows(self) -> int:
+        return (await self.ca.audit.verify()).events
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+@pytest.fixture
+async def dashboard(ca_dir: Path) -> AsyncIterator[Dashboard]:
+    config = read_config(ca_dir / "tetra.toml", environ={"TETRA_SERVER__PROTOCOLS": '["scep"]'})
+    ca = await build_ca(config)
+    for name, role in (("admin", Role.ADMINISTRATOR), ("auditor", Role.AUDITOR)):
+        await ca.operators.users.add(name, role, actor="test", password=PASSWORD)
+    app = web.Application()
+    app[CA_KEY], app[CONFIG_KEY] = ca, config
+    app.add_subapp("/ui", ui_app(CA_KEY, CONFIG_KEY))
+    try:
+        async with TestClient(TestServer(app)) as client:
+            yield Dashboard(ca, client)
+    finally:
+        await ca.close()
+
+
+async def _hostile(ca: CertificateAuthority) -> int:
+    now = ca.clock.now()
+    key = generate_private_key("ec-p256")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTILE_CN)])
+    der = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOSTILE_SAN)]), critical=False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+    (placed,) = await ca.inventory.add([NewEntry(der, Source.IMPORTED, owner="o")], actor="test", now=now)
+    return placed.id
+
+
+async def test_wrong_passwords_are_401_then_429_with_retry_after(dashboard: Dashboard) -> None:
+    """OPS-06 on the dashboard: one message for a wrong password; after the user's limit the
+    form answers 429 with Retry-After, even for the right password, and sets no session."""
+    token = await dashboard.login_token()
+    statuses = []
+    for _ in range(5):
+        reply = await dashboard.client.post("/ui/login", data={"csrf": token, "user": "admin", "password": "wrong"})
+        statuses.append(reply.status)
+        assert "Wrong user name or password." in await reply.text()
+    assert statuses == [401] * 5
+    reply = await dashboard.client.post("/ui/login", data={"csrf": token, "user": "admin", "password": PASSWORD})
+    assert reply.status == 429
+    assert int(reply.headers["Retry-After"]) > 0
+    assert "Too many failed sign-ins" in await reply.text()
+    assert "tetra_session" not in {c.key for c in dashboard.client.session.cookie_jar}
+
+
+async def test_the_session_cookie_and_the_login_forms_own_token(dashboard: Dashboard) -> None:
+    """OPS-04: the login form is refused without its double-submitted token; a sign-in sets
+    `tetra_session` HttpOnly, SameSite=Strict, Path=/ui/; `next` leads only into the dashboard."""
+    await dashboard.login_token()
+    forged = await dashboard.client.post("/ui/login", data={"csrf": "forged", "user": "admin", "password": PASSWORD})
+    assert forged.status == 403
+    token = await dashboard.login_token()
+    data = {"csrf": token, "user": "admin", "password": PASSWORD, "next": "//evil.example/ui/"}
+    reply = await dashboard.client.post("/ui/login", data=data, allow_redirects=False)
+    assert reply.status == 303 and reply.headers["Location"] == "/ui/"
+    cookie = reply.cookies["tetra_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/ui/"
+    assert not cookie["secure"]  # served over plain HTTP here; the browser tests see Secure over HTTPS
+
+
+async def test_changes_without_the_token_or_cross_site_are_refused_and_change_nothing(dashboard: Dashboard) -> None:
+    """OPS-04: an edit with no token, a wrong one, a foreign Origin or Sec-Fetch-Site cross-site
+    is 403; the record and the audit log are as they were; the right token saves it."""
+    inventory_id = await _hostile(dashboard.ca)
+    token = await dashboard.sign_in("admin")
+    before = await dashboard.audit_rows()
+    url = f"/ui/certificates/{inventory_id}/edit"
+    form = {"owner": "mallory", "team": "", "application": "", "tags": ""}
+    attempts = [
+        ({}, {}),
+        ({"csrf": "0" * len(token)}, {}),
+        ({"csrf": token}, {"Origin": "https://evil.example"}),
+        ({"csrf": token}, {"Sec-Fetch-Site": "cross-site"}),
+    ]
+    for extra, headers in attempts:
+        reply = await dashboard.client.post(url, data={**form, **extra}, headers=headers, allow_redirects=False)
+        assert reply.status == 403, (extra, headers)
+    record = await dashboard.ca.inventory.get(inventory_id)
+    assert record is not None and record.owner == "o"
+    assert await dashboard.audit_rows() == before
+    header = {"X-CSRF-Token": token, "Sec-Fetch-Site": "same-origin"}  # as htmx sends it
+    reply = await dashboard.client.post(url, data=form, headers=header, allow_redirects=False)
+    assert reply.status == 303
+    record = await dashboard.ca.inventory.get(inventory_id)
+    assert record is not None and record.owner == "mallory"
+
+
+async def test_a_script_subject_and_control_characters_are_escaped(dashboard: Dashboard) -> None:
+    """OPS-09: `<script>` in a subject is sent as text, an escape sequence in a SAN as \\x1b,
+    on the certificate page, the search results and the expiring timeline."""
+    inventory_id = await _hostile(dashboard.ca)
+    await dashboard.sign_in("admin")
+    for path in (f"/ui/certificates/{inventory_id}", "/ui/certificates?q=", "/ui/expiring"):
+        reply = await dashboard.client.get(path)
+        page = await reply.text()
+        assert reply.status == 200, path
+        # RFC 4514 writes the CN as \<script\>alert(1)\</script\>: the angle brackets must arrive escaped
+        assert "&lt;script\\&gt;alert(1)\\&lt;/script\\&gt;" in page, path
+        assert "<script" not in page.replace('<script src="/ui/static/htmx.min.js"', ""), path
+        assert "\x1b" not in page, path
+        assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
+    page = await (await dashboard.client.get(f"/ui/certificates/{inventory_id}")).text()
+    assert "evil\\x1b[31m.example.com" in page
+
+
+async def test_an_auditor_reads_but_cannot_change(dashboard: Dashboard) -> None:
+    """The permission table: an auditor sees the audit log but no revoke or edit form, and its
+    POST is 403 with nothing changed."""
+    inventory_id = await _hostile(dashboard.ca)
+    token = await dashboard.sign_in("auditor")
+    assert (await dashboard.client.get("/ui/audit")).status == 200
+    page = await (await dashboard.client.get(f"/ui/certificates/{inventory_id}")).text()
+    assert "Revoke this certificate" not in page and 'action="/ui/certificates' not in page
+    reply = await dashboard.client.post(
+        f"/ui/certificates/{inventory_id}/edit", data={"csrf": token, "owner": "x"}, allow_redirects=False
+    )
+    assert reply.status == 403
+    record = await dashboard.ca.inventory.get(inventory_id)
+    assert record is not None and record.owner == "o"
+
+
+async def test_the_mobileconfig_of_a_scep_profile(dashboard: Dashboard) -> None:
+    """A profile SCEP serves: the plist with its URL and the issuing CA's SHA-256; a challenge
+    given is written in, a control character in it is 400, a profile SCEP does not serve 404."""
+    await dashboard.sign_in("admin")
+    reply = await dashboard.client.get("/ui/profiles/device.mobileconfig", params={"challenge": "one-time-123"})
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "application/x-apple-aspen-config"
+    assert reply.headers["Content-Disposition"] == 'attachment; filename="device.mobileconfig"'
+    document = plistlib.loads(await reply.read())
+    assert document["PayloadType"] == "Configuration"
+    scep = document["PayloadContent"][0]["PayloadContent"]
+    ca = dashboard.ca
+    issuing = ca.ca_certificate(ca.issuing_generation(ca.default_issuer))
+    assert issuing is not None
+    assert scep["CAFingerprint"] == issuing.fingerprint(hashes.SHA256())
+    assert scep["URL"] == "http://pki.example.com/scep/device"
+    assert scep["Challenge"] == "one-time-123" and scep["Keysize"] == 2048 and scep["Key Type"] == "RSA"
+    again = plistlib.loads(await (await dashboard.client.get("/ui/profiles/device.mobileconfig")).read())
+    assert (
+        again["PayloadUUID"] == document["PayloadUUID"]
+        and again["PayloadContent"][0]["PayloadContent"]["Challenge"] == ""
+    )
+    bad = await dashboard.client.get("/ui/profiles/device.mobileconfig", params={"challenge": "a\nb"})
+    assert bad.status == 400
+    assert (await dashboard.client.get("/ui/profiles/nope.mobileconfig")).status == 404
