@@ -108,7 +108,8 @@ def test_the_login_form_works_with_the_keyboard_alone(server: DashboardServer, c
     """Accessibility: the form is reached, filled and sent with Tab and Enter; focus is visible."""
     page = context.new_page()
     page.goto(server.ui + "login")
-    page.keyboard.press("Tab")  # the skip link comes first
+    assert page.evaluate("document.activeElement.id") == "user"  # autofocus
+    page.keyboard.press("Shift+Tab")  # before it, only the skip link
     assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "user"
