@@ -80,6 +80,7 @@ class RequestRecord:
     decided_by: str | None
     decision_note: str | None
     certificate_id: int | None
+    team: str | None = None  # whose request: team-bound operators see their teams' requests only
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,7 @@ class CertificateAuthority:
 
     async def enroll(self, decision: Decision, *, on_issued: ResultWrite | None = None) -> EnrollmentOutcome:
         request, template = decision.request, decision.template
-        if template.profile.approval == "manual" and request.requester.method is not AuthMethod.OPERATOR:
+        if template.profile.approval == "manual" and not _approves_itself(request):
             return await self._hold_for_approval(request, template)
         return await self._issue(decision, on_issued=on_issued)
 
@@ -335,6 +335,7 @@ class CertificateAuthority:
             "subject": template.subject.rfc4514_string(),
             "sans": json.dumps([str(i) for i in template.subject_alt_names]),
             "created_at": self.clock.now(),
+            "team": request.inventory.team,  # team-bound operators see (and decide) their teams' requests only
         }
         event = AuditEvent(
             request.requester.name,
@@ -546,6 +547,13 @@ class CertificateAuthority:
                 closed.add(id(signer))
                 await signer.close()
         await self.db.close()
+
+
+def _approves_itself(request: EnrollmentRequest) -> bool:
+    """An operator at the CA's own `tetra` command holds the keys and could approve anyway: its
+    requests are issued at once. A user of the management API is not an approver by asking,
+    so its requests on a manual profile wait in the queue like any protocol's."""
+    return request.requester.method is AuthMethod.OPERATOR and request.protocol == "cli"
 
 
 def _spki(key: CertificatePublicKeyTypes) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from protocols.acme import SPEC as ACME
-from protocols.api import SPEC as API
 from protocols.base import ProtocolSpec
 from protocols.cmp import SPEC as CMP
 from protocols.crl import SPEC as CRL
@@ -11,4 +10,4 @@ from protocols.est import SPEC as EST
 from protocols.ocsp import SPEC as OCSP
 from protocols.scep import SPEC as SCEP
 
-PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (API, ACME, EST, SCEP, CMP, OCSP, CRL)}
+PROTOCOLS: dict[str, ProtocolSpec] = {spec.name: spec for spec in (ACME, EST, SCEP, CMP, OCSP, CRL)}

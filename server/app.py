@@ -30,6 +30,11 @@ from server.failures import FAILURES, UnexpectedFailures
 from server.http import last_resort, to_aiohttp, to_wire
 from server.limits import BoundedSite, ListenerGuard, bounded_handlers
 from server.logs import setup_logging
+from server.manage.api import ENDPOINTS as MANAGE_ENDPOINTS
+from server.manage.gate import management_gate
+from server.manage.router import PREFIX as MANAGE_PREFIX
+from server.manage.router import manage_app
+from server.manage.settings import MANAGE_LISTENER
 from server.metrics import Metrics
 from server.plain_http import MAX_HEAD, PlainListener
 from server.protocol_jobs import ProtocolJobs
@@ -133,7 +138,9 @@ async def metrics_view(request: web.Request) -> web.Response:
 def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int = 0) -> web.Application:
     """The whole server as one aiohttp app; `worker` is this process's index among the
     `workers` forked by serve(), part of its stable lease holder name (server/lease_identity.py)."""
-    app = web.Application(middlewares=[request_ids, last_resort], client_max_size=1024 * 1024)
+    # The management gate first: /api/v1 and /ui/ answer only on the listeners [manage] names.
+    gate = management_gate(config.manage)
+    app = web.Application(middlewares=[gate, request_ids, last_resort], client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[FAILURES] = UnexpectedFailures(app[METRICS])
@@ -204,6 +211,8 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
         spec = PROTOCOLS[name]
         for prefix in spec.mounts:
             app.add_subapp(prefix, _protocol_app(spec, prefix))
+    if config.manage.enabled:
+        app.add_subapp(MANAGE_PREFIX, manage_app(MANAGE_ENDPOINTS, config.manage, CA, METRICS))
     return app
 
 
@@ -221,7 +230,20 @@ def endpoint_lines(config: ServerConfig) -> list[str]:
         ]
         for name in config.protocols:
             lines.append(f"  {base}{PROTOCOLS[name].prefix}/  ({name})")
+    if config.manage.listen is not None:
+        lines.append(f"  {manage_url(config)}{MANAGE_PREFIX}/  (management API, manage listener)")
+    for name in config.manage.also_on:
+        base = config.http_url if name == "http" else config.https_url
+        lines.append(f"  {base}{MANAGE_PREFIX}/  (management API, also on the {name} listener)")
     return lines
+
+
+def manage_url(config: ServerConfig) -> str:
+    """The manage listener's base URL: HTTPS with the server's certificate when [server] https is set."""
+    assert config.manage.listen is not None
+    host, port = config.manage.listen
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if config.https else 'http'}://{shown}:{port}"
 
 
 async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *, worker: int = 0) -> None:
@@ -270,6 +292,12 @@ async def run_server(config: ServerConfig, stop: asyncio.Event | None = None, *,
             tls = server_context(config, app[CA])
             site = BoundedSite(runner, config.https.host, config.https.port, guard, ssl_context=tls, reuse_port=shared)
             sites.append(("https", config.https.host, config.https.port, site))
+        if config.manage.listen is not None:
+            # The management plane's own listener (server/manage/gate.py): TLS as the HTTPS one's.
+            host, port = config.manage.listen
+            guard = ListenerGuard(MANAGE_LISTENER, config.limits, refused)
+            site = BoundedSite(runner, host, port, guard, ssl_context=tls, reuse_port=shared)
+            sites.append((MANAGE_LISTENER, host, port, site))
         for name, host, port, listener in sites:
             await _listen(name, host, port, listener.start())
         # What start-up loaded (the pre-signed OCSP cache above all) lives as long as the process:
@@ -319,7 +347,10 @@ async def _listen(name: str, host: str, port: int, start: Awaitable[None]) -> No
 
 
 def _addresses(config: ServerConfig) -> list[str]:
-    return [f"{kind}:{a.host}:{a.port}" for kind, a in (("http", config.http), ("https", config.https)) if a]
+    listeners = [f"{kind}:{a.host}:{a.port}" for kind, a in (("http", config.http), ("https", config.https)) if a]
+    if config.manage.listen is not None:
+        listeners.append(f"{MANAGE_LISTENER}:{config.manage.listen[0]}:{config.manage.listen[1]}")
+    return listeners
 
 
 def _run(config: ServerConfig, worker: int = 0) -> None:

@@ -22,6 +22,7 @@ from ca.signers.registry import SignerSpec, parse_signer_spec
 from ca.store.db import MODES
 from ca.tomlread import Table, read_toml_file
 from server.discovery.settings import DiscoverySettings, parse_discovery
+from server.manage.settings import ManageSettings, parse_manage
 
 ENV_PREFIX = "TETRA_"
 
@@ -105,6 +106,7 @@ class ServerConfig:
     limits: ListenerLimits = ListenerLimits()
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)  # [discovery]: server/discovery/settings.py
     notifications: NotificationSettings = field(default_factory=NotificationSettings)  # ca/notices/settings.py
+    manage: ManageSettings = field(default_factory=ManageSettings)  # [manage]: server/manage/settings.py
 
 
 def _norm(key: str) -> str:
@@ -183,6 +185,10 @@ def parse_config(
     if workers < 1:
         raise server.error("workers", "workers must be at least 1")
     for name in protocols:
+        if name == "api" and name not in protocol_parsers:
+            raise server.error(
+                "protocols", 'the operator API is now the management plane: drop "api" and set [manage] (docs/api.md)'
+            )
         if name not in protocol_parsers:
             raise server.error("protocols", f"unknown protocol {name!r} (known: {', '.join(protocol_parsers)})")
     limits = _listener_limits(server)
@@ -251,6 +257,13 @@ def parse_config(
         settings[name] = parser(top.table(name))
     discovery = parse_discovery(top.table("discovery"), base)
     notifications = parse_notifications(top.table("notifications"))
+    if top.has("api"):
+        raise ConfigError(f"{path}: [api] is replaced by [manage] and users' tokens (tetra token create; docs/api.md)")
+    manage_t = top.table("manage")
+    manage = parse_manage(manage_t)
+    for name in manage.also_on:
+        if (name == "http" and http_l is None) or (name == "https" and https_l is None):
+            raise manage_t.error("also_on", f"the {name} listener is not configured ([server] {name})")
     top.finish()
     return ServerConfig(
         source=path,
@@ -283,6 +296,7 @@ def parse_config(
         limits=limits,
         discovery=discovery,
         notifications=notifications,
+        manage=manage,
     )
 
 

@@ -126,9 +126,10 @@ source = "file"
 file = "keys/ocsp-responder.key"
 passphrase_file = "secrets/passphrase"
 
-# Operator API bearer token (TETRA_API_TOKEN in the environment wins over the file).
-[api]
-token_file = "secrets/api-token"
+# The management plane (REST API at /api/v1, dashboard at /ui/) on its own listener, loopback
+# only; docs/api.md. `tetra token create NAME` makes a user's bearer token.
+[manage]
+listen = "127.0.0.1:8444"
 {acme_block}{scep_block}{cmp_block}"""
 
 

@@ -40,7 +40,7 @@ def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             http=Listen("127.0.0.1", 8080),
             https=Listen("127.0.0.1", 8443),
             hostnames=["localhost", "127.0.0.1"],
-            protocols=["api"],
+            protocols=[],
             http_url=PUBLIC_URL,
         )
     )

@@ -91,6 +91,7 @@ class InventoryFilter:
     issuer: str | None = None  # a Tetra CA name, or text the issuer DN contains
     owner: str | None = None
     team: str | None = None
+    teams: frozenset[str] | None = None  # any of these teams (a team-bound operator's view); None: any team
     tag: str | None = None
     key_size_below: int | None = None  # RSA and DSA keys shorter than this
     signature_algorithm: str | None = None  # exact name, e.g. sha1WithRSAEncryption

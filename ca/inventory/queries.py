@@ -74,6 +74,8 @@ def conditions(flt: InventoryFilter) -> list[ColumnElement[bool]]:
         out.append(i.owner == flt.owner)
     if flt.team:
         out.append(i.team == flt.team)
+    if flt.teams is not None:
+        out.append(i.team.in_(sorted(flt.teams)))
     if flt.tag:
         out.append(i.tags.contains(json.dumps(flt.tag), autoescape=True))
     if flt.key_size_below is not None:

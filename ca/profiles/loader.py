@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from ca.enrollment import PROTOCOLS, AuthMethod
+from ca.enrollment import INVENTORY_FIELD_MAX, PROTOCOLS, AuthMethod
 from ca.errors import ConfigError
 from ca.keys import KEY_SPECS
 from ca.profiles.model import COMMON_NAME_MODES, NAME_TYPES, NameRule, Profile
@@ -74,6 +74,10 @@ def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
     method_names = [m.value for m in AuthMethod]
     methods = [AuthMethod(text) for text in top.members("auth_methods", method_names, "auth method", method_names)]
     approval = top.choice("approval", ("auto", "manual"), "auto")
+    four_eyes = top.get("four_eyes", bool, False)
+    teams = top.strings("teams", [])
+    if any(not team.strip() or len(team) > INVENTORY_FIELD_MAX for team in teams):
+        raise top.error("teams", f"each team is 1 to {INVENTORY_FIELD_MAX} characters")
     lint = top.choice("lint", ("none", "pkilint"), "none")
     lint_profile = top.choice("lint_profile", ("pkix", "cabf-serverauth"), "pkix")
     lint_ignore = top.strings("lint_ignore", [])
@@ -147,6 +151,8 @@ def parse_profile(data: dict[str, object], name: str, source: str) -> Profile:
         renewal_window_days=window,
         allow_requested_validity=allow_requested,
         server_key_generation=server_generation,
+        four_eyes=four_eyes,
+        teams=frozenset(teams),
         source=source,
     )
 

@@ -56,5 +56,9 @@ class Profile:
     allow_requested_validity: bool
     # [keys] server_generation: the CA may make the key pair (EST serverkeygen) and send it back.
     server_key_generation: bool = False
+    # Four eyes: whoever approves a held request must not be whoever made it (the approval queue).
+    four_eyes: bool = False
+    # Teams whose operators may request under this profile through the management API; empty: any.
+    teams: frozenset[str] = frozenset()
     source: str = ""  # the file it came from, for error messages
     extra: dict[str, object] = field(default_factory=dict)

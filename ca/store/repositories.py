@@ -234,11 +234,24 @@ class RequestRepository:
         )
         return await self.db.read_first(query, request_record)
 
-    async def list(self, status: str | None = None, limit: int = 1000) -> list[RequestRecord]:
+    async def list(
+        self,
+        status: str | None = None,
+        limit: int = 1000,
+        *,
+        after_id: int | None = None,
+        teams: frozenset[str] | None = None,
+    ) -> list[RequestRecord]:
+        """In id order; after_id pages on; teams: only those teams' requests (None: every one)."""
+
         def q(conn: Connection) -> list[RequestRecord]:
             query = select(enrollment_requests).order_by(enrollment_requests.c.id)
             if status:
                 query = query.where(enrollment_requests.c.status == status)
+            if after_id is not None:
+                query = query.where(enrollment_requests.c.id > after_id)
+            if teams is not None:
+                query = query.where(enrollment_requests.c.team.in_(sorted(teams)))
             return [request_record(r) for r in conn.execute(query.limit(limit))]
 
         return await self.db.read(q)
