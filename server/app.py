@@ -35,6 +35,7 @@ from server.manage.gate import management_gate
 from server.manage.router import PREFIX as MANAGE_PREFIX
 from server.manage.router import manage_app
 from server.manage.settings import MANAGE_LISTENER
+from server.manage.ui import UI_PREFIX, ui_app
 from server.metrics import Metrics
 from server.plain_http import MAX_HEAD, PlainListener
 from server.protocol_jobs import ProtocolJobs
@@ -213,6 +214,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
             app.add_subapp(prefix, _protocol_app(spec, prefix))
     if config.manage.enabled:
         app.add_subapp(MANAGE_PREFIX, manage_app(MANAGE_ENDPOINTS, config.manage, CA, METRICS))
+        app.add_subapp(UI_PREFIX, ui_app(CA, CONFIG))  # the dashboard (docs/dashboard.md)
     return app
 
 
@@ -232,6 +234,7 @@ def endpoint_lines(config: ServerConfig) -> list[str]:
             lines.append(f"  {base}{PROTOCOLS[name].prefix}/  ({name})")
     if config.manage.listen is not None:
         lines.append(f"  {manage_url(config)}{MANAGE_PREFIX}/  (management API, manage listener)")
+        lines.append(f"  {manage_url(config)}{UI_PREFIX}/  (dashboard, manage listener)")
     for name in config.manage.also_on:
         base = config.http_url if name == "http" else config.https_url
         lines.append(f"  {base}{MANAGE_PREFIX}/  (management API, also on the {name} listener)")

@@ -13,6 +13,6 @@ every team-scoped read goes through the management actions (server/manage/action
 authorization and teams: the dashboard never checks a team itself.
 """
 
-from server.manage.ui.app import ui_app
+from server.manage.ui.app import UI_PREFIX, ui_app
 
-__all__ = ["ui_app"]
+__all__ = ["UI_PREFIX", "ui_app"]

@@ -19,12 +19,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from markupsafe import Markup
 
+from ca.errors import CAError
 from ca.service import CertificateAuthority
 from server.config import ServerConfig
+from server.manage.problems import TYPES, Problem
 from server.manage.ui import approvals, assets, authorities, certificates, insight, login, overview
 from server.manage.ui.context import SETTINGS, UiSettings, render
 from server.manage.ui.guard import session_guard
 
+UI_PREFIX = "/ui"  # where the hosting application mounts the dashboard
 TEMPLATES = Path(__file__).parent / "templates"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 CSP = (
@@ -41,9 +44,13 @@ def visible(value: Any) -> Any:
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def error_pages_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
+    except CAError as exc:  # an action's refusal, numbered and worded as the API's problem documents
+        problem = Problem.from_ca_error(exc)
+        values = {"status": problem.status, "reason": TYPES[problem.code][1], "detail": problem.detail}
+        response = render("error.html", request, values, status=problem.status)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type != "text/plain":
             raise
@@ -63,8 +70,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 
 def ui_app(ca_key: web.AppKey[CertificateAuthority], config_key: web.AppKey[ServerConfig]) -> web.Application:
-    """The dashboard; mount it with ``app.add_subapp("/ui/", ui_app(CA, CONFIG))``."""
-    app = web.Application(middlewares=[security_headers, session_guard], client_max_size=64 * 1024)
+    """The dashboard; mount it with ``app.add_subapp(UI_PREFIX, ui_app(CA, CONFIG))``."""
+    app = web.Application(middlewares=[error_pages_and_headers, session_guard], client_max_size=64 * 1024)
     app[SETTINGS] = UiSettings(ca_key, config_key)
     aiohttp_jinja2.setup(
         app,

@@ -13,6 +13,7 @@ from ca.operators.principal import Principal
 from ca.operators.roles import Permission
 from ca.service import CertificateAuthority
 from server.config import ServerConfig
+from server.manage.actions import access
 from server.manage.ui import assets
 
 
@@ -51,11 +52,11 @@ def viewer(request: web.Request) -> Viewer:
 
 
 def require(request: web.Request, permission: Permission) -> Viewer:
-    """The viewer, if its role grants ``permission`` (the one table, ca/operators/roles.py); else
-    the 403 page. Changes are authorized again, and for teams, by the action they call."""
+    """The viewer, if its role grants ``permission``; else `Forbidden`, the 403 page. The check
+    is the actions' own (server/manage/actions/access.py); a change is checked again, for its
+    teams too, by the action it calls."""
     seen = viewer(request)
-    if not seen.principal.can(permission):
-        raise web.HTTPForbidden(text=f"your role ({seen.principal.role}) does not allow {permission}\n")
+    access.require(seen.principal, permission)
     return seen
 
 

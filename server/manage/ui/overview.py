@@ -16,6 +16,7 @@ from ca.operators.roles import Permission
 from ca.revocation.crl_store import latest
 from ca.revocation.tables import ocsp_responses
 from ca.service import CertificateAuthority
+from server.manage.actions import requests
 from server.manage.ui.context import authority, render, require
 from server.readiness import readiness_checks
 
@@ -64,11 +65,11 @@ async def ocsp_freshness(ca: CertificateAuthority, now: dt.datetime) -> OcspFres
 
 
 async def health(request: web.Request) -> web.Response:
-    require(request, Permission.CAS_READ)
+    seen = require(request, Permission.CAS_READ)
     ca = authority(request)
     now = ca.clock.now()
     checks = await readiness_checks(ca)
-    pending = await ca.requests.list(status="pending", limit=PENDING_SHOWN)
+    pending = await requests.queue(ca, seen.principal, status="pending", after_id=None, limit=PENDING_SHOWN)
     outbox = await OutboxStore(ca.db).status(limit=0)
     return render(
         "health.html",

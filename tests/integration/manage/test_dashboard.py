@@ -1,4 +1,5 @@
-"""The dashboard's guards through aiohttp's test client on a real CA (SQLite): login answers and
+"""The dashboard's guards through aiohttp's test client, the whole app served on the manage
+listener with the demo CA (SQLite): login answers and
 throttling, CSRF refusals, escaping, role limits, the `.mobileconfig` (docs/dashboard.md).
 
 The browser tests (tests/browser) drive the same pages in chromium; these check, faster, what a
@@ -10,13 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import plistlib
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -26,12 +24,8 @@ from ca.inventory.model import NewEntry, Source
 from ca.keys import generate_private_key
 from ca.operators.roles import Role
 from ca.service import CertificateAuthority
-from server.config import ServerConfig
-from server.manage.ui import ui_app
-from server.wiring import build_ca, read_config
+from tests.integration.manage.conftest import Client, Serve, manage_config
 
-CA_KEY = web.AppKey("ca", CertificateAuthority)
-CONFIG_KEY = web.AppKey("config", ServerConfig)
 PASSWORD = "a passphrase long enough"
 HOSTILE_CN = "<script>alert(1)</script>"
 HOSTILE_SAN = "evil\x1b[31m.example.com"
@@ -40,7 +34,7 @@ HOSTILE_SAN = "evil\x1b[31m.example.com"
 @dataclass
 class Dashboard:
     ca: CertificateAuthority
-    client: TestClient[web.Request, web.Application]
+    client: Client
 
     async def login_token(self) -> str:
         page = await (await self.client.get("/ui/login")).text()
@@ -64,19 +58,12 @@ def _csrf(page: str) -> str:
 
 
 @pytest.fixture
-async def dashboard(ca_dir: Path) -> AsyncIterator[Dashboard]:
-    config = read_config(ca_dir / "tetra.toml", environ={"TETRA_SERVER__PROTOCOLS": '["scep"]'})
-    ca = await build_ca(config)
+async def dashboard(serve: Serve, ca_dir: Path, sqlite_url: str) -> Dashboard:
+    """The whole app on the manage listener, with an administrator and an auditor."""
+    client, ca = await serve(manage_config(ca_dir, sqlite_url, TETRA_SERVER__PROTOCOLS='["scep"]'))
     for name, role in (("admin", Role.ADMINISTRATOR), ("auditor", Role.AUDITOR)):
         await ca.operators.users.add(name, role, actor="test", password=PASSWORD)
-    app = web.Application()
-    app[CA_KEY], app[CONFIG_KEY] = ca, config
-    app.add_subapp("/ui", ui_app(CA_KEY, CONFIG_KEY))
-    try:
-        async with TestClient(TestServer(app)) as client:
-            yield Dashboard(ca, client)
-    finally:
-        await ca.close()
+    return Dashboard(ca, client)
 
 
 async def _hostile(ca: CertificateAuthority) -> int:
