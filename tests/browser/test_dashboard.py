@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import plistlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,6 +152,43 @@ def test_approving_a_held_scep_request_releases_the_devices_poll(
     assert got.status == scep_client.SUCCESS, got.fail_info_text
     assert got.certificate.public_key() == requester.key.public_key()
     assert server.pending_request_ids() == []
+
+
+def test_rejecting_with_a_reason_and_a_stale_approval(server: DashboardServer, context: BrowserContext) -> None:
+    """A rejection needs its reason and fails the device's poll; approving the same request
+    from a page opened before is refused (409) and says why in the page's alert region."""
+    requester, rep = enrol(server, "toaster.example.com", challenge=HELD, path="/scep/held/pkiclient.exe")
+    assert rep.status == scep_client.PENDING
+    (request_id,) = server.pending_request_ids()
+    stale = sign_in(context, server, "officer")
+    stale.goto(server.ui + "approvals")
+    page = context.new_page()
+    page.goto(server.ui + "approvals")
+    page.get_by_label("Reason").fill("not a device of ours")
+    page.get_by_role("button", name=f"Reject request {request_id}").click()
+    expect(page.locator(f"#request-{request_id}")).to_contain_text(f"Request {request_id} rejected.")
+    assert _poll(server, requester).status == scep_client.FAILURE
+    stale.get_by_role("button", name=f"Approve request {request_id}").click()
+    expect(stale.locator("#problems")).to_contain_text("409")
+    expect(stale.locator("#problems")).to_contain_text("already rejected")
+
+
+def test_reading_works_without_javascript(server: DashboardServer, browser: Browser) -> None:
+    """With JavaScript off the pages are plain links and forms: sign in, search the inventory
+    with the form's button, open a certificate, read the audit log."""
+    context = browser.new_context(ignore_https_errors=True, java_script_enabled=False)
+    try:
+        page = sign_in(context, server)
+        page.get_by_role("link", name="Inventory").click()
+        page.get_by_label("Search by name").fill("example.com")
+        page.get_by_role("button", name="Search").click()
+        expect(page).to_have_url(re.compile(r"/ui/certificates\?q=example\.com$"))
+        page.locator("#results").get_by_role("link").first.click()
+        expect(page.locator("#subject")).to_contain_text("example.com")
+        page.get_by_role("link", name="Audit log").click()
+        expect(page.get_by_role("table")).to_contain_text("certificate.issued")
+    finally:
+        context.close()
 
 
 def test_revoking_from_the_inventory_page_turns_ocsp_revoked(server: DashboardServer, context: BrowserContext) -> None:

@@ -43,6 +43,16 @@ def visible(value: Any) -> Any:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
+def _error_page(request: web.Request, values: dict[str, Any]) -> web.Response:
+    """The error page; for an htmx request, the message alone, put in the page's alert region
+    (#problems) instead of the element the request meant to replace."""
+    if request.headers.get("HX-Request") != "true":
+        return render("error.html", request, values, status=values["status"])
+    response = render("problem_fragment.html", request, values, status=values["status"])
+    response.headers.update({"HX-Retarget": "#problems", "HX-Reswap": "innerHTML"})
+    return response
+
+
 @web.middleware
 async def error_pages_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -50,15 +60,12 @@ async def error_pages_and_headers(request: web.Request, handler: Handler) -> web
     except CAError as exc:  # an action's refusal, numbered and worded as the API's problem documents
         problem = Problem.from_ca_error(exc)
         values = {"status": problem.status, "reason": TYPES[problem.code][1], "detail": problem.detail}
-        response = render("error.html", request, values, status=problem.status)
+        response = _error_page(request, values)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type != "text/plain":
             raise
-        response = render(
-            "error.html",
-            request,
-            {"status": exc.status, "reason": exc.reason, "detail": exc.text or ""},
-            status=exc.status,
+        response = _error_page(
+            request, {"status": exc.status, "reason": exc.reason, "detail": (exc.text or "").strip()}
         )
         response.headers.update({k: v for k, v in exc.headers.items() if k in ("Retry-After", "WWW-Authenticate")})
     response.headers.setdefault("Content-Security-Policy", CSP)
