@@ -92,7 +92,7 @@ def test_a_wrong_password_is_refused_and_the_right_one_signs_in(
     page.get_by_label("User name").fill("admin")
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert")).to_have_text("Wrong user name or password.")
+    expect(page.locator("#login-error")).to_have_text("Wrong user name or password.")
     assert not [c for c in context.cookies() if c["name"] == "tetra_session"]
     page.get_by_label("Password").fill(PASSWORDS["admin"])
     page.get_by_role("button", name="Sign in").click()
