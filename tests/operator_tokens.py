@@ -80,8 +80,6 @@ async def _make(
 ) -> str:
     user = name or f"{role}-{next(_NAMES)}"
     expires = operators.users.clock.now() + dt.timedelta(days=1) if role == "guest" else None
-    await operators.users.add(
-        user, role, frozenset(teams), actor="test", guest_access=guest_access, expires_at=expires
-    )
+    await operators.users.add(user, role, frozenset(teams), actor="test", guest_access=guest_access, expires_at=expires)
     _, secret = await operators.tokens.create(user, label="test", scopes=scopes, expires_at=None, actor="test")
     return secret

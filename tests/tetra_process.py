@@ -75,7 +75,10 @@ class TetraProcess:
 
     def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
         self.config = config
-        self.env = {**os.environ, **env}
+        # The demo config's management listener is 127.0.0.1:8444: a free port instead, so that
+        # servers of tests running side by side do not fight over it (a test may set its own).
+        self.manage_port = free_port()
+        self.env = {**os.environ, "TETRA_MANAGE__LISTEN": f"127.0.0.1:{self.manage_port}", **env}
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(

@@ -43,7 +43,7 @@ async def test_every_endpoint_for_every_role(serve: Serve, ca_dir: Path, sqlite_
         token = await make_token(ca, role, teams=teams, guest_access=access)
         principal: Principal = await ca.operators.tokens.authenticate(token)
         for endpoint in ENDPOINTS:
-            body = {} if endpoint.body is not None else None
+            body: dict[str, object] | None = {} if endpoint.body is not None else None
             resp = await client.request(endpoint.method, _path(endpoint), json=body, headers=bearer(token))
             document = await resp.json(content_type=None) if resp.status >= 400 else {}
             forbidden = resp.status == 403 and document.get("type") == "urn:tetra:problem:forbidden"
