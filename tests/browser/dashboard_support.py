@@ -21,26 +21,19 @@ from cryptography.x509 import ocsp
 from ca.operators.roles import Role
 from server.wiring import build_ca, read_config
 from tests.integration.scep_support import ScepServer, prepare_scep_ca
-from tests.tetra_process import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
-PASSWORDS = {"admin": "correct horse battery staple", "officer": "officer's long passphrase"}
+# `tetra init` made "admin" already (its password in secrets/): these are the tests' own.
+PASSWORDS = {"ada": "correct horse battery staple", "officer": "officer's long passphrase"}
 
 
 class DashboardServer(ScepServer):
-    """ScepServer (SCEP with the held profile) plus OCSP and the management listener."""
+    """ScepServer (SCEP with the held profile) plus OCSP, and the dashboard on the management
+    listener (a free port, TetraProcess; HTTPS with the demo's certificate)."""
 
     def __init__(self, ca_dir: Path, log: Path) -> None:
-        self.manage_port = free_port()
-        super().__init__(
-            ca_dir,
-            log,
-            {
-                "TETRA_SERVER__PROTOCOLS": '["scep", "crl", "ocsp"]',
-                "TETRA_MANAGE__LISTEN": f"127.0.0.1:{self.manage_port}",
-            },
-        )
+        super().__init__(ca_dir, log, {"TETRA_SERVER__PROTOCOLS": '["scep", "crl", "ocsp"]'})
         self.ui = f"https://127.0.0.1:{self.manage_port}/ui/"
 
     def add_users(self) -> None:
@@ -48,7 +41,7 @@ class DashboardServer(ScepServer):
             ca = await build_ca(read_config(self.config, environ=self.env), open_signers=False)
             try:
                 users = ca.operators.users
-                await users.add("admin", Role.ADMINISTRATOR, actor="test", password=PASSWORDS["admin"])
+                await users.add("ada", Role.ADMINISTRATOR, actor="test", password=PASSWORDS["ada"])
                 await users.add("officer", Role.RA_OFFICER, actor="test", password=PASSWORDS["officer"])
             finally:
                 await ca.close()

@@ -71,7 +71,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     context.close()
 
 
-def sign_in(context: BrowserContext, server: DashboardServer, user: str = "admin") -> Page:
+def sign_in(context: BrowserContext, server: DashboardServer, user: str = "ada") -> Page:
     page = context.new_page()
     page.goto(server.ui + "login")
     page.get_by_label("User name").fill(user)
@@ -89,12 +89,12 @@ def test_a_wrong_password_is_refused_and_the_right_one_signs_in(
     page = context.new_page()
     page.goto(server.ui)  # not signed in: sent to the login form
     expect(page).to_have_url(server.ui + "login?next=/ui/")
-    page.get_by_label("User name").fill("admin")
+    page.get_by_label("User name").fill("ada")
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#login-error")).to_have_text("Wrong user name or password.")
     assert not [c for c in context.cookies() if c["name"] == "tetra_session"]
-    page.get_by_label("Password").fill(PASSWORDS["admin"])
+    page.get_by_label("Password").fill(PASSWORDS["ada"])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Health at a glance")).to_be_visible()
     (cookie,) = [c for c in context.cookies() if c["name"] == "tetra_session"]
@@ -117,10 +117,10 @@ def test_the_login_form_works_with_the_keyboard_alone(server: DashboardServer, c
     assert page.evaluate("document.activeElement.id") == "user"
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"  # :focus-visible draws the focus ring
-    page.keyboard.type("admin")
+    page.keyboard.type("ada")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "password"
-    page.keyboard.type(PASSWORDS["admin"])
+    page.keyboard.type(PASSWORDS["ada"])
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Sign in"
     page.keyboard.press("Enter")

@@ -59,9 +59,10 @@ def _csrf(page: str) -> str:
 
 @pytest.fixture
 async def dashboard(serve: Serve, ca_dir: Path, sqlite_url: str) -> Dashboard:
-    """The whole app on the manage listener, with an administrator and an auditor."""
+    """The whole app on the manage listener, with an administrator and an auditor of the
+    tests' own (`tetra init` made "admin")."""
     client, ca = await serve(manage_config(ca_dir, sqlite_url, TETRA_SERVER__PROTOCOLS='["scep"]'))
-    for name, role in (("admin", Role.ADMINISTRATOR), ("auditor", Role.AUDITOR)):
+    for name, role in (("ada", Role.ADMINISTRATOR), ("audrey", Role.AUDITOR)):
         await ca.operators.users.add(name, role, actor="test", password=PASSWORD)
     return Dashboard(ca, client)
 
@@ -92,11 +93,11 @@ async def test_wrong_passwords_are_401_then_429_with_retry_after(dashboard: Dash
     token = await dashboard.login_token()
     statuses = []
     for _ in range(5):
-        reply = await dashboard.client.post("/ui/login", data={"csrf": token, "user": "admin", "password": "wrong"})
+        reply = await dashboard.client.post("/ui/login", data={"csrf": token, "user": "ada", "password": "wrong"})
         statuses.append(reply.status)
         assert "Wrong user name or password." in await reply.text()
     assert statuses == [401] * 5
-    reply = await dashboard.client.post("/ui/login", data={"csrf": token, "user": "admin", "password": PASSWORD})
+    reply = await dashboard.client.post("/ui/login", data={"csrf": token, "user": "ada", "password": PASSWORD})
     assert reply.status == 429
     assert int(reply.headers["Retry-After"]) > 0
     assert "Too many failed sign-ins" in await reply.text()
@@ -107,10 +108,10 @@ async def test_the_session_cookie_and_the_login_forms_own_token(dashboard: Dashb
     """OPS-04: the login form is refused without its double-submitted token; a sign-in sets
     `tetra_session` HttpOnly, SameSite=Strict, Path=/ui/; `next` leads only into the dashboard."""
     await dashboard.login_token()
-    forged = await dashboard.client.post("/ui/login", data={"csrf": "forged", "user": "admin", "password": PASSWORD})
+    forged = await dashboard.client.post("/ui/login", data={"csrf": "forged", "user": "ada", "password": PASSWORD})
     assert forged.status == 403
     token = await dashboard.login_token()
-    data = {"csrf": token, "user": "admin", "password": PASSWORD, "next": "//evil.example/ui/"}
+    data = {"csrf": token, "user": "ada", "password": PASSWORD, "next": "//evil.example/ui/"}
     reply = await dashboard.client.post("/ui/login", data=data, allow_redirects=False)
     assert reply.status == 303 and reply.headers["Location"] == "/ui/"
     cookie = reply.cookies["tetra_session"]
@@ -122,7 +123,7 @@ async def test_changes_without_the_token_or_cross_site_are_refused_and_change_no
     """OPS-04: an edit with no token, a wrong one, a foreign Origin or Sec-Fetch-Site cross-site
     is 403; the record and the audit log are as they were; the right token saves it."""
     inventory_id = await _hostile(dashboard.ca)
-    token = await dashboard.sign_in("admin")
+    token = await dashboard.sign_in("ada")
     before = await dashboard.audit_rows()
     url = f"/ui/certificates/{inventory_id}/edit"
     form = {"owner": "mallory", "team": "", "application": "", "tags": ""}
@@ -149,7 +150,7 @@ async def test_a_script_subject_and_control_characters_are_escaped(dashboard: Da
     """OPS-09: `<script>` in a subject is sent as text, an escape sequence in a SAN as \\x1b,
     on the certificate page, the search results and the expiring timeline."""
     inventory_id = await _hostile(dashboard.ca)
-    await dashboard.sign_in("admin")
+    await dashboard.sign_in("ada")
     for path in (f"/ui/certificates/{inventory_id}", "/ui/certificates?q=", "/ui/expiring"):
         reply = await dashboard.client.get(path)
         page = await reply.text()
@@ -167,7 +168,7 @@ async def test_an_auditor_reads_but_cannot_change(dashboard: Dashboard) -> None:
     """The permission table: an auditor sees the audit log but no revoke or edit form, and its
     POST is 403 with nothing changed."""
     inventory_id = await _hostile(dashboard.ca)
-    token = await dashboard.sign_in("auditor")
+    token = await dashboard.sign_in("audrey")
     assert (await dashboard.client.get("/ui/audit")).status == 200
     page = await (await dashboard.client.get(f"/ui/certificates/{inventory_id}")).text()
     assert "Revoke this certificate" not in page and 'action="/ui/certificates' not in page
@@ -182,7 +183,7 @@ async def test_an_auditor_reads_but_cannot_change(dashboard: Dashboard) -> None:
 async def test_the_mobileconfig_of_a_scep_profile(dashboard: Dashboard) -> None:
     """A profile SCEP serves: the plist with its URL and the issuing CA's SHA-256; a challenge
     given is written in, a control character in it is 400, a profile SCEP does not serve 404."""
-    await dashboard.sign_in("admin")
+    await dashboard.sign_in("ada")
     reply = await dashboard.client.get("/ui/profiles/device.mobileconfig", params={"challenge": "one-time-123"})
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "application/x-apple-aspen-config"
