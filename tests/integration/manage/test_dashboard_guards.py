@@ -19,11 +19,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from sqlalchemy import select
 
 from ca.inventory.model import NewEntry, Source
 from ca.keys import generate_private_key
 from ca.operators.roles import Role
 from ca.service import CertificateAuthority
+from ca.store.tables import audit_log
 from tests.integration.manage.conftest import Client, Serve, manage_config
 
 PASSWORD = "a passphrase long enough"
@@ -49,6 +51,11 @@ class Dashboard:
 
     async def audit_rows(self) -> int:
         return (await self.ca.audit.verify()).events
+
+
+async def last_actor(ca: CertificateAuthority) -> str:
+    query = select(audit_log.c.actor).order_by(audit_log.c.seq.desc()).limit(1)
+    return str(await ca.db.read(lambda conn: conn.execute(query).scalar_one()))
 
 
 def _csrf(page: str) -> str:
@@ -121,7 +128,8 @@ async def test_the_session_cookie_and_the_login_forms_own_token(dashboard: Dashb
 
 async def test_changes_without_the_token_or_cross_site_are_refused_and_change_nothing(dashboard: Dashboard) -> None:
     """OPS-04: an edit with no token, a wrong one, a foreign Origin or Sec-Fetch-Site cross-site
-    is 403; the record and the audit log are as they were; the right token saves it."""
+    is 403; the record and the audit log are as they were; the right token saves it (OPS-07:
+    one audit event naming the user)."""
     inventory_id = await _hostile(dashboard.ca)
     token = await dashboard.sign_in("ada")
     before = await dashboard.audit_rows()
@@ -144,6 +152,10 @@ async def test_changes_without_the_token_or_cross_site_are_refused_and_change_no
     assert reply.status == 303
     record = await dashboard.ca.inventory.get(inventory_id)
     assert record is not None and record.owner == "mallory"
+    # OPS-07: the change is one audit event, by the signed-in user, and the chain still verifies
+    report = await dashboard.ca.audit.verify()
+    assert report.events == before + 1 and report.ok
+    assert await last_actor(dashboard.ca) == "user:ada"
 
 
 async def test_a_script_subject_and_control_characters_are_escaped(dashboard: Dashboard) -> None:
