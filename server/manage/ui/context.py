@@ -60,22 +60,47 @@ def require(request: web.Request, permission: Permission) -> Viewer:
     return seen
 
 
-# The navigation: (path, label, the permission that shows the link).
+def require_every_team(request: web.Request, permission: Permission) -> Viewer:
+    """For a page that sums up every team's objects and has no team-scoped action (health,
+    discovery findings, issuance, the audit log): ``permission``, and a viewer that sees every
+    team. A viewer limited to teams gets "no such page", as the actions refuse an object with
+    no team (access.visible)."""
+    seen = require(request, permission)
+    access.visible(seen.principal, None, "page")
+    return seen
+
+
+@dataclass(frozen=True)
+class NavItem:
+    path: str
+    label: str
+    permission: Permission  # the permission that shows the link
+    every_team: bool = False  # the page needs a viewer that sees every team (require_every_team)
+
+    def shown_to(self, principal: Principal) -> bool:
+        return principal.can(self.permission) and (not self.every_team or principal.sees_team(None))
+
+
 NAV = (
-    ("/ui/", "Health", Permission.CAS_READ),
-    ("/ui/expiring", "Expiring", Permission.CERTIFICATES_READ),
-    ("/ui/approvals", "Approvals", Permission.REQUESTS_READ),
-    ("/ui/certificates", "Inventory", Permission.CERTIFICATES_READ),
-    ("/ui/discovery", "Discovery", Permission.DISCOVERY_READ),
-    ("/ui/issuance", "Issuance", Permission.CAS_READ),
-    ("/ui/audit", "Audit log", Permission.AUDIT_READ),
-    ("/ui/cas", "CAs and profiles", Permission.PROFILES_READ),
+    NavItem("/ui/", "Health", Permission.CAS_READ, every_team=True),
+    NavItem("/ui/expiring", "Expiring", Permission.CERTIFICATES_READ),
+    NavItem("/ui/approvals", "Approvals", Permission.REQUESTS_READ),
+    NavItem("/ui/certificates", "Inventory", Permission.CERTIFICATES_READ),
+    NavItem("/ui/discovery", "Discovery", Permission.DISCOVERY_READ, every_team=True),
+    NavItem("/ui/issuance", "Issuance", Permission.CAS_READ, every_team=True),
+    NavItem("/ui/audit", "Audit log", Permission.AUDIT_READ, every_team=True),
+    NavItem("/ui/cas", "CAs and profiles", Permission.PROFILES_READ),
 )
+
+
+def first_page(principal: Principal) -> str:
+    """Where a viewer lands: the first page of the navigation it may open."""
+    return next((item.path for item in NAV if item.shown_to(principal)), "/ui/cas")
 
 
 def render(template: str, request: web.Request, values: dict[str, Any], *, status: int = 200) -> web.Response:
     """A page: ``values`` and what the layout needs (the viewer, its navigation, the CSRF field)."""
     seen: Viewer | None = request.get(VIEWER)
-    nav = [(path, label) for path, label, need in NAV if seen is not None and seen.principal.can(need)]
+    nav = [(item.path, item.label) for item in NAV if seen is not None and item.shown_to(seen.principal)]
     layout = {"viewer": seen, "nav": nav, "current": request.path, "csrf_field": "csrf", "has_htmx": assets.has_htmx()}
     return aiohttp_jinja2.render_template(template, request, {**layout, **values}, status=status)

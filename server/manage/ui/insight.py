@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from ca.operators.roles import Permission
 from ca.store.tables import audit_log
-from server.manage.ui.context import authority, render, require
+from server.manage.ui.context import authority, render, require_every_team
 from server.reports.charts import chart_svg
 from server.reports.data import SEVERITIES
 from server.reports.issued import issued_report
@@ -27,7 +27,7 @@ def _severity_rank(severity: str) -> int:
 
 
 async def discovery(request: web.Request) -> web.Response:
-    require(request, Permission.DISCOVERY_READ)
+    require_every_team(request, Permission.DISCOVERY_READ)
     ca = authority(request)
     findings = await ca.scans.current_findings(limit=1000)
     findings.sort(key=lambda f: (_severity_rank(f.severity), f.location, f.code))
@@ -41,7 +41,7 @@ async def discovery(request: web.Request) -> web.Response:
 
 
 async def issuance(request: web.Request) -> web.Response:
-    require(request, Permission.CAS_READ)
+    require_every_team(request, Permission.CAS_READ)
     ca = authority(request)
     report = await issued_report(ca, weeks=ISSUANCE_WEEKS, now=ca.clock.now())
     context = {
@@ -84,7 +84,7 @@ def _details(text: str) -> str:
 
 async def audit(request: web.Request) -> web.Response:
     """Newest first, AUDIT_PAGE events a page; `before` pages back by sequence number."""
-    require(request, Permission.AUDIT_READ)
+    require_every_team(request, Permission.AUDIT_READ)
     raw = request.query.get("before", "")
     before = int(raw) if raw.isdigit() and len(raw) < 19 else None
     lines = await authority(request).db.read(lambda conn: _page(conn, before))

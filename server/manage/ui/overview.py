@@ -17,7 +17,7 @@ from ca.revocation.crl_store import latest
 from ca.revocation.tables import ocsp_responses
 from ca.service import CertificateAuthority
 from server.manage.actions import requests
-from server.manage.ui.context import authority, render, require
+from server.manage.ui.context import NAV, authority, first_page, render, require_every_team, viewer
 from server.readiness import readiness_checks
 
 PENDING_SHOWN = 1000  # the count stops there ("1000+")
@@ -65,7 +65,9 @@ async def ocsp_freshness(ca: CertificateAuthority, now: dt.datetime) -> OcspFres
 
 
 async def health(request: web.Request) -> web.Response:
-    seen = require(request, Permission.CAS_READ)
+    if not NAV[0].shown_to(viewer(request).principal):  # the landing page: send others to theirs
+        raise web.HTTPSeeOther(first_page(viewer(request).principal))
+    seen = require_every_team(request, Permission.CAS_READ)
     ca = authority(request)
     now = ca.clock.now()
     checks = await readiness_checks(ca)

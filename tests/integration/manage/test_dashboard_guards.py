@@ -74,7 +74,7 @@ async def dashboard(serve: Serve, ca_dir: Path, sqlite_url: str) -> Dashboard:
     return Dashboard(ca, client)
 
 
-async def _hostile(ca: CertificateAuthority) -> int:
+async def _hostile(ca: CertificateAuthority, team: str | None = None) -> int:
     now = ca.clock.now()
     key = generate_private_key("ec-p256")
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTILE_CN)])
@@ -90,7 +90,7 @@ async def _hostile(ca: CertificateAuthority) -> int:
         .sign(key, hashes.SHA256())
         .public_bytes(Encoding.DER)
     )
-    (placed,) = await ca.inventory.add([NewEntry(der, Source.IMPORTED, owner="o")], actor="test", now=now)
+    (placed,) = await ca.inventory.add([NewEntry(der, Source.IMPORTED, owner="o", team=team)], actor="test", now=now)
     return placed.id
 
 
@@ -217,3 +217,35 @@ async def test_the_mobileconfig_of_a_scep_profile(dashboard: Dashboard) -> None:
     bad = await dashboard.client.get("/ui/profiles/device.mobileconfig", params={"challenge": "a\nb"})
     assert bad.status == 400
     assert (await dashboard.client.get("/ui/profiles/nope.mobileconfig")).status == 404
+
+
+async def test_a_requester_sees_its_team_only(dashboard: Dashboard) -> None:
+    """OPS-02 on the dashboard, decided by the actions: a requester of team blue lands on a page
+    it may open, finds blue's certificate and not red's, whose page is "not found" as a missing
+    one is; pages summing up every team (audit log, discovery, issuance) are not in its
+    navigation and answer 404."""
+    blue, red = await _hostile(dashboard.ca, "blue"), await _hostile(dashboard.ca, "red")
+    await dashboard.ca.operators.users.add("bob", Role.REQUESTER, ["blue"], actor="test", password=PASSWORD)
+    token = await dashboard.login_token()
+    reply = await dashboard.client.post("/ui/login", data={"csrf": token, "user": "bob", "password": PASSWORD})
+    assert reply.status == 200 and str(reply.url).endswith("/ui/expiring")
+    page = await (await dashboard.client.get("/ui/certificates", params={"q": ""})).text()
+    assert f'href="/ui/certificates/{blue}"' in page and f'href="/ui/certificates/{red}"' not in page
+    assert 'href="/ui/audit"' not in page
+    assert (await dashboard.client.get(f"/ui/certificates/{blue}")).status == 200
+    assert (await dashboard.client.get(f"/ui/certificates/{red}")).status == 404
+    assert (await dashboard.client.get("/ui/certificates/999999")).status == 404
+    for path in ("/ui/audit", "/ui/discovery", "/ui/issuance"):
+        assert (await dashboard.client.get(path)).status == 403, path  # not a requester's permissions
+
+
+async def test_an_officer_limited_to_a_team_gets_no_every_team_summary(dashboard: Dashboard) -> None:
+    """OPS-02: an RA officer of team blue holds discovery.read and cas.read, yet the pages that
+    sum up every team (discovery findings, issuance) are "not found" for it, and the health
+    page sends it to the first page it may open."""
+    await dashboard.ca.operators.users.add("rae", Role.RA_OFFICER, ["blue"], actor="test", password=PASSWORD)
+    await dashboard.sign_in("rae")
+    for path in ("/ui/discovery", "/ui/issuance"):
+        assert (await dashboard.client.get(path)).status == 404, path
+    landed = await dashboard.client.get("/ui/", allow_redirects=False)
+    assert landed.status == 303 and landed.headers["Location"] == "/ui/expiring"
