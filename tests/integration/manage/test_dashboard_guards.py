@@ -249,3 +249,13 @@ async def test_an_officer_limited_to_a_team_gets_no_every_team_summary(dashboard
         assert (await dashboard.client.get(path)).status == 404, path
     landed = await dashboard.client.get("/ui/", allow_redirects=False)
     assert landed.status == 303 and landed.headers["Location"] == "/ui/expiring"
+
+
+async def test_the_dashboard_is_not_on_a_public_listener(serve: Serve, ca_dir: Path, sqlite_url: str) -> None:
+    """The login form and every page are the plain 404 of a missing path on the enrolment
+    listeners, unless [manage] also_on names them."""
+    client, _ = await serve(manage_config(ca_dir, sqlite_url), listener="http")
+    for path in ("/ui/", "/ui/login", "/ui/static/tetra.css"):
+        assert (await client.get(path, allow_redirects=False)).status == 404, path
+    client, _ = await serve(manage_config(ca_dir, sqlite_url, TETRA_MANAGE__ALSO_ON='["http"]'), listener="http")
+    assert (await client.get("/ui/login")).status == 200
