@@ -16,11 +16,9 @@ import pytest
 from cryptography.x509 import ocsp
 
 from protocols.acme import certificates
-from protocols.api import handlers as api_handlers
 from protocols.crl import codec as crl_codec
 from protocols.ocsp.handlers import OcspHandlers
 from server.app import METRICS
-from tests.integration.serverproc import API_TOKEN
 from tests.unit.protocols.acme.support import AcmeEnv, start_env
 
 pytest_plugins = ["tests.unit.protocols.acme.support"]
@@ -53,14 +51,13 @@ def failure_records(caplog: pytest.LogCaptureFixture) -> tuple[list[logging.LogR
 
 @pytest.fixture
 async def env(aiohttp_client: Any, ca_dir: Path, loopback: Any, monkeypatch: pytest.MonkeyPatch) -> AcmeEnv:
-    monkeypatch.setenv("TETRA_API_TOKEN", API_TOKEN)
     return await start_env(
         aiohttp_client,
         ca_dir,
         f"sqlite:///{ca_dir / 'tetra.db'}",
         loopback,
         {
-            "TETRA_SERVER__PROTOCOLS": '["api", "acme", "ocsp", "crl"]',
+            "TETRA_SERVER__PROTOCOLS": '["acme", "ocsp", "crl"]',
             "TETRA_OCSP__RESPONDER_COUNTRY": "US",
             "TETRA_ACME__RATE_LIMITS__REFUSALS_PER_MINUTE": str(BUDGET),
         },
@@ -102,19 +99,16 @@ async def test_acme_flood_on_a_bug_logs_one_traceback_and_is_braked(
     assert f'tetra_errors_total{{protocol="acme",reason="unexpected"}} {len(failed)}.0' in metrics
 
 
-async def test_api_ocsp_and_crl_answer_a_bug_in_their_own_words(
+async def test_ocsp_and_crl_answer_a_bug_in_their_own_words(
     env: AcmeEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """DOS-15: the operator API answers a JSON 500, OCSP (on the aiohttp route) an OCSP
-    internalError, the CRL a plain-text 500; each request one log line, one traceback per site."""
-    monkeypatch.setattr(api_handlers, "parse_decimal", planted)
+    """DOS-15: OCSP (on the aiohttp route) answers an OCSP internalError, the CRL a plain-text
+    500; each request one log line, one traceback per site. (The management API's problem
+    document 500: tests/integration/manage/test_manage_framework.py.)"""
     monkeypatch.setattr(OcspHandlers, "answer_now", planted_elsewhere)
     monkeypatch.setattr(crl_codec, "decode_path", planted_at_a_third_site)
     caplog.set_level(logging.INFO)
-    auth = {"Authorization": f"Bearer {API_TOKEN}"}
     for _ in range(5):
-        api = await env.http.get("/api/v1/requests/1", headers=auth)
-        assert api.status == 500 and await api.json() == {"error": "internal", "detail": "internal server error"}
         answer = await env.http.post("/ocsp", data=b"0", headers={"Content-Type": "application/ocsp-request"})
         assert answer.status == 200 and answer.headers["Content-Type"] == "application/ocsp-response"
         status = ocsp.load_der_ocsp_response(await answer.read()).response_status
@@ -123,6 +117,6 @@ async def test_api_ocsp_and_crl_answer_a_bug_in_their_own_words(
         assert crl.status == 500 and crl.headers["Content-Type"].startswith("text/plain")
         assert await crl.text() == "internal server error\n"
     lines, tracebacks = failure_records(caplog)
-    assert len(lines) == 15
-    assert len(tracebacks) == 3  # one per planted site
-    assert {line.getMessage().split(" ")[0] for line in lines} == {"api", "ocsp", "crl"}
+    assert len(lines) == 10
+    assert len(tracebacks) == 2  # one per planted site
+    assert {line.getMessage().split(" ")[0] for line in lines} == {"ocsp", "crl"}
