@@ -8,9 +8,10 @@ TETRA := $(VENV)/bin/tetra
 # golang.org/x/crypto/acme (cert-manager's ACME library) and pebble (ACME),
 # scep (scepclient), openssl (ocsp, cmp, verify), curl (EST), wrk (the OCSP benchmark's load generator), jq (the API guide),
 # systemd (systemd-analyze verify for the unit),
-# and gcc, make, cmake, libssl-dev to build libest's estclient/estserver and sscep from source (`clients`).
+# and gcc, make, cmake, libssl-dev to build libest's estclient/estserver and sscep from source (`clients`),
+# chromium (the dashboard's browser tests drive it through Playwright: tests/browser) and npm (htmx, `ui-assets`).
 DEB_PACKAGES := softhsm2 lego dehydrated uacme golang-go golang-golang-x-crypto-dev scep pebble openssl curl ca-certificates wrk jq systemd \
-	build-essential cmake libssl-dev
+	build-essential cmake libssl-dev chromium npm
 # libest's estclient and estserver (EST) and sscep (SCEP), built once from source into this cached folder;
 # the interop tests and benchmarks find them through the same variable (exported).
 TETRA_CLIENTS_DIR ?= $(HOME)/.cache/tetra/clients
@@ -18,7 +19,7 @@ export TETRA_CLIENTS_DIR
 CLIENT_BINS := $(addprefix $(TETRA_CLIENTS_DIR)/bin/,estclient estserver sscep)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench fuzz soak lint typecheck debian-packages clients clean-var
+.PHONY: run test bench fuzz soak lint typecheck debian-packages clients clean-var ui-assets
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +27,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-run: $(VENV)/.installed
+# The dashboard's one third-party script, htmx, from the npm registry at install time (never
+# committed): unpacked into the virtualenv, where server/manage/ui/assets.py finds it and serves
+# it at /ui/static/htmx.min.js.
+HTMX_VERSION := 2
+UI_ASSETS := $(VENV)/share/tetra-ui
+ui-assets: $(UI_ASSETS)/htmx.min.js
+$(UI_ASSETS)/htmx.min.js: | $(VENV)/.installed
+	mkdir -p $(UI_ASSETS)/pack
+	cd $(UI_ASSETS)/pack && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null
+	tar -xzf $(UI_ASSETS)/pack/htmx.org-*.tgz -C $(UI_ASSETS)/pack package/dist/htmx.min.js
+	mv $(UI_ASSETS)/pack/package/dist/htmx.min.js $@
+	rm -rf $(UI_ASSETS)/pack
+
+run: $(VENV)/.installed ui-assets
 	@if [ ! -f var/tetra.toml ]; then $(TETRA) init --dir ./var; fi
 	$(TETRA) serve --config ./var/tetra.toml
 
@@ -47,7 +61,7 @@ lint: $(VENV)/.installed
 
 # Two workers, a test file each at a time (--dist loadfile: a module's shared server stays in one
 # process). Every test uses its own ports, directories and PostgreSQL database, so files run side by side.
-test: debian-packages clients $(VENV)/.installed lint
+test: debian-packages clients $(VENV)/.installed ui-assets lint
 	$(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25 tests interop
 
 bench: debian-packages clients $(VENV)/.installed

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.activity import Event, log_event, request_scope
 from ca.clock import Clock
-from ca.errors import CAError, ConfigError
+from ca.errors import ConfigError
 from ca.profiles.loader import load_profiles
 from ca.service import CertificateAuthority
 from ca.store.migrate import require_current
@@ -35,9 +35,11 @@ from server.manage.gate import management_gate
 from server.manage.router import PREFIX as MANAGE_PREFIX
 from server.manage.router import manage_app
 from server.manage.settings import MANAGE_LISTENER
+from server.manage.ui import UI_PREFIX, ui_app
 from server.metrics import Metrics
 from server.plain_http import MAX_HEAD, PlainListener
 from server.protocol_jobs import ProtocolJobs
+from server.readiness import readiness_checks
 from server.requestlog import ACCESS, AccessLog, FastPathAccess, request_ids
 from server.tls import load_certificate, server_context
 from server.wiring import build_ca, build_revocation, protocol_context
@@ -124,21 +126,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the store takes a durable write and an audit row, and every signer can sign now."""
-    ca = request.app[CA]
-    checks: dict[str, str] = {}
-    try:
-        await ca.audit.probe()
-        checks["database"] = "ok"
-    except CAError as exc:
-        checks["database"] = exc.detail
-    signers = {id(i.signer): i.signer for i in ca.issuers.values()}
-    signers.update({id(r.signer): r.signer for r in ca.ras.values()})
-    for signer in signers.values():
-        try:
-            await asyncio.wait_for(signer.check(), 5)
-            checks[f"signer:{signer.name}"] = "ok"
-        except (TimeoutError, CAError) as exc:
-            checks[f"signer:{signer.name}"] = getattr(exc, "detail", "timed out")
+    checks = await readiness_checks(request.app[CA])
     ok = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
 
@@ -235,6 +223,7 @@ def build_app(config: ServerConfig, *, clock: Clock | None = None, worker: int =
             app.add_subapp(prefix, _protocol_app(spec, prefix))
     if config.manage.enabled:
         app.add_subapp(MANAGE_PREFIX, manage_app(MANAGE_ENDPOINTS, config.manage, CA, METRICS, CONFIG))
+        app.add_subapp(UI_PREFIX, ui_app(CA, CONFIG))  # the dashboard (docs/dashboard.md)
     return app
 
 
@@ -254,6 +243,7 @@ def endpoint_lines(config: ServerConfig) -> list[str]:
             lines.append(f"  {base}{PROTOCOLS[name].prefix}/  ({name})")
     if config.manage.listen is not None:
         lines.append(f"  {manage_url(config)}{MANAGE_PREFIX}/  (management API, manage listener)")
+        lines.append(f"  {manage_url(config)}{UI_PREFIX}/  (dashboard, manage listener)")
     for name in config.manage.also_on:
         base = config.http_url if name == "http" else config.https_url
         lines.append(f"  {base}{MANAGE_PREFIX}/  (management API, also on the {name} listener)")

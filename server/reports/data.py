@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -144,15 +145,17 @@ async def expiring_report(ca: CertificateAuthority, *, days: int, now: dt.dateti
         parameters={"days": days},
         columns=columns_of(ExpiringRow),
         rows=rows,
-        charts=(_expiries_per_week(rows, days, now),),
+        charts=(expiries_per_week([row.not_after for row in rows], days, now),),
     )
 
 
-def _expiries_per_week(rows: tuple[ExpiringRow, ...], days: int, now: dt.datetime) -> Chart:
+def expiries_per_week(ends: Iterable[dt.datetime], days: int, now: dt.datetime) -> Chart:
+    """How many certificates end in each week of the next ``days`` days (the expired in a bar of
+    their own, first): the expiring report's chart, and the dashboard's timeline's."""
     first, last = week_of(now), week_of(now + dt.timedelta(days=days))
     weeks = [first + dt.timedelta(weeks=n) for n in range((last - first).days // 7 + 1)]
     labels = ("expired", *(w.isoformat() for w in weeks))
-    keys = ["expired" if row.expired else week_of(row.not_after).isoformat() for row in rows]
+    keys = ["expired" if end <= now else week_of(end).isoformat() for end in ends]
     return Chart("Expiries per week (week starting)", labels, (Series("certificates", count_by(labels, keys)),))
 
 
