@@ -9,9 +9,11 @@ TETRA := $(VENV)/bin/tetra
 # scep (scepclient), openssl (ocsp, cmp, verify), curl (EST), wrk (the OCSP benchmark's load generator), jq (the API guide),
 # systemd (systemd-analyze verify for the unit),
 # and gcc, make, cmake, libssl-dev to build libest's estclient/estserver and sscep from source (`clients`),
-# chromium (the dashboard's browser tests drive it through Playwright: tests/browser) and npm (htmx, `ui-assets`).
+# chromium (the dashboard's browser tests drive it through Playwright: tests/browser) and npm (htmx, `ui-assets`;
+# only where no npm is on PATH: NodeSource's nodejs carries its own npm and conflicts with Debian's).
 DEB_PACKAGES := softhsm2 lego dehydrated uacme golang-go golang-golang-x-crypto-dev scep pebble openssl curl ca-certificates wrk jq systemd \
-	build-essential cmake libssl-dev chromium npm
+	build-essential cmake libssl-dev chromium $(NPM_PACKAGE)
+NPM_PACKAGE := $(if $(shell command -v npm),,npm)
 # libest's estclient and estserver (EST) and sscep (SCEP), built once from source into this cached folder;
 # the interop tests and benchmarks find them through the same variable (exported).
 TETRA_CLIENTS_DIR ?= $(HOME)/.cache/tetra/clients
@@ -30,10 +32,11 @@ $(VENV)/.installed: pyproject.toml
 # The dashboard's one third-party script, htmx, from the npm registry at install time (never
 # committed): unpacked into the virtualenv, where server/manage/ui/assets.py finds it and serves
 # it at /ui/static/htmx.min.js.
-HTMX_VERSION := 2
+HTMX_VERSION := 2.0.8
 UI_ASSETS := $(VENV)/share/tetra-ui
 ui-assets: $(UI_ASSETS)/htmx.min.js
 $(UI_ASSETS)/htmx.min.js: | $(VENV)/.installed
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
 	mkdir -p $(UI_ASSETS)/pack
 	cd $(UI_ASSETS)/pack && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null
 	tar -xzf $(UI_ASSETS)/pack/htmx.org-*.tgz -C $(UI_ASSETS)/pack package/dist/htmx.min.js
