@@ -80,7 +80,9 @@ class RequestRecord:
     decided_by: str | None
     decision_note: str | None
     certificate_id: int | None
-    team: str | None = None  # whose request (migration 0013): team-bound operators see, and the team's approvers hear of, their teams' requests only
+    # Whose request (migration 0013): team-bound operators see, and the team's approvers hear
+    # of, their teams' requests only.
+    team: str | None = None
 
 
 @dataclass(frozen=True)

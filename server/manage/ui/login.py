@@ -9,8 +9,8 @@ from __future__ import annotations
 import secrets
 
 from aiohttp import web
-from ca.operators.errors import LoginRefused, LoginThrottled
 
+from ca.operators.errors import LoginRefused, LoginThrottled
 from server.manage.ui.context import authority, render, viewer
 from server.manage.ui.guard import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, check_csrf, cookie_options
 
