@@ -17,7 +17,7 @@ import json
 import re
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ca.audit import AuditEvent
@@ -177,6 +177,7 @@ class UserStore:
         def w(tx: Tx) -> User:
             row = _require_row(tx.conn, name)
             if row.disabled_at is None:
+                _refuse_last_administrator(tx.conn, row)
                 tx.conn.execute(update(users).where(users.c.id == row.id).values(disabled_at=now))
                 tx.conn.execute(
                     update(sessions)
@@ -213,3 +214,18 @@ class UserStore:
         self, user: User, token_scopes: frozenset[Permission] | None = None, token_id: int | None = None
     ) -> Principal:
         return principal_of(user, token_scopes, token_id)
+
+
+def _refuse_last_administrator(conn: Connection, row: Row[Any]) -> None:
+    """Nobody could add users, manage CAs or undo this through the API or the dashboard once the
+    last enabled administrator is disabled: refuse it (the `tetra` command on the CA's own
+    machine can still add another administrator first)."""
+    if row.role != Role.ADMINISTRATOR.value:
+        return
+    others = conn.execute(
+        select(func.count())
+        .select_from(users)
+        .where(users.c.role == Role.ADMINISTRATOR.value, users.c.disabled_at.is_(None), users.c.id != row.id)
+    ).scalar_one()
+    if not others:
+        raise BadRequest(f"user {row.name!r} is the last enabled administrator; add another before disabling it")

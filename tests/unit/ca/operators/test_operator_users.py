@@ -107,3 +107,21 @@ async def test_principal_intersects_role_guest_access_and_scopes(operators: Oper
 
     ra = await operators.users.add("officer", Role.RA_OFFICER, ["web"], actor="cli:test")
     assert not operators.users.principal(ra).all_teams  # an RA officer given teams is held to them
+
+
+async def test_the_last_administrator_cannot_be_disabled(operators: Operators, audit_rows: Any) -> None:
+    """Disabling the last enabled administrator would leave nobody to manage users or CAs through
+    the API or the dashboard: refused, nothing changed, nothing audited; with a second one it is allowed."""
+    await operators.users.add("root-admin", Role.ADMINISTRATOR, actor="cli:root")
+    for user in await operators.users.list():  # the template CA's own admin, if any
+        if user.role == Role.ADMINISTRATOR and user.name != "root-admin":
+            await operators.users.disable(user.name, actor="cli:root")
+    disabled_before = await audit_rows("user.disabled")
+    with pytest.raises(BadRequest, match="last enabled administrator"):
+        await operators.users.disable("root-admin", actor="cli:root")
+    assert (await operators.users.get("root-admin")).disabled_at is None
+    assert await audit_rows("user.disabled") == disabled_before
+    await operators.users.add("second-admin", Role.ADMINISTRATOR, actor="cli:root")
+    assert (await operators.users.disable("root-admin", actor="cli:root")).disabled_at is not None
+    with pytest.raises(BadRequest, match="last enabled administrator"):
+        await operators.users.disable("second-admin", actor="cli:root")
