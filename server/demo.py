@@ -18,13 +18,17 @@ from ca.errors import ConfigError
 from ca.hierarchy import CAProfile, create_intermediate, create_root, fingerprint_sha256
 from ca.issuer import Intent
 from ca.keys import generate_private_key
+from ca.operators.roles import Role
 from ca.profiles.builtin import ra_profile, service_tls_profile
 from ca.profiles.policy import build_template
+from ca.service import CertificateAuthority
 from ca.signers.software import save_encrypted_key
 from ca.store.migrate import upgrade
 from server.config import Listen
 from server.shipped_files import shipped
 from server.wiring import build_ca, read_config
+
+ADMIN_USER = "admin"  # the first user `tetra init` creates
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,6 @@ async def init_demo(
     directory.mkdir(parents=True, exist_ok=True)
     passphrase = secrets.token_urlsafe(32).encode()
     _write(directory / "secrets" / "passphrase", passphrase + b"\n", 0o600)
-    _write(directory / "secrets" / "api-token", secrets.token_urlsafe(32).encode() + b"\n", 0o600)
     _write(directory / "secrets" / "scep-challenge", secrets.token_urlsafe(18).encode() + b"\n", 0o600)
 
     now = dt.datetime.now(dt.UTC)
@@ -214,9 +217,23 @@ async def init_demo(
         )
         ra_cert, _ = await issuer.issue(ra_tpl, Intent(protocol="cli", requester="tetra-init"))
         _write(directory / "ra" / "ra.pem", _pem(ra_cert))
+        await _bootstrap_admin(ca, directory / "secrets")
     finally:
         await ca.close()
     return InitResult(config_path, fingerprint_sha256(root))
+
+
+async def _bootstrap_admin(ca: CertificateAuthority, secrets_dir: Path) -> None:
+    """The first user, `admin` (administrator), with a random dashboard password in
+    secrets/admin-password and an API token in secrets/api-token (the file the API's shared
+    token used to be, so guides that read it keep working). Both 0600; neither is printed."""
+    password = secrets.token_urlsafe(18)
+    await ca.operators.users.add(ADMIN_USER, Role.ADMINISTRATOR, actor="cli:tetra-init", password=password)
+    _, token = await ca.operators.tokens.create(
+        ADMIN_USER, label="tetra-init", scopes=None, expires_at=None, actor="cli:tetra-init"
+    )
+    _write(secrets_dir / "admin-password", password.encode() + b"\n", 0o600)
+    _write(secrets_dir / "api-token", token.encode() + b"\n", 0o600)
 
 
 def _allow_internal_names(profile: Path) -> None:

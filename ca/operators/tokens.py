@@ -24,7 +24,7 @@ from ca.errors import BadRequest
 from ca.operators.errors import TokenRefused, UnknownOperator
 from ca.operators.model import ApiToken
 from ca.operators.principal import Principal
-from ca.operators.roles import ROLE_PERMISSIONS, Permission
+from ca.operators.roles import Permission
 from ca.operators.tables import NAME_MAX, api_tokens, users
 from ca.operators.users import principal_of, user_from_row, user_row
 from ca.store.db import Database, Tx
@@ -78,7 +78,8 @@ class TokenStore:
         actor: str,
     ) -> tuple[ApiToken, str]:
         """A new token for ``user``: its record and the secret, which is shown only now.
-        ``scopes`` narrows the token to those permissions (None: all the user's)."""
+        ``scopes`` narrows the token to those permissions (None: all the user's); a scope the
+        user does not hold is refused rather than silently dropped."""
         if not label or len(label) > NAME_MAX:
             raise BadRequest(f"a token label has 1 to {NAME_MAX} characters")
         now = self.clock.now()
@@ -91,9 +92,10 @@ class TokenStore:
             row = user_row(tx.conn, user)
             if row is None:
                 raise UnknownOperator(f"no user {user!r}")
-            if scopes is not None and not scopes <= ROLE_PERMISSIONS[user_from_row(row).role]:
-                beyond = ", ".join(sorted(scopes - ROLE_PERMISSIONS[user_from_row(row).role]))
-                raise BadRequest(f"a {row.role} cannot hold these scopes: {beyond}")
+            allowed = principal_of(user_from_row(row)).permissions
+            if scopes is not None and not scopes <= allowed:
+                beyond = ", ".join(sorted(scopes - allowed))
+                raise BadRequest(f"{user} does not hold these permissions, so its token cannot: {beyond}")
             values = {
                 "user_id": row.id,
                 "label": label,

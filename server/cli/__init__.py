@@ -2,7 +2,7 @@
 
 Each group of commands is a module with an ``add_commands`` (deployment: init, serve, db;
 hierarchy: ca; certificates: requests, issue, revoke, audit; inventory (certs); discover; notify;
-report; revocation: crl, ocsp);
+report; revocation: crl, ocsp; operators: user, token);
 protocol_commands mounts what each protocol lists in its ProtocolSpec (`tetra acme ...`).
 common holds what they share: --config, --operator, opening the CA.
 """
@@ -22,6 +22,7 @@ from server.cli import (
     hierarchy,
     inventory,
     notify,
+    operators,
     protocol_commands,
     report,
     revocation,
@@ -44,7 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tetra {_version()}")
     add_global_config_option(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    groups = (deployment, hierarchy, certificates, inventory, discover, notify, report, protocol_commands, revocation)
+    groups = (
+        deployment,
+        hierarchy,
+        certificates,
+        inventory,
+        discover,
+        notify,
+        report,
+        operators,
+        protocol_commands,
+        revocation,
+    )
     for group in groups:
         group.add_commands(sub)
     return parser

@@ -49,7 +49,8 @@ def init(args: argparse.Namespace) -> int:
     print(f"  root SHA-256 fingerprint: {result.root_fingerprint}")
     if config.https_url and "acme" in config.protocols:
         print(f"  ACME directory:           {config.https_url}/acme/directory")
-    print(f"  API bearer token:         {result.config.parent / 'secrets' / 'api-token'}")
+    print(f"  admin's password:         {result.config.parent / 'secrets' / 'admin-password'}")
+    print(f"  admin's API token:        {result.config.parent / 'secrets' / 'api-token'}")
     if config.http_url and "scep" in config.protocols:
         challenge = result.config.parent / "secrets" / "scep-challenge"
         print(f"  SCEP URL and challenge:   {config.http_url}/scep  {challenge}")

@@ -53,12 +53,13 @@ def test_init_prints_fingerprint_and_refuses_twice(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "root SHA-256 fingerprint:" in result.stdout
     assert "ACME directory:           https://127.0.0.1:8443/acme/directory" in result.stdout
-    assert f"API bearer token:         {tmp_path / 'var' / 'secrets' / 'api-token'}" in result.stdout
+    assert f"admin's API token:        {tmp_path / 'var' / 'secrets' / 'api-token'}" in result.stdout
+    assert f"admin's password:         {tmp_path / 'var' / 'secrets' / 'admin-password'}" in result.stdout
     check = "curl -s http://127.0.0.1:8080/roots.pem | openssl x509 -noout -fingerprint -sha256"
     assert check in result.stdout
     for name in ("tetra.toml", "tetra.db", "ca/root.pem", "ca/issuing-ca.pem", "tls/server.pem", "ra/ra.pem"):
         assert (tmp_path / "var" / name).exists(), name
-    for secret in ("passphrase", "api-token"):
+    for secret in ("passphrase", "api-token", "admin-password"):
         assert (tmp_path / "var" / "secrets" / secret).stat().st_mode & 0o077 == 0  # owner-only
     key_pem = (tmp_path / "var" / "keys" / "issuing-ca.key").read_text()
     assert "ENCRYPTED PRIVATE KEY" in key_pem

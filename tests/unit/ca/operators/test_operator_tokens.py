@@ -78,7 +78,7 @@ async def test_scopes_narrow_and_cannot_widen(operators: Operators) -> None:
     )
     principal = await operators.tokens.authenticate(secret)
     assert principal.permissions == {Permission.CERTIFICATES_READ} and principal.teams == {"web"}
-    with pytest.raises(BadRequest, match=r"cannot hold these scopes: users\.manage"):
+    with pytest.raises(BadRequest, match=r"does not hold these permissions, so its token cannot: users\.manage"):
         await operators.tokens.create(
             "dave", label="x", scopes=frozenset({Permission.USERS_MANAGE}), expires_at=None, actor="cli:root"
         )
