@@ -1,7 +1,7 @@
 """What every fuzz test shares: the app under test, the invariants, the example budget.
 
 The invariant for every input, whatever the entry point (DOS-06):
-  * the answer is the protocol's own: an ACME problem document, an API JSON error, an OCSP
+  * the answer is the protocol's own: an ACME problem document, an API problem document, an OCSP
     response, a valid answer; never a 5xx, never aiohttp's plain-text 500;
   * nothing reaches the log at ERROR and no traceback is written;
   * the request finishes within REQUEST_SECONDS (bounded time);
@@ -25,17 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from interop.acme_helpers import Http01Responder, LoopbackDns
-from server.app import build_app
+from server.app import CA, build_app
 from server.wiring import read_config
+from tests.manage_server import ListenerTestServer
+from tests.operator_tokens import bearer, make_token
 
 EXAMPLES = int(os.environ.get("TETRA_FUZZ_EXAMPLES", "100"))
 REQUEST_SECONDS = 10.0
-API_TOKEN = "fuzz-operator-token"
 # What a refused request must not have written.
 STORED_TABLES = ("certificates", "enrollment_requests", "acme_accounts", "acme_orders", "credentials")
 # (examples run, seconds spent) per target, printed by tests/fuzz/conftest.py.
@@ -95,6 +96,7 @@ class FuzzApp:
     http: TestClient[Any, Any]
     db_url: str
     logs: LogWatch
+    auth: dict[str, str]  # an administrator's Authorization header, for the management API
     examples: int = 0
     _engine: sqlalchemy.Engine | None = field(default=None, repr=False)
 
@@ -134,26 +136,11 @@ class FuzzApp:
 
 
 @contextmanager
-def api_token_in_environment(token: str = API_TOKEN) -> Iterator[None]:
-    """The operator API reads its token from TETRA_API_TOKEN before the config's file; set for an
-    in-process server, then put back, so that no later test's server inherits it."""
-    previous = os.environ.get("TETRA_API_TOKEN")
-    os.environ["TETRA_API_TOKEN"] = token
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("TETRA_API_TOKEN", None)
-        else:
-            os.environ["TETRA_API_TOKEN"] = previous
-
-
-@contextmanager
 def fuzz_app(name: str, ca_dir: Path, extra: dict[str, str] | None = None) -> Iterator[FuzzApp]:
     """The app with every protocol that takes untrusted input, on the demo CA's SQLite store,
     its refusal budget out of the way (a 429 is a correct answer, but a fuzzer that gets only
     429s tests nothing). Records the target's examples and time in STATS."""
-    with api_token_in_environment(), _app(name, ca_dir, extra) as app:
+    with _app(name, ca_dir, extra) as app:
         yield app
 
 
@@ -163,8 +150,8 @@ def _app(name: str, ca_dir: Path, extra: dict[str, str] | None) -> Iterator[Fuzz
     db_url = f"sqlite:///{ca_dir / 'tetra.db'}"
     environ = {
         "TETRA_DATABASE__URL": db_url,
-        "TETRA_SERVER__PROTOCOLS": '["api", "acme", "ocsp", "crl"]',
-        "TETRA_API_TOKEN": API_TOKEN,
+        "TETRA_SERVER__PROTOCOLS": '["acme", "ocsp", "crl"]',
+        "TETRA_MANAGE__ALSO_ON": '["http"]',  # the management API next to the protocols
         "TETRA_ACME__VALIDATION__HTTP_PORT": str(http01.port),
         "TETRA_ACME__VALIDATION__RESOLVER": dns.address,
         "TETRA_ACME__VALIDATION__TIMEOUT": "2",
@@ -173,11 +160,15 @@ def _app(name: str, ca_dir: Path, extra: dict[str, str] | None) -> Iterator[Fuzz
     }
     config = read_config(ca_dir / "tetra.toml", environ=environ)
     loop = asyncio.new_event_loop()
-    http: TestClient[Any, Any] = TestClient(TestServer(build_app(config)), loop=loop)
+    served = build_app(config)
+    # Through a listener named "http", as run_server names the public one: the management
+    # plane answers there because also_on says so (server/manage/gate.py).
+    http: TestClient[Any, Any] = TestClient(ListenerTestServer(served, "http"), loop=loop)
     loop.run_until_complete(http.start_server())
+    auth = bearer(loop.run_until_complete(make_token(served[CA])))
     watch = LogWatch()
     logging.getLogger().addHandler(watch)
-    app = FuzzApp(loop, http, db_url, watch)
+    app = FuzzApp(loop, http, db_url, watch, auth)
     started = time.monotonic()
     try:
         yield app

@@ -15,7 +15,7 @@ from cryptography.x509 import ocsp
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.fuzz.harness import API_TOKEN, FuzzApp, Reply, fuzz_app, fuzz_settings, mutated
+from tests.fuzz.harness import FuzzApp, Reply, fuzz_app, fuzz_settings, mutated
 from tests.helpers import make_csr
 from tests.pkilint_check import assert_ocsp_lints_clean
 from tests.revocation_support import request_der
@@ -34,10 +34,9 @@ def is_ocsp(reply: Reply) -> bool:
 def issue(app: FuzzApp) -> tuple[x509.Certificate, x509.Certificate]:
     csr, _ = make_csr(["fuzz.example.com"])
     body = {"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
-    headers = {"Authorization": f"Bearer {API_TOKEN}"}
 
     async def post() -> dict[str, str]:
-        async with app.http.post("/api/v1/enroll", json=body, headers=headers) as resp:
+        async with app.http.post("/api/v1/enroll", json=body, headers=app.auth) as resp:
             assert resp.status == 201, await resp.text()
             answer: dict[str, str] = await resp.json()
             return answer

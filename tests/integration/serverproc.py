@@ -1,4 +1,4 @@
-"""`tetra serve` with the management API on its plain HTTP listener, on free loopback ports, for
+"""`tetra serve` with the management API on its public listeners, on free loopback ports, for
 multi-process and fault tests."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ __all__ = ["ServerProcess", "free_port"]
 
 class ServerProcess(TetraProcess):
     """One `tetra serve` on a given database; HTTP, HTTPS and the manage listener on free ports,
-    the management API answering on the HTTP listener too (`[manage] also_on`), so `base` +
-    /api/v1 reaches it as the tests' other calls do."""
+    the management API answering on the HTTP and HTTPS listeners too (`[manage] also_on`), so
+    `base` + /api/v1 reaches it as the tests' other calls do."""
 
     def __init__(self, config: Path, db_url: str, log: Path, extra_env: dict[str, str] | None = None) -> None:
         self.db_url = db_url
@@ -29,7 +29,7 @@ class ServerProcess(TetraProcess):
             "TETRA_SERVER__HTTPS": f"127.0.0.1:{self.https_port}",
             "TETRA_SERVER__PROTOCOLS": "[]",
             "TETRA_MANAGE__LISTEN": f"127.0.0.1:{self.manage_port}",
-            "TETRA_MANAGE__ALSO_ON": '["http"]',
+            "TETRA_MANAGE__ALSO_ON": '["http", "https"]',
             **(extra_env or {}),
         }
         super().__init__(config, env, log)

@@ -37,7 +37,9 @@ async def _enroll_all(
         while bodies:
             body = bodies.pop()
             server = index % len(servers)
-            async with session.post(f"{servers[server].base}/api/v1/enroll", data=body, headers=headers[server]) as resp:
+            async with session.post(
+                f"{servers[server].base}/api/v1/enroll", data=body, headers=headers[server]
+            ) as resp:
                 assert resp.status == 201, await resp.text()
                 answer = await resp.json()
             leaf = x509.load_pem_x509_certificate(answer["certificate"].encode())
