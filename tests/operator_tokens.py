@@ -18,6 +18,7 @@ the plain HTTP listener as well).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 from collections.abc import Iterable
 
@@ -42,7 +43,10 @@ async def make_token(
     scopes: frozenset[Permission] | None = None,
     guest_access: str | None = None,
 ) -> str:
-    """A new user of ``role`` (named ``name``, or after its role) and a token of it."""
+    """A new user of ``role`` (named ``name``, or after its role) and a token of it. A guest
+    (who must have one team, an access and an expiry) gets read-only access and a day."""
+    if role == "guest":
+        guest_access = guest_access or "read"
     return await _make(ca.operators, role, name, teams, scopes, guest_access)
 
 
@@ -75,6 +79,7 @@ async def _make(
     guest_access: str | None,
 ) -> str:
     user = name or f"{role}-{next(_NAMES)}"
-    await operators.users.add(user, role, frozenset(teams), actor="test", guest_access=guest_access)
+    expires = operators.users.clock.now() + dt.timedelta(days=1) if role == "guest" else None
+    await operators.users.add(user, role, frozenset(teams), actor="test", guest_access=guest_access, expires_at=expires)
     _, secret = await operators.tokens.create(user, label="test", scopes=scopes, expires_at=None, actor="test")
     return secret

@@ -71,14 +71,14 @@ def init_ca(directory: Path, http_port: int, https_port: int) -> None:
 
 
 class TetraProcess:
-    """One `tetra serve --config CONFIG` with extra environment, its output kept in a log file.
-
-    The manage listener goes to a free port unless ``env`` says where (TETRA_MANAGE__LISTEN): the
-    demo config's 127.0.0.1:8444 would make two servers, or two test runs, collide."""
+    """One `tetra serve --config CONFIG` with extra environment, its output kept in a log file."""
 
     def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
         self.config = config
-        self.env = {"TETRA_MANAGE__LISTEN": f"127.0.0.1:{free_port()}", **os.environ, **env}
+        # The demo config's management listener is 127.0.0.1:8444: a free port instead, so that
+        # servers of tests running side by side do not fight over it (a test may set its own).
+        self.manage_port = free_port()
+        self.env = {**os.environ, "TETRA_MANAGE__LISTEN": f"127.0.0.1:{self.manage_port}", **env}
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(

@@ -69,8 +69,15 @@ def _describe(error: ValidationError, root: str) -> str:
     if rule == "enum":
         return f"{where} must be one of {', '.join(map(str, expected))}"
     if rule in ("oneOf", "anyOf"):
-        kinds = [str(s.get("type")) for s in expected if isinstance(s, dict)]
-        return f"{where} must be one of: {', '.join(kinds)}"
+        kinds = [_alternative(s) for s in expected if isinstance(s, dict)]
+        return f"{where} must be one of: {'; '.join(kinds)}"
     if rule == "minProperties":
         return f"{where} must name at least {expected} member"
     return f"{where} breaks the rule {rule!r}"
+
+
+def _alternative(schema: dict[str, Any]) -> str:
+    """One branch of a oneOf, in words: its type, or the members it needs."""
+    if "required" in schema:
+        return "with " + " and ".join(schema["required"])
+    return str(schema.get("type"))

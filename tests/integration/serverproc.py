@@ -14,21 +14,19 @@ __all__ = ["ServerProcess", "free_port"]
 
 
 class ServerProcess(TetraProcess):
-    """One `tetra serve` on a given database; HTTP, HTTPS and the manage listener on free ports,
-    the management API answering on the HTTP and HTTPS listeners too (`[manage] also_on`), so
-    `base` + /api/v1 reaches it as the tests' other calls do."""
+    """One `tetra serve` on a given database; HTTP, HTTPS and (TetraProcess) the manage listener
+    on free ports, the management API answering on the HTTP and HTTPS listeners too (`[manage]
+    also_on`), so `base` + /api/v1 reaches it as the tests' other calls do."""
 
     def __init__(self, config: Path, db_url: str, log: Path, extra_env: dict[str, str] | None = None) -> None:
         self.db_url = db_url
         self.http_port = free_port()
         self.https_port = free_port()
-        self.manage_port = free_port()
         env = {
             "TETRA_DATABASE__URL": db_url,
             "TETRA_SERVER__HTTP": f"127.0.0.1:{self.http_port}",
             "TETRA_SERVER__HTTPS": f"127.0.0.1:{self.https_port}",
             "TETRA_SERVER__PROTOCOLS": "[]",
-            "TETRA_MANAGE__LISTEN": f"127.0.0.1:{self.manage_port}",
             "TETRA_MANAGE__ALSO_ON": '["http", "https"]',
             **(extra_env or {}),
         }

@@ -1,10 +1,11 @@
-"""docs/api.md says what the operator API answers (OPS-18): every ```sh block of the page runs,
-in order, in one shell against a real `tetra serve` on a demo CA, and what it prints (the HTTP
-status, then the JSON body) matches the ```text block printed under it; the prose's promises
-that no block can show (the 401's challenge, the refusal of a token over plain HTTP from a
-non-loopback address) are checked against the same server.
+"""docs/api.md says what the management API answers (OPS-18): every ```sh block of the page
+runs, in order, in one shell against a real `tetra serve` on a demo CA (its admin's token in
+var/secrets/api-token), and what it prints (the HTTP status, then the JSON body) matches the
+```text block printed under it; the prose's promises that no block can show (the 401's
+challenge, the refusal of a token over plain HTTP from a non-loopback address, the plane's
+absence from a public listener not in also_on) are checked against the same server.
 
-The one substitution: the page's ports 8080 and 8443 become free ones. In a documented body,
+The one substitution: the page's ports 8080, 8443 and 8444 become free ones. In a documented body,
 `…` stands for what differs from run to run (a serial, the PEM's base64): the text before it
 must begin the value and the text after it end it; everything else is compared exactly.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -36,11 +38,12 @@ class Served:
     root: Path  # holds var/, the shell's working directory
     http_port: int
     https_port: int
+    manage_port: int
 
     def ported(self, text: str) -> str:
-        return text.replace("127.0.0.1:8443", f"127.0.0.1:{self.https_port}").replace(
-            "127.0.0.1:8080", f"127.0.0.1:{self.http_port}"
-        )
+        for documented, port in ((8443, self.https_port), (8080, self.http_port), (8444, self.manage_port)):
+            text = text.replace(f"127.0.0.1:{documented}", f"127.0.0.1:{port}")
+        return text
 
     @property
     def token(self) -> str:
@@ -49,12 +52,16 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The page's demo CA and server; plain HTTP on every address, so that a request can come
-    from a non-loopback one."""
+    """The page's demo CA and server; the API also on plain HTTP (also_on), on every address,
+    so that a request can come from a non-loopback one."""
     root = tmp_path_factory.mktemp("api-doc")
-    site = Served(root, free_port(), free_port())
+    site = Served(root, free_port(), free_port(), free_port())
     init_ca(root / "var", site.http_port, site.https_port)
-    env = {"TETRA_SERVER__HTTP": f"0.0.0.0:{site.http_port}"}
+    env = {
+        "TETRA_SERVER__HTTP": f"0.0.0.0:{site.http_port}",
+        "TETRA_MANAGE__LISTEN": f"127.0.0.1:{site.manage_port}",
+        "TETRA_MANAGE__ALSO_ON": '["http"]',
+    }
     server = TetraProcess(root / "var" / "tetra.toml", env, root / "serve.log")
     try:
         server.wait_ready(f"http://127.0.0.1:{site.http_port}/readyz")
@@ -110,7 +117,7 @@ def test_every_example_answers_as_documented(served: Served) -> None:
         assert got_status == want_status, f"line {block.line}: {run.stdout}"
         assert matches(want_body, got_body), f"line {block.line}: documented {want_body}, got {got_body}"
         checked.append(want_status)
-    assert {"201", "200", "400", "401", "404", "405", "409", "413"} <= set(checked)
+    assert {"201", "200", "202", "400", "401", "404", "405", "409", "413"} <= set(checked)
 
 
 def _documented_refusal() -> Any:
@@ -138,21 +145,35 @@ def _call(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
 
 
 def test_token_over_plain_http_from_elsewhere_is_refused_as_documented(served: Served) -> None:
-    """OPS-18: the page's 403 body, from a non-loopback address; from loopback the same call is
-    served (here: the poll's 400 for an unknown request)."""
+    """OPS-18, OPS-05: the page's 403 body, from a non-loopback address; from loopback the
+    same call is served (here: the 404 of a request that does not exist)."""
     address = _non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address to call from")
     auth = {"Authorization": f"Bearer {served.token}"}
-    status, _, body = _call(f"http://{address}:{served.http_port}/api/v1/requests/1", auth)
+    status, _, body = _call(f"http://{address}:{served.http_port}/api/v1/requests/987654", auth)
     assert (status, body) == (403, _documented_refusal())
-    status, _, body = _call(f"http://127.0.0.1:{served.http_port}/api/v1/requests/1", auth)
-    assert (status, body["error"]) == (400, "malformed"), body
+    status, _, body = _call(f"http://127.0.0.1:{served.http_port}/api/v1/requests/987654", auth)
+    assert (status, body["type"]) == (404, "urn:tetra:problem:not-found"), body
 
 
 def test_missing_token_gets_the_documented_challenge(served: Served) -> None:
     """OPS-18: 401 with `WWW-Authenticate: Bearer realm="tetra-api"`, as the page says."""
     status, headers, body = _call(f"http://127.0.0.1:{served.http_port}/api/v1/requests/1", {})
-    assert status == 401 and body["error"] == "unauthorized"
+    assert status == 401 and body["type"] == "urn:tetra:problem:unauthenticated"
     assert headers["WWW-Authenticate"] == 'Bearer realm="tetra-api"'
     assert 'WWW-Authenticate: Bearer realm="tetra-api"' in DOC.read_text()
+
+
+def test_the_https_listener_has_no_management_plane(served: Served) -> None:
+    """OPS-18: as the page says, a public listener that also_on does not name answers /api/v1
+    with a plain 404, whatever the token."""
+    context = ssl.create_default_context(cafile=str(served.root / "var" / "ca" / "root.pem"))
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{served.https_port}/api/v1/openapi.json",
+        headers={"Authorization": f"Bearer {served.token}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10, context=context)
+    assert refused.value.code == 404
+    assert refused.value.headers.get_content_type() != "application/problem+json"

@@ -156,3 +156,4 @@ def test_user_and_token_commands(ca_dir: Path, tetra: Run) -> None:
             await ca.operators.tokens.authenticate(secret)
 
     asyncio.run(_on_ca(ca_dir, revoked))
+    assert main(["audit", "verify", "--config", str(ca_dir / "tetra.toml")]) == 0  # OPS-07: the chain is whole

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+from cryptography.hazmat.primitives.serialization.pkcs12 import PKCS12PrivateKeyTypes
 
 from ca.csr import enrollment_from_csr, parse_csr
 from ca.enrollment import (
@@ -164,3 +167,14 @@ def _identifier(text: str) -> Identifier:
     if "@" in text:
         return Identifier("email", text)
     return Identifier("dns", text)
+
+
+def pkcs12_bundle(requested: Requested, passphrase: str) -> bytes:
+    """The CA-made key with its certificate and chain, as PKCS#12 encrypted under ``passphrase``
+    (AES-256 and PBKDF2: cryptography's best available). Made once, for the one answer."""
+    outcome = requested.outcome
+    if requested.private_key is None or not isinstance(outcome, Issued):
+        raise Conflict("only a certificate issued with a key the CA made has a PKCS#12")
+    key = cast(PKCS12PrivateKeyTypes, requested.private_key)  # KEY_SPECS are all PKCS#12 key types
+    encryption = BestAvailableEncryption(passphrase.encode())
+    return pkcs12.serialize_key_and_certificates(b"tetra", key, outcome.certificate, list(outcome.chain), encryption)

@@ -11,7 +11,7 @@ attempt audited as `request.approval_refused` (OPS-03).
 from __future__ import annotations
 
 from ca.audit import AuditEvent
-from ca.enrollment import EnrollmentOutcome, Issued
+from ca.enrollment import Issued
 from ca.operators.principal import Principal
 from ca.operators.roles import Permission
 from ca.records import RequestRecord
@@ -34,12 +34,6 @@ async def queue(
 async def show(ca: CertificateAuthority, principal: Principal, request_id: int) -> RequestRecord:
     require(principal, Permission.REQUESTS_READ)
     return await _visible_request(ca, principal, request_id)
-
-
-async def outcome(ca: CertificateAuthority, principal: Principal, request_id: int) -> EnrollmentOutcome:
-    """What became of it, as a client polls: Pending, Issued, or the rejection raised."""
-    await show(ca, principal, request_id)
-    return await ca.poll(request_id)
 
 
 async def approve(ca: CertificateAuthority, principal: Principal, request_id: int) -> Issued:

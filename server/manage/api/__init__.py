@@ -4,7 +4,12 @@ and docs/api.md's role table are all made from `ENDPOINTS`."""
 
 from __future__ import annotations
 
-from server.manage.api import legacy, meta
+from server.manage.api import certificates, legacy, meta, requests
 from server.manage.endpoint import Endpoint
 
-ENDPOINTS: tuple[Endpoint, ...] = (*meta.ENDPOINTS, *legacy.ENDPOINTS)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *meta.ENDPOINTS,
+    *certificates.ENDPOINTS,
+    *requests.ENDPOINTS,
+    *legacy.ENDPOINTS,
+)

@@ -1,6 +1,7 @@
-"""The operator API's first three calls, kept for the automation and tests written against
-them: POST /enroll, GET /requests/{id} (poll), POST /revoke. Same request schemas and success
-bodies as before; now behind a user's token, refused as problem documents."""
+"""The operator API's first calls, kept for the automation and tests written against them:
+POST /enroll and POST /revoke (the third, GET /requests/{id}, is server/manage/api/requests.py
+now). Same request schemas and success bodies as before; now behind a user's token, refused
+as problem documents."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ca.digits import parse_hex
 from ca.enrollment import EnrollmentOutcome, Pending
 from ca.operators.roles import Permission
-from server.manage.actions import certificates, issuance, requests
+from server.manage.actions import certificates, issuance
 from server.manage.actions.issuance import Order
-from server.manage.endpoint import Call, Endpoint, Reply, path_id
+from server.manage.endpoint import Call, Endpoint, Reply
 from server.manage.problems import Problem
 from server.manage.schemas import CSR, INVENTORY, NAME, REVOCATION_REASON, SERIAL_MAX
 
@@ -78,11 +79,6 @@ async def enroll(call: Call) -> Reply:
     return outcome_reply(requested.outcome, issued_status=201)
 
 
-async def poll(call: Call) -> Reply:
-    request_id = path_id(call)
-    return outcome_reply(await requests.outcome(call.ca, call.acting, request_id), issued_status=200)
-
-
 async def revoke(call: Call) -> Reply:
     body = call.body
     serial = parse_hex(body["serial"].replace(":", ""), 40)
@@ -119,16 +115,6 @@ ENDPOINTS = (
         enroll,
         {201: ISSUED, 202: HELD},
         body=ENROLL_REQUEST,
-        tag="enrolment",
-    ),
-    Endpoint(
-        "GET",
-        "/requests/{id}",
-        "pollRequest",
-        "What became of a request: the certificate, or 202 while it waits",
-        Permission.REQUESTS_READ,
-        poll,
-        {200: ISSUED, 202: HELD},
         tag="enrolment",
     ),
     Endpoint(

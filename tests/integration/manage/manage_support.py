@@ -3,6 +3,8 @@ a call wrote."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -31,3 +33,16 @@ async def last_seq(ca: CertificateAuthority) -> int:
     return int(
         await ca.db.read(lambda conn: conn.execute(select(func.coalesce(func.max(audit_log.c.seq), 0))).scalar_one())
     )
+
+
+def add_profile(ca_dir: Path, name: str, base: str = "tls-server", keygen: bool = False, **top: object) -> None:
+    """A profile for a test: a copy of ``base`` with top-level keys set (approval, four_eyes,
+    teams...), and with `keys.server_generation` if ``keygen``."""
+    text = (ca_dir / "profiles" / f"{base}.toml").read_text()
+    head, sep, tables = text.partition("\n[")
+    lines = [line for line in head.splitlines() if line.split("=")[0].strip() not in top]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in top.items()]
+    text = "\n".join(lines) + "\n" + sep.lstrip("\n") + tables
+    if keygen:
+        text = text.replace("[keys]\n", "[keys]\nserver_generation = true\n")
+    (ca_dir / "profiles" / f"{name}.toml").write_text(text)
