@@ -19,7 +19,7 @@ from protocols.acme import certificates
 from protocols.crl import codec as crl_codec
 from protocols.ocsp.handlers import OcspHandlers
 from server.app import METRICS, build_app
-from server.manage.api import legacy
+from server.manage.api import requests as request_endpoints
 from server.wiring import read_config
 from tests.integration.manage.manage_support import problem
 from tests.integration.operator_api import MANAGE_ON_HTTP, serve_on_http
@@ -112,7 +112,7 @@ async def test_api_ocsp_and_crl_answer_a_bug_in_their_own_words(
 ) -> None:
     """DOS-15: the management API answers a 500 problem document, OCSP (on the aiohttp route) an OCSP
     internalError, the CRL a plain-text 500; each request one log line, one traceback per site."""
-    monkeypatch.setattr(legacy, "path_id", planted)
+    monkeypatch.setattr(request_endpoints, "path_id", planted)  # GET /api/v1/requests/{id}
     monkeypatch.setattr(OcspHandlers, "answer_now", planted_elsewhere)
     monkeypatch.setattr(crl_codec, "decode_path", planted_at_a_third_site)
     caplog.set_level(logging.INFO)
