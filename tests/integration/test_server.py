@@ -112,7 +112,8 @@ async def test_api_poll_answers_pending_then_issued(aiohttp_client: Client, api_
     assert isinstance(held, Pending)
     pending = await client.get(f"/api/v1/requests/{held.request_id}", headers=auth)
     assert pending.status == 202 and pending.headers["Retry-After"] == str(held.retry_after)
-    assert await pending.json() == {"request_id": held.request_id}
+    waiting = await pending.json()  # the request's record now, with the id to poll
+    assert (waiting["request_id"], waiting["status"]) == (held.request_id, "pending"), waiting
     await authority.approve(held.request_id, operator="alice")
     issued = await client.get(f"/api/v1/requests/{held.request_id}", headers=auth)
     assert issued.status == 200, await issued.text()
