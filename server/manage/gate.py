@@ -35,9 +35,11 @@ def management_gate(settings: ManageSettings) -> Middleware:
 
     @web.middleware
     async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if is_management_path(request.path) and listener_name(request) not in allowed:
-            raise web.HTTPNotFound()
-        if not is_management_path(request.path) and listener_name(request) == MANAGE_LISTENER:
+        listener = listener_name(request)
+        if is_management_path(request.path):
+            if listener not in allowed:
+                raise web.HTTPNotFound()
+        elif listener == MANAGE_LISTENER:
             raise web.HTTPNotFound()  # the manage listener serves the management plane only
         return await handler(request)
 

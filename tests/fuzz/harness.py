@@ -1,7 +1,7 @@
 """What every fuzz test shares: the app under test, the invariants, the example budget.
 
 The invariant for every input, whatever the entry point (DOS-06):
-  * the answer is the protocol's own: an ACME problem document, an API problem document, an OCSP
+  * the answer is the protocol's own: an ACME problem document, the API's problem document, an OCSP
     response, a valid answer; never a 5xx, never aiohttp's plain-text 500;
   * nothing reaches the log at ERROR and no traceback is written;
   * the request finishes within REQUEST_SECONDS (bounded time);
@@ -33,7 +33,7 @@ from interop.acme_helpers import Http01Responder, LoopbackDns
 from server.app import CA, build_app
 from server.wiring import read_config
 from tests.manage_server import ListenerTestServer
-from tests.operator_tokens import bearer, make_token
+from tests.operator_tokens import make_token
 
 EXAMPLES = int(os.environ.get("TETRA_FUZZ_EXAMPLES", "100"))
 REQUEST_SECONDS = 10.0
@@ -96,7 +96,7 @@ class FuzzApp:
     http: TestClient[Any, Any]
     db_url: str
     logs: LogWatch
-    auth: dict[str, str]  # an administrator's Authorization header, for the management API
+    token: str  # an administrator's, for the management API
     examples: int = 0
     _engine: sqlalchemy.Engine | None = field(default=None, repr=False)
 
@@ -151,7 +151,7 @@ def _app(name: str, ca_dir: Path, extra: dict[str, str] | None) -> Iterator[Fuzz
     environ = {
         "TETRA_DATABASE__URL": db_url,
         "TETRA_SERVER__PROTOCOLS": '["acme", "ocsp", "crl"]',
-        "TETRA_MANAGE__ALSO_ON": '["http"]',  # the management API next to the protocols
+        "TETRA_MANAGE__ALSO_ON": '["http"]',  # the management API beside the protocols, as a test server
         "TETRA_ACME__VALIDATION__HTTP_PORT": str(http01.port),
         "TETRA_ACME__VALIDATION__RESOLVER": dns.address,
         "TETRA_ACME__VALIDATION__TIMEOUT": "2",
@@ -161,14 +161,12 @@ def _app(name: str, ca_dir: Path, extra: dict[str, str] | None) -> Iterator[Fuzz
     config = read_config(ca_dir / "tetra.toml", environ=environ)
     loop = asyncio.new_event_loop()
     served = build_app(config)
-    # Through a listener named "http", as run_server names the public one: the management
-    # plane answers there because also_on says so (server/manage/gate.py).
     http: TestClient[Any, Any] = TestClient(ListenerTestServer(served, "http"), loop=loop)
     loop.run_until_complete(http.start_server())
-    auth = bearer(loop.run_until_complete(make_token(served[CA])))
+    token = loop.run_until_complete(make_token(served[CA], "administrator"))
     watch = LogWatch()
     logging.getLogger().addHandler(watch)
-    app = FuzzApp(loop, http, db_url, watch, auth)
+    app = FuzzApp(loop, http, db_url, watch, token)
     started = time.monotonic()
     try:
         yield app

@@ -34,9 +34,10 @@ def is_ocsp(reply: Reply) -> bool:
 def issue(app: FuzzApp) -> tuple[x509.Certificate, x509.Certificate]:
     csr, _ = make_csr(["fuzz.example.com"])
     body = {"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
+    headers = {"Authorization": f"Bearer {app.token}"}
 
     async def post() -> dict[str, str]:
-        async with app.http.post("/api/v1/enroll", json=body, headers=app.auth) as resp:
+        async with app.http.post("/api/v1/enroll", json=body, headers=headers) as resp:
             assert resp.status == 201, await resp.text()
             answer: dict[str, str] = await resp.json()
             return answer

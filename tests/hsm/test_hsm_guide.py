@@ -1,9 +1,7 @@
 """docs/hsm.md runs as written (CAL-08): every ```sh block of the guide, in order, in one
 shell session in an empty directory, against the `tetra serve` the guide itself starts.
 
-The one substitution: the guide's ports 127.0.0.1:8080, :8443 and :8444 become free ones (the
-management listener's, 8444, which `tetra init` writes into the config, through
-TETRA_MANAGE__LISTEN in the reader's environment). The
+The one substitution: the guide's ports 127.0.0.1:8080, :8443 and :8444 become free ones. The
 guide's `tetra serve ... &` line is started by the test (the same line without the `&`,
 so the test can stop and restart it); every other block runs in `ShellSession` as pasted.
 Each step then checks what the guide says it shows: a token, an issuing CA on it added to
@@ -55,10 +53,7 @@ class GuideShell(ShellSession):
 
     def __init__(self, cwd: Path, env: dict[str, str]) -> None:
         super().__init__(cwd, env)
-        self.ports = {
-            guide: f"127.0.0.1:{free_port()}" for guide in ("127.0.0.1:8080", "127.0.0.1:8443", "127.0.0.1:8444")
-        }
-        self.env["TETRA_MANAGE__LISTEN"] = self.ports["127.0.0.1:8444"]
+        self.ports = {f"127.0.0.1:{port}": f"127.0.0.1:{free_port()}" for port in (8080, 8443, 8444)}
         self.server: subprocess.Popen[bytes] | None = None
 
     def ported(self, text: str) -> str:
@@ -78,7 +73,9 @@ class GuideShell(ShellSession):
         assert block.commands == [SERVE], block.commands
         (self.cwd / "serve.log").unlink(missing_ok=True)
         script = "\n".join([*self.carried, "exec " + SERVE.removesuffix("&").strip()])
-        self.server = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=self.cwd, env=self.env)
+        # `tetra init` wrote the management listener's 127.0.0.1:8444 into the config: ours instead.
+        env = {**self.env, "TETRA_MANAGE__LISTEN": self.ports["127.0.0.1:8444"]}
+        self.server = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=self.cwd, env=env)
         deadline = time.monotonic() + 60
         log = self.cwd / "serve.log"
         while "Tetra is serving" not in (log.read_text(errors="replace") if log.exists() else ""):

@@ -18,12 +18,8 @@ from cryptography.x509 import ocsp
 from protocols.acme import certificates
 from protocols.crl import codec as crl_codec
 from protocols.ocsp.handlers import OcspHandlers
-from server.app import METRICS, build_app
-from server.manage.api import requests as request_endpoints
-from server.wiring import read_config
-from tests.integration.manage.manage_support import problem
-from tests.integration.operator_api import MANAGE_ON_HTTP, serve_on_http
-from tests.unit.protocols.acme.support import AcmeEnv, acme_environ
+from server.app import METRICS
+from tests.unit.protocols.acme.support import AcmeEnv, start_env
 
 pytest_plugins = ["tests.unit.protocols.acme.support"]
 
@@ -54,25 +50,22 @@ def failure_records(caplog: pytest.LogCaptureFixture) -> tuple[list[logging.LogR
 
 
 @pytest.fixture
-async def env(aiohttp_client: Any, ca_dir: Path, loopback: Any) -> tuple[AcmeEnv, dict[str, str]]:
-    """ACME, OCSP, CRLs and the management API on one plain HTTP listener, and an
-    administrator's Authorization header."""
-    extra = {
-        "TETRA_SERVER__PROTOCOLS": '["acme", "ocsp", "crl"]',
-        "TETRA_OCSP__RESPONDER_COUNTRY": "US",
-        "TETRA_ACME__RATE_LIMITS__REFUSALS_PER_MINUTE": str(BUDGET),
-        **MANAGE_ON_HTTP,
-    }
-    app = build_app(
-        read_config(ca_dir / "tetra.toml", environ=acme_environ(f"sqlite:///{ca_dir / 'tetra.db'}", *loopback, extra))
+async def env(aiohttp_client: Any, ca_dir: Path, loopback: Any, monkeypatch: pytest.MonkeyPatch) -> AcmeEnv:
+    return await start_env(
+        aiohttp_client,
+        ca_dir,
+        f"sqlite:///{ca_dir / 'tetra.db'}",
+        loopback,
+        {
+            "TETRA_SERVER__PROTOCOLS": '["acme", "ocsp", "crl"]',
+            "TETRA_OCSP__RESPONDER_COUNTRY": "US",
+            "TETRA_ACME__RATE_LIMITS__REFUSALS_PER_MINUTE": str(BUDGET),
+        },
     )
-    served = AcmeEnv(*loopback, ca_dir, app)
-    served.http, auth = await serve_on_http(aiohttp_client, app)
-    return served, auth
 
 
 async def test_acme_flood_on_a_bug_logs_one_traceback_and_is_braked(
-    env: tuple[AcmeEnv, dict[str, str]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    env: AcmeEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """DOS-15 (with LOAD-05): 700 unauthenticated requests that all reach the same bug: each is
     a serverInternal problem document (500) until the source's refusal budget is spent, then a
@@ -80,10 +73,9 @@ async def test_acme_flood_on_a_bug_logs_one_traceback_and_is_braked(
     one traceback in all (there were 700 tracebacks and 700 plain-text 500s, no 429)."""
     monkeypatch.setattr(certificates, "renewal_info", planted)
     caplog.set_level(logging.INFO)
-    served, _ = env
 
     async def one(_: int) -> tuple[int, str, str]:
-        resp = await served.http.get("/acme/renewal-info/abc.def")
+        resp = await env.http.get("/acme/renewal-info/abc.def")
         body = await resp.json(content_type=None)
         return resp.status, resp.headers["Content-Type"], str(body["type"]).rsplit(":", 1)[-1]
 
@@ -103,31 +95,28 @@ async def test_acme_flood_on_a_bug_logs_one_traceback_and_is_braked(
     assert len(tracebacks) == 1
     assert "PlantedBug" in lines[0].getMessage() and "from 127.0.0.1" in lines[0].getMessage()
     assert any("refused unread for a while" in r.getMessage() for r in caplog.records)
-    metrics = served.app[METRICS].render().decode()
+    metrics = env.app[METRICS].render().decode()
     assert f'tetra_errors_total{{protocol="acme",reason="unexpected"}} {len(failed)}.0' in metrics
 
 
-async def test_api_ocsp_and_crl_answer_a_bug_in_their_own_words(
-    env: tuple[AcmeEnv, dict[str, str]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+async def test_ocsp_and_crl_answer_a_bug_in_their_own_words(
+    env: AcmeEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """DOS-15: the management API answers a 500 problem document, OCSP (on the aiohttp route) an OCSP
-    internalError, the CRL a plain-text 500; each request one log line, one traceback per site."""
-    monkeypatch.setattr(request_endpoints, "path_id", planted)  # GET /api/v1/requests/{id}
+    """DOS-15: OCSP (on the aiohttp route) answers an OCSP internalError, the CRL a plain-text
+    500; each request one log line, one traceback per site. (The management API's problem
+    document 500: tests/integration/manage/test_manage_framework.py.)"""
     monkeypatch.setattr(OcspHandlers, "answer_now", planted_elsewhere)
     monkeypatch.setattr(crl_codec, "decode_path", planted_at_a_third_site)
     caplog.set_level(logging.INFO)
-    served, auth = env
     for _ in range(5):
-        api = await served.http.get("/api/v1/requests/1", headers=auth)
-        assert (await problem(api, 500, "internal"))["detail"] == "internal server error"
-        answer = await served.http.post("/ocsp", data=b"0", headers={"Content-Type": "application/ocsp-request"})
+        answer = await env.http.post("/ocsp", data=b"0", headers={"Content-Type": "application/ocsp-request"})
         assert answer.status == 200 and answer.headers["Content-Type"] == "application/ocsp-response"
         status = ocsp.load_der_ocsp_response(await answer.read()).response_status
         assert status == ocsp.OCSPResponseStatus.INTERNAL_ERROR
-        crl = await served.http.get("/crl/issuing-ca.crl")
+        crl = await env.http.get("/crl/issuing-ca.crl")
         assert crl.status == 500 and crl.headers["Content-Type"].startswith("text/plain")
         assert await crl.text() == "internal server error\n"
     lines, tracebacks = failure_records(caplog)
-    assert len(lines) == 15
-    assert len(tracebacks) == 3  # one per planted site
-    assert {line.getMessage().split(" ")[0] for line in lines} == {"api", "ocsp", "crl"}
+    assert len(lines) == 10
+    assert len(tracebacks) == 2  # one per planted site
+    assert {line.getMessage().split(" ")[0] for line in lines} == {"ocsp", "crl"}

@@ -16,7 +16,7 @@ from server.cli.inventory_view import FIELDS, as_dict
 from server.manage.actions import certificates, issuance
 from server.manage.actions.certificates import MEDIA_TYPES, DownloadFormat, Labels
 from server.manage.actions.issuance import Order, Requested
-from server.manage.api.legacy import HELD, ISSUED, outcome_reply
+from server.manage.api.outcomes import HELD, ISSUED, outcome_reply
 from server.manage.endpoint import Call, Endpoint, QueryParam, Reply, path_id
 from server.manage.paging import PAGING, fetch_size, page, page_request, page_schema
 from server.manage.schemas import CSR, INVENTORY_TEXT, NAME, REVOCATION_REASON

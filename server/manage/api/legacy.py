@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from ca.digits import parse_hex
-from ca.enrollment import EnrollmentOutcome, Pending
 from ca.operators.roles import Permission
 from server.manage.actions import certificates, issuance
 from server.manage.actions.issuance import Order
+from server.manage.api.outcomes import HELD, ISSUED, outcome_reply
 from server.manage.endpoint import Call, Endpoint, Reply
 from server.manage.problems import Problem
 from server.manage.schemas import CSR, INVENTORY, NAME, REVOCATION_REASON, SERIAL_MAX
@@ -46,17 +44,6 @@ REVOKE_REQUEST: dict[str, Any] = {
     },
 }
 
-ISSUED: dict[str, Any] = {
-    "type": "object",
-    "required": ["serial", "issuer", "certificate", "chain"],
-    "properties": {
-        "serial": {"type": "string", "description": "hexadecimal"},
-        "issuer": {"type": "string"},
-        "certificate": {"type": "string", "description": "PEM"},
-        "chain": {"type": "string", "description": "PEM, the issuing CA first"},
-    },
-}
-HELD: dict[str, Any] = {"type": "object", "required": ["request_id"], "properties": {"request_id": {"type": "integer"}}}
 REVOKED: dict[str, Any] = {
     "type": "object",
     "required": ["serial", "status", "reason"],
@@ -87,22 +74,6 @@ async def revoke(call: Call) -> Reply:
     reason = body.get("reason", "unspecified")
     revoked = await certificates.revoke_by_serial(call.ca, call.acting, serial, body.get("issuer"), reason)
     return Reply(body={"serial": revoked.serial_hex, "status": revoked.status, "reason": revoked.revocation_reason})
-
-
-def outcome_reply(outcome: EnrollmentOutcome, *, issued_status: int) -> Reply:
-    """An enrollment as enroll and poll answer it: the certificate with its chain, or 202 with
-    the request to poll and when (a profile that holds requests for an operator's approval)."""
-    if isinstance(outcome, Pending):
-        return Reply(202, {"request_id": outcome.request_id}, headers={"Retry-After": str(outcome.retry_after)})
-    return Reply(
-        issued_status,
-        {
-            "serial": format(outcome.certificate.serial_number, "x"),
-            "issuer": outcome.issuer,
-            "certificate": outcome.certificate.public_bytes(Encoding.PEM).decode(),
-            "chain": "".join(c.public_bytes(Encoding.PEM).decode() for c in outcome.chain),
-        },
-    )
 
 
 ENDPOINTS = (

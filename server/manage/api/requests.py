@@ -13,7 +13,7 @@ from ca.errors import PolicyViolation
 from ca.operators.roles import Permission
 from ca.records import RequestRecord
 from server.manage.actions import requests
-from server.manage.api.legacy import ISSUED, outcome_reply
+from server.manage.api.outcomes import ISSUED, outcome_reply
 from server.manage.endpoint import Call, Endpoint, QueryParam, Reply, path_id
 from server.manage.paging import PAGING, fetch_size, page, page_request, page_schema
 

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from openapi_spec_validator import validate as validate_openapi
 
 from server.manage.api import ENDPOINTS
+from server.manage.api import requests as requests_api
 from server.manage.role_table import BEGIN, END, generated_section
 from tests.helpers import make_csr
 from tests.integration.manage.conftest import Serve, manage_config
@@ -148,3 +149,28 @@ async def test_management_paths_answer_only_on_their_listeners(serve: Serve, ca_
 
     off, _ = await serve(manage_config(ca_dir, sqlite_url, TETRA_MANAGE__LISTEN='""'))
     assert (await off.get("/api/v1/openapi.json")).status == 404
+
+
+class PlantedBug(RuntimeError):
+    """The exception no handler expects."""
+
+
+async def test_a_bug_in_a_handler_is_a_problem_500_logged_once(
+    serve: Serve, ca_dir: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DOS-15: a handler that fails unexpectedly answers a problem document 500 that says no
+    more, one log line per request, the traceback once for its site."""
+    client, ca = await serve(manage_config(ca_dir, sqlite_url))
+    auth = bearer(await make_token(ca, "administrator"))
+
+    def planted(*args: object, **kwargs: object) -> None:
+        raise PlantedBug("a bug reached by this request")
+
+    monkeypatch.setattr(requests_api, "page", planted)
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        body = await problem(await client.get("/api/v1/requests", headers=auth), 500, "internal")
+        assert body["detail"] == "internal server error"
+    lines = [r for r in caplog.records if r.name == "tetra.http" and "failed unexpectedly" in r.getMessage()]
+    assert len(lines) == 3 and lines[0].getMessage().startswith("api ")
+    assert len([r for r in lines if r.exc_info]) == 1
