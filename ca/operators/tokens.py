@@ -24,13 +24,25 @@ from ca.errors import BadRequest
 from ca.operators.errors import TokenRefused, UnknownOperator
 from ca.operators.model import ApiToken
 from ca.operators.principal import Principal
-from ca.operators.roles import Permission
+from ca.operators.roles import Permission, parse_scopes
 from ca.operators.tables import NAME_MAX, api_tokens, users
 from ca.operators.users import principal_of, user_from_row, user_row
 from ca.store.db import Database, Tx
 
 PREFIX = "tetra_"  # says what a leaked string is, to people and to secret scanners
 LAST_USED_EVERY = dt.timedelta(minutes=1)  # last_used_at is written at most this often
+
+
+def requested_scopes(words: list[str], held: frozenset[Permission]) -> frozenset[Permission] | None:
+    """The scopes an operator asks for (`tetra token create --scope`, the API's `scopes`), for a
+    user holding ``held``: None when none is named (all the user's); `read` is every read
+    permission the user holds; a named permission stays as named, so that `create` refuses one
+    the user lacks. ValueError naming an unknown word."""
+    if not words:
+        return None
+    named = parse_scopes([word for word in words if word != "read"])
+    reads = parse_scopes(["read"]) & held if "read" in words else frozenset()
+    return named | reads
 
 
 def token_digest(secret: str) -> str:

@@ -170,16 +170,13 @@ async def user_passwd(args: argparse.Namespace, ca: CertificateAuthority, config
 @on_ca_reading
 @_refusals_as_usage_errors
 async def token_create(args: argparse.Namespace, ca: CertificateAuthority, config: ServerConfig) -> int:
-    from ca.operators.roles import parse_scopes
+    from ca.operators.tokens import requested_scopes
 
+    holder = ca.operators.users.principal(await ca.operators.users.get(args.name))
     try:
-        named = parse_scopes([word for word in args.scope if word != "read"])
+        scopes = requested_scopes(args.scope, holder.permissions)
     except ValueError as exc:
         raise CLIError(f"--scope: {exc}") from None
-    scopes = named if args.scope else None
-    if "read" in args.scope:  # every read permission the user holds
-        holder = ca.operators.users.principal(await ca.operators.users.get(args.name))
-        scopes = named | (parse_scopes(["read"]) & holder.permissions)
     token, secret = await ca.operators.tokens.create(
         args.name, label=args.label, scopes=scopes, expires_at=_expiry(ca, args.expires), actor=_actor(args)
     )

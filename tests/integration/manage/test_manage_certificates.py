@@ -15,6 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7, pkcs12
+from cryptography.x509.oid import NameOID
 
 from tests.helpers import make_csr
 from tests.integration.manage.conftest import Client, Serve, manage_config
@@ -47,8 +48,9 @@ async def find(client: Client, auth: dict[str, str], name: str) -> dict[str, Any
 
 async def test_a_certificate_life_through_the_api(serve: Serve, ca_dir: Path, sqlite_url: str) -> None:
     """OPS-07: request, label, renew, reissue and revoke each write audit events, all with
-    actor user:alice, and the chain verifies. OPS-09: an owner holding markup comes back as
-    the same string in application/json with nosniff."""
+    actor user:alice (a label or a revocation exactly one), and the chain verifies. OPS-09: an
+    owner and a subject holding markup come back as the same text in application/json with
+    nosniff."""
     client, ca = await serve(manage_config(ca_dir, sqlite_url))
     alice = bearer(await make_token(ca, "administrator", name="alice"))
     start = await last_seq(ca)
@@ -61,8 +63,10 @@ async def test_a_certificate_life_through_the_api(serve: Serve, ca_dir: Path, sq
     assert HOSTILE.encode() not in await resp.read()  # JSON escapes the quotes: never raw markup
     item = f"/api/v1/certificates/{record['id']}"
 
+    seq = await last_seq(ca)
     resp = await client.patch(item, json={"owner": "bob", "tags": ["prod", "eu"]}, headers=alice)
     assert resp.status == 200, await resp.text()
+    assert [(r.action, r.actor) for r in await audit_rows(ca, seq)] == [("inventory.edited", "user:alice")]
     labelled = await resp.json()
     assert (labelled["owner"], sorted(labelled["tags"]), labelled["team"]) == ("bob", ["eu", "prod"], "web")
     await problem(await client.patch(item, json={}, headers=alice), 400, "invalid-body")
@@ -92,10 +96,19 @@ async def test_a_certificate_life_through_the_api(serve: Serve, ca_dir: Path, sq
     assert (old["status"], old["revocation_reason"]) == ("revoked", "superseded")
     assert reissued["replaces"] == renewed_record["id"]
 
+    seq = await last_seq(ca)
     resp = await client.post(item + "/revoke", json={"reason": "keyCompromise"}, headers=alice)
     assert resp.status == 200 and (await resp.json())["reason"] == "keyCompromise"
+    assert [(r.action, r.actor) for r in await audit_rows(ca, seq)] == [("certificate.revoked", "user:alice")]
     await problem(await client.post(item + "/revoke", json={"reason": "keyCompromise"}, headers=alice), 409, "conflict")
     await problem(await client.post(item + "/revoke", json={"reason": []}, headers=alice), 400, "invalid-body")
+
+    csr, _ = make_csr(["device.example.com"], cn=HOSTILE)
+    device = {"profile": "device", "csr": csr.public_bytes(Encoding.PEM).decode()}
+    assert (await client.post("/api/v1/certificates", json=device, headers=alice)).status == 201
+    marked = await find(client, alice, "device.example.com")
+    expected = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTILE)]).rfc4514_string()
+    assert marked["subject"] == expected  # as data: the subject's RFC 4514 text, in JSON
 
     rows = await audit_rows(ca, start)
     actions = [row.action for row in rows]

@@ -13,8 +13,9 @@ from ca.clock import FrozenClock
 from ca.errors import BadRequest
 from ca.operators.errors import TokenRefused, UnknownOperator
 from ca.operators.plane import Operators
-from ca.operators.roles import Permission, Role
+from ca.operators.roles import ROLE_PERMISSIONS, Permission, Role
 from ca.operators.tables import api_tokens
+from ca.operators.tokens import requested_scopes
 from ca.store.db import Database
 
 DAY = dt.timedelta(days=1)
@@ -117,3 +118,20 @@ async def test_no_token_in_the_database_a_listing_or_the_audit_log(
     events = [e for e in await audit_rows("token.") if e["target"] == "user/frank"]
     assert [(e["actor"], e["action"]) for e in events] == [("cli:root", "token.created"), ("cli:root", "token.revoked")]
     assert all(body not in str(e) for e in events)
+
+
+def test_requested_scopes_read_means_the_reads_the_user_holds() -> None:
+    held = ROLE_PERMISSIONS[Role.REQUESTER]
+    assert requested_scopes([], held) is None
+    assert requested_scopes(["read"], held) == frozenset(p for p in held if p.reads_only)
+    assert requested_scopes(["read", "certificates.request"], held) == frozenset(
+        {
+            Permission.CERTIFICATES_READ,
+            Permission.REQUESTS_READ,
+            Permission.PROFILES_READ,
+            Permission.CERTIFICATES_REQUEST,
+        }
+    )
+    assert requested_scopes(["users.manage"], held) == frozenset({Permission.USERS_MANAGE})  # create refuses it
+    with pytest.raises(ValueError, match="unknown scope 'all'"):
+        requested_scopes(["all"], held)
