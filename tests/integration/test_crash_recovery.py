@@ -233,14 +233,13 @@ def _freeze_and_copy(pid: int, database: Path, target: Path) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
-async def _burst(server: ServerProcess, count: int, concurrency: int) -> set[int]:
+async def _burst(base: str, auth: dict[str, str], count: int, concurrency: int) -> set[int]:
     """Enroll `count` certificates; the serials of those the server acknowledged (201). Refusals
     and dropped connections (the store or the server going away) just end a worker's turn."""
     import aiohttp
 
     bodies = [_enroll_body(f"cut{i}.example.com") for i in range(count)]
-    base = server.base
-    headers = {**server.auth, "Content-Type": "application/json"}
+    headers = {**auth, "Content-Type": "application/json"}
     acknowledged: set[int] = set()
 
     async def worker(session: aiohttp.ClientSession) -> None:
@@ -323,9 +322,10 @@ def test_sqlite_power_cut_images_keep_the_invariants(ca_dir: Path, tmp_path: Pat
     images = [tmp_path / f"cut{i}" for i in range(6)]
     try:
         server.wait_ready()
+        auth = server.auth  # made now: the burst's timing must not include it
 
         async def burst_and_cut() -> None:
-            task = asyncio.create_task(_burst(server, 800, 12))
+            task = asyncio.create_task(_burst(server.base, auth, 800, 12))
             for image in images:
                 await asyncio.sleep(0.15)
                 await asyncio.to_thread(_freeze_and_copy, server.proc.pid, database, image)
@@ -406,9 +406,10 @@ def test_postgresql_immediate_stop_keeps_the_invariants(ca_dir: Path, tmp_path: 
             server = ServerProcess(ca_dir / "tetra.toml", url, tmp_path / "serve.log")
             try:
                 server.wait_ready()
+                auth = server.auth  # made now: the burst's timing must not include it
 
                 async def burst_and_cut() -> set[int]:
-                    task = asyncio.create_task(_burst(server, 800, 12))
+                    task = asyncio.create_task(_burst(server.base, auth, 800, 12))
                     await asyncio.sleep(0.5)
                     await asyncio.to_thread(cut)
                     return await task
