@@ -122,7 +122,7 @@ async def make_ca_dir(root: Path, backend: str) -> Path:
         http=Listen("127.0.0.1", 8080),
         https=Listen("127.0.0.1", 8443),
         hostnames=["localhost", "127.0.0.1"],
-        protocols=["api"],
+        protocols=[],
         http_url=PUBLIC_URL,
     )
     _write_bench_profile(directory)

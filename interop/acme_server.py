@@ -45,7 +45,7 @@ class TetraServer(TetraProcess):
 def protocols() -> list[str]:
     from protocols.registry import PROTOCOLS
 
-    return [p for p in ("api", "acme", "est", "ocsp", "crl") if p in PROTOCOLS]
+    return [p for p in ("acme", "est", "ocsp", "crl") if p in PROTOCOLS]
 
 
 def start_tetra(

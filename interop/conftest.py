@@ -20,7 +20,6 @@ from interop.scep_server import scep_tetra  # noqa: F401  (the SCEP fixture, for
 from tests.tetra_process import TetraProcess, free_port, init_ca
 
 BIN = Path(sys.executable).parent
-API_TOKEN = "interop-api-token"
 
 
 def in_ci() -> bool:
@@ -75,12 +74,14 @@ class RevocationServer(TetraProcess):
         return self.directory / "ca" / "issuing-ca.pem"
 
     def enroll(self, csr_pem: bytes, profile: str = "tls-server") -> bytes:
-        """Issue through the server's operator API: PEM certificate and chain."""
+        """Issue through the server's management API (on its HTTP listener too), with the token
+        `tetra init` wrote for its administrator, admin: PEM certificate and chain."""
         body = json.dumps({"csr": csr_pem.decode(), "profile": profile}).encode()
+        token = (self.directory / "secrets" / "api-token").read_text().strip()
         request = urllib.request.Request(
             f"{self.base}/api/v1/enroll",
             data=body,
-            headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as resp:
             issued: dict[str, str] = json.loads(resp.read())
@@ -118,11 +119,11 @@ def revocation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Revo
     directory = workdir / "tetra"
     init_ca(directory, http_port, https_port)
     env = {
-        "TETRA_SERVER__PROTOCOLS": json.dumps(["api", "ocsp", "crl"]),
+        "TETRA_SERVER__PROTOCOLS": json.dumps(["ocsp", "crl"]),
+        "TETRA_MANAGE__ALSO_ON": json.dumps(["http"]),
         "TETRA_CRL__BATCH_DELAY": "1s",
         "TETRA_CRL__PARTITIONS": "2",
         "TETRA_CRL__DELTA": "true",
-        "TETRA_API_TOKEN": API_TOKEN,
     }
     server = RevocationServer(directory, http_port, env, workdir / "tetra.log")
     try:

@@ -11,8 +11,8 @@ file does not know fails `test_every_block_is_accounted_for`.
 
 The copy holds the tracked files as they are in the work tree (what a clone of this commit
 holds in CI), so `make run` creates its own `.venv` with pip, exactly as for a new user.
-It listens on the README's fixed ports (8080, 8443, certbot and lego on 5002): the test
-fails at once, naming the port, when something else holds one.
+It listens on the README's fixed ports (8080, 8443, the management listener's 8444, certbot
+and lego on 5002): the test fails at once, naming the port, when something else holds one.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tests.doc_shell import ShellSession
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
-PORTS = (8080, 8443, 5002)
+PORTS = (8080, 8443, 8444, 5002)
 MAKE_RUN_TIMEOUT = 900  # a fresh .venv: pip installs Tetra and its test extra
 
 WALKTHROUGH = ("Tetra CA", "What `make run` gives you", "Your first certificate", "SCEP")

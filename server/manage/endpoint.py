@@ -85,7 +85,7 @@ class Endpoint:
     responses: Mapping[int, JsonSchema]  # success statuses and their bodies' schemas
     body: JsonSchema | None = None  # the request body's schema; None: the endpoint takes no body
     query: tuple[QueryParam, ...] = ()
-    media_types: Mapping[int, str] = field(default_factory=dict)  # a success that is not JSON (downloads)
+    media_types: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # a success that is not JSON (downloads)
     tag: str = ""  # the resource, grouping operations in the document
     # With permission None: every signed-in user may call it (its own account: /me, /tokens);
     # False with permission None: served without authentication (the OpenAPI document).

@@ -45,8 +45,8 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     ]
     responses: dict[str, Any] = {}
     for status, schema in endpoint.responses.items():
-        media = endpoint.media_types.get(status, "application/json")
-        content = {media: {"schema": schema}} if status != 204 else None
+        media_types = endpoint.media_types.get(status, ("application/json",))
+        content = {media: {"schema": schema} for media in media_types} if status != 204 else None
         responses[str(status)] = {"description": _reason(status), **({"content": content} if content else {})}
     responses["default"] = {
         "description": "a problem: " + ", ".join(sorted({f"{status} {code}" for code, (status, _) in TYPES.items()})),

@@ -22,6 +22,7 @@ from server.wiring import read_config
 from tests.fuzz.harness import STATS, LogWatch, fuzz_settings, mutated
 from tests.integration.serverproc import free_port
 from tests.integration.test_ocsp_fast_path import Reply, _issue, exchange, get_path, read_reply
+from tests.operator_tokens import bearer, issue_token
 from tests.revocation_support import request_der
 
 CLOSED = Reply("", 0, [], b"")  # the server closed the connection without an answer
@@ -29,15 +30,13 @@ CLOSED = Reply("", 0, [], b"")  # the server closed the connection without an an
 
 @contextmanager
 def serving(ca_dir: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, int, bytes, LogWatch]]:
-    yield from _serving(ca_dir)
-
-
-def _serving(ca_dir: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, int, bytes, LogWatch]]:
     port = free_port()
     environ = {
         "TETRA_SERVER__HTTP": f"127.0.0.1:{port}",
         "TETRA_SERVER__HTTPS": f"127.0.0.1:{free_port()}",
-        "TETRA_SERVER__PROTOCOLS": '["api","ocsp","crl"]',
+        "TETRA_SERVER__PROTOCOLS": '["ocsp","crl"]',
+        "TETRA_MANAGE__LISTEN": "",  # the management API (to issue the certificate) on the HTTP listener only
+        "TETRA_MANAGE__ALSO_ON": '["http"]',
     }
     config = read_config(ca_dir / "tetra.toml", environ=environ)
     loop = asyncio.new_event_loop()
@@ -57,7 +56,8 @@ def _serving(ca_dir: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, int, byt
             except OSError:
                 loop.run_until_complete(asyncio.sleep(0.1))
             assert time.monotonic() < deadline, "server not up"
-        cert, issuer = loop.run_until_complete(_issue(port, "fast-fuzz.example.com"))
+        auth = bearer(issue_token(f"sqlite:///{ca_dir / 'tetra.db'}"))  # an administrator's
+        cert, issuer = loop.run_until_complete(_issue(port, auth, "fast-fuzz.example.com"))
         logging.getLogger().addHandler(watch)
         yield loop, port, request_der(cert, issuer), watch
     finally:

@@ -50,9 +50,7 @@ class Reply:
 class CmpServer(ServerProcess):
     def __init__(self, ca_dir: Path, log: Path, db_url: str | None = None) -> None:
         self.db_url = db_url or f"sqlite:///{ca_dir / 'tetra.db'}"
-        super().__init__(
-            ca_dir / "tetra.toml", self.db_url, log, {"TETRA_SERVER__PROTOCOLS": '["api", "cmp", "crl", "ocsp"]'}
-        )
+        super().__init__(ca_dir / "tetra.toml", self.db_url, log, {"TETRA_SERVER__PROTOCOLS": '["cmp", "crl", "ocsp"]'})
         self.ca_dir = ca_dir
         self.root = x509.load_pem_x509_certificate((ca_dir / "ca" / "root.pem").read_bytes())
         self.ra = x509.load_pem_x509_certificate((ca_dir / "ra" / "ra.pem").read_bytes())

@@ -110,7 +110,7 @@ class EstServer(ServerProcess):
             ca_dir / "tetra.toml",
             f"sqlite:///{ca_dir / 'tetra.db'}",
             log,
-            {"TETRA_SERVER__PROTOCOLS": '["api", "est"]'},
+            {"TETRA_SERVER__PROTOCOLS": '["est"]'},
         )
         self.ca_dir = ca_dir
         self.root = ca_dir / "ca" / "root.pem"

@@ -24,12 +24,12 @@ from server.cli import main
 from server.config import ServerConfig
 from server.wiring import read_config
 from tests import cmp_client
-from tests.integration.serverproc import API_TOKEN
+from tests.integration.operator_api import MANAGE_ON_HTTP, serve_on_http
 from tests.revocation_support import check_ocsp, request_der
 
 Client = TestClient[Any, Any]
 CMP_REF, CMP_SECRET = "rollover-ref", b"rollover-shared-secret"
-PROTOCOLS = '["api", "ocsp", "crl", "est", "scep", "cmp"]'
+PROTOCOLS = '["ocsp", "crl", "est", "scep", "cmp"]'
 SECTIONS = """
 [scep]
 default_profile = "device"
@@ -50,15 +50,16 @@ def server_config(ca_dir: Path, db_url: str) -> ServerConfig:
     config = ca_dir / "tetra.toml"
     if "[cmp]" not in config.read_text():
         config.write_text(config.read_text() + SECTIONS)
-    environ = {"TETRA_DATABASE__URL": db_url, "TETRA_SERVER__PROTOCOLS": PROTOCOLS}
+    environ = {"TETRA_DATABASE__URL": db_url, "TETRA_SERVER__PROTOCOLS": PROTOCOLS, **MANAGE_ON_HTTP}
     environ["TETRA_OCSP__RESPONDER_COUNTRY"] = "US"  # responder certificates lint clean under the BRs
     return read_config(config, environ=environ)
 
 
-async def start(aiohttp_client: Callable[..., Any], ca_dir: Path, db_url: str) -> Client:
-    client: Client = await aiohttp_client(build_app(server_config(ca_dir, db_url)))
+async def start(aiohttp_client: Callable[..., Any], ca_dir: Path, db_url: str) -> tuple[Client, dict[str, str]]:
+    """The served app (the management API on its HTTP listener) and an administrator's Authorization header."""
+    client, auth = await serve_on_http(aiohttp_client, build_app(server_config(ca_dir, db_url)))
     await client.app[CA].credentials.create_mac_key("cmp", key_id=CMP_REF, profile="device", secret=CMP_SECRET)
-    return client
+    return client, auth
 
 
 def tetra(ca_dir: Path, *args: str) -> tuple[int, str, str]:
@@ -98,13 +99,13 @@ async def until(check: Callable[[], bool], what: str, seconds: float = 10) -> No
     raise AssertionError(f"not within {seconds}s: {what}")
 
 
-async def enroll(client: Client, name: str) -> tuple[x509.Certificate, x509.Certificate]:
-    """A leaf through the operator API, and the CA certificate that signed it."""
+async def enroll(client: Client, auth: dict[str, str], name: str) -> tuple[x509.Certificate, x509.Certificate]:
+    """A leaf through the management API, and the CA certificate that signed it."""
     from tests.helpers import make_csr
 
     csr, _ = make_csr([name])
     body = {"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
-    resp = await client.post("/api/v1/enroll", headers={"Authorization": f"Bearer {API_TOKEN}"}, json=body)
+    resp = await client.post("/api/v1/enroll", headers=auth, json=body)
     assert resp.status == 201, await resp.text()
     answer = await resp.json()
     leaf = x509.load_pem_x509_certificate(answer["certificate"].encode())

@@ -77,7 +77,7 @@ class ScepServer(ServerProcess):
             ca_dir / "tetra.toml",
             self.db_url,
             log,
-            {"TETRA_SERVER__PROTOCOLS": '["api", "scep", "crl"]', **(extra_env or {})},
+            {"TETRA_SERVER__PROTOCOLS": '["scep", "crl"]', **(extra_env or {})},
         )
         self.ca_dir = ca_dir
         self.root = ca_dir / "ca" / "root.pem"

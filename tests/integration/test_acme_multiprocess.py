@@ -37,7 +37,7 @@ def start_pair(
     dns_server, responder = loopback
     upgrade(db_url)
     extra = {
-        "TETRA_SERVER__PROTOCOLS": '["api", "acme", "ocsp"]',
+        "TETRA_SERVER__PROTOCOLS": '["acme", "ocsp"]',
         "TETRA_SERVER__HTTPS_URL": PUBLIC_HTTPS,
         "TETRA_ACME__VALIDATION__HTTP_PORT": str(responder.port),
         "TETRA_ACME__VALIDATION__RESOLVER": dns_server.address,

@@ -28,7 +28,7 @@ from cryptography.x509 import ocsp
 from interop.acme_helpers import Http01Responder, LoopbackDns
 from protocols.acme.b64 import b64e
 from tests.helpers import make_csr as make_api_csr
-from tests.integration.serverproc import API_TOKEN, ServerProcess
+from tests.integration.serverproc import ServerProcess
 from tests.tetra_process import tetra_command
 from tests.unit.protocols.acme.support import BASE, AcmeClient, AcmeEnv, acme_environ, make_csr
 
@@ -37,7 +37,6 @@ pytest_plugins = ["tests.unit.protocols.acme.support"]
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 TEXT_LINE = re.compile(rf"^({ISO}) (\w+) ([\w.]+): (\S+)(.*)$")
 TEXT_FIELD = re.compile(r' (\w+)=("(?:[^"\\]|\\.)*"|\S+)')
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 def parse_line(line: str) -> dict[str, Any] | None:
@@ -146,10 +145,10 @@ async def scenario(server: ServerProcess, env: AcmeEnv) -> Outcome:
         ids["failed"] = request_id(failed.headers)
         assert (await client.poll(bad["authorizations"][0], ("valid", "invalid"))).json["status"] == "invalid"
 
-        # A refusal by the profile's policy, through the operator API.
+        # A refusal by the profile's policy, through the management API.
         csr, _ = make_api_csr(["ip:192.0.2.1"])
         body = {"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "email"}
-        refused = await http.post("/api/v1/enroll", json=body, headers=AUTH)
+        refused = await http.post("/api/v1/enroll", json=body, headers=server.auth)
         assert refused.status == 403
         ids["refused"] = request_id(refused.headers)
 
@@ -201,7 +200,7 @@ def run(ca_dir: Path, tmp_path: Path, loopback: tuple[LoopbackDns, Http01Respond
         responder,
         {
             "TETRA_SERVER__HTTPS_URL": BASE.removesuffix("/acme"),
-            "TETRA_SERVER__PROTOCOLS": '["api", "acme", "ocsp"]',
+            "TETRA_SERVER__PROTOCOLS": '["acme", "ocsp"]',
             **env,
         },
     )

@@ -26,7 +26,7 @@ from ca.store.repositories import CertificateFilter
 from server.wiring import build_ca, read_config
 from tests.helpers import make_csr
 from tests.integration.rollover_support import parent_key
-from tests.integration.serverproc import API_TOKEN, ServerProcess
+from tests.integration.serverproc import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -44,9 +44,10 @@ def _wait_for(url: str, timeout: float = 20) -> None:
         time.sleep(0.2)
 
 
-async def _issue_until(base: str, prefix: str, stop_at: float, concurrency: int) -> list[int]:
+async def _issue_until(server: ServerProcess, prefix: str, stop_at: float, concurrency: int) -> list[int]:
     """Enrol through the API from ``concurrency`` workers until the loop clock reaches ``stop_at``."""
-    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    base = server.base
+    headers = {**server.auth, "Content-Type": "application/json"}
     statuses: list[int] = []
     loop = asyncio.get_running_loop()
 
@@ -88,7 +89,7 @@ def test_two_servers_change_over_at_the_scheduled_time(ca_dir: Path, postgres_ur
 
         async def both() -> list[list[int]]:
             stop_at = asyncio.get_running_loop().time() + (at - dt.datetime.now(dt.UTC)).total_seconds() + 5
-            clients = [asyncio.create_task(_issue_until(s.base, f"s{i}-", stop_at, 4)) for i, s in enumerate(servers)]
+            clients = [asyncio.create_task(_issue_until(s, f"s{i}-", stop_at, 4)) for i, s in enumerate(servers)]
             await asyncio.to_thread(servers[0].cli, "ca", "activate", "issuing-ca.2", "--at", at.isoformat())
             assert dt.datetime.now(dt.UTC) < at, "activate returned after T; the run cannot show the change-over"
             return list(await asyncio.gather(*clients))

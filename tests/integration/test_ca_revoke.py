@@ -27,25 +27,24 @@ from server.cli import main
 from server.config import ServerConfig
 from server.wiring import read_config
 from tests.helpers import make_csr
+from tests.integration.operator_api import MANAGE_ON_HTTP, serve_on_http
 from tests.integration.rollover_support import parent_key
-from tests.integration.serverproc import API_TOKEN
 from tests.pkilint_check import assert_crl_lints_clean, assert_ocsp_lints_clean
 from tests.revocation_support import check_crl, check_ocsp, request_der
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
 
 
 @pytest.fixture
 def revoke_config(ca_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> ServerConfig:
-    monkeypatch.setenv("TETRA_API_TOKEN", API_TOKEN)
     monkeypatch.setenv("TETRA_DATABASE__URL", db_url)  # for the `tetra` commands run alongside
     return read_config(
         ca_dir / "tetra.toml",
         environ={
             "TETRA_DATABASE__URL": db_url,
-            "TETRA_SERVER__PROTOCOLS": '["api","ocsp","crl"]',
+            "TETRA_SERVER__PROTOCOLS": '["ocsp","crl"]',
+            **MANAGE_ON_HTTP,
             "TETRA_OCSP__RESPONDER_COUNTRY": "US",
             "TETRA_CRL__BATCH_DELAY": "1s",
         },
@@ -60,10 +59,10 @@ def _pem(ca_dir: Path, name: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate((ca_dir / "ca" / f"{name}.pem").read_bytes())
 
 
-async def _issue(client: TestClient[Any, Any], name: str) -> x509.Certificate:
+async def _issue(client: TestClient[Any, Any], auth: dict[str, str], name: str) -> x509.Certificate:
     csr, _ = make_csr([name])
     resp = await client.post(
-        "/api/v1/enroll", headers=AUTH, json={"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
+        "/api/v1/enroll", headers=auth, json={"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
     )
     assert resp.status == 201, await resp.text()
     return x509.load_pem_x509_certificate((await resp.json())["certificate"].encode())
@@ -111,13 +110,13 @@ def _check_arl(arl: x509.CertificateRevocationList, root: x509.Certificate) -> N
     assert arl.next_update_utc is not None and arl.next_update_utc - arl.last_update_utc > dt.timedelta(days=80)
 
 
-async def _wait_refused(client: TestClient[Any, Any], name: str) -> int:
+async def _wait_refused(client: TestClient[Any, Any], auth: dict[str, str], name: str) -> int:
     """Issuance refused once the server's registry watch has read the revocation (within a second)."""
     deadline = time.monotonic() + 5
     while True:
         csr, _ = make_csr([name])
         body = {"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
-        resp = await client.post("/api/v1/enroll", headers=AUTH, json=body)
+        resp = await client.post("/api/v1/enroll", headers=auth, json=body)
         if resp.status != 201:
             return resp.status
         assert time.monotonic() < deadline, "still issuing from the revoked CA"
@@ -146,10 +145,10 @@ async def test_revoked_intermediate_is_on_the_arl_and_ocsp_and_its_leaves_stay_a
     revoked afterwards is answered revoked and listed on the intermediate's own CRL (signed by
     its own key), and a restarted server answers its leaves with the CA's own key; `tetra crl
     generate --ca root` renews the ARL with a higher number."""
-    client = await aiohttp_client(build_app(revoke_config))
+    client, auth = await serve_on_http(aiohttp_client, build_app(revoke_config))
     root, intermediate = _pem(ca_dir, "root"), _pem(ca_dir, "issuing-ca")
-    kept = await _issue(client, "kept.example.com")
-    later = await _issue(client, "later.example.com")
+    kept = await _issue(client, auth, "kept.example.com")
+    later = await _issue(client, auth, "later.example.com")
     url = str(client.make_url("/ocsp"))
     unsigned = ocsp.load_der_ocsp_response(await _ocsp(client, intermediate, root))
     assert unsigned.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED  # the root has signed nothing yet
@@ -174,15 +173,15 @@ async def test_revoked_intermediate_is_on_the_arl_and_ocsp_and_its_leaves_stay_a
     assert response.certificate_status == ocsp.OCSPCertStatus.REVOKED
     assert response.next_update_utc is not None and response.next_update_utc == arl.next_update_utc
 
-    assert await _wait_refused(client, "refused.example.com") == 503
+    assert await _wait_refused(client, auth, "refused.example.com") == 503
     before = await _count(db_url, select(func.count()).select_from(certificates))
-    assert await _wait_refused(client, "refused-again.example.com") == 503
+    assert await _wait_refused(client, auth, "refused-again.example.com") == 503
     assert await _count(db_url, select(func.count()).select_from(certificates)) == before  # nothing stored
 
     kept_answer = check_ocsp(await _ocsp(client, kept, intermediate), intermediate)
     assert kept_answer.certificate_status == ocsp.OCSPCertStatus.GOOD
     resp = await client.post(
-        "/api/v1/revoke", headers=AUTH, json={"serial": format(later.serial_number, "x"), "reason": "superseded"}
+        "/api/v1/revoke", headers=auth, json={"serial": format(later.serial_number, "x"), "reason": "superseded"}
     )
     assert resp.status == 200, await resp.text()
     deadline = time.monotonic() + 5

@@ -35,7 +35,6 @@ from tests.integration.rollover_support import (
     tetra_ok,
     until,
 )
-from tests.integration.serverproc import API_TOKEN
 from tests.pkilint_check import assert_certificate_lints_clean
 from tests.revocation_support import check_crl
 
@@ -44,9 +43,8 @@ GOOD = ocsp.OCSPCertStatus.GOOD
 
 @pytest.fixture(autouse=True)
 def environment(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The commands' store is the server's; the API token the server reads from the environment."""
+    """The commands' store is the server's."""
     monkeypatch.setenv("TETRA_DATABASE__URL", db_url)
-    monkeypatch.setenv("TETRA_API_TOKEN", API_TOKEN)
 
 
 def _der(cert: x509.Certificate) -> bytes:
@@ -62,10 +60,10 @@ async def test_issuing_ca_rollover_then_activation(
     /ca/issuing-ca.2.cer) but issues nothing; after `activate` the next leaf is signed by it;
     leaves from before and after verify with openssl against the root and what is published,
     OCSP answers good for both, both generations' CRLs are published and verify."""
-    client = await start(aiohttp_client, ca_dir, db_url)
+    client, auth = await start(aiohttp_client, ca_dir, db_url)
     ca = client.app[CA]
     root = x509.load_pem_x509_certificate((ca_dir / "ca/root.pem").read_bytes())
-    old_leaf, old_ca = await enroll(client, "before.example.com")
+    old_leaf, old_ca = await enroll(client, auth, "before.example.com")
 
     out = await tetra_ok(ca_dir, "ca", "rollover", "issuing-ca", key, *parent_key(ca_dir))
     assert "staged issuing-ca.2" in out
@@ -82,12 +80,12 @@ async def test_issuing_ca_rollover_then_activation(
     assert new_ca in await est_cacerts(client)
     assert {old_ca, new_ca} <= set(x509.load_pem_x509_certificates(await get(client, "/intermediates.pem")))
     assert x509.load_der_x509_certificate(await get(client, "/ca/issuing-ca.2.cer")) == new_ca
-    _, still_old = await enroll(client, "staged.example.com")
+    _, still_old = await enroll(client, auth, "staged.example.com")
     assert still_old == old_ca
 
     await tetra_ok(ca_dir, "ca", "activate", "issuing-ca.2", "--at", "now")
     await until(lambda: ca.current_issuer("issuing-ca").certificate == new_ca, "the server changes over")
-    new_leaf, signer = await enroll(client, "after.example.com")
+    new_leaf, signer = await enroll(client, auth, "after.example.com")
     assert signer == new_ca
     new_leaf.verify_directly_issued_by(new_ca)
     assert new_ca not in await scep_next_ca(client)  # nothing is next any more
@@ -131,10 +129,10 @@ async def test_root_rollover_links_and_announcements(
     genm rootCaKeyUpdate answers them, EST cacerts carries them, ACME offers the chain through
     oldWithNew. An issuing CA rolled over under the activated new root reaches the old root
     through newWithOld, and leaves of both verify from either root."""
-    client = await start(aiohttp_client, ca_dir, db_url)
+    client, auth = await start(aiohttp_client, ca_dir, db_url)
     ca = client.app[CA]
     old_root = x509.load_pem_x509_certificate((ca_dir / "ca/root.pem").read_bytes())
-    old_leaf, old_ca = await enroll(client, "old-root.example.com")
+    old_leaf, old_ca = await enroll(client, auth, "old-root.example.com")
     assert await root_ca_key_update(client) is None  # no rollover yet: "no update"
 
     out_dir = tmp_path / "root2"
@@ -167,7 +165,7 @@ async def test_root_rollover_links_and_announcements(
     await tetra_ok(ca_dir, "ca", "activate", "issuing-ca.2")
     new_ca = ca.issuers["issuing-ca.2"].certificate
     await until(lambda: ca.current_issuer("issuing-ca").name == "issuing-ca.2", "the server changes over")
-    new_leaf, signer = await enroll(client, "new-root.example.com")
+    new_leaf, signer = await enroll(client, auth, "new-root.example.com")
     assert signer == new_ca
     new_ca.verify_directly_issued_by(nwn)
     assert ca.alternate_chains("issuing-ca.2") == [(new_ca, nwo)]

@@ -28,7 +28,7 @@ from tests.unit.protocols.acme.support import start_env
 pytest_plugins = ["tests.unit.protocols.acme.support"]
 
 WORKERS = 8
-SERVED = {"TETRA_SERVER__PROTOCOLS": '["api", "acme", "ocsp", "crl"]'}
+SERVED = {"TETRA_SERVER__PROTOCOLS": '["acme", "ocsp", "crl"]'}
 
 
 def tetra(ca_dir: Path, db_url: str, *args: str) -> str:

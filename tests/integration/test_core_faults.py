@@ -45,7 +45,7 @@ from server.config import ServerConfig
 from server.wiring import build_ca, read_config
 from tests.conftest import _pg_exec
 from tests.helpers import CountingSigner, GatedSigner, LoopGaps, enroll, make_csr, refuse_issued
-from tests.integration.serverproc import API_TOKEN
+from tests.integration.operator_api import serve_on_http
 from tests.revocation_support import check_crl, check_ocsp, crl_settings, ocsp_settings
 
 pytestmark = pytest.mark.slow
@@ -446,7 +446,6 @@ async def test_audit_log_cannot_be_written(
     aiohttp_client: Client,
     ca_dir: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
     fault: str,
 ) -> None:
@@ -456,7 +455,6 @@ async def test_audit_log_cannot_be_written(
     exists without its audit event (they share one transaction). /readyz says unavailable
     while /healthz still answers. Once the space is back (the trigger dropped), /readyz is
     ready, issuance resumes without a restart and the audit chain verifies end to end."""
-    monkeypatch.setenv("TETRA_API_TOKEN", API_TOKEN)
     with ExitStack() as stack:
         if fault.startswith("sqlite"):
             mount = stack.enter_context(_small_tmpfs(tmp_path / "small"))
@@ -466,7 +464,8 @@ async def test_audit_log_cannot_be_written(
             )
         else:
             config = request.getfixturevalue("pg_config")
-        client = await aiohttp_client(build_app(config))
+        config = replace(config, manage=replace(config.manage, also_on=("http",)))  # /api/v1 on the test client
+        client, auth = await serve_on_http(aiohttp_client, build_app(config))
         ca = client.app[CA]
         counting = CountingSigner(ca.issuers[ISSUER].signer)
         ca.issuers[ISSUER].signer = counting
@@ -474,7 +473,7 @@ async def test_audit_log_cannot_be_written(
         async def enroll(name: str) -> int:
             csr, _ = make_csr([name])
             body = {"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-client"}
-            resp = await client.post("/api/v1/enroll", json=body, headers={"Authorization": f"Bearer {API_TOKEN}"})
+            resp = await client.post("/api/v1/enroll", json=body, headers=auth)
             if resp.status == 503:
                 assert resp.headers.get("Retry-After"), "503 without Retry-After"
             return resp.status

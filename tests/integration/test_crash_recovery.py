@@ -50,7 +50,7 @@ from ca.store.repositories import CertificateFilter
 from ca.store.tables import audit_log
 from server.wiring import build_ca, read_config
 from tests.helpers import make_csr
-from tests.integration.serverproc import API_TOKEN, ServerProcess, free_port
+from tests.integration.serverproc import ServerProcess, free_port
 from tests.revocation_support import check_crl, check_ocsp, crl_settings, multi_request_der, ocsp_settings
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ pytestmark = pytest.mark.slow
 ISSUER = "issuing-ca"
 GRACE = 1.0  # seconds: [ocsp] signing_grace for these servers, so a restart finds the intent stale
 SERVE_REVOCATION = {
-    "TETRA_SERVER__PROTOCOLS": '["api","ocsp","crl"]',
+    "TETRA_SERVER__PROTOCOLS": '["ocsp","crl"]',
     "TETRA_OCSP__RESPONDER_COUNTRY": "US",
     "TETRA_OCSP__SIGNING_GRACE": f"{GRACE}s",
     "TETRA_CRL__BATCH_DELAY": "1s",
@@ -71,8 +71,10 @@ def _enroll_body(name: str) -> bytes:
     return json.dumps({"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-client"}).encode()
 
 
-def _post(url: str, body: bytes, content_type: str, timeout: float = 30) -> tuple[int, bytes]:
-    headers = {"Content-Type": content_type, "Authorization": f"Bearer {API_TOKEN}"}
+def _post(
+    url: str, body: bytes, content_type: str, timeout: float = 30, auth: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    headers = {"Content-Type": content_type, **(auth or {})}
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
@@ -89,10 +91,11 @@ def _get(url: str) -> bytes:
 
 def _enroll_in_background(server: ServerProcess, name: str) -> threading.Thread:
     """One enrollment whose answer never comes (the server is killed under it)."""
+    auth = server.auth
 
     def run() -> None:
         try:
-            _post(f"{server.base}/api/v1/enroll", _enroll_body(name), "application/json", timeout=60)
+            _post(f"{server.base}/api/v1/enroll", _enroll_body(name), "application/json", timeout=60, auth=auth)
         except OSError:
             pass  # the connection dies with the server
 
@@ -204,7 +207,9 @@ def test_kill_between_intent_and_result_heals_after_restart(
         _wait_for(listed, 30, "the CRL to list the recovered serial")
         check_crl(_get(f"{second.base}/crl/{ISSUER}.crl"), issuer)
 
-        status, _ = _post(f"{second.base}/api/v1/enroll", _enroll_body("after.example.com"), "application/json")
+        status, _ = _post(
+            f"{second.base}/api/v1/enroll", _enroll_body("after.example.com"), "application/json", auth=second.auth
+        )
         assert status == 201
     finally:
         second.stop()
@@ -228,13 +233,13 @@ def _freeze_and_copy(pid: int, database: Path, target: Path) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
-async def _burst(base: str, count: int, concurrency: int) -> set[int]:
+async def _burst(base: str, auth: dict[str, str], count: int, concurrency: int) -> set[int]:
     """Enroll `count` certificates; the serials of those the server acknowledged (201). Refusals
     and dropped connections (the store or the server going away) just end a worker's turn."""
     import aiohttp
 
     bodies = [_enroll_body(f"cut{i}.example.com") for i in range(count)]
-    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    headers = {**auth, "Content-Type": "application/json"}
     acknowledged: set[int] = set()
 
     async def worker(session: aiohttp.ClientSession) -> None:
@@ -317,9 +322,10 @@ def test_sqlite_power_cut_images_keep_the_invariants(ca_dir: Path, tmp_path: Pat
     images = [tmp_path / f"cut{i}" for i in range(6)]
     try:
         server.wait_ready()
+        auth = server.auth  # made now: the burst's timing must not include it
 
         async def burst_and_cut() -> None:
-            task = asyncio.create_task(_burst(server.base, 800, 12))
+            task = asyncio.create_task(_burst(server.base, auth, 800, 12))
             for image in images:
                 await asyncio.sleep(0.15)
                 await asyncio.to_thread(_freeze_and_copy, server.proc.pid, database, image)
@@ -400,9 +406,10 @@ def test_postgresql_immediate_stop_keeps_the_invariants(ca_dir: Path, tmp_path: 
             server = ServerProcess(ca_dir / "tetra.toml", url, tmp_path / "serve.log")
             try:
                 server.wait_ready()
+                auth = server.auth  # made now: the burst's timing must not include it
 
                 async def burst_and_cut() -> set[int]:
-                    task = asyncio.create_task(_burst(server.base, 800, 12))
+                    task = asyncio.create_task(_burst(server.base, auth, 800, 12))
                     await asyncio.sleep(0.5)
                     await asyncio.to_thread(cut)
                     return await task

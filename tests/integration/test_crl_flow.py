@@ -27,22 +27,21 @@ from server.config import ServerConfig
 from server.jobs import RevocationJobs
 from server.wiring import build_ca, read_config
 from tests.helpers import make_csr
-from tests.integration.serverproc import API_TOKEN
+from tests.integration.operator_api import MANAGE_ON_HTTP, serve_on_http
 from tests.revocation_support import check_crl, crl_settings, ocsp_settings
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 BATCH_DELAY = 1.0
 
 
 @pytest.fixture
-def crl_config(ca_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> ServerConfig:
-    monkeypatch.setenv("TETRA_API_TOKEN", API_TOKEN)
+def crl_config(ca_dir: Path, db_url: str) -> ServerConfig:
     return read_config(
         ca_dir / "tetra.toml",
         environ={
             "TETRA_DATABASE__URL": db_url,
-            "TETRA_SERVER__PROTOCOLS": '["api","ocsp","crl"]',
+            "TETRA_SERVER__PROTOCOLS": '["ocsp","crl"]',
+            **MANAGE_ON_HTTP,
             "TETRA_OCSP__RESPONDER_COUNTRY": "US",
             "TETRA_CRL__BATCH_DELAY": f"{BATCH_DELAY}s",
             "TETRA_CRL__PARTITIONS": "4",
@@ -52,10 +51,12 @@ def crl_config(ca_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Se
     )
 
 
-async def _issue(client: TestClient[Any, Any], name: str) -> tuple[x509.Certificate, x509.Certificate]:
+async def _issue(
+    client: TestClient[Any, Any], auth: dict[str, str], name: str
+) -> tuple[x509.Certificate, x509.Certificate]:
     csr, _ = make_csr([name])
     resp = await client.post(
-        "/api/v1/enroll", headers=AUTH, json={"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
+        "/api/v1/enroll", headers=auth, json={"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
     )
     assert resp.status == 201, await resp.text()
     body = await resp.json()
@@ -80,8 +81,8 @@ async def test_published_at_the_urls_certificates_carry(aiohttp_client: Client, 
     """CRL-01, CRL-06, CRL-09: the leader publishes at start-up; the full CRL, the partition
     named in the certificate's CRL DP and the delta named in its Freshest CRL are served as
     DER application/pkix-crl with caching headers, and lint clean."""
-    client = await aiohttp_client(build_app(crl_config))
-    cert, issuer = await _issue(client, "crl.example.com")
+    client, auth = await serve_on_http(aiohttp_client, build_app(crl_config))
+    cert, issuer = await _issue(client, auth, "crl.example.com")
     partition_url, delta_url = _urls(cert)
     assert partition_url == f"http://pki.example.com/crl/issuing-ca/{cert.serial_number % 4}.crl"
     resp = await client.get("/crl/issuing-ca.crl")
@@ -104,13 +105,13 @@ async def test_revocation_reaches_the_crl_within_the_batching_delay(
 ) -> None:
     """CRL-01: regenerated soon after a revocation, batched: several revocations in a burst
     give one regeneration, out within the batching delay (plus a poll interval)."""
-    client = await aiohttp_client(build_app(crl_config))
-    certs = [await _issue(client, f"b{i}.example.com") for i in range(3)]
+    client, auth = await serve_on_http(aiohttp_client, build_app(crl_config))
+    certs = [await _issue(client, auth, f"b{i}.example.com") for i in range(3)]
     issuer = certs[0][1]
     started = time.monotonic()
     for cert, _ in certs:
         resp = await client.post(
-            "/api/v1/revoke", headers=AUTH, json={"serial": format(cert.serial_number, "x"), "reason": "keyCompromise"}
+            "/api/v1/revoke", headers=auth, json={"serial": format(cert.serial_number, "x"), "reason": "keyCompromise"}
         )
         assert resp.status == 200
     wanted = {c.serial_number for c, _ in certs}

@@ -17,7 +17,7 @@ from ca.sigalg import verify_bytes
 from ca.store.repositories import CertificateFilter
 from server.wiring import build_ca, read_config
 from tests.helpers import make_csr
-from tests.integration.serverproc import API_TOKEN, ServerProcess
+from tests.integration.serverproc import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -30,9 +30,10 @@ def _csr_bodies(count: int, prefix: str) -> list[bytes]:
     return bodies
 
 
-async def _burst(base: str, bodies: list[bytes], concurrency: int) -> list[int]:
+async def _burst(server: ServerProcess, bodies: list[bytes], concurrency: int) -> list[int]:
     """POST every body; returns HTTP statuses (connection errors count as 0)."""
-    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    base = server.base
+    headers = {**server.auth, "Content-Type": "application/json"}
     queue = list(bodies)
     statuses: list[int] = []
 
@@ -96,8 +97,8 @@ def test_two_servers_share_one_postgresql(ca_dir: Path, postgres_url: str, tmp_p
         async def both() -> list[list[int]]:
             return list(
                 await asyncio.gather(
-                    _burst(servers[0].base, _csr_bodies(60, "a"), 8),
-                    _burst(servers[1].base, _csr_bodies(60, "b"), 8),
+                    _burst(servers[0], _csr_bodies(60, "a"), 8),
+                    _burst(servers[1], _csr_bodies(60, "b"), 8),
                 )
             )
 
@@ -128,7 +129,7 @@ def test_kill_9_during_burst_then_restart(
     server.wait_ready()
 
     async def burst_and_kill() -> None:
-        task = asyncio.create_task(_burst(server.base, _csr_bodies(400, "k"), 16))
+        task = asyncio.create_task(_burst(server, _csr_bodies(400, "k"), 16))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -147,7 +148,7 @@ def test_kill_9_during_burst_then_restart(
     again = ServerProcess(config, db_url, tmp_path / "second.log")
     try:
         again.wait_ready()
-        statuses = asyncio.run(_burst(again.base, _csr_bodies(20, "r"), 4))
+        statuses = asyncio.run(_burst(again, _csr_bodies(20, "r"), 4))
     finally:
         again.stop()
     assert statuses == [201] * 20
@@ -183,7 +184,7 @@ def test_kill_at_fault_point_leaves_a_revocable_intent(ca_dir: Path, tmp_path: P
     server.wait_ready()
 
     async def one() -> None:
-        task = asyncio.create_task(_burst(server.base, _csr_bodies(1, "f"), 1))
+        task = asyncio.create_task(_burst(server, _csr_bodies(1, "f"), 1))
         deadline = time.monotonic() + 30
         while f"TETRA-FAULT-POINT {point}" not in server.log_path.read_text():
             assert time.monotonic() < deadline, server.log_path.read_text()

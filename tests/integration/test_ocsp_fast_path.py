@@ -28,7 +28,8 @@ from server import plain_http
 from server.app import run_server
 from server.wiring import read_config
 from tests.helpers import make_csr
-from tests.integration.serverproc import API_TOKEN, ServerProcess, free_port
+from tests.integration.serverproc import ServerProcess, free_port
+from tests.operator_tokens import bearer, issue_token
 from tests.revocation_support import check_ocsp, multi_request_der, request_der
 
 MALFORMED = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
@@ -106,7 +107,7 @@ class Served:
             return Reply("1.1", resp.status, list(resp.headers.items()), await resp.read())
 
 
-async def _issue(http_port: int, name: str) -> tuple[x509.Certificate, x509.Certificate]:
+async def _issue(http_port: int, auth: dict[str, str], name: str) -> tuple[x509.Certificate, x509.Certificate]:
     csr, _ = make_csr([name])
     payload = {"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
     async with (
@@ -114,7 +115,7 @@ async def _issue(http_port: int, name: str) -> tuple[x509.Certificate, x509.Cert
         session.post(
             f"http://127.0.0.1:{http_port}/api/v1/enroll",
             json=payload,
-            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            headers=auth,
         ) as resp,
     ):
         assert resp.status == 201, await resp.text()
@@ -123,15 +124,14 @@ async def _issue(http_port: int, name: str) -> tuple[x509.Certificate, x509.Cert
     return x509.load_pem_x509_certificate(body["certificate"].encode()), chain[0]
 
 
-async def _serve(
-    ca_dir: Path, db_url: str | None, monkeypatch: pytest.MonkeyPatch, extra: dict[str, str] | None = None
-) -> AsyncIterator[Served]:
-    monkeypatch.setenv("TETRA_API_TOKEN", API_TOKEN)
+async def _serve(ca_dir: Path, db_url: str | None, extra: dict[str, str] | None = None) -> AsyncIterator[Served]:
     http_port, https_port = free_port(), free_port()
     environ = {
         "TETRA_SERVER__HTTP": f"127.0.0.1:{http_port}",
         "TETRA_SERVER__HTTPS": f"127.0.0.1:{https_port}",
-        "TETRA_SERVER__PROTOCOLS": '["api","ocsp","crl"]',
+        "TETRA_SERVER__PROTOCOLS": '["ocsp","crl"]',
+        "TETRA_MANAGE__LISTEN": "",  # the management API on the HTTP listener only
+        "TETRA_MANAGE__ALSO_ON": '["http"]',
         "TETRA_OCSP__RESPONDER_COUNTRY": "US",
         "TETRA_OCSP__MAX_CERTS": "4",
         **(extra or {}),
@@ -139,6 +139,7 @@ async def _serve(
     if db_url is not None:
         environ["TETRA_DATABASE__URL"] = db_url
     config = read_config(ca_dir / "tetra.toml", environ=environ)
+    store = db_url or f"sqlite:///{ca_dir / 'tetra.db'}"
     stop = asyncio.Event()
     task = asyncio.create_task(run_server(config, stop))
     try:
@@ -152,8 +153,9 @@ async def _serve(
                 pass
             assert time.monotonic() < deadline, "server not up"
             await asyncio.sleep(0.1)
-        cert, issuer = await _issue(http_port, "fast.example.com")
-        await _until_presigned(db_url or f"sqlite:///{ca_dir / 'tetra.db'}", cert)
+        auth = bearer(await asyncio.to_thread(issue_token, store))  # an administrator's
+        cert, issuer = await _issue(http_port, auth, "fast.example.com")
+        await _until_presigned(store, cert)
         tls = ssl.create_default_context(cafile=str(ca_dir / "ca" / "root.pem"))
         yield Served(http_port, f"https://127.0.0.1:{https_port}", tls, cert, issuer)
     finally:
@@ -184,23 +186,23 @@ async def _until_presigned(url: str, cert: x509.Certificate) -> None:
 
 
 @pytest.fixture
-async def served(ca_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Served]:
+async def served(ca_dir: Path) -> AsyncIterator[Served]:
     """The demo CA on its SQLite store (the fast path does not touch the database itself)."""
-    async for value in _serve(ca_dir, None, monkeypatch):
+    async for value in _serve(ca_dir, None):
         yield value
 
 
 @pytest.fixture
-async def served_impatiently(ca_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Served]:
+async def served_impatiently(ca_dir: Path) -> AsyncIterator[Served]:
     """As `served`, with half-second head and body timeouts ([server] header_timeout_seconds...)."""
     limits = {"TETRA_SERVER__HEADER_TIMEOUT_SECONDS": "0.5", "TETRA_SERVER__BODY_TIMEOUT_SECONDS": "0.5"}
-    async for value in _serve(ca_dir, None, monkeypatch, limits):
+    async for value in _serve(ca_dir, None, limits):
         yield value
 
 
 @pytest.fixture
-async def served_any_db(ca_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Served]:
-    async for value in _serve(ca_dir, db_url, monkeypatch):
+async def served_any_db(ca_dir: Path, db_url: str) -> AsyncIterator[Served]:
+    async for value in _serve(ca_dir, db_url):
         yield value
 
 
@@ -382,7 +384,7 @@ async def test_slow_clients_block_nobody_and_time_out(served_impatiently: Served
 async def test_tetra_serve_on_uvloop(ca_dir: Path, tmp_path: Path) -> None:
     """`tetra serve` runs the listener on uvloop (whose transports differ from asyncio's): OCSP
     answered on the fast path, the hand-off to aiohttp, HTTP/1.0, in a real server process."""
-    protocols = {"TETRA_SERVER__PROTOCOLS": '["api","ocsp"]'}
+    protocols = {"TETRA_SERVER__PROTOCOLS": '["ocsp"]'}
     server = ServerProcess(ca_dir / "tetra.toml", f"sqlite:///{ca_dir / 'tetra.db'}", tmp_path / "serve.log", protocols)
     try:
         await asyncio.to_thread(server.wait_ready)

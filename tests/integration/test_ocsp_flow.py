@@ -23,22 +23,21 @@ from server.app import CA, build_app
 from server.config import ServerConfig
 from server.wiring import build_ca, read_config
 from tests.helpers import make_csr
-from tests.integration.serverproc import API_TOKEN
+from tests.integration.operator_api import MANAGE_ON_HTTP, serve_on_http
 from tests.revocation_support import check_ocsp, multi_request_der, request_der
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 OCSP_TYPE = {"Content-Type": "application/ocsp-request"}
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-def revocation_config(ca_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> ServerConfig:
-    monkeypatch.setenv("TETRA_API_TOKEN", API_TOKEN)
+def revocation_config(ca_dir: Path, db_url: str) -> ServerConfig:
     return read_config(
         ca_dir / "tetra.toml",
         environ={
             "TETRA_DATABASE__URL": db_url,
-            "TETRA_SERVER__PROTOCOLS": '["api","ocsp","crl"]',
+            "TETRA_SERVER__PROTOCOLS": '["ocsp","crl"]',
+            **MANAGE_ON_HTTP,
             "TETRA_OCSP__RESPONDER_COUNTRY": "US",
             "TETRA_OCSP__MAX_CERTS": "4",
             "TETRA_CRL__BATCH_DELAY": "1s",
@@ -47,11 +46,11 @@ def revocation_config(ca_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 
 
 async def _issue(
-    client: TestClient[Any, Any], name: str = "ocsp.example.com"
+    client: TestClient[Any, Any], auth: dict[str, str], name: str = "ocsp.example.com"
 ) -> tuple[x509.Certificate, x509.Certificate]:
     csr, _ = make_csr([name])
     resp = await client.post(
-        "/api/v1/enroll", headers=AUTH, json={"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
+        "/api/v1/enroll", headers=auth, json={"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}
     )
     assert resp.status == 201, await resp.text()
     body = await resp.json()
@@ -73,8 +72,8 @@ def _response_status(der: bytes) -> ocsp.OCSPResponseStatus:
 async def test_post_and_get_good_and_never_issued(aiohttp_client: Client, revocation_config: ServerConfig) -> None:
     """OCSP-01, OCSP-07, OCSP-14: POST at the URL certificates carry, GET with the request in
     the path; good for ours (SHA-1 and SHA-256), unknown for a serial never issued."""
-    client = await aiohttp_client(build_app(revocation_config))
-    cert, issuer = await _issue(client)
+    client, auth = await serve_on_http(aiohttp_client, build_app(revocation_config))
+    cert, issuer = await _issue(client, auth)
     aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert [d.access_location.value for d in aia if d.access_method.dotted_string.endswith("48.1")] == [
         "http://pki.example.com/ocsp"
@@ -101,8 +100,8 @@ async def test_nginx_stapling_request(aiohttp_client: Client, revocation_config:
     no nonce; the answer is HTTP 200 with exactly Content-Type: application/ocsp-response
     and the RFC 9919 caching headers (max-age no later than nextUpdate, ETag, Last-Modified,
     Expires); a conditional GET with the ETag gets 304."""
-    client = await aiohttp_client(build_app(revocation_config))
-    cert, issuer = await _issue(client)
+    client, auth = await serve_on_http(aiohttp_client, build_app(revocation_config))
+    cert, issuer = await _issue(client, auth)
     await asyncio.sleep(0.6)  # let the feed pre-sign it
     der = request_der(cert, issuer, "sha1")
     path = "/ocsp/" + quote(base64.b64encode(der).decode(), safe="")
@@ -129,8 +128,8 @@ async def test_nginx_stapling_request(aiohttp_client: Client, revocation_config:
 
 async def test_nonce_is_echoed_over_http(aiohttp_client: Client, revocation_config: ServerConfig) -> None:
     """OCSP-08: a nonce request is signed fresh and echoes the nonce; GET answers to it are not cached."""
-    client = await aiohttp_client(build_app(revocation_config))
-    cert, issuer = await _issue(client)
+    client, auth = await serve_on_http(aiohttp_client, build_app(revocation_config))
+    cert, issuer = await _issue(client, auth)
     der = request_der(cert, issuer, nonce=b"0123456789abcdef")
     response = check_ocsp(await _post(client, der), issuer)
     assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"0123456789abcdef"
@@ -141,9 +140,9 @@ async def test_nonce_is_echoed_over_http(aiohttp_client: Client, revocation_conf
 async def test_revocation_visible_within_a_second(aiohttp_client: Client, revocation_config: ServerConfig) -> None:
     """OCSP-10: revoked through the API (this process) and by another process (`tetra revoke`
     builds its own CertificateAuthority): each is visible in OCSP within a second."""
-    client = await aiohttp_client(build_app(revocation_config))
-    first, issuer = await _issue(client, "one.example.com")
-    second, _ = await _issue(client, "two.example.com")
+    client, auth = await serve_on_http(aiohttp_client, build_app(revocation_config))
+    first, issuer = await _issue(client, auth, "one.example.com")
+    second, _ = await _issue(client, auth, "two.example.com")
     for cert in (first, second):  # cached as good first
         assert check_ocsp(await _post(client, request_der(cert, issuer)), issuer).certificate_status == (
             ocsp.OCSPCertStatus.GOOD
@@ -159,7 +158,7 @@ async def test_revocation_visible_within_a_second(aiohttp_client: Client, revoca
             await asyncio.sleep(0.02)
 
     resp = await client.post(
-        "/api/v1/revoke", headers=AUTH, json={"serial": format(first.serial_number, "x"), "reason": "keyCompromise"}
+        "/api/v1/revoke", headers=auth, json={"serial": format(first.serial_number, "x"), "reason": "keyCompromise"}
     )
     assert resp.status == 200
     assert await revoked_within(first, time.monotonic()) < 1.0
@@ -176,8 +175,8 @@ async def test_bad_inputs_get_ocsp_errors(aiohttp_client: Client, revocation_con
     """OCSP-05, OCSP-06, OCSP-04: garbage body, truncated request, unsupported CertID hash,
     1,000 certificates at once, a GET path that is not base64, an empty body, a body over
     the limit, an issuer we do not serve."""
-    client = await aiohttp_client(build_app(revocation_config))
-    cert, issuer = await _issue(client)
+    client, auth = await serve_on_http(aiohttp_client, build_app(revocation_config))
+    cert, issuer = await _issue(client, auth)
     good = request_der(cert, issuer)
     name_hash, key_hash = _issuer_hashes(cert, issuer)
     malformed = ocsp.OCSPResponseStatus.MALFORMED_REQUEST

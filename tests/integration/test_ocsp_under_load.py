@@ -15,28 +15,31 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from tests.helpers import make_csr
-from tests.integration.serverproc import API_TOKEN, ServerProcess
+from tests.integration.serverproc import ServerProcess
 from tests.revocation_support import check_ocsp, request_der
 
 pytestmark = pytest.mark.slow
 
 COUNT = 120
-HEADERS = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
 
 
 async def _enroll_all(
-    bases: list[str], count: int, concurrency: int = 16
+    servers: list[ServerProcess], count: int, concurrency: int = 16
 ) -> list[tuple[x509.Certificate, x509.Certificate]]:
     bodies = []
     for i in range(count):
         csr, _ = make_csr([f"load{i}.example.com"])
         bodies.append(json.dumps({"csr": csr.public_bytes(Encoding.PEM).decode(), "profile": "tls-server"}))
     issued: list[tuple[x509.Certificate, x509.Certificate]] = []
+    headers = [{**server.auth, "Content-Type": "application/json"} for server in servers]
 
     async def worker(session: aiohttp.ClientSession, index: int) -> None:
         while bodies:
             body = bodies.pop()
-            async with session.post(f"{bases[index % len(bases)]}/api/v1/enroll", data=body, headers=HEADERS) as resp:
+            server = index % len(servers)
+            async with session.post(
+                f"{servers[server].base}/api/v1/enroll", data=body, headers=headers[server]
+            ) as resp:
                 assert resp.status == 201, await resp.text()
                 answer = await resp.json()
             leaf = x509.load_pem_x509_certificate(answer["certificate"].encode())
@@ -53,13 +56,13 @@ async def test_every_certificate_issued_under_load_is_answered_by_every_process(
     from ca.store.migrate import upgrade
 
     upgrade(postgres_url)
-    env = {"TETRA_SERVER__PROTOCOLS": '["api","ocsp"]', "TETRA_OCSP__RESPONDER_COUNTRY": "US"}
+    env = {"TETRA_SERVER__PROTOCOLS": '["ocsp"]', "TETRA_OCSP__RESPONDER_COUNTRY": "US"}
     servers = [ServerProcess(ca_dir / "tetra.toml", postgres_url, tmp_path / f"s{i}.log", env) for i in range(2)]
     try:
         for server in servers:
             server.wait_ready()
         bases = [s.base for s in servers]
-        issued = await _enroll_all(bases, COUNT)
+        issued = await _enroll_all(servers, COUNT)
         assert len({leaf.serial_number for leaf, _ in issued}) == COUNT
         async with aiohttp.ClientSession() as session:
             for base in bases:

@@ -1,4 +1,5 @@
-"""The server skeleton through pytest-aiohttp: trust bundles, health, metrics, operator API."""
+"""The server skeleton through pytest-aiohttp: trust bundles, health, metrics, the management API's
+first calls (enrol, poll, revoke) on the public HTTP listener."""
 
 from __future__ import annotations
 
@@ -22,16 +23,16 @@ from server.app import CA, build_app
 from server.config import ServerConfig
 from server.wiring import read_config
 from tests.helpers import make_csr
-from tests.integration.serverproc import API_TOKEN, ServerProcess
+from tests.integration.manage.manage_support import problem
+from tests.integration.operator_api import MANAGE_ON_HTTP, serve_on_http
+from tests.integration.serverproc import ServerProcess
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-def api_config(ca_dir: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> ServerConfig:
-    monkeypatch.setenv("TETRA_API_TOKEN", API_TOKEN)
-    return read_config(ca_dir / "tetra.toml", environ={"TETRA_DATABASE__URL": db_url})
+def api_config(ca_dir: Path, db_url: str) -> ServerConfig:
+    return read_config(ca_dir / "tetra.toml", environ={"TETRA_DATABASE__URL": db_url, **MANAGE_ON_HTTP})
 
 
 def _enroll_body(names: list[str], profile: str = "tls-server", **kw: Any) -> dict[str, Any]:
@@ -57,16 +58,16 @@ async def test_trust_bundles_and_health(aiohttp_client: Client, api_config: Serv
 
 
 async def test_api_enroll_revoke_and_metrics(aiohttp_client: Client, api_config: ServerConfig) -> None:
-    client = await aiohttp_client(build_app(api_config))
-    resp = await client.post("/api/v1/enroll", json=_enroll_body(["api.example.com"]), headers=AUTH)
+    client, auth = await serve_on_http(aiohttp_client, build_app(api_config))
+    resp = await client.post("/api/v1/enroll", json=_enroll_body(["api.example.com"]), headers=auth)
     assert resp.status == 201, await resp.text()
     body = await resp.json()
     cert = x509.load_pem_x509_certificate(body["certificate"].encode())
     assert body["serial"] == format(cert.serial_number, "x")
-    revoked = await client.post("/api/v1/revoke", json={"serial": body["serial"], "reason": "superseded"}, headers=AUTH)
+    revoked = await client.post("/api/v1/revoke", json={"serial": body["serial"], "reason": "superseded"}, headers=auth)
     assert revoked.status == 200 and (await revoked.json())["status"] == "revoked"
-    again = await client.post("/api/v1/revoke", json={"serial": body["serial"]}, headers=AUTH)
-    assert again.status == 409 and (await again.json())["error"] == "already_revoked"
+    again = await client.post("/api/v1/revoke", json={"serial": body["serial"]}, headers=auth)
+    await problem(again, 409, "conflict")
     metrics = await (await client.get("/metrics")).text()
     assert 'tetra_certificates_issued_total{profile="tls-server",protocol="api"} 1.0' in metrics
     assert 'tetra_issuance_seconds_count{profile="tls-server",protocol="api"} 1.0' in metrics
@@ -75,23 +76,22 @@ async def test_api_enroll_revoke_and_metrics(aiohttp_client: Client, api_config:
 
 
 async def test_api_refusals_are_clear(aiohttp_client: Client, api_config: ServerConfig) -> None:
-    client = await aiohttp_client(build_app(api_config))
+    client, auth = await serve_on_http(aiohttp_client, build_app(api_config))
     no_token = await client.post("/api/v1/enroll", json=_enroll_body(["a.example.com"]))
-    assert no_token.status == 401 and (await no_token.json())["error"] == "unauthorized"
+    await problem(no_token, 401, "unauthenticated")
     assert no_token.headers["WWW-Authenticate"] == 'Bearer realm="tetra-api"'
     wrong = await client.post(
         "/api/v1/enroll", json=_enroll_body(["a.example.com"]), headers={"Authorization": "Bearer x"}
     )
-    assert wrong.status == 401
-    bad_json = await client.post("/api/v1/enroll", data=b"{nope", headers=AUTH)
-    assert bad_json.status == 400 and (await bad_json.json())["detail"] == "body is not JSON"
-    policy = await client.post("/api/v1/enroll", json=_enroll_body(["ip:192.0.2.1"], profile="email"), headers=AUTH)
-    assert policy.status == 403
-    assert (await policy.json())["detail"] == "profile email: SAN type ip not allowed"
-    huge = await client.post("/api/v1/enroll", data=b"x" * (200 * 1024), headers=AUTH)
-    assert huge.status == 413
-    garbage = await client.post("/api/v1/enroll", json={"csr": "garbage", "profile": "tls-server"}, headers=AUTH)
-    assert garbage.status == 400 and (await garbage.json())["error"] == "bad_csr"
+    assert (await problem(wrong, 401, "unauthenticated"))["detail"] == "invalid token"
+    bad_json = await client.post("/api/v1/enroll", data=b"{nope", headers=auth)
+    assert (await problem(bad_json, 400, "malformed"))["detail"] == "the body is not JSON"
+    policy = await client.post("/api/v1/enroll", json=_enroll_body(["ip:192.0.2.1"], profile="email"), headers=auth)
+    assert (await problem(policy, 403, "policy"))["detail"] == "profile email: SAN type ip not allowed"
+    huge = await client.post("/api/v1/enroll", data=b"x" * (200 * 1024), headers=auth)
+    await problem(huge, 413, "too-large")
+    garbage = await client.post("/api/v1/enroll", json={"csr": "garbage", "profile": "tls-server"}, headers=auth)
+    await problem(garbage, 400, "bad-csr")
     listed = await client.app[CA].certificates.list(CertificateFilter(profile="tls-server"))
     assert listed == []
 
@@ -99,7 +99,7 @@ async def test_api_refusals_are_clear(aiohttp_client: Client, api_config: Server
 async def test_api_poll_answers_pending_then_issued(aiohttp_client: Client, api_config: ServerConfig) -> None:
     """OPS-11: a request held for approval polls as 202 with its id and Retry-After, then as 200
     with the certificate and its chain once an operator approved it; a malformed id is 400."""
-    client = await aiohttp_client(build_app(api_config))
+    client, auth = await serve_on_http(aiohttp_client, build_app(api_config))
     authority = client.app[CA]
     csr, _ = make_csr([], cn="Build Bot")
     held = await authority.enroll(
@@ -110,19 +110,20 @@ async def test_api_poll_answers_pending_then_issued(aiohttp_client: Client, api_
         )
     )
     assert isinstance(held, Pending)
-    pending = await client.get(f"/api/v1/requests/{held.request_id}", headers=AUTH)
+    pending = await client.get(f"/api/v1/requests/{held.request_id}", headers=auth)
     assert pending.status == 202 and pending.headers["Retry-After"] == str(held.retry_after)
-    assert await pending.json() == {"request_id": held.request_id}
+    waiting = await pending.json()  # the request's record now, with the id to poll
+    assert (waiting["request_id"], waiting["status"]) == (held.request_id, "pending"), waiting
     await authority.approve(held.request_id, operator="alice")
-    issued = await client.get(f"/api/v1/requests/{held.request_id}", headers=AUTH)
+    issued = await client.get(f"/api/v1/requests/{held.request_id}", headers=auth)
     assert issued.status == 200, await issued.text()
     body = await issued.json()
     cert = x509.load_pem_x509_certificate(body["certificate"].encode())
     assert body["serial"] == format(cert.serial_number, "x") and body["issuer"] == "issuing-ca"
     assert cert.subject.rfc4514_string() == "CN=Build Bot"
     assert x509.load_pem_x509_certificates(body["chain"].encode())
-    malformed = await client.get("/api/v1/requests/twelve", headers=AUTH)
-    assert malformed.status == 400 and (await malformed.json())["error"] == "malformed"
+    malformed = await client.get("/api/v1/requests/twelve", headers=auth)
+    await problem(malformed, 400, "malformed")
 
 
 async def test_readyz_reports_an_unreachable_database(aiohttp_client: Client, ca_dir: Path, db_url: str) -> None:
@@ -150,7 +151,7 @@ def test_sighup_reloads_profiles_and_logs_are_json(ca_dir: Path, tmp_path: Path)
         def validity_days() -> float:
             data = json.dumps(_enroll_body(["r.example.com"], profile="tls-client")).encode()
             req = urllib.request.Request(
-                f"{server.base}/api/v1/enroll", data=data, headers={**AUTH, "Content-Type": "application/json"}
+                f"{server.base}/api/v1/enroll", data=data, headers={**server.auth, "Content-Type": "application/json"}
             )
             with urllib.request.urlopen(req, timeout=10) as resp:
                 cert = x509.load_pem_x509_certificate(json.loads(resp.read())["certificate"].encode())

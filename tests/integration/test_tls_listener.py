@@ -54,14 +54,12 @@ def test_https_with_a_client_certificate(server: ServerProcess, ca_dir: Path, tm
     """A client certificate issued by this CA is accepted in the handshake (EST and CMP use it)."""
     import urllib.request
 
-    from tests.integration.serverproc import API_TOKEN
-
     csr, key = make_csr(["client.example.com"], cn="client.example.com")
     body = json.dumps({"csr": csr.public_bytes(serialization.Encoding.PEM).decode(), "profile": "tls-client"}).encode()
     req = urllib.request.Request(
         f"{server.base}/api/v1/enroll",
         data=body,
-        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+        headers={**server.auth, "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         issued = json.loads(resp.read())

@@ -14,7 +14,7 @@ from ca.keys import KEY_SPECS
 from ca.operators.roles import Permission
 from server.cli.inventory_view import FIELDS, as_dict
 from server.manage.actions import certificates, issuance
-from server.manage.actions.certificates import DownloadFormat, Labels
+from server.manage.actions.certificates import MEDIA_TYPES, DownloadFormat, Labels
 from server.manage.actions.issuance import Order, Requested
 from server.manage.api.outcomes import HELD, ISSUED, outcome_reply
 from server.manage.endpoint import Call, Endpoint, QueryParam, Reply, path_id
@@ -266,7 +266,7 @@ ENDPOINTS = (
         download,
         {200: {"type": "string", "format": "binary"}},
         query=(QueryParam("format", {"type": "string", "enum": [f.value for f in DownloadFormat], "default": "pem"}),),
-        media_types={200: "application/octet-stream"},
+        media_types={200: tuple(MEDIA_TYPES.values())},  # as the format asks
         tag=TAG,
     ),
     Endpoint(

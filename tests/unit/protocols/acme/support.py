@@ -233,7 +233,7 @@ def acme_environ(
 ) -> dict[str, str]:
     return {
         "TETRA_DATABASE__URL": db_url,
-        "TETRA_SERVER__PROTOCOLS": '["api", "acme"]',
+        "TETRA_SERVER__PROTOCOLS": '["acme"]',
         "TETRA_ACME__VALIDATION__HTTP_PORT": str(responder.port),
         "TETRA_ACME__VALIDATION__RESOLVER": dns_server.address,
         "TETRA_ACME__VALIDATION__TIMEOUT": "3",
