@@ -102,3 +102,14 @@ class Credential:
     created_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
     used_at: dt.datetime | None = None
+
+    def state(self, revoked: bool, now: dt.datetime) -> str:
+        """What an operator listing shows: "revoked", "used" (a one-time secret spent),
+        "expired", or "active" (still usable); the API and `tetra scep challenge list` both ask here."""
+        if revoked:
+            return "revoked"
+        if self.used_at is not None:
+            return "used"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"

@@ -115,13 +115,9 @@ async def challenge(ctx: ProtocolContext[ScepConfig], args: argparse.Namespace) 
 
 
 def _state(credential: Credential, revoked: bool, now: dt.datetime) -> str:
-    if revoked:
-        return "revoked"
-    if credential.used_at is not None:
-        return "used"
-    if credential.expires_at is not None and credential.expires_at <= now:
-        return "expired"
-    return "unused"
+    """A one-time challenge still usable has not been used yet: "unused" says it to an operator."""
+    state = credential.state(revoked, now)
+    return "unused" if state == "active" else state
 
 
 def _when(moment: dt.datetime | None) -> str:

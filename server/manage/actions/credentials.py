@@ -214,19 +214,9 @@ def _view(kind: CredentialType, credential: Credential, revoked: bool, now: dt.d
         name=None if kind is CredentialType.SCEP_CHALLENGE else credential.key_id,
         profile=credential.profile,
         identities=credential.identities,
-        state=_state(credential, revoked, now),
+        state=credential.state(revoked, now),
         bound_to=credential.bound_to,
         created_at=credential.created_at,
         expires_at=credential.expires_at,
         used_at=credential.used_at,
     )
-
-
-def _state(credential: Credential, revoked: bool, now: dt.datetime) -> str:
-    if revoked:
-        return "revoked"
-    if credential.used_at is not None:
-        return "used"
-    if credential.expires_at is not None and credential.expires_at <= now:
-        return "expired"
-    return "active"
