@@ -149,10 +149,18 @@ class AuditFilter:
     until: dt.datetime | None = None
 
 
-def read_events(conn: Connection, flt: AuditFilter, *, after_seq: int | None, limit: int) -> list[LoggedEvent]:
-    """Events matching ``flt`` in chain order, after ``after_seq``, at most ``limit``."""
+def read_events(
+    conn: Connection, flt: AuditFilter, *, after_seq: int | None, limit: int, newest_first: bool = False
+) -> list[LoggedEvent]:
+    """Events matching ``flt`` in chain order, after ``after_seq``, at most ``limit``; or, for a
+    person reading back from now (the dashboard), newest first and before ``after_seq``."""
     c = audit_log.c
-    query = select(audit_log).where(c.seq > (after_seq or 0)).order_by(c.seq).limit(limit)
+    if newest_first:
+        query = select(audit_log).order_by(c.seq.desc()).limit(limit)
+        if after_seq is not None:
+            query = query.where(c.seq < after_seq)
+    else:
+        query = select(audit_log).where(c.seq > (after_seq or 0)).order_by(c.seq).limit(limit)
     if flt.actor is not None:
         query = query.where(c.actor == flt.actor)
     if flt.action is not None:

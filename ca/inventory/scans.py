@@ -195,8 +195,11 @@ class ScanStore:
         query = select(func.max(discovery_scans.c.started_at)).where(discovery_scans.c.requested_by == requested_by)
         return await self._db.read(lambda conn: utc_value(conn.execute(query).scalar()))
 
-    async def recent(self, limit: int = 50) -> list[ScanRecord]:
+    async def recent(self, limit: int = 50, *, teams: frozenset[str] | None = None) -> list[ScanRecord]:
+        """The latest scans, newest first; ``teams``: only scans run for one of them."""
         query = select(discovery_scans).order_by(discovery_scans.c.id.desc()).limit(limit)
+        if teams is not None:
+            query = query.where(discovery_scans.c.team.in_(sorted(teams)))
         return await self._db.read(lambda conn: [_scan(r) for r in conn.execute(query)])
 
     async def scans(self, *, after_id: int | None, limit: int, teams: frozenset[str] | None) -> list[ScanRecord]:

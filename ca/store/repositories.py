@@ -306,8 +306,12 @@ class AuditRepository:
     async def append(self, event: AuditEvent) -> None:
         await self.db.write(lambda tx: tx.audit(event))
 
-    async def events(self, flt: AuditFilter, *, after_seq: int | None, limit: int) -> list[LoggedEvent]:
-        return await self.db.read(lambda conn: read_events(conn, flt, after_seq=after_seq, limit=limit))
+    async def events(
+        self, flt: AuditFilter, *, after_seq: int | None, limit: int, newest_first: bool = False
+    ) -> list[LoggedEvent]:
+        return await self.db.read(
+            lambda conn: read_events(conn, flt, after_seq=after_seq, limit=limit, newest_first=newest_first)
+        )
 
     async def probe(self) -> None:
         """Readiness (ST-11): issuance needs a durable write and an audit log that takes rows.

@@ -14,10 +14,17 @@ from server.manage.actions.access import require
 
 
 async def events(
-    ca: CertificateAuthority, principal: Principal, flt: AuditFilter, *, after_seq: int | None, limit: int
+    ca: CertificateAuthority,
+    principal: Principal,
+    flt: AuditFilter,
+    *,
+    after_seq: int | None,
+    limit: int,
+    newest_first: bool = False,
 ) -> list[LoggedEvent]:
+    """The API reads in chain order after a cursor; the dashboard newest first, before one."""
     require(principal, Permission.AUDIT_READ)
-    return await ca.audit.events(flt, after_seq=after_seq, limit=limit)
+    return await ca.audit.events(flt, after_seq=after_seq, limit=limit, newest_first=newest_first)
 
 
 async def verify(ca: CertificateAuthority, principal: Principal) -> ChainReport:

@@ -57,6 +57,12 @@ async def scans(
     return await ca.scans.scans(after_id=after_id, limit=limit, teams=_teams(principal))
 
 
+async def recent(ca: CertificateAuthority, principal: Principal, limit: int) -> list[ScanRecord]:
+    """The latest scans the principal may see, newest first (the dashboard's list)."""
+    require(principal, Permission.DISCOVERY_READ)
+    return await ca.scans.recent(limit, teams=_teams(principal))
+
+
 async def show(ca: CertificateAuthority, principal: Principal, scan_id: int) -> ScanRecord:
     require(principal, Permission.DISCOVERY_READ)
     record = await ca.scans.get(scan_id)

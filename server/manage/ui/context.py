@@ -62,7 +62,7 @@ def require(request: web.Request, permission: Permission) -> Viewer:
 
 def require_every_team(request: web.Request, permission: Permission) -> Viewer:
     """For a page that sums up every team's objects and has no team-scoped action (health,
-    discovery findings, issuance, the audit log): ``permission``, and a viewer that sees every
+    issuance): ``permission``, and a viewer that sees every
     team. A viewer limited to teams gets "no such page", as the actions refuse an object with
     no team (access.visible)."""
     seen = require(request, permission)
@@ -86,9 +86,9 @@ NAV = (
     NavItem("/ui/expiring", "Expiring", Permission.CERTIFICATES_READ),
     NavItem("/ui/approvals", "Approvals", Permission.REQUESTS_READ),
     NavItem("/ui/certificates", "Inventory", Permission.CERTIFICATES_READ),
-    NavItem("/ui/discovery", "Discovery", Permission.DISCOVERY_READ, every_team=True),
+    NavItem("/ui/discovery", "Discovery", Permission.DISCOVERY_READ),
     NavItem("/ui/issuance", "Issuance", Permission.CAS_READ, every_team=True),
-    NavItem("/ui/audit", "Audit log", Permission.AUDIT_READ, every_team=True),
+    NavItem("/ui/audit", "Audit log", Permission.AUDIT_READ),
     NavItem("/ui/cas", "CAs and profiles", Permission.PROFILES_READ),
 )
 

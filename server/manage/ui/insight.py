@@ -3,17 +3,16 @@ last weeks as a chart (the issued report's, server/reports), and the audit log, 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 from markupsafe import Markup
-from sqlalchemy import select
 
+from ca.audit import AuditFilter, LoggedEvent
 from ca.operators.roles import Permission
-from ca.store.tables import audit_log
-from server.manage.ui.context import authority, render, require_every_team
+from server.manage.actions import audit as audit_actions
+from server.manage.actions import discovery as discovery_actions
+from server.manage.ui.context import authority, render, require_every_team, viewer
 from server.reports.charts import chart_svg
 from server.reports.data import SEVERITIES
 from server.reports.issued import issued_report
@@ -27,15 +26,16 @@ def _severity_rank(severity: str) -> int:
 
 
 async def discovery(request: web.Request) -> web.Response:
-    require_every_team(request, Permission.DISCOVERY_READ)
-    ca = authority(request)
-    findings = await ca.scans.current_findings(limit=1000)
+    """The findings and scans the viewer may see: every team's, or its teams' scans' only
+    (decided by the discovery actions, as for the API)."""
+    ca, principal = authority(request), viewer(request).principal
+    findings = await discovery_actions.current_findings(ca, principal, severity=None, location=None, limit=1000)
     findings.sort(key=lambda f: (_severity_rank(f.severity), f.location, f.code))
     weak = [f for f in findings if f.kind == "endpoint" and f.severity in ("critical", "warning")]
     context = {
         "findings": findings,
         "weak_endpoints": sorted({f.location for f in weak}),
-        "scans": await ca.scans.recent(10),
+        "scans": await discovery_actions.recent(ca, principal, 10),
     }
     return render("discovery.html", request, context)
 
@@ -61,32 +61,25 @@ class AuditLine:
     target: str
     details: str
 
-
-def _page(conn: Any, before: int | None) -> list[AuditLine]:
-    query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(AUDIT_PAGE)
-    if before is not None:
-        query = query.where(audit_log.c.seq < before)
-    return [
-        AuditLine(r.seq, f"{r.at:%Y-%m-%d %H:%M:%S}", r.actor, r.action, r.target, _details(r.details))
-        for r in conn.execute(query)
-    ]
-
-
-def _details(text: str) -> str:
-    try:
-        values = json.loads(text)
-    except ValueError:
-        return text
-    if not isinstance(values, dict):
-        return text
-    return ", ".join(f"{k}={v}" for k, v in values.items())
+    @classmethod
+    def of(cls, logged: LoggedEvent) -> AuditLine:
+        event = logged.event
+        details = ", ".join(f"{k}={v}" for k, v in event.details.items())
+        return cls(logged.seq, f"{logged.at:%Y-%m-%d %H:%M:%S}", event.actor, event.action, event.target, details)
 
 
 async def audit(request: web.Request) -> web.Response:
     """Newest first, AUDIT_PAGE events a page; `before` pages back by sequence number."""
-    require_every_team(request, Permission.AUDIT_READ)
     raw = request.query.get("before", "")
     before = int(raw) if raw.isdigit() and len(raw) < 19 else None
-    lines = await authority(request).db.read(lambda conn: _page(conn, before))
+    logged = await audit_actions.events(
+        authority(request),
+        viewer(request).principal,
+        AuditFilter(),
+        after_seq=before,
+        limit=AUDIT_PAGE,
+        newest_first=True,
+    )
+    lines = [AuditLine.of(e) for e in logged]
     older = lines[-1].seq if len(lines) == AUDIT_PAGE and lines[-1].seq > 1 else None
     return render("audit.html", request, {"lines": lines, "older": older, "before": before})

@@ -240,13 +240,19 @@ async def test_a_requester_sees_its_team_only(dashboard: Dashboard) -> None:
 
 
 async def test_an_officer_limited_to_a_team_gets_no_every_team_summary(dashboard: Dashboard) -> None:
-    """OPS-02: an RA officer of team blue holds discovery.read and cas.read, yet the pages that
-    sum up every team (discovery findings, issuance) are "not found" for it, and the health
-    page sends it to the first page it may open."""
+    """OPS-02: an RA officer of team blue holds discovery.read and cas.read. The discovery page
+    shows blue's scans and not red's (the discovery actions decide, as for the API); issuance,
+    which sums up every team, is "not found" for it, and the health page sends it to the first
+    page it may open."""
+    scans, now = dashboard.ca.scans, dashboard.ca.clock.now()
+    blue = await scans.start("network", ["blue.example.test:443"], actor="test", now=now, team="blue")
+    red = await scans.start("network", ["red.example.test:443"], actor="test", now=now, team="red")
     await dashboard.ca.operators.users.add("rae", Role.RA_OFFICER, ["blue"], actor="test", password=PASSWORD)
     await dashboard.sign_in("rae")
-    for path in ("/ui/discovery", "/ui/issuance"):
-        assert (await dashboard.client.get(path)).status == 404, path
+    page = await dashboard.client.get("/ui/discovery")
+    text = await page.text()
+    assert page.status == 200 and "blue.example.test" in text and "red.example.test" not in text, (blue, red)
+    assert (await dashboard.client.get("/ui/issuance")).status == 404
     landed = await dashboard.client.get("/ui/", allow_redirects=False)
     assert landed.status == 303 and landed.headers["Location"] == "/ui/expiring"
 
