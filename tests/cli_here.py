@@ -16,6 +16,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 
@@ -29,7 +30,11 @@ def tetra_here(
 ) -> subprocess.CompletedProcess[str]:
     """What `subprocess.run([tetra, *args], capture_output=True, text=True)` returns, without the
     process. An exception main() lets through is a traceback on stderr and exit code 1, as the
-    interpreter would report it, so "no traceback" assertions keep their meaning."""
+    interpreter would report it, so "no traceback" assertions keep their meaning.
+
+    main() runs in a thread of its own, as a process would run beside the test: its asyncio.run
+    needs a thread without a running event loop (an async test's has one), and it starts with
+    no context variables of the test's. The caller waits for it, as for subprocess.run."""
     if env and "TETRA_CONFIG" in env:
         # server/cli/common.py reads it once, at import: only a new process sees a new value.
         raise ValueError("TETRA_CONFIG is read at import: run this command as a process")
@@ -39,14 +44,22 @@ def tetra_here(
     stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
     stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
     stdin_stream = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
-    with _environment(env or {}), _own_logging(), _streams(stdin_stream, stdout, stderr):
+    codes: list[int] = []
+
+    def command() -> None:
         try:
-            code = main(list(args))
+            codes.append(main(list(args)))
         except SystemExit as exit_:  # argparse: usage errors (2) and --help/--version (0)
-            code = _exit_code(exit_, stderr)
+            codes.append(_exit_code(exit_, stderr))
         except Exception:
             traceback.print_exc(file=stderr)
-            code = 1
+            codes.append(1)
+
+    with _environment(env or {}), _own_logging(), _streams(stdin_stream, stdout, stderr):
+        thread = threading.Thread(target=command, name=f"tetra {' '.join(args[:2])}")
+        thread.start()
+        thread.join()
+    (code,) = codes
     stdout.flush()
     stderr.flush()
     return subprocess.CompletedProcess(
