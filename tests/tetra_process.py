@@ -75,6 +75,7 @@ class TetraProcess:
 
     def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
         self.config = config
+        self.extra_env = env
         self.env = {**os.environ, **env}
         self.log_path = log
         self._log = log.open("wb")
@@ -103,15 +104,12 @@ class TetraProcess:
         self.stop()
         raise AssertionError(f"tetra serve not ready in {timeout:.0f} s: {self.log_tail()}")
 
-    def cli(self, *args: str, timeout: float = 120) -> str:
-        """Another `tetra` command on the same config and environment; its stdout."""
-        result = subprocess.run(
-            [*tetra_command(), *args, "--config", str(self.config)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+    def cli(self, *args: str) -> str:
+        """Another `tetra` command on the same config and environment; its stdout. It runs in the
+        test's process (tests/cli_here.py), beside the server's, as an operator's would."""
+        from tests.cli_here import tetra_here
+
+        result = tetra_here(*args, "--config", str(self.config), env=self.extra_env)
         if result.returncode != 0:
             raise AssertionError(f"tetra {' '.join(args)} failed: {result.stderr}")
         return result.stdout
