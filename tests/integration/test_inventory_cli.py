@@ -1,7 +1,7 @@
 """`tetra inventory` as an operator runs it (server.cli.main in this process, tests/cli_here.py,
-on the demo CA's SQLite store): import from files and another CA's export, edit, search, show, list filters, and an export that
-round-trips into another Tetra. CLM-08: cells that a spreadsheet would run as formulas are
-neutralised on export and restored on import."""
+on the demo CA's SQLite store): import from files and another CA's export, edit, search, show,
+list filters, and an export that round-trips into another Tetra. CLM-08: cells that a
+spreadsheet would run as formulas are neutralised on export and restored on import."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
-from tests.discovery_pki import issue
 from tests.cli_here import tetra_here
+from tests.discovery_pki import issue
 from tests.integration.test_cli import assert_clean_error
 from tests.inventory_certs import legacy_der
 
