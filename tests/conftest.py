@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import compileall
 import contextlib
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,8 +19,24 @@ from ca.store.migrate import upgrade
 from server.config import Listen, ServerConfig
 from server.wiring import build_ca, read_config
 
+REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("TETRA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PUBLIC_URL = "http://pki.example.com"  # what certificates carry; lints clean under the CA/B Forum rules
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Byte-compile the project's sources once, before any test starts a `tetra` process.
+
+    Where PYTHONDONTWRITEBYTECODE is set (as in some CI images and containers) no interpreter
+    writes __pycache__, so each `tetra` process the tests start compiled some 300 modules from
+    source again: about 0.3 s of CPU each. It still reads .pyc files that exist, so writing them
+    once here (compileall writes them whatever the variable says; up-to-date ones are skipped,
+    and both xdist workers may do it at once: files are replaced atomically) spares every process.
+    """
+    if sys.flags.dont_write_bytecode:
+        for package in ("ca", "protocols", "server", "tests", "interop", "bench"):
+            if (REPO / package).is_dir():
+                compileall.compile_dir(REPO / package, quiet=1, workers=1)
 
 
 def _pg_exec(sql: str) -> None:

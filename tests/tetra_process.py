@@ -78,7 +78,8 @@ class TetraProcess:
         # The demo config's management listener is 127.0.0.1:8444: a free port instead, so that
         # servers of tests running side by side do not fight over it (a test may set its own).
         self.manage_port = free_port()
-        self.env = {**os.environ, "TETRA_MANAGE__LISTEN": f"127.0.0.1:{self.manage_port}", **env}
+        self.extra_env = {"TETRA_MANAGE__LISTEN": f"127.0.0.1:{self.manage_port}", **env}
+        self.env = {**os.environ, **self.extra_env}
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
@@ -106,15 +107,12 @@ class TetraProcess:
         self.stop()
         raise AssertionError(f"tetra serve not ready in {timeout:.0f} s: {self.log_tail()}")
 
-    def cli(self, *args: str, timeout: float = 120) -> str:
-        """Another `tetra` command on the same config and environment; its stdout."""
-        result = subprocess.run(
-            [*tetra_command(), *args, "--config", str(self.config)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+    def cli(self, *args: str) -> str:
+        """Another `tetra` command on the same config and environment; its stdout. It runs in the
+        test's process (tests/cli_here.py), beside the server's, as an operator's would."""
+        from tests.cli_here import tetra_here
+
+        result = tetra_here(*args, "--config", str(self.config), env=self.extra_env)
         if result.returncode != 0:
             raise AssertionError(f"tetra {' '.join(args)} failed: {result.stderr}")
         return result.stdout

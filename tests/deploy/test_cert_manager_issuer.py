@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from protocols.registry import PROTOCOLS
+from tests.cli_here import tetra_here
 from tests.deploy.deploy_files import DEPLOY, production_config
-from tests.tetra_process import TetraProcess, free_port, init_ca, tetra_command
+from tests.tetra_process import TetraProcess, free_port, init_ca
 
 ISSUER_FILE = DEPLOY / "cert-manager-clusterissuer.yaml"
 
@@ -116,7 +117,7 @@ def _run(argv: list[str], config: Path) -> subprocess.CompletedProcess[str]:
     """One command as written, with its --config pointed at the test CA's."""
     at = argv.index("--config")
     argv = [*argv[: at + 1], str(config), *argv[at + 2 :]]
-    return subprocess.run([*tetra_command(), *argv[1:]], capture_output=True, text=True, timeout=120)
+    return tetra_here(*argv[1:])  # server.cli.main in this process (tests/cli_here.py)
 
 
 @pytest.mark.slow

@@ -16,8 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from server.cli.new_key import make_new_key
+from tests.cli_here import tetra_here
 from tests.hsm.conftest import fresh_label, token_uri
-from tests.integration.test_cli import assert_clean_error, tetra
+from tests.integration.test_cli import assert_clean_error
 from tests.pkilint_check import assert_certificate_lints_clean
 
 # Reads a key's attributes in a process of its own (the test process has the module loaded on
@@ -49,15 +50,17 @@ def _key_on_token(module: str, token: str, pin: str, label: str) -> dict[str, ob
 
 
 def _init_root(out_dir: Path, uri: str, module: str, pin: str) -> subprocess.CompletedProcess[str]:
-    return tetra("ca", "init-root", "--name", "hsm-root", "--common-name", "HSM Root", "--out-dir", str(out_dir),
-                 "--pkcs11-uri", uri, "--module", module, "--pin-env", "HSM_PIN", env={"HSM_PIN": pin})  # fmt: skip
+    return tetra_here("ca", "init-root", "--name", "hsm-root", "--common-name", "HSM Root",
+                      "--out-dir", str(out_dir), "--pkcs11-uri", uri, "--module", module, "--pin-env", "HSM_PIN",
+                      env={"HSM_PIN": pin})  # fmt: skip
 
 
 def _init_intermediate(
     name: str, out_dir: Path, root_pem: Path, parent: list[str], new_key: list[str], config: Path, pins: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    return tetra("ca", "init-intermediate", "--name", name, "--out-dir", str(out_dir), "--parent-cert", str(root_pem),
-                 *parent, *new_key, "--add-to-config", str(config), env=pins)  # fmt: skip
+    return tetra_here("ca", "init-intermediate", "--name", name, "--out-dir", str(out_dir),
+                      "--parent-cert", str(root_pem), *parent, *new_key, "--add-to-config", str(config),
+                      env=pins)  # fmt: skip
 
 
 @pytest.fixture
@@ -186,7 +189,7 @@ async def test_csr_key_on_the_token_then_import_and_issue(
     cfg = str(ca_dir / "tetra.toml")
     label = fresh_label("csr")
     uri = token_uri(softhsm_token, label)
-    made = tetra("ca", "csr", "--config", cfg, "--name", "ext-ca", "--subject", "CN=Token Issuing CA,O=Example",
+    made = tetra_here("ca", "csr", "--config", cfg, "--name", "ext-ca", "--subject", "CN=Token Issuing CA,O=Example",
                  "--out", str(tmp_path / "ext.csr"), "--pkcs11-uri", uri, "--module", softhsm_module,
                  "--pin-env", "HSM_PIN")  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -196,7 +199,7 @@ async def test_csr_key_on_the_token_then_import_and_issue(
     }
     root = _external_root(tmp_path / "ext", "Ext Root")
     signed = _sign(tmp_path / "ext.csr", root, tmp_path / "ext.pem", CA_EXTENSIONS)
-    imported = tetra(
+    imported = tetra_here(
         "ca", "import", "--config", cfg, "--name", "ext-ca", "--cert", str(signed), "--chain", str(root[1])
     )
     assert imported.returncode == 0, imported.stderr

@@ -12,9 +12,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.signers.pkcs11 import Pkcs11Signer
+from tests.cli_here import tetra_here
 from tests.helpers import make_csr
 from tests.hsm.conftest import fresh_label, token_uri
-from tests.integration.test_cli import assert_clean_error, tetra
+from tests.integration.test_cli import assert_clean_error
 from tests.pkilint_check import assert_certificate_lints_clean
 
 
@@ -27,7 +28,7 @@ def test_new_key_rollover_on_the_token(
     cfg = ca_dir / "tetra.toml"
     passphrase = str(ca_dir / "secrets/passphrase")
     root_key = ["--parent-key", str(ca_dir / "keys/root.key"), "--parent-passphrase-file", passphrase]
-    made = tetra(
+    made = tetra_here(
         "ca", "init-intermediate", "--name", name, "--out-dir", str(tmp_path), "--parent-cert",
         str(ca_dir / "ca/root.pem"), *root_key, "--pkcs11-uri", token_uri(softhsm_token, fresh_label("roll")),
         "--module", softhsm_module, "--pin-env", "HSM_PIN", "--add-to-config", str(cfg),
@@ -36,14 +37,14 @@ def test_new_key_rollover_on_the_token(
     assert made.returncode == 0, made.stderr
     rollover = ("ca", "rollover", name, "--new-key", *root_key, "--config", str(cfg))
 
-    assert_clean_error(tetra(*rollover, env={"HSM_PIN": ""}), "the PIN is empty")
+    assert_clean_error(tetra_here(*rollover, env={"HSM_PIN": ""}), "the PIN is empty")
     with sqlite3.connect(ca_dir / "tetra.db") as db:
         assert db.execute("SELECT count(*) FROM authorities WHERE family = ?", (name,)).fetchone() == (1,)
 
-    done = tetra(*rollover, env={"HSM_PIN": softhsm_pin})
+    done = tetra_here(*rollover, env={"HSM_PIN": softhsm_pin})
     assert done.returncode == 0, done.stderr
     assert f"key: pkcs11 pkcs11:token={softhsm_token};object={name}.2" in done.stdout, done.stdout
-    activated = tetra("ca", "activate", f"{name}.2", "--config", str(cfg), env={"HSM_PIN": softhsm_pin})
+    activated = tetra_here("ca", "activate", f"{name}.2", "--config", str(cfg), env={"HSM_PIN": softhsm_pin})
     assert activated.returncode == 0, activated.stderr
 
     profile = (ca_dir / "profiles/tls-client.toml").read_text()
@@ -51,7 +52,7 @@ def test_new_key_rollover_on_the_token(
     csr, _ = make_csr(["hsm-roll.example.com"], cn="hsm-roll")
     (tmp_path / "r.csr").write_bytes(csr.public_bytes(Encoding.PEM))
     issue = ("issue", "--config", str(cfg), "--csr", str(tmp_path / "r.csr"), "--profile", "hsm-roll")
-    issued = tetra(*issue, "--out", str(tmp_path / "leaf.pem"), env={"HSM_PIN": softhsm_pin})
+    issued = tetra_here(*issue, "--out", str(tmp_path / "leaf.pem"), env={"HSM_PIN": softhsm_pin})
     assert issued.returncode == 0, issued.stderr
     leaf, new_ca = x509.load_pem_x509_certificates((tmp_path / "leaf.pem").read_bytes())
     old_ca = x509.load_pem_x509_certificate((tmp_path / f"{name}.pem").read_bytes())
@@ -73,7 +74,7 @@ def test_root_rollover_to_a_token_key(
     uri = token_uri(softhsm_token, label)
     passphrase = str(ca_dir / "secrets/passphrase")
     out = tmp_path / "root2"
-    done = tetra(
+    done = tetra_here(
         "ca", "rollover", "root", "--new-key", "--parent-key", str(ca_dir / "keys/root.key"),
         "--parent-passphrase-file", passphrase, "--out-dir", str(out), "--pkcs11-uri", uri,
         "--module", softhsm_module, "--pin-env", "HSM_PIN", "--config", str(ca_dir / "tetra.toml"),

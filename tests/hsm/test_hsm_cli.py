@@ -8,9 +8,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from tests.cli_here import tetra_here
 from tests.helpers import make_csr
 from tests.hsm.conftest import fresh_label, token_uri
-from tests.integration.test_cli import assert_clean_error, tetra
+from tests.integration.test_cli import assert_clean_error
 
 
 def test_intermediate_on_token_via_cli_then_issue(
@@ -19,7 +20,7 @@ def test_intermediate_on_token_via_cli_then_issue(
     uri = token_uri(softhsm_token, fresh_label("cli"))
     env = {"HSM_PIN": softhsm_pin}
     cfg = ca_dir / "tetra.toml"
-    made = tetra(
+    made = tetra_here(
         "ca",
         "init-intermediate",
         "--name",
@@ -50,7 +51,7 @@ def test_intermediate_on_token_via_cli_then_issue(
     (ca_dir / "profiles" / "hsm-client.toml").write_text('issuer = "hsm-cli-ca"\n' + profile)
     csr, _ = make_csr(["hsm-cli.example.com"], cn="hsm-cli")
     (tmp_path / "r.csr").write_bytes(csr.public_bytes(Encoding.PEM))
-    issued = tetra(
+    issued = tetra_here(
         "issue",
         "--config",
         str(cfg),
@@ -68,15 +69,15 @@ def test_intermediate_on_token_via_cli_then_issue(
     assert ca_cert.subject.rfc4514_string() == "CN=hsm-cli-ca"
     # Reading the store opens no signer: no PIN asked for (the environment has none here).
     for command in (["inventory", "list"], ["requests", "list"], ["audit", "verify"]):
-        read = tetra(*command, "--config", str(cfg), env={"HSM_PIN": ""})
+        read = tetra_here(*command, "--config", str(cfg), env={"HSM_PIN": ""})
         assert read.returncode == 0, (command, read.stderr)
-    listed = tetra("inventory", "list", "--config", str(cfg), env={"HSM_PIN": ""})
+    listed = tetra_here("inventory", "list", "--config", str(cfg), env={"HSM_PIN": ""})
     assert format(leaf.serial_number, "x") in listed.stdout
     # Signing does need it: one line.
-    assert_clean_error(tetra("issue", "--config", str(cfg), "--csr", str(tmp_path / "r.csr"), "--profile",
+    assert_clean_error(tetra_here("issue", "--config", str(cfg), "--csr", str(tmp_path / "r.csr"), "--profile",
                              "hsm-client", env={"HSM_PIN": ""}))  # fmt: skip
     # Same label twice: refused, one line.
-    again = tetra(
+    again = tetra_here(
         "ca",
         "init-root",
         "--name",
@@ -93,7 +94,7 @@ def test_intermediate_on_token_via_cli_then_issue(
     )
     assert_clean_error(again)
     # Wrong PIN: one line, no traceback, and the PIN is not echoed.
-    wrong = tetra(
+    wrong = tetra_here(
         "issue",
         "--config",
         str(cfg),

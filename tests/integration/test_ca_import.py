@@ -28,8 +28,9 @@ from ca.service import CertificateAuthority
 from ca.store.tables import audit_log
 from server.config import ServerConfig
 from server.wiring import build_ca, read_config
+from tests.cli_here import tetra_here
 from tests.helpers import enroll, make_csr
-from tests.integration.test_cli import assert_clean_error, tetra
+from tests.integration.test_cli import assert_clean_error
 from tests.pkilint_check import assert_certificate_lints_clean
 
 CA_EXTENSIONS = (
@@ -73,14 +74,14 @@ def _env(db_url: str) -> dict[str, str]:
 
 def _csr(ca_dir: Path, db_url: str, out: Path, *more: str) -> subprocess.CompletedProcess[str]:
     cfg = str(ca_dir / "tetra.toml")
-    return tetra("ca", "csr", "--config", cfg, "--name", "ext-ca", "--subject", "CN=Example Issuing CA,O=Example",
-                 "--out", str(out), "--out-dir", str(ca_dir / "ca"), "--passphrase-file",
-                 str(ca_dir / "secrets" / "passphrase"), *more, env=_env(db_url))  # fmt: skip
+    return tetra_here("ca", "csr", "--config", cfg, "--name", "ext-ca", "--subject", "CN=Example Issuing CA,O=Example",
+                      "--out", str(out), "--out-dir", str(ca_dir / "ca"), "--passphrase-file",
+                      str(ca_dir / "secrets" / "passphrase"), *more, env=_env(db_url))  # fmt: skip
 
 
 def _import(ca_dir: Path, db_url: str, cert: Path, *more: str) -> subprocess.CompletedProcess[str]:
     cfg = str(ca_dir / "tetra.toml")
-    return tetra("ca", "import", "--config", cfg, "--name", "ext-ca", "--cert", str(cert), *more, env=_env(db_url))
+    return tetra_here("ca", "import", "--config", cfg, "--name", "ext-ca", "--cert", str(cert), *more, env=_env(db_url))
 
 
 def _config(ca_dir: Path, db_url: str) -> ServerConfig:
@@ -260,8 +261,8 @@ async def test_rollover_under_the_external_root(ca_dir: Path, db_url: str, tmp_p
         await ca.close()
 
     issuer = read_config(ca_dir / "tetra.toml").default_issuer
-    refused = tetra("ca", "csr", "--config", str(ca_dir / "tetra.toml"), "--name", issuer, "--subject", "CN=x",
-                    "--out", str(tmp_path / "z.csr"), "--out-dir", str(tmp_path / "keys"), "--passphrase-file",
-                    str(ca_dir / "secrets" / "passphrase"), env=_env(db_url))  # fmt: skip
+    refused = tetra_here("ca", "csr", "--config", str(ca_dir / "tetra.toml"), "--name", issuer, "--subject", "CN=x",
+                         "--out", str(tmp_path / "z.csr"), "--out-dir", str(tmp_path / "keys"), "--passphrase-file",
+                         str(ca_dir / "secrets" / "passphrase"), env=_env(db_url))  # fmt: skip
     assert_clean_error(refused, f"CA {issuer} already exists", "--rollover")
     assert not (tmp_path / "keys").exists() and not (tmp_path / "z.csr").exists()

@@ -16,16 +16,16 @@ from ca.enrollment import AuthMethod, Requester
 from ca.errors import FailureReason, IssuerUnavailable
 from ca.store.repositories import CertificateFilter
 from server.wiring import build_ca, read_config
+from tests.cli_here import tetra_here
 from tests.helpers import enroll, make_csr
 from tests.integration.test_add_to_config import _init_intermediate
-from tests.integration.test_cli import tetra
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
 
 
 def _short_lived_ca(ca_dir: Path, days: int) -> None:
     """A second issuing CA valid for ``days``, and a profile issuing 365-day certificates from it."""
-    made = tetra(*_init_intermediate(ca_dir, "short-ca", ca_dir / "ca"), "--validity-days", str(days))
+    made = tetra_here(*_init_intermediate(ca_dir, "short-ca", ca_dir / "ca"), "--validity-days", str(days))
     assert made.returncode == 0, made.stderr
     profile = (ca_dir / "profiles" / "tls-client.toml").read_text()
     (ca_dir / "profiles" / "short-client.toml").write_text('issuer = "short-ca"\n' + profile)
@@ -35,12 +35,12 @@ def test_list_warns_about_a_ca_ending_before_its_leaves(ca_dir: Path) -> None:
     """CAL-03: the warning names the CA, its end and the validity it cuts short; a CA that lives
     long enough is not named."""
     _short_lived_ca(ca_dir, 30)
-    listed = tetra("ca", "list", "--config", str(ca_dir / "tetra.toml"))
+    listed = tetra_here("ca", "list", "--config", str(ca_dir / "tetra.toml"))
     assert listed.returncode == 0, listed.stderr
     warnings = [line for line in listed.stdout.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, listed.stdout
     assert "short-ca" in warnings[0] and "365-day" in warnings[0]
-    as_json = json.loads(tetra("ca", "list", "--format", "json", "--config", str(ca_dir / "tetra.toml")).stdout)
+    as_json = json.loads(tetra_here("ca", "list", "--format", "json", "--config", str(ca_dir / "tetra.toml")).stdout)
     states = {line["name"]: (line["kind"], line["state"]) for line in as_json["cas"]}
     assert states == {
         "root": ("root", "active"),

@@ -1,4 +1,6 @@
-"""The `tetra` command as an operator runs it: real processes, one-line errors, no tracebacks."""
+"""The `tetra` command as an operator runs it: one-line errors, no tracebacks. `init`, `serve` and
+$TETRA_CONFIG (read at import) run as real processes (`tetra`); the other one-shot commands run
+server.cli.main in this process (tests/cli_here.py), a process start saved on each."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from tests.cli_here import tetra_here
 from tests.helpers import enroll, make_csr
 
 
@@ -87,14 +90,16 @@ def test_init_prints_fingerprint_and_refuses_twice(tmp_path: Path) -> None:
 def test_issue_dry_run_issue_list_revoke_audit(ca_dir: Path, tmp_path: Path) -> None:
     cfg = str(ca_dir / "tetra.toml")
     csr = _csr_file(tmp_path, ["shop.example.com"])
-    dry = tetra("issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--dry-run")
+    dry = tetra_here("issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would issue" in dry.stdout and "dns:shop.example.com" in dry.stdout
-    listed = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--profile", "tls-server").stdout)
+    listed = json.loads(
+        tetra_here("certs", "list", "--config", cfg, "--format", "json", "--profile", "tls-server").stdout
+    )
     assert listed == []  # dry run signs and stores nothing
 
     out = tmp_path / "cert.pem"
-    issued = tetra(
+    issued = tetra_here(
         "issue",
         "--config",
         cfg,
@@ -114,24 +119,26 @@ def test_issue_dry_run_issue_list_revoke_audit(ca_dir: Path, tmp_path: Path) -> 
     assert len(certs) == 2  # leaf + issuing CA
     serial = format(certs[0].serial_number, "x")
 
-    listed = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--profile", "tls-server").stdout)
+    listed = json.loads(
+        tetra_here("certs", "list", "--config", cfg, "--format", "json", "--profile", "tls-server").stdout
+    )
     assert [c["serial"] for c in listed] == [serial]
     assert listed[0]["owner"] == "alice" and listed[0]["status"] == "valid" and listed[0]["source"] == "tetra"
-    expiring = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--expiring", "10").stdout)
+    expiring = json.loads(tetra_here("certs", "list", "--config", cfg, "--format", "json", "--expiring", "10").stdout)
     assert serial not in [c["serial"] for c in expiring]
-    table = tetra("certs", "list", "--config", cfg, "--expiring", "100")
+    table = tetra_here("certs", "list", "--config", cfg, "--expiring", "100")
     assert serial in table.stdout
 
-    revoked = tetra("revoke", serial, "--config", cfg, "--reason", "keyCompromise")
+    revoked = tetra_here("revoke", serial, "--config", cfg, "--reason", "keyCompromise")
     assert revoked.returncode == 0, revoked.stderr
     assert "keyCompromise" in revoked.stdout
-    assert_clean_error(tetra("revoke", serial, "--config", cfg, "--reason", "superseded"), "already revoked")
-    assert_clean_error(tetra("revoke", "zz", "--config", cfg), "not hexadecimal")
-    assert_clean_error(tetra("revoke", serial, "--config", cfg, "--reason", "certificateHold"), "certificateHold")
-    status = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--status", "revoked").stdout)
+    assert_clean_error(tetra_here("revoke", serial, "--config", cfg, "--reason", "superseded"), "already revoked")
+    assert_clean_error(tetra_here("revoke", "zz", "--config", cfg), "not hexadecimal")
+    assert_clean_error(tetra_here("revoke", serial, "--config", cfg, "--reason", "certificateHold"), "certificateHold")
+    status = json.loads(tetra_here("certs", "list", "--config", cfg, "--format", "json", "--status", "revoked").stdout)
     assert [c["serial"] for c in status] == [serial]
 
-    verified = tetra("audit", "verify", "--config", cfg)
+    verified = tetra_here("audit", "verify", "--config", cfg)
     assert verified.returncode == 0 and "intact" in verified.stdout
 
 
@@ -140,7 +147,7 @@ def test_audit_verify_detects_tampering(ca_dir: Path, tmp_path: Path) -> None:
     cfg = str(ca_dir / "tetra.toml")
     csr = _csr_file(tmp_path, ["audit.example.com"])
     assert (
-        tetra(
+        tetra_here(
             "issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--out", str(tmp_path / "c.pem")
         ).returncode
         == 0
@@ -148,13 +155,13 @@ def test_audit_verify_detects_tampering(ca_dir: Path, tmp_path: Path) -> None:
     db = sqlite3.connect(ca_dir / "tetra.db")
     db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
     db.commit()
-    result = tetra("audit", "verify", "--config", cfg)
+    result = tetra_here("audit", "verify", "--config", cfg)
     assert result.returncode == 1 and "event 2: content does not match" in result.stderr
     db.execute("UPDATE audit_log SET actor = 'tetra-init' WHERE seq = 2")
     last = db.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
     db.execute("DELETE FROM audit_log WHERE seq = ?", (last,))
     db.commit()
-    result = tetra("audit", "verify", "--config", cfg)
+    result = tetra_here("audit", "verify", "--config", cfg)
     assert result.returncode == 1 and "rows deleted" in result.stderr
 
 
@@ -184,13 +191,14 @@ def test_config_and_key_errors_are_one_line(
     mutate(ca_dir)  # type: ignore[operator]
     csr = _csr_file(tmp_path, ["x.example.com"])
     assert_clean_error(
-        tetra("issue", "--config", str(ca_dir / "tetra.toml"), "--csr", str(csr), "--profile", "tls-server"), *fragments
+        tetra_here("issue", "--config", str(ca_dir / "tetra.toml"), "--csr", str(csr), "--profile", "tls-server"),
+        *fragments,
     )
 
 
 def test_unreachable_database_is_one_line(ca_dir: Path, tmp_path: Path) -> None:
     csr = _csr_file(tmp_path, ["x.example.com"])
-    result = tetra(
+    result = tetra_here(
         "issue",
         "--config",
         str(ca_dir / "tetra.toml"),
@@ -208,18 +216,18 @@ def test_bad_csrs_are_one_line(ca_dir: Path, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.csr"
     garbage.write_bytes(b"this is not a CSR")
     assert_clean_error(
-        tetra("issue", "--config", cfg, "--csr", str(garbage), "--profile", "tls-server"), "not a PKCS#10 CSR"
+        tetra_here("issue", "--config", cfg, "--csr", str(garbage), "--profile", "tls-server"), "not a PKCS#10 CSR"
     )
     assert_clean_error(
-        tetra("issue", "--config", cfg, "--csr", str(tmp_path / "missing.csr"), "--profile", "tls-server"),
+        tetra_here("issue", "--config", cfg, "--csr", str(tmp_path / "missing.csr"), "--profile", "tls-server"),
         "missing.csr",
     )
     ip_csr = _csr_file(tmp_path, ["ip:192.0.2.1", "a.example.com"])
     assert_clean_error(
-        tetra("issue", "--config", cfg, "--csr", str(ip_csr), "--profile", "email"),
+        tetra_here("issue", "--config", cfg, "--csr", str(ip_csr), "--profile", "email"),
         "profile email: SAN type ip not allowed",
     )
-    listed = json.loads(tetra("certs", "list", "--config", cfg, "--format", "json", "--protocol", "cli").stdout)
+    listed = json.loads(tetra_here("certs", "list", "--config", cfg, "--format", "json", "--protocol", "cli").stdout)
     assert all(c["profile"] in ("tetra-service-tls", "tetra-ra") for c in listed)  # nothing new stored
 
 
@@ -245,7 +253,7 @@ def test_certs_list_pages_and_says_when_the_result_is_cut(ca_dir: Path) -> None:
 
     asyncio.run(issue_some(5))
     cfg = str(ca_dir / "tetra.toml")
-    everything = tetra("certs", "list", "--config", cfg, "--format", "json")
+    everything = tetra_here("certs", "list", "--config", cfg, "--format", "json")
     assert everything.returncode == 0 and everything.stderr == ""
     all_ids = [c["id"] for c in json.loads(everything.stdout)]
     assert len(all_ids) >= 5 and all_ids == sorted(all_ids)
@@ -253,7 +261,7 @@ def test_certs_list_pages_and_says_when_the_result_is_cut(ca_dir: Path) -> None:
     seen: list[int] = []
     paging: list[str] = []
     while True:
-        page = tetra("certs", "list", "--config", cfg, "--format", "json", "--limit", "2", *paging)
+        page = tetra_here("certs", "list", "--config", cfg, "--format", "json", "--limit", "2", *paging)
         assert page.returncode == 0, page.stderr
         rows = json.loads(page.stdout)
         seen += [c["id"] for c in rows]
@@ -264,11 +272,11 @@ def test_certs_list_pages_and_says_when_the_result_is_cut(ca_dir: Path) -> None:
         paging = ["--after", str(rows[-1]["id"])]
     assert seen == all_ids
 
-    table = tetra("certs", "list", "--config", cfg, "--profile", "tls-server", "--limit", "3")
+    table = tetra_here("certs", "list", "--config", cfg, "--profile", "tls-server", "--limit", "3")
     assert table.returncode == 0
     assert len(table.stdout.splitlines()) == 1 + 3  # header and one page
     assert "listed the first 3 matching certificates" in table.stderr
-    assert_clean_error(tetra("certs", "list", "--config", cfg, "--limit", "0"), "--limit")
+    assert_clean_error(tetra_here("certs", "list", "--config", cfg, "--limit", "0"), "--limit")
 
 
 def test_requests_approve_and_reject(ca_dir: Path, tmp_path: Path) -> None:
@@ -297,20 +305,20 @@ def test_requests_approve_and_reject(ca_dir: Path, tmp_path: Path) -> None:
 
     first, second = asyncio.run(make_pending())
     cfg = str(ca_dir / "tetra.toml")
-    listing = tetra("requests", "list", "--config", cfg, "--status", "pending")
+    listing = tetra_here("requests", "list", "--config", cfg, "--status", "pending")
     assert str(first) in listing.stdout and str(second) in listing.stdout
-    approved = tetra("requests", "approve", str(first), "--config", cfg)
+    approved = tetra_here("requests", "approve", str(first), "--config", cfg)
     assert approved.returncode == 0 and "issued serial" in approved.stdout
-    rejected = tetra("requests", "reject", str(second), "--config", cfg, "--note", "unknown signer")
+    rejected = tetra_here("requests", "reject", str(second), "--config", cfg, "--note", "unknown signer")
     assert rejected.returncode == 0
-    assert_clean_error(tetra("requests", "approve", str(second), "--config", cfg), "already rejected")
-    assert_clean_error(tetra("requests", "approve", "999", "--config", cfg), "no enrollment request 999")
+    assert_clean_error(tetra_here("requests", "approve", str(second), "--config", cfg), "already rejected")
+    assert_clean_error(tetra_here("requests", "approve", "999", "--config", cfg), "no enrollment request 999")
 
 
 def test_init_intermediate_from_offline_root(tmp_path: Path, ca_dir: Path) -> None:
     """A second issuing CA signed by a root whose key is not in the server's config."""
     env = {"ROOT_PASS": "root-secret", "NEW_PASS": "issuer-secret"}
-    root = tetra(
+    root = tetra_here(
         "ca",
         "init-root",
         "--name",
@@ -324,7 +332,7 @@ def test_init_intermediate_from_offline_root(tmp_path: Path, ca_dir: Path) -> No
         env=env,
     )
     assert root.returncode == 0, root.stderr
-    inter = tetra(
+    inter = tetra_here(
         "ca",
         "init-intermediate",
         "--name",
@@ -359,10 +367,10 @@ def test_init_intermediate_from_offline_root(tmp_path: Path, ca_dir: Path) -> No
             'roots = ["ca/root.pem"]', f'roots = ["ca/root.pem", "{tmp_path / "offline" / "offline-root.pem"}"]'
         )
     )
-    listed = tetra("ca", "list", "--config", str(cfg), env=env)
+    listed = tetra_here("ca", "list", "--config", str(cfg), env=env)
     assert listed.returncode == 0, listed.stderr
     assert "second-ca" in listed.stdout and "issuing-ca (default)" in listed.stdout
-    wrong = tetra(
+    wrong = tetra_here(
         "ca",
         "init-intermediate",
         "--name",
@@ -389,7 +397,9 @@ def test_cli_issued_certificate_points_at_its_crl_partition_and_delta(ca_dir: Pa
     cfg = str(ca_dir / "tetra.toml")
     out = tmp_path / "cert.pem"
     csr = _csr_file(tmp_path, ["part.example.com"])
-    issued = tetra("issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--out", str(out), env=env)
+    issued = tetra_here(
+        "issue", "--config", cfg, "--csr", str(csr), "--profile", "tls-server", "--out", str(out), env=env
+    )
     assert issued.returncode == 0, issued.stderr
     cert = x509.load_pem_x509_certificates(out.read_bytes())[0]
     part = cert.serial_number % 4
@@ -403,18 +413,18 @@ def test_config_before_or_after_the_subcommand(ca_dir: Path, tmp_path: Path) -> 
     """`tetra --config FILE certs list` and `tetra certs list --config FILE` (like `git -C`); given
     in both places, the one after the subcommand wins; neither: $TETRA_CONFIG."""
     cfg, missing = str(ca_dir / "tetra.toml"), str(tmp_path / "missing.toml")
-    before = tetra("--config", cfg, "certs", "list", "--format", "json")
-    after = tetra("certs", "list", "--format", "json", "--config", cfg)
+    before = tetra_here("--config", cfg, "certs", "list", "--format", "json")
+    after = tetra_here("certs", "list", "--format", "json", "--config", cfg)
     assert before.returncode == 0 and after.returncode == 0, before.stderr + after.stderr
     assert json.loads(before.stdout) == json.loads(after.stdout) != []
-    assert tetra("--config", missing, "certs", "list", "--config", cfg).returncode == 0
+    assert tetra_here("--config", missing, "certs", "list", "--config", cfg).returncode == 0
     assert_clean_error(
-        tetra("--config", cfg, "certs", "list", "--config", missing), "missing.toml", "config file not found"
+        tetra_here("--config", cfg, "certs", "list", "--config", missing), "missing.toml", "config file not found"
     )
-    assert tetra("--config", cfg, "acme", "renew-now", "--profile", "tls-server").returncode == 0
+    assert tetra_here("--config", cfg, "acme", "renew-now", "--profile", "tls-server").returncode == 0
     assert tetra("certs", "list", env={"TETRA_CONFIG": cfg}).returncode == 0
     assert_clean_error(tetra("certs", "list", env={"TETRA_CONFIG": missing}), "missing.toml")
-    refused = tetra("--config", cfg, "init", "--dir", str(tmp_path / "new"))
+    refused = tetra_here("--config", cfg, "init", "--dir", str(tmp_path / "new"))
     assert refused.returncode == 2 and "this command reads no config file" in refused.stderr
     assert not (tmp_path / "new").exists()
 
@@ -424,12 +434,12 @@ def test_version_and_an_empty_request_list_say_so(ca_dir: Path) -> None:
     on stderr (stdout stays empty for scripts) and exits 0."""
     from importlib import metadata
 
-    version = tetra("--version")
+    version = tetra_here("--version")
     assert version.returncode == 0 and version.stdout.strip() == f"tetra {metadata.version('tetra-ca')}"
     config = str(ca_dir / "tetra.toml")
-    empty = tetra("requests", "list", "--config", config)
+    empty = tetra_here("requests", "list", "--config", config)
     assert empty.returncode == 0 and empty.stdout == "" and empty.stderr.strip() == "no requests", empty
-    pending = tetra("requests", "list", "--status", "pending", "--config", config)
+    pending = tetra_here("requests", "list", "--status", "pending", "--config", config)
     assert pending.returncode == 0 and pending.stderr.strip() == "no pending requests", pending
 
 
@@ -452,7 +462,7 @@ def test_certs_list_columns_fit_long_values(ca_dir: Path) -> None:
     """The table's columns are as wide as their longest cell: with `tetra init`'s own certificates
     (32-digit serials, wider than the header) every row's status, source, owner and names start
     where their headers do."""
-    table = tetra("certs", "list", "--config", str(ca_dir / "tetra.toml"))
+    table = tetra_here("certs", "list", "--config", str(ca_dir / "tetra.toml"))
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
     assert any("localhost" in row for row in rows)

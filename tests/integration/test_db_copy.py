@@ -1,7 +1,8 @@
 """ST-22: `tetra db copy` moves a CA from SQLite to PostgreSQL whole: every row equal, the audit
 chain intact, sequences moved on, and `tetra serve` on the copy answering OCSP exactly as the
 original did; a destination with rows, or a bad URL, is refused in one line and nothing changes.
-Real processes on the demo CA's SQLite file and a fresh PostgreSQL database."""
+The commands run in this process (tests/cli_here.py), `tetra serve` as a real one, on the demo
+CA's SQLite file and a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
+from tests.cli_here import tetra_here
 from tests.helpers import make_csr
 from tests.integration.serverproc import ServerProcess
-from tests.integration.test_cli import assert_clean_error, tetra
+from tests.integration.test_cli import assert_clean_error
 from tests.pkilint_check import assert_certificate_lints_clean
 from tests.revocation_support import check_ocsp, request_der
 
@@ -49,7 +51,7 @@ class SqliteCa:
 
 
 def _ok(*args: str, env: dict[str, str] | None = None) -> str:
-    done = tetra(*args, env=env)
+    done = tetra_here(*args, env=env)
     assert done.returncode == 0, f"tetra {' '.join(args)}: {done.stderr}"
     return done.stdout
 
@@ -168,7 +170,7 @@ def test_a_destination_with_rows_is_refused_and_left_as_it_was(sqlite_ca: Sqlite
     _ok("db", "copy", "--from", sqlite_ca.url, "--to", postgres_url)
     snapshot = "SELECT count(*), max(id) FROM certificates UNION ALL SELECT count(*), max(seq) FROM audit_log"
     rows_before = _pg_rows(postgres_url, snapshot)
-    again = tetra("db", "copy", "--from", sqlite_ca.url, "--to", postgres_url)
+    again = tetra_here("db", "copy", "--from", sqlite_ca.url, "--to", postgres_url)
     assert_clean_error(again, "is not empty", "give an empty database")
     assert again.stdout == ""
     assert _pg_rows(postgres_url, snapshot) == rows_before
@@ -182,7 +184,7 @@ def test_a_destination_with_foreign_tables_is_refused(ca_dir: Path, postgres_url
     source = SqliteCa(ca_dir, [])
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE payroll (id integer)")
-    refused = tetra("db", "copy", "--from", source.url, "--to", postgres_url)
+    refused = tetra_here("db", "copy", "--from", source.url, "--to", postgres_url)
     assert_clean_error(refused, "schema is at nothing", "give an empty database")
     assert _pg_rows(postgres_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'") == [("payroll",)]
 
@@ -202,7 +204,7 @@ def test_bad_urls_are_one_line_errors(
 ) -> None:
     """ST-22: a wrong URL is named (password masked) in one line; no file appears."""
     fill = {"dir": str(tmp_path), "ca": SqliteCa(ca_dir, []).url}
-    result = tetra("db", "copy", "--from", source.format(**fill), "--to", destination.format(**fill))
+    result = tetra_here("db", "copy", "--from", source.format(**fill), "--to", destination.format(**fill))
     assert_clean_error(result, *fragments)
     assert "s3cret" not in result.stderr
     assert not (tmp_path / "missing.db").exists() and not (tmp_path / "copy.db").exists()
@@ -220,7 +222,7 @@ def test_a_row_the_destination_alters_is_caught_and_rolled_back(ca_dir: Path, po
             " LANGUAGE plpgsql"
         )
         conn.execute("CREATE TRIGGER tamper BEFORE INSERT ON certificates FOR EACH ROW EXECUTE FUNCTION tamper()")
-    refused = tetra("db", "copy", "--from", SqliteCa(ca_dir, []).url, "--to", postgres_url)
+    refused = tetra_here("db", "copy", "--from", SqliteCa(ca_dir, []).url, "--to", postgres_url)
     assert_clean_error(refused, "table certificates: row 1 differs in column requester")
     assert _pg_rows(postgres_url, "SELECT count(*) FROM certificates UNION ALL SELECT count(*) FROM audit_log") == [
         (0,),
@@ -238,7 +240,7 @@ def test_a_source_whose_audit_chain_is_broken_is_not_copied(ca_dir: Path, tmp_pa
             db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
     finally:
         db.close()
-    refused = tetra("db", "copy", "--from", source.url, "--to", f"sqlite:///{tmp_path / 'copy.db'}")
+    refused = tetra_here("db", "copy", "--from", source.url, "--to", f"sqlite:///{tmp_path / 'copy.db'}")
     assert_clean_error(refused, "the source's audit chain does not verify", "event 2")
     copy = sqlite3.connect(tmp_path / "copy.db")
     try:

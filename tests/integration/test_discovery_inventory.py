@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import ssl
 from pathlib import Path
 
@@ -27,24 +26,20 @@ from ca.service import CertificateAuthority
 from server.config import ServerConfig
 from server.discovery.schedule import DiscoveryScheduler
 from server.wiring import build_ca, read_config
+from tests.cli_here import tetra_here
 from tests.discovery_pki import issue
 from tests.discovery_servers import refused_port, serve, server_context, until_closed
 from tests.helpers import enroll, make_csr
-from tests.tetra_process import tetra_command
 
 OPERATOR = Requester("test-operator", AuthMethod.OPERATOR)
 
 
 async def tetra(config: ServerConfig, *args: str) -> tuple[int, str, str]:
-    """`tetra ARGS --config FILE` as a child process, while this test's servers keep answering."""
-    env = os.environ | {"TETRA_DATABASE__URL": config.database_url}
-    process = await asyncio.create_subprocess_exec(
-        *tetra_command(), *args, "--config", str(config.source), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    """`tetra ARGS --config FILE` (server.cli.main in this process, tests/cli_here.py), awaited
+    from a worker thread so that this test's servers on the event loop keep answering."""
+    env = {"TETRA_DATABASE__URL": config.database_url}
+    done = await asyncio.to_thread(tetra_here, *args, "--config", str(config.source), env=env)
+    return done.returncode, done.stdout, done.stderr
 
 
 async def _tetra_leaf(ca: CertificateAuthority, tmp_path: Path) -> tuple[ssl.SSLContext, x509.Certificate]:

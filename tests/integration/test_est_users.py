@@ -4,14 +4,13 @@ line on stderr (no traceback)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli_here import tetra_here
 from tests.integration.est_support import EstServer, curl, enroll_args, est_server, openssl_csr
-from tests.tetra_process import tetra_command
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +21,7 @@ def server(ca_dir: Path, tmp_path: Path) -> Iterator[EstServer]:
 
 
 def _failing_cli(server: EstServer, *args: str) -> str:
-    result = subprocess.run(
-        [*tetra_command(), *args, "--config", str(server.config)],
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = tetra_here(*args, "--config", str(server.config), env=server.extra_env)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     return result.stderr

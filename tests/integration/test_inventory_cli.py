@@ -1,7 +1,7 @@
-"""`tetra inventory` as an operator runs it (real processes on the demo CA's SQLite store):
-import from files and another CA's export, edit, search, show, list filters, and an export that
-round-trips into another Tetra. CLM-08: cells that a spreadsheet would run as formulas are
-neutralised on export and restored on import."""
+"""`tetra inventory` as an operator runs it (server.cli.main in this process, tests/cli_here.py,
+on the demo CA's SQLite store): import from files and another CA's export, edit, search, show,
+list filters, and an export that round-trips into another Tetra. CLM-08: cells that a
+spreadsheet would run as formulas are neutralised on export and restored on import."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
+from tests.cli_here import tetra_here
 from tests.discovery_pki import issue
-from tests.integration.test_cli import assert_clean_error, tetra
+from tests.integration.test_cli import assert_clean_error
 from tests.inventory_certs import legacy_der
 
 
@@ -48,7 +49,7 @@ def _imported_count(ca_dir: Path) -> int:
 
 
 def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: Path) -> None:
-    """Each command once, as an operator chains them (a `tetra` process costs seconds, so the
+    """Each command once, as an operator chains them (each command opens the CA, so the
     store-level details are the unit tests' job: tests/unit/ca/inventory)."""
     elsewhere = tmp_path / "elsewhere"  # another Tetra, fresh, that the export moves into
     shutil.copytree(ca_dir, elsewhere)
@@ -72,10 +73,10 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     # One bad file among good ones: named, nothing imported.
     junk = tmp_path / "notes.txt"
     junk.write_text("not a certificate")
-    assert_clean_error(tetra("inventory", "import", str(bundle), str(junk), *cfg), "notes.txt", "nothing imported")
+    assert_clean_error(tetra_here("inventory", "import", str(bundle), str(junk), *cfg), "notes.txt", "nothing imported")
     assert _imported_count(ca_dir) == 0
 
-    imported = tetra(
+    imported = tetra_here(
         "inventory", "import", str(bundle), str(p12), str(export), str(legacy), "--passphrase-file", str(phrases),
         "--team", "shop", *cfg,
     )  # fmt: skip
@@ -83,7 +84,8 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     assert "imported 5 certificates from 4 file(s): 5 new" in imported.stdout
 
     rows = {
-        r["subject"]: r for r in _json(tetra("inventory", "list", "--source", "imported", "--format", "json", *cfg))
+        r["subject"]: r
+        for r in _json(tetra_here("inventory", "list", "--source", "imported", "--format", "json", *cfg))
     }
     vpn = rows[other.subject.rfc4514_string()]
     assert (
@@ -91,30 +93,32 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     )
     assert rows[keyed.cert.subject.rfc4514_string()]["team"] == "shop"  # the option fills what the file does not say
 
-    weak = tetra(
+    weak = tetra_here(
         "inventory", "list", "--key-size-below", "2048", "--signature-algorithm", "sha1WithRSAEncryption",
         "--format", "json", *cfg,
     )  # fmt: skip
     assert [r["subject"] for r in _json(weak)] == ["CN=printer.corp.example"]
-    found = _json(tetra("inventory", "search", "shop.example.com", "--format", "json", *cfg))
+    found = _json(tetra_here("inventory", "search", "shop.example.com", "--format", "json", *cfg))
     assert sorted(str(r["subject"]) for r in found) == ["CN=h0.shop.example.com", "CN=h1.shop.example.com"]
     fingerprint = keyed.cert.fingerprint(hashes.SHA256()).hex()
-    by_serial = _json(tetra("inventory", "search", format(keyed.cert.serial_number, "x"), "--format", "json", *cfg))
+    by_serial = _json(
+        tetra_here("inventory", "search", format(keyed.cert.serial_number, "x"), "--format", "json", *cfg)
+    )
     assert [r["fingerprint"] for r in by_serial] == [fingerprint]
 
-    edited = tetra(
+    edited = tetra_here(
         "inventory", "edit", fingerprint[:12], "--owner", "ops@example.com", "--tag", "payments",
         "--renewal", "acme", *cfg,
     )  # fmt: skip
     assert edited.returncode == 0, edited.stderr
     assert "owner ops@example.com" in edited.stdout and "renewal acme" in edited.stdout
     assert "tags payments" in edited.stdout
-    assert_clean_error(tetra("inventory", "edit", fingerprint[:12], *cfg), "nothing to change")
-    pem = tetra("inventory", "show", fingerprint, "--pem", *cfg)
+    assert_clean_error(tetra_here("inventory", "edit", fingerprint[:12], *cfg), "nothing to change")
+    pem = tetra_here("inventory", "show", fingerprint, "--pem", *cfg)
     assert x509.load_pem_x509_certificate(pem.stdout.encode()) == keyed.cert
 
     # CLM-08: the export neutralises the formula; importing it elsewhere restores the value.
-    exported = tetra("inventory", "export", "--source", "imported", "--format", "csv", *cfg)
+    exported = tetra_here("inventory", "export", "--source", "imported", "--format", "csv", *cfg)
     assert exported.returncode == 0, exported.stderr
     table = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert len(table) == 5
@@ -122,18 +126,18 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
     assert owners[other.subject.rfc4514_string()] == '\'=HYPERLINK("http://evil.example")'
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in table for cell in row.values())
     (tmp_path / "export.csv").write_text(exported.stdout)
-    json_export = tetra("inventory", "export", "--format", "json", "--out", str(tmp_path / "all.json"), *cfg)
+    json_export = tetra_here("inventory", "export", "--format", "json", "--out", str(tmp_path / "all.json"), *cfg)
     assert json_export.returncode == 0 and "exported" in json_export.stderr
 
     other_cfg = ["--config", str(elsewhere / "tetra.toml")]
-    moved = tetra("inventory", "import", str(tmp_path / "export.csv"), *other_cfg)
+    moved = tetra_here("inventory", "import", str(tmp_path / "export.csv"), *other_cfg)
     assert "imported 5 certificates" in moved.stdout, moved.stderr
-    there = {r["subject"]: r for r in _json(tetra("inventory", "list", "--format", "json", *other_cfg))}
+    there = {r["subject"]: r for r in _json(tetra_here("inventory", "list", "--format", "json", *other_cfg))}
     assert there[other.subject.rfc4514_string()]["owner"] == '=HYPERLINK("http://evil.example")'
     assert there[keyed.cert.subject.rfc4514_string()]["owner"] == "ops@example.com"
     assert there[keyed.cert.subject.rfc4514_string()]["renewal_method"] == "acme"
     everything = json.loads((tmp_path / "all.json").read_text())
-    from_json = tetra("inventory", "import", str(tmp_path / "all.json"), *other_cfg)
+    from_json = tetra_here("inventory", "import", str(tmp_path / "all.json"), *other_cfg)
     assert from_json.returncode == 0, from_json.stderr
     # The five imported are known there now; the rest of the export (this CA's own) is new to it.
     assert f"imported {len(everything)} certificates" in from_json.stdout
@@ -142,8 +146,8 @@ def test_import_edit_search_show_and_export_round_trip(ca_dir: Path, tmp_path: P
 
 def test_bad_filters_are_one_line(ca_dir: Path) -> None:
     cfg = ["--config", str(ca_dir / "tetra.toml")]
-    assert_clean_error(tetra("inventory", "list", "--limit", "0", *cfg), "--limit")
-    assert_clean_error(tetra("inventory", "list", "--expiring", "-1", *cfg), "--expiring")
-    assert_clean_error(tetra("inventory", "show", "zz", *cfg), "neither an inventory id nor a fingerprint")
-    assert_clean_error(tetra("inventory", "import", "/nonexistent.pem", *cfg), "nonexistent.pem")
-    assert_clean_error(tetra("inventory", "show", "999999", *cfg), "no certificate")
+    assert_clean_error(tetra_here("inventory", "list", "--limit", "0", *cfg), "--limit")
+    assert_clean_error(tetra_here("inventory", "list", "--expiring", "-1", *cfg), "--expiring")
+    assert_clean_error(tetra_here("inventory", "show", "zz", *cfg), "neither an inventory id nor a fingerprint")
+    assert_clean_error(tetra_here("inventory", "import", "/nonexistent.pem", *cfg), "nonexistent.pem")
+    assert_clean_error(tetra_here("inventory", "show", "999999", *cfg), "no certificate")

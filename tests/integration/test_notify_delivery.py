@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from ca.store.tables import audit_log
 from server.config import ServerConfig
 from server.notify.delivery import DeliveryResult, deliver_due
 from server.notify.webhook import verify_signature
+from tests.cli_here import tetra_here
 from tests.notify_support import SmtpSink, issue
 
 DAY = dt.timedelta(days=1)
@@ -88,11 +86,9 @@ async def test_mail_refused_for_good_is_given_up_and_reported(
     events = await ca.db.read(lambda conn: conn.execute(query).all())
     assert [e.target for e in events] == [f"notification/{row.id}"]
     assert json.loads(events[0].details)["recipient"] == ALICE
-    status = subprocess.run(
-        [sys.executable, "-m", "server.cli", "notify", "status", "--config", str(ca_dir / "tetra.toml")],
-        env=os.environ | {"TETRA_DATABASE__URL": config.database_url, "PYTHONPATH": str(Path.cwd())},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    status = tetra_here(  # server.cli.main in this process (tests/cli_here.py)
+        "notify", "status", "--config", str(ca_dir / "tetra.toml"), env={"TETRA_DATABASE__URL": config.database_url}
+    )
     assert status.returncode == 0, status.stderr
     assert "given up: 1" in status.stdout
     assert f"given up  #{row.id} email {ALICE}  expiry:30d  attempts 3:" in status.stdout and "451" in status.stdout

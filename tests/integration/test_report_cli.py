@@ -1,4 +1,5 @@
-"""`tetra report` as an operator runs it: real processes on a demo CA's SQLite store, reports on
+"""`tetra report` as an operator runs it: server.cli.main in this process
+(tests/cli_here.py) on a demo CA's SQLite store, reports on
 standard output or written whole to --out, and bad input refused in one line before the CA is
 opened."""
 
@@ -9,22 +10,16 @@ import csv
 import datetime as dt
 import io
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from ca.inventory.model import NewEntry, Source
 from server.wiring import build_ca, read_config
+from tests.cli_here import tetra_here
 from tests.inventory_certs import legacy_der
-from tests.tetra_process import tetra_command
 
 OWNER = '=HYPERLINK("http://evil.example/","x")'
-
-
-def tetra(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*tetra_command(), *args], capture_output=True, text=True, timeout=120, env=dict(os.environ))
 
 
 def _import_legacy(ca_dir: Path, tmp_path: Path) -> None:
@@ -48,21 +43,21 @@ def test_report_expiring_json_csv_and_html_file(ca_dir: Path, tmp_path: Path) ->
     _import_legacy(ca_dir, tmp_path)
     config = str(ca_dir / "tetra.toml")
 
-    result = tetra("report", "expiring", "--days", "30", "--format", "json", "--config", config)
+    result = tetra_here("report", "expiring", "--days", "30", "--format", "json", "--config", config)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert [(row["subject"], row["owner"], row["days_left"]) for row in document["rows"]] == [
         ("CN=old.legacy.example.org", OWNER, 9)
     ]
 
-    result = tetra("report", "expiring", "--config", config)  # csv by default, 30 days by default
+    result = tetra_here("report", "expiring", "--config", config)  # csv by default, 30 days by default
     assert result.returncode == 0, result.stderr
     header, *rows = list(csv.reader(io.StringIO(result.stdout)))
     assert [row[header.index("owner")] for row in rows] == ["'" + OWNER]
 
     out = tmp_path / "reports" / "inventory.html"
     out.parent.mkdir()
-    result = tetra("report", "inventory", "--format", "html", "--out", str(out), "--config", config)
+    result = tetra_here("report", "inventory", "--format", "html", "--out", str(out), "--config", config)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and f"-> {out}" in result.stderr
     page = out.read_text()
@@ -84,6 +79,6 @@ def test_report_expiring_json_csv_and_html_file(ca_dir: Path, tmp_path: Path) ->
     ],
 )
 def test_report_bad_input_is_one_line(ca_dir: Path, args: list[str], message: str) -> None:
-    result = tetra("report", *args, "--config", str(ca_dir / "tetra.toml"))
+    result = tetra_here("report", *args, "--config", str(ca_dir / "tetra.toml"))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"tetra: error: {message}\n"

@@ -1,6 +1,6 @@
 """SCEP-15: `tetra scep challenge` as an operator (or an MDM script) runs it, on SQLite and PostgreSQL.
 
-The real `python -m server.cli` against a `tetra init` directory: a challenge printed alone on
+`server.cli.main` in this process (tests/cli_here.py) against a `tetra init` directory: a challenge printed alone on
 the last line, bound to the names given (cn:, dns:), good once within its ttl; `challenge list`
 shows unused, used, expired and revoked challenges without ever printing one; `challenge
 revoke ID` withdraws one. Every mistake is one line on stderr, exit 2, no traceback, nothing
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import re
 import sqlite3
 import subprocess
@@ -24,9 +23,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.service import CertificateAuthority
 from tests import scep_client
+from tests.cli_here import tetra_here
 from tests.integration.scep_support import ScepServer, scep_server
 from tests.pkilint_check import assert_certificate_lints_clean
-from tests.tetra_process import tetra_command
 
 pytestmark = pytest.mark.slow
 
@@ -49,13 +48,7 @@ webhook_url = "http://127.0.0.1:9/validate"
 
 
 def cli(ca_dir: Path, db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*tetra_command(), "scep", *args, "--config", str(ca_dir / "tetra.toml")],
-        env={**os.environ, "TETRA_DATABASE__URL": db_url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return tetra_here("scep", *args, "--config", str(ca_dir / "tetra.toml"), env={"TETRA_DATABASE__URL": db_url})
 
 
 def ok(ca_dir: Path, db_url: str, *args: str) -> str:
