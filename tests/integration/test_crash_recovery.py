@@ -233,9 +233,12 @@ def _freeze_and_copy(pid: int, database: Path, target: Path) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
-async def _burst(base: str, auth: dict[str, str], count: int, concurrency: int) -> set[int]:
+async def _burst(
+    base: str, auth: dict[str, str], count: int, concurrency: int, first: asyncio.Event | None = None
+) -> set[int]:
     """Enroll `count` certificates; the serials of those the server acknowledged (201). Refusals
-    and dropped connections (the store or the server going away) just end a worker's turn."""
+    and dropped connections (the store or the server going away) just end a worker's turn.
+    `first` is set at the first acknowledgement, for a cut that must fall inside the burst."""
     import aiohttp
 
     bodies = [_enroll_body(f"cut{i}.example.com") for i in range(count)]
@@ -248,6 +251,8 @@ async def _burst(base: str, auth: dict[str, str], count: int, concurrency: int) 
                 async with session.post(f"{base}/api/v1/enroll", data=bodies.pop(), headers=headers) as resp:
                     if resp.status == 201:
                         acknowledged.add(int((await resp.json())["serial"], 16))
+                        if first is not None:
+                            first.set()
             except aiohttp.ClientError:
                 pass
 
@@ -409,8 +414,12 @@ def test_postgresql_immediate_stop_keeps_the_invariants(ca_dir: Path, tmp_path: 
                 auth = server.auth  # made now: the burst's timing must not include it
 
                 async def burst_and_cut() -> set[int]:
-                    task = asyncio.create_task(_burst(server.base, auth, 800, 12))
-                    await asyncio.sleep(0.5)
+                    # Cut once issuance is flowing (on a loaded machine the first answers can
+                    # take longer than any fixed delay), then a little later.
+                    first = asyncio.Event()
+                    task = asyncio.create_task(_burst(server.base, auth, 800, 12, first))
+                    await asyncio.wait_for(first.wait(), 60)
+                    await asyncio.sleep(0.3)
                     await asyncio.to_thread(cut)
                     return await task
 

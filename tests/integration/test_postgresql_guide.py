@@ -56,6 +56,7 @@ def _reader_env(tmp_path: Path, db_name: str, http_port: int, https_port: int) -
         "TETRA_DB": db_name,
         "TETRA_SERVER__HTTP": f"127.0.0.1:{http_port}",
         "TETRA_SERVER__HTTPS": f"127.0.0.1:{https_port}",
+        "TETRA_MANAGE__LISTEN": f"127.0.0.1:{free_port()}",  # not the demo's 8444, which another test may hold
         "TETRA_SERVER__PROTOCOLS": '["ocsp"]',
         "TETRA_OCSP__RESPONDER_COUNTRY": "US",  # the BR lint of the responder certificate wants it
     }
