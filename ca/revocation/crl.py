@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -26,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPub
 
 from ca.activity import Event, log_event
 from ca.errors import CAError, InternalError, SignerUnavailable
+from ca.files import replace_atomically
 from ca.issuer import Issuer, throwaway_key
 from ca.revocation import asn1, crl_store, feed
 from ca.revocation.crl_der import CrlFrame, EntryEncoder, crl_extensions, tbs_cert_list
@@ -301,18 +300,7 @@ class CrlService:
         target = Path(self.settings.publish_dir) / f"{stem}.crl"
 
         def write() -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".crl")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(der)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            replace_atomically(target, der)
 
         await asyncio.get_running_loop().run_in_executor(None, write)
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ import tomli_w
 
 from ca.audit import AuditEvent
 from ca.errors import BadRequest, ConfigError
+from ca.files import replace_atomically
 from ca.operators.principal import Principal
 from ca.operators.roles import Permission
 from ca.profiles.loader import load_profiles, parse_profile
@@ -81,7 +80,7 @@ async def write(
     if profile.issuer and profile.issuer not in ca.ca_names:
         raise BadRequest(f"profile {name}: unknown issuer {profile.issuer!r}")
     created = name not in ca.profiles
-    await asyncio.to_thread(_replace, path, text)
+    await asyncio.to_thread(replace_atomically, path, text.encode())
     try:
         profiles = await asyncio.to_thread(load_profiles, directory)
     except ConfigError as exc:  # another file of the directory is broken: the new one is in place
@@ -107,19 +106,3 @@ def _as_toml(toml: str | None, table: Any) -> tuple[str, dict[str, Any]]:
     except (TypeError, ValueError) as exc:  # a null, or a list mixing tables and values
         raise BadRequest(f"the profile cannot be written as TOML: {exc}") from None
     return text, tomllib.loads(text)
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same directory, synced,
-    then renamed over it."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
