@@ -31,6 +31,7 @@ from ca.operators.roles import Permission
 from ca.profiles.loader import load_profiles, parse_profile
 from ca.profiles.model import Profile
 from ca.service import CertificateAuthority
+from ca.store.db import Tx
 from server.manage.actions.access import require
 from server.manage.actions.errors import NotVisible
 
@@ -80,17 +81,55 @@ async def write(
     if profile.issuer and profile.issuer not in ca.ca_names:
         raise BadRequest(f"profile {name}: unknown issuer {profile.issuer!r}")
     created = name not in ca.profiles
-    await asyncio.to_thread(replace_atomically, path, text.encode())
+    data_bytes = text.encode()
+    event = AuditEvent(
+        principal.actor,
+        "profile.written",
+        f"profile/{name}",
+        {"sha256": hashlib.sha256(data_bytes).hexdigest(), "created": created},
+    )
+    await _write_audited(ca, path, data_bytes, event)
     try:
         profiles = await asyncio.to_thread(load_profiles, directory)
     except ConfigError as exc:  # another file of the directory is broken: the new one is in place
         raise BadRequest(f"written, but the directory does not load: {exc}") from None
     ca.reload_profiles(profiles)
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    await ca.audit.append(
-        AuditEvent(principal.actor, "profile.written", f"profile/{name}", {"sha256": digest, "created": created})
-    )
     return Written(ca.profiles[name], created)
+
+
+async def _write_audited(ca: CertificateAuthority, path: Path, data: bytes, event: AuditEvent) -> None:
+    """The file is replaced inside the transaction that appends its audit event. If that
+    transaction fails once the file is replaced (an audit log that refuses the row, a store
+    gone away), the old file is put back, so no profile change is ever left unaudited (OPS-07)."""
+    previous = await asyncio.to_thread(_read_if_present, path)
+    replaced = False
+
+    def w(tx: Tx) -> None:
+        nonlocal replaced
+        tx.audit(event)
+        replace_atomically(path, data)
+        replaced = True
+
+    try:
+        await ca.db.write(w)
+    except BaseException:
+        if replaced:
+            await asyncio.to_thread(_restore, path, previous)
+        raise
+
+
+def _read_if_present(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _restore(path: Path, previous: bytes | None) -> None:
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        replace_atomically(path, previous)
 
 
 def _as_toml(toml: str | None, table: Any) -> tuple[str, dict[str, Any]]:

@@ -72,3 +72,38 @@ async def test_read_write_and_reload(serve: Serve, ca_dir: Path, sqlite_url: str
     assert sorted(p.name for p in config.profiles_dir.iterdir()) == files
     assert (config.profiles_dir / "device.toml").read_text() == changed
     assert await last_seq(ca) == before
+
+
+async def test_a_write_the_audit_log_refuses_leaves_the_file_as_it_was(
+    serve: Serve, ca_dir: Path, sqlite_url: str
+) -> None:
+    """OPS-07: the profile file is replaced inside the transaction that appends its audit event;
+    when the log refuses the row (a trigger standing in for a full disk), the API answers an
+    error, the old file is back on disk byte for byte, and the loaded profile is unchanged."""
+    from sqlalchemy import text as sql
+
+    config = manage_config(ca_dir, sqlite_url)
+    client, ca = await serve(config)
+    admin = await make_token(ca, "administrator", name="adm")
+    path = config.profiles_dir / "device.toml"
+    original = path.read_bytes()
+    changed = original.decode().replace('approval = "auto"', 'approval = "manual"')
+
+    def refuse(conn: object) -> None:
+        conn.execute(  # type: ignore[attr-defined]
+            sql(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        )
+
+    await ca.db.write(lambda tx: refuse(tx.conn))
+    before = await last_seq(ca)
+    resp = await client.put("/api/v1/profiles/device", json={"toml": changed}, headers=bearer(admin))
+    assert resp.status >= 500 and resp.content_type == "application/problem+json", await resp.text()
+    assert path.read_bytes() == original
+    assert ca.profiles["device"].approval == "auto"
+    assert await last_seq(ca) == before
+    new_file = config.profiles_dir / "lab-new.toml"
+    resp = await client.put("/api/v1/profiles/lab-new", json={"toml": changed}, headers=bearer(admin))
+    assert resp.status >= 500 and not new_file.exists()
